@@ -1,0 +1,18 @@
+# Turns every shaders/*.glsl into a C string: const char *shader_<name> = "...";
+# plus a lookup table, so the binary needs no files at run time.
+file(GLOB files ${DIR}/*.glsl)
+list(SORT files)
+set(out "// Generated from shaders/*.glsl at build time. Do not edit.\n#include <stddef.h>\n#include <string.h>\n")
+set(table "")
+foreach(f ${files})
+  get_filename_component(name ${f} NAME_WE)
+  file(READ ${f} text)
+  string(REPLACE "\\" "\\\\" text "${text}")
+  string(REPLACE "\"" "\\\"" text "${text}")
+  string(REPLACE "\n" "\\n\"\n\"" text "${text}")
+  string(APPEND out "static const char shader_${name}[] =\n\"${text}\";\n")
+  string(APPEND table "    {\"${name}\", shader_${name}},\n")
+endforeach()
+string(APPEND out "static const struct { const char *name; const char *src; } shader_table[] = {\n${table}    {NULL, NULL}};\n")
+string(APPEND out "const char *shader_source(const char *name) {\n    for (int i = 0; shader_table[i].name; i++)\n        if (strcmp(shader_table[i].name, name) == 0) return shader_table[i].src;\n    return NULL;\n}\n")
+file(WRITE ${OUT} "${out}")

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tabula needs to build, run and test.
+#   install/install-deps.sh          build + run dependencies
+#   install/install-deps.sh --test   also what the test suite uses (Xvfb, PyTorch for fixtures)
+# Needs root (or sudo). Safe to run again.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+PKGS=(
+  build-essential cmake pkg-config
+  libglfw3-dev libglew-dev libgl1-mesa-dri libegl-dev
+  portaudio19-dev libv4l-dev libasound2-dev liblo-dev liblo-tools
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+  libjpeg-dev libpng-dev libstb-dev libopenblas-dev libopenblas0-pthread
+  ffmpeg xvfb xauth jackd2
+)
+if [ "${1:-}" = "--test" ]; then
+  PKGS+=(python3-torch python3-numpy python3-pil)
+fi
+
+need=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ ${#need[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+echo "install-deps: installing ${need[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"

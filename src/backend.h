@@ -1,0 +1,77 @@
+// backend.h: one table of functions per compute backend (cpu, cuda).
+// The trainer talks only to this; the backend owns its parameter block
+// (params | grads | optimizer state) and activation block.
+#pragma once
+#include <stdint.h>
+
+#include "common.h"
+#include "model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { OPT_SGD = 0, OPT_ADAM = 1 };
+
+// Optimizer settings for one step; changed live between steps.
+typedef struct {
+    int optimizer;  // OPT_SGD or OPT_ADAM
+    float lr, momentum, clip, weight_decay;
+    float beta1, beta2, eps;  // Adam
+    int t;                    // Adam step count, 1-based (the trainer counts)
+} Hyper;
+
+// What one training step measured (computed in its forward pass, before the update).
+typedef struct {
+    float loss;       // MSE over the whole batch
+    float grad_norm;  // global L2 norm before clipping
+} StepStats;
+
+typedef struct Backend Backend;
+struct Backend {
+    const char *name;  // "cpu" or "cuda"
+    void *ctx;
+    const Model *model;
+    int max_batch;
+
+    void (*destroy)(Backend *b);
+    // Weights and optimizer state to/from host (n = model->n_params floats each).
+    // state: momentum buffer (SGD) or m then v (Adam, 2n floats). get_* sync.
+    void (*set_params)(Backend *b, const float *params);
+    void (*get_params)(Backend *b, float *params);
+    void (*set_opt_state)(Backend *b, const float *state, int optimizer);
+    void (*get_opt_state)(Backend *b, float *state, int optimizer);
+    void (*reset_opt_state)(Backend *b);
+    // Upload B frames (RGB8 interleaved at the model's training size) as the batch.
+    void (*load_batch)(Backend *b, const uint8_t *const *frames, int B);
+    // One training step on the loaded batch: forward, loss, backward, clip, update.
+    // Its stats go into slot `slot` of a small ring (slot < TB_STATS_RING); nothing
+    // here waits for the device.
+    void (*train_step)(Backend *b, int B, const Hyper *h, int slot);
+    // Forward only on the loaded batch (e.g. for display while paused).
+    void (*forward)(Backend *b, int B);
+    // Copy back stats of slots [0, n) (waits for the device).
+    void (*read_stats)(Backend *b, StepStats *out, int n);
+    // Reconstruction of sample i of the last forward/step, as RGB8 (waits).
+    void (*get_output)(Backend *b, int i, uint8_t *rgb);
+};
+
+#define TB_STATS_RING 64
+
+// Create a backend by name: "cpu", "cuda" or "auto" (cuda if usable, else cpu,
+// with one log line saying why). Returns NULL with err filled when the named
+// backend cannot be used (e.g. "cuda" without a GPU).
+Backend *backend_create(const char *name, const Model *m, int max_batch, TbErr *err);
+void backend_destroy(Backend *b);
+
+// The individual constructors (backend_cpu.c, kernels/backend_cuda.cu).
+Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err);
+#ifdef TABULA_HAVE_CUDA
+Backend *backend_cuda_create(const Model *m, int max_batch, TbErr *err);
+// 1 if a CUDA device and cuDNN are usable; else 0 with the reason in err.
+int cuda_available(TbErr *err);
+#endif
+
+#ifdef __cplusplus
+}
+#endif

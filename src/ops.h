@@ -1,0 +1,83 @@
+// ops.h: the CPU ops of tabula. Each op has
+//   - a readable reference (`*_ref`, plain loops) used by tests as ground truth,
+//   - a fast version (im2col + GEMM, OpenMP) used by the CPU backend.
+// The CUDA twins in kernels/ (ops_cuda.h) take the same arguments plus a stream.
+//
+// Layouts: activations NCHW float32; Conv2d weight (OC, C, K, K); ConvTranspose2d
+// weight (C, OC, K, K) as in PyTorch. Backward ops OVERWRITE dw/db (every parameter
+// is produced by exactly one op per step, so there is no zero_grad pass) and
+// overwrite dx; pass dx = NULL to skip the input gradient (first layer).
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Output size of a conv (stride S, padding P) and of a transposed conv.
+static inline int conv_out(int in, int K, int S, int P) { return (in + 2 * P - K) / S + 1; }
+static inline int convt_out(int in, int K, int S, int P) { return (in - 1) * S - 2 * P + K; }
+
+// ---- GEMM (row-major): C = alpha * op(A) * op(B) + beta * C, op = transpose if tX.
+// Uses OpenBLAS when built with it (TABULA_HAVE_BLAS), else a blocked GEMM of our own.
+void gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
+          const float *B, int ldb, float beta, float *C, int ldc);
+void gemm_ref(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+
+// ---- Conv2d (no bias): x (B,C,H,W), w (OC,C,K,K) -> y (B,OC,Ho,Wo)
+void conv2d_forward(float *y, const float *x, const float *w, int B, int C, int H, int W,
+                    int OC, int K, int S, int P);
+void conv2d_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                     int B, int C, int H, int W, int OC, int K, int S, int P);
+void conv2d_forward_ref(float *y, const float *x, const float *w, int B, int C, int H, int W,
+                        int OC, int K, int S, int P);
+void conv2d_backward_ref(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                         int B, int C, int H, int W, int OC, int K, int S, int P);
+
+// ---- ConvTranspose2d (no bias): x (B,C,H,W), w (C,OC,K,K) -> y (B,OC,Ho,Wo),
+// Ho = (H-1)*S - 2P + K.
+void convt2d_forward(float *y, const float *x, const float *w, int B, int C, int H, int W,
+                     int OC, int K, int S, int P);
+void convt2d_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                      int B, int C, int H, int W, int OC, int K, int S, int P);
+void convt2d_forward_ref(float *y, const float *x, const float *w, int B, int C, int H, int W,
+                         int OC, int K, int S, int P);
+void convt2d_backward_ref(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                          int B, int C, int H, int W, int OC, int K, int S, int P);
+
+// ---- Bias + activation, fused, in place on y (B,C,HW): y = act(y + b[c]).
+enum { ACT_NONE = 0, ACT_LEAKY = 1, ACT_SIGMOID = 2 };
+void bias_act_forward(float *y, const float *b, int B, int C, int HW, int act, float slope);
+// Backward through act and bias, given the activation OUTPUT y (LeakyReLU keeps the
+// sign, so y > 0 <=> pre > 0; sigmoid' = y(1-y)): d <- d * act'(y) in place, and
+// db[c] = sum over (B, HW) of the new d.
+void bias_act_backward(float *d, float *db, const float *y, int B, int C, int HW, int act,
+                       float slope);
+
+// ---- MSE loss, mean over all n elements, and its gradient dy = 2(y-t)/n.
+// Returns the loss (accumulated in double). dy may be NULL (loss only).
+float mse_forward_backward(float *dy, const float *y, const float *t, size_t n);
+
+// ---- Optimizer over the flat parameter block (PyTorch semantics, DESIGN §2).
+// Global L2 norm of g (accumulated in double).
+float grad_norm(const float *g, size_t n);
+// The clip factor PyTorch's clip_grad_norm_ applies: c/(norm+1e-6) if c > 0 and
+// norm > c, else 1.
+float clip_scale(float norm, float clip);
+// g' = scale*g + wd*w;  buf = mu*buf + g';  w -= lr*buf.
+void sgd_update(float *w, float *buf, const float *g, size_t n, float scale, float lr, float mu,
+                float wd);
+// Adam (PyTorch torch.optim.Adam, L2 weight decay): t is the 1-based step count.
+void adam_update(float *w, float *m, float *v, const float *g, size_t n, float scale, float lr,
+                 float beta1, float beta2, float eps, float wd, int t);
+
+// ---- Frames: RGB8 interleaved (H,W,3) -> float CHW in [0,1], one sample.
+void frame_to_tensor(float *x, const uint8_t *rgb, int H, int W);
+// float CHW in [0,1] -> RGB8 interleaved (clamped, rounded).
+void tensor_to_frame(uint8_t *rgb, const float *x, int H, int W);
+
+#ifdef __cplusplus
+}
+#endif
