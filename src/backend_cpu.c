@@ -1,0 +1,179 @@
+// backend_cpu.c: the CPU backend. Walks the model's layer list with the ops of
+// ops.h over one parameter block (params | grads | momentum | adam v) and one
+// activation block (plus one of the same size for activation gradients).
+#include <string.h>
+
+#include "backend.h"
+#include "ops.h"
+
+typedef struct {
+    float *params, *grads, *m, *v;  // m: SGD momentum buffer or Adam first moment
+    float *acts, *dacts;            // max_batch * act_total each
+    int batch;                      // B of the last load_batch/step
+    StepStats stats[TB_STATS_RING];
+} CpuCtx;
+
+static float *act_ptr(const Backend *b, float *base, int i, int B) {
+    return base + (size_t)B * b->model->act_off[i];
+}
+
+static void cpu_destroy(Backend *b) {
+    CpuCtx *c = b->ctx;
+    free(c->params);  // one allocation for params | grads | m | v
+    free(c->acts);
+    free(c->dacts);
+    free(c);
+    free(b);
+}
+
+static void cpu_set_params(Backend *b, const float *p) {
+    CpuCtx *c = b->ctx;
+    memcpy(c->params, p, b->model->n_params * sizeof(float));
+}
+
+static void cpu_get_params(Backend *b, float *p) {
+    CpuCtx *c = b->ctx;
+    memcpy(p, c->params, b->model->n_params * sizeof(float));
+}
+
+static void cpu_set_opt_state(Backend *b, const float *s, int optimizer) {
+    CpuCtx *c = b->ctx;
+    size_t n = b->model->n_params;
+    memcpy(c->m, s, n * sizeof(float));
+    if (optimizer == OPT_ADAM) memcpy(c->v, s + n, n * sizeof(float));
+}
+
+static void cpu_get_opt_state(Backend *b, float *s, int optimizer) {
+    CpuCtx *c = b->ctx;
+    size_t n = b->model->n_params;
+    memcpy(s, c->m, n * sizeof(float));
+    if (optimizer == OPT_ADAM) memcpy(s + n, c->v, n * sizeof(float));
+}
+
+static void cpu_reset_opt_state(Backend *b) {
+    CpuCtx *c = b->ctx;
+    size_t n = b->model->n_params;
+    memset(c->m, 0, 2 * n * sizeof(float));  // m and v are adjacent
+}
+
+static void cpu_load_batch(Backend *b, const uint8_t *const *frames, int B) {
+    CpuCtx *c = b->ctx;
+    CHECK(B >= 1 && B <= b->max_batch, "batch %d outside 1..%d", B, b->max_batch);
+    const ModelSpec *s = &b->model->spec;
+    float *x = act_ptr(b, c->acts, 0, B);
+    for (int i = 0; i < B; i++)
+        frame_to_tensor(x + (size_t)i * b->model->act_n[0], frames[i], s->height, s->width);
+    c->batch = B;
+}
+
+static void cpu_forward_impl(Backend *b, int B) {
+    CpuCtx *c = b->ctx;
+    const Model *m = b->model;
+    for (int l = 0; l < m->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        const float *x = act_ptr(b, c->acts, l, B);
+        float *y = act_ptr(b, c->acts, l + 1, B);
+        const float *w = c->params + L->w_off;
+        if (L->kind == LAYER_CONV)
+            conv2d_forward(y, x, w, B, L->cin, L->hin, L->win, L->cout, L->k, L->stride, L->pad);
+        else
+            convt2d_forward(y, x, w, B, L->cin, L->hin, L->win, L->cout, L->k, L->stride, L->pad);
+        bias_act_forward(y, c->params + L->b_off, B, L->cout, L->hout * L->wout, L->act,
+                         m->spec.slope);
+    }
+}
+
+static void cpu_forward(Backend *b, int B) {
+    CHECK(B == ((CpuCtx *)b->ctx)->batch, "forward on %d samples, %d loaded", B,
+          ((CpuCtx *)b->ctx)->batch);
+    cpu_forward_impl(b, B);
+}
+
+static void cpu_train_step(Backend *b, int B, const Hyper *h, int slot) {
+    CpuCtx *c = b->ctx;
+    const Model *m = b->model;
+    CHECK(B == c->batch, "step on %d samples, %d loaded", B, c->batch);
+    CHECK(slot >= 0 && slot < TB_STATS_RING, "stats slot %d", slot);
+    int nl = m->n_layers;
+    cpu_forward_impl(b, B);
+
+    // Loss against the input itself; its gradient seeds the backward pass.
+    float *out = act_ptr(b, c->acts, nl, B);
+    float *dout = act_ptr(b, c->dacts, nl, B);
+    float loss = mse_forward_backward(dout, out, act_ptr(b, c->acts, 0, B), (size_t)B * m->act_n[nl]);
+
+    for (int l = nl - 1; l >= 0; l--) {
+        const Layer *L = &m->layers[l];
+        float *d = act_ptr(b, c->dacts, l + 1, B);
+        const float *y = act_ptr(b, c->acts, l + 1, B);
+        const float *x = act_ptr(b, c->acts, l, B);
+        float *dx = l > 0 ? act_ptr(b, c->dacts, l, B) : NULL;  // no gradient for the image
+        bias_act_backward(d, c->grads + L->b_off, y, B, L->cout, L->hout * L->wout, L->act,
+                          m->spec.slope);
+        const float *w = c->params + L->w_off;
+        if (L->kind == LAYER_CONV)
+            conv2d_backward(dx, c->grads + L->w_off, d, x, w, B, L->cin, L->hin, L->win, L->cout,
+                            L->k, L->stride, L->pad);
+        else
+            convt2d_backward(dx, c->grads + L->w_off, d, x, w, B, L->cin, L->hin, L->win, L->cout,
+                             L->k, L->stride, L->pad);
+    }
+
+    size_t n = m->n_params;
+    float norm = grad_norm(c->grads, n);
+    float scale = clip_scale(norm, h->clip);
+    if (h->optimizer == OPT_ADAM)
+        adam_update(c->params, c->m, c->v, c->grads, n, scale, h->lr, h->beta1, h->beta2, h->eps,
+                    h->weight_decay, h->t);
+    else
+        sgd_update(c->params, c->m, c->grads, n, scale, h->lr, h->momentum, h->weight_decay);
+    c->stats[slot].loss = loss;
+    c->stats[slot].grad_norm = norm;
+}
+
+static void cpu_read_stats(Backend *b, StepStats *out, int n) {
+    CpuCtx *c = b->ctx;
+    CHECK(n >= 0 && n <= TB_STATS_RING, "read_stats n=%d", n);
+    memcpy(out, c->stats, (size_t)n * sizeof *out);
+}
+
+static void cpu_get_output(Backend *b, int i, uint8_t *rgb) {
+    CpuCtx *c = b->ctx;
+    const Model *m = b->model;
+    CHECK(i >= 0 && i < c->batch, "output %d of a batch of %d", i, c->batch);
+    const float *y = act_ptr(b, c->acts, m->n_layers, c->batch) + (size_t)i * m->act_n[m->n_layers];
+    tensor_to_frame(rgb, y, m->spec.height, m->spec.width);
+}
+
+Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
+    if (max_batch < 1) {
+        tb_fail(err, "cpu backend: batch %d < 1", max_batch);
+        return NULL;
+    }
+    Backend *b = tb_calloc(1, sizeof *b);
+    CpuCtx *c = tb_calloc(1, sizeof *c);
+    size_t n = m->n_params;
+    c->params = tb_calloc(4 * n, sizeof(float));
+    c->grads = c->params + n;
+    c->m = c->params + 2 * n;
+    c->v = c->params + 3 * n;
+    c->acts = tb_calloc((size_t)max_batch * m->act_total, sizeof(float));
+    c->dacts = tb_calloc((size_t)max_batch * m->act_total, sizeof(float));
+    c->batch = 0;
+    b->name = "cpu";
+    b->ctx = c;
+    b->model = m;
+    b->max_batch = max_batch;
+    b->destroy = cpu_destroy;
+    b->set_params = cpu_set_params;
+    b->get_params = cpu_get_params;
+    b->set_opt_state = cpu_set_opt_state;
+    b->get_opt_state = cpu_get_opt_state;
+    b->reset_opt_state = cpu_reset_opt_state;
+    b->load_batch = cpu_load_batch;
+    b->train_step = cpu_train_step;
+    b->forward = cpu_forward;
+    b->read_stats = cpu_read_stats;
+    b->get_output = cpu_get_output;
+    return b;
+}
