@@ -1,0 +1,168 @@
+// checkpoint.c: save/load the trainer through safetensors.c.
+#include "checkpoint.h"
+
+#include <string.h>
+
+#include "ops.h"
+#include "safetensors.h"
+
+#define FORMAT "tabula-checkpoint-1"
+
+static int layer_shape(const Layer *L, int bias, int64_t *shape) {
+    if (bias) {
+        shape[0] = L->cout;
+        return 1;
+    }
+    shape[0] = L->kind == LAYER_CONV ? L->cout : L->cin;  // Conv2d (OC,C,K,K); ConvT (C,OC,K,K)
+    shape[1] = L->kind == LAYER_CONV ? L->cin : L->cout;
+    shape[2] = shape[3] = L->k;
+    return 4;
+}
+
+int checkpoint_save(const char *path, Trainer *t, int with_opt, TbErr *err) {
+    const Model *m = &t->model;
+    size_t n = m->n_params;
+    int adam = t->hyper.optimizer == OPT_ADAM;
+    float *p = tb_malloc(n * sizeof(float));
+    float *s = with_opt ? tb_malloc(2 * n * sizeof(float)) : NULL;
+    t->be->get_params(t->be, p);
+    if (s) t->be->get_opt_state(t->be, s, t->hyper.optimizer);
+
+    StWriter w;
+    st_writer_init(&w);
+    char names[3][TB_MAX_LAYERS][2][48];
+    const char *prefix[3] = {"", "opt.", "opt_v."};
+    const float *base[3] = {p, s, s ? s + n : NULL};
+    int n_sets = !with_opt ? 1 : adam ? 3 : 2;
+    for (int set = 0; set < n_sets; set++)
+        for (int l = 0; l < m->n_layers; l++) {
+            const Layer *L = &m->layers[l];
+            for (int bias = 0; bias < 2; bias++) {
+                int64_t shape[4];
+                int nd = layer_shape(L, bias, shape);
+                snprintf(names[set][l][bias], sizeof names[set][l][bias], "%s%s.%s", prefix[set],
+                         L->name, bias ? "bias" : "weight");
+                st_writer_add(&w, names[set][l][bias], "F32", nd, shape,
+                              base[set] + (bias ? L->b_off : L->w_off));
+            }
+        }
+    char arch[128], buf[64];
+    model_arch_string(m, arch, sizeof arch);
+    st_writer_meta(&w, "format", FORMAT);
+    st_writer_meta(&w, "arch", arch);
+#define META_I(k, v) (snprintf(buf, sizeof buf, "%ld", (long)(v)), st_writer_meta(&w, k, buf))
+#define META_F(k, v) (snprintf(buf, sizeof buf, "%.9g", (double)(v)), st_writer_meta(&w, k, buf))
+    META_I("width", m->spec.width);
+    META_I("height", m->spec.height);
+    META_I("step", t->step);
+    st_writer_meta(&w, "optimizer", adam ? "adam" : "sgd");
+    st_writer_meta(&w, "has_optimizer_state", with_opt ? "1" : "0");
+    META_F("lr", t->hyper.lr);
+    META_F("momentum", t->hyper.momentum);
+    META_F("clip", t->hyper.clip);
+    META_F("weight_decay", t->hyper.weight_decay);
+    META_F("adam_beta1", t->hyper.beta1);
+    META_F("adam_beta2", t->hyper.beta2);
+    META_F("adam_eps", t->hyper.eps);
+    META_I("seed", t->seed);
+#undef META_I
+#undef META_F
+    int rc = st_writer_save(&w, path, err);
+    st_writer_free(&w);
+    free(p);
+    free(s);
+    return rc;
+}
+
+int checkpoint_peek_spec(const char *path, ModelSpec *spec, TbErr *err) {
+    StFile f;
+    if (st_read(&f, path, err)) return -1;
+    const char *arch = st_meta(&f, "arch");
+    int rc = 0;
+    if (!arch) {
+        rc = tb_fail(err, "%s: no \"arch\" in the metadata (not a tabula checkpoint?)", path);
+    } else {
+        TbErr e2;
+        if (model_arch_parse(spec, arch, &e2)) rc = tb_fail(err, "%s: %s", path, e2.msg);
+    }
+    st_free(&f);
+    return rc;
+}
+
+// Copy tensor `name` of f into dst after checking dtype and shape.
+static int take(const StFile *f, const char *path, const char *name, const Layer *L, int bias,
+                float *dst, TbErr *err) {
+    const StTensor *t = st_find(f, name);
+    if (!t) return tb_fail(err, "%s: tensor \"%s\" is missing", path, name);
+    if (strcmp(t->dtype, "F32") != 0)
+        return tb_fail(err, "%s: tensor \"%s\" is %s, expected F32", path, name, t->dtype);
+    int64_t shape[4];
+    int nd = layer_shape(L, bias, shape);
+    int ok = t->ndim == nd;
+    for (int i = 0; ok && i < nd; i++) ok = t->shape[i] == shape[i];
+    if (!ok) {
+        char want[64], got[64];
+        int o = 0;
+        for (int i = 0; i < nd; i++) o += snprintf(want + o, sizeof want - (size_t)o, "%s%lld", i ? "," : "", (long long)shape[i]);
+        o = 0;
+        got[0] = 0;
+        for (int i = 0; i < t->ndim && o < 60; i++)
+            o += snprintf(got + o, sizeof got - (size_t)o, "%s%lld", i ? "," : "", (long long)t->shape[i]);
+        return tb_fail(err, "%s: tensor \"%s\" has shape (%s), the model needs (%s)", path, name, got, want);
+    }
+    memcpy(dst, t->data, t->nbytes);  // little-endian file, little-endian host
+    return 0;
+}
+
+int checkpoint_load(const char *path, Trainer *t, TbErr *err) {
+    StFile f;
+    if (st_read(&f, path, err)) return -1;
+    const Model *m = &t->model;
+    size_t n = m->n_params;
+    float *p = tb_malloc(n * sizeof(float));
+    float *s = tb_calloc(2 * n, sizeof(float));
+    int rc = 0;
+    char name[64];
+    for (int l = 0; l < m->n_layers && !rc; l++)
+        for (int bias = 0; bias < 2 && !rc; bias++) {
+            const Layer *L = &m->layers[l];
+            snprintf(name, sizeof name, "%s.%s", L->name, bias ? "bias" : "weight");
+            rc = take(&f, path, name, L, bias, p + (bias ? L->b_off : L->w_off), err);
+        }
+    // Optimizer state only if it is there and for the optimizer we run now.
+    const char *opt = st_meta(&f, "optimizer");
+    int want_adam = t->hyper.optimizer == OPT_ADAM;
+    int have_state = !rc && st_find(&f, "opt.enc.0.weight") && opt &&
+                     strcmp(opt, want_adam ? "adam" : "sgd") == 0;
+    for (int l = 0; l < m->n_layers && have_state && !rc; l++)
+        for (int bias = 0; bias < 2 && !rc; bias++) {
+            const Layer *L = &m->layers[l];
+            size_t off = bias ? L->b_off : L->w_off;
+            snprintf(name, sizeof name, "opt.%s.%s", L->name, bias ? "bias" : "weight");
+            rc = take(&f, path, name, L, bias, s + off, err);
+            if (!rc && want_adam) {
+                snprintf(name, sizeof name, "opt_v.%s.%s", L->name, bias ? "bias" : "weight");
+                rc = take(&f, path, name, L, bias, s + n + off, err);
+            }
+        }
+    if (!rc) {
+        for (size_t i = 0; i < n && !rc; i++)
+            if (!(p[i] == p[i]) || p[i] - p[i] != 0.0f)
+                rc = tb_fail(err, "%s: weights contain NaN or infinity", path);
+    }
+    if (!rc) {
+        t->be->set_params(t->be, p);
+        if (have_state) {
+            t->be->set_opt_state(t->be, s, t->hyper.optimizer);
+            const char *st = st_meta(&f, "step");
+            t->step = st ? strtol(st, NULL, 10) : 0;
+        } else {
+            t->be->reset_opt_state(t->be);
+            t->step = 0;
+        }
+    }
+    free(p);
+    free(s);
+    st_free(&f);
+    return rc;
+}

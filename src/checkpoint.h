@@ -1,0 +1,22 @@
+// checkpoint.h: trainer state <-> safetensors file.
+// Tensors: enc.{i}.weight/bias, dec.{i}.weight/bias in PyTorch layouts; with
+// optimizer state also opt.<name> (SGD momentum or Adam m) and opt_v.<name>
+// (Adam v). __metadata__: format, arch, width, height, step, optimizer settings.
+// Loads into PyTorch with safetensors.torch.load_file.
+#pragma once
+#include "trainer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+int checkpoint_save(const char *path, Trainer *t, int with_opt_state, TbErr *err);
+// The architecture a checkpoint was trained with (to build the model to load into).
+int checkpoint_peek_spec(const char *path, ModelSpec *spec, TbErr *err);
+// Load weights (and optimizer state and step count if present and the optimizer
+// matches). Shapes must match the trainer's model: else a clear error.
+int checkpoint_load(const char *path, Trainer *t, TbErr *err);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,67 @@
+// config.h: every setting of tabula in one plain struct, read from an INI file
+// (config/default.ini documents each one) and overridden from the command line.
+// One table (config.c) gives each setting its section, key, type, range,
+// default, command-line flag and help, so the file, the flags, --help and the
+// checks cannot drift apart.
+#pragma once
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CFG_STR 256
+
+typedef struct {
+    // [model]
+    char channels[CFG_STR];  // encoder channels, e.g. "32,64,128,256"
+    int kernel, stride, pad;
+    float slope;
+    // [train]
+    int width, height;
+    char backend[16];    // auto | cpu | cuda
+    char optimizer[16];  // sgd | adam
+    float lr, momentum, clip, weight_decay;
+    float adam_beta1, adam_beta2, adam_eps;
+    int steps_per_frame;  // K
+    int memory;           // R replayed frames per step
+    int ring;             // replay ring length (frames)
+    int seed;
+    int stats_every;      // read the loss back every N frames (each read waits for the GPU)
+    // [source]
+    char source[CFG_STR];  // "" = camera if present, else the bundled clip
+    int camera_width, camera_height, camera_fps;
+    int exposure_lock;     // 1: manual exposure (no brightness chasing)
+    int exposure;          // manual exposure value when locked (0 = keep current)
+    int white_balance_lock;
+    // [display]
+    char layout[16];  // mirror | side | triptych
+    int flip, fullscreen, monitor, vsync, hud;
+    int window_width, window_height;
+    // [files]
+    char load[CFG_STR], save[CFG_STR], save_init[CFG_STR], metrics[CFG_STR];
+    char snapshot_dir[CFG_STR];
+    // run
+    int headless;
+    long frames;  // 0 = run until quit
+    char screenshot[CFG_STR];
+} Settings;
+
+// Defaults (the same values config/default.ini documents).
+void settings_default(Settings *s);
+// Read an INI file over s. Unknown section/key, bad value, value out of range,
+// unreadable file: -1 with "FILE:LINE: problem" in err.
+int settings_load_file(Settings *s, const char *path, TbErr *err);
+// Set one setting by "section.key" or by its command-line flag name (without --).
+int settings_set(Settings *s, const char *name, const char *value, TbErr *err);
+// Parse the command line: --config FILE is read first, then the flags in order.
+// Returns 0 ok, 1 if --help was printed, -1 on error (err filled).
+int settings_parse_args(Settings *s, int argc, char **argv, TbErr *err);
+// Print --help (generated from the table).
+void settings_print_help(FILE *f);
+// Write every setting in INI form with its documentation (keeps default.ini honest).
+void settings_write_ini(const Settings *s, FILE *f);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,57 @@
+// trainer.h: online training on a stream of frames. Owns the model, the backend,
+// the replay ring of recent frames (at the training size) and the step count.
+// Used by the headless driver and the live app alike.
+#pragma once
+#include "backend.h"
+#include "config.h"
+#include "model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    Model model;
+    Backend *be;
+    Hyper hyper;
+    int max_batch;
+    // Replay ring: ring_cap frames of W*H*3 bytes; the newest is at ring_head.
+    uint8_t *ring;
+    int ring_cap, ring_len, ring_head;
+    int ring_limit;  // live "ring" control: draw only from the newest ring_limit frames
+    TbRng rng;
+    uint64_t seed;
+    long step;      // optimizer steps taken (checkpointed)
+    int slot_next;  // next free stats slot (see trainer_read_stats)
+    int last_batch; // B of the last step/forward
+} Trainer;
+
+// Settings-derived parts: architecture, training size, optimizer.
+int trainer_spec_from_settings(ModelSpec *spec, const Settings *s, TbErr *err);
+Hyper trainer_hyper_from_settings(const Settings *s);
+
+// Build model + backend and a fresh He-initialised network from s->seed.
+// If spec is non-NULL it overrides the architecture from the settings.
+int trainer_init(Trainer *t, const Settings *s, const ModelSpec *spec, TbErr *err);
+void trainer_free(Trainer *t);
+// Fresh random weights (seed) and zeroed optimizer state; step count 0.
+void trainer_reset(Trainer *t, uint64_t seed);
+// Fit a source frame (any size) into the ring as the newest frame.
+void trainer_push_frame(Trainer *t, const uint8_t *rgb, int w, int h);
+// Pointer to the newest frame at the training size (NULL before the first push).
+const uint8_t *trainer_newest(const Trainer *t);
+// K steps on the newest frame plus up to `memory` frames drawn from the ring.
+// Returns the stats slot of the last step, or -1 if K == 0 (then it runs a forward
+// pass on the newest frame so the reconstruction is current).
+// Needs trainer_slots_free(t) >= K.
+int trainer_train(Trainer *t, int K, int memory);
+int trainer_slots_free(const Trainer *t);
+// Read back all stats slots used since the last call (waits for the device)
+// and free them. Returns how many were read into out (TB_STATS_RING max).
+int trainer_read_stats(Trainer *t, StepStats *out);
+// Reconstruction of the newest frame (sample 0 of the last step/forward), RGB8.
+void trainer_output(Trainer *t, uint8_t *rgb);
+
+#ifdef __cplusplus
+}
+#endif
