@@ -1,0 +1,30 @@
+// main.c: tabula's entry point. Settings: built-in defaults (documented in
+// config/default.ini), then --config FILE, then flags; --headless trains without a window, otherwise the
+// live app opens.
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "session.h"
+#ifdef TABULA_HAVE_APP
+#include "app.h"
+#endif
+
+int main(int argc, char **argv) {
+    Settings s;
+    settings_default(&s);
+    TbErr err = {{0}};
+    int rc = settings_parse_args(&s, argc, argv, &err);
+    if (rc == 1) return TB_EXIT_OK;  // --help
+    if (rc < 0) {
+        tb_log("%s", err.msg);
+        return TB_EXIT_INPUT;
+    }
+    if (s.headless) return run_headless(&s);
+#ifdef TABULA_HAVE_APP
+    return app_run(&s);
+#else
+    tb_log("this build has no window (built with TABULA_APP=OFF): use --headless");
+    return TB_EXIT_INPUT;
+#endif
+}

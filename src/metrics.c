@@ -1,0 +1,121 @@
+// metrics.c: per-frame JSON lines, and the divergence guard.
+#include "metrics.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+int metrics_open(Metrics *m, const char *path, const Trainer *t, TbErr *err) {
+    memset(m, 0, sizeof *m);
+    if (path && path[0]) {
+        m->f = fopen(path, "w");
+        if (!m->f) return tb_fail(err, "--metrics %s: %s", path, strerror(errno));
+        snprintf(m->path, sizeof m->path, "%s", path);
+    }
+    m->window_start = tb_now();
+    m->good_params = tb_malloc(t->model.n_params * sizeof(float));
+    t->be->get_params(t->be, m->good_params);
+    m->good_step = t->step;
+    return 0;
+}
+
+void metrics_close(Metrics *m) {
+    if (m->f && fclose(m->f) != 0 && !m->write_failed)
+        tb_log("metrics %s: %s", m->path, strerror(errno));
+    free(m->good_params);
+    memset(m, 0, sizeof *m);
+}
+
+void metrics_frame(Metrics *m, Trainer *t, long frame, int slot, int steps, int memory) {
+    CHECK(m->n_pending < TB_STATS_RING, "metrics: pending list full (flush first)");
+    PendingFrame *p = &m->pending[m->n_pending++];
+    p->frame = frame;
+    p->step = t->step;
+    p->slot = slot;
+    p->lr = t->hyper.lr;
+    p->momentum = t->hyper.momentum;
+    p->clip = t->hyper.clip;
+    p->steps = steps;
+    p->memory = memory;
+    m->window_steps += steps;
+}
+
+int metrics_need_flush(const Metrics *m, const Trainer *t, int next_steps, int every) {
+    return m->n_pending >= every || m->n_pending >= TB_STATS_RING ||
+           trainer_slots_free(t) < next_steps;
+}
+
+int metrics_flush(Metrics *m, Trainer *t) {
+    StepStats st[TB_STATS_RING];
+    int n = trainer_read_stats(t, st);
+    double now = tb_now(), dt = now - m->window_start;
+    int frames = m->n_pending;
+    if (frames) {
+        m->fps = dt > 0 ? (float)(frames / dt) : 0;
+        m->step_ms = m->window_steps ? (float)(1e3 * dt / m->window_steps) : 0;
+    }
+    int bad = 0;
+    for (int i = 0; i < n; i++)
+        if (!isfinite(st[i].loss) || !isfinite(st[i].grad_norm)) bad = 1;
+    for (int i = 0; i < frames; i++) {
+        PendingFrame *p = &m->pending[i];
+        if (p->slot < 0 || p->slot >= n) continue;  // a frozen frame: nothing measured
+        StepStats s = st[p->slot];
+        m->loss = s.loss;
+        m->grad_norm = s.grad_norm;
+        m->psnr = s.loss > 0 ? (float)(10.0 * log10(1.0 / s.loss)) : 99.0f;
+        if (m->f && !m->write_failed) {
+            // JSON has no NaN: write null for a non-finite value.
+            char loss[32], psnr[32], gn[32];
+            if (isfinite(s.loss)) snprintf(loss, sizeof loss, "%.7g", (double)s.loss); else strcpy(loss, "null");
+            if (isfinite(m->psnr)) snprintf(psnr, sizeof psnr, "%.4f", (double)m->psnr); else strcpy(psnr, "null");
+            if (isfinite(s.grad_norm)) snprintf(gn, sizeof gn, "%.7g", (double)s.grad_norm); else strcpy(gn, "null");
+            int w = fprintf(m->f,
+                            "{\"frame\":%ld,\"step\":%ld,\"loss\":%s,\"psnr\":%s,\"grad_norm\":%s,"
+                            "\"lr\":%.7g,\"momentum\":%.7g,\"clip\":%.7g,\"steps_per_frame\":%d,"
+                            "\"memory\":%d,\"step_ms\":%.3f,\"fps\":%.2f,\"backend\":\"%s\"}\n",
+                            p->frame, p->step, loss, psnr, gn, (double)p->lr, (double)p->momentum,
+                            (double)p->clip, p->steps, p->memory, (double)m->step_ms,
+                            (double)m->fps, t->be->name);
+            if (w < 0) {
+                // A full disk must not stop the show: say it once, keep training.
+                tb_log("metrics %s: %s: no more metrics will be written", m->path, strerror(errno));
+                m->write_failed = 1;
+            }
+            m->frames_written++;
+        }
+    }
+    if (m->f && !m->write_failed && fflush(m->f) != 0) {
+        tb_log("metrics %s: %s: no more metrics will be written", m->path, strerror(errno));
+        m->write_failed = 1;
+    }
+    m->n_pending = 0;
+    m->window_steps = 0;
+    m->window_start = now;
+    if (bad) {
+        // Training diverged (lr too high for the scene, say): go back to the last
+        // weights that gave finite losses, with fresh optimizer state.
+        tb_log("training diverged (loss not finite) at step %ld: restored the weights of step %ld",
+               t->step, m->good_step);
+        t->be->set_params(t->be, m->good_params);
+        t->be->reset_opt_state(t->be);
+        m->diverged++;
+        return 1;
+    }
+    // Remember good weights now and then (a device->host copy of all parameters).
+    // The last update of a clean window may itself have produced NaN weights (its
+    // loss shows only next window), so check them before keeping them.
+    if (t->step - m->good_step >= 64 || t->step < m->good_step) {
+        size_t n = t->model.n_params;
+        float *p = tb_malloc(n * sizeof(float));
+        t->be->get_params(t->be, p);
+        int finite = 1;
+        for (size_t i = 0; i < n && finite; i++) finite = isfinite(p[i]);
+        if (finite) {
+            memcpy(m->good_params, p, n * sizeof(float));
+            m->good_step = t->step;
+        }
+        free(p);
+    }
+    return 0;
+}

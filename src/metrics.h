@@ -1,0 +1,52 @@
+// metrics.h: the per-frame JSON-lines stream (--metrics FILE) and the bookkeeping
+// that turns the trainer's stats slots back into per-frame records.
+// Stats are read back from the backend in batches (each read waits for the GPU),
+// so frames wait in a pending list until the next flush.
+#pragma once
+#include <stdio.h>
+
+#include "trainer.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    long frame;
+    long step;  // steps taken so far, after this frame's
+    int slot;   // stats slot of the frame's last step, -1 if no step
+    float lr, momentum, clip;
+    int steps, memory;
+} PendingFrame;
+
+typedef struct {
+    FILE *f;        // NULL: no file, but the latest values are still kept
+    char path[256];
+    PendingFrame pending[TB_STATS_RING];
+    int n_pending;
+    double window_start;
+    int window_steps;
+    // Latest values, for the HUD.
+    float loss, psnr, grad_norm, step_ms, fps;
+    long frames_written;
+    int write_failed;
+    // Divergence guard: known-good weights, restored when a loss is not finite.
+    float *good_params;
+    long good_step;
+    long diverged;  // how many times it was restored
+} Metrics;
+
+// path NULL/"" = no file. Fails if the file cannot be created.
+int metrics_open(Metrics *m, const char *path, const Trainer *t, TbErr *err);
+void metrics_close(Metrics *m);
+// Record that frame `frame` took its steps (slot from trainer_train).
+void metrics_frame(Metrics *m, Trainer *t, long frame, int slot, int steps, int memory);
+// 1 if a flush is due before the next frame's K steps (slots or pending full).
+int metrics_need_flush(const Metrics *m, const Trainer *t, int next_steps, int every);
+// Read stats back, write lines, check for divergence (restores good weights and
+// logs if a loss is NaN/inf). Returns 1 if it restored, else 0.
+int metrics_flush(Metrics *m, Trainer *t);
+
+#ifdef __cplusplus
+}
+#endif
