@@ -99,9 +99,10 @@ static void build_dht(uint8_t o[DHT_LEN]) {
     o[1] = 0xC4;
     o[2] = (DHT_LEN - 2) >> 8;
     o[3] = (DHT_LEN - 2) & 0xFF;
+    // Same order as libjpeg writes them (luma DC, AC, then chroma DC, AC).
     k += put_table(o + k, 0x00, bits_dc_lum, val_dc, sizeof val_dc);
-    k += put_table(o + k, 0x01, bits_dc_chr, val_dc, sizeof val_dc);
     k += put_table(o + k, 0x10, bits_ac_lum, val_ac_lum, sizeof val_ac_lum);
+    k += put_table(o + k, 0x01, bits_dc_chr, val_dc, sizeof val_dc);
     k += put_table(o + k, 0x11, bits_ac_chr, val_ac_chr, sizeof val_ac_chr);
     CHECK(k == DHT_LEN, "DHT segment is %zu bytes", k);
 }
