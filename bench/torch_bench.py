@@ -1,0 +1,178 @@
+#!/usr/bin/python3
+"""PyTorch train-step benchmark of tabula's default network, for comparison
+with tabula's own benchmarks.
+
+The network is DESIGN §2's "tabula-ae-v1": 4 x Conv2d(k4, s2, p1) with channels
+3->32->64->128->256 and LeakyReLU(0.2), mirrored by 4 x ConvTranspose2d, sigmoid
+last. One step is what tabula's trainer does for a batch of one frame:
+zero_grad, forward, MSE loss, backward, clip_grad_norm_, SGD (momentum, weight
+decay) update.
+
+  /usr/bin/python3 bench/torch_bench.py                      # CPU, 2 threads
+  python3 bench/torch_bench.py --device cuda --mode compile  # GPU machine
+
+Prints a table, then one JSON line per size:
+  {"impl": "pytorch-eager", "device": ..., "size": "256x256", "ms_per_step": ...,
+   "steps_per_s": ..., ...}
+Sizes whose sides are not multiples of 16 (1920x1080) are trained at the next
+multiple of 16 (1920x1088), as the network needs; "train_size" says so.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+# Torch's own threads already use the cores; OpenBLAS threads on top of them
+# oversubscribe (must be set before torch loads OpenBLAS).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+DEFAULT_SIZES = "128x128,256x256,448x256,1280x720,1920x1080"
+
+
+class Tabula(nn.Module):
+    """tabula's autoencoder: stride-2 convs down, stride-2 transposed convs up."""
+
+    def __init__(self, channels=(32, 64, 128, 256), kernel=4, stride=2, pad=1, slope=0.2):
+        super().__init__()
+        chans = (3,) + tuple(channels)
+        self.slope = slope
+        self.enc = nn.ModuleList(
+            nn.Conv2d(chans[i], chans[i + 1], kernel, stride, pad) for i in range(len(channels)))
+        self.dec = nn.ModuleList(
+            nn.ConvTranspose2d(chans[i], chans[i - 1], kernel, stride, pad)
+            for i in range(len(channels), 0, -1))
+        for name, p in self.named_parameters():
+            if name.endswith(".weight"):
+                nn.init.kaiming_normal_(p, a=slope, mode="fan_in", nonlinearity="leaky_relu")
+            else:
+                nn.init.zeros_(p)
+
+    def forward(self, x):
+        for conv in self.enc:
+            x = F.leaky_relu(conv(x), self.slope)
+        for i, conv in enumerate(self.dec):
+            x = conv(x)
+            x = torch.sigmoid(x) if i == len(self.dec) - 1 else F.leaky_relu(x, self.slope)
+        return x
+
+
+def parse_size(text):
+    w, h = (int(v) for v in text.lower().split("x"))
+    return w, h
+
+
+def round16(v):
+    return (v + 15) // 16 * 16
+
+
+def bench_size(args, device, width, height):
+    """Time args.steps train steps (after args.warmup) and forward passes at one size."""
+    torch.manual_seed(0)
+    model = Tabula().to(device)
+    params = list(model.parameters())
+    opt = torch.optim.SGD(params, lr=args.lr, momentum=args.momentum,
+                          weight_decay=args.weight_decay, foreach=device.type == "cuda")
+    net = torch.compile(model) if args.mode == "compile" else model
+    x = torch.rand(args.batch, 3, height, width, device=device)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(net(x), x)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, args.clip)
+        opt.step()
+        return loss
+
+    def forward():
+        with torch.no_grad():
+            return net(x)
+
+    return timed(step, args, device), timed(forward, args, device)
+
+
+def timed(fn, args, device):
+    """Milliseconds per call of fn, after warm-up; the GPU is synchronised only
+    around the timed region (CUDA events)."""
+    for _ in range(args.warmup):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(args.steps):
+            fn()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) / args.steps
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        fn()
+    return (time.perf_counter() - t0) * 1e3 / args.steps
+
+
+def main():
+    ap = argparse.ArgumentParser(description="PyTorch train-step benchmark of tabula's network")
+    ap.add_argument("--sizes", default=DEFAULT_SIZES, help="comma list of WxH (default: %(default)s)")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--mode", choices=("eager", "compile"), default="eager")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default: cpu 20, cuda 200)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (cpu 3, cuda 20)")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--momentum", type=float, default=0.9)
+    ap.add_argument("--clip", type=float, default=1.0)
+    ap.add_argument("--weight-decay", type=float, default=0.0)
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            sys.exit("torch_bench: --device cuda but torch.cuda.is_available() is False")
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        device_name = f"cpu ({args.threads} threads)"
+    if args.mode == "compile" and not hasattr(torch, "compile"):
+        sys.exit(f"torch_bench: --mode compile needs PyTorch 2 (this is {torch.__version__})")
+    if args.steps is None:
+        args.steps = 200 if device.type == "cuda" else 20
+    if args.warmup is None:
+        args.warmup = 20 if device.type == "cuda" else 3
+    impl = f"pytorch-{args.mode}"
+
+    rows = []
+    for text in args.sizes.split(","):
+        w, h = parse_size(text)
+        tw, th = round16(w), round16(h)
+        step_ms, fwd_ms = bench_size(args, device, tw, th)
+        rows.append({
+            "impl": impl, "device": device_name, "size": f"{w}x{h}",
+            "train_size": f"{tw}x{th}", "batch": args.batch,
+            "ms_per_step": round(step_ms, 3), "steps_per_s": round(1e3 / step_ms, 2),
+            "fwd_ms": round(fwd_ms, 3), "torch": torch.__version__,
+        })
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    print(f"{impl} on {device_name}, torch {torch.__version__}, batch {args.batch}, "
+          f"{args.steps} steps after {args.warmup} warm-up")
+    print(f"{'size':>10} {'trained at':>10} {'ms/step':>9} {'steps/s':>8} {'fwd ms':>8}")
+    for r in rows:
+        print(f"{r['size']:>10} {r['train_size']:>10} {r['ms_per_step']:>9.2f} "
+              f"{r['steps_per_s']:>8.2f} {r['fwd_ms']:>8.2f}")
+    for r in rows:
+        print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()

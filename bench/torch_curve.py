@@ -1,0 +1,234 @@
+#!/usr/bin/python3
+"""Online learning curve of tabula's default network in PyTorch.
+
+Trains DESIGN §2's network from blank (He init, zero biases) on a Y4M clip the
+way tabula's headless mode does: each frame is centre-cropped to the training
+aspect, resized, and trained on for --steps-per-frame steps with a batch of
+that frame only; the loss of the last step on the frame (measured in its
+forward pass, before the update) is written as one JSON line per frame,
+like tabula's --metrics:
+
+  {"frame": 0, "loss": 0.0612, "psnr": 12.13, ...}     psnr = 10 log10(1/loss)
+
+--lr, --momentum, --clip-norm (and --optimizer) take comma lists: every
+combination is run, its lines go to --out with the settings attached, and a
+summary table (PSNR after 1, 30, 60, 150 and 300 frames) is printed at the end.
+
+  /usr/bin/python3 bench/torch_curve.py --clip ../shared/data/asl_signer_a_320x240.y4m \
+      --size 256x256 --lr 0.05,0.1 --momentum 0.9 --clip-norm 1 --out /tmp/curve.jsonl
+"""
+
+import argparse
+import itertools
+import json
+import math
+import os
+import sys
+import time
+
+# Torch's own threads already use the cores; OpenBLAS threads on top of them
+# oversubscribe (must be set before torch loads OpenBLAS).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from PIL import Image  # noqa: E402
+
+REPORT_AT = (1, 30, 60, 150, 300)  # frames seen, for the summary table
+
+
+# ----------------------------------------------------------------- frames
+def read_y4m(path, max_frames):
+    """Yield up to max_frames frames of a 4:2:0 Y4M file as RGB8 (H, W, 3),
+    BT.601 limited range, chroma repeated over each 2x2 block."""
+    with open(path, "rb") as f:
+        header = f.readline().decode("ascii").split()
+        if not header or header[0] != "YUV4MPEG2":
+            raise ValueError(f"{path}: not a YUV4MPEG2 file")
+        fields = {tok[0]: tok[1:] for tok in header[1:]}
+        w, h = int(fields["W"]), int(fields["H"])
+        if not fields.get("C", "420").startswith("420"):
+            raise ValueError(f"{path}: only 4:2:0 is supported")
+        n = w * h
+        for _ in range(max_frames):
+            if not f.readline().startswith(b"FRAME"):
+                return
+            buf = np.frombuffer(f.read(n * 3 // 2), np.uint8)
+            if buf.size != n * 3 // 2:
+                return
+            y = buf[:n].reshape(h, w).astype(np.float32)
+            u = buf[n: n + n // 4].reshape(h // 2, w // 2).astype(np.float32)
+            v = buf[n + n // 4:].reshape(h // 2, w // 2).astype(np.float32)
+            u = u.repeat(2, 0).repeat(2, 1) - 128.0
+            v = v.repeat(2, 0).repeat(2, 1) - 128.0
+            c = 1.164383 * (y - 16.0)
+            rgb = np.stack([c + 1.596027 * v, c - 0.391762 * u - 0.812968 * v, c + 2.017232 * u], -1)
+            yield np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+
+
+def fit(rgb, width, height):
+    """Centre-crop to width:height, then resize: area average when shrinking,
+    bilinear when enlarging (as tabula's frame_fit)."""
+    h, w, _ = rgb.shape
+    if w * height > h * width:
+        cw, ch = int(round(h * width / height)), h
+    else:
+        cw, ch = w, int(round(w * height / width))
+    x0, y0 = (w - cw) // 2, (h - ch) // 2
+    img = Image.fromarray(rgb[y0: y0 + ch, x0: x0 + cw])
+    method = Image.BOX if cw >= width and ch >= height else Image.BILINEAR
+    return np.asarray(img.resize((width, height), method))
+
+
+def load_clip(path, width, height, n_frames):
+    """All frames as one float tensor (N, 3, H, W) in [0, 1]."""
+    frames = [fit(f, width, height) for f in read_y4m(path, n_frames)]
+    if not frames:
+        sys.exit(f"torch_curve: no frames in {path}")
+    x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(255.0)
+    return x.contiguous()
+
+
+# ----------------------------------------------------------------- network
+class Tabula(nn.Module):
+    """tabula's autoencoder: stride-2 convs down, stride-2 transposed convs up."""
+
+    def __init__(self, channels=(32, 64, 128, 256), kernel=4, stride=2, pad=1, slope=0.2):
+        super().__init__()
+        chans = (3,) + tuple(channels)
+        self.slope = slope
+        self.enc = nn.ModuleList(
+            nn.Conv2d(chans[i], chans[i + 1], kernel, stride, pad) for i in range(len(channels)))
+        self.dec = nn.ModuleList(
+            nn.ConvTranspose2d(chans[i], chans[i - 1], kernel, stride, pad)
+            for i in range(len(channels), 0, -1))
+        # He (Kaiming) normal for LeakyReLU(slope), fan_in; zero biases (tabula's init).
+        for name, p in self.named_parameters():
+            if name.endswith(".weight"):
+                nn.init.kaiming_normal_(p, a=slope, mode="fan_in", nonlinearity="leaky_relu")
+            else:
+                nn.init.zeros_(p)
+
+    def forward(self, x):
+        for conv in self.enc:
+            x = F.leaky_relu(conv(x), self.slope)
+        for i, conv in enumerate(self.dec):
+            x = conv(x)
+            x = torch.sigmoid(x) if i == len(self.dec) - 1 else F.leaky_relu(x, self.slope)
+        return x
+
+
+# ----------------------------------------------------------------- one run
+def run(frames, cfg, args):
+    """Train online over frames with one setting; return the per-frame losses
+    (None after a divergence)."""
+    torch.manual_seed(args.seed)
+    model = Tabula()
+    params = list(model.parameters())
+    if cfg["optimizer"] == "adam":
+        opt = torch.optim.Adam(params, lr=cfg["lr"], weight_decay=args.weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"],
+                              weight_decay=args.weight_decay)
+    clip = cfg["clip"] if cfg["clip"] > 0 else float("inf")
+    losses = []
+    for i in range(frames.shape[0]):
+        x = frames[i: i + 1]
+        for _ in range(args.steps_per_frame):
+            opt.zero_grad(set_to_none=True)
+            loss = F.mse_loss(model(x), x)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, clip)
+            opt.step()
+        value = loss.item()
+        if not math.isfinite(value):
+            losses += [None] * (frames.shape[0] - i)
+            break
+        losses.append(value)
+    return losses
+
+
+def psnr(loss):
+    return None if loss is None else (10.0 * math.log10(1.0 / loss) if loss > 0 else 99.0)
+
+
+def as_list(text, kind):
+    return [kind(v) for v in str(text).split(",") if v != ""]
+
+
+def main():
+    ap = argparse.ArgumentParser(description="PyTorch online learning curve of tabula's network")
+    ap.add_argument("--clip", required=True, help="Y4M clip (4:2:0)")
+    ap.add_argument("--size", default="256x256", help="training size WxH (default %(default)s)")
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--optimizer", default="sgd", help="sgd, adam, or a comma list")
+    ap.add_argument("--lr", default="0.1", help="learning rate(s), comma list")
+    ap.add_argument("--momentum", default="0.9", help="SGD momentum(s), comma list")
+    ap.add_argument("--clip-norm", default="1", help="gradient clip(s), comma list; 0 = off")
+    ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--steps-per-frame", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="-", help="JSON lines file ('-' = stdout)")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    frames = load_clip(args.clip, width, height, args.frames)
+    n = frames.shape[0]
+    # Reference level: PSNR of a flat image of each frame's mean colour.
+    flat = frames.mean(dim=(2, 3), keepdim=True)
+    flat_psnr = float(np.mean([psnr(float(((frames[i] - flat[i]) ** 2).mean())) for i in range(n)]))
+
+    configs = []
+    for o, lr, mom, clip in itertools.product(as_list(args.optimizer, str), as_list(args.lr, float),
+                                              as_list(args.momentum, float),
+                                              as_list(args.clip_norm, float)):
+        cfg = {"optimizer": o, "lr": lr, "momentum": mom if o == "sgd" else None, "clip": clip}
+        if cfg not in configs:
+            configs.append(cfg)
+
+    out = sys.stdout if args.out == "-" else open(args.out, "w")
+    clip_name = os.path.basename(args.clip)
+    rows = []
+    for cfg in configs:
+        t0 = time.perf_counter()
+        losses = run(frames, cfg, args)
+        secs = time.perf_counter() - t0
+        for i, loss in enumerate(losses):
+            line = {"frame": i, "loss": loss, "psnr": psnr(loss), **cfg,
+                    "weight_decay": args.weight_decay, "steps_per_frame": args.steps_per_frame,
+                    "size": args.size, "clip_file": clip_name}
+            out.write(json.dumps(line) + "\n")
+        out.flush()
+        at = [psnr(losses[k - 1]) if k <= n else None for k in REPORT_AT]
+        tail = [p for p in (psnr(v) for v in losses[-50:]) if p is not None]
+        rows.append((cfg, at, min(tail) if len(tail) == min(50, n) else None, secs))
+        print(f"{describe(cfg)}: " + " ".join(fmt(p) for p in at) + f"  ({secs:.1f} s)",
+              file=sys.stderr, flush=True)
+    if out is not sys.stdout:
+        out.close()
+
+    print(f"\n{clip_name} at {args.size}, {n} frames, {args.steps_per_frame} step/frame, "
+          f"weight decay {args.weight_decay}; flat mean-colour image: {flat_psnr:.2f} dB")
+    print(f"{'settings':<34}" + "".join(f"{'@' + str(k):>8}" for k in REPORT_AT)
+          + f"{'min last50':>11}")
+    for cfg, at, tail_min, _ in rows:
+        print(f"{describe(cfg):<34}" + "".join(f"{fmt(p):>8}" for p in at) + f"{fmt(tail_min):>11}")
+
+
+def describe(cfg):
+    clip = "off" if cfg["clip"] <= 0 else f"{cfg['clip']:g}"
+    if cfg["optimizer"] == "adam":
+        return f"adam lr={cfg['lr']:g} clip={clip}"
+    return f"sgd lr={cfg['lr']:g} mom={cfg['momentum']:g} clip={clip}"
+
+
+def fmt(p):
+    return "div" if p is None else f"{p:.2f}"
+
+
+if __name__ == "__main__":
+    main()
