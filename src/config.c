@@ -50,7 +50,7 @@ static const Opt OPTS[] = {
     {"train", "adam_eps", NULL, T_FLOAT, O(adam_eps), 1e-12, 1, NULL, "1e-8", "Adam epsilon"},
     {"train", "steps_per_frame", "steps-per-frame", T_INT, O(steps_per_frame), 0, 64, NULL, "1",
      "gradient steps per camera frame (0 = frozen)"},
-    {"train", "memory", "memory", T_INT, O(memory), 0, 31, NULL, "0",
+    {"train", "memory", "memory", T_INT, O(memory), 0, 15, NULL, "0",
      "recent frames replayed with the newest in each step (0 = newest only)"},
     {"train", "ring", "ring", T_INT, O(ring), 1, 1024, NULL, "64",
      "length of the ring of recent frames that memory draws from"},

@@ -11,7 +11,7 @@ static const ParamInfo INFO[PARAM_COUNT] = {
     [PARAM_MOMENTUM] = {"momentum", 0.0f, 0.99f, 0, 0.01f},
     [PARAM_CLIP] = {"clip", 0.0f, 1000.0f, 1.41421356f, 0},  // sqrt(2); 0 = off
     [PARAM_STEPS] = {"steps_per_frame", 0, 16, 0, 1},
-    [PARAM_MEMORY] = {"memory", 0, 7, 0, 1},
+    [PARAM_MEMORY] = {"memory", 0, 15, 0, 1},
     [PARAM_RING] = {"ring", 2, 1024, 2.0f, 0},
     [PARAM_PAUSE] = {"pause", 0, 1, 0, 1},
 };

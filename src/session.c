@@ -17,6 +17,18 @@ static int exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
+void session_default_clip(char *buf, size_t n) {
+#ifdef TABULA_HAVE_APP
+    const char *clips[] = {TABULA_ASSET_DIR "/default_clip.mp4", TABULA_ASSET_DIR "/default_clip.webm"};
+    for (int i = 0; i < 2; i++)
+        if (exists(clips[i])) {
+            snprintf(buf, n, "file:%s", clips[i]);
+            return;
+        }
+#endif
+    snprintf(buf, n, "pattern");
+}
+
 void session_default_source(char *buf, size_t n) {
 #ifdef TABULA_HAVE_APP
     glob_t g;
@@ -26,14 +38,8 @@ void session_default_source(char *buf, size_t n) {
         snprintf(buf, n, "camera");
         return;
     }
-    const char *clips[] = {TABULA_ASSET_DIR "/default_clip.mp4", TABULA_ASSET_DIR "/default_clip.webm"};
-    for (int i = 0; i < 2; i++)
-        if (exists(clips[i])) {
-            snprintf(buf, n, "file:%s", clips[i]);
-            return;
-        }
 #endif
-    snprintf(buf, n, "pattern");
+    session_default_clip(buf, n);
 }
 
 int session_setup_trainer(Trainer *t, const Settings *s, TbErr *err) {

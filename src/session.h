@@ -11,6 +11,8 @@ extern "C" {
 // The source to use when none is given: a camera if one is present (app build),
 // else the bundled clip, else the synthetic pattern. Writes the spec to buf.
 void session_default_source(char *buf, size_t n);
+// The bundled clip (app build, if present), else "pattern".
+void session_default_clip(char *buf, size_t n);
 // Build the trainer from settings: the architecture comes from --load's file if
 // given (so a checkpoint is self-describing), else from [model]. Loads weights,
 // writes --save-init, prints the model summary.

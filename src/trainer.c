@@ -54,7 +54,7 @@ int trainer_init(Trainer *t, const Settings *s, const ModelSpec *spec, TbErr *er
     }
     if (model_build(&t->model, &ms, err)) return -1;
     // Room for the live "memory" control to grow without reallocating.
-    t->max_batch = 1 + (s->memory > 7 ? s->memory : 7);
+    t->max_batch = 16;  // 1 + the largest live "memory" (PARAM_MEMORY), no reallocation
     t->be = backend_create(s->backend, &t->model, t->max_batch, err);
     if (!t->be) return -1;
     t->hyper = trainer_hyper_from_settings(s);

@@ -1,0 +1,33 @@
+// keys.h: the keyboard panel. One table maps keys to actions; the help overlay
+// and the README's key list are the same table.
+#pragma once
+
+typedef enum {
+    KA_UP = 0,      // parameter `arg` one step up
+    KA_DOWN,        // parameter `arg` one step down
+    KA_CLIP_TOGGLE, // clip off, or back to the value it had
+    KA_PAUSE,       // freeze / resume learning
+    KA_RESET,       // fresh random network
+    KA_SAVE,        // snapshot into the snapshot folder
+    KA_LOAD,        // newest snapshot
+    KA_LAYOUT_NEXT,
+    KA_LAYOUT_SET,  // arg = layout
+    KA_FLIP,
+    KA_HUD,
+    KA_HELP,
+    KA_FULLSCREEN,
+    KA_QUIT,
+} KeyActionKind;
+
+typedef struct {
+    int key;   // GLFW_KEY_*
+    int mods;  // required GLFW_MOD_SHIFT (others ignored), 0 = without shift
+    KeyActionKind kind;
+    int arg;
+    const char *keyname;  // as printed in help
+    const char *help;
+} KeyBinding;
+
+// Binding for a key press (NULL if none). Shift-sensitive where the table says.
+const KeyBinding *keys_lookup(int key, int mods);
+const KeyBinding *keys_table(int *n);
