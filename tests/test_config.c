@@ -1,0 +1,102 @@
+// test_config.c: config/default.ini matches the built-in defaults; bad files and
+// flags give "FILE:LINE: problem"; flags override the file.
+#define _DEFAULT_SOURCE
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "test.h"
+
+static const char *write_tmp(const char *text) {
+    static char path[4][64];
+    static int k;
+    k = (k + 1) & 3;
+    snprintf(path[k], sizeof path[k], "/tmp/tabula-cfg-%d-%d.ini", (int)getpid(), k);
+    FILE *f = fopen(path[k], "w");
+    fputs(text, f);
+    fclose(f);
+    return path[k];
+}
+
+static void expect_file_error(const char *text, const char *needle) {
+    Settings s;
+    settings_default(&s);
+    TbErr err = {{0}};
+    const char *p = write_tmp(text);
+    int rc = settings_load_file(&s, p, &err);
+    EXPECT(rc == -1, "\"%s\" was accepted", text);
+    EXPECT(strstr(err.msg, p) != NULL, "message names the file: %s", err.msg);
+    EXPECT(strstr(err.msg, needle) != NULL, "message \"%s\" lacks \"%s\"", err.msg, needle);
+    unlink(p);
+}
+
+int main(void) {
+    // 1. The shipped default.ini says exactly what the program does without it.
+    Settings def, file;
+    settings_default(&def);
+    settings_default(&file);
+    memset(&file, 0x5a, sizeof file);  // anything the file fails to set shows up
+    settings_default(&file);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/config/default.ini", getenv("TABULA_SRC") ? getenv("TABULA_SRC") : ".");
+    TbErr err = {{0}};
+    EXPECT(settings_load_file(&file, path, &err) == 0, "%s", err.msg);
+    EXPECT(memcmp(&def, &file, sizeof def) == 0, "default.ini differs from the built-in defaults");
+    // And every setting is in it: write the INI from a changed struct, read it back.
+    Settings changed = def;
+    changed.lr = 0.0123f;
+    changed.memory = 3;
+    snprintf(changed.layout, sizeof changed.layout, "triptych");
+    snprintf(changed.source, sizeof changed.source, "file:/x/y.y4m");
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&buf, &len);
+    settings_write_ini(&changed, mf);
+    fclose(mf);
+    const char *p = write_tmp(buf);
+    free(buf);
+    Settings back;
+    settings_default(&back);
+    EXPECT(settings_load_file(&back, p, &err) == 0, "%s", err.msg);
+    EXPECT(back.lr == changed.lr && back.memory == 3 && strcmp(back.layout, "triptych") == 0 &&
+               strcmp(back.source, "file:/x/y.y4m") == 0,
+           "round trip through the INI writer");
+    unlink(p);
+
+    // 2. Bad files: each a clear message with file and line.
+    expect_file_error("[train]\nlr = 0.1\nbogus = 3\n", ":3: unknown key \"bogus\" in [train]");
+    expect_file_error("[train]\nlr = 50\n", ":2: lr = 50 is out of range (0 to 10)");
+    expect_file_error("[train]\nmemory = 2.5\n", ":2: memory: \"2.5\" is not a whole number");
+    expect_file_error("[nope]\n", ":1: unknown section [nope]");
+    expect_file_error("lr = 1\n", ":1: \"lr\" outside any [section]");
+    expect_file_error("[train]\njust words\n", ":2: expected key = value");
+    expect_file_error("[display]\nlayout = diagonal\n", ":2: layout: \"diagonal\" is not one of mirror|side|triptych");
+    expect_file_error("[train\n", ":1: bad section header");
+    Settings s;
+    settings_default(&s);
+    EXPECT(settings_load_file(&s, "/nonexistent/tabula.ini", &err) == -1 &&
+               strstr(err.msg, "/nonexistent/tabula.ini: No such file") != NULL,
+           "missing file: %s", err.msg);
+
+    // 3. Flags: override the file whatever the order; --size; errors.
+    p = write_tmp("[train]\nlr = 0.2\nmomentum = 0.5 # inline comment\n");
+    char *argv1[] = {"tabula", "--lr", "0.03", "--config", (char *)p, "--size", "448x256",
+                     "--headless", "--frames=7", "--train.adam_beta1", "0.8", NULL};
+    settings_default(&s);
+    EXPECT(settings_parse_args(&s, 11, argv1, &err) == 0, "%s", err.msg);
+    EXPECT_NEAR(s.lr, 0.03, 1e-7, "flag beats file");
+    EXPECT_NEAR(s.momentum, 0.5, 1e-7, "file value kept");
+    EXPECT(s.width == 448 && s.height == 256, "--size: %dx%d", s.width, s.height);
+    EXPECT(s.headless == 1 && s.frames == 7, "--headless --frames=7");
+    EXPECT_NEAR(s.adam_beta1, 0.8, 1e-7, "--section.key");
+    unlink(p);
+    char *argv2[] = {"tabula", "--size", "256", NULL};
+    EXPECT(settings_parse_args(&s, 3, argv2, &err) == -1 && strstr(err.msg, "--size"), "%s", err.msg);
+    char *argv3[] = {"tabula", "--lr", NULL};
+    EXPECT(settings_parse_args(&s, 2, argv3, &err) == -1 && strstr(err.msg, "needs a value"), "%s", err.msg);
+    char *argv4[] = {"tabula", "--frobnicate", "1", NULL};
+    EXPECT(settings_parse_args(&s, 3, argv4, &err) == -1 && strstr(err.msg, "unknown option --frobnicate"), "%s", err.msg);
+    char *argv5[] = {"tabula", "--backend", "tpu", NULL};
+    EXPECT(settings_parse_args(&s, 3, argv5, &err) == -1 && strstr(err.msg, "auto|cpu|cuda"), "%s", err.msg);
+    return test_finish();
+}
