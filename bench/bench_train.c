@@ -1,0 +1,110 @@
+// bench_train.c: training-step speed of the default network, batch 1, SGD with
+// momentum and clipping, on each usable backend (or the one named).
+//   bench_train [--backend cpu|cuda|all] [--sizes 128x128,256x256,...]
+//               [--steps N] [--warmup N] [--memory R]
+// Prints a table and one JSON line per (backend, size). Pair it with
+// bench/torch_bench.py on the same machine, back to back.
+#include <stdio.h>
+#include <string.h>
+
+#include "backend.h"
+#include "model.h"
+
+static int bench_one(const char *backend, int W, int H, int steps, int warmup, int memory) {
+    Model m;
+    TbErr err = {{0}};
+    ModelSpec s = model_spec_default(W, H);
+    if (model_build(&m, &s, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    int B = 1 + memory;
+    Backend *be = backend_create(backend, &m, B, &err);
+    if (!be) {
+        fprintf(stderr, "%s: %s\n", backend, err.msg);
+        return -1;
+    }
+    float *p = tb_malloc(m.n_params * sizeof(float));
+    model_init_params(&m, p, 1);
+    be->set_params(be, p);
+    free(p);
+    // A real-looking frame: smooth gradients plus texture (the content does not
+    // change the cost, but keeps the numbers finite and typical).
+    uint8_t *frames[16];
+    for (int b = 0; b < B; b++) {
+        frames[b] = tb_malloc((size_t)W * H * 3);
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++)
+                for (int c = 0; c < 3; c++)
+                    frames[b][((size_t)y * W + x) * 3 + c] = (uint8_t)((x * 255 / W + y * 97 / H + c * 50 + b * 13 + ((x ^ y) & 15)) & 255);
+    }
+    Hyper h = {.optimizer = OPT_SGD, .lr = 0.05f, .momentum = 0.9f, .clip = 1.0f, .t = 1};
+    StepStats st[TB_STATS_RING];
+    be->load_batch(be, (const uint8_t *const *)frames, B);
+    for (int i = 0; i < warmup; i++) be->train_step(be, B, &h, i % TB_STATS_RING);
+    be->read_stats(be, st, 1);  // waits for the device
+    double t0 = tb_now();
+    for (int i = 0; i < steps; i++) {
+        // Upload a frame every step, as the live loop does.
+        be->load_batch(be, (const uint8_t *const *)frames, B);
+        be->train_step(be, B, &h, i % TB_STATS_RING);
+    }
+    be->read_stats(be, st, 1);
+    double dt = tb_now() - t0;
+    double ms = 1e3 * dt / steps;
+    double gflops = 3.0 * model_forward_flops(&m) * B / (ms * 1e-3) * 1e-9;
+    printf("%-5s %9dx%-5d batch %2d  %9.3f ms/step  %8.1f steps/s  %7.1f GFLOP/s\n", be->name, W, H, B,
+           ms, 1e3 / ms, gflops);
+    printf("{\"impl\":\"tabula\",\"backend\":\"%s\",\"size\":\"%dx%d\",\"batch\":%d,\"ms_per_step\":%.4f,"
+           "\"steps_per_s\":%.2f}\n",
+           be->name, W, H, B, ms, 1e3 / ms);
+    fflush(stdout);
+    for (int b = 0; b < B; b++) free(frames[b]);
+    backend_destroy(be);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    const char *backend = "all";
+    const char *sizes = "128x128,256x256,448x256,1280x720,1920x1080";
+    int steps = 0, warmup = 3, memory = 0;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--backend")) backend = argv[i + 1];
+        else if (!strcmp(argv[i], "--sizes")) sizes = argv[i + 1];
+        else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--memory")) memory = atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "usage: bench_train [--backend cpu|cuda|all] [--sizes WxH,...] [--steps N] "
+                            "[--warmup N] [--memory R]\n");
+            return 2;
+        }
+    }
+    const char *list[2];
+    int nb = 0;
+    if (!strcmp(backend, "all")) {
+        list[nb++] = "cpu";
+#ifdef TABULA_HAVE_CUDA
+        TbErr why;
+        if (cuda_available(&why)) list[nb++] = "cuda";
+        else fprintf(stderr, "cuda: skipped (%s)\n", why.msg);
+#endif
+    } else {
+        list[nb++] = backend;
+    }
+    for (int b = 0; b < nb; b++) {
+        const char *p = sizes;
+        while (*p) {
+            int W, H;
+            if (sscanf(p, "%dx%d", &W, &H) != 2) break;
+            // Default step counts: enough for a stable figure without taking minutes on a CPU.
+            double px = (double)W * H;
+            int n = steps ? steps : !strcmp(list[b], "cuda") ? 200 : (px <= 70000 ? 50 : px <= 120000 ? 20 : 5);
+            bench_one(list[b], W, H, n, !strcmp(list[b], "cuda") ? 20 : warmup, memory);
+            p = strchr(p, ',');
+            if (!p) break;
+            p++;
+        }
+    }
+    return 0;
+}
