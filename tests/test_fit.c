@@ -116,7 +116,8 @@ static void test_downscale_averages(void) {
     // Crop is columns 420..1499; the ramp there runs from 420*255/1919=55.8 to 199.2.
     EXPECT_NEAR(out[1], 56, 2, "left edge of the cropped ramp");
     EXPECT_NEAR(out[255 * 3 + 1], 199, 2, "right edge of the cropped ramp");
-    EXPECT(ms < 50, "frame_fit too slow: %.1f ms per 1080p frame", ms);
+    // Loose bound (also holds for -O0 and sanitizer builds); Release runs ~5 ms here.
+    EXPECT(ms < 150, "frame_fit too slow: %.1f ms per 1080p frame", ms);
     free(big);
     free(out);
     free(src);
