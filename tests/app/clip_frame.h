@@ -97,6 +97,21 @@ static inline uint8_t *clip_rgb_to_jpeg(const uint8_t *rgb, int w, int h, int qu
     return out;
 }
 
+// Copy a JPEG without its DHT segments (what an MJPEG webcam sends).
+static inline uint8_t *clip_strip_dht(const uint8_t *j, size_t n, size_t *n_out) {
+    uint8_t *o = (uint8_t *)malloc(n);
+    size_t i = 2, k = 2;
+    memcpy(o, j, 2);
+    while (i + 4 <= n && j[i] == 0xFF && j[i + 1] != 0xDA) {
+        size_t len = 2 + (((size_t)j[i + 2] << 8) | j[i + 3]);
+        if (j[i + 1] != 0xC4) memcpy(o + k, j + i, len), k += len;
+        i += len;
+    }
+    memcpy(o + k, j + i, n - i);
+    *n_out = k + n - i;
+    return o;
+}
+
 // Nearest-neighbour resize (to make 1280x720 camera frames from 320x240 clips).
 static inline uint8_t *clip_resize_nearest(const uint8_t *rgb, int w, int h, int W, int H) {
     uint8_t *o = (uint8_t *)malloc((size_t)W * H * 3);

@@ -8,21 +8,6 @@
 #include "pixconv.h"
 #include "test.h"
 
-// Copy a JPEG without its DHT segments (what an MJPEG webcam sends).
-static uint8_t *strip_dht(const uint8_t *j, size_t n, size_t *n_out) {
-    uint8_t *o = malloc(n);
-    size_t i = 2, k = 2;
-    memcpy(o, j, 2);
-    while (i + 4 <= n && j[i] == 0xFF && j[i + 1] != 0xDA) {
-        size_t len = 2 + (((size_t)j[i + 2] << 8) | j[i + 3]);
-        if (j[i + 1] != 0xC4) memcpy(o + k, j + i, len), k += len;
-        i += len;
-    }
-    memcpy(o + k, j + i, n - i);
-    *n_out = k + n - i;
-    return o;
-}
-
 // Concatenated table payloads (class/id, counts, values) of all DHT segments.
 static size_t dht_payload(const uint8_t *j, size_t n, uint8_t *out) {
     size_t i = 2, k = 0;
@@ -88,7 +73,7 @@ static void test_jpeg_clip(const uint8_t *rgb, int w, int h) {
 
         // Without Huffman tables (webcam MJPEG): same pixels.
         size_t m;
-        uint8_t *bare = strip_dht(j, n, &m);
+        uint8_t *bare = clip_strip_dht(j, n, &m);
         EXPECT(n - m == 432, "strip_dht: %zu -> %zu bytes (4 DHT segments expected)", n, m);
         EXPECT(!pix_jpeg_has_dht(bare, m), "stripped JPEG still has DHT");
         EXPECT(pix_jpeg_to_rgb(back2, w, h, bare, m, &err) == 0, "no-DHT q%d: %s", q[i], err.msg);
