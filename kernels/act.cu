@@ -1,0 +1,110 @@
+// act.cu: bias + activation, fused (twin of bias_act_forward/backward in ops.h).
+// Forward: one pass y = act(y + b[c]) right after cuDNN's convolution.
+// Backward: one pass d *= act'(y) that also produces the bias gradient, summed
+// per channel in two deterministic stages (block partials, then one warp per
+// channel), so no atomics and the same bits every run.
+#include "ops.h"
+#include "ops_cuda.h"
+
+// Activation from its pre-activation value. Division and exp stay IEEE-exact-ish
+// under --use_fast_math where it matters: __fdiv_rn keeps 1/(1+inf) = 0.
+__device__ __forceinline__ float act_apply(float x, int act, float slope) {
+    if (act == ACT_LEAKY) return x > 0.0f ? x : slope * x;
+    if (act == ACT_SIGMOID) return __fdiv_rn(1.0f, 1.0f + expf(-x));
+    return x;
+}
+
+// Derivative from the activation's OUTPUT: LeakyReLU keeps the sign of its input
+// (slope >= 0), sigmoid' = y(1-y).
+__device__ __forceinline__ float act_grad(float y, int act, float slope) {
+    if (act == ACT_LEAKY) return y > 0.0f ? 1.0f : slope;
+    if (act == ACT_SIGMOID) return y * (1.0f - y);
+    return 1.0f;
+}
+
+// grid.x covers one (b, c) plane of HW elements, grid.y strides over the B*C planes
+// (so no per-element division to find the channel).
+__global__ void bias_act_forward_kernel(float *y, const float *b, int C, int HW, int planes,
+                                        int act, float slope) {
+    int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= HW) return;
+    for (int plane = blockIdx.y; plane < planes; plane += gridDim.y) {
+        float bias = b ? b[plane % C] : 0.0f;
+        size_t i = (size_t)plane * HW + p;
+        y[i] = act_apply(y[i] + bias, act, slope);
+    }
+}
+
+void bias_act_forward_cuda(float *y, const float *b, int B, int C, int HW, int act, float slope,
+                           cudaStream_t stream) {
+    int planes = B * C;
+    dim3 grid((unsigned)tb_ceil_div((size_t)HW, TB_BLOCK), (unsigned)(planes < 65535 ? planes : 65535));
+    bias_act_forward_kernel<<<grid, TB_BLOCK, 0, stream>>>(y, b, C, HW, planes, act, slope);
+    cudaCheck(cudaGetLastError());
+}
+
+// Chunks per channel for the bias-gradient partials: enough blocks to fill the
+// GPU when C is small (the RGB output layer), one when the planes are tiny.
+static int bias_chunks(int B, int HW) {
+    size_t per_channel = (size_t)B * HW;
+    size_t chunks = tb_ceil_div(per_channel, (size_t)TB_BLOCK * 16);
+    if (chunks < 1) chunks = 1;
+    if (chunks > 128) chunks = 128;
+    return (int)chunks;
+}
+
+size_t bias_act_backward_scratch(int B, int C, int HW) {
+    int chunks = bias_chunks(B, HW);
+    return chunks > 1 ? (size_t)C * chunks : 0;
+}
+
+// grid (chunks, C): block (k, c) walks its share of channel c's B*HW elements,
+// applies act' in place and writes one partial sum to partial[c*chunks + k]
+// (partial may be NULL: no bias gradient).
+__global__ void bias_act_backward_kernel(float *d, float *partial, const float *y, int B, int C,
+                                         int HW, int act, float slope) {
+    int c = blockIdx.y;
+    size_t total = (size_t)B * HW;
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    float sum = 0.0f;
+    for (size_t j = (size_t)blockIdx.x * blockDim.x + threadIdx.x; j < total; j += stride) {
+        size_t bi = j / (size_t)HW, p = j - bi * (size_t)HW;
+        size_t i = (bi * (size_t)C + c) * (size_t)HW + p;
+        float g = d[i] * act_grad(y[i], act, slope);
+        d[i] = g;
+        sum += g;
+    }
+    if (partial) {  // uniform over the block: block_sum's barriers are safe
+        sum = block_sum(sum);
+        if (threadIdx.x == 0) partial[(size_t)c * gridDim.x + blockIdx.x] = sum;
+    }
+}
+
+// One warp per channel adds that channel's `chunks` partials in a fixed order.
+__global__ void bias_grad_finalize_kernel(float *db, const float *partial, int C, int chunks) {
+    int c = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
+    int lane = threadIdx.x & 31;
+    if (c >= C) return;  // whole warps leave together (c is per warp)
+    float s = 0.0f;
+    for (int k = lane; k < chunks; k += 32) s += partial[(size_t)c * chunks + k];
+    s = warp_sum(s);
+    if (lane == 0) db[c] = s;
+}
+
+void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, int HW, int act,
+                            float slope, float *scratch, cudaStream_t stream) {
+    int chunks = bias_chunks(B, HW);
+    // With one chunk per channel the block's sum is the gradient itself.
+    float *partial = db == NULL ? NULL : (chunks == 1 ? db : scratch);
+    CHECK(C <= 65535, "bias_act_backward: %d channels", C);
+    dim3 grid((unsigned)chunks, (unsigned)C);
+    bias_act_backward_kernel<<<grid, TB_BLOCK, 0, stream>>>(d, partial, y, B, C, HW, act, slope);
+    cudaCheck(cudaGetLastError());
+    if (db != NULL && chunks > 1) {
+        CHECK(scratch != NULL, "bias_act_backward: %d chunks need a scratch", chunks);
+        int warps_per_block = TB_BLOCK / 32;
+        unsigned blocks = (unsigned)tb_ceil_div((size_t)C, (size_t)warps_per_block);
+        bias_grad_finalize_kernel<<<blocks, TB_BLOCK, 0, stream>>>(db, partial, C, chunks);
+        cudaCheck(cudaGetLastError());
+    }
+}

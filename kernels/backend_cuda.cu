@@ -1,0 +1,523 @@
+// backend_cuda.cu: the CUDA/cuDNN backend (the Backend table of backend.h).
+//
+// Memory: one allocation for the parameter block params | grads | m | v (m is
+// the SGD momentum buffer or Adam's first moment, v Adam's second, as on the
+// CPU), one for activations and their gradients (max_batch * act_total each),
+// one cuDNN workspace shared by every convolution.
+//
+// A training step never waits for the device. Its hyperparameters go from a
+// small ring of pinned host structs to one device struct with an async copy; the
+// kernels read them (and the stats slot) there. Loss and gradient norm stay on
+// the device and land in a ring of TB_STATS_RING slots that read_stats copies
+// back. For each (batch size, optimizer) the step runs eagerly once, then is
+// captured as a CUDA graph and replayed; the pinned-struct copy is issued just
+// before each launch, so a replay sees the current values.
+#include <string.h>
+
+#include "model.h"
+#include "ops.h"
+#include "ops_cuda.h"
+
+#define PIN_RING 16    // pinned hyperparameter structs: the host may run this many steps ahead
+#define FRAME_RING 4   // pinned staging buffers for load_batch
+#define WS_MIN (32u << 20)   // workspace floor: room for the heuristics' picks at other batch sizes
+#define WS_CAP (256u << 20)  // largest workspace an algorithm may ask for
+
+typedef struct {
+    const Model *m;
+    int max_batch, L;
+    int H, W;            // training size
+    size_t frame_bytes;  // H*W*3
+    int tf32, use_graphs;
+    cudaStream_t stream;
+    cudnnHandle_t cudnn;
+
+    float *pblock, *params, *grads, *mom, *var;  // params | grads | m | v
+    float *ablock, *acts, *dacts;                // activations | their gradients
+    void *ws;
+    size_t ws_size;
+    float *bias_scratch;
+    double *reduce_scratch;  // TB_REDUCE_BLOCKS partials
+    float *d_scalars;        // loss, grad norm
+    StepParams *d_step;
+    StepStats *d_ring;
+    uint8_t *d_frames;  // max_batch frames RGB8 (input of frame_to_tensor)
+    uint8_t *d_rgb;     // one output frame RGB8
+
+    StepParams *h_step;  // pinned, PIN_RING
+    cudaEvent_t step_ev[PIN_RING];
+    int step_ev_used[PIN_RING];
+    unsigned step_count;
+    uint8_t *h_frames;  // pinned, FRAME_RING * max_batch frames
+    cudaEvent_t frame_ev[FRAME_RING];
+    int frame_ev_used[FRAME_RING];
+    unsigned frame_count;
+    StepStats *h_stats;  // pinned, TB_STATS_RING
+    uint8_t *h_rgb;      // pinned, one frame
+
+    ConvPlan *plans;  // (max_batch + 1) * L, row B filled on first use of B
+    int *plans_ready;
+    cudaGraphExec_t *graphs;  // (max_batch + 1) * 2: key B*2 + (optimizer == OPT_ADAM)
+    int *graph_runs;
+    int batch;  // B of the last load_batch
+} CudaCtx;
+
+static float *act_at(const CudaCtx *c, float *base, int i, int B) {
+    return base + (size_t)B * c->m->act_off[i];
+}
+
+static ConvPlan *plan_at(CudaCtx *c, int B, int l) { return &c->plans[(size_t)B * c->L + l]; }
+
+// ---------------------------------------------------------------- availability
+
+__global__ void probe_kernel(void) {}
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+extern "C" int cuda_available(TbErr *err) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        tb_fail(err, "no usable CUDA device: %s", cudaGetErrorString(e));
+        return 0;
+    }
+    if (n < 1) {
+        tb_fail(err, "no usable CUDA device: none found");
+        return 0;
+    }
+    // A device this build has no kernels for (e.g. older than the arch list).
+    cudaFuncAttributes fa;
+    e = cudaFuncGetAttributes(&fa, probe_kernel);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        cudaDeviceProp prop;
+        int major = 0, minor = 0;
+        if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) major = prop.major, minor = prop.minor;
+#ifdef __CUDA_ARCH_LIST__
+        tb_fail(err, "no usable CUDA device: %s (compute capability %d.%d; built for %s)",
+                cudaGetErrorString(e), major, minor, STR(__CUDA_ARCH_LIST__));
+#else
+        tb_fail(err, "no usable CUDA device: %s (compute capability %d.%d)", cudaGetErrorString(e),
+                major, minor);
+#endif
+        return 0;
+    }
+    size_t ver = cudnnGetVersion();
+    if (ver / 10000 != CUDNN_MAJOR) {
+        tb_fail(err, "no usable CUDA device: cuDNN %zu loaded, built against %d.%d", ver,
+                CUDNN_MAJOR, CUDNN_MINOR);
+        return 0;
+    }
+    cudnnHandle_t h;
+    cudnnStatus_t s = cudnnCreate(&h);
+    if (s != CUDNN_STATUS_SUCCESS) {
+        tb_fail(err, "no usable CUDA device: cuDNN: %s", cudnnGetErrorString(s));
+        return 0;
+    }
+    cudnnDestroy(h);
+    return 1;
+}
+
+// ---------------------------------------------------------------- the passes
+
+static void ensure_plans(CudaCtx *c, int B) {
+    if (c->plans_ready[B]) return;
+    // Batch sizes other than max_batch: cuDNN's heuristics (no device work, no
+    // sync), restricted to the workspace sized at init.
+    for (int l = 0; l < c->L; l++) {
+        const Layer *L = &c->m->layers[l];
+        TbErr e = {{0}};
+        int rc = conv_plan_init(plan_at(c, B, l), c->cudnn, L->kind == LAYER_CONVT, B, L->cin,
+                                L->hin, L->win, L->cout, L->k, L->stride, L->pad, c->tf32, 0,
+                                c->ws_size, &e);
+        CHECK(rc == 0, "layer %s at batch %d: %s", L->name, B, e.msg);
+    }
+    c->plans_ready[B] = 1;
+}
+
+static void enqueue_forward(CudaCtx *c, int B) {
+    const Model *m = c->m;
+    for (int l = 0; l < c->L; l++) {
+        const Layer *L = &m->layers[l];
+        const float *x = act_at(c, c->acts, l, B);
+        float *y = act_at(c, c->acts, l + 1, B);
+        const float *w = c->params + L->w_off;
+        if (L->kind == LAYER_CONV)
+            conv2d_forward_cuda(y, x, w, plan_at(c, B, l), c->cudnn, c->ws, c->ws_size, c->stream);
+        else
+            convt2d_forward_cuda(y, x, w, plan_at(c, B, l), c->cudnn, c->ws, c->ws_size, c->stream);
+        bias_act_forward_cuda(y, c->params + L->b_off, B, L->cout, L->hout * L->wout, L->act,
+                              m->spec.slope, c->stream);
+    }
+}
+
+// Everything of one step, in stream order; this is what the graph captures.
+static void enqueue_step(CudaCtx *c, int B, int adam) {
+    const Model *m = c->m;
+    int nl = c->L;
+    float *d_loss = c->d_scalars, *d_norm = c->d_scalars + 1;
+    enqueue_forward(c, B);
+    // Loss against the input itself; its gradient seeds the backward pass.
+    mse_forward_backward_cuda(act_at(c, c->dacts, nl, B), d_loss, act_at(c, c->acts, nl, B),
+                              act_at(c, c->acts, 0, B), (size_t)B * m->act_n[nl],
+                              c->reduce_scratch, c->stream);
+    for (int l = nl - 1; l >= 0; l--) {
+        const Layer *L = &m->layers[l];
+        float *d = act_at(c, c->dacts, l + 1, B);
+        const float *y = act_at(c, c->acts, l + 1, B);
+        const float *x = act_at(c, c->acts, l, B);
+        float *dx = l > 0 ? act_at(c, c->dacts, l, B) : NULL;  // no gradient for the image
+        bias_act_backward_cuda(d, c->grads + L->b_off, y, B, L->cout, L->hout * L->wout, L->act,
+                               m->spec.slope, c->bias_scratch, c->stream);
+        const float *w = c->params + L->w_off;
+        if (L->kind == LAYER_CONV)
+            conv2d_backward_cuda(dx, c->grads + L->w_off, d, x, w, plan_at(c, B, l), c->cudnn,
+                                 c->ws, c->ws_size, c->stream);
+        else
+            convt2d_backward_cuda(dx, c->grads + L->w_off, d, x, w, plan_at(c, B, l), c->cudnn,
+                                  c->ws, c->ws_size, c->stream);
+    }
+    size_t n = m->n_params;
+    grad_norm_cuda(d_norm, c->grads, n, c->reduce_scratch, c->stream);
+    stats_record_cuda(c->d_ring, d_loss, d_norm, c->d_step, c->stream);
+    if (adam)
+        adam_update_cuda(c->params, c->mom, c->var, c->grads, n, d_norm, c->d_step, c->stream);
+    else
+        sgd_update_cuda(c->params, c->mom, c->grads, n, d_norm, c->d_step, c->stream);
+}
+
+// Copy this step's hyperparameters to the device struct, from a pinned slot that
+// the device has finished reading (waits only when PIN_RING steps behind).
+static void push_step_params(CudaCtx *c, const Hyper *h, int slot) {
+    int j = (int)(c->step_count % PIN_RING);
+    if (c->step_ev_used[j]) cudaCheck(cudaEventSynchronize(c->step_ev[j]));
+    step_params_fill(&c->h_step[j], h, slot);
+    cudaCheck(cudaMemcpyAsync(c->d_step, &c->h_step[j], sizeof(StepParams),
+                              cudaMemcpyHostToDevice, c->stream));
+    cudaCheck(cudaEventRecord(c->step_ev[j], c->stream));
+    c->step_ev_used[j] = 1;
+    c->step_count++;
+}
+
+static void run_step(CudaCtx *c, int B, int adam) {
+    if (!c->use_graphs) {
+        enqueue_step(c, B, adam);
+        return;
+    }
+    int key = B * 2 + adam;
+    if (c->graphs[key]) {
+        cudaCheck(cudaGraphLaunch(c->graphs[key], c->stream));
+        return;
+    }
+    // First use of this shape runs eagerly, so that cuDNN and the runtime load
+    // their kernels (and do any lazy setup) outside of a capture.
+    if (c->graph_runs[key]++ == 0) {
+        enqueue_step(c, B, adam);
+        return;
+    }
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t exec = NULL;
+    cudaCheck(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
+    enqueue_step(c, B, adam);
+    cudaError_t e = cudaStreamEndCapture(c->stream, &g);
+    if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, g, 0);
+    if (g) cudaCheck(cudaGraphDestroy(g));
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        tb_log("cuda: capturing the training step failed (%s); running it without CUDA graphs",
+               cudaGetErrorString(e));
+        c->use_graphs = 0;
+        enqueue_step(c, B, adam);  // the captured work never ran
+        return;
+    }
+    c->graphs[key] = exec;
+    cudaCheck(cudaGraphLaunch(exec, c->stream));
+}
+
+// ---------------------------------------------------------------- the table
+
+static void cuda_destroy(Backend *b) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    if (c) {
+        // Teardown also runs after a failed init: ignore errors, free what exists.
+        if (c->stream) (void)cudaStreamSynchronize(c->stream);
+        if (c->graphs)
+            for (int k = 0; k < (c->max_batch + 1) * 2; k++)
+                if (c->graphs[k]) (void)cudaGraphExecDestroy(c->graphs[k]);
+        if (c->plans)
+            for (int B = 0; B <= c->max_batch; B++)
+                if (c->plans_ready[B])
+                    for (int l = 0; l < c->L; l++) conv_plan_destroy(plan_at(c, B, l));
+        for (int j = 0; j < PIN_RING; j++)
+            if (c->step_ev[j]) (void)cudaEventDestroy(c->step_ev[j]);
+        for (int j = 0; j < FRAME_RING; j++)
+            if (c->frame_ev[j]) (void)cudaEventDestroy(c->frame_ev[j]);
+        void *dev[] = {c->pblock, c->ablock, c->ws, c->bias_scratch, c->reduce_scratch,
+                       c->d_scalars, c->d_step, c->d_ring, c->d_frames, c->d_rgb};
+        for (size_t k = 0; k < sizeof dev / sizeof dev[0]; k++)
+            if (dev[k]) (void)cudaFree(dev[k]);
+        void *host[] = {c->h_step, c->h_frames, c->h_stats, c->h_rgb};
+        for (size_t k = 0; k < sizeof host / sizeof host[0]; k++)
+            if (host[k]) (void)cudaFreeHost(host[k]);
+        if (c->cudnn) cudnnDestroy(c->cudnn);
+        if (c->stream) (void)cudaStreamDestroy(c->stream);
+        free(c->plans);
+        free(c->plans_ready);
+        free(c->graphs);
+        free(c->graph_runs);
+        free(c);
+    }
+    free(b);
+}
+
+// Host <-> device copies of the blocks: ordered after queued steps, then waited for.
+static void copy_sync(CudaCtx *c, void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+    cudaCheck(cudaMemcpyAsync(dst, src, bytes, kind, c->stream));
+    cudaCheck(cudaStreamSynchronize(c->stream));
+}
+
+static void cuda_set_params(Backend *b, const float *p) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    copy_sync(c, c->params, p, c->m->n_params * sizeof(float), cudaMemcpyHostToDevice);
+}
+
+static void cuda_get_params(Backend *b, float *p) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    copy_sync(c, p, c->params, c->m->n_params * sizeof(float), cudaMemcpyDeviceToHost);
+}
+
+// m and v are adjacent: Adam's state (m then v, 2n floats) is one copy.
+static void cuda_set_opt_state(Backend *b, const float *s, int optimizer) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    size_t n = c->m->n_params * (optimizer == OPT_ADAM ? 2 : 1);
+    copy_sync(c, c->mom, s, n * sizeof(float), cudaMemcpyHostToDevice);
+}
+
+static void cuda_get_opt_state(Backend *b, float *s, int optimizer) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    size_t n = c->m->n_params * (optimizer == OPT_ADAM ? 2 : 1);
+    copy_sync(c, s, c->mom, n * sizeof(float), cudaMemcpyDeviceToHost);
+}
+
+static void cuda_reset_opt_state(Backend *b) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    cudaCheck(cudaMemsetAsync(c->mom, 0, 2 * c->m->n_params * sizeof(float), c->stream));
+}
+
+static void cuda_load_batch(Backend *b, const uint8_t *const *frames, int B) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    CHECK(B >= 1 && B <= c->max_batch, "batch %d outside 1..%d", B, c->max_batch);
+    // Stage through pinned memory so the upload is truly async; the staging buffer
+    // is reused only after its previous upload has finished.
+    int k = (int)(c->frame_count % FRAME_RING);
+    if (c->frame_ev_used[k]) cudaCheck(cudaEventSynchronize(c->frame_ev[k]));
+    uint8_t *stage = c->h_frames + (size_t)k * c->max_batch * c->frame_bytes;
+    for (int i = 0; i < B; i++) memcpy(stage + (size_t)i * c->frame_bytes, frames[i], c->frame_bytes);
+    cudaCheck(cudaMemcpyAsync(c->d_frames, stage, (size_t)B * c->frame_bytes,
+                              cudaMemcpyHostToDevice, c->stream));
+    cudaCheck(cudaEventRecord(c->frame_ev[k], c->stream));
+    c->frame_ev_used[k] = 1;
+    c->frame_count++;
+    frame_to_tensor_cuda(act_at(c, c->acts, 0, B), c->d_frames, B, c->H, c->W, c->stream);
+    c->batch = B;
+}
+
+static void cuda_train_step(Backend *b, int B, const Hyper *h, int slot) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    CHECK(B == c->batch, "step on %d samples, %d loaded", B, c->batch);
+    CHECK(slot >= 0 && slot < TB_STATS_RING, "stats slot %d", slot);
+    CHECK(h->optimizer == OPT_SGD || h->optimizer == OPT_ADAM, "optimizer %d", h->optimizer);
+    ensure_plans(c, B);
+    push_step_params(c, h, slot);
+    run_step(c, B, h->optimizer == OPT_ADAM);
+}
+
+static void cuda_forward(Backend *b, int B) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    CHECK(B == c->batch, "forward on %d samples, %d loaded", B, c->batch);
+    ensure_plans(c, B);
+    enqueue_forward(c, B);
+}
+
+static void cuda_read_stats(Backend *b, StepStats *out, int n) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    CHECK(n >= 0 && n <= TB_STATS_RING, "read_stats n=%d", n);
+    if (n == 0) return;
+    copy_sync(c, c->h_stats, c->d_ring, (size_t)n * sizeof(StepStats), cudaMemcpyDeviceToHost);
+    memcpy(out, c->h_stats, (size_t)n * sizeof(StepStats));
+}
+
+static const float *output_sample(CudaCtx *c, int i) {
+    CHECK(i >= 0 && i < c->batch, "output %d of a batch of %d", i, c->batch);
+    return act_at(c, c->acts, c->L, c->batch) + (size_t)i * c->m->act_n[c->L];
+}
+
+static void cuda_get_output(Backend *b, int i, uint8_t *rgb) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    tensor_to_frame_cuda(c->d_rgb, output_sample(c, i), c->H, c->W, c->stream);
+    copy_sync(c, c->h_rgb, c->d_rgb, c->frame_bytes, cudaMemcpyDeviceToHost);
+    memcpy(rgb, c->h_rgb, c->frame_bytes);
+}
+
+extern "C" void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size_t pitch_bytes) {
+    CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_output_rgba on a %s backend",
+          b && b->name ? b->name : "null");
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    tensor_to_rgba_cuda((uint8_t *)dev_rgba, pitch_bytes, output_sample(c, i), c->H, c->W,
+                        c->stream);
+}
+
+extern "C" cudaStream_t backend_cuda_stream(Backend *b) {
+    CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_stream on a %s backend",
+          b && b->name ? b->name : "null");
+    return ((CudaCtx *)b->ctx)->stream;
+}
+
+// ---------------------------------------------------------------- creation
+
+#define CU_TRY(expr)                                                                        \
+    do {                                                                                    \
+        cudaError_t e_ = (expr);                                                            \
+        if (e_ != cudaSuccess) {                                                            \
+            (void)cudaGetLastError();                                                       \
+            tb_fail(err, "cuda backend: %s: %s", #expr, cudaGetErrorString(e_));            \
+            goto fail;                                                                      \
+        }                                                                                   \
+    } while (0)
+
+extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, TbErr *err) {
+    if (max_batch < 1) {
+        tb_fail(err, "cuda backend: batch %d < 1", max_batch);
+        return NULL;
+    }
+    if (!cuda_available(err)) return NULL;
+    int nl = m->n_layers;
+    CHECK(nl >= 1 && m->layers[0].cin == 3 && m->layers[nl - 1].cout == 3 &&
+              m->act_n[nl] == m->act_n[0],
+          "model: the output must have the input's shape");
+
+    Backend *b = (Backend *)tb_calloc(1, sizeof *b);
+    CudaCtx *c = (CudaCtx *)tb_calloc(1, sizeof *c);
+    b->name = "cuda";
+    b->ctx = c;
+    b->model = m;
+    b->max_batch = max_batch;
+    b->destroy = cuda_destroy;
+    b->set_params = cuda_set_params;
+    b->get_params = cuda_get_params;
+    b->set_opt_state = cuda_set_opt_state;
+    b->get_opt_state = cuda_get_opt_state;
+    b->reset_opt_state = cuda_reset_opt_state;
+    b->load_batch = cuda_load_batch;
+    b->train_step = cuda_train_step;
+    b->forward = cuda_forward;
+    b->read_stats = cuda_read_stats;
+    b->get_output = cuda_get_output;
+
+    c->m = m;
+    c->max_batch = max_batch;
+    c->L = nl;
+    c->H = m->layers[0].hin;
+    c->W = m->layers[0].win;
+    c->frame_bytes = (size_t)c->H * c->W * 3;
+    c->tf32 = cuda_tf32_enabled();
+    {
+        const char *g = getenv("TABULA_NO_GRAPH");
+        c->use_graphs = !(g && strcmp(g, "1") == 0);
+    }
+    c->plans = (ConvPlan *)tb_calloc((size_t)(max_batch + 1) * nl, sizeof(ConvPlan));
+    c->plans_ready = (int *)tb_calloc((size_t)max_batch + 1, sizeof(int));
+    c->graphs = (cudaGraphExec_t *)tb_calloc((size_t)(max_batch + 1) * 2, sizeof(cudaGraphExec_t));
+    c->graph_runs = (int *)tb_calloc((size_t)(max_batch + 1) * 2, sizeof(int));
+
+    {
+        size_t n = m->n_params;
+        size_t acts_n = (size_t)max_batch * m->act_total;
+        size_t bias_n = 0;
+        for (int B = 1; B <= max_batch; B++)
+            for (int l = 0; l < nl; l++) {
+                const Layer *L = &m->layers[l];
+                size_t s = bias_act_backward_scratch(B, L->cout, L->hout * L->wout);
+                if (s > bias_n) bias_n = s;
+            }
+        CU_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+        cudnnStatus_t st = cudnnCreate(&c->cudnn);
+        if (st != CUDNN_STATUS_SUCCESS) {
+            c->cudnn = NULL;
+            tb_fail(err, "no usable CUDA device: cuDNN: %s", cudnnGetErrorString(st));
+            goto fail;
+        }
+        if ((st = cudnnSetStream(c->cudnn, c->stream)) != CUDNN_STATUS_SUCCESS) {
+            tb_fail(err, "cuda backend: cudnnSetStream: %s", cudnnGetErrorString(st));
+            goto fail;
+        }
+
+        CU_TRY(cudaMalloc((void **)&c->pblock, 4 * n * sizeof(float)));
+        c->params = c->pblock;
+        c->grads = c->pblock + n;
+        c->mom = c->pblock + 2 * n;
+        c->var = c->pblock + 3 * n;
+        CU_TRY(cudaMalloc((void **)&c->ablock, 2 * acts_n * sizeof(float)));
+        c->acts = c->ablock;
+        c->dacts = c->ablock + acts_n;
+        if (bias_n) CU_TRY(cudaMalloc((void **)&c->bias_scratch, bias_n * sizeof(float)));
+        CU_TRY(cudaMalloc((void **)&c->reduce_scratch, TB_REDUCE_BLOCKS * sizeof(double)));
+        CU_TRY(cudaMalloc((void **)&c->d_scalars, 2 * sizeof(float)));
+        CU_TRY(cudaMalloc((void **)&c->d_step, sizeof(StepParams)));
+        CU_TRY(cudaMalloc((void **)&c->d_ring, TB_STATS_RING * sizeof(StepStats)));
+        CU_TRY(cudaMalloc((void **)&c->d_frames, (size_t)max_batch * c->frame_bytes));
+        CU_TRY(cudaMalloc((void **)&c->d_rgb, c->frame_bytes));
+        // Zeroed like the CPU backend: parameters until set_params, optimizer state,
+        // activations (so an output read before any step is black, not garbage).
+        CU_TRY(cudaMemsetAsync(c->pblock, 0, 4 * n * sizeof(float), c->stream));
+        CU_TRY(cudaMemsetAsync(c->ablock, 0, 2 * acts_n * sizeof(float), c->stream));
+        CU_TRY(cudaMemsetAsync(c->d_ring, 0, TB_STATS_RING * sizeof(StepStats), c->stream));
+        CU_TRY(cudaMemsetAsync(c->d_scalars, 0, 2 * sizeof(float), c->stream));
+
+        CU_TRY(cudaHostAlloc((void **)&c->h_step, PIN_RING * sizeof(StepParams), cudaHostAllocDefault));
+        CU_TRY(cudaHostAlloc((void **)&c->h_frames, (size_t)FRAME_RING * max_batch * c->frame_bytes,
+                             cudaHostAllocDefault));
+        CU_TRY(cudaHostAlloc((void **)&c->h_stats, TB_STATS_RING * sizeof(StepStats), cudaHostAllocDefault));
+        CU_TRY(cudaHostAlloc((void **)&c->h_rgb, c->frame_bytes, cudaHostAllocDefault));
+        for (int j = 0; j < PIN_RING; j++)
+            CU_TRY(cudaEventCreateWithFlags(&c->step_ev[j], cudaEventDisableTiming));
+        for (int j = 0; j < FRAME_RING; j++)
+            CU_TRY(cudaEventCreateWithFlags(&c->frame_ev[j], cudaEventDisableTiming));
+
+        // The steady-state batch gets timed algorithm choices; the workspace is
+        // sized to the largest of them.
+        size_t ws = WS_MIN;
+        for (int l = 0; l < nl; l++) {
+            const Layer *L = &m->layers[l];
+            if (conv_plan_init(plan_at(c, max_batch, l), c->cudnn, L->kind == LAYER_CONVT, max_batch,
+                               L->cin, L->hin, L->win, L->cout, L->k, L->stride, L->pad, c->tf32, 1,
+                               WS_CAP, err)) {
+                for (int k = 0; k < l; k++) conv_plan_destroy(plan_at(c, max_batch, k));
+                goto fail;
+            }
+            size_t need = conv_plan_workspace(plan_at(c, max_batch, l));
+            if (need > ws) ws = need;
+        }
+        c->plans_ready[max_batch] = 1;
+        c->ws_size = ws;
+        CU_TRY(cudaMalloc(&c->ws, c->ws_size));
+        CU_TRY(cudaStreamSynchronize(c->stream));
+
+        cudaDeviceProp prop;
+        int dev = 0;
+        CU_TRY(cudaGetDevice(&dev));
+        CU_TRY(cudaGetDeviceProperties(&prop, dev));
+        double mib = (double)(4 * n * sizeof(float) + 2 * acts_n * sizeof(float) + c->ws_size) /
+                     (1024.0 * 1024.0);
+        tb_log("cuda: %s (sm_%d%d), cuDNN %zu, TF32 %s, CUDA graphs %s, %.0f MiB (workspace %.0f MiB)",
+               prop.name, prop.major, prop.minor, cudnnGetVersion(), c->tf32 ? "on" : "off",
+               c->use_graphs ? "on" : "off", mib, (double)c->ws_size / (1024.0 * 1024.0));
+    }
+    return b;
+
+fail:
+    cuda_destroy(b);
+    return NULL;
+}

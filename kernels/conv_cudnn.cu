@@ -1,0 +1,240 @@
+// conv_cudnn.cu: Conv2d and ConvTranspose2d through cuDNN (twins of the conv ops
+// in ops.h). A ConvTranspose2d is run as the conv that maps its output back to
+// its input (see ConvPlan in ops_cuda.h):
+//   convT forward       = cudnnConvolutionBackwardData  (dy := x, dx := y)
+//   convT backward data = cudnnConvolutionForward       (x := dy, y := dx)
+//   convT backward w    = cudnnConvolutionBackwardFilter(x := dy, dy := x)
+// with PyTorch's (C, OC, K, K) weight used unchanged as that conv's filter.
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "ops_cuda.h"
+
+int cuda_tf32_enabled(void) {
+    const char *o = getenv("NVIDIA_TF32_OVERRIDE");
+    const char *t = getenv("TABULA_NO_TF32");
+    if (o && strcmp(o, "0") == 0) return 0;
+    if (t && strcmp(t, "1") == 0) return 0;
+    return 1;
+}
+
+// Status-returning check for plan building (bad shapes or an algorithm search
+// that fails are reported, not fatal).
+#define CUDNN_TRY(expr)                                                                   \
+    do {                                                                                  \
+        cudnnStatus_t st_ = (expr);                                                       \
+        if (st_ != CUDNN_STATUS_SUCCESS)                                                  \
+            return tb_fail(err, "cuDNN: %s: %s", #expr, cudnnGetErrorString(st_));        \
+    } while (0)
+
+static int is_tensor_math(cudnnMathType_t m) {
+    return m == CUDNN_TENSOR_OP_MATH || m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+}
+
+// Candidates come sorted best first (by time for Find, by expected speed for Get).
+// Take the first that succeeded, fits the workspace, and uses the allowed math;
+// then set that math type on the descriptor and ask cuDNN again for its
+// workspace, which also confirms the algorithm runs with that descriptor.
+// Without TF32, the descriptor is pinned to FMA math and tensor-op results are
+// skipped. ALLOW_CONVERSION (down-conversion below TF32) is never taken.
+#define PICK_ALGO(PerfT, perf, n, cd, algo_out, ws_out, wsquery)                             \
+    do {                                                                                     \
+        int found_ = 0;                                                                      \
+        for (int i_ = 0; i_ < (n) && !found_; i_++) {                                        \
+            const PerfT *r_ = &(perf)[i_];                                                   \
+            if (r_->status != CUDNN_STATUS_SUCCESS) continue;                                \
+            if (r_->mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;             \
+            if (!tf32 && is_tensor_math(r_->mathType)) continue;                             \
+            if (find && r_->memory > ws_limit) continue;                                     \
+            cudnnMathType_t mt_ = tf32 ? r_->mathType : CUDNN_FMA_MATH;                      \
+            CUDNN_TRY(cudnnSetConvolutionMathType((cd), mt_));                               \
+            size_t ws_ = 0;                                                                  \
+            if (wsquery != CUDNN_STATUS_SUCCESS || ws_ > ws_limit) continue;                 \
+            (algo_out) = r_->algo;                                                           \
+            (ws_out) = ws_;                                                                  \
+            found_ = 1;                                                                      \
+        }                                                                                    \
+        if (!found_)                                                                         \
+            return tb_fail(err, "cuDNN: no usable %s algorithm for %s %dx%dx%dx%d -> %d, k%d s%d p%d", \
+                           #algo_out, p->transposed ? "convT" : "conv", p->B, p->C, p->H,    \
+                           p->W, p->OC, p->K, p->S, p->P);                                   \
+    } while (0)
+
+static int plan_algos(ConvPlan *p, cudnnHandle_t h, int tf32, int find, size_t ws_limit,
+                      TbErr *err) {
+    cudnnMathType_t base = tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+    int n = 0;
+
+    {  // in -> out
+        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+        CUDNN_TRY(cudnnSetConvolutionMathType(p->cd_fwd, base));
+        if (find)
+            CUDNN_TRY(cudnnFindConvolutionForwardAlgorithm(h, p->in_desc, p->w_desc, p->cd_fwd,
+                                                           p->out_desc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                           &n, perf));
+        else
+            CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, p->in_desc, p->w_desc, p->cd_fwd,
+                                                             p->out_desc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                             &n, perf));
+        PICK_ALGO(cudnnConvolutionFwdAlgoPerf_t, perf, n, p->cd_fwd, p->algo_fwd, p->ws_fwd,
+                  cudnnGetConvolutionForwardWorkspaceSize(h, p->in_desc, p->w_desc, p->cd_fwd,
+                                                          p->out_desc, r_->algo, &ws_));
+    }
+    {  // d(out) -> d(in)
+        cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+        CUDNN_TRY(cudnnSetConvolutionMathType(p->cd_bwd_data, base));
+        if (find)
+            CUDNN_TRY(cudnnFindConvolutionBackwardDataAlgorithm(h, p->w_desc, p->out_desc, p->cd_bwd_data,
+                                                                p->in_desc, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                                &n, perf));
+        else
+            CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w_desc, p->out_desc, p->cd_bwd_data,
+                                                                  p->in_desc, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                                  &n, perf));
+        PICK_ALGO(cudnnConvolutionBwdDataAlgoPerf_t, perf, n, p->cd_bwd_data, p->algo_bwd_data,
+                  p->ws_bwd_data,
+                  cudnnGetConvolutionBackwardDataWorkspaceSize(h, p->w_desc, p->out_desc, p->cd_bwd_data,
+                                                               p->in_desc, r_->algo, &ws_));
+    }
+    {  // (in, d(out)) -> d(filter)
+        cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+        CUDNN_TRY(cudnnSetConvolutionMathType(p->cd_bwd_filter, base));
+        if (find)
+            CUDNN_TRY(cudnnFindConvolutionBackwardFilterAlgorithm(h, p->in_desc, p->out_desc, p->cd_bwd_filter,
+                                                                  p->w_desc, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                                                                  &n, perf));
+        else
+            CUDNN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->in_desc, p->out_desc, p->cd_bwd_filter,
+                                                                    p->w_desc, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                                                                    &n, perf));
+        PICK_ALGO(cudnnConvolutionBwdFilterAlgoPerf_t, perf, n, p->cd_bwd_filter, p->algo_bwd_filter,
+                  p->ws_bwd_filter,
+                  cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p->in_desc, p->out_desc, p->cd_bwd_filter,
+                                                                 p->w_desc, r_->algo, &ws_));
+    }
+    return 0;
+}
+
+static int plan_descriptors(ConvPlan *p, TbErr *err) {
+    // cuDNN-conv shapes: in (N, Ci, Hi, Wi) -> out (N, Ko, Ho', Wo'), filter (Ko, Ci, K, K).
+    int ci = p->transposed ? p->OC : p->C, hi = p->transposed ? p->Ho : p->H,
+        wi = p->transposed ? p->Wo : p->W;
+    int ko = p->transposed ? p->C : p->OC, ho = p->transposed ? p->H : p->Ho,
+        wo = p->transposed ? p->W : p->Wo;
+    CUDNN_TRY(cudnnCreateTensorDescriptor(&p->in_desc));
+    CUDNN_TRY(cudnnCreateTensorDescriptor(&p->out_desc));
+    CUDNN_TRY(cudnnCreateFilterDescriptor(&p->w_desc));
+    CUDNN_TRY(cudnnSetTensor4dDescriptor(p->in_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p->B, ci, hi, wi));
+    CUDNN_TRY(cudnnSetTensor4dDescriptor(p->out_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p->B, ko, ho, wo));
+    CUDNN_TRY(cudnnSetFilter4dDescriptor(p->w_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, ko, ci, p->K, p->K));
+    cudnnConvolutionDescriptor_t *cds[3] = {&p->cd_fwd, &p->cd_bwd_data, &p->cd_bwd_filter};
+    for (int i = 0; i < 3; i++) {
+        CUDNN_TRY(cudnnCreateConvolutionDescriptor(cds[i]));
+        // PyTorch's convolutions are cross-correlations.
+        CUDNN_TRY(cudnnSetConvolution2dDescriptor(*cds[i], p->P, p->P, p->S, p->S, 1, 1,
+                                                  CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    }
+    // The conv must map `in` exactly onto `out` (for convT this is where an
+    // output_padding would show up; tabula has none).
+    int n, c, h, w;
+    CUDNN_TRY(cudnnGetConvolution2dForwardOutputDim(p->cd_fwd, p->in_desc, p->w_desc, &n, &c, &h, &w));
+    if (n != p->B || c != ko || h != ho || w != wo)
+        return tb_fail(err, "cuDNN: %s k%d s%d p%d maps %dx%d to %dx%d, expected %dx%d",
+                       p->transposed ? "convT" : "conv", p->K, p->S, p->P, wi, hi, w, h, wo, ho);
+    return 0;
+}
+
+int conv_plan_init(ConvPlan *p, cudnnHandle_t h, int transposed, int B, int C, int H, int W,
+                   int OC, int K, int S, int P, int tf32, int find, size_t ws_limit, TbErr *err) {
+    memset(p, 0, sizeof *p);
+    p->transposed = transposed;
+    p->B = B, p->C = C, p->H = H, p->W = W, p->OC = OC, p->K = K, p->S = S, p->P = P;
+    p->Ho = transposed ? convt_out(H, K, S, P) : conv_out(H, K, S, P);
+    p->Wo = transposed ? convt_out(W, K, S, P) : conv_out(W, K, S, P);
+    if (B < 1 || C < 1 || OC < 1 || p->Ho < 1 || p->Wo < 1) {
+        tb_fail(err, "conv plan: empty shape %dx%dx%dx%d -> %d, k%d s%d p%d", B, C, H, W, OC, K, S, P);
+        return -1;
+    }
+    if (plan_descriptors(p, err) || plan_algos(p, h, tf32, find, ws_limit, err)) {
+        conv_plan_destroy(p);
+        return -1;
+    }
+    return 0;
+}
+
+void conv_plan_destroy(ConvPlan *p) {
+    if (p->cd_fwd) cudnnDestroyConvolutionDescriptor(p->cd_fwd);
+    if (p->cd_bwd_data) cudnnDestroyConvolutionDescriptor(p->cd_bwd_data);
+    if (p->cd_bwd_filter) cudnnDestroyConvolutionDescriptor(p->cd_bwd_filter);
+    if (p->w_desc) cudnnDestroyFilterDescriptor(p->w_desc);
+    if (p->in_desc) cudnnDestroyTensorDescriptor(p->in_desc);
+    if (p->out_desc) cudnnDestroyTensorDescriptor(p->out_desc);
+    memset(p, 0, sizeof *p);
+}
+
+size_t conv_plan_workspace(const ConvPlan *p) {
+    size_t m = p->ws_fwd;
+    if (p->ws_bwd_data > m) m = p->ws_bwd_data;
+    if (p->ws_bwd_filter > m) m = p->ws_bwd_filter;
+    return m;
+}
+
+static const float kOne = 1.0f, kZero = 0.0f;  // beta = 0: outputs are overwritten, never read
+
+// in -> out
+static void run_fwd(const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size, const float *in,
+                    const float *w, float *out, cudaStream_t stream) {
+    CHECK(ws_size >= p->ws_fwd, "workspace %zu < %zu", ws_size, p->ws_fwd);
+    cudnnCheck(cudnnSetStream(h, stream));
+    cudnnCheck(cudnnConvolutionForward(h, &kOne, p->in_desc, in, p->w_desc, w, p->cd_fwd,
+                                       p->algo_fwd, ws, ws_size, &kZero, p->out_desc, out));
+}
+
+// d(out) -> d(in)
+static void run_bwd_data(const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
+                         const float *dout, const float *w, float *din, cudaStream_t stream) {
+    CHECK(ws_size >= p->ws_bwd_data, "workspace %zu < %zu", ws_size, p->ws_bwd_data);
+    cudnnCheck(cudnnSetStream(h, stream));
+    cudnnCheck(cudnnConvolutionBackwardData(h, &kOne, p->w_desc, w, p->out_desc, dout,
+                                            p->cd_bwd_data, p->algo_bwd_data, ws, ws_size, &kZero,
+                                            p->in_desc, din));
+}
+
+// (in, d(out)) -> d(filter)
+static void run_bwd_filter(const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
+                           const float *in, const float *dout, float *dw, cudaStream_t stream) {
+    CHECK(ws_size >= p->ws_bwd_filter, "workspace %zu < %zu", ws_size, p->ws_bwd_filter);
+    cudnnCheck(cudnnSetStream(h, stream));
+    cudnnCheck(cudnnConvolutionBackwardFilter(h, &kOne, p->in_desc, in, p->out_desc, dout,
+                                              p->cd_bwd_filter, p->algo_bwd_filter, ws, ws_size,
+                                              &kZero, p->w_desc, dw));
+}
+
+void conv2d_forward_cuda(float *y, const float *x, const float *w, const ConvPlan *p,
+                         cudnnHandle_t h, void *ws, size_t ws_size, cudaStream_t stream) {
+    CHECK(!p->transposed, "conv2d with a convT plan");
+    run_fwd(p, h, ws, ws_size, x, w, y, stream);
+}
+
+void conv2d_backward_cuda(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                          const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
+                          cudaStream_t stream) {
+    CHECK(!p->transposed, "conv2d with a convT plan");
+    if (dx) run_bwd_data(p, h, ws, ws_size, dy, w, dx, stream);
+    run_bwd_filter(p, h, ws, ws_size, x, dy, dw, stream);
+}
+
+void convt2d_forward_cuda(float *y, const float *x, const float *w, const ConvPlan *p,
+                          cudnnHandle_t h, void *ws, size_t ws_size, cudaStream_t stream) {
+    CHECK(p->transposed, "convt2d with a conv plan");
+    run_bwd_data(p, h, ws, ws_size, x, w, y, stream);
+}
+
+void convt2d_backward_cuda(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                           const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
+                           cudaStream_t stream) {
+    CHECK(p->transposed, "convt2d with a conv plan");
+    if (dx) run_fwd(p, h, ws, ws_size, dy, w, dx, stream);
+    run_bwd_filter(p, h, ws, ws_size, dy, x, dw, stream);
+}

@@ -1,0 +1,72 @@
+// cuda_common.h: error checks and launch helpers shared by the .cu files (and the
+// C tests that drive them). Every CUDA and cuDNN call goes through cudaCheck /
+// cudnnCheck, which print the expression, where, and the library's own message.
+// These are for broken invariants and failures mid-run; code that may meet a
+// missing GPU (cuda_available, backend creation) returns a status instead.
+#pragma once
+#include <cuda_runtime.h>
+#include <cudnn.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static inline void cuda_check_(cudaError_t e, const char *expr, const char *file, int line) {
+    if (e != cudaSuccess) {
+        fprintf(stderr, "tabula: %s:%d: CUDA error %d (%s): %s\n  in %s\n", file, line, (int)e,
+                cudaGetErrorName(e), cudaGetErrorString(e), expr);
+        exit(1);
+    }
+}
+#define cudaCheck(expr) cuda_check_((expr), #expr, __FILE__, __LINE__)
+
+static inline void cudnn_check_(cudnnStatus_t s, const char *expr, const char *file, int line) {
+    if (s != CUDNN_STATUS_SUCCESS) {
+        char detail[256] = {0};
+        cudnnGetLastErrorString(detail, sizeof detail);
+        fprintf(stderr, "tabula: %s:%d: cuDNN error %d (%s)%s%s\n  in %s\n", file, line, (int)s,
+                cudnnGetErrorString(s), detail[0] ? ": " : "", detail, expr);
+        exit(1);
+    }
+}
+#define cudnnCheck(expr) cudnn_check_((expr), #expr, __FILE__, __LINE__)
+
+// Threads per block for the elementwise and reduction kernels.
+#define TB_BLOCK 256
+// Blocks of the first pass of the deterministic two-pass reductions (sum of
+// squares, MSE): each writes one double partial, a second one-block kernel adds
+// them in a fixed order, so a given shape always gives the same bits.
+#define TB_REDUCE_BLOCKS 1024
+
+static inline size_t tb_ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+
+// Grid for a grid-stride loop over n elements: one element per thread up to `cap`
+// blocks, then each thread takes several.
+static inline unsigned tb_grid(size_t n, unsigned block, unsigned cap) {
+    size_t g = tb_ceil_div(n, block);
+    if (g < 1) g = 1;
+    return (unsigned)(g < cap ? g : cap);
+}
+
+#ifdef __CUDACC__
+// Sum over a warp; every lane of the warp must call it. Lane 0 holds the result.
+template <typename T>
+__device__ inline T warp_sum(T v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Sum over a block (blockDim.x a multiple of 32, at most 1024); every thread must
+// call it, once per kernel. Thread 0 holds the result.
+template <typename T>
+__device__ inline T block_sum(T v) {
+    __shared__ T warp_part[32];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    v = warp_sum(v);
+    if (lane == 0) warp_part[warp] = v;
+    __syncthreads();
+    int nwarps = (int)(blockDim.x >> 5);
+    v = (int)threadIdx.x < nwarps ? warp_part[threadIdx.x] : (T)0;
+    if (warp == 0) v = warp_sum(v);
+    return v;
+}
+#endif

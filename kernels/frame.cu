@@ -1,0 +1,66 @@
+// frame.cu: camera frames in, reconstructions out (twins of frame_to_tensor /
+// tensor_to_frame in ops.h), plus RGBA8 for a GL pixel buffer.
+#include "ops.h"
+#include "ops_cuda.h"
+
+// One thread per pixel of the batch: reads 3 bytes, writes one float per plane.
+__global__ void frame_to_tensor_kernel(float *x, const uint8_t *rgb, size_t pixels, int HW) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= pixels) return;
+    size_t b = i / (size_t)HW, p = i - b * (size_t)HW;
+    const uint8_t *px = rgb + 3 * i;
+    float *xb = x + b * 3 * (size_t)HW;
+    // IEEE division, as the CPU's v / 255.0f (fast math would round differently).
+    xb[p] = __fdiv_rn((float)px[0], 255.0f);
+    xb[(size_t)HW + p] = __fdiv_rn((float)px[1], 255.0f);
+    xb[2 * (size_t)HW + p] = __fdiv_rn((float)px[2], 255.0f);
+}
+
+void frame_to_tensor_cuda(float *x, const uint8_t *rgb, int B, int H, int W, cudaStream_t stream) {
+    size_t pixels = (size_t)B * H * W;
+    unsigned blocks = (unsigned)tb_ceil_div(pixels, TB_BLOCK);
+    frame_to_tensor_kernel<<<blocks, TB_BLOCK, 0, stream>>>(x, rgb, pixels, H * W);
+    cudaCheck(cudaGetLastError());
+}
+
+// [0,1] -> 0..255, clamped and rounded half up; NaN becomes 0 (fmaxf drops it).
+__device__ __forceinline__ uint8_t to_u8(float v) {
+    v = fminf(fmaxf(v, 0.0f), 1.0f);
+    return (uint8_t)(v * 255.0f + 0.5f);
+}
+
+__global__ void tensor_to_frame_kernel(uint8_t *rgb, const float *x, int HW) {
+    int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= HW) return;
+    rgb[3 * (size_t)p] = to_u8(x[p]);
+    rgb[3 * (size_t)p + 1] = to_u8(x[(size_t)HW + p]);
+    rgb[3 * (size_t)p + 2] = to_u8(x[2 * (size_t)HW + p]);
+}
+
+void tensor_to_frame_cuda(uint8_t *rgb, const float *x, int H, int W, cudaStream_t stream) {
+    int HW = H * W;
+    tensor_to_frame_kernel<<<(unsigned)tb_ceil_div((size_t)HW, TB_BLOCK), TB_BLOCK, 0, stream>>>(
+        rgb, x, HW);
+    cudaCheck(cudaGetLastError());
+}
+
+// 2D grid over (W, H); each thread writes one 4-byte pixel.
+__global__ void tensor_to_rgba_kernel(uint8_t *rgba, size_t pitch, const float *x, int H, int W) {
+    int px = blockIdx.x * blockDim.x + threadIdx.x;
+    int py = blockIdx.y * blockDim.y + threadIdx.y;
+    if (px >= W || py >= H) return;
+    size_t HW = (size_t)H * W, p = (size_t)py * W + px;
+    uchar4 out = make_uchar4(to_u8(x[p]), to_u8(x[HW + p]), to_u8(x[2 * HW + p]), 255);
+    *(uchar4 *)(rgba + (size_t)py * pitch + 4 * (size_t)px) = out;
+}
+
+void tensor_to_rgba_cuda(uint8_t *rgba, size_t pitch, const float *x, int H, int W,
+                         cudaStream_t stream) {
+    // uchar4 stores need 4-byte aligned rows.
+    CHECK(pitch >= 4 * (size_t)W && pitch % 4 == 0 && ((uintptr_t)rgba & 3) == 0,
+          "rgba pitch %zu for width %d", pitch, W);
+    dim3 block(32, 8);
+    dim3 grid((unsigned)tb_ceil_div((size_t)W, 32), (unsigned)tb_ceil_div((size_t)H, 8));
+    tensor_to_rgba_kernel<<<grid, block, 0, stream>>>(rgba, pitch, x, H, W);
+    cudaCheck(cudaGetLastError());
+}

@@ -1,0 +1,48 @@
+// loss.cu: mean squared error and its gradient in one pass (twin of
+// mse_forward_backward in ops.h). The loss stays on the device: per-block double
+// partials, then one block adds them in a fixed order into the scalar.
+#include "ops.h"
+#include "ops_cuda.h"
+
+__global__ void mse_kernel(float *dy, double *partial, const float *y, const float *t, size_t n,
+                           float grad_scale) {
+    double s = 0.0;
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float d = y[i] - t[i];
+        if (dy) dy[i] = grad_scale * d;
+        s += (double)d * (double)d;
+    }
+    s = block_sum(s);
+    if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+// One block: *out = sum(partial[0..count)) / div, or its square root.
+__global__ void sum_partials_kernel(float *out, const double *partial, int count, double div,
+                                    int take_sqrt) {
+    double s = 0.0;
+    for (int k = threadIdx.x; k < count; k += blockDim.x) s += partial[k];
+    s = block_sum(s);
+    if (threadIdx.x == 0) {
+        s /= div;
+        *out = (float)(take_sqrt ? sqrt(s) : s);
+    }
+}
+
+void sum_partials_cuda(float *out, const double *partial, int count, double div, int take_sqrt,
+                       cudaStream_t stream) {
+    CHECK(count >= 1 && count <= TB_REDUCE_BLOCKS, "%d partials", count);
+    sum_partials_kernel<<<1, 1024, 0, stream>>>(out, partial, count, div, take_sqrt);
+    cudaCheck(cudaGetLastError());
+}
+
+void mse_forward_backward_cuda(float *dy, float *loss, const float *y, const float *t, size_t n,
+                               double *scratch, cudaStream_t stream) {
+    CHECK(n > 0, "mse over 0 elements");
+    unsigned blocks = tb_grid(n, TB_BLOCK, TB_REDUCE_BLOCKS);
+    // dy = 2(y-t)/n as the CPU op computes it: the factor in float, once.
+    float grad_scale = 2.0f / (float)n;
+    mse_kernel<<<blocks, TB_BLOCK, 0, stream>>>(dy, scratch, y, t, n, grad_scale);
+    cudaCheck(cudaGetLastError());
+    sum_partials_cuda(loss, scratch, (int)blocks, (double)n, 0, stream);
+}

@@ -1,0 +1,144 @@
+// ops_cuda.h: the CUDA twins of ops.h. Same arguments as the CPU op plus a
+// stream; all pointers are device pointers unless said otherwise. Like the CPU
+// ops, backward ops OVERWRITE dw/db/dx (dx may be NULL: no input gradient).
+//
+// Differences forced by the device, so that a training step never waits for it:
+//   - reductions (MSE loss, gradient norm) land in device scalars instead of
+//     being returned, and take a scratch of TB_REDUCE_BLOCKS doubles;
+//   - the optimizer reads the gradient norm and its hyperparameters (StepParams)
+//     from device memory, so a captured CUDA graph replays with current values;
+//   - convolutions run through cuDNN with a ConvPlan (descriptors and algorithms
+//     chosen once per shape) and one shared workspace.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include "backend.h"
+#include "cuda_common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---- act.cu: bias + activation, fused, in place on y (B,C,HW): y = act(y + b[c]).
+// b may be NULL (no bias).
+void bias_act_forward_cuda(float *y, const float *b, int B, int C, int HW, int act, float slope,
+                           cudaStream_t stream);
+// d <- d * act'(y) in place and db[c] = sum over (B, HW) of the new d, in one pass
+// over d (db may be NULL). The per-channel sums go through `scratch`, which must
+// hold bias_act_backward_scratch(B, C, HW) floats.
+size_t bias_act_backward_scratch(int B, int C, int HW);
+void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, int HW, int act,
+                            float slope, float *scratch, cudaStream_t stream);
+
+// ---- loss.cu: MSE over n elements; dy = 2(y-t)/n (dy may be NULL) and the loss
+// (sum in double, then / n) written to the device scalar *loss.
+void mse_forward_backward_cuda(float *dy, float *loss, const float *y, const float *t, size_t n,
+                               double *scratch, cudaStream_t stream);
+// Second stage of the two-pass reductions (loss.cu, optim.cu): *out =
+// sum(partial[0..count)) / div, or its square root; count <= TB_REDUCE_BLOCKS.
+void sum_partials_cuda(float *out, const double *partial, int count, double div, int take_sqrt,
+                       cudaStream_t stream);
+
+// ---- optim.cu: optimizer over the flat parameter block (DESIGN §2).
+// Hyperparameters of one step as the device sees them. The host fills it with
+// step_params_fill and copies it to device memory before the step's kernels.
+typedef struct {
+    int optimizer;  // OPT_SGD or OPT_ADAM
+    int slot;       // stats ring slot of this step
+    int t;          // Adam step count, 1-based
+    int pad_;
+    float lr, momentum, weight_decay, clip;
+    float beta1, beta2, eps;
+    float adam_step;      // lr / (1 - beta1^t), computed in double on the host
+    float adam_bc2_sqrt;  // sqrt(1 - beta2^t)
+} StepParams;
+void step_params_fill(StepParams *p, const Hyper *h, int slot);  // host only
+
+// Global L2 norm of g, written to the device scalar *norm (sum in double).
+void grad_norm_cuda(float *norm, const float *g, size_t n, double *scratch, cudaStream_t stream);
+// One fused pass, PyTorch's clip_grad_norm_ + SGD(momentum, weight_decay):
+// scale = c/(norm+1e-6) if c > 0 and norm > c else 1;  g' = scale*g + wd*w;
+// buf = mu*buf + g';  w -= lr*buf.  norm and p are device pointers.
+void sgd_update_cuda(float *w, float *buf, const float *g, size_t n, const float *norm,
+                     const StepParams *p, cudaStream_t stream);
+// Adam (torch.optim.Adam, L2 weight decay) after the same clipping.
+void adam_update_cuda(float *w, float *m, float *v, const float *g, size_t n, const float *norm,
+                      const StepParams *p, cudaStream_t stream);
+// ring[p->slot] = {*loss, *norm}: the slot is read on the device, so graph
+// replays write where the current step asks.
+void stats_record_cuda(StepStats *ring, const float *loss, const float *norm, const StepParams *p,
+                       cudaStream_t stream);
+
+// ---- frame.cu
+// B frames RGB8 interleaved (B,H,W,3), contiguous -> float (B,3,H,W) in [0,1].
+void frame_to_tensor_cuda(float *x, const uint8_t *rgb, int B, int H, int W, cudaStream_t stream);
+// One sample float CHW -> RGB8 interleaved (clamped, rounded).
+void tensor_to_frame_cuda(uint8_t *rgb, const float *x, int H, int W, cudaStream_t stream);
+// One sample float CHW -> RGBA8 rows `pitch` bytes apart (alpha 255), e.g. into a
+// mapped OpenGL pixel buffer.
+void tensor_to_rgba_cuda(uint8_t *rgba, size_t pitch, const float *x, int H, int W,
+                         cudaStream_t stream);
+
+// ---- conv_cudnn.cu: Conv2d and ConvTranspose2d through cuDNN.
+// A plan describes one convolution in cuDNN's terms: `in` (N, Ci, Hi, Wi) ->
+// `out` with filter (Ko, Ci, K, K). For Conv2d, in = x (B,C,H,W), out = y
+// (B,OC,Ho,Wo), filter = w (OC,C,K,K). A ConvTranspose2d is the data gradient of
+// the conv that maps its output back to its input, so in = y (B,OC,Ho,Wo),
+// out = x (B,C,H,W) and PyTorch's weight (C,OC,K,K) is that conv's filter as is.
+typedef struct {
+    int transposed;
+    int B, C, H, W, OC, K, S, P, Ho, Wo;  // the layer's own shapes (x -> y)
+    cudnnTensorDescriptor_t in_desc, out_desc;
+    cudnnFilterDescriptor_t w_desc;
+    // One convolution descriptor per direction: each carries the math type of
+    // the algorithm chosen for it.
+    cudnnConvolutionDescriptor_t cd_fwd, cd_bwd_data, cd_bwd_filter;
+    cudnnConvolutionFwdAlgo_t algo_fwd;
+    cudnnConvolutionBwdDataAlgo_t algo_bwd_data;
+    cudnnConvolutionBwdFilterAlgo_t algo_bwd_filter;
+    size_t ws_fwd, ws_bwd_data, ws_bwd_filter;  // bytes each chosen algorithm needs
+} ConvPlan;
+
+// 1 unless the environment turns TF32 off (NVIDIA_TF32_OVERRIDE=0 or TABULA_NO_TF32=1).
+int cuda_tf32_enabled(void);
+// Build descriptors and choose the three algorithms for a layer's shapes.
+// find = 1: time the candidates on the device (cudnnFind*, synchronises; for
+// init); find = 0: cuDNN's heuristics (cudnnGet*_v7, no device work). Only
+// algorithms needing at most ws_limit bytes of workspace are taken; tf32 = 0
+// restricts cuDNN to FMA math. Returns 0, or -1 with err filled.
+int conv_plan_init(ConvPlan *p, cudnnHandle_t h, int transposed, int B, int C, int H, int W,
+                   int OC, int K, int S, int P, int tf32, int find, size_t ws_limit, TbErr *err);
+void conv_plan_destroy(ConvPlan *p);
+// Largest workspace the plan's three algorithms need (bytes).
+size_t conv_plan_workspace(const ConvPlan *p);
+
+// The ops. x (B,C,H,W), y (B,OC,Ho,Wo); w as in ops.h; ws a device workspace of
+// ws_size >= conv_plan_workspace(p) bytes. The handle is bound to `stream`.
+void conv2d_forward_cuda(float *y, const float *x, const float *w, const ConvPlan *p,
+                         cudnnHandle_t h, void *ws, size_t ws_size, cudaStream_t stream);
+void conv2d_backward_cuda(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                          const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
+                          cudaStream_t stream);
+void convt2d_forward_cuda(float *y, const float *x, const float *w, const ConvPlan *p,
+                          cudnnHandle_t h, void *ws, size_t ws_size, cudaStream_t stream);
+void convt2d_backward_cuda(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                           const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
+                           cudaStream_t stream);
+
+// ---- backend_cuda.cu: extras of the CUDA backend beyond the Backend table.
+// Sample i of the last forward/step as RGBA8 into device memory (rows pitch_bytes
+// apart), e.g. a PBO mapped through CUDA-GL interop, without a trip through the
+// host. Enqueued on the backend's stream and not waited for: unmap the resource
+// on backend_cuda_stream(b) (or on stream 0, which the backend's blocking stream
+// orders with) before GL reads it.
+void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size_t pitch_bytes);
+// The stream all of the backend's work runs on.
+cudaStream_t backend_cuda_stream(Backend *b);
+
+#ifdef __cplusplus
+}
+#endif

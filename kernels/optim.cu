@@ -1,0 +1,115 @@
+// optim.cu: gradient norm, clipping and the optimizer update over the flat
+// parameter block (twins of grad_norm / clip_scale / sgd_update / adam_update in
+// ops.h). The norm never leaves the device: the update kernel reads it, and its
+// hyperparameters, from device memory, so a captured step needs no host values.
+#include <math.h>
+
+#include "ops.h"
+#include "ops_cuda.h"
+
+void step_params_fill(StepParams *p, const Hyper *h, int slot) {
+    p->optimizer = h->optimizer;
+    p->slot = slot;
+    p->t = h->t;
+    p->pad_ = 0;
+    p->lr = h->lr;
+    p->momentum = h->momentum;
+    p->weight_decay = h->weight_decay;
+    p->clip = h->clip;
+    p->beta1 = h->beta1;
+    p->beta2 = h->beta2;
+    p->eps = h->eps;
+    // Bias corrections as PyTorch forms them (Python floats, i.e. double).
+    int t = h->t > 0 ? h->t : 1;
+    double bc1 = 1.0 - pow((double)h->beta1, (double)t);
+    double bc2 = 1.0 - pow((double)h->beta2, (double)t);
+    p->adam_step = (float)((double)h->lr / bc1);
+    p->adam_bc2_sqrt = (float)sqrt(bc2);
+}
+
+__global__ void sumsq_kernel(double *partial, const float *g, size_t n) {
+    double s = 0.0;
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float v = g[i];
+        s += (double)v * (double)v;
+    }
+    s = block_sum(s);
+    if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+void grad_norm_cuda(float *norm, const float *g, size_t n, double *scratch, cudaStream_t stream) {
+    CHECK(n > 0, "grad_norm over 0 elements");
+    unsigned blocks = tb_grid(n, TB_BLOCK, TB_REDUCE_BLOCKS);
+    sumsq_kernel<<<blocks, TB_BLOCK, 0, stream>>>(scratch, g, n);
+    cudaCheck(cudaGetLastError());
+    sum_partials_cuda(norm, scratch, (int)blocks, 1.0, 1, stream);
+}
+
+// clip_grad_norm_'s factor; every thread computes it from the same two scalars.
+// __fdiv_rn: IEEE division even under --use_fast_math, as on the CPU.
+__device__ __forceinline__ float clip_factor(float norm, float clip) {
+    return (clip > 0.0f && norm > clip) ? __fdiv_rn(clip, norm + 1e-6f) : 1.0f;
+}
+
+__global__ void sgd_kernel(float *w, float *buf, const float *g, size_t n, const float *norm,
+                           const StepParams *p) {
+    float scale = clip_factor(*norm, p->clip);
+    float lr = p->lr, mu = p->momentum, wd = p->weight_decay;
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float wi = w[i];
+        float gi = scale * g[i] + wd * wi;
+        float bi = mu * buf[i] + gi;
+        buf[i] = bi;
+        w[i] = wi - lr * bi;
+    }
+}
+
+void sgd_update_cuda(float *w, float *buf, const float *g, size_t n, const float *norm,
+                     const StepParams *p, cudaStream_t stream) {
+    unsigned blocks = tb_grid(n, TB_BLOCK, 65535);
+    sgd_kernel<<<blocks, TB_BLOCK, 0, stream>>>(w, buf, g, n, norm, p);
+    cudaCheck(cudaGetLastError());
+}
+
+// torch.optim.Adam (no amsgrad): g' = scale*g + wd*w; m = b1*m + (1-b1)g';
+// v = b2*v + (1-b2)g'^2; w -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps).
+__global__ void adam_kernel(float *w, float *m, float *v, const float *g, size_t n,
+                            const float *norm, const StepParams *p) {
+    float scale = clip_factor(*norm, p->clip);
+    float wd = p->weight_decay, b1 = p->beta1, b2 = p->beta2, eps = p->eps;
+    float step = p->adam_step, bc2_sqrt = p->adam_bc2_sqrt;
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float wi = w[i];
+        float gi = scale * g[i] + wd * wi;
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float denom = __fdiv_rn(__fsqrt_rn(vi), bc2_sqrt) + eps;
+        w[i] = wi - step * __fdiv_rn(mi, denom);
+    }
+}
+
+void adam_update_cuda(float *w, float *m, float *v, const float *g, size_t n, const float *norm,
+                      const StepParams *p, cudaStream_t stream) {
+    unsigned blocks = tb_grid(n, TB_BLOCK, 65535);
+    adam_kernel<<<blocks, TB_BLOCK, 0, stream>>>(w, m, v, g, n, norm, p);
+    cudaCheck(cudaGetLastError());
+}
+
+__global__ void stats_record_kernel(StepStats *ring, const float *loss, const float *norm,
+                                    const StepParams *p) {
+    int slot = p->slot;
+    if (slot < 0 || slot >= TB_STATS_RING) return;  // the host CHECKs; never write outside
+    ring[slot].loss = *loss;
+    ring[slot].grad_norm = *norm;
+}
+
+void stats_record_cuda(StepStats *ring, const float *loss, const float *norm, const StepParams *p,
+                       cudaStream_t stream) {
+    stats_record_kernel<<<1, 1, 0, stream>>>(ring, loss, norm, p);
+    cudaCheck(cudaGetLastError());
+}
