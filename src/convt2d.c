@@ -1,0 +1,106 @@
+// convt2d.c: ConvTranspose2d without bias, x (B,C,H,W), w (C,OC,K,K) as in
+// PyTorch -> y (B,OC,Ho,Wo), Ho = (H-1)*S - 2P + K.
+//
+// It is the adjoint of Conv2d(OC -> C) on a Ho x Wo image, so the same im2col
+// geometry serves with the roles swapped (the "image" is y, the "cols" grid is x):
+//   forward:  cols = w^T · x, y = col2im(cols)   (OCKK x C)(C x HW)
+//   backward: dcols = im2col(dy)                 (OCKK x HW)
+//             dx  = w · dcols                    (C x OCKK)(OCKK x HW)
+//             dw += x · dcols^T                  (C x HW)(HW x OCKK)
+#include "common.h"
+#include "ops.h"
+
+// Shared with conv2d.c (defined there).
+void tb_im2col(float *cols, const float *im, int C, int H, int W, int K, int S, int P, int Ho,
+               int Wo);
+void tb_col2im(float *im, const float *cols, int C, int H, int W, int K, int S, int P, int Ho,
+               int Wo);
+float *tb_scratch(size_t n);
+
+// ---------------------------------------------------------------- reference
+// The definitions, one output at a time, summed in double. Input pixel (iy, ix)
+// reaches output pixel (iy*S - P + ki, ix*S - P + kj) through tap (ki, kj).
+
+void convt2d_forward_ref(float *y, const float *x, const float *w, int B, int C, int H, int W,
+                         int OC, int K, int S, int P) {
+    int Ho = convt_out(H, K, S, P), Wo = convt_out(W, K, S, P);
+    for (int b = 0; b < B; b++)
+        for (int o = 0; o < OC; o++)
+            for (int oy = 0; oy < Ho; oy++)
+                for (int ox = 0; ox < Wo; ox++) {
+                    double s = 0.0;
+                    for (int c = 0; c < C; c++)
+                        for (int ki = 0; ki < K; ki++)
+                            for (int kj = 0; kj < K; kj++) {
+                                int ty = oy + P - ki, tx = ox + P - kj;
+                                if (ty < 0 || tx < 0 || ty % S || tx % S) continue;
+                                int iy = ty / S, ix = tx / S;
+                                if (iy >= H || ix >= W) continue;
+                                s += (double)x[(((size_t)b * C + c) * H + iy) * W + ix] *
+                                     (double)w[(((size_t)c * OC + o) * K + ki) * K + kj];
+                            }
+                    y[(((size_t)b * OC + o) * Ho + oy) * Wo + ox] = (float)s;
+                }
+}
+
+void convt2d_backward_ref(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                          int B, int C, int H, int W, int OC, int K, int S, int P) {
+    int Ho = convt_out(H, K, S, P), Wo = convt_out(W, K, S, P);
+    for (int c = 0; c < C; c++)
+        for (int o = 0; o < OC; o++)
+            for (int ki = 0; ki < K; ki++)
+                for (int kj = 0; kj < K; kj++) {
+                    double s = 0.0;
+                    for (int b = 0; b < B; b++)
+                        for (int iy = 0; iy < H; iy++)
+                            for (int ix = 0; ix < W; ix++) {
+                                int oy = iy * S - P + ki, ox = ix * S - P + kj;
+                                if (oy < 0 || oy >= Ho || ox < 0 || ox >= Wo) continue;
+                                s += (double)x[(((size_t)b * C + c) * H + iy) * W + ix] *
+                                     (double)dy[(((size_t)b * OC + o) * Ho + oy) * Wo + ox];
+                            }
+                    dw[(((size_t)c * OC + o) * K + ki) * K + kj] = (float)s;
+                }
+    if (!dx) return;
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            for (int iy = 0; iy < H; iy++)
+                for (int ix = 0; ix < W; ix++) {
+                    double s = 0.0;
+                    for (int o = 0; o < OC; o++)
+                        for (int ki = 0; ki < K; ki++)
+                            for (int kj = 0; kj < K; kj++) {
+                                int oy = iy * S - P + ki, ox = ix * S - P + kj;
+                                if (oy < 0 || oy >= Ho || ox < 0 || ox >= Wo) continue;
+                                s += (double)dy[(((size_t)b * OC + o) * Ho + oy) * Wo + ox] *
+                                     (double)w[(((size_t)c * OC + o) * K + ki) * K + kj];
+                            }
+                    dx[(((size_t)b * C + c) * H + iy) * W + ix] = (float)s;
+                }
+}
+
+// ---------------------------------------------------------------- fast path
+
+void convt2d_forward(float *y, const float *x, const float *w, int B, int C, int H, int W, int OC,
+                     int K, int S, int P) {
+    int Ho = convt_out(H, K, S, P), Wo = convt_out(W, K, S, P);
+    int OKK = OC * K * K, N = H * W;
+    float *cols = tb_scratch((size_t)OKK * N);
+    for (int b = 0; b < B; b++) {
+        gemm(1, 0, OKK, N, C, 1.0f, w, OKK, x + (size_t)b * C * N, N, 0.0f, cols, N);
+        tb_col2im(y + (size_t)b * OC * Ho * Wo, cols, OC, Ho, Wo, K, S, P, H, W);
+    }
+}
+
+void convt2d_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                      int B, int C, int H, int W, int OC, int K, int S, int P) {
+    int Ho = convt_out(H, K, S, P), Wo = convt_out(W, K, S, P);
+    int OKK = OC * K * K, N = H * W;
+    float *cols = tb_scratch((size_t)OKK * N);
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * C * N;
+        tb_im2col(cols, dy + (size_t)b * OC * Ho * Wo, OC, Ho, Wo, K, S, P, H, W);
+        gemm(0, 1, C, OKK, N, 1.0f, xb, N, cols, N, b ? 1.0f : 0.0f, dw, OKK);
+        if (dx) gemm(0, 0, C, N, OKK, 1.0f, w, OKK, cols, N, 0.0f, dx + (size_t)b * C * N, N);
+    }
+}
