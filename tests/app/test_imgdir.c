@@ -90,6 +90,17 @@ static void test_photos(void) {
     free(first);
     free(buf);
     source_close(s);
+
+    // Through the spec: the app library's source_open_app() must replace the
+    // engine's weak fallback in a program linked against it (static libraries
+    // only do that if the app opener's object file actually gets linked in).
+    char spec[1100];
+    snprintf(spec, sizeof spec, "dir:%s", dir);
+    s = source_open(spec, &err);
+    EXPECT(s != NULL, "source_open(\"%s\"): %s", spec, err.msg);
+    if (s) EXPECT(s->width == PHOTOS[0].w && s->height == PHOTOS[0].h, "dir: spec opened %dx%d",
+                  s->width, s->height);
+    source_close(s);
 }
 
 static char tmpdir[256];
