@@ -16,7 +16,10 @@ extern "C" {
 typedef struct Source Source;
 struct Source {
     char spec[1024];
-    int width, height;  // size of the frames read() returns (may change on reconnect)
+    // Size of the frame the NEXT read() returns. It may change across a read()
+    // (image folders of mixed sizes, camera reconnect): take it before each
+    // read(), and use that copy both to size the buffer and for the frame read.
+    int width, height;
     double fps;         // native frame rate; 0 if none (image folders, pattern: 30)
     void *ctx;
     // Next frame into rgb (width*height*3 bytes, allocated by the caller from the
