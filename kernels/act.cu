@@ -6,20 +6,20 @@
 #include "ops.h"
 #include "ops_cuda.h"
 
-// Activation from its pre-activation value. Division and exp stay IEEE-exact-ish
-// under --use_fast_math where it matters: __fdiv_rn keeps 1/(1+inf) = 0.
+// Activation from its pre-activation value, as the CPU op. __fdiv_rn: IEEE
+// division even under --use_fast_math (and 1/(1+inf) = 0 for large negative x).
 __device__ __forceinline__ float act_apply(float x, int act, float slope) {
-    if (act == ACT_LEAKY) return x > 0.0f ? x : slope * x;
+    if (act == ACT_LEAKY) return x > 0.0f ? x : x * slope;
     if (act == ACT_SIGMOID) return __fdiv_rn(1.0f, 1.0f + expf(-x));
     return x;
 }
 
-// Derivative from the activation's OUTPUT: LeakyReLU keeps the sign of its input
-// (slope >= 0), sigmoid' = y(1-y).
-__device__ __forceinline__ float act_grad(float y, int act, float slope) {
-    if (act == ACT_LEAKY) return y > 0.0f ? 1.0f : slope;
-    if (act == ACT_SIGMOID) return y * (1.0f - y);
-    return 1.0f;
+// Gradient through the activation, from its OUTPUT y: LeakyReLU keeps the sign of
+// its input (slope >= 0), sigmoid' = y(1-y). Products in the CPU op's order.
+__device__ __forceinline__ float act_backward(float g, float y, int act, float slope) {
+    if (act == ACT_LEAKY) return y > 0.0f ? g : g * slope;
+    if (act == ACT_SIGMOID) return g * (1.0f - y) * y;
+    return g;
 }
 
 // grid.x covers one (b, c) plane of HW elements, grid.y strides over the B*C planes
@@ -66,17 +66,17 @@ __global__ void bias_act_backward_kernel(float *d, float *partial, const float *
     int c = blockIdx.y;
     size_t total = (size_t)B * HW;
     size_t stride = (size_t)gridDim.x * blockDim.x;
-    float sum = 0.0f;
+    double sum = 0.0;  // in double like the CPU op: sums over whole planes
     for (size_t j = (size_t)blockIdx.x * blockDim.x + threadIdx.x; j < total; j += stride) {
         size_t bi = j / (size_t)HW, p = j - bi * (size_t)HW;
         size_t i = (bi * (size_t)C + c) * (size_t)HW + p;
-        float g = d[i] * act_grad(y[i], act, slope);
+        float g = act_backward(d[i], y[i], act, slope);
         d[i] = g;
-        sum += g;
+        sum += (double)g;
     }
     if (partial) {  // uniform over the block: block_sum's barriers are safe
         sum = block_sum(sum);
-        if (threadIdx.x == 0) partial[(size_t)c * gridDim.x + blockIdx.x] = sum;
+        if (threadIdx.x == 0) partial[(size_t)c * gridDim.x + blockIdx.x] = (float)sum;
     }
 }
 
@@ -85,10 +85,10 @@ __global__ void bias_grad_finalize_kernel(float *db, const float *partial, int C
     int c = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
     int lane = threadIdx.x & 31;
     if (c >= C) return;  // whole warps leave together (c is per warp)
-    float s = 0.0f;
-    for (int k = lane; k < chunks; k += 32) s += partial[(size_t)c * chunks + k];
+    double s = 0.0;
+    for (int k = lane; k < chunks; k += 32) s += (double)partial[(size_t)c * chunks + k];
     s = warp_sum(s);
-    if (lane == 0) db[c] = s;
+    if (lane == 0) db[c] = (float)s;
 }
 
 void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, int HW, int act,
@@ -97,11 +97,12 @@ void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, i
     // With one chunk per channel the block's sum is the gradient itself.
     float *partial = db == NULL ? NULL : (chunks == 1 ? db : scratch);
     CHECK(C <= 65535, "bias_act_backward: %d channels", C);
+    CHECK(db == NULL || chunks == 1 || scratch != NULL,
+          "bias_act_backward: %d chunks need a scratch", chunks);
     dim3 grid((unsigned)chunks, (unsigned)C);
     bias_act_backward_kernel<<<grid, TB_BLOCK, 0, stream>>>(d, partial, y, B, C, HW, act, slope);
     cudaCheck(cudaGetLastError());
     if (db != NULL && chunks > 1) {
-        CHECK(scratch != NULL, "bias_act_backward: %d chunks need a scratch", chunks);
         int warps_per_block = TB_BLOCK / 32;
         unsigned blocks = (unsigned)tb_ceil_div((size_t)C, (size_t)warps_per_block);
         bias_grad_finalize_kernel<<<blocks, TB_BLOCK, 0, stream>>>(db, partial, C, chunks);

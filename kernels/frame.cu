@@ -26,7 +26,7 @@ void frame_to_tensor_cuda(float *x, const uint8_t *rgb, int B, int H, int W, cud
 // [0,1] -> 0..255, clamped and rounded half up; NaN becomes 0 (fmaxf drops it).
 __device__ __forceinline__ uint8_t to_u8(float v) {
     v = fminf(fmaxf(v, 0.0f), 1.0f);
-    return (uint8_t)(v * 255.0f + 0.5f);
+    return (uint8_t)__fadd_rn(__fmul_rn(v, 255.0f), 0.5f);  // no fused multiply-add: as the CPU
 }
 
 __global__ void tensor_to_frame_kernel(uint8_t *rgb, const float *x, int HW) {

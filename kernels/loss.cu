@@ -40,8 +40,8 @@ void mse_forward_backward_cuda(float *dy, float *loss, const float *y, const flo
                                double *scratch, cudaStream_t stream) {
     CHECK(n > 0, "mse over 0 elements");
     unsigned blocks = tb_grid(n, TB_BLOCK, TB_REDUCE_BLOCKS);
-    // dy = 2(y-t)/n as the CPU op computes it: the factor in float, once.
-    float grad_scale = 2.0f / (float)n;
+    // dy = (2/n)(y-t) as PyTorch and the CPU op: the factor rounded to float once.
+    float grad_scale = (float)(2.0 / (double)n);
     mse_kernel<<<blocks, TB_BLOCK, 0, stream>>>(dy, scratch, y, t, n, grad_scale);
     cudaCheck(cudaGetLastError());
     sum_partials_cuda(loss, scratch, (int)blocks, (double)n, 0, stream);

@@ -61,7 +61,7 @@ void step_params_fill(StepParams *p, const Hyper *h, int slot);  // host only
 // Global L2 norm of g, written to the device scalar *norm (sum in double).
 void grad_norm_cuda(float *norm, const float *g, size_t n, double *scratch, cudaStream_t stream);
 // One fused pass, PyTorch's clip_grad_norm_ + SGD(momentum, weight_decay):
-// scale = c/(norm+1e-6) if c > 0 and norm > c else 1;  g' = scale*g + wd*w;
+// scale = min(1, c/(norm+1e-6)) if c > 0 else 1 (clip_scale);  g' = scale*g + wd*w;
 // buf = mu*buf + g';  w -= lr*buf.  norm and p are device pointers.
 void sgd_update_cuda(float *w, float *buf, const float *g, size_t n, const float *norm,
                      const StepParams *p, cudaStream_t stream);
@@ -79,7 +79,7 @@ void frame_to_tensor_cuda(float *x, const uint8_t *rgb, int B, int H, int W, cud
 // One sample float CHW -> RGB8 interleaved (clamped, rounded).
 void tensor_to_frame_cuda(uint8_t *rgb, const float *x, int H, int W, cudaStream_t stream);
 // One sample float CHW -> RGBA8 rows `pitch` bytes apart (alpha 255), e.g. into a
-// mapped OpenGL pixel buffer.
+// mapped OpenGL pixel buffer. Row 0 is the image's top row.
 void tensor_to_rgba_cuda(uint8_t *rgba, size_t pitch, const float *x, int H, int W,
                          cudaStream_t stream);
 

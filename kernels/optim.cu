@@ -46,10 +46,14 @@ void grad_norm_cuda(float *norm, const float *g, size_t n, double *scratch, cuda
     sum_partials_cuda(norm, scratch, (int)blocks, 1.0, 1, stream);
 }
 
-// clip_grad_norm_'s factor; every thread computes it from the same two scalars.
-// __fdiv_rn: IEEE division even under --use_fast_math, as on the CPU.
+// clip_grad_norm_'s factor as clip_scale() on the CPU: c/(norm+1e-6) clamped to
+// at most 1 (so 1 unless norm > c), NaN for a NaN norm; clip <= 0 disables it.
+// Every thread computes it from the same two scalars. __fdiv_rn: IEEE division
+// even under --use_fast_math.
 __device__ __forceinline__ float clip_factor(float norm, float clip) {
-    return (clip > 0.0f && norm > clip) ? __fdiv_rn(clip, norm + 1e-6f) : 1.0f;
+    if (!(clip > 0.0f)) return 1.0f;
+    float s = __fdiv_rn(clip, norm + 1e-6f);
+    return s > 1.0f ? 1.0f : s;
 }
 
 __global__ void sgd_kernel(float *w, float *buf, const float *g, size_t n, const float *norm,
@@ -89,7 +93,7 @@ __global__ void adam_kernel(float *w, float *m, float *v, const float *g, size_t
         m[i] = mi;
         v[i] = vi;
         float denom = __fdiv_rn(__fsqrt_rn(vi), bc2_sqrt) + eps;
-        w[i] = wi - step * __fdiv_rn(mi, denom);
+        w[i] = wi - step * __fdiv_rn(mi, denom);  // as the CPU: step * (m / denom)
     }
 }
 

@@ -1,0 +1,596 @@
+// test_cuda_parity: every CUDA op against the CPU reference of ops.h, then whole
+// training runs of a small model on the CUDA backend against the CPU backend.
+// TF32 is off (TABULA_NO_TF32=1, cuDNN on FMA math) so the two can agree to
+// float rounding. Odd shapes, fresh random inputs per op, device outputs
+// poisoned with NaN before each call. Skips (77) without a usable GPU.
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "common.h"
+#include "model.h"
+#include "ops.h"
+#include "test.h"
+
+#ifdef TABULA_HAVE_CUDA
+#include "ops_cuda.h"
+
+static TbRng rng;
+
+static void fill(float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * tb_rng_uniform(&rng);
+}
+
+static float *hnew(size_t n) { return (float *)tb_calloc(n ? n : 1, sizeof(float)); }
+
+static float *dnew(size_t n) {
+    void *p = NULL;
+    cudaCheck(cudaMalloc(&p, (n ? n : 1) * sizeof(float)));
+    return (float *)p;
+}
+
+// All bits set is a NaN: any output element the op forgets to write shows up.
+static void poison(void *d, size_t bytes) { cudaCheck(cudaMemset(d, 0xFF, bytes)); }
+
+static void up(float *d, const float *h, size_t n) {
+    cudaCheck(cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice));
+}
+
+static void down(float *h, const float *d, size_t n) {
+    cudaCheck(cudaDeviceSynchronize());
+    cudaCheck(cudaMemcpy(h, d, n * sizeof(float), cudaMemcpyDeviceToHost));
+}
+
+// Max abs error relative to the largest reference magnitude (floor 1e-6).
+#define EXPECT_CLOSE(got, want, n, tol, ...)                                            \
+    do {                                                                                \
+        char what_[160];                                                                \
+        snprintf(what_, sizeof what_, __VA_ARGS__);                                     \
+        double e_ = max_rel_err((got), (want), (n), 1e-6);                              \
+        EXPECT(e_ <= (tol), "%s: relative error %.3g > %.3g", what_, e_, (double)(tol)); \
+    } while (0)
+
+// ---------------------------------------------------------------- convolutions
+
+typedef struct {
+    int transposed, B, C, H, W, OC, K, S, P;
+} ConvCase;
+
+static void test_conv(cudnnHandle_t h, cudaStream_t s, ConvCase cc, int find) {
+    const char *kind = cc.transposed ? "convT" : "conv";
+    int Ho = cc.transposed ? convt_out(cc.H, cc.K, cc.S, cc.P) : conv_out(cc.H, cc.K, cc.S, cc.P);
+    int Wo = cc.transposed ? convt_out(cc.W, cc.K, cc.S, cc.P) : conv_out(cc.W, cc.K, cc.S, cc.P);
+    size_t nx = (size_t)cc.B * cc.C * cc.H * cc.W, ny = (size_t)cc.B * cc.OC * Ho * Wo;
+    size_t nw = (size_t)cc.OC * cc.C * cc.K * cc.K;  // same count for (C,OC,K,K)
+
+    ConvPlan plan;
+    TbErr err = {{0}};
+    int rc = conv_plan_init(&plan, h, cc.transposed, cc.B, cc.C, cc.H, cc.W, cc.OC, cc.K, cc.S,
+                            cc.P, 0, find, (size_t)256 << 20, &err);
+    EXPECT(rc == 0, "%s plan (find=%d): %s", kind, find, err.msg);
+    if (rc) return;
+    size_t ws_size = conv_plan_workspace(&plan);
+    void *ws = NULL;
+    if (ws_size) cudaCheck(cudaMalloc(&ws, ws_size));
+
+    float *x = hnew(nx), *w = hnew(nw), *dy = hnew(ny);
+    float *y_ref = hnew(ny), *dx_ref = hnew(nx), *dw_ref = hnew(nw);
+    float *y_got = hnew(ny), *dx_got = hnew(nx), *dw_got = hnew(nw);
+    float *d_x = dnew(nx), *d_w = dnew(nw), *d_y = dnew(ny), *d_dy = dnew(ny), *d_dx = dnew(nx),
+          *d_dw = dnew(nw);
+
+    // forward
+    fill(x, nx, -1, 1);
+    fill(w, nw, -0.5f, 0.5f);
+    up(d_x, x, nx);
+    up(d_w, w, nw);
+    poison(d_y, ny * sizeof(float));
+    if (cc.transposed) {
+        convt2d_forward_ref(y_ref, x, w, cc.B, cc.C, cc.H, cc.W, cc.OC, cc.K, cc.S, cc.P);
+        convt2d_forward_cuda(d_y, d_x, d_w, &plan, h, ws, ws_size, s);
+    } else {
+        conv2d_forward_ref(y_ref, x, w, cc.B, cc.C, cc.H, cc.W, cc.OC, cc.K, cc.S, cc.P);
+        conv2d_forward_cuda(d_y, d_x, d_w, &plan, h, ws, ws_size, s);
+    }
+    down(y_got, d_y, ny);
+    EXPECT_CLOSE(y_got, y_ref, ny, 1e-4, "%s forward %dx%dx%dx%d->%d k%ds%dp%d find=%d", kind,
+                 cc.B, cc.C, cc.H, cc.W, cc.OC, cc.K, cc.S, cc.P, find);
+
+    // backward, with and without the input gradient (fresh inputs for each)
+    for (int with_dx = 1; with_dx >= 0; with_dx--) {
+        fill(x, nx, -1, 1);
+        fill(w, nw, -0.5f, 0.5f);
+        fill(dy, ny, -1, 1);
+        up(d_x, x, nx);
+        up(d_w, w, nw);
+        up(d_dy, dy, ny);
+        poison(d_dx, nx * sizeof(float));
+        poison(d_dw, nw * sizeof(float));
+        if (cc.transposed) {
+            convt2d_backward_ref(dx_ref, dw_ref, dy, x, w, cc.B, cc.C, cc.H, cc.W, cc.OC, cc.K,
+                                 cc.S, cc.P);
+            convt2d_backward_cuda(with_dx ? d_dx : NULL, d_dw, d_dy, d_x, d_w, &plan, h, ws,
+                                  ws_size, s);
+        } else {
+            conv2d_backward_ref(dx_ref, dw_ref, dy, x, w, cc.B, cc.C, cc.H, cc.W, cc.OC, cc.K,
+                                cc.S, cc.P);
+            conv2d_backward_cuda(with_dx ? d_dx : NULL, d_dw, d_dy, d_x, d_w, &plan, h, ws,
+                                 ws_size, s);
+        }
+        down(dw_got, d_dw, nw);
+        EXPECT_CLOSE(dw_got, dw_ref, nw, 1e-4, "%s dw (dx %s) find=%d", kind,
+                     with_dx ? "too" : "skipped", find);
+        if (with_dx) {
+            down(dx_got, d_dx, nx);
+            EXPECT_CLOSE(dx_got, dx_ref, nx, 1e-4, "%s dx find=%d", kind, find);
+        }
+    }
+
+    free(x), free(w), free(dy), free(y_ref), free(dx_ref), free(dw_ref);
+    free(y_got), free(dx_got), free(dw_got);
+    cudaFree(d_x), cudaFree(d_w), cudaFree(d_y), cudaFree(d_dy), cudaFree(d_dx), cudaFree(d_dw);
+    if (ws) cudaFree(ws);
+    conv_plan_destroy(&plan);
+}
+
+// ---------------------------------------------------------------- bias + activation
+
+static void test_bias_act(cudaStream_t s, int B, int C, int HW, int act) {
+    size_t n = (size_t)B * C * HW;
+    float slope = 0.2f;
+    float *y = hnew(n), *b = hnew(C), *y_got = hnew(n), *d = hnew(n), *db_ref = hnew(C),
+          *d_got = hnew(n), *db_got = hnew(C);
+    float *d_y = dnew(n), *d_b = dnew(C), *d_d = dnew(n), *d_db = dnew(C);
+    size_t ns = bias_act_backward_scratch(B, C, HW);
+    float *d_scratch = ns ? dnew(ns) : NULL;
+
+    // forward, in place
+    fill(y, n, -3, 3);
+    fill(b, C, -0.5f, 0.5f);
+    up(d_y, y, n);
+    up(d_b, b, C);
+    bias_act_forward(y, b, B, C, HW, act, slope);
+    bias_act_forward_cuda(d_y, d_b, B, C, HW, act, slope, s);
+    down(y_got, d_y, n);
+    EXPECT_CLOSE(y_got, y, n, 1e-5, "bias_act_forward act=%d %dx%dx%d", act, B, C, HW);
+
+    // backward from a fresh activation output (kept away from the LeakyReLU kink)
+    fill(y, n, -3, 3);
+    for (size_t i = 0; i < n; i++) {
+        if (fabsf(y[i]) < 1e-3f) y[i] = 0.5f;
+        if (act == ACT_SIGMOID) y[i] = 1.0f / (1.0f + expf(-y[i]));
+    }
+    fill(d, n, -1, 1.5f);
+    up(d_y, y, n);
+    up(d_d, d, n);
+    poison(d_db, C * sizeof(float));
+    if (d_scratch) poison(d_scratch, ns * sizeof(float));
+    bias_act_backward(d, db_ref, y, B, C, HW, act, slope);
+    bias_act_backward_cuda(d_d, d_db, d_y, B, C, HW, act, slope, d_scratch, s);
+    down(d_got, d_d, n);
+    down(db_got, d_db, C);
+    EXPECT_CLOSE(d_got, d, n, 1e-5, "bias_act_backward d act=%d %dx%dx%d", act, B, C, HW);
+    EXPECT_CLOSE(db_got, db_ref, C, 1e-4, "bias_act_backward db act=%d %dx%dx%d (%zu partials)",
+                 act, B, C, HW, ns);
+
+    free(y), free(b), free(y_got), free(d), free(db_ref), free(d_got), free(db_got);
+    cudaFree(d_y), cudaFree(d_b), cudaFree(d_d), cudaFree(d_db);
+    if (d_scratch) cudaFree(d_scratch);
+}
+
+// ---------------------------------------------------------------- loss, norm, optimizers
+
+static double *dscratch(void) {
+    void *p = NULL;
+    cudaCheck(cudaMalloc(&p, TB_REDUCE_BLOCKS * sizeof(double)));
+    cudaCheck(cudaMemset(p, 0xFF, TB_REDUCE_BLOCKS * sizeof(double)));
+    return (double *)p;
+}
+
+static void test_mse(cudaStream_t s, size_t n) {
+    float *y = hnew(n), *t = hnew(n), *dy = hnew(n), *dy_got = hnew(n), loss_got;
+    float *d_y = dnew(n), *d_t = dnew(n), *d_dy = dnew(n), *d_loss = dnew(1);
+    double *scr = dscratch();
+    fill(y, n, 0, 1);
+    fill(t, n, 0, 1);
+    up(d_y, y, n);
+    up(d_t, t, n);
+    poison(d_dy, n * sizeof(float));
+    poison(d_loss, sizeof(float));
+    float loss = mse_forward_backward(dy, y, t, n);
+    mse_forward_backward_cuda(d_dy, d_loss, d_y, d_t, n, scr, s);
+    down(dy_got, d_dy, n);
+    down(&loss_got, d_loss, 1);
+    EXPECT_CLOSE(dy_got, dy, n, 1e-5, "mse dy n=%zu", n);
+    EXPECT_NEAR(loss_got, loss, 1e-5 * fabs(loss), "mse loss");
+    // loss only
+    poison(d_loss, sizeof(float));
+    mse_forward_backward_cuda(NULL, d_loss, d_y, d_t, n, scr, s);
+    down(&loss_got, d_loss, 1);
+    EXPECT_NEAR(loss_got, loss, 1e-5 * fabs(loss), "mse loss without dy");
+    free(y), free(t), free(dy), free(dy_got);
+    cudaFree(d_y), cudaFree(d_t), cudaFree(d_dy), cudaFree(d_loss), cudaFree(scr);
+}
+
+static void test_grad_norm(cudaStream_t s, size_t n) {
+    float *g = hnew(n), norm_got;
+    float *d_g = dnew(n), *d_norm = dnew(1);
+    double *scr = dscratch();
+    fill(g, n, -0.01f, 0.01f);
+    up(d_g, g, n);
+    poison(d_norm, sizeof(float));
+    float norm = grad_norm(g, n);
+    grad_norm_cuda(d_norm, d_g, n, scr, s);
+    down(&norm_got, d_norm, 1);
+    EXPECT(fabs((double)norm_got - norm) <= 1e-5 * norm, "grad_norm n=%zu: cuda %.9g cpu %.9g", n,
+           (double)norm_got, (double)norm);
+    free(g);
+    cudaFree(d_g), cudaFree(d_norm), cudaFree(scr);
+}
+
+static void test_optimizer(cudaStream_t s, size_t n, int optimizer, float clip_mult, int t) {
+    float *w = hnew(n), *m = hnew(n), *v = hnew(n), *g = hnew(n);
+    float *w_got = hnew(n), *m_got = hnew(n), *v_got = hnew(n);
+    float *d_w = dnew(n), *d_m = dnew(n), *d_v = dnew(n), *d_g = dnew(n), *d_norm = dnew(1);
+    StepParams *d_p = NULL;
+    cudaCheck(cudaMalloc((void **)&d_p, sizeof(StepParams)));
+    fill(w, n, -1, 1);
+    fill(m, n, -0.1f, 0.1f);
+    fill(v, n, 0, 1e-3f);
+    fill(g, n, -0.05f, 0.05f);
+    float norm = grad_norm(g, n);
+    Hyper h = {0};
+    h.optimizer = optimizer;
+    h.lr = optimizer == OPT_ADAM ? 1e-3f : 0.05f;
+    h.momentum = 0.9f;
+    h.clip = clip_mult * norm;  // 0: off; < norm: clipping; > norm: no-op
+    h.weight_decay = 1e-3f;
+    h.beta1 = 0.9f;
+    h.beta2 = 0.999f;
+    h.eps = 1e-8f;
+    h.t = t;
+    StepParams p;
+    step_params_fill(&p, &h, 5);
+    up(d_w, w, n);
+    up(d_m, m, n);
+    up(d_v, v, n);
+    up(d_g, g, n);
+    up(d_norm, &norm, 1);
+    cudaCheck(cudaMemcpy(d_p, &p, sizeof p, cudaMemcpyHostToDevice));
+    float scale = clip_scale(norm, h.clip);
+    if (optimizer == OPT_ADAM) {
+        adam_update(w, m, v, g, n, scale, h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.t);
+        adam_update_cuda(d_w, d_m, d_v, d_g, n, d_norm, d_p, s);
+    } else {
+        sgd_update(w, m, g, n, scale, h.lr, h.momentum, h.weight_decay);
+        sgd_update_cuda(d_w, d_m, d_g, n, d_norm, d_p, s);
+    }
+    down(w_got, d_w, n);
+    down(m_got, d_m, n);
+    down(v_got, d_v, n);
+    const char *name = optimizer == OPT_ADAM ? "adam" : "sgd";
+    EXPECT_CLOSE(w_got, w, n, 1e-5, "%s w (clip x%g, t=%d)", name, (double)clip_mult, t);
+    EXPECT_CLOSE(m_got, m, n, 1e-5, "%s m (clip x%g, t=%d)", name, (double)clip_mult, t);
+    if (optimizer == OPT_ADAM)
+        EXPECT_CLOSE(v_got, v, n, 1e-5, "%s v (clip x%g, t=%d)", name, (double)clip_mult, t);
+    free(w), free(m), free(v), free(g), free(w_got), free(m_got), free(v_got);
+    cudaFree(d_w), cudaFree(d_m), cudaFree(d_v), cudaFree(d_g), cudaFree(d_norm), cudaFree(d_p);
+}
+
+static void test_stats_record(cudaStream_t s) {
+    StepStats *d_ring = NULL, ring[TB_STATS_RING];
+    StepParams *d_p = NULL, p;
+    float vals[2] = {0.125f, 3.5f}, *d_vals = dnew(2);
+    cudaCheck(cudaMalloc((void **)&d_ring, sizeof ring));
+    cudaCheck(cudaMalloc((void **)&d_p, sizeof p));
+    poison(d_ring, sizeof ring);
+    Hyper h = {0};
+    step_params_fill(&p, &h, 37);
+    cudaCheck(cudaMemcpy(d_p, &p, sizeof p, cudaMemcpyHostToDevice));
+    up(d_vals, vals, 2);
+    stats_record_cuda(d_ring, d_vals, d_vals + 1, d_p, s);
+    cudaCheck(cudaDeviceSynchronize());
+    cudaCheck(cudaMemcpy(ring, d_ring, sizeof ring, cudaMemcpyDeviceToHost));
+    EXPECT(ring[37].loss == 0.125f && ring[37].grad_norm == 3.5f, "stats slot 37: %g %g",
+           (double)ring[37].loss, (double)ring[37].grad_norm);
+    EXPECT(isnan(ring[36].loss) && isnan(ring[38].loss), "stats: only slot 37 written");
+    cudaFree(d_ring), cudaFree(d_p), cudaFree(d_vals);
+}
+
+// ---------------------------------------------------------------- frames
+
+static void test_frames(cudaStream_t s, int B, int H, int W) {
+    size_t fb = (size_t)H * W * 3, n = (size_t)B * 3 * H * W;
+    uint8_t *rgb = (uint8_t *)tb_malloc(B * fb), *rgb_ref = (uint8_t *)tb_malloc(fb),
+            *rgb_got = (uint8_t *)tb_malloc(fb);
+    float *x_ref = hnew(n), *x_got = hnew(n);
+    for (size_t i = 0; i < B * fb; i++) rgb[i] = (uint8_t)(tb_rng_u32(&rng) & 255);
+    uint8_t *d_rgb = NULL, *d_rgba = NULL;
+    float *d_x = dnew(n);
+    cudaCheck(cudaMalloc((void **)&d_rgb, B * fb));
+    cudaCheck(cudaMemcpy(d_rgb, rgb, B * fb, cudaMemcpyHostToDevice));
+    poison(d_x, n * sizeof(float));
+    for (int i = 0; i < B; i++) frame_to_tensor(x_ref + (size_t)i * 3 * H * W, rgb + i * fb, H, W);
+    frame_to_tensor_cuda(d_x, d_rgb, B, H, W, s);
+    down(x_got, d_x, n);
+    EXPECT_CLOSE(x_got, x_ref, n, 1e-6, "frame_to_tensor %dx%dx%d", B, H, W);
+
+    // Back to bytes: values a little outside [0,1] exercise the clamp.
+    size_t n1 = (size_t)3 * H * W;
+    fill(x_ref, n1, -0.2f, 1.2f);
+    up(d_x, x_ref, n1);
+    cudaCheck(cudaMemset(d_rgb, 0xAB, fb));
+    tensor_to_frame(rgb_ref, x_ref, H, W);
+    tensor_to_frame_cuda(d_rgb, d_x, H, W, s);
+    cudaCheck(cudaDeviceSynchronize());
+    cudaCheck(cudaMemcpy(rgb_got, d_rgb, fb, cudaMemcpyDeviceToHost));
+    int maxd = 0;
+    size_t ndiff = 0;
+    for (size_t i = 0; i < fb; i++) {
+        int dd = abs((int)rgb_got[i] - (int)rgb_ref[i]);
+        if (dd) ndiff++;
+        if (dd > maxd) maxd = dd;
+    }
+    EXPECT(maxd <= 1, "tensor_to_frame: max byte difference %d (%zu bytes differ)", maxd, ndiff);
+
+    // RGBA into a padded pitch: the padding must stay untouched.
+    size_t pitch = (size_t)W * 4 + 36;
+    cudaCheck(cudaMalloc((void **)&d_rgba, pitch * H));
+    cudaCheck(cudaMemset(d_rgba, 0xAB, pitch * H));
+    tensor_to_rgba_cuda(d_rgba, pitch, d_x, H, W, s);
+    cudaCheck(cudaDeviceSynchronize());
+    uint8_t *rgba = (uint8_t *)tb_malloc(pitch * H);
+    cudaCheck(cudaMemcpy(rgba, d_rgba, pitch * H, cudaMemcpyDeviceToHost));
+    int bad = 0;
+    for (int yy = 0; yy < H; yy++)
+        for (size_t xx = 0; xx < pitch; xx++) {
+            uint8_t v = rgba[yy * pitch + xx];
+            if (xx >= (size_t)W * 4) bad += v != 0xAB;
+            else if (xx % 4 == 3) bad += v != 255;
+            else bad += v != rgb_got[((size_t)yy * W + xx / 4) * 3 + xx % 4];
+        }
+    EXPECT(bad == 0, "tensor_to_rgba: %d bytes wrong", bad);
+
+    free(rgb), free(rgb_ref), free(rgb_got), free(x_ref), free(x_got), free(rgba);
+    cudaFree(d_rgb), cudaFree(d_rgba), cudaFree(d_x);
+}
+
+// ---------------------------------------------------------------- whole training runs
+
+#define NFRAMES 9
+#define NSTEPS 10
+
+typedef struct {
+    StepStats stats[NSTEPS];
+    float *params, *state;
+    uint8_t out[48 * 32 * 3];
+} RunResult;
+
+// NSTEPS steps at batch 2 (heuristic cuDNN plans: the backend's max batch is 3),
+// then at batch 3 (timed plans), with the learning rate changing every step so a
+// replayed graph that kept stale hyperparameters would show.
+static void run_training(Backend *be, const Model *m, const float *p0, uint8_t **frames,
+                         const Hyper *base, RunResult *r) {
+    be->set_params(be, p0);
+    be->reset_opt_state(be);
+    for (int k = 0; k < NSTEPS; k++) {
+        int B = k < 6 ? 2 : 3;
+        const uint8_t *batch[3];
+        for (int i = 0; i < B; i++) batch[i] = frames[(k + 4 * i) % NFRAMES];
+        be->load_batch(be, batch, B);
+        Hyper h = *base;
+        h.lr = base->lr * (1.0f + 0.1f * (float)k);
+        h.t = k + 1;
+        be->train_step(be, B, &h, k);
+    }
+    be->read_stats(be, r->stats, NSTEPS);
+    r->params = hnew(m->n_params);
+    r->state = hnew(2 * m->n_params);
+    be->get_params(be, r->params);
+    be->get_opt_state(be, r->state, base->optimizer);
+    be->get_output(be, 0, r->out);
+}
+
+static void compare_runs(const Model *m, const RunResult *cpu, const RunResult *gpu,
+                         const char *name, double ptol) {
+    for (int k = 0; k < NSTEPS; k++) {
+        double l0 = cpu->stats[k].loss, l1 = gpu->stats[k].loss;
+        double g0 = cpu->stats[k].grad_norm, g1 = gpu->stats[k].grad_norm;
+        EXPECT(fabs(l1 - l0) <= 1e-4 * fabs(l0), "%s step %d loss: cuda %.9g cpu %.9g", name, k, l1, l0);
+        EXPECT(fabs(g1 - g0) <= 1e-4 * fabs(g0), "%s step %d grad norm: cuda %.9g cpu %.9g", name, k,
+               g1, g0);
+    }
+    printf("%s: loss %.6f -> %.6f (cpu %.6f -> %.6f)\n", name, (double)gpu->stats[0].loss,
+           (double)gpu->stats[NSTEPS - 1].loss, (double)cpu->stats[0].loss,
+           (double)cpu->stats[NSTEPS - 1].loss);
+    size_t n = m->n_params;
+    EXPECT_CLOSE(gpu->params, cpu->params, n, ptol, "%s final params", name);
+    EXPECT_CLOSE(gpu->state, cpu->state, n, ptol, "%s first optimizer state", name);
+    if (strstr(name, "adam"))
+        EXPECT_CLOSE(gpu->state + n, cpu->state + n, n, 2 * ptol, "%s second moment", name);
+    int maxd = 0;
+    for (size_t i = 0; i < sizeof cpu->out; i++) {
+        int d = abs((int)gpu->out[i] - (int)cpu->out[i]);
+        if (d > maxd) maxd = d;
+    }
+    EXPECT(maxd <= 1, "%s output frame: max byte difference %d", name, maxd);
+}
+
+static void test_training(void) {
+    ModelSpec spec = model_spec_default(48, 32);
+    spec.n_enc = 3;
+    spec.channels[0] = 8;
+    spec.channels[1] = 12;
+    spec.channels[2] = 16;
+    Model m;
+    TbErr err = {{0}};
+    CHECK(model_build(&m, &spec, &err) == 0, "%s", err.msg);
+    Backend *cpu = backend_cpu_create(&m, 3, &err);
+    CHECK(cpu, "%s", err.msg);
+    Backend *gpu = backend_cuda_create(&m, 3, &err);
+    EXPECT(gpu != NULL, "backend_cuda_create: %s", err.msg);
+    if (!gpu) return;
+
+    float *p0 = hnew(m.n_params);
+    model_init_params(&m, p0, 1234);
+    size_t fb = (size_t)48 * 32 * 3;
+    uint8_t *frames[NFRAMES];
+    // Smooth images plus noise: something an autoencoder can start to learn.
+    for (int f = 0; f < NFRAMES; f++) {
+        frames[f] = (uint8_t *)tb_malloc(fb);
+        for (int y = 0; y < 32; y++)
+            for (int x = 0; x < 48; x++)
+                for (int c = 0; c < 3; c++) {
+                    double v = 128 + 90 * sin(0.13 * (x + 7 * f) + 0.21 * y * (c + 1)) +
+                               20 * (tb_rng_uniform(&rng) - 0.5);
+                    frames[f][((size_t)y * 48 + x) * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                }
+    }
+
+    // Clip at 60% of the first step's gradient norm so clipping is exercised.
+    Hyper probe = {0};
+    probe.optimizer = OPT_SGD;
+    const uint8_t *b2[2] = {frames[0], frames[4]};
+    cpu->set_params(cpu, p0);
+    cpu->reset_opt_state(cpu);
+    cpu->load_batch(cpu, b2, 2);
+    cpu->train_step(cpu, 2, &probe, 0);
+    StepStats st;
+    cpu->read_stats(cpu, &st, 1);
+    printf("first gradient norm %.6f, clipping at %.6f\n", (double)st.grad_norm,
+           0.6 * (double)st.grad_norm);
+
+    Hyper sgd = {0};
+    sgd.optimizer = OPT_SGD;
+    sgd.lr = 0.05f;
+    sgd.momentum = 0.9f;
+    sgd.weight_decay = 1e-4f;
+    sgd.clip = 0.6f * st.grad_norm;
+    Hyper adam = sgd;
+    adam.optimizer = OPT_ADAM;
+    adam.lr = 1e-3f;
+    adam.beta1 = 0.9f;
+    adam.beta2 = 0.999f;
+    adam.eps = 1e-8f;
+
+    RunResult rc, rg;
+    run_training(cpu, &m, p0, frames, &sgd, &rc);
+    run_training(gpu, &m, p0, frames, &sgd, &rg);
+    compare_runs(&m, &rc, &rg, "sgd (graphs)", 1e-4);
+    int clipped = 0;
+    for (int k = 0; k < NSTEPS; k++) clipped += rc.stats[k].grad_norm > sgd.clip;
+    EXPECT(clipped > 0, "no step was clipped (clip %g)", (double)sgd.clip);
+
+    // The CUDA output helpers against get_output of the same step.
+    {
+        uint8_t *d_rgba = NULL, rgba[48 * 32 * 4];
+        cudaCheck(cudaMalloc((void **)&d_rgba, sizeof rgba));
+        backend_cuda_output_rgba(gpu, 0, d_rgba, 48 * 4);
+        cudaCheck(cudaStreamSynchronize(backend_cuda_stream(gpu)));
+        cudaCheck(cudaMemcpy(rgba, d_rgba, sizeof rgba, cudaMemcpyDeviceToHost));
+        int bad = 0;
+        for (int i = 0; i < 48 * 32; i++)
+            for (int c = 0; c < 4; c++) bad += rgba[4 * i + c] != (c == 3 ? 255 : rg.out[3 * i + c]);
+        EXPECT(bad == 0, "backend_cuda_output_rgba: %d bytes differ from get_output", bad);
+        cudaFree(d_rgba);
+    }
+    // Forward only, after training: same reconstruction on both.
+    {
+        const uint8_t *b1[1] = {frames[3]};
+        uint8_t oc[48 * 32 * 3], og[48 * 32 * 3];
+        cpu->load_batch(cpu, b1, 1);
+        gpu->load_batch(gpu, b1, 1);
+        cpu->forward(cpu, 1);
+        gpu->forward(gpu, 1);
+        cpu->get_output(cpu, 0, oc);
+        gpu->get_output(gpu, 0, og);
+        int maxd = 0;
+        for (size_t i = 0; i < sizeof oc; i++) {
+            int d = abs((int)oc[i] - (int)og[i]);
+            if (d > maxd) maxd = d;
+        }
+        EXPECT(maxd <= 1, "forward-only output: max byte difference %d", maxd);
+    }
+
+    RunResult ac, ag;
+    run_training(cpu, &m, p0, frames, &adam, &ac);
+    run_training(gpu, &m, p0, frames, &adam, &ag);
+    compare_runs(&m, &ac, &ag, "adam (graphs)", 2e-4);
+
+    // The same SGD run without CUDA graphs (eager launches).
+    setenv("TABULA_NO_GRAPH", "1", 1);
+    Backend *eager = backend_cuda_create(&m, 3, &err);
+    EXPECT(eager != NULL, "backend_cuda_create without graphs: %s", err.msg);
+    if (eager) {
+        RunResult re;
+        run_training(eager, &m, p0, frames, &sgd, &re);
+        compare_runs(&m, &rc, &re, "sgd (eager)", 1e-4);
+        free(re.params), free(re.state);
+        backend_destroy(eager);
+    }
+    unsetenv("TABULA_NO_GRAPH");
+
+    free(rc.params), free(rc.state), free(rg.params), free(rg.state);
+    free(ac.params), free(ac.state), free(ag.params), free(ag.state);
+    for (int f = 0; f < NFRAMES; f++) free(frames[f]);
+    free(p0);
+    backend_destroy(gpu);
+    backend_destroy(cpu);
+}
+#endif  // TABULA_HAVE_CUDA
+
+int main(void) {
+#ifndef TABULA_HAVE_CUDA
+    TEST_SKIP("built without the CUDA backend");
+#else
+    // Before anything touches cuDNN: FMA math, so CUDA and CPU agree to rounding.
+    setenv("TABULA_NO_TF32", "1", 1);
+    TbErr err = {{0}};
+    if (!cuda_available(&err)) TEST_SKIP("%s", err.msg);
+    tb_rng_seed(&rng, 42);
+
+    cudnnHandle_t h;
+    cudaStream_t s;
+    cudnnCheck(cudnnCreate(&h));
+    cudaCheck(cudaStreamCreate(&s));
+    EXPECT(!cuda_tf32_enabled(), "TF32 still on with TABULA_NO_TF32=1");
+
+    ConvCase cases[] = {
+        {0, 3, 3, 18, 26, 5, 4, 2, 1},  // the model's encoder shape, odd sizes
+        {0, 2, 5, 17, 11, 7, 3, 1, 1},
+        {0, 1, 4, 9, 7, 3, 4, 2, 1},  // odd input: floor in the output size
+        {1, 3, 5, 9, 13, 3, 4, 2, 1},   // the decoder shape: 9x13 -> 18x26
+        {1, 2, 4, 7, 5, 6, 3, 1, 1},
+        {1, 1, 3, 5, 6, 5, 4, 2, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int find = 0; find <= 1; find++) test_conv(h, s, cases[i], find);
+
+    for (int act = ACT_NONE; act <= ACT_SIGMOID; act++) {
+        test_bias_act(s, 3, 5, 18 * 26, act);     // one chunk per channel
+        test_bias_act(s, 3, 3, 200 * 300, act);   // many chunks: two-stage bias sum
+        test_bias_act(s, 1, 7, 13, act);
+    }
+    test_mse(s, (size_t)3 * 3 * 18 * 26);
+    test_mse(s, 1000003);  // more elements than one pass of the reduction grid
+    test_grad_norm(s, 4211);
+    test_grad_norm(s, 1000003);
+    for (int opt = OPT_SGD; opt <= OPT_ADAM; opt++) {
+        test_optimizer(s, 100003, opt, 0.0f, 1);  // clipping off
+        test_optimizer(s, 100003, opt, 0.5f, 1);  // clipped
+        test_optimizer(s, 100003, opt, 2.0f, 7);  // above the norm: no clipping
+    }
+    test_stats_record(s);
+    test_frames(s, 3, 18, 26);
+    test_frames(s, 1, 7, 5);
+
+    test_training();
+
+    cudaCheck(cudaStreamDestroy(s));
+    cudnnCheck(cudnnDestroy(h));
+    return test_finish();
+#endif
+}
