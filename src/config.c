@@ -179,6 +179,14 @@ static const Opt *find_ini(const char *section, const char *key) {
 static const Opt *find_flag(const char *flag) {
     for (size_t i = 0; i < N_OPTS; i++)
         if (OPTS[i].flag && strcmp(OPTS[i].flag, flag) == 0) return &OPTS[i];
+    // "section.key" reaches every INI setting, flag or not.
+    const char *dot = strchr(flag, '.');
+    if (dot && dot - flag < 64) {
+        char sec[64];
+        memcpy(sec, flag, (size_t)(dot - flag));
+        sec[dot - flag] = 0;
+        return find_ini(sec, dot + 1);
+    }
     return NULL;
 }
 
@@ -254,15 +262,6 @@ int settings_load_file(Settings *s, const char *path, TbErr *err) {
 
 int settings_set(Settings *s, const char *name, const char *value, TbErr *err) {
     const Opt *o = find_flag(name);
-    if (!o) {
-        const char *dot = strchr(name, '.');
-        if (dot && dot - name < 64) {
-            char sec[64];
-            memcpy(sec, name, (size_t)(dot - name));
-            sec[dot - name] = 0;
-            o = find_ini(sec, dot + 1);
-        }
-    }
     if (!o) return tb_fail(err, "unknown setting \"%s\"", name);
     return parse_value(s, o, value, err);
 }
