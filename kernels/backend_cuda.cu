@@ -12,6 +12,10 @@
 // back. For each (batch size, optimizer) the step runs eagerly once, then is
 // captured as a CUDA graph and replayed; the pinned-struct copy is issued just
 // before each launch, so a replay sees the current values.
+//
+// Environment: NVIDIA_TF32_OVERRIDE=0 or TABULA_NO_TF32=1 keep cuDNN on FMA math;
+// TABULA_NO_GRAPH=1 launches every step eagerly; TABULA_CUDNN_FIND=0 takes
+// cuDNN's heuristic algorithm choices at init instead of timing them.
 #include <string.h>
 
 #include "model.h"
@@ -28,7 +32,7 @@ typedef struct {
     int max_batch, L;
     int H, W;            // training size
     size_t frame_bytes;  // H*W*3
-    int tf32, use_graphs;
+    int tf32, use_graphs, find;
     cudaStream_t stream;
     cudnnHandle_t cudnn;
 
@@ -424,8 +428,11 @@ extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, TbErr *er
     c->frame_bytes = (size_t)c->H * c->W * 3;
     c->tf32 = cuda_tf32_enabled();
     {
-        const char *g = getenv("TABULA_NO_GRAPH");
+        // Escape hatches for debugging on a new machine: eager launches, and
+        // cuDNN's heuristics instead of timing the algorithms at init.
+        const char *g = getenv("TABULA_NO_GRAPH"), *f = getenv("TABULA_CUDNN_FIND");
         c->use_graphs = !(g && strcmp(g, "1") == 0);
+        c->find = !(f && strcmp(f, "0") == 0);
     }
     c->plans = (ConvPlan *)tb_calloc((size_t)(max_batch + 1) * nl, sizeof(ConvPlan));
     c->plans_ready = (int *)tb_calloc((size_t)max_batch + 1, sizeof(int));
@@ -492,8 +499,8 @@ extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, TbErr *er
         for (int l = 0; l < nl; l++) {
             const Layer *L = &m->layers[l];
             if (conv_plan_init(plan_at(c, max_batch, l), c->cudnn, L->kind == LAYER_CONVT, max_batch,
-                               L->cin, L->hin, L->win, L->cout, L->k, L->stride, L->pad, c->tf32, 1,
-                               WS_CAP, err)) {
+                               L->cin, L->hin, L->win, L->cout, L->k, L->stride, L->pad, c->tf32,
+                               c->find, WS_CAP, err)) {
                 for (int k = 0; k < l; k++) conv_plan_destroy(plan_at(c, max_batch, k));
                 goto fail;
             }
@@ -511,9 +518,11 @@ extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, TbErr *er
         CU_TRY(cudaGetDeviceProperties(&prop, dev));
         double mib = (double)(4 * n * sizeof(float) + 2 * acts_n * sizeof(float) + c->ws_size) /
                      (1024.0 * 1024.0);
-        tb_log("cuda: %s (sm_%d%d), cuDNN %zu, TF32 %s, CUDA graphs %s, %.0f MiB (workspace %.0f MiB)",
+        tb_log("cuda: %s (sm_%d%d), cuDNN %zu, TF32 %s, algorithms %s, CUDA graphs %s, "
+               "%.0f MiB (workspace %.0f MiB)",
                prop.name, prop.major, prop.minor, cudnnGetVersion(), c->tf32 ? "on" : "off",
-               c->use_graphs ? "on" : "off", mib, (double)c->ws_size / (1024.0 * 1024.0));
+               c->find ? "timed" : "by heuristics", c->use_graphs ? "on" : "off", mib,
+               (double)c->ws_size / (1024.0 * 1024.0));
     }
     return b;
 

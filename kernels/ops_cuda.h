@@ -133,8 +133,8 @@ void convt2d_backward_cuda(float *dx, float *dw, const float *dy, const float *x
 // Sample i of the last forward/step as RGBA8 into device memory (rows pitch_bytes
 // apart), e.g. a PBO mapped through CUDA-GL interop, without a trip through the
 // host. Enqueued on the backend's stream and not waited for: unmap the resource
-// on backend_cuda_stream(b) (or on stream 0, which the backend's blocking stream
-// orders with) before GL reads it.
+// on backend_cuda_stream(b) (a non-blocking stream: stream 0 does not order with
+// it) before GL reads it.
 void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size_t pitch_bytes);
 // The stream all of the backend's work runs on.
 cudaStream_t backend_cuda_stream(Backend *b);
