@@ -379,7 +379,7 @@ int app_run(const Settings *s) {
 
     uint64_t rec_seen = 0, seq;
     double delay_ms = 0;
-    char cam[160] = "";
+    char cam[300] = "";
     int lost_shown = 0;
     while (!display_should_close(d)) {
         // Keys.
