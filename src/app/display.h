@@ -1,0 +1,109 @@
+// display.h: the big screen. One GLFW window (OpenGL 3.3 core) showing the
+// camera frame, the reconstruction and their difference in one of three
+// layouts, with a text HUD, a help overlay and a transient status line.
+//
+// All calls are made from the thread that opened the display (it owns the GL
+// context). Images are RGB8 interleaved with row 0 at the top.
+#pragma once
+#include <stdint.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct Display Display;
+
+typedef enum {
+    DISPLAY_MIRROR = 0,    // reconstruction only, as large as the window allows
+    DISPLAY_SIDE = 1,      // camera | reconstruction
+    DISPLAY_TRIPTYCH = 2,  // camera | reconstruction | error
+    DISPLAY_LAYOUT_COUNT
+} DisplayLayout;
+
+typedef struct {
+    int width, height;  // windowed size in screen coordinates (0: 1280x720)
+    int fullscreen;     // start fullscreen on `monitor`
+    int monitor;        // index into glfwGetMonitors(); out of range: primary
+    int vsync;          // 1: swap interval 1, 0: swap as fast as possible
+    int hidden;         // invisible window (tests, benchmarks)
+} DisplayOpts;
+
+// One key event: GLFW key code, scancode, GLFW_PRESS or GLFW_REPEAT, GLFW_MOD_*.
+typedef struct {
+    int key, scancode, action, mods;
+} DisplayKey;
+
+// Opens the window. NULL with a one-line reason in err when there is no
+// display or no usable OpenGL 3.3 (never exits). One display per process.
+Display *display_open(const DisplayOpts *o, TbErr *err);
+void display_close(Display *d);
+
+// Images. The input is the camera frame at its own size (the texture follows
+// size changes). The reconstruction is at the training size; its size also
+// sets the training aspect unless display_set_train_size says otherwise.
+void display_set_input(Display *d, const uint8_t *rgb, int w, int h);
+void display_set_recon(Display *d, const uint8_t *rgb, int w, int h);
+// Aspect the trainer crops the camera frame to (same rounding as frame_fit):
+// the camera pane shows exactly the region the network sees.
+void display_set_train_size(Display *d, int w, int h);
+
+// GPU path: an RGBA8 pixel-unpack buffer of w*h*4 bytes (rows top first) for
+// the reconstruction. Returns its GL buffer name, to register once with
+// cudaGraphicsGLRegisterBuffer; a different size makes a new buffer (new
+// name: register again). display_recon_from_pbo copies it into the texture
+// on the GPU. Returns 0 if the buffer could not be made (logged).
+unsigned display_recon_pbo(Display *d, int w, int h);
+void display_recon_from_pbo(Display *d);
+
+// Looks.
+void display_set_layout(Display *d, DisplayLayout layout);
+DisplayLayout display_layout(const Display *d);
+void display_set_flip(Display *d, int on);    // mirror every pane left-right
+void display_set_bicubic(Display *d, int on); // Catmull-Rom upscaling (default on) vs bilinear
+void display_set_error_gain(Display *d, float gain);  // error pane: |in-rec|*gain (default 4)
+const char *display_layout_name(DisplayLayout layout);  // "mirror", "side", "triptych"
+int display_layout_parse(const char *name);             // -1 if unknown
+
+// Overlays. Lines are copied (up to 48 of 159 characters); non-ASCII is
+// shown as '?', dashes as '-'.
+void display_set_hud(Display *d, const char *const *lines, int n);
+void display_show_hud(Display *d, int on);  // also shows the pane labels
+// Help lines: "key<TAB>description" (or 2+ spaces between them) line up in
+// two columns; a line without a separator is drawn as a heading.
+void display_set_help(Display *d, const char *const *lines, int n);
+void display_show_help(Display *d, int on);
+// A prominent message for `seconds` (fading out at the end); NULL clears it.
+void display_status(Display *d, const char *msg, double seconds);
+
+// Window.
+void display_set_fullscreen(Display *d, int on);
+int display_fullscreen(const Display *d);
+int display_should_close(Display *d);
+void display_set_should_close(Display *d, int on);
+void display_size(const Display *d, int *w, int *h);  // framebuffer pixels
+
+// Renders the current state and swaps, then polls window events.
+void display_draw(Display *d);
+void display_poll_events(Display *d);  // events only (when not drawing)
+double display_fps(const Display *d);  // measured swaps per second
+
+// Keys: presses and repeats land in a small queue (oldest dropped when full).
+// Returns 1 and fills *out, or 0 when the queue is empty.
+int display_poll_key(Display *d, DisplayKey *out);
+void display_inject_key(Display *d, int key, int mods);
+
+// Renders the current state again into the back buffer and reads it back
+// (no swap): RGB8, rows top first, into rgb (cap bytes); sets *w, *h. 0 or -1.
+int display_read_pixels(Display *d, uint8_t *rgb, size_t cap, int *w, int *h, TbErr *err);
+int display_screenshot(Display *d, const char *path_png, TbErr *err);
+
+// Where things are, in framebuffer pixels from the top-left (for tests and
+// pointer input): pane i of the current layout, and the HUD panel (0 if hidden).
+int display_pane_rect(const Display *d, int i, int rect[4]);  // x, y, w, h; 0 if no pane i
+int display_hud_rect(const Display *d, int rect[4]);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,709 @@
+// test_display.c: the window, drawn and read back. Under no DISPLAY it runs
+// itself again inside xvfb-run (Mesa llvmpipe). Every check compares real
+// pixel values; set TABULA_SHOT_DIR to keep the screenshots.
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <GL/glew.h>
+#include <GLFW/glfw3.h>
+
+#include "display.h"
+#include "source.h"
+#include "test.h"
+
+// A private copy of stb_image (static: the app library may carry its own).
+// One of its static declarations is never defined, which GCC reports at the
+// end of the file: -Wunused-function stays off for this test file.
+#pragma GCC diagnostic ignored "-Wunused-function"
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#include <stb_image.h>
+
+enum { W = 960, H = 540 };
+
+// ---------------------------------------------------------------- helpers
+
+static int in_path(const char *prog) {
+    const char *path = getenv("PATH");
+    if (!path) path = "/usr/bin:/bin";
+    char dir[4096];
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, ":");
+        snprintf(dir, sizeof dir, "%.*s/%s", (int)n, p, prog);
+        if (access(dir, X_OK) == 0) return 1;
+        p += n + (p[n] == ':');
+    }
+    return 0;
+}
+
+// Runs this program again inside a fresh Xvfb when there is no display.
+static void ensure_display(void) {
+    const char *d = getenv("DISPLAY");
+    if (d && d[0]) return;
+    if (getenv("TABULA_TEST_UNDER_XVFB")) TEST_SKIP("xvfb-run ran us without a DISPLAY");
+    if (!in_path("xvfb-run"))
+        TEST_SKIP("no DISPLAY and no xvfb-run (install xvfb and xauth) to make one");
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) TEST_SKIP("cannot find this program's path: %s", strerror(errno));
+    self[n] = 0;
+    setenv("TABULA_TEST_UNDER_XVFB", "1", 1);
+    printf("no DISPLAY: running again under xvfb-run\n");
+    fflush(stdout);
+    // -noreset: the server would otherwise reset when our first window closes,
+    // and the second window (check_hidden) could find it gone for a moment.
+    char *args[] = {"xvfb-run", "-a", "-s", "-screen 0 1280x720x24 -noreset", self, NULL};
+    execvp("xvfb-run", args);
+    fprintf(stderr, "exec xvfb-run: %s\n", strerror(errno));
+    exit(1);
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+typedef struct {
+    uint8_t *p;
+    int w, h;
+} Img;
+
+static Img grab(Display *d) {
+    static uint8_t *buf;
+    static size_t cap;
+    int fw, fh;
+    display_size(d, &fw, &fh);
+    size_t need = (size_t)fw * fh * 3;
+    if (need > cap) {
+        free(buf);
+        buf = malloc(need);
+        cap = need;
+    }
+    Img im = {buf, 0, 0};
+    TbErr err = {{0}};
+    int rc = display_read_pixels(d, buf, cap, &im.w, &im.h, &err);
+    EXPECT(rc == 0, "display_read_pixels: %s", err.msg);
+    return im;
+}
+
+static const uint8_t *px(const Img *im, int x, int y) {
+    if (x < 0) x = 0;
+    if (y < 0) y = 0;
+    if (x >= im->w) x = im->w - 1;
+    if (y >= im->h) y = im->h - 1;
+    return im->p + ((size_t)y * im->w + x) * 3;
+}
+
+// Pixel at (u, v) of a pane rectangle.
+static const uint8_t *pane_px(const Img *im, const int r[4], double u, double v) {
+    return px(im, r[0] + (int)(u * r[2]), r[1] + (int)(v * r[3]));
+}
+
+#define EXPECT_RGB(p, R, G, B, tol, what)                                                   \
+    do {                                                                                    \
+        const uint8_t *p_ = (p);                                                            \
+        EXPECT(abs(p_[0] - (R)) <= (tol) && abs(p_[1] - (G)) <= (tol) &&                   \
+                   abs(p_[2] - (B)) <= (tol),                                               \
+               "%s: got (%d,%d,%d), want (%d,%d,%d) +-%d", what, p_[0], p_[1], p_[2], (R), \
+               (G), (B), (tol));                                                            \
+    } while (0)
+
+#define EXPECT_BLACK(p, what) EXPECT_RGB(p, 0, 0, 0, 3, what)
+
+// Pixels in a rectangle whose three channels all exceed `level`.
+static int count_light(const Img *im, int x0, int y0, int w, int h, int level) {
+    int n = 0;
+    for (int y = y0; y < y0 + h && y < im->h; y++)
+        for (int x = x0; x < x0 + w && x < im->w; x++) {
+            const uint8_t *p = px(im, x, y);
+            n += p[0] > level && p[1] > level && p[2] > level;
+        }
+    return n;
+}
+
+static int max_channel(const Img *im, const int r[4]) {
+    int m = 0;
+    for (int y = r[1]; y < r[1] + r[3]; y++)
+        for (int x = r[0]; x < r[0] + r[2]; x++)
+            for (int c = 0; c < 3; c++)
+                if (px(im, x, y)[c] > m) m = px(im, x, y)[c];
+    return m;
+}
+
+static void draw_n(Display *d, int n) {
+    for (int i = 0; i < n; i++) display_draw(d);
+}
+
+// Keep a screenshot when TABULA_SHOT_DIR is set; always check that the PNG
+// decodes to exactly the pixels glReadPixels gave.
+static char g_tmpdir[256];
+static void shot(Display *d, const char *name) {
+    char path[1024];
+    const char *dir = getenv("TABULA_SHOT_DIR");
+    snprintf(path, sizeof path, "%s/%s.png", dir && dir[0] ? dir : g_tmpdir, name);
+    TbErr err = {{0}};
+    int rc = display_screenshot(d, path, &err);
+    EXPECT(rc == 0, "screenshot %s: %s", path, err.msg);
+    if (rc != 0) return;
+    int w, h, c;
+    uint8_t *png = stbi_load(path, &w, &h, &c, 3);
+    EXPECT(png != NULL, "%s does not decode: %s", path, stbi_failure_reason());
+    if (!png) return;
+    Img im = grab(d);
+    EXPECT(w == im.w && h == im.h, "%s is %dx%d, the window %dx%d", path, w, h, im.w, im.h);
+    if (w == im.w && h == im.h) {
+        size_t diff = 0, first = (size_t)-1;
+        for (size_t i = 0; i < (size_t)w * h * 3; i++)
+            if (png[i] != im.p[i]) {
+                if (first == (size_t)-1) first = i;
+                diff++;
+            }
+        EXPECT(diff == 0, "%s: %zu bytes differ from glReadPixels (first at pixel %zu)", path,
+               diff, first == (size_t)-1 ? 0 : first / 3);
+    }
+    stbi_image_free(png);
+    if (!(dir && dir[0])) unlink(path);
+}
+
+// ---------------------------------------------------------------- images
+
+// 640x480 camera frame: red left half, blue right half with a white square,
+// a green stripe at the far left that the 1:1 training crop must cut away.
+enum { IW = 640, IH = 480, RS = 256 };
+static uint8_t g_in[IW * IH * 3], g_grad[RS * RS * 3];
+
+static void make_images(void) {
+    for (int y = 0; y < IH; y++)
+        for (int x = 0; x < IW; x++) {
+            uint8_t *p = g_in + ((size_t)y * IW + x) * 3;
+            int sq = x >= 380 && x < 500 && y >= 180 && y < 300;
+            p[0] = x < 40 ? 0 : sq || x < 320 ? 255 : 0;
+            p[1] = x < 40 ? 255 : sq ? 255 : 0;
+            p[2] = x < 40 ? 0 : sq || x >= 320 ? 255 : 0;
+        }
+    for (int y = 0; y < RS; y++)
+        for (int x = 0; x < RS; x++)
+            for (int c = 0; c < 3; c++) g_grad[((size_t)y * RS + x) * 3 + c] = (uint8_t)(40 + x * 170 / 255);
+}
+
+// The gradient at pane coordinate u, as bilinear/Catmull-Rom reproduce a ramp.
+static int grad_at(double u) {
+    double x = u * RS - 0.5;
+    if (x < 0) x = 0;
+    if (x > RS - 1) x = RS - 1;
+    return (int)lround(40 + x * 170.0 / 255.0);
+}
+
+// ---------------------------------------------------------------- checks
+
+static void check_no_display(void) {
+    char *saved = strdup(getenv("DISPLAY"));
+    DisplayOpts o = {.width = 320, .height = 240, .hidden = 1};
+    TbErr err = {{0}};
+
+    unsetenv("DISPLAY");
+    Display *d = display_open(&o, &err);
+    EXPECT(d == NULL, "display_open without DISPLAY returned a window");
+    EXPECT(strstr(err.msg, "DISPLAY") && strstr(err.msg, "--headless"),
+           "no-display message: '%s'", err.msg);
+    printf("without DISPLAY: %s\n", err.msg);
+
+    setenv("DISPLAY", ":4242", 1);  // nobody listens there
+    err.msg[0] = 0;
+    d = display_open(&o, &err);
+    EXPECT(d == NULL, "display_open on a dead DISPLAY returned a window");
+    EXPECT(strstr(err.msg, "cannot open a window") != NULL, "dead-display message: '%s'", err.msg);
+    printf("dead DISPLAY: %s\n", err.msg);
+    if (d) display_close(d);
+
+    setenv("DISPLAY", saved, 1);
+    free(saved);
+}
+
+static void check_mirror(Display *d) {
+    display_set_layout(d, DISPLAY_MIRROR);
+    display_set_flip(d, 0);
+    draw_n(d, 2);
+    Img im = grab(d);
+    int r[4];
+    EXPECT(!display_pane_rect(d, 1, r), "mirror has a second pane");
+    EXPECT(display_pane_rect(d, 0, r), "mirror has no pane");
+    EXPECT(r[0] == 210 && r[1] == 0 && r[2] == 540 && r[3] == 540,
+           "mirror pane at %d,%d %dx%d, want 210,0 540x540", r[0], r[1], r[2], r[3]);
+    // Pillarbox bars either side of a square pane.
+    EXPECT_BLACK(px(&im, 5, 270), "mirror left bar");
+    EXPECT_BLACK(px(&im, 205, 100), "mirror left bar at its edge");
+    EXPECT_BLACK(px(&im, 755, 400), "mirror right bar at its edge");
+    EXPECT_BLACK(px(&im, 955, 530), "mirror right bar");
+    // The gray ramp across the middle row.
+    for (double u = 0.05; u < 1; u += 0.15) {
+        int g = grad_at(u);
+        char what[64];
+        snprintf(what, sizeof what, "mirror ramp at u=%.2f", u);
+        EXPECT_RGB(pane_px(&im, r, u, 0.5), g, g, g, 4, what);
+    }
+    shot(d, "display_mirror");
+}
+
+static void check_side(Display *d, int flip) {
+    display_set_layout(d, DISPLAY_SIDE);
+    display_set_flip(d, flip);
+    draw_n(d, 2);
+    Img im = grab(d);
+    int a[4], b[4];
+    EXPECT(display_pane_rect(d, 0, a) && display_pane_rect(d, 1, b), "side has two panes");
+    EXPECT(a[0] == 0 && a[1] == 32 && a[2] == 476 && a[3] == 476,
+           "side camera pane at %d,%d %dx%d, want 0,32 476x476", a[0], a[1], a[2], a[3]);
+    EXPECT(b[0] == 483 && b[1] == 32 && b[2] == 476 && b[3] == 476,
+           "side recon pane at %d,%d %dx%d, want 483,32 476x476", b[0], b[1], b[2], b[3]);
+    EXPECT_BLACK(px(&im, 480, 10), "side top bar");
+    EXPECT_BLACK(px(&im, 100, 530), "side bottom bar");
+    EXPECT_BLACK(px(&im, 479, 270), "side gap between panes");
+    // Camera pane: the 1:1 crop of the frame is x 80..560, so red | blue with
+    // the white square at u 0.625..0.875; mirrored when flipped.
+    double L = flip ? 0.75 : 0.25, R = flip ? 0.25 : 0.75;
+    const char *f = flip ? "flipped " : "";
+    char what[96];
+    snprintf(what, sizeof what, "%scamera pane left half", f);
+    EXPECT_RGB(pane_px(&im, a, L, 0.5), 255, 0, 0, 12, what);
+    snprintf(what, sizeof what, "%scamera pane right half", f);
+    EXPECT_RGB(pane_px(&im, a, R, 0.15), 0, 0, 255, 12, what);
+    snprintf(what, sizeof what, "%scamera pane white square", f);
+    EXPECT_RGB(pane_px(&im, a, R, 0.5), 255, 255, 255, 12, what);
+    if (!flip) {
+        EXPECT_RGB(pane_px(&im, a, 0.05, 0.05), 255, 0, 0, 12, "camera pane top-left corner");
+        EXPECT_RGB(pane_px(&im, a, 0.55, 0.9), 0, 0, 255, 12, "camera pane just right of centre");
+    }
+    int green = 0;
+    for (int y = a[1]; y < a[1] + a[3]; y++)
+        for (int x = a[0]; x < a[0] + a[2]; x++) {
+            const uint8_t *p = px(&im, x, y);
+            green += p[1] > 128 && p[0] < 100 && p[2] < 100;
+        }
+    EXPECT(green == 0, "%d green pixels in the camera pane: the crop is not the training crop", green);
+    // Reconstruction pane: the ramp, reversed when flipped.
+    for (double u = 0.1; u < 1; u += 0.2) {
+        int g = grad_at(flip ? 1 - u : u);
+        snprintf(what, sizeof what, "%srecon pane ramp at u=%.2f", f, u);
+        EXPECT_RGB(pane_px(&im, b, u, 0.5), g, g, g, 4, what);
+    }
+    shot(d, flip ? "display_side_flip" : "display_side");
+}
+
+static void check_triptych(Display *d) {
+    display_set_layout(d, DISPLAY_TRIPTYCH);
+    display_set_flip(d, 0);
+    draw_n(d, 2);
+    Img im = grab(d);
+    int e[4], c[4];
+    EXPECT(display_pane_rect(d, 2, e) && display_pane_rect(d, 0, c), "triptych has three panes");
+    EXPECT(e[2] == 315 && e[3] == 315 && e[1] == 112,
+           "error pane at %d,%d %dx%d, want y=112 315x315", e[0], e[1], e[2], e[3]);
+    EXPECT_BLACK(px(&im, 480, 50), "triptych top bar");
+    // Red against a dark gray differs a lot: the colour map's bright end.
+    const uint8_t *p = pane_px(&im, e, 0.25, 0.5);
+    EXPECT(p[0] + p[1] + p[2] > 450, "error pane where camera is red and recon gray: (%d,%d,%d)",
+           p[0], p[1], p[2]);
+    EXPECT_RGB(pane_px(&im, c, 0.25, 0.5), 255, 0, 0, 12, "triptych camera pane");
+    shot(d, "display_triptych");
+
+    // Now a reconstruction equal to the camera crop except for its top-left
+    // quadrant (black): bright there, near black where the two agree.
+    static uint8_t fit[RS * RS * 3];
+    frame_fit(fit, RS, RS, g_in, IW, IH);
+    for (int y = 0; y < RS / 2; y++) memset(fit + (size_t)y * RS * 3, 0, RS / 2 * 3);
+    display_set_recon(d, fit, RS, RS);
+    draw_n(d, 2);
+    im = grab(d);
+    p = pane_px(&im, e, 0.25, 0.25);
+    EXPECT(p[0] + p[1] + p[2] > 450, "error pane over the blacked-out quadrant: (%d,%d,%d)", p[0],
+           p[1], p[2]);
+    const double agree[4][2] = {{0.25, 0.75}, {0.75, 0.9}, {0.9, 0.15}, {0.6, 0.6}};
+    for (int i = 0; i < 4; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "error pane where they agree (u=%.2f v=%.2f)", agree[i][0],
+                 agree[i][1]);
+        EXPECT_RGB(pane_px(&im, e, agree[i][0], agree[i][1]), 0, 0, 0, 12, what);
+    }
+    shot(d, "display_triptych_error");
+
+    // Identical images: the whole error pane is black.
+    frame_fit(fit, RS, RS, g_in, IW, IH);
+    display_set_input(d, fit, RS, RS);
+    display_set_recon(d, fit, RS, RS);
+    draw_n(d, 2);
+    im = grab(d);
+    int m = max_channel(&im, e);
+    EXPECT(m <= 3, "error pane for identical images: brightest channel %d", m);
+    display_set_input(d, g_in, IW, IH);  // back to the camera-sized frame
+    display_set_recon(d, g_grad, RS, RS);
+}
+
+static void check_hud(Display *d) {
+    const char *lines[] = {"tabula  cpu  256x256", "loss 0.01234  lr 0.01", "fps 60.0  steps 1234"};
+    display_set_layout(d, DISPLAY_MIRROR);
+    display_set_hud(d, lines, 3);
+    display_show_hud(d, 0);
+    draw_n(d, 2);
+    int r[4];
+    EXPECT(display_hud_rect(d, r) == 0, "HUD rect while hidden");
+    display_show_hud(d, 1);
+    EXPECT(display_hud_rect(d, r) == 1 && r[2] > 50 && r[3] > 30, "HUD rect %d,%d %dx%d", r[0],
+           r[1], r[2], r[3]);
+    draw_n(d, 2);
+    Img im = grab(d);
+    int on = count_light(&im, r[0], r[1], r[2], r[3], 220);
+    // Pane labels: "reconstruction" at the bottom-left of the pane (dark ramp there).
+    int p[4];
+    display_pane_rect(d, 0, p);
+    int lab_on = count_light(&im, p[0], p[1] + p[3] * 8 / 10, p[2] / 2, p[3] * 2 / 10, 220);
+    shot(d, "display_hud");
+    display_show_hud(d, 0);
+    draw_n(d, 2);
+    im = grab(d);
+    int off = count_light(&im, r[0], r[1], r[2], r[3], 220);
+    int lab_off = count_light(&im, p[0], p[1] + p[3] * 8 / 10, p[2] / 2, p[3] * 2 / 10, 220);
+    EXPECT(on > 150 && off == 0, "light pixels in the HUD box: %d with HUD on, %d off", on, off);
+    EXPECT(lab_on > 40 && lab_off == 0, "light pixels at the pane label: %d with HUD on, %d off",
+           lab_on, lab_off);
+
+    // Side layout: the camera pane is labelled too (over red: white text stands out).
+    display_set_layout(d, DISPLAY_SIDE);
+    display_show_hud(d, 1);
+    draw_n(d, 2);
+    im = grab(d);
+    display_pane_rect(d, 0, p);
+    int cam_on = count_light(&im, p[0], p[1] + p[3] * 8 / 10, p[2] / 2, p[3] * 2 / 10, 220);
+    EXPECT(cam_on > 40, "light pixels at the camera pane's label: %d", cam_on);
+    shot(d, "display_side_hud");
+    display_show_hud(d, 0);
+
+    // Status message: lower third, large, then gone when cleared.
+    display_set_layout(d, DISPLAY_MIRROR);
+    display_status(d, "saved weights/snap-0003.safetensors", 30);
+    draw_n(d, 2);
+    im = grab(d);
+    int st_on = count_light(&im, 0, H * 6 / 10, W, H * 35 / 100, 230);
+    shot(d, "display_status");
+    display_status(d, "camera lost \xe2\x80\x94 retrying", 30);  // an em dash: drawn as '-'
+    draw_n(d, 2);
+    im = grab(d);
+    int st_utf8 = count_light(&im, 0, H * 6 / 10, W, H * 35 / 100, 230);
+    display_status(d, NULL, 0);
+    draw_n(d, 2);
+    im = grab(d);
+    int st_off = count_light(&im, 0, H * 6 / 10, W, H * 35 / 100, 230);
+    EXPECT(st_on > 300 && st_utf8 > 300 && st_off == 0,
+           "light pixels in the status area: %d, %d (UTF-8), %d after clearing", st_on, st_utf8,
+           st_off);
+
+    // Help overlay in the middle.
+    const char *help[] = {"tabula keys",        "F1 or ?\tthis help",
+                          "tab\tlayout: mirror / side / triptych",
+                          "f\tfullscreen",      "m        flip (spaces also separate)",
+                          "s\tsave weights",    "q  esc\tquit"};
+    display_set_help(d, help, 7);
+    display_show_help(d, 1);
+    draw_n(d, 2);
+    im = grab(d);
+    int he_on = count_light(&im, W / 4, H / 4, W / 2, H / 2, 220);
+    shot(d, "display_help");
+    display_show_help(d, 0);
+    draw_n(d, 2);
+    im = grab(d);
+    int he_off = count_light(&im, W / 4, H / 4, W / 2, H / 2, 220);
+    EXPECT(he_on > 300 && he_off == 0, "light pixels in the help area: %d shown, %d hidden", he_on,
+           he_off);
+}
+
+// A real frame: the camera pane must be the training crop of it, and a
+// blurred "reconstruction" must light up the error pane at the edges.
+static void check_photo(Display *d) {
+    TbErr err = {{0}};
+    Source *src = source_open_y4m(test_data("hikers_forest_320x240.y4m"), &err);
+    if (!src) {
+        printf("note: no clip (%s): real-frame check skipped\n", err.msg);
+        return;
+    }
+    int sw = src->width, sh = src->height;
+    uint8_t *frame = malloc((size_t)sw * sh * 3);
+    for (int i = 0; i < 30; i++)  // a second in: past any fade-in
+        if (src->read(src, frame, &err) != 1) break;
+    source_close(src);
+    static uint8_t fit[RS * RS * 3], small[16 * 16 * 3], blur[RS * RS * 3];
+    frame_fit(fit, RS, RS, frame, sw, sh);
+    frame_fit(small, 16, 16, fit, RS, RS);
+    frame_fit(blur, RS, RS, small, 16, 16);
+    display_set_input(d, frame, sw, sh);
+    display_set_recon(d, blur, RS, RS);
+    display_set_layout(d, DISPLAY_TRIPTYCH);
+    for (int flip = 0; flip < 2; flip++) {
+        display_set_flip(d, flip);
+        draw_n(d, 2);
+        Img im = grab(d);
+        int c[4], e[4];
+        display_pane_rect(d, 0, c);
+        display_pane_rect(d, 2, e);
+        // Camera pane against the trainer's own crop, on a 32x32 grid.
+        double diff = 0, err_sum = 0;
+        for (int j = 0; j < 32; j++)
+            for (int i = 0; i < 32; i++) {
+                double u = (i + 0.5) / 32, v = (j + 0.5) / 32;
+                const uint8_t *p = pane_px(&im, c, u, v);
+                int fx = (int)((flip ? 1 - u : u) * RS), fy = (int)(v * RS);
+                const uint8_t *q = fit + ((size_t)fy * RS + fx) * 3;
+                for (int k = 0; k < 3; k++) diff += abs(p[k] - q[k]);
+                const uint8_t *ep = pane_px(&im, e, u, v);
+                err_sum += (ep[0] + ep[1] + ep[2]) / 3.0;
+            }
+        diff /= 32 * 32 * 3;
+        err_sum /= 32 * 32;
+        EXPECT(diff < 12, "%scamera pane vs the training crop: mean |diff| %.1f", flip ? "flipped " : "",
+               diff);
+        EXPECT(err_sum > 20, "error pane for a blurred reconstruction: mean level %.1f", err_sum);
+    }
+    display_set_flip(d, 0);
+    const char *lines[] = {"lr 0.01   momentum 0.90   clip 1", "steps/frame 2   memory 8 (ring 64)",
+                           "loss 0.01234   PSNR 19.09 dB", "step 1234   frame 617   backend cpu"};
+    display_set_hud(d, lines, 4);
+    display_show_hud(d, 1);
+    display_status(d, "saved weights/snap-0003.safetensors", 30);
+    draw_n(d, 2);
+    shot(d, "display_photo_triptych");
+    display_status(d, NULL, 0);
+    display_show_hud(d, 0);
+    display_set_layout(d, DISPLAY_MIRROR);
+    display_set_recon(d, fit, RS, RS);
+    draw_n(d, 2);
+    shot(d, "display_photo_mirror");
+    display_set_input(d, g_in, IW, IH);
+    display_set_recon(d, g_grad, RS, RS);
+    free(frame);
+}
+
+static void check_keys(Display *d) {
+    DisplayKey k;
+    while (display_poll_key(d, &k)) {}
+    display_inject_key(d, GLFW_KEY_A, 0);
+    display_inject_key(d, GLFW_KEY_B, GLFW_MOD_SHIFT);
+    display_inject_key(d, GLFW_KEY_ESCAPE, 0);
+    const int want[3][2] = {{GLFW_KEY_A, 0}, {GLFW_KEY_B, GLFW_MOD_SHIFT}, {GLFW_KEY_ESCAPE, 0}};
+    for (int i = 0; i < 3; i++) {
+        int got = display_poll_key(d, &k);
+        EXPECT(got && k.key == want[i][0] && k.mods == want[i][1] && k.action == GLFW_PRESS,
+               "injected key %d: got=%d key %d mods %d action %d, want key %d mods %d", i, got,
+               k.key, k.mods, k.action, want[i][0], want[i][1]);
+    }
+    EXPECT(display_poll_key(d, &k) == 0, "queue not empty after three keys (key %d)", k.key);
+
+    // Overflow keeps the newest 64.
+    for (int i = 0; i < 70; i++) display_inject_key(d, GLFW_KEY_A + i % 26, i);
+    int n = 0, first = -1, last = -1;
+    while (display_poll_key(d, &k)) {
+        if (n == 0) first = k.mods;
+        last = k.mods;
+        n++;
+    }
+    EXPECT(n == 64 && first == 6 && last == 69, "after 70 keys: %d queued, first #%d, last #%d", n,
+           first, last);
+
+    // Real X key events through the server (XTEST), when xdotool is here.
+    if (!in_path("xdotool")) {
+        printf("note: xdotool not installed: real key events not checked\n");
+        return;
+    }
+    draw_n(d, 2);
+    int rc = system("timeout 10 xdotool search --sync --onlyvisible --name '^tabula$' "
+                    "windowfocus --sync key --delay 30 x shift+f Escape");
+    EXPECT(rc == 0, "xdotool failed (status %d)", rc);
+    int keys[8], mods[8], nk = 0;
+    double t0 = tb_now();
+    while (nk < 3 && tb_now() - t0 < 3) {
+        display_poll_events(d);
+        while (nk < 8 && display_poll_key(d, &k)) {
+            if (k.key == GLFW_KEY_LEFT_SHIFT || k.key == GLFW_KEY_RIGHT_SHIFT) continue;
+            keys[nk] = k.key;
+            mods[nk++] = k.mods;
+        }
+        sleep_ms(10);
+    }
+    EXPECT(nk == 3, "%d real key presses arrived, want 3", nk);
+    if (nk == 3) {
+        EXPECT(keys[0] == GLFW_KEY_X && mods[0] == 0, "real key 1: key %d mods %d, want X", keys[0],
+               mods[0]);
+        EXPECT(keys[1] == GLFW_KEY_F && (mods[1] & GLFW_MOD_SHIFT),
+               "real key 2: key %d mods %d, want shift+F", keys[1], mods[1]);
+        EXPECT(keys[2] == GLFW_KEY_ESCAPE, "real key 3: key %d, want Escape", keys[2]);
+    }
+}
+
+static void check_pbo(Display *d) {
+    unsigned id = display_recon_pbo(d, 64, 32);
+    EXPECT(id != 0, "display_recon_pbo(64x32) gave no buffer");
+    EXPECT(display_recon_pbo(d, 64, 32) == id, "same size must keep the same buffer");
+    if (!id) return;
+    // Stand in for CUDA: write the buffer on the GL side, left green | right magenta.
+    glBindBuffer(GL_PIXEL_UNPACK_BUFFER, id);
+    uint8_t *m = glMapBufferRange(GL_PIXEL_UNPACK_BUFFER, 0, 64 * 32 * 4,
+                                  GL_MAP_WRITE_BIT | GL_MAP_INVALIDATE_BUFFER_BIT);
+    EXPECT(m != NULL, "glMapBufferRange on the PBO failed (0x%x)", glGetError());
+    if (m) {
+        for (int i = 0; i < 64 * 32; i++) {
+            int left = (i % 64) < 32;
+            m[4 * i + 0] = left ? 0 : 255;
+            m[4 * i + 1] = left ? 255 : 0;
+            m[4 * i + 2] = left ? 0 : 255;
+            m[4 * i + 3] = 255;
+        }
+        glUnmapBuffer(GL_PIXEL_UNPACK_BUFFER);
+    }
+    glBindBuffer(GL_PIXEL_UNPACK_BUFFER, 0);
+    display_recon_from_pbo(d);
+    display_set_layout(d, DISPLAY_MIRROR);
+    draw_n(d, 2);
+    Img im = grab(d);
+    int r[4];
+    display_pane_rect(d, 0, r);
+    EXPECT(r[0] == 0 && r[1] == 30 && r[2] == 960 && r[3] == 480,
+           "2:1 mirror pane at %d,%d %dx%d, want 0,30 960x480", r[0], r[1], r[2], r[3]);
+    EXPECT_RGB(pane_px(&im, r, 0.25, 0.5), 0, 255, 0, 8, "PBO left half");
+    EXPECT_RGB(pane_px(&im, r, 0.75, 0.5), 255, 0, 255, 8, "PBO right half");
+    EXPECT_BLACK(px(&im, 480, 10), "2:1 letterbox top");
+    EXPECT_BLACK(px(&im, 480, 532), "2:1 letterbox bottom");
+    shot(d, "display_pbo");
+
+    unsigned id2 = display_recon_pbo(d, 32, 32);
+    EXPECT(id2 != 0 && id2 != id, "a new size must give a new buffer name: %u then %u", id, id2);
+    // Back to host uploads at the training size.
+    display_set_recon(d, g_grad, RS, RS);
+    draw_n(d, 1);
+    im = grab(d);
+    display_pane_rect(d, 0, r);
+    EXPECT(r[2] == 540 && r[3] == 540, "back to 1:1: pane %dx%d", r[2], r[3]);
+    EXPECT_RGB(pane_px(&im, r, 0.5, 0.5), grad_at(0.5), grad_at(0.5), grad_at(0.5), 4,
+               "host upload after the PBO");
+}
+
+// Waits (drawing) until the framebuffer has the wanted size.
+static int wait_size(Display *d, int w, int h) {
+    int fw = 0, fh = 0;
+    for (double t0 = tb_now(); tb_now() - t0 < 3;) {
+        display_draw(d);
+        display_size(d, &fw, &fh);
+        if (fw == w && fh == h) return 1;
+        sleep_ms(20);
+    }
+    fprintf(stderr, "framebuffer stayed %dx%d, want %dx%d\n", fw, fh, w, h);
+    return 0;
+}
+
+static void check_fullscreen(Display *d) {
+    display_set_layout(d, DISPLAY_MIRROR);
+    // Opened with monitor 7: falls back to the primary (1280x720 under our Xvfb).
+    const GLFWvidmode *mode = glfwGetVideoMode(glfwGetPrimaryMonitor());
+    EXPECT(mode != NULL, "no video mode for the primary monitor");
+    if (!mode) return;
+    int mw = mode->width, mh = mode->height;
+    display_set_fullscreen(d, 1);
+    EXPECT(display_fullscreen(d), "fullscreen flag");
+    EXPECT(wait_size(d, mw, mh), "fullscreen is the screen's %dx%d", mw, mh);
+    Img im = grab(d);
+    int r[4];
+    display_pane_rect(d, 0, r);
+    int side = mw < mh ? mw : mh;  // the 1:1 pane
+    EXPECT(r[0] == (mw - side) / 2 && r[2] == side, "fullscreen pane x %d w %d, want %d %d", r[0],
+           r[2], (mw - side) / 2, side);
+    EXPECT_RGB(pane_px(&im, r, 0.5, 0.5), grad_at(0.5), grad_at(0.5), grad_at(0.5), 4,
+               "fullscreen centre");
+    if (mw > mh) EXPECT_BLACK(px(&im, (mw - side) / 4, mh / 2), "fullscreen left bar");
+    display_set_fullscreen(d, 0);
+    EXPECT(!display_fullscreen(d), "windowed flag");
+    EXPECT(wait_size(d, W, H), "windowed again at 960x540");
+}
+
+static void check_fps(Display *d) {
+    double t0 = tb_now();
+    int frames = 0;
+    while (tb_now() - t0 < 0.8) {
+        display_draw(d);
+        frames++;
+    }
+    double fps = display_fps(d);
+    double want = frames / (tb_now() - t0);
+    EXPECT(fps > 0.5 * want && fps < 2 * want, "display_fps %.1f, counted %.1f", fps, want);
+    printf("960x540 triptych+HUD swaps: %.1f fps (llvmpipe)\n", fps);
+}
+
+static void check_hidden(void) {
+    DisplayOpts o = {.width = 640, .height = 360, .hidden = 1};
+    TbErr err = {{0}};
+    Display *d = display_open(&o, &err);
+    EXPECT(d != NULL, "hidden window: %s", err.msg);
+    if (!d) return;
+    display_set_input(d, g_in, IW, IH);
+    display_set_recon(d, g_grad, RS, RS);
+    display_set_layout(d, DISPLAY_SIDE);
+    display_draw(d);
+    Img im = grab(d);
+    EXPECT(im.w == 640 && im.h == 360, "hidden framebuffer %dx%d", im.w, im.h);
+    int a[4];
+    display_pane_rect(d, 0, a);
+    EXPECT_RGB(pane_px(&im, a, 0.25, 0.5), 255, 0, 0, 12, "hidden window camera pane");
+    display_close(d);
+}
+
+int main(void) {
+    ensure_display();
+    snprintf(g_tmpdir, sizeof g_tmpdir, "/tmp/test_display_XXXXXX");
+    if (!mkdtemp(g_tmpdir)) {
+        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+        return 1;
+    }
+    const char *sd = getenv("TABULA_SHOT_DIR");
+    if (sd && sd[0]) mkdir(sd, 0755);
+    make_images();
+
+    check_no_display();
+
+    DisplayOpts o = {.width = W, .height = H, .vsync = 0, .monitor = 7};
+    TbErr err = {{0}};
+    Display *d = display_open(&o, &err);
+    if (!d) {
+        // Under our own Xvfb a window must open: that is a failure, not a skip.
+        fprintf(stderr, "display_open: %s\n", err.msg);
+        return 1;
+    }
+    Display *d2 = display_open(&o, &err);
+    EXPECT(d2 == NULL, "a second display_open in the same process must fail");
+    int fw, fh;
+    display_size(d, &fw, &fh);
+    EXPECT(fw == W && fh == H, "framebuffer %dx%d, want %dx%d", fw, fh, W, H);
+    EXPECT(display_layout_parse("triptych") == DISPLAY_TRIPTYCH &&
+               display_layout_parse("nope") == -1 &&
+               strcmp(display_layout_name(DISPLAY_SIDE), "side") == 0,
+           "layout names");
+
+    display_set_input(d, g_in, IW, IH);
+    display_set_recon(d, g_grad, RS, RS);  // training size 256x256: square panes
+    check_mirror(d);
+    check_side(d, 0);
+    check_side(d, 1);
+    check_triptych(d);
+    check_hud(d);
+    check_photo(d);
+    check_keys(d);
+    check_pbo(d);
+    check_fullscreen(d);
+    display_set_layout(d, DISPLAY_TRIPTYCH);
+    display_show_hud(d, 1);
+    check_fps(d);
+    EXPECT(glGetError() == GL_NO_ERROR, "GL error left over");
+    display_close(d);
+    check_hidden();
+    rmdir(g_tmpdir);
+    return test_finish();
+}
