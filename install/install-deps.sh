@@ -17,7 +17,7 @@ PKGS=(
   ffmpeg xvfb xauth jackd2
 )
 if [ "${1:-}" = "--test" ]; then
-  PKGS+=(python3-torch python3-numpy python3-pil)
+  PKGS+=(python3-torch python3-numpy python3-pil xdotool)
 fi
 
 need=()
