@@ -48,6 +48,13 @@ static int rewind_file(AvFile *f, TbErr *err) {
     return 0;
 }
 
+// A damaged packet or frame is skipped, up to a point.
+static int bad_packet(AvFile *f, TbErr *err) {
+    if (++f->bad_packets <= MAX_BAD_PACKETS) return 0;
+    return tb_fail(err, "%s: corrupt video (%d undecodable packets in a row)", f->path,
+                   f->bad_packets);
+}
+
 // Decode the next frame into f->frm, looping at the end. 0 or -1 (err set).
 static int next_frame(AvFile *f, TbErr *err) {
     for (;;) {
@@ -62,6 +69,10 @@ static int next_frame(AvFile *f, TbErr *err) {
             if (rewind_file(f, err)) return -1;
             continue;
         }
+        if (r == AVERROR_INVALIDDATA) {  // a damaged frame (threaded decoders report late)
+            if (bad_packet(f, err)) return -1;
+            continue;
+        }
         if (r != AVERROR(EAGAIN)) return av_fail(err, f->path, "decoding", r);
 
         // The decoder wants input.
@@ -70,9 +81,13 @@ static int next_frame(AvFile *f, TbErr *err) {
             // End of file, or damage at its end once frames have played: drain
             // what the decoder holds, then loop.
             if (r != AVERROR_EOF && f->pass_frames == 0) return av_fail(err, f->path, "reading", r);
-            if (f->draining) return av_fail(err, f->path, "reading", r);
+            if (f->draining) {  // nothing more will come out: start over
+                if (rewind_file(f, err)) return -1;
+                continue;
+            }
             r = avcodec_send_packet(f->dec, NULL);
-            if (r < 0 && r != AVERROR_EOF) return av_fail(err, f->path, "flushing the decoder", r);
+            if (r < 0 && r != AVERROR_EOF && r != AVERROR_INVALIDDATA)
+                return av_fail(err, f->path, "flushing the decoder", r);
             f->draining = 1;
             continue;
         }
@@ -82,10 +97,8 @@ static int next_frame(AvFile *f, TbErr *err) {
         }
         r = avcodec_send_packet(f->dec, f->pkt);
         av_packet_unref(f->pkt);
-        if (r == AVERROR_INVALIDDATA) {  // a damaged packet: skip it, up to a point
-            if (++f->bad_packets > MAX_BAD_PACKETS)
-                return tb_fail(err, "%s: corrupt video (%d undecodable packets in a row)", f->path,
-                               f->bad_packets);
+        if (r == AVERROR_INVALIDDATA) {
+            if (bad_packet(f, err)) return -1;
             continue;
         }
         if (r < 0) return av_fail(err, f->path, "decoding", r);
