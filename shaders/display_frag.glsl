@@ -1,16 +1,22 @@
 #version 330 core
 // Camera, reconstruction or error pane. The camera is sampled through the
 // training crop so all three panes show the same region of the scene.
+// display.c compiles one program per pane kind (MODE) and filter (BICUBIC):
+// a software rasteriser runs both sides of a branch, so choices are made here.
+#ifndef MODE
+#define MODE 1  // 0 camera, 1 reconstruction, 2 error
+#endif
+#ifndef BICUBIC
+#define BICUBIC 1  // 1: Catmull-Rom, 0: bilinear
+#endif
 in vec2 v_uv;
 out vec4 frag;
 
 uniform sampler2D u_input;
 uniform sampler2D u_recon;
-uniform int u_mode;     // 0 camera, 1 reconstruction, 2 error
-uniform vec4 u_crop;    // camera crop in UV: offset (xy), size (zw)
-uniform int u_flip;     // 1: mirror left-right
-uniform int u_bicubic;  // 1: Catmull-Rom, 0: bilinear
-uniform float u_gain;   // error amplification
+uniform vec4 u_crop;   // camera crop in UV: offset (xy), size (zw)
+uniform float u_flip;  // 1: mirror left-right
+uniform float u_gain;  // error amplification
 
 // Catmull-Rom in 9 bilinear taps (the 4x4 kernel with the corner taps merged).
 // Sharper than bilinear when a 256-pixel image fills a big screen.
@@ -40,7 +46,11 @@ vec3 catmull_rom(sampler2D tex, vec2 uv) {
 }
 
 vec3 fetch(sampler2D tex, vec2 uv) {
-    return u_bicubic != 0 ? catmull_rom(tex, uv) : texture(tex, uv).rgb;
+#if BICUBIC
+    return catmull_rom(tex, uv);
+#else
+    return texture(tex, uv).rgb;
+#endif
 }
 
 // Inferno colour map, polynomial fit: black at 0, pale yellow at 1.
@@ -57,17 +67,14 @@ vec3 inferno(float t) {
 }
 
 void main() {
-    vec2 uv = v_uv;
-    if (u_flip != 0) uv.x = 1.0 - uv.x;
-    vec2 cuv = u_crop.xy + uv * u_crop.zw;
-    vec3 c;
-    if (u_mode == 0) {
-        c = fetch(u_input, cuv);
-    } else if (u_mode == 1) {
-        c = fetch(u_recon, uv);
-    } else {
-        vec3 d = abs(fetch(u_input, cuv) - fetch(u_recon, uv));
-        c = inferno(u_gain * (d.r + d.g + d.b) / 3.0);
-    }
+    vec2 uv = vec2(mix(v_uv.x, 1.0 - v_uv.x, u_flip), v_uv.y);
+#if MODE == 0
+    vec3 c = fetch(u_input, u_crop.xy + uv * u_crop.zw);
+#elif MODE == 1
+    vec3 c = fetch(u_recon, uv);
+#else
+    vec3 d = abs(fetch(u_input, u_crop.xy + uv * u_crop.zw) - fetch(u_recon, uv));
+    vec3 c = inferno(u_gain * (d.r + d.g + d.b) / 3.0);
+#endif
     frag = vec4(c, 1.0);
 }

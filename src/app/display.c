@@ -26,14 +26,20 @@ typedef struct {
     int n;
 } TextBlock;
 
+// One program per pane kind and filter (see display_frag.glsl).
+typedef struct {
+    GLuint prog;
+    GLint u_crop, u_flip, u_gain;
+} PaneProg;
+
 struct Display {
     GLFWwindow *win;
     int vsync, monitor, fullscreen;
     int win_x, win_y, win_w, win_h;  // windowed geometry to restore after fullscreen
     GLint max_tex;
 
-    GLuint prog, vao, tex_in, tex_rec, pbo;
-    GLint u_input, u_recon, u_mode, u_crop, u_flip, u_bicubic, u_gain;
+    PaneProg pane[3][2];  // [PANE_*][bicubic]
+    GLuint vao, tex_in, tex_rec, pbo;
     int in_w, in_h;    // 0: nothing uploaded yet
     int rec_w, rec_h;  // size of the reconstruction texture
     int pbo_w, pbo_h;
@@ -418,23 +424,20 @@ static void render(Display *d, double t) {
     int n = layout_panes(d, fw, fh, rect);
     float crop[4];
     input_crop(d, crop);
-    glUseProgram(d->prog);
     glActiveTexture(GL_TEXTURE0);
     glBindTexture(GL_TEXTURE_2D, d->tex_in);
     glActiveTexture(GL_TEXTURE1);
     glBindTexture(GL_TEXTURE_2D, d->tex_rec);
     glActiveTexture(GL_TEXTURE0);
-    glUniform1i(d->u_input, 0);
-    glUniform1i(d->u_recon, 1);
-    glUniform4fv(d->u_crop, 1, crop);
-    glUniform1i(d->u_flip, d->flip);
-    glUniform1i(d->u_bicubic, d->bicubic);
-    glUniform1f(d->u_gain, d->gain);
     glBindVertexArray(d->vao);
     for (int i = 0; i < n; i++) {
         // GL's viewport origin is the bottom-left; rect is from the top-left.
         glViewport(rect[i][0], fh - rect[i][1] - rect[i][3], rect[i][2], rect[i][3]);
-        glUniform1i(d->u_mode, pane_modes[d->layout][i]);
+        const PaneProg *p = &d->pane[pane_modes[d->layout][i]][d->bicubic];
+        glUseProgram(p->prog);
+        glUniform4fv(p->u_crop, 1, crop);
+        glUniform1f(p->u_flip, (float)d->flip);
+        glUniform1f(p->u_gain, d->gain);
         glDrawArrays(GL_TRIANGLE_STRIP, 0, 4);
     }
     glBindVertexArray(0);
@@ -599,7 +602,9 @@ static void free_gl(Display *d) {
     if (d->tex_in) glDeleteTextures(1, &d->tex_in);
     if (d->tex_rec) glDeleteTextures(1, &d->tex_rec);
     if (d->vao) glDeleteVertexArrays(1, &d->vao);
-    if (d->prog) glDeleteProgram(d->prog);
+    for (int m = 0; m < 3; m++)
+        for (int b = 0; b < 2; b++)
+            if (d->pane[m][b].prog) glDeleteProgram(d->pane[m][b].prog);
 }
 
 Display *display_open(const DisplayOpts *o, TbErr *err) {
@@ -655,15 +660,20 @@ Display *display_open(const DisplayOpts *o, TbErr *err) {
            (const char *)glGetString(GL_RENDERER));
     glGetIntegerv(GL_MAX_TEXTURE_SIZE, &d->max_tex);
 
-    d->prog = gl_program("display_vert", "display_frag", err);
-    if (!d->prog) goto fail_gl;
-    d->u_input = glGetUniformLocation(d->prog, "u_input");
-    d->u_recon = glGetUniformLocation(d->prog, "u_recon");
-    d->u_mode = glGetUniformLocation(d->prog, "u_mode");
-    d->u_crop = glGetUniformLocation(d->prog, "u_crop");
-    d->u_flip = glGetUniformLocation(d->prog, "u_flip");
-    d->u_bicubic = glGetUniformLocation(d->prog, "u_bicubic");
-    d->u_gain = glGetUniformLocation(d->prog, "u_gain");
+    for (int m = 0; m < 3; m++)
+        for (int b = 0; b < 2; b++) {
+            char defs[64];
+            snprintf(defs, sizeof defs, "#define MODE %d\n#define BICUBIC %d\n", m, b);
+            PaneProg *p = &d->pane[m][b];
+            if (!(p->prog = gl_program("display_vert", "display_frag", defs, err))) goto fail_gl;
+            p->u_crop = glGetUniformLocation(p->prog, "u_crop");
+            p->u_flip = glGetUniformLocation(p->prog, "u_flip");
+            p->u_gain = glGetUniformLocation(p->prog, "u_gain");
+            glUseProgram(p->prog);  // samplers: camera on unit 0, reconstruction on 1
+            glUniform1i(glGetUniformLocation(p->prog, "u_input"), 0);
+            glUniform1i(glGetUniformLocation(p->prog, "u_recon"), 1);
+        }
+    glUseProgram(0);
     glGenVertexArrays(1, &d->vao);  // core profile draws need one, even empty
     d->tex_in = make_texture();
     d->tex_rec = make_texture();

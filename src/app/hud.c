@@ -37,14 +37,19 @@ int gl_ok(const char *where) {
     return ok;
 }
 
-static GLuint compile(GLenum type, const char *name, TbErr *err) {
+// `defines` ("#define X 1\n"...) go right after the source's #version line.
+static GLuint compile(GLenum type, const char *name, const char *defines, TbErr *err) {
     const char *src = shader_source(name);
     if (!src) {
         tb_fail(err, "display: shader '%s' is not embedded in this build", name);
         return 0;
     }
+    const char *body = src;
+    if (strncmp(src, "#version", 8) == 0 && strchr(src, '\n')) body = strchr(src, '\n') + 1;
+    const char *parts[3] = {src, defines ? defines : "", body};
+    GLint lens[3] = {(GLint)(body - src), -1, -1};
     GLuint s = glCreateShader(type);
-    glShaderSource(s, 1, &src, NULL);
+    glShaderSource(s, 3, parts, lens);
     glCompileShader(s);
     GLint ok = 0, len = 0;
     glGetShaderiv(s, GL_COMPILE_STATUS, &ok);
@@ -63,10 +68,10 @@ static GLuint compile(GLenum type, const char *name, TbErr *err) {
     return s;
 }
 
-GLuint gl_program(const char *vs, const char *fs, TbErr *err) {
-    GLuint v = compile(GL_VERTEX_SHADER, vs, err);
+GLuint gl_program(const char *vs, const char *fs, const char *defines, TbErr *err) {
+    GLuint v = compile(GL_VERTEX_SHADER, vs, defines, err);
     if (!v) return 0;
-    GLuint f = compile(GL_FRAGMENT_SHADER, fs, err);
+    GLuint f = compile(GL_FRAGMENT_SHADER, fs, defines, err);
     if (!f) {
         glDeleteShader(v);
         return 0;
@@ -140,7 +145,7 @@ float hud_text_width(const char *s) {
 
 int hud_init(Hud *h, TbErr *err) {
     memset(h, 0, sizeof *h);
-    h->prog = gl_program("hud_vert", "hud_frag", err);
+    h->prog = gl_program("hud_vert", "hud_frag", NULL, err);
     if (!h->prog) return -1;
     h->u_size = glGetUniformLocation(h->prog, "u_size");
     glGenVertexArrays(1, &h->vao);

@@ -9,9 +9,10 @@
 // From the build: shaders/NAME.glsl embedded as a string (NULL if none).
 const char *shader_source(const char *name);
 
-// Compiles and links shaders/<vs>.glsl + shaders/<fs>.glsl. The info logs are
-// always printed when not empty. Returns 0 with err filled on failure.
-GLuint gl_program(const char *vs, const char *fs, TbErr *err);
+// Compiles and links shaders/<vs>.glsl + shaders/<fs>.glsl, with `defines`
+// (may be NULL) inserted after each #version line. The info logs are always
+// printed when not empty. Returns 0 with err filled on failure.
+GLuint gl_program(const char *vs, const char *fs, const char *defines, TbErr *err);
 // Drains glGetError, logging each error with `where` (rate-limited). 1 if clean.
 int gl_ok(const char *where);
 
