@@ -4,15 +4,18 @@
 // YUYV), and can be told to fail any call or to be unplugged mid-stream.
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/videodev2.h>
 
 #include "app_sources.h"
+#include "capture.h"
 #include "clip_frame.h"
 #include "common.h"
 #include "pixconv.h"
@@ -56,6 +59,9 @@ typedef struct {
 
 #define MAXDEV 4
 static FakeDev g_dev[MAXDEV];
+// The cable: while 0, nodes vanish (open: ENOENT) and open handles fail
+// (ENODEV). Atomic: the capture test flips it while the capture thread runs.
+static atomic_int g_cable = 1;
 static int g_ndev;
 static uint8_t *g_clip[NFRAMES];
 static int g_cw, g_ch;
@@ -127,6 +133,7 @@ static int fail(int e) {
 
 static int fake_open(const char *path, int flags) {
     (void)flags;
+    if (!atomic_load(&g_cable)) return fail(ENOENT);
     for (int i = 0; i < g_ndev; i++)
         if (strcmp(g_dev[i].path, path) == 0) {
             if (g_dev[i].open) return fail(EBUSY);
@@ -164,6 +171,7 @@ static int fake_ioctl(int fd, unsigned long req, void *arg) {
     if (req != VIDIOC_DQBUF && req != VIDIOC_QBUF)  // the per-frame pair would flood the log
         snprintf(d->log + L, sizeof d->log - L, "%s ", req_name(req));
     if (req == d->fail_req) return fail(d->fail_errno);
+    if (!atomic_load(&g_cable)) d->unplugged = 1;
     if (d->unplugged) return fail(ENODEV);
     switch (req) {
         case VIDIOC_QUERYCAP: {
@@ -338,6 +346,7 @@ static int fake_poll(int fd, int timeout_ms) {
     (void)timeout_ms;
     FakeDev *d = dev_of(fd);
     if (!d) return fail(EBADF);
+    if (!atomic_load(&g_cable)) d->unplugged = 1;
     if (d->unplugged) return 2;
     return d->streaming && d->qn > 0 ? 1 : 0;
 }
@@ -600,6 +609,75 @@ static void test_missing(void) {
     }
 }
 
+// The whole path a pulled cable takes: capture thread on the camera source,
+// cable out (LOST, with the driver's reason), cable back in (OK, new frames).
+static Source *open_fake_camera(const char *spec, void *user, TbErr *err) {
+    (void)user;
+    CameraOpts o = opts(640, 480);
+    return source_open_camera_opts(strcmp(spec, "camera") == 0 ? NULL : spec + 7, &o, err);
+}
+
+static void sleep_s(double s) {
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+static int wait_state(Capture *c, int want, double timeout, char *msg, size_t n) {
+    for (double t0 = tb_now(); tb_now() - t0 < timeout; sleep_s(0.005))
+        if (capture_state(c, msg, n) == want) return 1;
+    return 0;
+}
+
+static void test_capture_unplug(void) {
+    FakeDev *d = typical_cam();
+    CaptureOpts co = {.live = -1, .retry_s = 0.2, .open = open_fake_camera};
+    TbErr err = {{0}};
+    char msg[640];
+    Capture *c = capture_start_opts("camera", &co, &err);
+    EXPECT(c != NULL, "capture: %s", err.msg);
+    if (!c) return;
+    EXPECT(wait_state(c, CAPTURE_OK, 2.0, msg, sizeof msg), "not OK: %s", msg);
+    const uint8_t *rgb;
+    int w, h;
+    uint64_t seq = 0, last = 0;
+    double t;
+    sleep_s(0.1);
+    EXPECT(capture_latest(c, &rgb, &w, &h, &last, &t) && w == 640 && h == 480, "no 640x480 frame");
+    if (rgb) {
+        int maxd;
+        double mean = 1e9;
+        for (int k = 0; k < NFRAMES; k++) {  // one of the clip frames the fake sends
+            double m = clip_mean_abs(rgb, d->ref[k], (size_t)w * h * 3, &maxd);
+            mean = m < mean ? m : mean;
+        }
+        EXPECT(mean < 1.0, "captured frame is no clip frame (mean error %.3f)", mean);
+    }
+
+    atomic_store(&g_cable, 0);
+    EXPECT(wait_state(c, CAPTURE_LOST, 1.0, msg, sizeof msg), "not LOST: %s", msg);
+    printf("capture, cable out: %s\n", msg);
+    // DQBUF or QBUF, depending on where the capture thread was when it happened
+    char want[700];
+    snprintf(want, sizeof want, "camera lost: camera %s: VIDIOC_", d->path);
+    EXPECT(strncmp(msg, want, strlen(want)) == 0 && strstr(msg, "BUF: No such device — retrying"),
+           "message: %s", msg);
+    while (capture_latest(c, &rgb, &w, &h, &last, &t)) {}
+    sleep_s(0.5);
+    EXPECT(capture_state(c, NULL, 0) == CAPTURE_LOST, "state while out");
+
+    // The device comes back (the kernel makes a fresh node state on replug).
+    for (int k = 0; k < d->nbuf; k++) free(d->mem[k]);
+    d->nbuf = d->qn = 0, d->unplugged = d->streaming = d->served = 0;
+    atomic_store(&g_cable, 1);
+    EXPECT(wait_state(c, CAPTURE_OK, 2.0, msg, sizeof msg), "not back: %s", msg);
+    sleep_s(0.1);
+    EXPECT(capture_latest(c, &rgb, &w, &h, &seq, &t) && seq > last, "no new frame after replug");
+    double t0 = tb_now();
+    capture_stop(c);
+    EXPECT(tb_now() - t0 < 1.0, "stop took %.3f s", tb_now() - t0);
+    expect_closed(d, "capture");
+}
+
 int main(void) {
     const char *path = test_data("asl_signer_a_320x240.y4m");
     for (int k = 0; k < NFRAMES; k++) {
@@ -616,6 +694,7 @@ int main(void) {
     test_lock();
     test_failures();
     test_missing();
+    test_capture_unplug();
 
     reset_devs();
     rmdir(g_dir);
