@@ -45,7 +45,9 @@ int run_headless(const Settings *s) {
     uint8_t *frame = NULL;
     double t0 = tb_now();
     for (long f = 0; f < s->frames; f++) {
-        size_t need = (size_t)src->width * src->height * 3;
+        // The size of the frame read() returns now (an image folder changes it in read()).
+        int w = src->width, h = src->height;
+        size_t need = (size_t)w * h * 3;
         if (need > cap) {
             free(frame);
             frame = tb_malloc(need);
@@ -58,7 +60,7 @@ int run_headless(const Settings *s) {
             rc = TB_EXIT_INPUT;
             break;
         }
-        trainer_push_frame(&t, frame, src->width, src->height);
+        trainer_push_frame(&t, frame, w, h);
         int K = s->steps_per_frame;
         if (metrics_need_flush(&m, &t, K, s->stats_every)) metrics_flush(&m, &t);
         int slot = trainer_train(&t, K, s->memory);
