@@ -394,29 +394,42 @@ static void run_training(Backend *be, const Model *m, const float *p0, uint8_t *
     be->get_output(be, 0, r->out);
 }
 
-static void compare_runs(const Model *m, const RunResult *cpu, const RunResult *gpu,
-                         const char *name, double ptol) {
+// Per-step loss and gradient norm; the total update (final - initial params),
+// which is far more sensitive than the params themselves; optimizer state.
+static void compare_runs(const Model *m, const float *p0, const RunResult *cpu,
+                         const RunResult *gpu, const char *name, double tol) {
+    double el = 0, eg = 0;
     for (int k = 0; k < NSTEPS; k++) {
         double l0 = cpu->stats[k].loss, l1 = gpu->stats[k].loss;
         double g0 = cpu->stats[k].grad_norm, g1 = gpu->stats[k].grad_norm;
-        EXPECT(fabs(l1 - l0) <= 1e-4 * fabs(l0), "%s step %d loss: cuda %.9g cpu %.9g", name, k, l1, l0);
-        EXPECT(fabs(g1 - g0) <= 1e-4 * fabs(g0), "%s step %d grad norm: cuda %.9g cpu %.9g", name, k,
-               g1, g0);
+        double dl = fabs(l1 - l0) / fabs(l0), dg = fabs(g1 - g0) / fabs(g0);
+        if (!(dl <= el)) el = dl;  // NaN sticks
+        if (!(dg <= eg)) eg = dg;
+        EXPECT(dl <= 1e-4, "%s step %d loss: cuda %.9g cpu %.9g", name, k, l1, l0);
+        EXPECT(dg <= 1e-4, "%s step %d grad norm: cuda %.9g cpu %.9g", name, k, g1, g0);
     }
-    printf("%s: loss %.6f -> %.6f (cpu %.6f -> %.6f)\n", name, (double)gpu->stats[0].loss,
-           (double)gpu->stats[NSTEPS - 1].loss, (double)cpu->stats[0].loss,
-           (double)cpu->stats[NSTEPS - 1].loss);
     size_t n = m->n_params;
-    EXPECT_CLOSE(gpu->params, cpu->params, n, ptol, "%s final params", name);
-    EXPECT_CLOSE(gpu->state, cpu->state, n, ptol, "%s first optimizer state", name);
-    if (strstr(name, "adam"))
-        EXPECT_CLOSE(gpu->state + n, cpu->state + n, n, 2 * ptol, "%s second moment", name);
+    float *du_c = hnew(n), *du_g = hnew(n);
+    for (size_t i = 0; i < n; i++) du_c[i] = cpu->params[i] - p0[i], du_g[i] = gpu->params[i] - p0[i];
+    double ep = max_rel_err(gpu->params, cpu->params, n, 1e-6);
+    double eu = max_rel_err(du_g, du_c, n, 1e-12);
+    double es = max_rel_err(gpu->state, cpu->state, n, 1e-12);
+    double ev = strstr(name, "adam") ? max_rel_err(gpu->state + n, cpu->state + n, n, 1e-20) : 0;
+    printf("%s: loss %.6f -> %.6f; rel. errors: loss %.2g, grad norm %.2g, params %.2g, "
+           "update %.2g, state %.2g/%.2g\n",
+           name, (double)cpu->stats[0].loss, (double)cpu->stats[NSTEPS - 1].loss, el, eg, ep, eu,
+           es, ev);
+    EXPECT(ep <= 1e-5, "%s final params: relative error %.3g", name, ep);
+    EXPECT(eu <= tol, "%s total update: relative error %.3g > %.3g", name, eu, tol);
+    EXPECT(es <= tol, "%s first optimizer state: relative error %.3g > %.3g", name, es, tol);
+    EXPECT(ev <= tol, "%s second moment: relative error %.3g > %.3g", name, ev, tol);
     int maxd = 0;
     for (size_t i = 0; i < sizeof cpu->out; i++) {
         int d = abs((int)gpu->out[i] - (int)cpu->out[i]);
         if (d > maxd) maxd = d;
     }
     EXPECT(maxd <= 1, "%s output frame: max byte difference %d", name, maxd);
+    free(du_c), free(du_g);
 }
 
 static void test_training(void) {
@@ -479,7 +492,7 @@ static void test_training(void) {
     RunResult rc, rg;
     run_training(cpu, &m, p0, frames, &sgd, &rc);
     run_training(gpu, &m, p0, frames, &sgd, &rg);
-    compare_runs(&m, &rc, &rg, "sgd (graphs)", 1e-4);
+    compare_runs(&m, p0, &rc, &rg, "sgd (graphs)", 1e-3);
     int clipped = 0;
     for (int k = 0; k < NSTEPS; k++) clipped += rc.stats[k].grad_norm > sgd.clip;
     EXPECT(clipped > 0, "no step was clipped (clip %g)", (double)sgd.clip);
@@ -518,7 +531,7 @@ static void test_training(void) {
     RunResult ac, ag;
     run_training(cpu, &m, p0, frames, &adam, &ac);
     run_training(gpu, &m, p0, frames, &adam, &ag);
-    compare_runs(&m, &ac, &ag, "adam (graphs)", 2e-4);
+    compare_runs(&m, p0, &ac, &ag, "adam (graphs)", 1e-3);
 
     // The same SGD run without CUDA graphs (eager launches).
     setenv("TABULA_NO_GRAPH", "1", 1);
@@ -527,7 +540,7 @@ static void test_training(void) {
     if (eager) {
         RunResult re;
         run_training(eager, &m, p0, frames, &sgd, &re);
-        compare_runs(&m, &rc, &re, "sgd (eager)", 1e-4);
+        compare_runs(&m, p0, &rc, &re, "sgd (eager)", 1e-3);
         free(re.params), free(re.state);
         backend_destroy(eager);
     }
