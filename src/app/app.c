@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libavutil/log.h>
+
 #include "capture.h"
 #include "checkpoint.h"
 #include "controls.h"
@@ -334,6 +336,8 @@ int app_run(const Settings *s) {
     pthread_cond_init(&a->cond, NULL);
     control_queue_init(&a->q);
     int rc = TB_EXIT_OK;
+    // A damaged video file would print libav's complaints on every loop, for weeks.
+    av_log_set_level(AV_LOG_FATAL);
 
     // Source: as asked, or a camera if present, else the bundled clip. A camera
     // that fails at start falls back to the clip with one line saying why.

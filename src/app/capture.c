@@ -130,7 +130,10 @@ static void *capture_main(void *arg) {
 
         // The writer's slot fits the source's current size (it may change on reopen).
         Slot *b = &c->slot[c->back];
-        size_t need = (size_t)s->width * (size_t)s->height * 3;
+        // The size of the frame this read() returns (an image folder changes
+        // width/height inside read() to announce the next one).
+        int fw = s->width, fh = s->height;
+        size_t need = (size_t)fw * (size_t)fh * 3;
         if (b->cap < need) {
             free(b->rgb);
             b->rgb = tb_malloc(need);
@@ -140,7 +143,7 @@ static void *capture_main(void *arg) {
         int r = s->read(s, b->rgb, &e);
         now = tb_now();
         if (r == 1) {
-            b->w = s->width, b->h = s->height, b->t = now;
+            b->w = fw, b->h = fh, b->t = now;
             b->seq = atomic_fetch_add(&c->frames, 1) + 1;
             publish(c);
             last_frame = now;
