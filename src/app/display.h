@@ -61,7 +61,8 @@ void display_recon_from_pbo(Display *d);
 void display_set_layout(Display *d, DisplayLayout layout);
 DisplayLayout display_layout(const Display *d);
 void display_set_flip(Display *d, int on);    // mirror every pane left-right
-void display_set_bicubic(Display *d, int on); // Catmull-Rom upscaling (default on) vs bilinear
+// Catmull-Rom upscaling vs bilinear; default: on, off on a software renderer.
+void display_set_bicubic(Display *d, int on);
 void display_set_error_gain(Display *d, float gain);  // error pane: |in-rec|*gain (default 4)
 const char *display_layout_name(DisplayLayout layout);  // "mirror", "side", "triptych"
 int display_layout_parse(const char *name);             // -1 if unknown

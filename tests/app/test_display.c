@@ -239,14 +239,42 @@ static void check_mirror(Display *d) {
     EXPECT_BLACK(px(&im, 205, 100), "mirror left bar at its edge");
     EXPECT_BLACK(px(&im, 755, 400), "mirror right bar at its edge");
     EXPECT_BLACK(px(&im, 955, 530), "mirror right bar");
-    // The gray ramp across the middle row.
-    for (double u = 0.05; u < 1; u += 0.15) {
-        int g = grad_at(u);
-        char what[64];
-        snprintf(what, sizeof what, "mirror ramp at u=%.2f", u);
-        EXPECT_RGB(pane_px(&im, r, u, 0.5), g, g, g, 4, what);
+    // The gray ramp across the middle row (both filters reproduce a ramp).
+    for (int bic = 0; bic < 2; bic++) {
+        display_set_bicubic(d, bic);
+        draw_n(d, 1);
+        im = grab(d);
+        for (double u = 0.05; u < 1; u += 0.15) {
+            int g = grad_at(u);
+            char what[64];
+            snprintf(what, sizeof what, "mirror ramp at u=%.2f (%s)", u, bic ? "bicubic" : "bilinear");
+            EXPECT_RGB(pane_px(&im, r, u, 0.5), g, g, g, 4, what);
+        }
     }
     shot(d, "display_mirror");
+
+    // A black|white step in an 8x8 image, magnified: Catmull-Rom makes the
+    // edge steeper than bilinear. Expected values from the two kernels.
+    static uint8_t step[8 * 8 * 3];
+    for (int i = 0; i < 8 * 8; i++) memset(step + 3 * i, (i % 8) < 4 ? 0 : 255, 3);
+    display_set_recon(d, step, 8, 8);
+    int x = 287;  // pane column just right of the edge
+    double f = (x + 0.5) / r[2] * 8 - 0.5 - 3;  // between texel 3 (black) and 4 (white)
+    double lin = 255 * f;
+    double w2 = f * (0.5 + f * (2 - 1.5 * f)), w3 = f * f * (-0.5 + 0.5 * f);
+    double cub = 255 * (w2 + w3);
+    int got[2];
+    for (int bic = 0; bic < 2; bic++) {
+        display_set_bicubic(d, bic);
+        draw_n(d, 1);
+        im = grab(d);
+        got[bic] = px(&im, r[0] + x, 270)[0];
+    }
+    EXPECT(abs(got[0] - (int)lround(lin)) <= 3 && abs(got[1] - (int)lround(cub)) <= 3,
+           "step edge at f=%.3f: bilinear %d (want %.1f), bicubic %d (want %.1f)", f, got[0], lin,
+           got[1], cub);
+    display_set_bicubic(d, 1);
+    display_set_recon(d, g_grad, RS, RS);
 }
 
 static void check_side(Display *d, int flip) {
@@ -689,6 +717,7 @@ int main(void) {
 
     display_set_input(d, g_in, IW, IH);
     display_set_recon(d, g_grad, RS, RS);  // training size 256x256: square panes
+    display_set_bicubic(d, 1);  // what a GPU gets (llvmpipe defaults to bilinear)
     check_mirror(d);
     check_side(d, 0);
     check_side(d, 1);
