@@ -301,7 +301,7 @@ static void set_help(Display *d) {
     m++;
     for (int i = 0; i < n && m < 64; i++) {
         if (!k[i].keyname) continue;
-        snprintf(lines[m], sizeof lines[m], "%-9s %s", k[i].keyname, k[i].help);
+        snprintf(lines[m], sizeof lines[m], "%s\t%s", k[i].keyname, k[i].help);
         ptrs[m] = lines[m];
         m++;
     }
