@@ -44,12 +44,14 @@ void bias_act_forward_cuda(float *y, const float *b, int B, int C, int HW, int a
 }
 
 // Chunks per channel for the bias-gradient partials: enough blocks to fill the
-// GPU when C is small (the RGB output layer), one when the planes are tiny.
+// GPU when C is small (the RGB output layer), one when the planes are tiny. A
+// chunk is a range of each plane, at least a block wide.
 static int bias_chunks(int B, int HW) {
-    size_t per_channel = (size_t)B * HW;
-    size_t chunks = tb_ceil_div(per_channel, (size_t)TB_BLOCK * 16);
-    if (chunks < 1) chunks = 1;
+    size_t chunks = tb_ceil_div((size_t)B * HW, (size_t)TB_BLOCK * 16);
+    size_t most = tb_ceil_div((size_t)HW, TB_BLOCK);
+    if (chunks > most) chunks = most;
     if (chunks > 128) chunks = 128;
+    if (chunks < 1) chunks = 1;
     return (int)chunks;
 }
 
@@ -58,21 +60,22 @@ size_t bias_act_backward_scratch(int B, int C, int HW) {
     return chunks > 1 ? (size_t)C * chunks : 0;
 }
 
-// grid (chunks, C): block (k, c) walks its share of channel c's B*HW elements,
+// grid (chunks, C): block (k, c) takes the k-th range of every (b, c) plane,
 // applies act' in place and writes one partial sum to partial[c*chunks + k]
 // (partial may be NULL: no bias gradient).
 __global__ void bias_act_backward_kernel(float *d, float *partial, const float *y, int B, int C,
                                          int HW, int act, float slope) {
     int c = blockIdx.y;
-    size_t total = (size_t)B * HW;
-    size_t stride = (size_t)gridDim.x * blockDim.x;
+    int span = (HW + (int)gridDim.x - 1) / (int)gridDim.x;
+    int p0 = (int)blockIdx.x * span, p1 = min(p0 + span, HW);
     double sum = 0.0;  // in double like the CPU op: sums over whole planes
-    for (size_t j = (size_t)blockIdx.x * blockDim.x + threadIdx.x; j < total; j += stride) {
-        size_t bi = j / (size_t)HW, p = j - bi * (size_t)HW;
-        size_t i = (bi * (size_t)C + c) * (size_t)HW + p;
-        float g = act_backward(d[i], y[i], act, slope);
-        d[i] = g;
-        sum += (double)g;
+    for (int b = 0; b < B; b++) {
+        size_t base = ((size_t)b * C + c) * (size_t)HW;
+        for (int p = p0 + (int)threadIdx.x; p < p1; p += (int)blockDim.x) {
+            float g = act_backward(d[base + p], y[base + p], act, slope);
+            d[base + p] = g;
+            sum += (double)g;
+        }
     }
     if (partial) {  // uniform over the block: block_sum's barriers are safe
         sum = block_sum(sum);

@@ -3,12 +3,12 @@
 #include "ops.h"
 #include "ops_cuda.h"
 
-// One thread per pixel of the batch: reads 3 bytes, writes one float per plane.
-__global__ void frame_to_tensor_kernel(float *x, const uint8_t *rgb, size_t pixels, int HW) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= pixels) return;
-    size_t b = i / (size_t)HW, p = i - b * (size_t)HW;
-    const uint8_t *px = rgb + 3 * i;
+// grid (pixels of a frame, B): each thread reads 3 bytes, writes one float per plane.
+__global__ void frame_to_tensor_kernel(float *x, const uint8_t *rgb, int HW) {
+    int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= HW) return;
+    size_t b = blockIdx.y;
+    const uint8_t *px = rgb + (b * HW + p) * 3;
     float *xb = x + b * 3 * (size_t)HW;
     // IEEE division, as the CPU's v / 255.0f (fast math would round differently).
     xb[p] = __fdiv_rn((float)px[0], 255.0f);
@@ -17,9 +17,10 @@ __global__ void frame_to_tensor_kernel(float *x, const uint8_t *rgb, size_t pixe
 }
 
 void frame_to_tensor_cuda(float *x, const uint8_t *rgb, int B, int H, int W, cudaStream_t stream) {
-    size_t pixels = (size_t)B * H * W;
-    unsigned blocks = (unsigned)tb_ceil_div(pixels, TB_BLOCK);
-    frame_to_tensor_kernel<<<blocks, TB_BLOCK, 0, stream>>>(x, rgb, pixels, H * W);
+    int HW = H * W;
+    CHECK(B >= 1 && B <= 65535, "frame_to_tensor: batch %d", B);
+    dim3 grid((unsigned)tb_ceil_div((size_t)HW, TB_BLOCK), (unsigned)B);
+    frame_to_tensor_kernel<<<grid, TB_BLOCK, 0, stream>>>(x, rgb, HW);
     cudaCheck(cudaGetLastError());
 }
 

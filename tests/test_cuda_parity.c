@@ -586,6 +586,7 @@ int main(void) {
         test_bias_act(s, 3, 5, 18 * 26, act);     // one chunk per channel
         test_bias_act(s, 3, 3, 200 * 300, act);   // many chunks: two-stage bias sum
         test_bias_act(s, 1, 7, 13, act);
+        test_bias_act(s, 5, 2, 1111, act);        // chunks narrower than B*HW suggests
     }
     test_mse(s, (size_t)3 * 3 * 18 * 26);
     test_mse(s, 1000003);  // more elements than one pass of the reduction grid
