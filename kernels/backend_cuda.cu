@@ -76,8 +76,8 @@ static ConvPlan *plan_at(CudaCtx *c, int B, int l) { return &c->plans[(size_t)B 
 
 __global__ void probe_kernel(void) {}
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#define STR_(...) #__VA_ARGS__  // the arch list is comma-separated
+#define STR(...) STR_(__VA_ARGS__)
 
 extern "C" int cuda_available(TbErr *err) {
     int n = 0;
