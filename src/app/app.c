@@ -27,6 +27,7 @@
 #include "display.h"
 #include "keys.h"
 #include "metrics.h"
+#include "recon_gpu.h"
 #include "session.h"
 
 // What the training thread publishes for the HUD.
@@ -56,6 +57,7 @@ typedef struct {
     uint64_t rec_seq;
     double rec_arrival;  // arrival time of the frame it reconstructs
     TrainView view;
+    ReconGpu *rg;  // CUDA-GL interop, or NULL: reconstructions through rec_rgb
     char status[256];
     double status_secs;
     int quit, done;
@@ -197,7 +199,8 @@ static void *train_main(void *arg) {
         }
         int slot = trainer_train(t, K, R);
         metrics_frame(&m, t, frames, slot, K, R);
-        trainer_output(t, rec);  // waits for this frame's steps (GPU)
+        if (a->rg) recon_gpu_produce(a->rg);  // stays on the GPU, no wait
+        else trainer_output(t, rec);         // waits for this frame's steps (GPU)
         frames++;
         steps_window += K;
         double now = tb_now();
@@ -209,7 +212,7 @@ static void *train_main(void *arg) {
 
         // 4. Publish.
         pthread_mutex_lock(&a->mu);
-        memcpy(a->rec_rgb, rec, fb);
+        if (!a->rg) memcpy(a->rec_rgb, rec, fb);
         a->rec_seq++;
         a->rec_arrival = arrival;
         a->view.p = p;
@@ -376,6 +379,10 @@ int app_run(const Settings *s) {
     display_show_hud(d, pn.hud);
     set_help(d);
     a->rec_rgb = tb_calloc((size_t)W * H, 3);
+    if (strcmp(a->t.be->name, "cuda") == 0) {
+        a->rg = recon_gpu_create(a->t.be, d, W, H, &err);
+        if (!a->rg) tb_log("%s: reconstructions go through host memory", err.msg);
+    }
     a->view.backend = a->t.be->name;
     live_params_from_settings(&a->view.p, s);
     tb_log("live: source %s, backend %s, training %dx%d", spec, a->t.be->name, W, H);
@@ -423,7 +430,8 @@ int app_run(const Settings *s) {
         TrainView v;
         pthread_mutex_lock(&a->mu);
         if (a->rec_seq != rec_seen) {
-            display_set_recon(d, a->rec_rgb, W, H);
+            if (a->rg) recon_gpu_consume(a->rg);
+            else display_set_recon(d, a->rec_rgb, W, H);
             rec_seen = a->rec_seq;
             delay_ms = 1e3 * (tb_now() - a->rec_arrival);
         }
@@ -453,6 +461,7 @@ int app_run(const Settings *s) {
         tb_log("%s", err.msg);
         rc = TB_EXIT_INPUT;
     }
+    recon_gpu_destroy(a->rg);
     display_close(d);
     free(a->rec_rgb);
 out_trainer:
