@@ -62,6 +62,8 @@ static const Opt OPTS[] = {
     {"source", "source", "source", T_STR, O(source), 0, 0, NULL, "",
      "frames from: camera, camera:/dev/videoN, file:PATH (.y4m, or any video in the app "
      "build), dir:PATH (PNG/JPEG), pattern; empty = a camera if present, else the bundled clip"},
+    {"source", "fps", "fps", T_FLOAT, O(fps), 0, 1000, NULL, "0",
+     "play files and image folders at this rate (0 = their own rate; image folders 30)"},
     {"source", "camera_width", NULL, T_INT, O(camera_width), 0, 7680, NULL, "0",
      "preferred camera width (0 = the camera's native size)"},
     {"source", "camera_height", NULL, T_INT, O(camera_height), 0, 4320, NULL, "0",
@@ -69,11 +71,9 @@ static const Opt OPTS[] = {
     {"source", "camera_fps", NULL, T_INT, O(camera_fps), 0, 240, NULL, "0",
      "preferred camera frame rate (0 = the camera's default)"},
     {"source", "exposure_lock", NULL, T_INT, O(exposure_lock), 0, 1, NULL, "0",
-     "1 = manual exposure, so the network does not chase brightness"},
-    {"source", "exposure", NULL, T_INT, O(exposure), 0, 100000, NULL, "0",
-     "manual exposure value when locked (0 = keep the camera's current value)"},
+     "1 = after a second of auto exposure, hold it (the network does not chase brightness)"},
     {"source", "white_balance_lock", NULL, T_INT, O(white_balance_lock), 0, 1, NULL, "0",
-     "1 = turn automatic white balance off"},
+     "1 = likewise hold the white balance"},
 
     {"display", "layout", "layout", T_CHOICE, O(layout), 0, 0, "mirror|side|triptych", "side",
      "mirror: reconstruction only; side: camera | reconstruction; triptych: adds the error"},

@@ -31,8 +31,8 @@ typedef struct {
     // [source]
     char source[CFG_STR];  // "" = camera if present, else the bundled clip
     int camera_width, camera_height, camera_fps;
-    int exposure_lock;     // 1: manual exposure (no brightness chasing)
-    int exposure;          // manual exposure value when locked (0 = keep current)
+    float fps;             // pace files and folders at this rate (0 = their own)
+    int exposure_lock;     // 1: hold the exposure auto settled on (no brightness chasing)
     int white_balance_lock;
     // [display]
     char layout[16];  // mirror | side | triptych

@@ -28,6 +28,7 @@
 #include "keys.h"
 #include "metrics.h"
 #include "recon_gpu.h"
+#include "v4l2.h"
 #include "session.h"
 
 // What the training thread publishes for the HUD.
@@ -311,6 +312,11 @@ static void set_help(Display *d) {
     display_set_help(d, ptrs, m);
 }
 
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
 static void set_hud(Display *d, const TrainView *v, double disp_fps, const char *cam, double delay_ms) {
     static char l[10][96];
     const char *ptrs[10];
@@ -347,11 +353,14 @@ int app_run(const Settings *s) {
     char spec[CFG_STR + 8];
     if (s->source[0]) snprintf(spec, sizeof spec, "%s", s->source);
     else session_default_source(spec, sizeof spec);
-    a->cap = capture_start(spec, 0, &err);
+    CameraOpts co = {.width = s->camera_width, .height = s->camera_height, .fps = s->camera_fps,
+                     .lock_exposure = s->exposure_lock, .lock_white_balance = s->white_balance_lock};
+    camera_set_default_opts(&co);
+    a->cap = capture_start(spec, s->fps, &err);
     if (!a->cap && !s->source[0] && strncmp(spec, "camera", 6) == 0) {
         tb_log("%s: falling back to the bundled clip", err.msg);
         session_default_clip(spec, sizeof spec);
-        a->cap = capture_start(spec, 0, &err);
+        a->cap = capture_start(spec, s->fps, &err);
     }
     if (!a->cap) {
         tb_log("%s", err.msg);
@@ -392,7 +401,13 @@ int app_run(const Settings *s) {
     double delay_ms = 0;
     char cam[300] = "";
     int lost_shown = 0;
+    // For the summary at exit (and bench/bench_app.sh): arrival-to-screen delays.
+    enum { NDELAY = 4096 };
+    static double delays[NDELAY];
+    long n_delay = 0, draws = 0;
+    double t_start = tb_now();
     while (!display_should_close(d)) {
+        double t_iter = tb_now();
         // Keys.
         DisplayKey k;
         while (display_poll_key(d, &k)) handle_key(a, d, &pn, &k);
@@ -434,6 +449,7 @@ int app_run(const Settings *s) {
             else display_set_recon(d, a->rec_rgb, W, H);
             rec_seen = a->rec_seq;
             delay_ms = 1e3 * (tb_now() - a->rec_arrival);
+            delays[n_delay++ % NDELAY] = delay_ms;
         }
         v = a->view;
         int done = a->done;
@@ -444,7 +460,26 @@ int app_run(const Settings *s) {
         pthread_mutex_unlock(&a->mu);
         if (pn.hud) set_hud(d, &v, display_fps(d), cam, delay_ms);
         display_draw(d);
+        draws++;
         if (done) break;
+        // Without vsync (or where it does not block, e.g. Xvfb) do not spin.
+        double spent = tb_now() - t_iter;
+        if (spent < 1.0 / 250) usleep((useconds_t)(1e6 * (1.0 / 250 - spent)));
+    }
+    {
+        double secs = tb_now() - t_start;
+        CaptureStats cs;
+        capture_stats(a->cap, &cs);
+        pthread_mutex_lock(&a->mu);
+        TrainView v = a->view;
+        pthread_mutex_unlock(&a->mu);
+        long nd = n_delay < NDELAY ? n_delay : NDELAY;
+        qsort(delays, (size_t)nd, sizeof delays[0], cmp_double);
+        tb_log("live summary: %.1f s, %llu frames captured, %ld trained, %ld steps (%.1f steps/s), "
+               "display %.1f fps, delay median %.1f ms, p95 %.1f ms",
+               secs, (unsigned long long)cs.frames, v.frames, v.step, v.step / (secs > 0 ? secs : 1),
+               draws / (secs > 0 ? secs : 1), nd ? delays[nd / 2] : 0.0,
+               nd ? delays[(nd * 95) / 100] : 0.0);
     }
     if (s->screenshot[0] && display_screenshot(d, s->screenshot, &err)) {
         tb_log("%s", err.msg);
