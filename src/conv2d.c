@@ -6,8 +6,17 @@
 //   forward:  y  = w · cols                 (OC x CKK)(CKK x HoWo)
 //   backward: dw += dy · cols^T             (OC x HoWo)(HoWo x CKK)
 //             dcols = w^T · dy, dx = col2im(dcols)
-// The transposes are BLAS flags, never copies. cols lives in a per-thread
-// scratch that only grows, so a training step allocates nothing.
+// The transposes are BLAS flags, never copies. cols lives in a scratch buffer
+// that only grows, so a training step allocates nothing.
+//
+// Threads: one OpenMP region per sample and no barrier inside. Each thread
+// builds the part of cols it needs and multiplies it at once (single-threaded
+// GEMM, see gemm.c), while it is still in its cache:
+//   forward:  a band of output rows (its columns of cols, then its columns of y);
+//   backward: a group of input channels (its rows of cols -> its columns of dw,
+//             its rows of dcols -> its channels of dx).
+// Fewer fork/joins matter on 2 cores: under load every join waits for the
+// slowest thread's time slice.
 // The im2col/col2im helpers are shared with convt2d.c (ConvTranspose2d is the
 // same pair of matrices read the other way round).
 #include <string.h>
@@ -15,11 +24,17 @@
 #include "common.h"
 #include "ops.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+// Shared with convt2d.c, which declares them the same way.
 void tb_im2col(float *cols, const float *im, int C, int H, int W, int K, int S, int P, int Ho,
-               int Wo);
+               int Wo, int r0, int r1, int oy0, int oy1);
 void tb_col2im(float *im, const float *cols, int C, int H, int W, int K, int S, int P, int Ho,
-               int Wo);
+               int Wo, int cy0, int cy1);
 float *tb_scratch(size_t n);
+void tb_split(int n, int *lo, int *hi);
 
 // ---------------------------------------------------------------- reference
 // The definitions, one output at a time, summed in double.
@@ -84,7 +99,7 @@ void conv2d_backward_ref(float *dx, float *dw, const float *dy, const float *x, 
                 }
 }
 
-// ---------------------------------------------------------------- im2col / col2im
+// ---------------------------------------------------------------- helpers
 
 // A growing buffer per calling thread (the backend's thread), reused by every op.
 float *tb_scratch(size_t n) {
@@ -99,6 +114,17 @@ float *tb_scratch(size_t n) {
     return buf;
 }
 
+// This thread's share [lo, hi) of n items, inside a parallel region (or all of it).
+void tb_split(int n, int *lo, int *hi) {
+    int t = 0, nt = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+    nt = omp_get_num_threads();
+#endif
+    *lo = (int)((long)n * t / nt);
+    *hi = (int)((long)n * (t + 1) / nt);
+}
+
 // Output columns ox in [*lo, *hi) read input column ox*S + a (a = kj - P) inside [0, W).
 static inline void valid_range(int a, int S, int W, int Wo, int *lo, int *hi) {
     int l = a >= 0 ? 0 : (-a + S - 1) / S;
@@ -108,18 +134,18 @@ static inline void valid_range(int a, int S, int W, int Wo, int *lo, int *hi) {
     if (*hi < *lo) *hi = *lo;
 }
 
-// cols[(c*K + ki)*K + kj][oy*Wo + ox] = im[c][oy*S - P + ki][ox*S - P + kj], 0 outside.
+// Rows [r0, r1) and output rows [oy0, oy1) of cols, written densely to `cols`
+// (row r - r0 holds (oy1 - oy0) * Wo values):
+//   cols[(c*K + ki)*K + kj][oy*Wo + ox] = im[c][oy*S - P + ki][ox*S - P + kj], 0 outside.
 void tb_im2col(float *cols, const float *im, int C, int H, int W, int K, int S, int P, int Ho,
-               int Wo) {
-    int rows = C * K * K;
-    size_t plane = (size_t)Ho * Wo;
-#pragma omp parallel for schedule(static) if (rows * plane >= 32768)
-    for (int r = 0; r < rows; r++) {
+               int Wo, int r0, int r1, int oy0, int oy1) {
+    (void)C, (void)Ho;
+    for (int r = r0; r < r1; r++) {
         int c = r / (K * K), ki = r / K % K, kj = r % K;
         int lo, hi;
         valid_range(kj - P, S, W, Wo, &lo, &hi);
-        float *dst = cols + (size_t)r * plane;
-        for (int oy = 0; oy < Ho; oy++, dst += Wo) {
+        float *dst = cols + (size_t)(r - r0) * (oy1 - oy0) * Wo;
+        for (int oy = oy0; oy < oy1; oy++, dst += Wo) {
             int iy = oy * S - P + ki;
             if (iy < 0 || iy >= H) {
                 memset(dst, 0, (size_t)Wo * sizeof(float));
@@ -139,55 +165,55 @@ void tb_im2col(float *cols, const float *im, int C, int H, int W, int K, int S, 
     }
 }
 
-// The adjoint of tb_im2col: im[c][iy][ix] = sum of the cols entries that copied it.
-// Written as a gather, one image row per iteration, so that threads never write
-// the same pixel and each pixel is stored once. A row is accumulated in S
-// "phases" (ix = q*S + phase) so every tap adds a contiguous run, then
-// interleaved back.
+// The adjoint of tb_im2col (all rows, all Ho*Wo columns) for image rows
+// cy in [cy0, cy1), cy = c*H + iy: im[c][iy][:] = sum of the cols entries that
+// copied it. A gather, so each pixel is stored once and threads that own
+// different rows never meet. A row is accumulated in S "phases"
+// (ix = q*S + phase) so that every tap adds a contiguous run, then interleaved.
 void tb_col2im(float *im, const float *cols, int C, int H, int W, int K, int S, int P, int Ho,
-               int Wo) {
+               int Wo, int cy0, int cy1) {
+    (void)C;
     int Wq = (W + S - 1) / S;  // columns per phase
     size_t plane = (size_t)Ho * Wo;
-#pragma omp parallel if ((size_t)C * H * W >= 16384)
-    {
-        float ph[S * (Wq + 1)];  // one image row, S phases (W + 2S floats)
-#pragma omp for schedule(static)
-        for (int cy = 0; cy < C * H; cy++) {
-            int c = cy / H, iy = cy % H;
-            memset(ph, 0, sizeof ph);
-            for (int ki = 0; ki < K; ki++) {
-                int ty = iy + P - ki;
-                if (ty < 0 || ty % S) continue;
-                int oy = ty / S;
-                if (oy >= Ho) continue;
-                for (int kj = 0; kj < K; kj++) {
-                    // ix = ox*S + a with a = kj - P: phase pa = a mod S, q = ox + qa.
-                    int a = kj - P, lo, hi;
-                    valid_range(a, S, W, Wo, &lo, &hi);
-                    int pa = ((a % S) + S) % S, qa = (a - pa) / S;
-                    const float *src = cols + ((size_t)(c * K + ki) * K + kj) * plane +
-                                       (size_t)oy * Wo;
-                    float *dst = ph + (size_t)pa * (Wq + 1);
-                    for (int ox = lo; ox < hi; ox++) dst[ox + qa] += src[ox];
-                }
+    float ph[S * (Wq + 1)];  // one image row, S phases: W + 2S floats
+    for (int cy = cy0; cy < cy1; cy++) {
+        int c = cy / H, iy = cy % H;
+        memset(ph, 0, sizeof ph);
+        for (int ki = 0; ki < K; ki++) {
+            int ty = iy + P - ki;
+            if (ty < 0 || ty % S) continue;
+            int oy = ty / S;
+            if (oy >= Ho) continue;
+            for (int kj = 0; kj < K; kj++) {
+                // ix = ox*S + a with a = kj - P: phase pa = a mod S, q = ox + qa.
+                int a = kj - P, lo, hi;
+                valid_range(a, S, W, Wo, &lo, &hi);
+                int pa = ((a % S) + S) % S, qa = (a - pa) / S;
+                const float *src =
+                    cols + ((size_t)(c * K + ki) * K + kj) * plane + (size_t)oy * Wo;
+                float *dst = ph + (size_t)pa * (Wq + 1);
+                for (int ox = lo; ox < hi; ox++) dst[ox + qa] += src[ox];
             }
-            float *out = im + (size_t)cy * W;
-            if (S == 1) {
-                memcpy(out, ph, (size_t)W * sizeof(float));
-            } else if (S == 2 && W % 2 == 0) {
-                const float *e = ph, *o = ph + (Wq + 1);
-                for (int q = 0; q < W / 2; q++) {
-                    out[2 * q] = e[q];
-                    out[2 * q + 1] = o[q];
-                }
-            } else {
-                for (int ix = 0; ix < W; ix++) out[ix] = ph[(size_t)(ix % S) * (Wq + 1) + ix / S];
+        }
+        float *out = im + (size_t)cy * W;
+        if (S == 1) {
+            memcpy(out, ph, (size_t)W * sizeof(float));
+        } else if (S == 2 && W % 2 == 0) {
+            const float *e = ph, *o = ph + (Wq + 1);
+            for (int q = 0; q < W / 2; q++) {
+                out[2 * q] = e[q];
+                out[2 * q + 1] = o[q];
             }
+        } else {
+            for (int ix = 0; ix < W; ix++) out[ix] = ph[(size_t)(ix % S) * (Wq + 1) + ix / S];
         }
     }
 }
 
 // ---------------------------------------------------------------- fast path
+
+// Worth a second thread: ~1 MFLOP of GEMM (about 10 us of work).
+static inline int big(double flops) { return flops >= 1e6; }
 
 void conv2d_forward(float *y, const float *x, const float *w, int B, int C, int H, int W, int OC,
                     int K, int S, int P) {
@@ -195,23 +221,54 @@ void conv2d_forward(float *y, const float *x, const float *w, int B, int C, int 
     int CKK = C * K * K, N = Ho * Wo;
     float *cols = tb_scratch((size_t)CKK * N);
     for (int b = 0; b < B; b++) {
-        tb_im2col(cols, x + (size_t)b * C * H * W, C, H, W, K, S, P, Ho, Wo);
-        gemm(0, 0, OC, N, CKK, 1.0f, w, CKK, cols, N, 0.0f, y + (size_t)b * OC * N, N);
+        const float *xb = x + (size_t)b * C * H * W;
+        float *yb = y + (size_t)b * OC * N;
+#pragma omp parallel if (big(2.0 * OC * N * CKK))
+        {
+            int oy0, oy1;
+            tb_split(Ho, &oy0, &oy1);  // a band of output rows = columns [n0, n0 + n)
+            int n0 = oy0 * Wo, n = (oy1 - oy0) * Wo;
+            if (n > 0) {
+                float *ct = cols + (size_t)CKK * n0;  // this thread's CKK x n block
+                tb_im2col(ct, xb, C, H, W, K, S, P, Ho, Wo, 0, CKK, oy0, oy1);
+                gemm(0, 0, OC, n, CKK, 1.0f, w, CKK, ct, n, 0.0f, yb + n0, N);
+            }
+        }
     }
 }
 
 void conv2d_backward(float *dx, float *dw, const float *dy, const float *x, const float *w, int B,
                      int C, int H, int W, int OC, int K, int S, int P) {
     int Ho = conv_out(H, K, S, P), Wo = conv_out(W, K, S, P);
-    int CKK = C * K * K, N = Ho * Wo;
+    int KK = K * K, CKK = C * KK, N = Ho * Wo;
     float *cols = tb_scratch((size_t)CKK * N);
     for (int b = 0; b < B; b++) {
-        const float *dyb = dy + (size_t)b * OC * N;
-        tb_im2col(cols, x + (size_t)b * C * H * W, C, H, W, K, S, P, Ho, Wo);
-        gemm(0, 1, OC, CKK, N, 1.0f, dyb, N, cols, N, b ? 1.0f : 0.0f, dw, CKK);
-        if (dx) {  // cols is free again: reuse it for dcols
-            gemm(1, 0, CKK, N, OC, 1.0f, w, CKK, dyb, N, 0.0f, cols, N);
-            tb_col2im(dx + (size_t)b * C * H * W, cols, C, H, W, K, S, P, Ho, Wo);
+        const float *xb = x + (size_t)b * C * H * W, *dyb = dy + (size_t)b * OC * N;
+        float beta = b ? 1.0f : 0.0f;  // dw sums over the batch
+#pragma omp parallel if (big(2.0 * OC * N * CKK))
+        {
+            // Rows of cols: whole channels when dx is wanted (col2im needs all K*K
+            // taps of a channel), any rows otherwise.
+            int r0, r1;
+            if (dx) {
+                int c0, c1;
+                tb_split(C, &c0, &c1);
+                r0 = c0 * KK, r1 = c1 * KK;
+            } else {
+                tb_split(CKK, &r0, &r1);
+            }
+            int nr = r1 - r0;
+            if (nr > 0) {
+                float *ct = cols + (size_t)r0 * N;  // rows [r0, r1), all N columns
+                tb_im2col(ct, xb, C, H, W, K, S, P, Ho, Wo, r0, r1, 0, Ho);
+                gemm(0, 1, OC, nr, N, 1.0f, dyb, N, ct, N, beta, dw + r0, CKK);
+                if (dx) {  // this block of cols is free again: reuse it for dcols
+                    gemm(1, 0, nr, N, OC, 1.0f, w + r0, CKK, dyb, N, 0.0f, ct, N);
+                    int c0 = r0 / KK, c1 = r1 / KK;
+                    tb_col2im(dx + ((size_t)b * C + c0) * H * W, ct, c1 - c0, H, W, K, S, P, Ho,
+                              Wo, 0, (c1 - c0) * H);
+                }
+            }
         }
     }
 }

@@ -3,19 +3,26 @@
 //
 // It is the adjoint of Conv2d(OC -> C) on a Ho x Wo image, so the same im2col
 // geometry serves with the roles swapped (the "image" is y, the "cols" grid is x):
-//   forward:  cols = w^T · x, y = col2im(cols)   (OCKK x C)(C x HW)
-//   backward: dcols = im2col(dy)                 (OCKK x HW)
-//             dx  = w · dcols                    (C x OCKK)(OCKK x HW)
-//             dw += x · dcols^T                  (C x HW)(HW x OCKK)
+//   forward:  cols = w^T · x, y = col2im(cols)   (OKK x C)(C x HW)
+//   backward: dcols = im2col(dy)                 (OKK x HW)
+//             dw += x · dcols^T                  (C x HW)(HW x OKK)
+//             dx  = w · dcols                    (C x OKK)(OKK x HW)
+// Threads: one OpenMP region per sample with one barrier, between the part that
+// is split by rows of cols and the part split by its columns:
+//   forward:  each thread multiplies a band of input rows (columns of cols), then
+//             gathers a band of output rows (every tap reaches across the bands);
+//   backward: each thread builds some rows of dcols and the matching columns of
+//             dw, then multiplies its band of columns for dx (a sum over all rows).
 #include "common.h"
 #include "ops.h"
 
-// Shared with conv2d.c (defined there).
+// Defined in conv2d.c.
 void tb_im2col(float *cols, const float *im, int C, int H, int W, int K, int S, int P, int Ho,
-               int Wo);
+               int Wo, int r0, int r1, int oy0, int oy1);
 void tb_col2im(float *im, const float *cols, int C, int H, int W, int K, int S, int P, int Ho,
-               int Wo);
+               int Wo, int cy0, int cy1);
 float *tb_scratch(size_t n);
+void tb_split(int n, int *lo, int *hi);
 
 // ---------------------------------------------------------------- reference
 // The definitions, one output at a time, summed in double. Input pixel (iy, ix)
@@ -87,8 +94,19 @@ void convt2d_forward(float *y, const float *x, const float *w, int B, int C, int
     int OKK = OC * K * K, N = H * W;
     float *cols = tb_scratch((size_t)OKK * N);
     for (int b = 0; b < B; b++) {
-        gemm(1, 0, OKK, N, C, 1.0f, w, OKK, x + (size_t)b * C * N, N, 0.0f, cols, N);
-        tb_col2im(y + (size_t)b * OC * Ho * Wo, cols, OC, Ho, Wo, K, S, P, H, W);
+        const float *xb = x + (size_t)b * C * N;
+        float *yb = y + (size_t)b * OC * Ho * Wo;
+#pragma omp parallel if (2.0 * OKK * N * C >= 1e6)
+        {
+            int iy0, iy1;
+            tb_split(H, &iy0, &iy1);
+            int n0 = iy0 * W, n = (iy1 - iy0) * W;
+            if (n > 0) gemm(1, 0, OKK, n, C, 1.0f, w, OKK, xb + n0, N, 0.0f, cols + n0, N);
+#pragma omp barrier
+            int cy0, cy1;
+            tb_split(OC * Ho, &cy0, &cy1);
+            tb_col2im(yb, cols, OC, Ho, Wo, K, S, P, H, W, cy0, cy1);
+        }
     }
 }
 
@@ -98,9 +116,26 @@ void convt2d_backward(float *dx, float *dw, const float *dy, const float *x, con
     int OKK = OC * K * K, N = H * W;
     float *cols = tb_scratch((size_t)OKK * N);
     for (int b = 0; b < B; b++) {
-        const float *xb = x + (size_t)b * C * N;
-        tb_im2col(cols, dy + (size_t)b * OC * Ho * Wo, OC, Ho, Wo, K, S, P, H, W);
-        gemm(0, 1, C, OKK, N, 1.0f, xb, N, cols, N, b ? 1.0f : 0.0f, dw, OKK);
-        if (dx) gemm(0, 0, C, N, OKK, 1.0f, w, OKK, cols, N, 0.0f, dx + (size_t)b * C * N, N);
+        const float *xb = x + (size_t)b * C * N, *dyb = dy + (size_t)b * OC * Ho * Wo;
+        float beta = b ? 1.0f : 0.0f;  // dw sums over the batch
+#pragma omp parallel if (2.0 * OKK * N * C >= 1e6)
+        {
+            int r0, r1;
+            tb_split(OKK, &r0, &r1);
+            if (r1 > r0) {
+                float *ct = cols + (size_t)r0 * N;
+                tb_im2col(ct, dyb, OC, Ho, Wo, K, S, P, H, W, r0, r1, 0, H);
+                gemm(0, 1, C, r1 - r0, N, 1.0f, xb, N, ct, N, beta, dw + r0, OKK);
+            }
+            if (dx) {
+#pragma omp barrier
+                int iy0, iy1;
+                tb_split(H, &iy0, &iy1);
+                int n0 = iy0 * W, n = (iy1 - iy0) * W;
+                if (n > 0)
+                    gemm(0, 0, C, n, OKK, 1.0f, w, OKK, cols + n0, N, 0.0f,
+                         dx + (size_t)b * C * N + n0, N);
+            }
+        }
     }
 }

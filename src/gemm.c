@@ -1,15 +1,19 @@
 // gemm.c: row-major single-precision GEMM, C = alpha*op(A)*op(B) + beta*C.
 //
-// Who owns the threads: OpenMP. OpenBLAS (Debian's pthread build) is told once
-// to use one thread, and gemm() cuts C into one slice per OpenMP thread and
-// calls the single-threaded sgemm on each slice. Letting OpenBLAS run its own
-// pool next to the OpenMP regions of the other ops (im2col, activations, the
-// optimizer) makes the two pools fight for the 2 cores: each spins for a while
-// after its work, so the other's next call starts on a busy core. Measured on
-// the layer shapes of the default net (batch 1): a GEMM right after OpenBLAS's
-// pool was busy took 2.4-7 ms instead of 0.35 ms, and OpenBLAS's own threading
-// barely helps at 128x128 (GEMMs total 12.1 ms vs 13.2 ms on one thread) where
-// the sliced calls take 7 ms. One pool, one set of spinning threads.
+// Who owns the threads: OpenMP. OpenBLAS (Debian's pthread build) is set to one
+// thread, once. The conv ops call gemm() inside their own OpenMP regions, one
+// slice of the product per thread next to the im2col that feeds it; a gemm()
+// called outside a region cuts C into one slice per OpenMP thread itself.
+// Two pools on 2 cores fight: each spins for a while after its work, so the
+// other's next call starts on a busy core. Measured on the default net's layer
+// shapes (batch 1): a GEMM right after OpenBLAS's 2-thread pool had run took
+// 2.4-7 ms instead of 0.35 ms when called from OpenMP threads, and OpenBLAS's
+// own threading barely helps at 128x128 (all GEMMs 12.1 ms vs 13.2 ms on one
+// thread) where the OpenMP slices take 7 ms.
+// Spinning also hurts when another process keeps the cores busy: there, every
+// join waits for the slower thread's next time slice, and OMP_WAIT_POLICY=passive
+// (set in the environment; OpenMP reads it at start-up) was 1.3-10x faster per
+// training step than the default.
 //
 // Without OpenBLAS (TABULA_HAVE_BLAS undefined) the slices go to a cache-blocked
 // GEMM of our own: operands packed into panels, an MR x NR register tile that
@@ -202,11 +206,12 @@ void gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int 
     }
 #ifdef _OPENMP
     // Slice the larger of M and N: each thread packs the whole of the other
-    // operand, so the one duplicated is the smaller. Slices are multiples of 16
-    // columns (a cache line) or 8 rows.
+    // operand, so the one duplicated is the smaller. Slices are equal, in whole
+    // cache lines (16 floats) when that costs little balance.
     int split_n = N >= M;
-    int len = split_n ? N : M, align = split_n ? 16 : 8;
+    int len = split_n ? N : M;
     int chunk = (len + nt - 1) / nt;
+    int align = chunk >= 256 ? 16 : 4;
     chunk = (chunk + align - 1) / align * align;
 #pragma omp parallel num_threads(nt)
     {
