@@ -10,12 +10,6 @@
 
 #define BLOCK 4096  // floats per work block (16 KiB)
 
-static inline float act_fwd(float v, int act, float slope) {
-    if (act == ACT_LEAKY) return v > 0.0f ? v : v * slope;
-    if (act == ACT_SIGMOID) return 1.0f / (1.0f + expf(-v));
-    return v;
-}
-
 void bias_act_forward(float *y, const float *b, int B, int C, int HW, int act, float slope) {
     int nblk = (HW + BLOCK - 1) / BLOCK;  // blocks per plane
     long total = (long)B * C * nblk;
@@ -31,8 +25,10 @@ void bias_act_forward(float *y, const float *b, int B, int C, int HW, int act, f
                 float v = p[i] + bc;
                 p[i] = v > 0.0f ? v : v * slope;
             }
+        } else if (act == ACT_SIGMOID) {
+            for (int i = lo; i < hi; i++) p[i] = 1.0f / (1.0f + expf(-(p[i] + bc)));
         } else {
-            for (int i = lo; i < hi; i++) p[i] = act_fwd(p[i] + bc, act, slope);
+            for (int i = lo; i < hi; i++) p[i] += bc;
         }
     }
 }
@@ -41,7 +37,16 @@ void bias_act_backward(float *d, float *db, const float *y, int B, int C, int HW
                        float slope) {
     int nblk = (HW + BLOCK - 1) / BLOCK;
     long total = (long)B * C * nblk;
-    double *part = db ? tb_malloc((size_t)total * sizeof(double)) : NULL;
+    // Per-block sums of the bias gradient, in a buffer of the calling thread that
+    // only grows (a local copy of the pointer goes into the parallel loop).
+    static _Thread_local double *buf;
+    static _Thread_local long cap;
+    if (db && total > cap) {
+        free(buf);
+        buf = tb_malloc((size_t)total * sizeof(double));
+        cap = total;
+    }
+    double *part = buf;
 #pragma omp parallel for schedule(static) if ((long)B * C * HW >= 32768)
     for (long t = 0; t < total; t++) {
         long plane = t / nblk;
@@ -68,7 +73,7 @@ void bias_act_backward(float *d, float *db, const float *y, int B, int C, int HW
 #pragma omp simd reduction(+ : s)
             for (int i = lo; i < hi; i++) s += g[i];
         }
-        if (part) part[t] = s;
+        if (db) part[t] = s;
     }
     if (!db) return;
     for (int c = 0; c < C; c++) {
@@ -77,5 +82,4 @@ void bias_act_backward(float *d, float *db, const float *y, int B, int C, int HW
             for (int k = 0; k < nblk; k++) s += part[((long)b * C + c) * nblk + k];
         db[c] = (float)s;
     }
-    free(part);
 }

@@ -7,7 +7,7 @@
 //   backward: dw += dy · cols^T             (OC x HoWo)(HoWo x CKK)
 //             dcols = w^T · dy, dx = col2im(dcols)
 // The transposes are BLAS flags, never copies. cols lives in a scratch buffer
-// that only grows, so a training step allocates nothing.
+// that only grows, so once warm a training step allocates nothing.
 //
 // Threads: one OpenMP region per sample and no barrier inside. Each thread
 // builds the part of cols it needs and multiplies it at once (single-threaded
