@@ -9,10 +9,12 @@
 // The transposes are BLAS flags, never copies. cols lives in a scratch buffer
 // that only grows, so once warm a training step allocates nothing.
 //
-// Threads: one OpenMP region per sample and no barrier inside. Each thread
-// builds the part of cols it needs and multiplies it at once (single-threaded
-// GEMM, see gemm.c), while it is still in its cache:
-//   forward:  a band of output rows (its columns of cols, then its columns of y);
+// Threads: one OpenMP region per sample, as a rule with no barrier inside. Each
+// thread builds the part of cols it needs and multiplies it at once
+// (single-threaded GEMM, see gemm.c), while it is still in its cache:
+//   forward:  a band of output rows (its columns of cols, then its columns of y),
+//             or, when w is larger than cols, some output channels after a
+//             shared im2col (each thread packs only its part of w);
 //   backward: a group of input channels (its rows of cols -> its columns of dw,
 //             its rows of dcols -> its channels of dx).
 // Fewer fork/joins matter on 2 cores: under load every join waits for the
@@ -225,13 +227,27 @@ void conv2d_forward(float *y, const float *x, const float *w, int B, int C, int 
         float *yb = y + (size_t)b * OC * N;
 #pragma omp parallel if (big(2.0 * OC * N * CKK))
         {
-            int oy0, oy1;
-            tb_split(Ho, &oy0, &oy1);  // a band of output rows = columns [n0, n0 + n)
-            int n0 = oy0 * Wo, n = (oy1 - oy0) * Wo;
-            if (n > 0) {
-                float *ct = cols + (size_t)CKK * n0;  // this thread's CKK x n block
-                tb_im2col(ct, xb, C, H, W, K, S, P, Ho, Wo, 0, CKK, oy0, oy1);
-                gemm(0, 0, OC, n, CKK, 1.0f, w, CKK, ct, n, 0.0f, yb + n0, N);
+            if (OC > N) {
+                // More weights than columns (deep layers on small maps): share cols
+                // and give each thread some output channels, so that no thread
+                // packs all of w.
+                int r0, r1, o0, o1;
+                tb_split(CKK, &r0, &r1);
+                tb_im2col(cols + (size_t)r0 * N, xb, C, H, W, K, S, P, Ho, Wo, r0, r1, 0, Ho);
+#pragma omp barrier
+                tb_split(OC, &o0, &o1);
+                if (o1 > o0)
+                    gemm(0, 0, o1 - o0, N, CKK, 1.0f, w + (size_t)o0 * CKK, CKK, cols, N, 0.0f,
+                         yb + (size_t)o0 * N, N);
+            } else {
+                int oy0, oy1;
+                tb_split(Ho, &oy0, &oy1);  // a band of output rows = columns [n0, n0 + n)
+                int n0 = oy0 * Wo, n = (oy1 - oy0) * Wo;
+                if (n > 0) {
+                    float *ct = cols + (size_t)CKK * n0;  // this thread's CKK x n block
+                    tb_im2col(ct, xb, C, H, W, K, S, P, Ho, Wo, 0, CKK, oy0, oy1);
+                    gemm(0, 0, OC, n, CKK, 1.0f, w, CKK, ct, n, 0.0f, yb + n0, N);
+                }
             }
         }
     }

@@ -9,10 +9,12 @@
 //             dx  = w · dcols                    (C x OKK)(OKK x HW)
 // Threads: one OpenMP region per sample with one barrier, between the part that
 // is split by rows of cols and the part split by its columns:
-//   forward:  each thread multiplies a band of input rows (columns of cols), then
-//             gathers a band of output rows (every tap reaches across the bands);
+//   forward:  each thread computes a slice of cols, then gathers a band of
+//             output rows (every tap reaches across the slices);
 //   backward: each thread builds some rows of dcols and the matching columns of
-//             dw, then multiplies its band of columns for dx (a sum over all rows).
+//             dw, then a slice of dx (a sum over all rows of dcols).
+// GEMMs are sliced along the larger operand (w on small deep maps, x or cols on
+// large ones), so that the one every thread packs whole is the small one.
 #include "common.h"
 #include "ops.h"
 
@@ -98,10 +100,18 @@ void convt2d_forward(float *y, const float *x, const float *w, int B, int C, int
         float *yb = y + (size_t)b * OC * Ho * Wo;
 #pragma omp parallel if (2.0 * OKK * N * C >= 1e6)
         {
-            int iy0, iy1;
-            tb_split(H, &iy0, &iy1);
-            int n0 = iy0 * W, n = (iy1 - iy0) * W;
-            if (n > 0) gemm(1, 0, OKK, n, C, 1.0f, w, OKK, xb + n0, N, 0.0f, cols + n0, N);
+            if (OKK > N) {  // slice the larger operand, so that its packing is not repeated
+                int r0, r1;
+                tb_split(OKK, &r0, &r1);
+                if (r1 > r0)
+                    gemm(1, 0, r1 - r0, N, C, 1.0f, w + r0, OKK, xb, N, 0.0f,
+                         cols + (size_t)r0 * N, N);
+            } else {
+                int iy0, iy1;
+                tb_split(H, &iy0, &iy1);
+                int n0 = iy0 * W, n = (iy1 - iy0) * W;
+                if (n > 0) gemm(1, 0, OKK, n, C, 1.0f, w, OKK, xb + n0, N, 0.0f, cols + n0, N);
+            }
 #pragma omp barrier
             int cy0, cy1;
             tb_split(OC * Ho, &cy0, &cy1);
@@ -129,12 +139,20 @@ void convt2d_backward(float *dx, float *dw, const float *dy, const float *x, con
             }
             if (dx) {
 #pragma omp barrier
-                int iy0, iy1;
-                tb_split(H, &iy0, &iy1);
-                int n0 = iy0 * W, n = (iy1 - iy0) * W;
-                if (n > 0)
-                    gemm(0, 0, C, n, OKK, 1.0f, w, OKK, cols + n0, N, 0.0f,
-                         dx + (size_t)b * C * N + n0, N);
+                float *dxb = dx + (size_t)b * C * N;
+                if (C > N) {  // again slice the larger operand (w here)
+                    int c0, c1;
+                    tb_split(C, &c0, &c1);
+                    if (c1 > c0)
+                        gemm(0, 0, c1 - c0, N, OKK, 1.0f, w + (size_t)c0 * OKK, OKK, cols, N,
+                             0.0f, dxb + (size_t)c0 * N, N);
+                } else {
+                    int iy0, iy1;
+                    tb_split(H, &iy0, &iy1);
+                    int n0 = iy0 * W, n = (iy1 - iy0) * W;
+                    if (n > 0)
+                        gemm(0, 0, C, n, OKK, 1.0f, w, OKK, cols + n0, N, 0.0f, dxb + n0, N);
+                }
             }
         }
     }

@@ -12,7 +12,7 @@
 // thread) where the OpenMP slices take 7 ms.
 // Spinning also hurts when another process keeps the cores busy: there, every
 // join waits for the slower thread's next time slice, and OMP_WAIT_POLICY=passive
-// (set in the environment; OpenMP reads it at start-up) was 1.3-10x faster per
+// (set in the environment; OpenMP reads it at start-up) was 1.3-9x faster per
 // training step than the default.
 //
 // Without OpenBLAS (TABULA_HAVE_BLAS undefined) the slices go to a cache-blocked
@@ -210,11 +210,12 @@ void gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int 
     // cache lines (16 floats) when that costs little balance.
     int split_n = N >= M;
     int len = split_n ? N : M;
-    int chunk = (len + nt - 1) / nt;
-    int align = chunk >= 256 ? 16 : 4;
-    chunk = (chunk + align - 1) / align * align;
 #pragma omp parallel num_threads(nt)
     {
+        int team = omp_get_num_threads();  // may be fewer than asked for
+        int chunk = (len + team - 1) / team;
+        int align = chunk >= 256 ? 16 : 4;
+        chunk = (chunk + align - 1) / align * align;
         int lo = omp_get_thread_num() * chunk;
         int hi = lo + chunk < len ? lo + chunk : len;
         if (lo < hi) {

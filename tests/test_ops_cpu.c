@@ -207,8 +207,10 @@ static void test_convs(void) {
         {1, 4, 9, 8, 6, 5, 3, 2},    // stride 3, wide padding
         {2, 5, 5, 7, 3, 4, 2, 1},    // few outputs channels
     };
-    // Large enough that im2col, col2im and every GEMM run on several threads.
-    Shape big[] = {{1, 32, 34, 30, 24, 4, 2, 1}, {2, 24, 17, 15, 40, 4, 2, 1}};
+    // Large enough that im2col, col2im and every GEMM run on several threads; the
+    // last one has more channels than pixels, so the GEMMs are sliced by channel.
+    Shape big[] = {{1, 32, 34, 30, 24, 4, 2, 1}, {2, 24, 17, 15, 40, 4, 2, 1},
+                   {2, 64, 8, 6, 96, 4, 2, 1}};
     for (int o = 0; o < 2; o++) {
         for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
             test_conv_parity(&ops[o], small[i]);
