@@ -121,9 +121,10 @@ class Tabula(nn.Module):
 
 
 # ----------------------------------------------------------------- one run
-def run(frames, cfg, args):
+def run(frames, cfg, args, snapshot=None):
     """Train online over frames with one setting; return the per-frame losses
-    (None after a divergence)."""
+    and gradient norms before clipping (None after a divergence).
+    snapshot(frame_count, x, y) is called after 1, 30, 60, ... frames."""
     torch.manual_seed(args.seed)
     model = Tabula()
     params = list(model.parameters())
@@ -133,21 +134,26 @@ def run(frames, cfg, args):
         opt = torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"],
                               weight_decay=args.weight_decay)
     clip = cfg["clip"] if cfg["clip"] > 0 else float("inf")
-    losses = []
+    losses, norms = [], []
     for i in range(frames.shape[0]):
         x = frames[i: i + 1]
         for _ in range(args.steps_per_frame):
             opt.zero_grad(set_to_none=True)
-            loss = F.mse_loss(model(x), x)
+            y = model(x)
+            loss = F.mse_loss(y, x)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, clip)
+            norm = torch.nn.utils.clip_grad_norm_(params, clip)
             opt.step()
         value = loss.item()
         if not math.isfinite(value):
             losses += [None] * (frames.shape[0] - i)
+            norms += [None] * (frames.shape[0] - i)
             break
         losses.append(value)
-    return losses
+        norms.append(float(norm))
+        if snapshot and i + 1 in REPORT_AT:
+            snapshot(i + 1, x[0], y[0].detach())
+    return losses, norms
 
 
 def psnr(loss):
@@ -172,6 +178,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="-", help="JSON lines file ('-' = stdout)")
+    ap.add_argument("--snapshots", default="", help="folder for input|reconstruction PNGs "
+                    "after 1, 30, 60, 150, 300 frames")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -195,15 +203,22 @@ def main():
     rows = []
     for cfg in configs:
         t0 = time.perf_counter()
-        losses = run(frames, cfg, args)
+        snap = None
+        if args.snapshots:
+            os.makedirs(args.snapshots, exist_ok=True)
+            prefix = os.path.join(args.snapshots, f"{clip_name}_{describe(cfg)}".replace(" ", "_"))
+
+            def snap(k, x, y, prefix=prefix):
+                save_pair(f"{prefix}_{k:03d}.png", x, y)
+        losses, norms = run(frames, cfg, args, snap)
         secs = time.perf_counter() - t0
         for i, loss in enumerate(losses):
-            line = {"frame": i, "loss": loss, "psnr": psnr(loss), **cfg,
+            line = {"frame": i, "loss": loss, "psnr": psnr(loss), "grad_norm": norms[i], **cfg,
                     "weight_decay": args.weight_decay, "steps_per_frame": args.steps_per_frame,
                     "size": args.size, "clip_file": clip_name}
             out.write(json.dumps(line) + "\n")
         out.flush()
-        at = [psnr(losses[k - 1]) if k <= n else None for k in REPORT_AT]
+        at = [psnr(losses[k - 1]) if k <= n else "-" for k in REPORT_AT]
         tail = [p for p in (psnr(v) for v in losses[-50:]) if p is not None]
         rows.append((cfg, at, min(tail) if len(tail) == min(50, n) else None, secs))
         print(f"{describe(cfg)}: " + " ".join(fmt(p) for p in at) + f"  ({secs:.1f} s)",
@@ -219,6 +234,12 @@ def main():
         print(f"{describe(cfg):<34}" + "".join(f"{fmt(p):>8}" for p in at) + f"{fmt(tail_min):>11}")
 
 
+def save_pair(path, x, y):
+    """Input and reconstruction (3, H, W) in [0, 1], side by side, as a PNG."""
+    img = torch.cat([x, y], dim=2).clamp(0, 1).mul(255).round().byte().permute(1, 2, 0)
+    Image.fromarray(img.numpy()).save(path)
+
+
 def describe(cfg):
     clip = "off" if cfg["clip"] <= 0 else f"{cfg['clip']:g}"
     if cfg["optimizer"] == "adam":
@@ -227,6 +248,9 @@ def describe(cfg):
 
 
 def fmt(p):
+    """A PSNR for the table: "div" after a divergence, "-" past the clip's end."""
+    if isinstance(p, str):
+        return p
     return "div" if p is None else f"{p:.2f}"
 
 
