@@ -66,7 +66,8 @@ static int bench_one(const char *backend, int W, int H, int steps, int warmup, i
 
 int main(int argc, char **argv) {
     const char *backend = "all";
-    const char *sizes = "128x128,256x256,448x256,1280x720,1920x1080";
+    // 1080 is not a multiple of 16: "1080p" trains at 1920x1088 (as bench/torch_bench.py does).
+    const char *sizes = "128x128,256x256,448x256,1280x720,1920x1088";
     int steps = 0, warmup = 3, memory = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--backend")) backend = argv[i + 1];
