@@ -16,15 +16,9 @@
 // GEMMs are sliced along the larger operand (w on small deep maps, x or cols on
 // large ones), so that the one every thread packs whole is the small one.
 #include "common.h"
+#include "im2col.h"
 #include "ops.h"
 
-// Defined in conv2d.c.
-void tb_im2col(float *cols, const float *im, int C, int H, int W, int K, int S, int P, int Ho,
-               int Wo, int r0, int r1, int oy0, int oy1);
-void tb_col2im(float *im, const float *cols, int C, int H, int W, int K, int S, int P, int Ho,
-               int Wo, int cy0, int cy1);
-float *tb_scratch(size_t n);
-void tb_split(int n, int *lo, int *hi);
 
 // ---------------------------------------------------------------- reference
 // The definitions, one output at a time, summed in double. Input pixel (iy, ix)
