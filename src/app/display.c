@@ -306,6 +306,7 @@ int display_hud_rect(const Display *d, int rect[4]) {
 // ---------------------------------------------------------------- drawing
 
 static const float C_PANEL[4] = {0.0f, 0.0f, 0.0f, 0.62f};
+static const float C_HELP_PANEL[4] = {0.0f, 0.0f, 0.0f, 0.88f};  // readable over anything
 static const float C_TEXT[4] = {0.94f, 0.94f, 0.94f, 1.0f};
 static const float C_ACCENT[4] = {1.0f, 0.72f, 0.22f, 1.0f};
 
@@ -346,7 +347,7 @@ static void draw_help(Hud *h, const TextBlock *b, int fw, int fh, int s) {
     while (hs > 1 && ((w + 8) * hs > fw * 0.95f || (b->n * HUD_LINE + 5) * hs > fh * 0.95f)) hs--;
     int pw = (int)w * hs + 8 * hs, ph = (b->n * HUD_LINE - 3) * hs + 8 * hs;
     int x = (fw - pw) / 2 + 4 * hs, y = (fh - ph) / 2;
-    hud_rect(h, (float)(x - 4 * hs), (float)y, (float)pw, (float)ph, C_PANEL);
+    hud_rect(h, (float)(x - 4 * hs), (float)y, (float)pw, (float)ph, C_HELP_PANEL);
     y += 4 * hs;
     for (int i = 0; i < b->n; i++, y += HUD_LINE * hs) {
         int kl;
@@ -364,7 +365,7 @@ static void draw_help(Hud *h, const TextBlock *b, int fw, int fh, int s) {
 static void draw_overlays(Display *d, int fw, int fh, int rect[3][4], int n, double t) {
     Hud *h = &d->hud;
     int s = text_scale(fh);
-    if (d->show_hud) {
+    if (d->show_hud && !(d->show_help && d->help.n > 0)) {  // help covers the HUD
         // Pane names at each pane's bottom-left, away from the HUD block.
         static const char *names[3] = {"camera", "reconstruction", "error"};
         for (int i = 0; i < n; i++) {
