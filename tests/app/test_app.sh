@@ -115,6 +115,9 @@ fi
 [ $rc = 2 ] && grep -q "none.mp4" "$T/err" && ok || { bad "missing clip: exit $rc"; cat "$T/err" >&2; }
 "$BIN" --source camera:/dev/video77 --frames 5 2>"$T/err"; rc=$?
 [ $rc = 2 ] && grep -q "/dev/video77" "$T/err" && ok || { bad "missing camera: exit $rc"; cat "$T/err" >&2; }
+mkdir -p "$T/empty"
+"$BIN" --headless --source "dir:$T/empty" --frames 3 2>"$T/err"; rc=$?
+[ $rc = 2 ] && grep -q "empty" "$T/err" && ok || { bad "empty image folder: exit $rc"; cat "$T/err" >&2; }
 printf '[train]\nlr = fast\n' > "$T/bad.ini"
 "$BIN" --config "$T/bad.ini" 2>"$T/err"; rc=$?
 [ $rc = 2 ] && grep -q "bad.ini:2:" "$T/err" && ok || { bad "broken config: exit $rc"; cat "$T/err" >&2; }
