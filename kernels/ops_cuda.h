@@ -16,7 +16,7 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
-#include "backend.h"
+#include "ops.h"
 #include "cuda_common.h"
 
 #ifdef __cplusplus
@@ -128,16 +128,6 @@ void convt2d_forward_cuda(float *y, const float *x, const float *w, const ConvPl
 void convt2d_backward_cuda(float *dx, float *dw, const float *dy, const float *x, const float *w,
                            const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
                            cudaStream_t stream);
-
-// ---- backend_cuda.cu: extras of the CUDA backend beyond the Backend table.
-// Sample i of the last forward/step as RGBA8 into device memory (rows pitch_bytes
-// apart), e.g. a PBO mapped through CUDA-GL interop, without a trip through the
-// host. Enqueued on the backend's stream and not waited for: unmap the resource
-// on backend_cuda_stream(b) (a non-blocking stream: stream 0 does not order with
-// it) before GL reads it.
-void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size_t pitch_bytes);
-// The stream all of the backend's work runs on.
-cudaStream_t backend_cuda_stream(Backend *b);
 
 #ifdef __cplusplus
 }

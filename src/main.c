@@ -1,15 +1,17 @@
-// main.c: tabula's entry point. Settings: built-in defaults (documented in
-// config/default.ini), then --config FILE, then flags. --headless trains
-// without a window; otherwise the live app opens.
+// main.c: tabula's entry point, the one place that knows whether this build has
+// the window. Settings: built-in defaults (documented in config/default.ini),
+// then --config FILE, then flags. --headless trains without a window;
+// otherwise the live app opens.
 #define _DEFAULT_SOURCE
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "session.h"
+#include "headless.h"
+#include "settings.h"
 #ifdef TABULA_HAVE_APP
 #include "app.h"
+#include "app_sources.h"
 #endif
 
 int main(int argc, char **argv) {
@@ -22,6 +24,9 @@ int main(int argc, char **argv) {
         tb_log("%s", err.msg);
         return TB_EXIT_INPUT;
     }
+#ifdef TABULA_HAVE_APP
+    app_register_sources();  // video files, image folders, cameras
+#endif
     if (s.headless) return run_headless(&s);
     // The window (llvmpipe on a machine without a GPU) and the camera share the
     // cores with training: OpenMP threads that spin while waiting then steal

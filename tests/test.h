@@ -1,12 +1,24 @@
-// test.h: tiny assertion helpers shared by the C tests. Every check counts;
-// the program prints "N passed, N failed" and exits 1 if any check failed.
-// A test that cannot run here (no GPU, no display) calls TEST_SKIP: exit 77.
+// test.h: the tiny runner and assertions shared by the C tests (libuv's test
+// list is the model). A test program is a list of named cases:
+//
+//   TEST_IMPL(lr_steps_four_a_decade) { ... EXPECT(...); ... }
+//   TEST_MAIN(TEST_ENTRY(lr_steps_four_a_decade), TEST_ENTRY(...))
+//
+// Each case prints "ok NAME" or "FAIL NAME" (its failed checks above it with
+// file:line and the case's name); the program ends with "N passed, N failed"
+// (cases) and exits 1 if any failed. `./test_x NAME` runs one case. A case
+// that makes no check fails (a test that cannot fail is no test). A program
+// that cannot run here (no GPU, no display) calls TEST_SKIP: exit 77; one case
+// that cannot calls TEST_SKIP_CASE and the others still run.
 #pragma once
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static int tt_pass_, tt_fail_;
+static const char *tt_case_ = "main";
+static int tt_case_skipped_;
 
 #define EXPECT(cond, ...)                                                     \
     do {                                                                      \
@@ -14,7 +26,7 @@ static int tt_pass_, tt_fail_;
             tt_pass_++;                                                       \
         } else {                                                              \
             tt_fail_++;                                                       \
-            fprintf(stderr, "%s:%d: FAIL: %s: ", __FILE__, __LINE__, #cond);  \
+            fprintf(stderr, "%s:%d: FAIL [%s]: %s: ", __FILE__, __LINE__, tt_case_, #cond); \
             fprintf(stderr, __VA_ARGS__);                                     \
             fputc('\n', stderr);                                              \
         }                                                                     \
@@ -37,6 +49,62 @@ static int tt_pass_, tt_fail_;
         exit(77);                        \
     } while (0)
 
+// Skip the current case (the others still run), with the reason printed.
+#define TEST_SKIP_CASE(...)              \
+    do {                                 \
+        printf("SKIP %s: ", tt_case_);   \
+        printf(__VA_ARGS__);             \
+        printf("\n");                    \
+        tt_case_skipped_ = 1;            \
+        return;                          \
+    } while (0)
+
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+} TestCase;
+
+#define TEST_IMPL(name) static void test_##name(void)
+#define TEST_ENTRY(name) {#name, test_##name}
+
+static inline int test_run(const TestCase *cases, size_t n, int argc, char **argv) {
+    int ran = 0, failed = 0, skipped = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (argc > 1 && strcmp(argv[1], cases[i].name) != 0) continue;
+        tt_case_ = cases[i].name;
+        tt_case_skipped_ = 0;
+        int pass0 = tt_pass_, fail0 = tt_fail_;
+        cases[i].fn();
+        fflush(stderr);
+        ran++;
+        int bad = tt_fail_ > fail0;
+        if (!bad && !tt_case_skipped_ && tt_pass_ == pass0) {
+            fprintf(stderr, "FAIL [%s]: the case made no check\n", tt_case_);
+            bad = 1;
+        }
+        if (bad) failed++;
+        else if (tt_case_skipped_) skipped++;
+        printf("%s %s\n", bad ? "FAIL" : tt_case_skipped_ ? "skip" : "ok", tt_case_);
+        fflush(stdout);
+    }
+    tt_case_ = "main";
+    if (argc > 1 && ran == 0) {
+        fprintf(stderr, "no case named \"%s\"\n", argv[1]);
+        return 2;
+    }
+    printf("%d passed, %d failed, %d skipped\n", ran - failed - skipped, failed, skipped);
+    if (failed) return 1;
+    return ran > 0 && skipped == ran ? 77 : 0;
+}
+
+#define TEST_MAIN(...)                                                          \
+    int main(int argc, char **argv) {                                           \
+        static const TestCase cases_[] = {__VA_ARGS__};                         \
+        return test_run(cases_, sizeof cases_ / sizeof cases_[0], argc, argv);  \
+    }
+
+// Old style (a single main): the checks' totals. Goes once every program is
+// a list of cases.
 static inline int test_finish(void) {
     printf("%d passed, %d failed\n", tt_pass_, tt_fail_);
     return tt_fail_ ? 1 : 0;

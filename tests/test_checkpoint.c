@@ -8,6 +8,7 @@
 #include "checkpoint.h"
 #include "safetensors.h"
 #include "source.h"
+#include "settings_trainer.h"
 #include "test.h"
 
 static void small_settings(Settings *s) {
@@ -50,7 +51,7 @@ int main(void) {
         if (opt) snprintf(s.optimizer, sizeof s.optimizer, "adam"), s.lr = 2e-3f;
         // A: 10 frames straight.
         Trainer a;
-        EXPECT(trainer_init(&a, &s, NULL, &err) == 0, "%s", err.msg);
+        EXPECT(trainer_init_settings(&a, &s, NULL, &err) == 0, "%s", err.msg);
         Source *src = source_open_y4m(clip, &err);
         if (!src) TEST_SKIP("%s", err.msg);
         float la[10], lb[10];
@@ -58,7 +59,7 @@ int main(void) {
         source_close(src);
         // B: 5 frames, save, fresh trainer with another seed, load, 5 more.
         Trainer b;
-        trainer_init(&b, &s, NULL, &err);
+        trainer_init_settings(&b, &s, NULL, &err);
         src = source_open_y4m(clip, &err);
         run(&b, src, 5, lb);
         EXPECT(checkpoint_save(path, &b, 1, &err) == 0, "%s", err.msg);
@@ -69,7 +70,7 @@ int main(void) {
         EXPECT(checkpoint_peek_spec(path, &spec, &err) == 0 && spec.n_enc == 3 && spec.channels[2] == 16,
                "peek: %s", err.msg);
         Trainer c;
-        trainer_init(&c, &s2, &spec, &err);
+        trainer_init_settings(&c, &s2, &spec, &err);
         EXPECT(checkpoint_load(path, &c, &err) == 0, "%s", err.msg);
         EXPECT(c.step == 10, "step count restored: %ld", c.step);
         run(&c, src, 5, lb + 5);
@@ -98,7 +99,7 @@ int main(void) {
         Settings s3 = s;
         snprintf(s3.channels, sizeof s3.channels, "8,16,32");
         Trainer d;
-        trainer_init(&d, &s3, NULL, &err);
+        trainer_init_settings(&d, &s3, NULL, &err);
         EXPECT(checkpoint_load(path, &d, &err) == -1 && strstr(err.msg, path) && strstr(err.msg, "shape"),
                "wrong shape: %s", err.msg);
         // Truncated file: every prefix fails cleanly.

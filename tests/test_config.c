@@ -1,10 +1,13 @@
-// test_config.c: config/default.ini matches the built-in defaults; bad files and
-// flags give "FILE:LINE: problem"; flags override the file.
+// test_config.c: why it exists: the INI file and the flags are how users and
+// installers set tabula up, so config/default.ini must say exactly what the
+// program does without it, every setting must be in it, bad files and flags must
+// give "FILE:LINE: problem", and flags must override the file.
 #define _DEFAULT_SOURCE
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "params.h"
+#include "settings.h"
 #include "test.h"
 
 static const char *write_tmp(const char *text) {
@@ -30,19 +33,48 @@ static void expect_file_error(const char *text, const char *needle) {
     unlink(p);
 }
 
-int main(void) {
-    // 1. The shipped default.ini says exactly what the program does without it.
+static const char *default_ini(void) {
+    static char path[1024];
+    snprintf(path, sizeof path, "%s/config/default.ini", getenv("TABULA_SRC") ? getenv("TABULA_SRC") : ".");
+    return path;
+}
+
+// The shipped default.ini says exactly what the program does without it.
+TEST_IMPL(default_ini_matches_builtin_defaults) {
     Settings def, file;
     settings_default(&def);
     settings_default(&file);
     memset(&file, 0x5a, sizeof file);  // anything the file fails to set shows up
     settings_default(&file);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/config/default.ini", getenv("TABULA_SRC") ? getenv("TABULA_SRC") : ".");
     TbErr err = {{0}};
-    EXPECT(settings_load_file(&file, path, &err) == 0, "%s", err.msg);
+    EXPECT(settings_load_file(&file, default_ini(), &err) == 0, "%s", err.msg);
     EXPECT(memcmp(&def, &file, sizeof def) == 0, "default.ini differs from the built-in defaults");
-    // And every setting is in it: write the INI from a changed struct, read it back.
+}
+
+// Every row of the parameter table that has an INI key is written in default.ini.
+TEST_IMPL(default_ini_has_every_setting) {
+    FILE *f = fopen(default_ini(), "r");
+    EXPECT(f != NULL, "%s", default_ini());
+    if (!f) return;
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    size_t np;
+    const Param *P = params_table(&np);
+    for (size_t i = 0; i < np; i++) {
+        if (!P[i].section) continue;
+        char line[128];
+        snprintf(line, sizeof line, "\n%s = ", P[i].key);
+        EXPECT(strstr(text, line) != NULL, "default.ini lacks [%s] %s", P[i].section, P[i].key);
+    }
+}
+
+// Write the INI from a changed struct, read it back: the writer covers the table.
+TEST_IMPL(ini_writer_round_trip) {
+    Settings def;
+    settings_default(&def);
+    TbErr err = {{0}};
     Settings changed = def;
     changed.lr = 0.0123f;
     changed.memory = 3;
@@ -62,8 +94,11 @@ int main(void) {
                strcmp(back.source, "file:/x/y.y4m") == 0,
            "round trip through the INI writer");
     unlink(p);
+}
 
-    // 2. Bad files: each a clear message with file and line.
+// Bad files: each a clear message with file and line.
+TEST_IMPL(bad_files_name_file_and_line) {
+    TbErr err = {{0}};
     expect_file_error("[train]\nlr = 0.1\nbogus = 3\n", ":3: unknown key \"bogus\" in [train]");
     expect_file_error("[train]\nlr = 50\n", ":2: lr = 50 is out of range (0 to 10)");
     expect_file_error("[train]\nmemory = 2.5\n", ":2: memory: \"2.5\" is not a whole number");
@@ -77,9 +112,13 @@ int main(void) {
     EXPECT(settings_load_file(&s, "/nonexistent/tabula.ini", &err) == -1 &&
                strstr(err.msg, "/nonexistent/tabula.ini: No such file") != NULL,
            "missing file: %s", err.msg);
+}
 
-    // 3. Flags: override the file whatever the order; --size; errors.
-    p = write_tmp("[train]\nlr = 0.2\nmomentum = 0.5 # inline comment\n");
+// Flags override the file whatever the order; --size; --section.key.
+TEST_IMPL(flags_override_file) {
+    TbErr err = {{0}};
+    Settings s;
+    const char *p = write_tmp("[train]\nlr = 0.2\nmomentum = 0.5 # inline comment\n");
     char *argv1[] = {"tabula", "--lr", "0.03", "--config", (char *)p, "--size", "448x256",
                      "--headless", "--frames=7", "--train.adam_beta1", "0.8", NULL};
     settings_default(&s);
@@ -90,6 +129,12 @@ int main(void) {
     EXPECT(s.headless == 1 && s.frames == 7, "--headless --frames=7");
     EXPECT_NEAR(s.adam_beta1, 0.8, 1e-7, "--section.key");
     unlink(p);
+}
+
+TEST_IMPL(bad_flags_are_clear_errors) {
+    TbErr err = {{0}};
+    Settings s;
+    settings_default(&s);
     char *argv2[] = {"tabula", "--size", "256", NULL};
     EXPECT(settings_parse_args(&s, 3, argv2, &err) == -1 && strstr(err.msg, "--size"), "%s", err.msg);
     char *argv3[] = {"tabula", "--lr", NULL};
@@ -98,5 +143,10 @@ int main(void) {
     EXPECT(settings_parse_args(&s, 3, argv4, &err) == -1 && strstr(err.msg, "unknown option --frobnicate"), "%s", err.msg);
     char *argv5[] = {"tabula", "--backend", "tpu", NULL};
     EXPECT(settings_parse_args(&s, 3, argv5, &err) == -1 && strstr(err.msg, "auto|cpu|cuda"), "%s", err.msg);
-    return test_finish();
+    char *argv6[] = {"tabula", "--size", "8x4096", NULL};
+    EXPECT(settings_parse_args(&s, 3, argv6, &err) == -1 && strstr(err.msg, "16 to 4096"), "%s", err.msg);
 }
+
+TEST_MAIN(TEST_ENTRY(default_ini_matches_builtin_defaults), TEST_ENTRY(default_ini_has_every_setting),
+          TEST_ENTRY(ini_writer_round_trip), TEST_ENTRY(bad_files_name_file_and_line),
+          TEST_ENTRY(flags_override_file), TEST_ENTRY(bad_flags_are_clear_errors))

@@ -2,6 +2,8 @@
 // BT.601 limited-range YUV -> RGB on known colours.
 #include <string.h>
 
+#include "color.h"
+#include "frame_fit.h"
 #include "source.h"
 #include "test.h"
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "settings_trainer.h"
 #include "test.h"
 
 int main(void) {
@@ -17,7 +18,7 @@ int main(void) {
     s.height = 32;
     TbErr err = {{0}};
     Trainer t;
-    CHECK(trainer_init(&t, &s, NULL, &err) == 0, "%s", err.msg);
+    CHECK(trainer_init_settings(&t, &s, NULL, &err) == 0, "%s", err.msg);
     char path[64];
     snprintf(path, sizeof path, "/tmp/tabula-metrics-%d.jsonl", (int)getpid());
     Metrics m;

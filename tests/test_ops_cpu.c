@@ -21,7 +21,7 @@
 #undef TABULA_HAVE_BLAS
 #define gemm gemm_builtin
 #define gemm_ref gemm_builtin_ref
-#include "../src/gemm.c"
+#include "../src/ops/gemm.c"
 #undef gemm
 #undef gemm_ref
 void gemm_builtin(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,

@@ -49,7 +49,7 @@ static void test_real_clip(void) {
     char spec[1100];
     snprintf(spec, sizeof spec, "file:%s", path);
     TbErr err = {{0}};
-    Source *s = source_open(spec, &err);
+    Source *s = source_open(spec, NULL, &err);
     EXPECT(s != NULL, "open: %s", err.msg);
     if (!s) return;
     EXPECT(s->width == 320 && s->height == 240, "size %dx%d", s->width, s->height);
@@ -225,26 +225,26 @@ static void test_bad_inputs(void) {
 
     // Missing file through source_open: the path and the system's reason.
     TbErr err = {{0}};
-    Source *s = source_open("file:/nonexistent/clip.y4m", &err);
+    Source *s = source_open("file:/nonexistent/clip.y4m", NULL, &err);
     EXPECT(s == NULL && strcmp(err.msg, "/nonexistent/clip.y4m: No such file or directory") == 0,
            "missing file: '%s'", err.msg);
 }
 
 static void test_specs(void) {
     TbErr err = {{0}};
-    Source *s = source_open("bogus", &err);
+    Source *s = source_open("bogus", NULL, &err);
     EXPECT(s == NULL && strstr(err.msg, "bogus") && strstr(err.msg, "pattern:WxH") &&
                strstr(err.msg, "file:PATH") && strstr(err.msg, "dir:PATH") &&
                strstr(err.msg, "camera"),
            "unknown spec message: '%s'", err.msg);
-    s = source_open("pattern:0x480", &err);
+    s = source_open("pattern:0x480", NULL, &err);
     EXPECT(s == NULL && strstr(err.msg, "pattern:0x480"), "bad pattern size: '%s'", err.msg);
-    s = source_open("pattern:64x48junk", &err);
+    s = source_open("pattern:64x48junk", NULL, &err);
     EXPECT(s == NULL, "pattern size with junk accepted");
-    // The engine-only library answers app specs with the weak default.
-    s = source_open("camera", &err);
+    // The engine alone has no camera or image-folder kinds registered.
+    s = source_open("camera", NULL, &err);
     EXPECT(s == NULL && strstr(err.msg, "camera: needs the app build"), "camera: '%s'", err.msg);
-    s = source_open("dir:/tmp", &err);
+    s = source_open("dir:/tmp", NULL, &err);
     EXPECT(s == NULL && strstr(err.msg, "dir:/tmp: needs the app build"), "dir: '%s'", err.msg);
 }
 
@@ -252,8 +252,8 @@ static void test_specs(void) {
 // bottom blocks spell the frame number in binary.
 static void test_pattern(void) {
     TbErr err = {{0}};
-    Source *a = source_open("pattern", &err), *b = source_open("pattern:160x96", &err),
-           *c = source_open("pattern:160x96", &err);
+    Source *a = source_open("pattern", NULL, &err), *b = source_open("pattern:160x96", NULL, &err),
+           *c = source_open("pattern:160x96", NULL, &err);
     EXPECT(a && b && c, "open pattern: %s", err.msg);
     if (!a || !b || !c) return;
     EXPECT(a->width == 640 && a->height == 480 && a->fps == 30, "pattern %dx%d @ %g", a->width,

@@ -28,7 +28,6 @@
 #include "keys.h"
 #include "metrics.h"
 #include "recon_gpu.h"
-#include "v4l2.h"
 #include "session.h"
 
 // What the training thread publishes for the HUD.
@@ -353,14 +352,12 @@ int app_run(const Settings *s) {
     char spec[CFG_STR + 8];
     if (s->source[0]) snprintf(spec, sizeof spec, "%s", s->source);
     else session_default_source(spec, sizeof spec);
-    CameraOpts co = {.width = s->camera_width, .height = s->camera_height, .fps = s->camera_fps,
-                     .lock_exposure = s->exposure_lock, .lock_white_balance = s->white_balance_lock};
-    camera_set_default_opts(&co);
-    a->cap = capture_start(spec, s->fps, &err);
+    CaptureOpts co = {.fps = s->fps, .live = -1, .source = session_source_opts(s)};
+    a->cap = capture_start_opts(spec, &co, &err);
     if (!a->cap && !s->source[0] && strncmp(spec, "camera", 6) == 0) {
         tb_log("%s: falling back to the bundled clip", err.msg);
         session_default_clip(spec, sizeof spec);
-        a->cap = capture_start(spec, s->fps, &err);
+        a->cap = capture_start_opts(spec, &co, &err);
     }
     if (!a->cap) {
         tb_log("%s", err.msg);

@@ -1,6 +1,6 @@
 // app.h: the live mirror: capture thread -> training thread -> display.
 #pragma once
-#include "config.h"
+#include "settings.h"
 
 // Runs until quit (or s->frames trained frames). Returns an exit code.
 int app_run(const Settings *s);

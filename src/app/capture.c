@@ -43,15 +43,8 @@ struct Capture {
     atomic_uint_fast64_t frames, reconnects;
 };
 
-// The app's openers live in source_app.c and reach the engine's source_open()
-// through source_open_app(), which the engine also defines weakly. Naming the
-// app's one here keeps it in the link whenever capture is used: otherwise a
-// static link could settle for the weak fallback found first.
-Source *(*const capture_app_opener)(const char *, TbErr *) = source_open_app;
-
 static Source *open_default(const char *spec, void *user, TbErr *err) {
-    (void)user;
-    return source_open(spec, err);
+    return source_open(spec, user, err);
 }
 
 static void nap(double s) {
@@ -184,7 +177,9 @@ static void *capture_main(void *arg) {
 
 Capture *capture_start_opts(const char *spec, const CaptureOpts *opts, TbErr *err) {
     CaptureOpts o = opts ? *opts : (CaptureOpts){.live = -1};
-    if (!o.open) o.open = open_default;
+    // The default opener is source_open with the caller's source options.
+    int dflt = !o.open;
+    if (dflt) o.open = open_default, o.open_user = &o.source;
     if (strlen(spec) >= sizeof ((Capture *)0)->spec) return tb_fail(err, "source spec too long"), NULL;
     Source *s = o.open(spec, o.open_user, err);
     if (!s) return NULL;
@@ -195,6 +190,7 @@ Capture *capture_start_opts(const char *spec, const CaptureOpts *opts, TbErr *er
     c->kind = is_cam ? "camera" : "source";
     c->live = o.live < 0 ? is_cam : o.live != 0;
     c->o = o;
+    if (dflt) c->o.open_user = &c->o.source;
     c->src = s;
     c->back = 0, c->front = 1;
     atomic_init(&c->mid, 2u);

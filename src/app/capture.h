@@ -25,7 +25,8 @@ typedef struct {
     double retry_s;   // reopen interval while lost (0 = 1 s)
     double stall_s;   // live source silent this long counts as lost (0 = 5 s; < 0 never)
     double stop_s;    // capture_stop waits this long for a stuck source (0 = 2 s)
-    CaptureOpenFn open;  // NULL = source_open
+    SourceOpts source;   // what a camera is asked for (size, rate, locks)
+    CaptureOpenFn open;  // NULL = source_open (with `source`); a test's own opener
     void *open_user;
 } CaptureOpts;
 

@@ -20,7 +20,8 @@ void recon_gpu_destroy(ReconGpu *r) {}
 #include <pthread.h>
 #include <string.h>
 
-#include "ops_cuda.h"
+#include "backend_cuda.h"
+#include "cuda_common.h"
 
 // A failing CUDA call here is an environment problem (driver, GL vendor), not a
 // bug: say it once and let the caller fall back.
@@ -89,7 +90,7 @@ void recon_gpu_produce(ReconGpu *r) {
     int k = 0;
     while (k == r->ready || k == r->reading) k++;
     pthread_mutex_unlock(&r->mu);
-    cudaStream_t s = backend_cuda_stream(r->be);
+    cudaStream_t s = (cudaStream_t)backend_cuda_stream(r->be);
     // The GPU (not this thread) waits until the main thread's last copy out of k is done.
     cudaCheck(cudaStreamWaitEvent(s, r->copied[k], 0));
     backend_cuda_output_rgba(r->be, 0, r->stage[k], (size_t)r->w * 4);

@@ -1,14 +1,33 @@
-// source_app.c: the app build's openers for the specs the engine cannot open
-// itself (this strong definition replaces the engine's weak fallback).
-#include <string.h>
-
+// source_app.c: registers the app's source kinds (video files through libav,
+// image folders, V4L2 cameras) with the registry in src/io/source.c.
 #include "app_sources.h"
+#include "v4l2.h"
 
-Source *source_open_app(const char *spec, TbErr *err) {
-    if (strncmp(spec, "dir:", 4) == 0) return source_open_imgdir(spec + 4, err);
-    if (strncmp(spec, "file:", 5) == 0) return source_open_avfile(spec + 5, err);
-    if (strcmp(spec, "camera") == 0) return source_open_camera(NULL, 0, 0, 0, err);
-    if (strncmp(spec, "camera:", 7) == 0) return source_open_camera(spec + 7, 0, 0, 0, err);
-    tb_fail(err, "unknown source '%s'", spec);
-    return NULL;
+static Source *open_avfile(const char *arg, const SourceOpts *o, TbErr *err) {
+    return source_open_avfile(arg, err);
+}
+
+static Source *open_imgdir(const char *arg, const SourceOpts *o, TbErr *err) {
+    return source_open_imgdir(arg, err);
+}
+
+static Source *open_camera(const char *arg, const SourceOpts *o, TbErr *err) {
+    CameraOpts co = {.width = o->width,
+                     .height = o->height,
+                     .fps = o->fps,
+                     .lock_exposure = o->lock_exposure,
+                     .lock_white_balance = o->lock_white_balance};
+    return source_open_camera(arg, &co, err);
+}
+
+void app_register_sources(void) {
+    static int done;
+    if (done) return;
+    done = 1;
+    static const SourceKind kinds[] = {
+        {"file", NULL, open_avfile},
+        {"dir", NULL, open_imgdir},
+        {"camera", NULL, open_camera},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) source_register(&kinds[i]);
 }

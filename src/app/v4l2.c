@@ -36,8 +36,6 @@ static int sys_poll(int fd, int timeout_ms) {
 
 const V4l2Io v4l2_io_default = {lv_open, lv_close, lv_ioctl, lv_mmap, lv_munmap, sys_poll, "/dev"};
 
-static CameraOpts g_default_opts;
-void camera_set_default_opts(const CameraOpts *o) { g_default_opts = *o; }
 
 // ---------------------------------------------------------------- state
 
@@ -459,7 +457,7 @@ static int list_video_nodes(const char *dir, int *num, int max) {
     return n;
 }
 
-Source *source_open_camera_opts(const char *device, const CameraOpts *opts, TbErr *err) {
+Source *source_open_camera(const char *device, const CameraOpts *opts, TbErr *err) {
     CameraOpts o = opts ? *opts : (CameraOpts){0};
     if (!o.io) o.io = &v4l2_io_default;
     int not_capture;
@@ -483,11 +481,4 @@ Source *source_open_camera_opts(const char *device, const CameraOpts *opts, TbEr
     if (first.msg[0]) return tb_fail(err, "%s", first.msg), NULL;
     tb_fail(err, "no camera found (no %s/video* capture device)", dir);
     return NULL;
-}
-
-Source *source_open_camera(const char *device, int want_w, int want_h, int want_fps, TbErr *err) {
-    CameraOpts o = g_default_opts;
-    if (want_w > 0 && want_h > 0) o.width = want_w, o.height = want_h;
-    if (want_fps > 0) o.fps = want_fps;
-    return source_open_camera_opts(device, &o, err);
 }

@@ -31,16 +31,11 @@ typedef struct {
     const V4l2Io *io;        // NULL = v4l2_io_default
 } CameraOpts;
 
-// device: NULL or "" = the first usable capture device in io->dev_dir, else a
+// o may be NULL (all defaults). device: NULL or "" = the first usable capture device in io->dev_dir, else a
 // path. read() returns 0 while no frame is ready (never blocks longer than
 // poll_ms) and -1 when the device is gone ("camera /dev/video0: VIDIOC_DQBUF:
 // No such device"); a corrupt frame is skipped, not an error.
-Source *source_open_camera_opts(const char *device, const CameraOpts *o, TbErr *err);
-
-// Options used by source_open_camera() (and so by "camera" specs): set once at
-// startup, before any capture thread runs. Its width/height/fps arguments,
-// when non-zero, override these.
-void camera_set_default_opts(const CameraOpts *o);
+Source *source_open_camera(const char *device, const CameraOpts *o, TbErr *err);
 
 // What was negotiated, for logs and tests (fourcc as in pixconv.h).
 typedef struct {

@@ -313,7 +313,7 @@ static void test_avfile(const char *clip, const char *y4m) {
     // The same through the spec dispatcher, i.e. through the app's opener.
     char spec[1100];
     snprintf(spec, sizeof spec, "file:%s", clip);
-    s = source_open(spec, &err);
+    s = source_open(spec, NULL, &err);
     EXPECT(s != NULL && s->width == 320, "source_open(%s): %s", spec, err.msg);
     source_close(s);
 
@@ -412,6 +412,7 @@ static void test_avfile_errors(const char *clip) {
 }
 
 int main(void) {
+    app_register_sources();  // file: and camera kinds, as the program registers them
     const char *y4m = test_data("asl_signer_a_320x240.y4m");
     const char *root = getenv("TABULA_SRC");
     char clip[1024];

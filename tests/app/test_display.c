@@ -12,6 +12,7 @@
 #include <GLFW/glfw3.h>
 
 #include "display.h"
+#include "frame_fit.h"
 #include "source.h"
 #include "test.h"
 

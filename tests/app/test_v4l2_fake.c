@@ -410,7 +410,7 @@ static void test_native_policy(void) {
     FakeDev *d = typical_cam();
     CameraOpts o = opts(0, 0);
     TbErr err = {{0}};
-    Source *s = source_open_camera_opts(NULL, &o, &err);
+    Source *s = source_open_camera(NULL, &o, &err);
     EXPECT(s != NULL, "open: %s", err.msg);
     if (!s) return;
     CameraInfo ci;
@@ -438,7 +438,7 @@ static void test_requested_policy(void) {
     TbErr err = {{0}};
     // 640x480 asked for: both formats reach 30 fps there; YUYV needs no decoding.
     CameraOpts o = opts(640, 480);
-    Source *s = source_open_camera_opts(d->path, &o, &err);
+    Source *s = source_open_camera(d->path, &o, &err);
     EXPECT(s != NULL, "open: %s", err.msg);
     if (!s) return;
     CameraInfo ci;
@@ -452,14 +452,14 @@ static void test_requested_policy(void) {
     // 1280x720 at 30: only MJPG gets there (YUYV HD is 10 fps).
     o = opts(1280, 720);
     o.fps = 30;
-    s = source_open_camera_opts(d->path, &o, &err);
+    s = source_open_camera(d->path, &o, &err);
     EXPECT(s && camera_info(s, &ci) == 0 && ci.fourcc == PIX_MJPEG, "720p30: not MJPG");
     source_close(s);
 
     // 1280x720 at 10: both can, YUYV wins; S_PARM asks for 10.
     o.fps = 10;
     d->fps_set = 0;
-    s = source_open_camera_opts(d->path, &o, &err);
+    s = source_open_camera(d->path, &o, &err);
     EXPECT(s && camera_info(s, &ci) == 0 && ci.fourcc == PIX_YUYV && ci.width == 1280,
            "720p10: not YUYV 1280x720");
     EXPECT_NEAR(d->fps_set, 10, 1e-3, "S_PARM rate");
@@ -472,7 +472,7 @@ static void test_requested_policy(void) {
     add_mode(d, PIX_YUYV, 1280, 720, 10);
     add_mode(d, PIX_YUYV, 640, 480, 30);
     o = opts(0, 0);
-    s = source_open_camera_opts(NULL, &o, &err);
+    s = source_open_camera(NULL, &o, &err);
     EXPECT(s && camera_info(s, &ci) == 0 && ci.width == 640, "YUYV-only: got width %d", s ? ci.width : 0);
     source_close(s);
 }
@@ -482,7 +482,7 @@ static void test_unplug(void) {
     d->unplug_after = 3;
     CameraOpts o = opts(0, 0);
     TbErr err = {{0}};
-    Source *s = source_open_camera_opts(d->path, &o, &err);
+    Source *s = source_open_camera(d->path, &o, &err);
     EXPECT(s != NULL, "open: %s", err.msg);
     if (!s) return;
     read_frames(s, d, 3, 2.5, "before unplug");
@@ -503,7 +503,7 @@ static void test_bad_frames(void) {
     d->corrupt_frame = 2, d->error_frame = 4;
     CameraOpts o = opts(0, 0);
     TbErr err = {{0}};
-    Source *s = source_open_camera_opts(d->path, &o, &err);
+    Source *s = source_open_camera(d->path, &o, &err);
     EXPECT(s != NULL, "open: %s", err.msg);
     if (!s) return;
     uint8_t *rgb = malloc((size_t)s->width * s->height * 3);
@@ -522,7 +522,7 @@ static void test_lock(void) {
     CameraOpts o = opts(0, 0);
     o.lock_exposure = o.lock_white_balance = 1, o.lock_after = 2;
     TbErr err = {{0}};
-    Source *s = source_open_camera_opts(d->path, &o, &err);
+    Source *s = source_open_camera(d->path, &o, &err);
     EXPECT(s != NULL, "open: %s", err.msg);
     if (!s) return;
     d->exposure = 311, d->wb_temp = 5100;  // what auto settled on meanwhile
@@ -559,7 +559,7 @@ static void test_failures(void) {
         d->fail_req = cases[i].req, d->fail_errno = cases[i].e, d->fail_mmap = cases[i].req == 0;
         CameraOpts o = opts(0, 0);
         TbErr err = {{0}};
-        Source *s = source_open_camera_opts(d->path, &o, &err);
+        Source *s = source_open_camera(d->path, &o, &err);
         char want[700];
         snprintf(want, sizeof want, "camera %s: %s", d->path, cases[i].want);
         EXPECT(s == NULL && strcmp(err.msg, want) == 0, "case %zu: got '%s', want '%s'", i, err.msg, want);
@@ -567,7 +567,7 @@ static void test_failures(void) {
         expect_closed(d, cases[i].want);
         if (cases[i].req == VIDIOC_S_FMT) {
             // "camera" reports the busy camera, not "no camera found"
-            s = source_open_camera_opts(NULL, &o, &err);
+            s = source_open_camera(NULL, &o, &err);
             EXPECT(s == NULL && strcmp(err.msg, want) == 0, "camera scan: %s", err.msg);
             printf("busy: %s\n", err.msg);
         }
@@ -579,29 +579,29 @@ static void test_missing(void) {
     reset_devs();
     CameraOpts o = opts(0, 0);
     // "camera" with no device nodes at all
-    Source *s = source_open_camera_opts(NULL, &o, &err);
+    Source *s = source_open_camera(NULL, &o, &err);
     char want[800];
     snprintf(want, sizeof want, "no camera found (no %s/video* capture device)", g_dir);
     EXPECT(s == NULL && strcmp(err.msg, want) == 0, "empty dir: %s", err.msg);
     // only a metadata node
     add_dev(g_dir, "video0", V4L2_CAP_META_CAPTURE | V4L2_CAP_STREAMING);
-    s = source_open_camera_opts(NULL, &o, &err);
+    s = source_open_camera(NULL, &o, &err);
     EXPECT(s == NULL && strcmp(err.msg, want) == 0, "metadata only: %s", err.msg);
     // a path that is not there
     char path[300];
     snprintf(path, sizeof path, "%s/video7", g_dir);
-    s = source_open_camera_opts(path, &o, &err);
+    s = source_open_camera(path, &o, &err);
     snprintf(want, sizeof want, "camera %s: No such file or directory", path);
     EXPECT(s == NULL && strcmp(err.msg, want) == 0, "missing path: %s", err.msg);
 
     // The real libv4l2 path on this machine (no camera here; skip if there is one).
     struct stat st;
     if (stat("/dev/video0", &st) != 0 && stat("/dev/video1", &st) != 0) {
-        s = source_open_camera(NULL, 0, 0, 0, &err);
+        s = source_open_camera(NULL, NULL, &err);
         EXPECT(s == NULL && strcmp(err.msg, "no camera found (no /dev/video* capture device)") == 0,
                "real camera scan: %s", err.msg);
         printf("real: %s\n", err.msg);
-        s = source_open_camera("/dev/video9", 0, 0, 0, &err);
+        s = source_open_camera("/dev/video9", NULL, &err);
         EXPECT(s == NULL && strcmp(err.msg, "camera /dev/video9: No such file or directory") == 0,
                "real missing: %s", err.msg);
     } else {
@@ -614,7 +614,7 @@ static void test_missing(void) {
 static Source *open_fake_camera(const char *spec, void *user, TbErr *err) {
     (void)user;
     CameraOpts o = opts(640, 480);
-    return source_open_camera_opts(strcmp(spec, "camera") == 0 ? NULL : spec + 7, &o, err);
+    return source_open_camera(strcmp(spec, "camera") == 0 ? NULL : spec + 7, &o, err);
 }
 
 static void sleep_s(double s) {

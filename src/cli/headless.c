@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "metrics.h"
+#include "headless.h"
 #include "session.h"
 #include "source.h"
 
@@ -19,7 +20,8 @@ int run_headless(const Settings *s) {
     if (s->source[0]) snprintf(spec, sizeof spec, "%s", s->source);
     else session_default_source(spec, sizeof spec);
 
-    Source *src = source_open(spec, &err);
+    SourceOpts so = session_source_opts(s);
+    Source *src = source_open(spec, &so, &err);
     if (!src) {
         tb_log("%s", err.msg);
         return TB_EXIT_INPUT;

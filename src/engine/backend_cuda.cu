@@ -20,6 +20,7 @@
 
 #include "model.h"
 #include "ops.h"
+#include "backend_cuda.h"
 #include "ops_cuda.h"
 
 #define PIN_RING 16    // pinned hyperparameter structs: the host may run this many steps ahead
@@ -373,7 +374,7 @@ extern "C" void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size
                         c->stream);
 }
 
-extern "C" cudaStream_t backend_cuda_stream(Backend *b) {
+extern "C" void *backend_cuda_stream(Backend *b) {
     CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_stream on a %s backend",
           b && b->name ? b->name : "null");
     return ((CudaCtx *)b->ctx)->stream;

@@ -1,26 +1,16 @@
-// controls.h: the parameters an operator plays live, and the one queue every
+// controls.h: the live values of the parameters an operator plays (their rows
+// are in the parameter table, params.h), and the one queue every
 // control surface (keyboard now; MIDI, OSC and replayed logs later) writes
 // "set parameter P to V" events into. The training thread drains the queue
 // before each step and publishes the values it uses as a snapshot.
 #pragma once
 #include <pthread.h>
 
-#include "config.h"
+#include "params.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef enum {
-    PARAM_LR = 0,
-    PARAM_MOMENTUM,
-    PARAM_CLIP,      // 0 = off
-    PARAM_STEPS,     // steps per frame
-    PARAM_MEMORY,    // replayed frames per step
-    PARAM_RING,      // how far back memory reaches (frames)
-    PARAM_PAUSE,     // 1 = frozen: keep showing reconstructions, no steps
-    PARAM_COUNT
-} ParamId;
 
 typedef enum {
     CMD_SET = 0,  // param = value
@@ -40,21 +30,13 @@ typedef struct {
     float v[PARAM_COUNT];
 } LiveParams;
 
-// Name, range and step of each parameter. Step: log-scale factor if `factor`
-// > 1 (value *= factor per step up), else linear `step`.
-typedef struct {
-    const char *name;
-    float min, max;
-    float factor, step;
-} ParamInfo;
-const ParamInfo *param_info(int id);
-int param_by_name(const char *name);  // -1 if unknown
-
 // Initial values from the settings.
 void live_params_from_settings(LiveParams *p, const Settings *s);
-// Clamp to the range (integers rounded); returns the value stored.
+// Clamp to the parameter's range in the table (integers rounded); returns the
+// value stored. A NaN (from a controller) leaves the value as it was.
 float live_params_set(LiveParams *p, int id, float value);
-// The value one step up (dir = +1) or down (-1) from the current one, clamped.
+// The value one step up (dir = +1) or down (-1) from the current one, by the
+// row's scale and step, clamped.
 float live_params_nudge(const LiveParams *p, int id, int dir);
 
 // Bounded multi-producer queue (mutex; producers never wait on the consumer's

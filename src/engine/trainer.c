@@ -3,71 +3,30 @@
 
 #include <string.h>
 
-#include "source.h"
+#include "frame_fit.h"
 
-int trainer_spec_from_settings(ModelSpec *spec, const Settings *s, TbErr *err) {
-    ModelSpec m = model_spec_default(s->width, s->height);
-    m.kernel = s->kernel;
-    m.stride = s->stride;
-    m.pad = s->pad;
-    m.slope = s->slope;
-    m.n_enc = 0;
-    const char *p = s->channels;
-    while (*p) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > 4096 || m.n_enc >= TB_MAX_LAYERS / 2)
-            return tb_fail(err, "channels = \"%s\": expected up to %d comma-separated counts (1 to 4096)",
-                           s->channels, TB_MAX_LAYERS / 2);
-        m.channels[m.n_enc++] = (int)v;
-        p = end;
-        while (*p == ',' || *p == ' ') p++;
-    }
-    if (m.n_enc == 0) return tb_fail(err, "channels is empty");
-    *spec = m;
-    return 0;
-}
-
-Hyper trainer_hyper_from_settings(const Settings *s) {
-    Hyper h = {0};
-    h.optimizer = strcmp(s->optimizer, "adam") == 0 ? OPT_ADAM : OPT_SGD;
-    h.lr = s->lr;
-    h.momentum = s->momentum;
-    h.clip = s->clip;
-    h.weight_decay = s->weight_decay;
-    h.beta1 = s->adam_beta1;
-    h.beta2 = s->adam_beta2;
-    h.eps = s->adam_eps;
-    h.t = 1;
-    return h;
-}
-
-int trainer_init(Trainer *t, const Settings *s, const ModelSpec *spec, TbErr *err) {
+int trainer_init(Trainer *t, const TrainerConfig *c, TbErr *err) {
     memset(t, 0, sizeof *t);
-    ModelSpec ms;
-    if (spec) {
-        ms = *spec;
-        ms.width = s->width;
-        ms.height = s->height;
-    } else if (trainer_spec_from_settings(&ms, s, err)) {
-        return -1;
-    }
-    if (model_build(&t->model, &ms, err)) return -1;
-    // Room for the live "memory" control to grow without reallocating.
-    t->max_batch = 16;  // 1 + the largest live "memory" (PARAM_MEMORY), no reallocation
-    t->be = backend_create(s->backend, &t->model, t->max_batch, err);
+    if (c->ring < 1 || c->max_batch < 1)
+        return tb_fail(err, "trainer: ring %d and largest batch %d must be at least 1", c->ring, c->max_batch);
+    if (model_build(&t->model, &c->spec, err)) return -1;
+    t->max_batch = c->max_batch;
+    t->be = backend_create(c->backend, &t->model, t->max_batch, err);
     if (!t->be) return -1;
-    t->hyper = trainer_hyper_from_settings(s);
-    t->ring_cap = s->ring;
-    t->ring_limit = s->ring;
-    t->ring = tb_calloc((size_t)t->ring_cap, (size_t)ms.width * ms.height * 3);
-    trainer_reset(t, (uint64_t)s->seed);
+    t->hyper = c->hyper;
+    t->hyper.t = 1;
+    t->ring_cap = c->ring;
+    t->ring_limit = c->ring;
+    t->ring = tb_calloc((size_t)t->ring_cap, (size_t)c->spec.width * c->spec.height * 3);
+    t->batch = tb_calloc((size_t)t->max_batch, sizeof *t->batch);
+    trainer_reset(t, c->seed);
     return 0;
 }
 
 void trainer_free(Trainer *t) {
     backend_destroy(t->be);
     free(t->ring);
+    free(t->batch);
     memset(t, 0, sizeof *t);
 }
 
@@ -103,7 +62,7 @@ const uint8_t *trainer_newest(const Trainer *t) {
 // The batch: newest first, then `memory` frames drawn (with replacement) from
 // the older frames in the ring, at most ring_limit back.
 static int load_batch(Trainer *t, int memory) {
-    const uint8_t *frames[64];
+    const uint8_t **frames = t->batch;
     int older = (t->ring_len < t->ring_limit ? t->ring_len : t->ring_limit) - 1;
     int B = 1 + (older > 0 ? memory : 0);
     if (B > t->max_batch) B = t->max_batch;

@@ -6,26 +6,11 @@
 
 #include "common.h"
 #include "model.h"
+#include "ops.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-enum { OPT_SGD = 0, OPT_ADAM = 1 };
-
-// Optimizer settings for one step; changed live between steps.
-typedef struct {
-    int optimizer;  // OPT_SGD or OPT_ADAM
-    float lr, momentum, clip, weight_decay;
-    float beta1, beta2, eps;  // Adam
-    int t;                    // Adam step count, 1-based (the trainer counts)
-} Hyper;
-
-// What one training step measured (computed in its forward pass, before the update).
-typedef struct {
-    float loss;       // MSE over the whole batch
-    float grad_norm;  // global L2 norm before clipping
-} StepStats;
 
 typedef struct Backend Backend;
 struct Backend {
@@ -56,7 +41,6 @@ struct Backend {
     void (*get_output)(Backend *b, int i, uint8_t *rgb);
 };
 
-#define TB_STATS_RING 64
 
 // Create a backend by name: "cpu", "cuda" or "auto" (cuda if usable, else cpu,
 // with one log line saying why). Returns NULL with err filled when the named
@@ -64,13 +48,8 @@ struct Backend {
 Backend *backend_create(const char *name, const Model *m, int max_batch, TbErr *err);
 void backend_destroy(Backend *b);
 
-// The individual constructors (backend_cpu.c, kernels/backend_cuda.cu).
+// The CPU backend (backend_cpu.c); the CUDA one is in backend_cuda.h.
 Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err);
-#ifdef TABULA_HAVE_CUDA
-Backend *backend_cuda_create(const Model *m, int max_batch, TbErr *err);
-// 1 if a CUDA device and cuDNN are usable; else 0 with the reason in err.
-int cuda_available(TbErr *err);
-#endif
 
 #ifdef __cplusplus
 }

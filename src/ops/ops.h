@@ -60,7 +60,27 @@ void bias_act_backward(float *d, float *db, const float *y, int B, int C, int HW
 // Returns the loss (accumulated in double). dy may be NULL (loss only).
 float mse_forward_backward(float *dy, const float *y, const float *t, size_t n);
 
-// ---- Optimizer over the flat parameter block (PyTorch semantics, DESIGN §2).
+// ---- Optimizer over the flat parameter block (PyTorch semantics: see
+// docs/ARCHITECTURE.md, "The network").
+enum { OPT_SGD = 0, OPT_ADAM = 1 };
+
+// Optimizer settings for one step; changed live between steps.
+typedef struct {
+    int optimizer;  // OPT_SGD or OPT_ADAM
+    float lr, momentum, clip, weight_decay;
+    float beta1, beta2, eps;  // Adam
+    int t;                    // Adam step count, 1-based (the trainer counts)
+} Hyper;
+
+// What one training step measured (computed in its forward pass, before the update).
+typedef struct {
+    float loss;       // MSE over the whole batch
+    float grad_norm;  // global L2 norm before clipping
+} StepStats;
+
+// Steps whose stats fit between two reads of them (a ring of StepStats).
+#define TB_STATS_RING 64
+
 // Global L2 norm of g (accumulated in double).
 float grad_norm(const float *g, size_t n);
 // The clip factor PyTorch's clip_grad_norm_ applies: c/(norm+1e-6) if c > 0 and

@@ -1,8 +1,8 @@
-// config.h: every setting of tabula in one plain struct, read from an INI file
+// settings.h: every setting of tabula in one plain struct, read from an INI file
 // (config/default.ini documents each one) and overridden from the command line.
-// One table (config.c) gives each setting its section, key, type, range,
-// default, command-line flag and help, so the file, the flags, --help and the
-// checks cannot drift apart.
+// The parameter table (params.c) gives each setting its section, key, type,
+// range, default, flag, help and live step, so the file, the flags, --help,
+// the live controls and the checks cannot drift apart.
 #pragma once
 #include "common.h"
 
@@ -26,6 +26,7 @@ typedef struct {
     int steps_per_frame;  // K
     int memory;           // R replayed frames per step
     int ring;             // replay ring length (frames)
+    int pause;            // 1 = learning paused (a live parameter; the start value)
     int seed;
     int stats_every;      // read the loss back every N frames (each read waits for the GPU)
     // [source]

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "color.h"
 #include "source.h"
 
 #define Y4M_MAX_SIDE 16384

@@ -2,6 +2,9 @@
 #include <string.h>
 
 #include "backend.h"
+#ifdef TABULA_HAVE_CUDA
+#include "backend_cuda.h"
+#endif
 
 Backend *backend_create(const char *name, const Model *m, int max_batch, TbErr *err) {
     if (strcmp(name, "cpu") == 0) return backend_cpu_create(m, max_batch, err);

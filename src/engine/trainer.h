@@ -3,18 +3,28 @@
 // Used by the headless driver and the live app alike.
 #pragma once
 #include "backend.h"
-#include "config.h"
 #include "model.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+// What a trainer is built from (the command line fills it from its settings).
+typedef struct {
+    ModelSpec spec;    // architecture and training size
+    const char *backend;  // "auto", "cpu" or "cuda"
+    Hyper hyper;       // optimizer and its settings (hyper.t is reset to 1)
+    int ring;          // replay ring length (frames)
+    int max_batch;     // largest batch: 1 + the most replayed frames per step
+    uint64_t seed;     // initial weights and replay draws
+} TrainerConfig;
+
 typedef struct {
     Model model;
     Backend *be;
     Hyper hyper;
     int max_batch;
+    const uint8_t **batch;  // max_batch frame pointers, filled per step
     // Replay ring: ring_cap frames of W*H*3 bytes; the newest is at ring_head.
     uint8_t *ring;
     int ring_cap, ring_len, ring_head;
@@ -26,13 +36,8 @@ typedef struct {
     int last_batch; // B of the last step/forward
 } Trainer;
 
-// Settings-derived parts: architecture, training size, optimizer.
-int trainer_spec_from_settings(ModelSpec *spec, const Settings *s, TbErr *err);
-Hyper trainer_hyper_from_settings(const Settings *s);
-
-// Build model + backend and a fresh He-initialised network from s->seed.
-// If spec is non-NULL it overrides the architecture from the settings.
-int trainer_init(Trainer *t, const Settings *s, const ModelSpec *spec, TbErr *err);
+// Build model + backend and a fresh He-initialised network from c->seed.
+int trainer_init(Trainer *t, const TrainerConfig *c, TbErr *err);
 void trainer_free(Trainer *t);
 // Fresh random weights (seed) and zeroed optimizer state; step count 0.
 void trainer_reset(Trainer *t, uint64_t seed);

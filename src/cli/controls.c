@@ -1,0 +1,80 @@
+// controls.c: live values (clamped and stepped by the parameter table), and the
+// event queue.
+#include "controls.h"
+
+#include <math.h>
+#include <string.h>
+
+void live_params_from_settings(LiveParams *p, const Settings *s) {
+    memset(p, 0, sizeof *p);
+    for (int id = 0; id < PARAM_COUNT; id++) {
+        const Param *r = param_live(id);
+        const char *f = (const char *)s + r->off;
+        double v = r->type == P_FLOAT ? *(const float *)f
+                 : r->type == P_LONG  ? (double)*(const long *)f
+                                      : *(const int *)f;
+        live_params_set(p, id, (float)v);
+    }
+}
+
+static float clamp_round(int id, const Param *r, float v) {
+    if (v < r->min) v = (float)r->min;
+    if (v > r->max) v = (float)r->max;
+    return param_is_int(id) ? roundf(v) : v;
+}
+
+float live_params_set(LiveParams *p, int id, float value) {
+    const Param *r = param_live(id);
+    if (value != value) return p->v[id];  // NaN from a controller: ignore
+    return p->v[id] = clamp_round(id, r, value);
+}
+
+float live_params_nudge(const LiveParams *p, int id, int dir) {
+    const Param *r = param_live(id);
+    float v = p->v[id], nv;
+    if (r->scale == SCALE_LOG) {
+        // With 0 in range (off): a step up from 0 lands on zero_up, and a step
+        // down below floor turns it off.
+        if (v <= 0) nv = dir > 0 ? (float)r->zero_up : 0;
+        else nv = dir > 0 ? v * (float)r->step : v / (float)r->step;
+        if (r->min <= 0 && dir < 0 && nv < (float)r->floor * 0.999f) nv = 0;  // not on rounding
+    } else {
+        nv = v + (float)dir * (float)r->step;
+        // Kill float drift of repeated 0.01 steps.
+        if (!param_is_int(id)) nv = roundf(nv / (float)r->step) * (float)r->step;
+    }
+    return clamp_round(id, r, nv);
+}
+
+void control_queue_init(ControlQueue *q) {
+    memset(q, 0, sizeof *q);
+    pthread_mutex_init(&q->mu, NULL);
+}
+
+void control_queue_destroy(ControlQueue *q) { pthread_mutex_destroy(&q->mu); }
+
+int control_push(ControlQueue *q, ControlEvent e) {
+    pthread_mutex_lock(&q->mu);
+    int rc = 0;
+    if (q->len == CONTROL_QUEUE_CAP) {
+        q->dropped++;
+        rc = -1;
+    } else {
+        q->ev[(q->head + q->len) % CONTROL_QUEUE_CAP] = e;
+        q->len++;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+int control_pop(ControlQueue *q, ControlEvent *e) {
+    pthread_mutex_lock(&q->mu);
+    int got = q->len > 0;
+    if (got) {
+        *e = q->ev[q->head];
+        q->head = (q->head + 1) % CONTROL_QUEUE_CAP;
+        q->len--;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return got;
+}

@@ -1,0 +1,216 @@
+// params.c: the parameter table (see params.h), lookup, and parsing a value.
+#include "params.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#define O(f) offsetof(Settings, f)
+// A setting read once at start (not played live).
+#define SET .live = -1
+// Live parameters: their id, scale, step (factor on a log scale) and HUD label.
+#define LIVE(id, sc, st, zu, fl, lb) \
+    .live = (id), .scale = (sc), .step = (st), .zero_up = (zu), .floor = (fl), .label = (lb)
+
+static const Param PARAMS[] = {
+    // clang-format off
+    {"model", "channels", "channels", P_STR, O(channels), 0, 0, NULL, "32,64,128,256",
+     "encoder output channels, comma separated (the decoder mirrors them)", SET},
+    {"model", "kernel", NULL, P_INT, O(kernel), 2, 9, NULL, "4", "convolution kernel size", SET},
+    {"model", "stride", NULL, P_INT, O(stride), 1, 4, NULL, "2", "convolution stride", SET},
+    {"model", "pad", NULL, P_INT, O(pad), 0, 4, NULL, "1", "convolution padding", SET},
+    {"model", "slope", NULL, P_FLOAT, O(slope), 0, 0.99, NULL, "0.2", "LeakyReLU negative slope", SET},
+
+    {"train", "width", "width", P_INT, O(width), 16, 4096, NULL, "256",
+     "training width in pixels (multiple of 16 for the default net)", SET},
+    {"train", "height", "height", P_INT, O(height), 16, 4096, NULL, "256",
+     "training height in pixels (multiple of 16 for the default net)", SET},
+    {"train", "backend", "backend", P_CHOICE, O(backend), 0, 0, "auto|cpu|cuda", "auto",
+     "compute backend: auto picks CUDA when a GPU is usable, else the CPU", SET},
+    {"train", "optimizer", "optimizer", P_CHOICE, O(optimizer), 0, 0, "sgd|adam", "sgd",
+     "sgd (with momentum) or adam", SET},
+    // lr: 4 steps a decade, as a knob would feel; a step down below 1e-5 stops
+    // learning, a step up from 0 starts again at 1e-5.
+    {"train", "lr", "lr", P_FLOAT, O(lr), 0, 10, NULL, "2",
+     "learning rate (SGD with the default clip learns fastest near 2; Adam wants about 0.001)",
+     LIVE(PARAM_LR, SCALE_LOG, 1.77827941, 1e-5, 1e-5, "lr")},  // 10^(1/4)
+    {"train", "momentum", "momentum", P_FLOAT, O(momentum), 0, 0.999, NULL, "0.9",
+     "SGD momentum", LIVE(PARAM_MOMENTUM, SCALE_LIN, 0.01, 0, 0, "momentum")},
+    // clip: x sqrt(2) a step; a step down below 0.01 turns it off, a step up
+    // from off turns it on at 1.
+    {"train", "clip", "clip", P_FLOAT, O(clip), 0, 1000, NULL, "0.1",
+     "clip the global gradient norm to this value (0 = off)",
+     LIVE(PARAM_CLIP, SCALE_LOG, 1.41421356, 1, 0.01, "clip")},
+    {"train", "weight_decay", "weight-decay", P_FLOAT, O(weight_decay), 0, 1, NULL, "0",
+     "L2 weight decay", SET},
+    {"train", "adam_beta1", NULL, P_FLOAT, O(adam_beta1), 0, 0.9999, NULL, "0.9", "Adam beta1", SET},
+    {"train", "adam_beta2", NULL, P_FLOAT, O(adam_beta2), 0, 0.99999, NULL, "0.999", "Adam beta2", SET},
+    {"train", "adam_eps", NULL, P_FLOAT, O(adam_eps), 1e-12, 1, NULL, "1e-8", "Adam epsilon", SET},
+    // At most TB_STATS_RING (64) steps fit between two reads of the stats.
+    {"train", "steps_per_frame", "steps-per-frame", P_INT, O(steps_per_frame), 0, 64, NULL, "1",
+     "gradient steps per camera frame (0 = frozen)",
+     LIVE(PARAM_STEPS, SCALE_LIN, 1, 0, 0, "steps/frame")},
+    {"train", "memory", "memory", P_INT, O(memory), 0, 15, NULL, "0",
+     "recent frames replayed with the newest in each step (0 = newest only)",
+     LIVE(PARAM_MEMORY, SCALE_LIN, 1, 0, 0, "memory")},
+    {"train", "ring", "ring", P_INT, O(ring), 1, 1024, NULL, "64",
+     "length of the ring of recent frames that memory draws from (played live up to this)",
+     LIVE(PARAM_RING, SCALE_LOG, 2, 0, 0, "ring")},
+    {"train", "pause", "pause", P_INT, O(pause), 0, 1, NULL, "0",
+     "1 = start with learning paused (the reconstruction still follows the camera)",
+     LIVE(PARAM_PAUSE, SCALE_LIN, 1, 0, 0, "paused")},
+    {"train", "seed", "seed", P_INT, O(seed), 0, 2147483647, NULL, "1",
+     "random seed for the initial weights and the replay draws", SET},
+    {"train", "stats_every", NULL, P_INT, O(stats_every), 1, 60, NULL, "8",
+     "read the loss back from the GPU every N frames (each read waits for it)", SET},
+
+    {"source", "source", "source", P_STR, O(source), 0, 0, NULL, "",
+     "frames from: camera, camera:/dev/videoN, file:PATH (.y4m, or any video in the app "
+     "build), dir:PATH (PNG/JPEG), pattern; empty = a camera if present, else the bundled clip", SET},
+    {"source", "fps", "fps", P_FLOAT, O(fps), 0, 1000, NULL, "0",
+     "play files and image folders at this rate (0 = their own rate; image folders 30)", SET},
+    {"source", "camera_width", NULL, P_INT, O(camera_width), 0, 7680, NULL, "0",
+     "preferred camera width (0 = the camera's native size)", SET},
+    {"source", "camera_height", NULL, P_INT, O(camera_height), 0, 4320, NULL, "0",
+     "preferred camera height (0 = native)", SET},
+    {"source", "camera_fps", NULL, P_INT, O(camera_fps), 0, 240, NULL, "0",
+     "preferred camera frame rate (0 = the camera's default)", SET},
+    {"source", "exposure_lock", NULL, P_INT, O(exposure_lock), 0, 1, NULL, "0",
+     "1 = after a second of auto exposure, hold it (the network does not chase brightness)", SET},
+    {"source", "white_balance_lock", NULL, P_INT, O(white_balance_lock), 0, 1, NULL, "0",
+     "1 = likewise hold the white balance", SET},
+
+    {"display", "layout", "layout", P_CHOICE, O(layout), 0, 0, "mirror|side|triptych", "side",
+     "mirror: reconstruction only; side: camera | reconstruction; triptych: adds the error", SET},
+    {"display", "flip", "flip", P_INT, O(flip), 0, 1, NULL, "1",
+     "1 = mirror the picture horizontally", SET},
+    {"display", "fullscreen", "fullscreen", P_INT, O(fullscreen), 0, 1, NULL, "0",
+     "1 = start fullscreen", SET},
+    {"display", "monitor", "monitor", P_INT, O(monitor), 0, 16, NULL, "0",
+     "monitor index for fullscreen (0 = primary)", SET},
+    {"display", "vsync", NULL, P_INT, O(vsync), 0, 1, NULL, "1", "1 = sync to the monitor", SET},
+    {"display", "hud", "hud", P_INT, O(hud), 0, 1, NULL, "1", "1 = show the heads-up display", SET},
+    {"display", "window_width", NULL, P_INT, O(window_width), 160, 16384, NULL, "1280",
+     "window width when not fullscreen", SET},
+    {"display", "window_height", NULL, P_INT, O(window_height), 120, 16384, NULL, "720",
+     "window height when not fullscreen", SET},
+
+    {"files", "load", "load", P_STR, O(load), 0, 0, NULL, "",
+     "start from these weights (safetensors) instead of a blank network", SET},
+    {"files", "save", "save", P_STR, O(save), 0, 0, NULL, "",
+     "save the weights (and optimizer state) here at exit", SET},
+    {"files", "save_init", "save-init", P_STR, O(save_init), 0, 0, NULL, "",
+     "save the weights before the first step", SET},
+    {"files", "metrics", "metrics", P_STR, O(metrics), 0, 0, NULL, "",
+     "write one JSON line per frame (loss, PSNR, settings, timing) to this file", SET},
+    {"files", "snapshot_dir", NULL, P_STR, O(snapshot_dir), 0, 0, NULL, "weights",
+     "folder for snapshots saved from the keyboard", SET},
+
+    {NULL, "headless", "headless", P_FLAG, O(headless), 0, 1, NULL, "0",
+     "no window: train on the source and exit after --frames", SET},
+    {NULL, "frames", "frames", P_LONG, O(frames), 0, 1e12, NULL, "0",
+     "stop after N frames (0 = run until quit; headless needs N > 0)", SET},
+    {NULL, "screenshot", "screenshot", P_STR, O(screenshot), 0, 0, NULL, "",
+     "write the window's content to this PNG at exit", SET},
+    // clang-format on
+};
+#define N_PARAMS (sizeof PARAMS / sizeof PARAMS[0])
+
+const Param *params_table(size_t *n) {
+    *n = N_PARAMS;
+    return PARAMS;
+}
+
+const Param *param_live(int id) {
+    CHECK(id >= 0 && id < PARAM_COUNT, "live parameter %d", id);
+    for (size_t i = 0; i < N_PARAMS; i++)
+        if (PARAMS[i].live == id) return &PARAMS[i];
+    CHECK(0, "live parameter %d has no row in the table", id);
+    return NULL;
+}
+
+int param_by_name(const char *key) {
+    for (size_t i = 0; i < N_PARAMS; i++)
+        if (PARAMS[i].live >= 0 && strcmp(PARAMS[i].key, key) == 0) return PARAMS[i].live;
+    return -1;
+}
+
+int param_is_int(int id) {
+    ParamType t = param_live(id)->type;
+    return t == P_INT || t == P_LONG || t == P_FLAG;
+}
+
+int params_max_batch(void) { return 1 + (int)param_live(PARAM_MEMORY)->max; }
+
+const Param *param_find_ini(const char *section, const char *key) {
+    for (size_t i = 0; i < N_PARAMS; i++)
+        if (PARAMS[i].section && strcmp(PARAMS[i].section, section) == 0 &&
+            strcmp(PARAMS[i].key, key) == 0)
+            return &PARAMS[i];
+    return NULL;
+}
+
+const Param *param_find_flag(const char *name) {
+    for (size_t i = 0; i < N_PARAMS; i++)
+        if (PARAMS[i].flag && strcmp(PARAMS[i].flag, name) == 0) return &PARAMS[i];
+    // "section.key" reaches every INI setting, flag or not.
+    const char *dot = strchr(name, '.');
+    if (dot && dot - name < 64) {
+        char sec[64];
+        memcpy(sec, name, (size_t)(dot - name));
+        sec[dot - name] = 0;
+        return param_find_ini(sec, dot + 1);
+    }
+    return NULL;
+}
+
+// A number with nothing but spaces after it; 0, or -1.
+static int parse_number(const char *v, double *out) {
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    while (*end && isspace((unsigned char)*end)) end++;
+    if (end == v || *end || errno || !isfinite(d)) return -1;
+    *out = d;
+    return 0;
+}
+
+int param_parse(Settings *s, const Param *p, const char *v, TbErr *err) {
+    char *base = (char *)s + p->off;
+    double d;
+    switch (p->type) {
+    case P_INT:
+    case P_LONG:
+    case P_FLAG:
+    case P_FLOAT:
+        if (parse_number(v, &d) || (p->type != P_FLOAT && d != floor(d)))
+            return tb_fail(err, "%s: \"%s\" is not a %s", p->key, v,
+                           p->type == P_FLOAT ? "number" : "whole number");
+        if (d < p->min || d > p->max)
+            return tb_fail(err, "%s = %s is out of range (%g to %g)", p->key, v, p->min, p->max);
+        if (p->type == P_FLOAT) *(float *)base = (float)d;
+        else if (p->type == P_LONG) *(long *)base = (long)d;
+        else *(int *)base = (int)d;
+        return 0;
+    case P_STR:
+        if (strlen(v) >= CFG_STR)
+            return tb_fail(err, "%s: value longer than %d characters", p->key, CFG_STR - 1);
+        strcpy(base, v);
+        return 0;
+    case P_CHOICE: {
+        size_t n = strlen(v);
+        for (const char *c = p->choices; *c;) {
+            const char *bar = strchr(c, '|');
+            size_t len = bar ? (size_t)(bar - c) : strlen(c);
+            if (len == n && strncmp(c, v, n) == 0) {
+                strcpy(base, v);
+                return 0;
+            }
+            c += len + (bar ? 1 : 0);
+        }
+        return tb_fail(err, "%s: \"%s\" is not one of %s", p->key, v, p->choices);
+    }
+    }
+    return tb_fail(err, "%s: unknown type", p->key);
+}

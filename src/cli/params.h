@@ -1,0 +1,71 @@
+// params.h: the one parameter table of tabula. Every setting has exactly one
+// row: its INI section and key, its command-line flag, its type, range,
+// default and help, and, for the parameters an operator plays live, its scale
+// (linear or log) and step. The INI reader, the flags, --help, the written
+// default.ini, live clamping, key steps, the HUD (and next MIDI and OSC) all
+// read these rows, so a headless run and the window accept the same values.
+#pragma once
+#include <stddef.h>
+
+#include "settings.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { P_INT, P_LONG, P_FLOAT, P_STR, P_CHOICE, P_FLAG } ParamType;
+typedef enum { SCALE_LIN = 0, SCALE_LOG } ParamScale;
+
+// The parameters played live (keys now; MIDI, OSC and replayed logs next).
+typedef enum {
+    PARAM_LR = 0,
+    PARAM_MOMENTUM,
+    PARAM_CLIP,    // 0 = off
+    PARAM_STEPS,   // steps per frame
+    PARAM_MEMORY,  // replayed frames per step
+    PARAM_RING,    // how far back memory reaches (frames)
+    PARAM_PAUSE,   // 1 = frozen: keep showing reconstructions, no steps
+    PARAM_COUNT
+} ParamId;
+
+typedef struct {
+    const char *section, *key;  // INI name; section NULL = command line only
+    const char *flag;           // command-line name without "--" (NULL = INI only)
+    ParamType type;
+    size_t off;                 // field in Settings
+    double min, max;            // P_INT, P_LONG, P_FLOAT (and live clamping)
+    const char *choices;        // P_CHOICE: "a|b|c"
+    const char *def;            // default, as text
+    const char *help;
+    // Live parameters only (live = ParamId, else -1 for a setting read at start).
+    int live;
+    ParamScale scale;
+    double step;     // SCALE_LIN: added per step; SCALE_LOG: factor per step up
+    double zero_up;  // SCALE_LOG with min 0: where a step up from 0 (off) lands
+    double floor;    // SCALE_LOG with min 0: a step down below this goes to 0
+    const char *label;  // short name on the HUD
+} Param;
+
+// All rows, in the order of default.ini and --help.
+const Param *params_table(size_t *n);
+// The row of a live parameter.
+const Param *param_live(int id);
+// Row by INI "section", "key"; by flag name or "section.key". NULL if none.
+const Param *param_find_ini(const char *section, const char *key);
+const Param *param_find_flag(const char *name);
+// Live id by key ("lr", "steps_per_frame"); -1 if none.
+int param_by_name(const char *key);
+// 1 if the value of a numeric live parameter is a whole number (steps, ring).
+int param_is_int(int id);
+
+// Sizes that follow from the table: the largest batch (1 + the most replayed
+// frames per step).
+int params_max_batch(void);
+
+// Parse text into the setting (range and type checked): 0, or -1 with err
+// naming the key and the allowed range.
+int param_parse(Settings *s, const Param *p, const char *text, TbErr *err);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,118 @@
+// session.c: start-up shared by the headless driver and the app.
+#define _DEFAULT_SOURCE
+#include "session.h"
+
+#include <glob.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "checkpoint.h"
+#include "params.h"
+#include "parse.h"
+
+#ifndef TABULA_ASSET_DIR
+#define TABULA_ASSET_DIR "assets"
+#endif
+
+static int exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+void session_default_clip(char *buf, size_t n) {
+    const char *clips[] = {"file:" TABULA_ASSET_DIR "/default_clip.mp4",
+                           "file:" TABULA_ASSET_DIR "/default_clip.webm"};
+    for (int i = 0; i < 2; i++)
+        if (exists(clips[i] + 5) && source_can_open(clips[i])) {
+            snprintf(buf, n, "%s", clips[i]);
+            return;
+        }
+    snprintf(buf, n, "pattern");
+}
+
+void session_default_source(char *buf, size_t n) {
+    if (source_can_open("camera")) {
+        glob_t g;
+        int cams = glob("/dev/video*", 0, NULL, &g) == 0 ? (int)g.gl_pathc : 0;
+        if (cams) globfree(&g);
+        if (cams) {
+            snprintf(buf, n, "camera");
+            return;
+        }
+    }
+    session_default_clip(buf, n);
+}
+
+SourceOpts session_source_opts(const Settings *s) {
+    return (SourceOpts){.width = s->camera_width,
+                        .height = s->camera_height,
+                        .fps = s->camera_fps,
+                        .lock_exposure = s->exposure_lock,
+                        .lock_white_balance = s->white_balance_lock};
+}
+
+int session_trainer_config(const Settings *s, const ModelSpec *arch, TrainerConfig *c, TbErr *err) {
+    memset(c, 0, sizeof *c);
+    ModelSpec m = model_spec_default(s->width, s->height);
+    if (arch) {
+        m = *arch;
+    } else {
+        m.kernel = s->kernel;
+        m.stride = s->stride;
+        m.pad = s->pad;
+        m.slope = s->slope;
+        const char *end;
+        m.n_enc = tb_parse_int_list(s->channels, m.channels, TB_MAX_LAYERS / 2, 1, 4096, &end);
+        if (m.n_enc < 0 || *end)
+            return tb_fail(err, "channels = \"%s\": expected up to %d comma-separated counts (1 to 4096)",
+                           s->channels, TB_MAX_LAYERS / 2);
+    }
+    m.width = s->width;
+    m.height = s->height;
+    c->spec = m;
+    c->backend = s->backend;
+    Hyper *h = &c->hyper;
+    h->optimizer = strcmp(s->optimizer, "adam") == 0 ? OPT_ADAM : OPT_SGD;
+    h->lr = s->lr;
+    h->momentum = s->momentum;
+    h->clip = s->clip;
+    h->weight_decay = s->weight_decay;
+    h->beta1 = s->adam_beta1;
+    h->beta2 = s->adam_beta2;
+    h->eps = s->adam_eps;
+    h->t = 1;
+    c->ring = s->ring;
+    c->max_batch = params_max_batch();
+    c->seed = (uint64_t)s->seed;
+    return 0;
+}
+
+int session_setup_trainer(Trainer *t, const Settings *s, TbErr *err) {
+    ModelSpec spec, *specp = NULL;
+    if (s->load[0]) {
+        if (checkpoint_peek_spec(s->load, &spec, err)) return -1;
+        specp = &spec;
+    }
+    TrainerConfig c;
+    if (session_trainer_config(s, specp, &c, err) || trainer_init(t, &c, err)) return -1;
+    if (s->load[0]) {
+        if (checkpoint_load(s->load, t, err)) {
+            trainer_free(t);
+            return -1;
+        }
+        tb_log("loaded %s (step %ld)", s->load, t->step);
+    }
+    if (s->save_init[0] && checkpoint_save(s->save_init, t, 0, err)) {
+        trainer_free(t);
+        return -1;
+    }
+    model_print_summary(&t->model, stderr);
+    return 0;
+}
+
+int session_save(Trainer *t, const Settings *s, TbErr *err) {
+    if (!s->save[0]) return 0;
+    if (checkpoint_save(s->save, t, 1, err)) return -1;
+    tb_log("saved %s (step %ld)", s->save, t->step);
+    return 0;
+}

@@ -1,0 +1,222 @@
+// settings.c: defaults, the INI reader, the command-line parser, --help and the
+// written default.ini, all driven by the parameter table (params.c).
+#include "settings.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "params.h"
+#include "parse.h"
+
+// The settings' parser: the rows come from the one parameter table (params.c).
+static const Param *rows(size_t *n) { return params_table(n); }
+
+void settings_default(Settings *s) {
+    memset(s, 0, sizeof *s);
+    TbErr err;
+    size_t n;
+    const Param *P = rows(&n);
+    for (size_t i = 0; i < n; i++)
+        CHECK(param_parse(s, &P[i], P[i].def, &err) == 0, "default of %s: %s", P[i].key, err.msg);
+}
+
+static char *trim(char *p) {
+    while (isspace((unsigned char)*p)) p++;
+    char *e = p + strlen(p);
+    while (e > p && isspace((unsigned char)e[-1])) *--e = 0;
+    return p;
+}
+
+int settings_load_file(Settings *s, const char *path, TbErr *err) {
+    FILE *f = fopen(path, "r");
+    if (!f) return tb_fail(err, "%s: %s", path, strerror(errno));
+    char line[1024], section[64] = "";
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            rc = tb_fail(err, "%s:%d: line too long", path, lineno);
+            break;
+        }
+        char *p = trim(line);
+        if (!*p || *p == '#' || *p == ';') continue;
+        if (*p == '[') {
+            char *e = strchr(p, ']');
+            if (!e || e[1]) {
+                rc = tb_fail(err, "%s:%d: bad section header \"%s\"", path, lineno, p);
+                break;
+            }
+            *e = 0;
+            snprintf(section, sizeof section, "%s", trim(p + 1));
+            int known = 0;
+            size_t np;
+            const Param *P = rows(&np);
+            for (size_t i = 0; i < np; i++)
+                if (P[i].section && strcmp(P[i].section, section) == 0) known = 1;
+            if (!known) {
+                rc = tb_fail(err, "%s:%d: unknown section [%s]", path, lineno, section);
+                break;
+            }
+            continue;
+        }
+        char *eq = strchr(p, '=');
+        if (!eq) {
+            rc = tb_fail(err, "%s:%d: expected key = value, got \"%s\"", path, lineno, p);
+            break;
+        }
+        *eq = 0;
+        char *key = trim(p), *val = trim(eq + 1);
+        // Inline comments: " # ..." after the value.
+        char *hash = strstr(val, " #");
+        if (hash) *hash = 0, val = trim(val);
+        if (!section[0]) {
+            rc = tb_fail(err, "%s:%d: \"%s\" outside any [section]", path, lineno, key);
+            break;
+        }
+        const Param *o = param_find_ini(section, key);
+        if (!o) {
+            rc = tb_fail(err, "%s:%d: unknown key \"%s\" in [%s]", path, lineno, key, section);
+            break;
+        }
+        // Quotes are optional around strings.
+        size_t n = strlen(val);
+        if (n >= 2 && val[0] == '"' && val[n - 1] == '"') val[n - 1] = 0, val++;
+        TbErr e2;
+        if (param_parse(s, o, val, &e2)) {
+            rc = tb_fail(err, "%s:%d: %s", path, lineno, e2.msg);
+            break;
+        }
+    }
+    if (rc == 0 && ferror(f)) rc = tb_fail(err, "%s: read error", path);
+    fclose(f);
+    return rc;
+}
+
+int settings_set(Settings *s, const char *name, const char *value, TbErr *err) {
+    const Param *o = param_find_flag(name);
+    if (!o) return tb_fail(err, "unknown setting \"%s\"", name);
+    return param_parse(s, o, value, err);
+}
+
+// --size WxH sets [train] width and height, within their rows' range.
+static int parse_size(Settings *s, const char *v, TbErr *err) {
+    const Param *pw = param_find_ini("train", "width");
+    int lo = (int)pw->min, hi = (int)pw->max;
+    if (tb_parse_size(v, lo, hi, &s->width, &s->height) < 0)
+        return tb_fail(err, "--size: \"%s\" is not WxH (%d to %d each, e.g. 256x256)", v, lo, hi);
+    return 0;
+}
+
+int settings_parse_args(Settings *s, int argc, char **argv, TbErr *err) {
+    // --config first so that flags override the file whatever their order.
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            settings_print_help(stdout);
+            return 1;
+        }
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) return tb_fail(err, "--config needs a file");
+            if (settings_load_file(s, argv[i + 1], err)) return -1;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) return tb_fail(err, "unexpected argument \"%s\" (see --help)", a);
+        const char *name = a + 2;
+        char buf[128];
+        const char *val = NULL;
+        const char *eq = strchr(name, '=');
+        if (eq && eq - name < (long)sizeof buf) {  // --key=value
+            memcpy(buf, name, (size_t)(eq - name));
+            buf[eq - name] = 0;
+            name = buf;
+            val = eq + 1;
+        }
+        if (strcmp(name, "config") == 0) {
+            if (!val) i++;
+            continue;
+        }
+        const Param *o = param_find_flag(name);
+        int is_size = strcmp(name, "size") == 0;
+        if (!o && !is_size) return tb_fail(err, "unknown option --%s (see --help)", name);
+        if (o && o->type == P_FLAG && !val) {
+            *(int *)((char *)s + o->off) = 1;
+            continue;
+        }
+        if (!val) {
+            if (i + 1 >= argc) return tb_fail(err, "--%s needs a value", name);
+            val = argv[++i];
+        }
+        TbErr e2;
+        if (is_size ? parse_size(s, val, &e2) : param_parse(s, o, val, &e2))
+            return tb_fail(err, "--%s: %s", name, e2.msg);
+    }
+    return 0;
+}
+
+void settings_print_help(FILE *f) {
+    fprintf(f,
+            "usage: tabula [options]\n"
+            "A convolutional autoencoder that starts blank and learns to see, live: every frame\n"
+            "it reconstructs what the camera sees, compares, and takes a gradient step.\n\n"
+            "  --config FILE         read settings from an INI file first (see config/default.ini)\n"
+            "  --size WxH            training size (both multiples of 16), e.g. 256x256, 448x256\n");
+    size_t np;
+    const Param *P = rows(&np);
+    for (size_t i = 0; i < np; i++) {
+        const Param *o = &P[i];
+        if (!o->flag || strcmp(o->flag, "width") == 0 || strcmp(o->flag, "height") == 0) continue;
+        char left[64];
+        const char *arg = o->type == P_FLAG                         ? ""
+                          : o->type == P_INT || o->type == P_LONG ? " N"
+                          : o->type == P_FLOAT                    ? " X"
+                          : o->type == P_CHOICE                   ? " NAME"
+                                                                  : " TEXT";
+        snprintf(left, sizeof left, "--%s%s", o->flag, arg);
+        fprintf(f, "  %-21s %s", left, o->help);
+        if (o->type == P_CHOICE) fprintf(f, " (%s; default %s)", o->choices, o->def);
+        else if (o->type == P_INT || o->type == P_LONG || o->type == P_FLOAT)
+            fprintf(f, " (default %s, %g to %g)", o->def, o->min, o->max);
+        else if (o->def[0])
+            fprintf(f, " (default %s)", o->def);
+        fputc('\n', f);
+    }
+    fprintf(f,
+            "  --help                this text\n\n"
+            "Any INI setting can also be given as --section.key VALUE (e.g. --train.adam_beta1 0.8).\n"
+            "Exit codes: 0 success, 2 bad usage or bad input (with a message), 1 internal failure.\n");
+}
+
+static void write_value(const Settings *s, const Param *o, FILE *f) {
+    const char *base = (const char *)s + o->off;
+    switch (o->type) {
+    case P_INT:
+    case P_FLAG: fprintf(f, "%d", *(const int *)base); break;
+    case P_LONG: fprintf(f, "%ld", *(const long *)base); break;
+    case P_FLOAT: fprintf(f, "%g", (double)*(const float *)base); break;
+    default: fprintf(f, "%s", base); break;
+    }
+}
+
+void settings_write_ini(const Settings *s, FILE *f) {
+    const char *sec = "";
+    size_t np;
+    const Param *P = rows(&np);
+    for (size_t i = 0; i < np; i++) {
+        const Param *o = &P[i];
+        if (!o->section) continue;
+        if (strcmp(sec, o->section) != 0) {
+            fprintf(f, "%s[%s]\n", sec[0] ? "\n" : "", o->section);
+            sec = o->section;
+        }
+        fprintf(f, "# %s", o->help);
+        if (o->type == P_CHOICE) fprintf(f, " (%s)", o->choices);
+        else if (o->type == P_INT || o->type == P_FLOAT) fprintf(f, " (%g to %g)", o->min, o->max);
+        fprintf(f, "\n%s = ", o->key);
+        write_value(s, o, f);
+        fputc('\n', f);
+    }
+}

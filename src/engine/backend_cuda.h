@@ -1,0 +1,28 @@
+// backend_cuda.h: the CUDA/cuDNN backend (backend_cuda.cu). Built only when the
+// CUDA toolkit and cuDNN were found (TABULA_HAVE_CUDA).
+#pragma once
+#include <stddef.h>
+
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// 1 if a CUDA device and cuDNN are usable; else 0 with the reason in err.
+int cuda_available(TbErr *err);
+Backend *backend_cuda_create(const Model *m, int max_batch, TbErr *err);
+
+// Extras beyond the Backend table, for CUDA-GL interop:
+// Sample i of the last forward/step as RGBA8 into device memory (rows pitch_bytes
+// apart), e.g. a PBO mapped through CUDA-GL interop, without a trip through the
+// host. Enqueued on the backend's stream and not waited for: unmap the resource
+// on backend_cuda_stream(b) (a non-blocking stream: stream 0 does not order with
+// it) before GL reads it.
+void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size_t pitch_bytes);
+// The stream all of the backend's work runs on (a cudaStream_t).
+void *backend_cuda_stream(Backend *b);
+
+#ifdef __cplusplus
+}
+#endif
