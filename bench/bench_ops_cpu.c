@@ -1,4 +1,4 @@
-// bench_ops_cpu.c: time each layer of the default network (DESIGN §2) on the
+// bench_ops_cpu.c: time each layer of the default network (docs/ARCHITECTURE.md, "The network") on the
 // CPU ops, batch 1, at 128x128 and 256x256.
 //   forward  = conv/convT + bias/activation
 //   backward = bias/activation backward + conv/convT backward (no dx for layer 0)

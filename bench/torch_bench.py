@@ -2,7 +2,7 @@
 """PyTorch train-step benchmark of tabula's default network, for comparison
 with tabula's own benchmarks.
 
-The network is DESIGN §2's "tabula-ae-v1": 4 x Conv2d(k4, s2, p1) with channels
+The network is the default "tabula-ae-v1" (docs/ARCHITECTURE.md): 4 x Conv2d(k4, s2, p1) with channels
 3->32->64->128->256 and LeakyReLU(0.2), mirrored by 4 x ConvTranspose2d, sigmoid
 last. One step is what tabula's trainer does for a batch of one frame:
 zero_grad, forward, MSE loss, backward, clip_grad_norm_, SGD (momentum, weight

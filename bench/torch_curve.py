@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Online learning curve of tabula's default network in PyTorch.
 
-Trains DESIGN §2's network from blank (He init, zero biases) on a Y4M clip the
+Trains the default network (docs/ARCHITECTURE.md) from blank (He init, zero biases) on a Y4M clip the
 way tabula's headless mode does: each frame is centre-cropped to the training
 aspect, resized, and trained on for --steps-per-frame steps with a batch of
 that frame only; the loss of the last step on the frame (measured in its

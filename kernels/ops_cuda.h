@@ -43,7 +43,7 @@ void mse_forward_backward_cuda(float *dy, float *loss, const float *y, const flo
 void sum_partials_cuda(float *out, const double *partial, int count, double div, int take_sqrt,
                        cudaStream_t stream);
 
-// ---- optim.cu: optimizer over the flat parameter block (DESIGN §2).
+// ---- optim.cu: optimizer over the flat parameter block (docs/ARCHITECTURE.md, "The network").
 // Hyperparameters of one step as the device sees them. The host fills it with
 // step_params_fill and copies it to device memory before the step's kernels.
 typedef struct {

@@ -1,4 +1,4 @@
-// model.c: builds the layer list of the autoencoder (DESIGN §2) from a spec,
+// model.c: builds the layer list of the autoencoder (docs/ARCHITECTURE.md, "The network") from a spec,
 // initialises parameters, and prints the per-layer summary.
 #include "model.h"
 

@@ -47,7 +47,7 @@ typedef struct {
     size_t act_total;
 } Model;
 
-// The default network "tabula-ae-v1" (DESIGN §2) at w x h.
+// The default network "tabula-ae-v1" (docs/ARCHITECTURE.md, "The network") at w x h.
 ModelSpec model_spec_default(int width, int height);
 // Build the layer list. Fails (bad input) if sizes are not multiples of 2^n_enc etc.
 int model_build(Model *m, const ModelSpec *spec, TbErr *err);

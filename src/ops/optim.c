@@ -1,5 +1,5 @@
 // optim.c: gradient norm, clipping factor, SGD with momentum and Adam over the
-// flat parameter block, with PyTorch's semantics (DESIGN §2):
+// flat parameter block, with PyTorch's semantics (docs/ARCHITECTURE.md, "The network"):
 //   torch.nn.utils.clip_grad_norm_(params, c); torch.optim.SGD(momentum=mu,
 //   weight_decay=wd, dampening=0) or torch.optim.Adam(weight_decay=wd).
 // The clip factor is passed in as `scale` and applied inside the update, so
