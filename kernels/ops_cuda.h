@@ -16,8 +16,9 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
-#include "ops.h"
+#include "common.h"
 #include "cuda_common.h"
+#include "ops.h"
 
 #ifdef __cplusplus
 extern "C" {
