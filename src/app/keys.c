@@ -1,27 +1,30 @@
-// keys.c: the key table.
+// keys.c: the key table, and its help lines (the overlay and the README's table)
+// with the steps of the parameters taken from the parameter table.
 #include "keys.h"
 
 #include <GLFW/glfw3.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
-#include "controls.h"
+#include "params.h"
 #include "display.h"
 
 #define SH GLFW_MOD_SHIFT
 static const KeyBinding KEYS[] = {
-    {GLFW_KEY_UP, 0, KA_UP, PARAM_LR, "Up", "learning rate up (x1.78, 4 steps a decade)"},
-    {GLFW_KEY_DOWN, 0, KA_DOWN, PARAM_LR, "Down", "learning rate down"},
-    {GLFW_KEY_RIGHT, 0, KA_UP, PARAM_MOMENTUM, "Right", "momentum up (+0.01)"},
-    {GLFW_KEY_LEFT, 0, KA_DOWN, PARAM_MOMENTUM, "Left", "momentum down (-0.01)"},
-    {GLFW_KEY_C, 0, KA_UP, PARAM_CLIP, "C", "gradient clip up (x1.41)"},
-    {GLFW_KEY_C, SH, KA_DOWN, PARAM_CLIP, "Shift+C", "gradient clip down"},
+    {GLFW_KEY_UP, 0, KA_UP, PARAM_LR, "Up", "learning rate"},
+    {GLFW_KEY_DOWN, 0, KA_DOWN, PARAM_LR, "Down", "learning rate"},
+    {GLFW_KEY_RIGHT, 0, KA_UP, PARAM_MOMENTUM, "Right", "momentum"},
+    {GLFW_KEY_LEFT, 0, KA_DOWN, PARAM_MOMENTUM, "Left", "momentum"},
+    {GLFW_KEY_C, 0, KA_UP, PARAM_CLIP, "C", "gradient clip"},
+    {GLFW_KEY_C, SH, KA_DOWN, PARAM_CLIP, "Shift+C", "gradient clip"},
     {GLFW_KEY_X, 0, KA_CLIP_TOGGLE, 0, "X", "gradient clip off / back on"},
-    {GLFW_KEY_RIGHT_BRACKET, 0, KA_UP, PARAM_STEPS, "]", "steps per frame up (+1)"},
-    {GLFW_KEY_LEFT_BRACKET, 0, KA_DOWN, PARAM_STEPS, "[", "steps per frame down"},
-    {GLFW_KEY_M, 0, KA_UP, PARAM_MEMORY, "M", "memory up: replay one more recent frame per step"},
-    {GLFW_KEY_M, SH, KA_DOWN, PARAM_MEMORY, "Shift+M", "memory down"},
-    {GLFW_KEY_N, 0, KA_UP, PARAM_RING, "N", "memory reaches further back (ring x2)"},
-    {GLFW_KEY_N, SH, KA_DOWN, PARAM_RING, "Shift+N", "memory reaches less far back"},
+    {GLFW_KEY_RIGHT_BRACKET, 0, KA_UP, PARAM_STEPS, "]", "steps per frame"},
+    {GLFW_KEY_LEFT_BRACKET, 0, KA_DOWN, PARAM_STEPS, "[", "steps per frame"},
+    {GLFW_KEY_M, 0, KA_UP, PARAM_MEMORY, "M", "memory (recent frames replayed with the newest in each step)"},
+    {GLFW_KEY_M, SH, KA_DOWN, PARAM_MEMORY, "Shift+M", "memory (recent frames replayed with the newest in each step)"},
+    {GLFW_KEY_N, 0, KA_UP, PARAM_RING, "N", "how far back memory reaches (ring length)"},
+    {GLFW_KEY_N, SH, KA_DOWN, PARAM_RING, "Shift+N", "how far back memory reaches (ring length)"},
     {GLFW_KEY_SPACE, 0, KA_PAUSE, 0, "Space", "pause / resume learning"},
     {GLFW_KEY_R, 0, KA_RESET, 0, "R", "reset: a fresh blank network"},
     {GLFW_KEY_S, 0, KA_SAVE, 0, "S", "save a snapshot of the weights"},
@@ -53,4 +56,53 @@ const KeyBinding *keys_lookup(int key, int mods) {
 const KeyBinding *keys_table(int *n) {
     *n = N_KEYS;
     return KEYS;
+}
+
+// "x1.78" or "+0.01" (up), "/1.78" or "-0.01" (down): one step of parameter id.
+static void step_text(int id, int dir, char *buf, size_t n) {
+    const Param *r = param_live(id);
+    if (r->scale == SCALE_LOG) snprintf(buf, n, "%s%.3g", dir > 0 ? "x" : "/", r->step);
+    else snprintf(buf, n, "%s%g", dir > 0 ? "+" : "-", r->step);
+}
+
+// "; below 0.01 it turns off" for a log-scaled parameter that can be off.
+static void off_text(int id, char *buf, size_t n) {
+    const Param *r = param_live(id);
+    buf[0] = 0;
+    if (r->scale == SCALE_LOG && r->min <= 0 && r->floor > 0)
+        snprintf(buf, n, "; below %g it turns off", r->floor);
+}
+
+void keys_help(const KeyBinding *k, char *buf, size_t n) {
+    if (k->kind != KA_UP && k->kind != KA_DOWN) {
+        snprintf(buf, n, "%s", k->help);
+        return;
+    }
+    int dir = k->kind == KA_UP ? 1 : -1;
+    char step[32], off[64];
+    step_text(k->arg, dir, step, sizeof step);
+    off_text(k->arg, off, sizeof off);
+    snprintf(buf, n, "%s %s (%s%s)", k->help, dir > 0 ? "up" : "down", step, off);
+}
+
+void keys_markdown(FILE *f) {
+    fprintf(f, "| key | action |\n|---|---|\n");
+    for (int i = 0; i < N_KEYS; i++) {
+        const KeyBinding *k = &KEYS[i];
+        if (!k->keyname) continue;
+        const KeyBinding *nx = i + 1 < N_KEYS ? &KEYS[i + 1] : NULL;
+        if (k->kind == KA_UP && nx && nx->kind == KA_DOWN && nx->arg == k->arg) {
+            // An up/down pair on one row.
+            char step[32], off[64];
+            step_text(k->arg, 1, step, sizeof step);
+            off_text(k->arg, off, sizeof off);
+            fprintf(f, "| %s / %s | %s up / down (%s a step%s) |\n", k->keyname, nx->keyname, k->help,
+                    step, off);
+            i++;
+            continue;
+        }
+        char help[160];
+        keys_help(k, help, sizeof help);
+        fprintf(f, "| %s | %s |\n", k->keyname, help);
+    }
 }

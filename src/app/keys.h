@@ -1,6 +1,8 @@
 // keys.h: the keyboard panel. One table maps keys to actions; the help overlay
 // and the README's key list are the same table.
 #pragma once
+#include <stddef.h>
+#include <stdio.h>
 
 typedef enum {
     KA_UP = 0,      // parameter `arg` one step up
@@ -25,9 +27,15 @@ typedef struct {
     KeyActionKind kind;
     int arg;
     const char *keyname;  // as printed in help
-    const char *help;
+    const char *help;     // KA_UP/KA_DOWN: the parameter's name (keys_help adds the step)
 } KeyBinding;
 
 // Binding for a key press (NULL if none). Shift-sensitive where the table says.
 const KeyBinding *keys_lookup(int key, int mods);
 const KeyBinding *keys_table(int *n);
+// The help line of a binding: its text, and for a parameter step the direction
+// and the step from the parameter table ("learning rate up (x1.78)").
+void keys_help(const KeyBinding *k, char *buf, size_t n);
+// The key table as Markdown (the README's "Keys" table is this, checked by
+// tests/app/test_keys.c): up/down pairs share a row.
+void keys_markdown(FILE *f);

@@ -1,14 +1,29 @@
 // headless.c: the command-line driver. Reads every frame of the source in order
-#define _DEFAULT_SOURCE
 // (no pacing, no dropped frames: runs are reproducible), trains, writes metrics.
-#include <math.h>
+#define _DEFAULT_SOURCE
+#include "headless.h"
+
 #include <string.h>
 #include <unistd.h>
 
-#include "metrics.h"
-#include "headless.h"
+#include "run.h"
 #include "session.h"
 #include "source.h"
+
+// Next frame of src into *frame (grown as needed). 1, or -1 with err.
+static int read_frame(Source *src, uint8_t **frame, size_t *cap, int *w, int *h, TbErr *err) {
+    // The size of the frame read() returns now (an image folder changes it in read()).
+    *w = src->width, *h = src->height;
+    size_t need = (size_t)*w * *h * 3;
+    if (need > *cap) {
+        free(*frame);
+        *frame = tb_malloc(need);
+        *cap = need;
+    }
+    int got;
+    while ((got = src->read(src, *frame, err)) == 0) usleep(1000);  // live source: wait
+    return got;
+}
 
 int run_headless(const Settings *s) {
     TbErr err = {{0}};
@@ -26,61 +41,41 @@ int run_headless(const Settings *s) {
         tb_log("%s", err.msg);
         return TB_EXIT_INPUT;
     }
-    Trainer t;
-    if (session_setup_trainer(&t, s, &err)) {
+    Run r;
+    if (run_open(&r, s, &err)) {
         tb_log("%s", err.msg);
-        source_close(src);
-        return TB_EXIT_INPUT;
-    }
-    Metrics m;
-    if (metrics_open(&m, s->metrics, &t, &err)) {
-        tb_log("%s", err.msg);
-        trainer_free(&t);
         source_close(src);
         return TB_EXIT_INPUT;
     }
     tb_log("headless: %s, %ld frames, backend %s, %d step(s)/frame, memory %d", spec, s->frames,
-           t.be->name, s->steps_per_frame, s->memory);
+           r.t.be->name, (int)r.p.v[PARAM_STEPS], (int)r.p.v[PARAM_MEMORY]);
 
     int rc = TB_EXIT_OK;
     size_t cap = 0;
     uint8_t *frame = NULL;
     double t0 = tb_now();
     for (long f = 0; f < s->frames; f++) {
-        // The size of the frame read() returns now (an image folder changes it in read()).
-        int w = src->width, h = src->height;
-        size_t need = (size_t)w * h * 3;
-        if (need > cap) {
-            free(frame);
-            frame = tb_malloc(need);
-            cap = need;
-        }
-        int got;
-        while ((got = src->read(src, frame, &err)) == 0) usleep(1000);  // live source: wait
-        if (got < 0) {
+        int w, h;
+        if (read_frame(src, &frame, &cap, &w, &h, &err) < 0) {
             tb_log("%s", err.msg);
             rc = TB_EXIT_INPUT;
             break;
         }
-        trainer_push_frame(&t, frame, w, h);
-        int K = s->steps_per_frame;
-        if (metrics_need_flush(&m, &t, K, s->stats_every)) metrics_flush(&m, &t);
-        int slot = trainer_train(&t, K, s->memory);
-        metrics_frame(&m, &t, f, slot, K, s->memory);
+        run_frame(&r, frame, w, h);
     }
-    metrics_flush(&m, &t);
+    run_flush(&r);
     double dt = tb_now() - t0;
     if (rc == TB_EXIT_OK) {
         tb_log("done: %ld frames, %ld steps in %.2f s (%.1f steps/s), last loss %.5f (PSNR %.2f dB)",
-               s->frames, t.step, dt, t.step / (dt > 0 ? dt : 1), (double)m.loss, (double)m.psnr);
-        if (session_save(&t, s, &err)) {
+               s->frames, r.t.step, dt, r.t.step / (dt > 0 ? dt : 1), (double)r.m.loss,
+               (double)r.m.psnr);
+        if (session_save(&r.t, s, &err)) {
             tb_log("%s", err.msg);
             rc = TB_EXIT_INPUT;
         }
     }
     free(frame);
-    metrics_close(&m);
-    trainer_free(&t);
+    run_close(&r);
     source_close(src);
     return rc;
 }

@@ -1,0 +1,74 @@
+// live.h: what the app's threads share. Three rates, three threads:
+//   capture thread (capture.c): the newest camera/file frame wins;
+//   training thread (train_thread.c): takes the newest frame, applies control
+//     events, takes K steps, publishes the reconstruction and a view for the HUD;
+//   main thread (app.c): owns the window; shows the newest camera frame and
+//     the newest reconstruction at the monitor's rate, reads the keyboard.
+// Nothing on the main thread waits for training, disk or camera I/O: the two
+// threads meet only in short copies under `mu` (newest wins).
+#pragma once
+#include <pthread.h>
+#include <stdint.h>
+
+#include "capture.h"
+#include "controls.h"
+#include "display.h"
+#include "recon_gpu.h"
+#include "run.h"
+
+// What the training thread publishes for the HUD.
+typedef struct {
+    LiveParams p;
+    float loss, psnr, grad_norm, steps_per_s;
+    long step, frames;
+    const char *backend;
+} TrainView;
+
+typedef struct {
+    const Settings *s;
+    Run run;         // the trainer: the training thread's while it runs
+    Capture *cap;
+    ControlQueue q;  // keys (and later MIDI, OSC) -> training thread
+    pthread_t thread;
+    pthread_mutex_t mu;  // guards everything below
+    pthread_cond_t cond;
+    // Frame slot: main -> training (newest wins).
+    uint8_t *in_rgb;
+    int in_w, in_h;
+    size_t in_cap;
+    uint64_t in_seq;
+    double in_arrival;
+    // Reconstruction slot: training -> main (newest wins).
+    uint8_t *rec_rgb;
+    uint64_t rec_seq;
+    double rec_arrival;  // arrival time of the frame it reconstructs
+    TrainView view;
+    ReconGpu *rg;  // CUDA-GL interop, or NULL: reconstructions through rec_rgb
+    char status[256];
+    double status_secs;
+    int quit, done;
+} App;
+
+// A line for the operator: logged, and shown on screen for `secs` seconds.
+void app_status(App *a, double secs, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+// The training thread (arg: App *). Returns when told to quit or after
+// s->frames frames.
+void *train_thread_main(void *arg);
+
+// The keyboard panel (panel.c): display keys act at once, training keys become
+// "set P to V" events computed from the panel's own copy of the parameters.
+typedef struct {
+    LiveParams p;
+    float clip_saved;  // what X turns clip back on to
+    int flip, hud, help;
+} Panel;
+void panel_init(Panel *pn, Display *d, const Settings *s);
+void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k);
+// The HUD's lines from the training view (one per group of parameters, then
+// loss, rates, step, source).
+void panel_hud(Display *d, const TrainView *v, double disp_fps, const char *src, double delay_ms);

@@ -1,0 +1,129 @@
+// panel.c: the keyboard panel and the HUD. Display keys act here at once;
+// training keys become "set P to V" events for the training thread, computed
+// from the panel's own copy of the parameters so that repeats accumulate. The
+// HUD shows every live parameter of the table, then what training measures.
+#include <stdio.h>
+#include <string.h>
+
+#include "keys.h"
+#include "live.h"
+
+static void send_set(App *a, LiveParams *mine, int id, float v) {
+    float stored = live_params_set(mine, id, v);
+    control_push(&a->q, (ControlEvent){CMD_SET, id, stored});
+}
+
+// The help overlay: every key with its help line (steps from the parameter table).
+static void set_help(Display *d) {
+    int n;
+    const KeyBinding *k = keys_table(&n);
+    static char lines[64][128];
+    const char *ptrs[64];
+    int m = 0;
+    snprintf(lines[m], sizeof lines[m], "tabula keys");
+    ptrs[m] = lines[m];
+    m++;
+    for (int i = 0; i < n && m < 64; i++) {
+        if (!k[i].keyname) continue;
+        char help[112];
+        keys_help(&k[i], help, sizeof help);
+        snprintf(lines[m], sizeof lines[m], "%s\t%s", k[i].keyname, help);
+        ptrs[m] = lines[m];
+        m++;
+    }
+    display_set_help(d, ptrs, m);
+}
+
+void panel_init(Panel *pn, Display *d, const Settings *s) {
+    memset(pn, 0, sizeof *pn);
+    pn->clip_saved = s->clip > 0 ? s->clip : 1.0f;
+    pn->flip = s->flip;
+    pn->hud = s->hud;
+    live_params_from_settings(&pn->p, s);
+    display_set_flip(d, pn->flip);
+    display_show_hud(d, pn->hud);
+    set_help(d);
+}
+
+void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k) {
+    LiveParams *mine = &pn->p;
+    const KeyBinding *b = keys_lookup(k->key, k->mods);
+    if (!b) return;
+    switch (b->kind) {
+    case KA_UP:
+    case KA_DOWN:
+        send_set(a, mine, b->arg, live_params_nudge(mine, b->arg, b->kind == KA_UP ? 1 : -1));
+        break;
+    case KA_CLIP_TOGGLE:
+        if (mine->v[PARAM_CLIP] > 0) {
+            pn->clip_saved = mine->v[PARAM_CLIP];
+            send_set(a, mine, PARAM_CLIP, 0);
+        } else {
+            send_set(a, mine, PARAM_CLIP, pn->clip_saved > 0 ? pn->clip_saved : 1.0f);
+        }
+        break;
+    case KA_PAUSE:
+        send_set(a, mine, PARAM_PAUSE, mine->v[PARAM_PAUSE] > 0 ? 0 : 1);
+        display_status(d, mine->v[PARAM_PAUSE] > 0 ? "learning paused" : "learning resumed", 1.5);
+        break;
+    case KA_RESET: control_push(&a->q, (ControlEvent){CMD_RESET, 0, 0}); break;
+    case KA_SAVE: control_push(&a->q, (ControlEvent){CMD_SAVE, 0, 0}); break;
+    case KA_LOAD: control_push(&a->q, (ControlEvent){CMD_LOAD, 0, 0}); break;
+    case KA_LAYOUT_NEXT:
+        display_set_layout(d, (DisplayLayout)((display_layout(d) + 1) % DISPLAY_LAYOUT_COUNT));
+        break;
+    case KA_LAYOUT_SET: display_set_layout(d, (DisplayLayout)b->arg); break;
+    case KA_FLIP:
+        pn->flip = !pn->flip;
+        display_set_flip(d, pn->flip);
+        break;
+    case KA_HUD:
+        pn->hud = !pn->hud;
+        display_show_hud(d, pn->hud);
+        break;
+    case KA_HELP:
+        pn->help = !pn->help;
+        display_show_help(d, pn->help);
+        break;
+    case KA_FULLSCREEN: display_set_fullscreen(d, !display_fullscreen(d)); break;
+    case KA_QUIT: display_set_should_close(d, 1); break;
+    }
+}
+
+// "lr 2", "clip off", "memory 3", "PAUSED" (pause shows only when on).
+static int param_text(const LiveParams *p, int id, char *buf, size_t n) {
+    const Param *r = param_live(id);
+    float v = p->v[id];
+    if (id == PARAM_PAUSE) return v > 0 ? snprintf(buf, n, "PAUSED") : (buf[0] = 0, 0);
+    if (r->scale == SCALE_LOG && r->min <= 0 && v <= 0) return snprintf(buf, n, "%s off", r->label);
+    if (param_is_int(id)) return snprintf(buf, n, "%s %d", r->label, (int)v);
+    return snprintf(buf, n, "%s %.3g", r->label, (double)v);
+}
+
+enum { HUD_W = 96, HUD_LINES = 10 };
+
+void panel_hud(Display *d, const TrainView *v, double disp_fps, const char *src, double delay_ms) {
+    static char l[HUD_LINES][HUD_W];
+    const char *ptrs[HUD_LINES];
+    int n = 0;
+    // The live parameters, three to a line, in the table's order.
+    l[0][0] = 0;
+    for (int id = 0, on_line = 0; id < PARAM_COUNT && n < HUD_LINES - 4; id++) {
+        char item[48];
+        if (param_text(&v->p, id, item, sizeof item) <= 0) continue;
+        size_t len = strlen(l[n]);
+        snprintf(l[n] + len, HUD_W - len, "%s%s", on_line ? "   " : "", item);
+        if (++on_line == 3) {
+            n++, on_line = 0;
+            l[n][0] = 0;
+        }
+    }
+    if (l[n][0]) n++;
+    snprintf(l[n++], HUD_W, "loss %.5f   PSNR %.2f dB", (double)v->loss, (double)v->psnr);
+    snprintf(l[n++], HUD_W, "train %.1f steps/s   display %.0f fps   delay %.0f ms",
+             (double)v->steps_per_s, disp_fps, delay_ms);
+    snprintf(l[n++], HUD_W, "step %ld   frame %ld   backend %s", v->step, v->frames, v->backend);
+    snprintf(l[n++], HUD_W, "source: %s", src);
+    for (int i = 0; i < n; i++) ptrs[i] = l[i];
+    display_set_hud(d, ptrs, n);
+}

@@ -1,0 +1,96 @@
+// train_thread.c: the app's training thread. Each turn: apply the control events
+// in order, wait briefly for a new frame from the main thread, train on it
+// through the run loop the headless driver uses too (run.c), and publish the
+// reconstruction and a view of the numbers for the HUD.
+#define _DEFAULT_SOURCE
+#include <string.h>
+#include <time.h>
+
+#include "live.h"
+
+// Control events, in order. Returns 1 on quit.
+static int drain_events(App *a) {
+    ControlEvent e;
+    char msg[512];
+    while (control_pop(&a->q, &e)) {
+        if (run_control(&a->run, &e, msg, sizeof msg)) return 1;
+        if (msg[0]) app_status(a, strncmp(msg, "save failed", 11) == 0 ? 5 : 3, "%s", msg);
+    }
+    return 0;
+}
+
+// Copy the newest frame from the main thread (waiting up to 20 ms for one).
+// Returns 1 with a new frame in *frame, 0 without; *quit when the app stops.
+static int take_frame(App *a, uint64_t *seen, uint8_t **frame, size_t *cap, int *w, int *h,
+                      double *arrival, int *quit) {
+    pthread_mutex_lock(&a->mu);
+    if (a->in_seq == *seen && !a->quit) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&a->cond, &a->mu, &ts);
+    }
+    *quit = a->quit;
+    int fresh = a->in_seq != *seen;
+    if (fresh) {
+        *w = a->in_w, *h = a->in_h;
+        *arrival = a->in_arrival;
+        size_t need = (size_t)*w * *h * 3;
+        if (need > *cap) {
+            free(*frame);
+            *frame = tb_malloc(need);
+            *cap = need;
+        }
+        memcpy(*frame, a->in_rgb, need);
+        *seen = a->in_seq;
+    }
+    pthread_mutex_unlock(&a->mu);
+    return fresh;
+}
+
+// Hand the reconstruction (host copy in rec, or on the GPU) and the numbers to
+// the main thread. Returns 1 when the run has all the frames it asked for.
+static int publish(App *a, const uint8_t *rec, size_t rec_bytes, double arrival) {
+    Run *r = &a->run;
+    const Settings *s = a->s;
+    pthread_mutex_lock(&a->mu);
+    if (!a->rg) memcpy(a->rec_rgb, rec, rec_bytes);
+    a->rec_seq++;
+    a->rec_arrival = arrival;
+    a->view.p = r->p;
+    a->view.loss = r->m.loss;
+    a->view.psnr = r->m.psnr;
+    a->view.grad_norm = r->m.grad_norm;
+    a->view.steps_per_s = r->steps_per_s;
+    a->view.step = r->t.step;
+    a->view.frames = r->frames;
+    int done = s->frames > 0 && r->frames >= s->frames;
+    if (done) a->done = 1;
+    pthread_mutex_unlock(&a->mu);
+    return done;
+}
+
+void *train_thread_main(void *arg) {
+    App *a = arg;
+    Run *r = &a->run;
+    size_t fb = (size_t)r->t.model.spec.width * r->t.model.spec.height * 3;
+    uint8_t *frame = NULL, *rec = tb_malloc(fb);
+    size_t frame_cap = 0;
+    uint64_t seen = 0;
+    int quit = 0;
+    while (!quit) {
+        if (drain_events(a)) break;
+        int w, h;
+        double arrival;
+        if (!take_frame(a, &seen, &frame, &frame_cap, &w, &h, &arrival, &quit) || quit) continue;
+        if (run_frame(r, frame, w, h)) app_status(a, 4, "training diverged: restored the last good weights");
+        if (a->rg) recon_gpu_produce(a->rg);  // stays on the GPU, no wait
+        else trainer_output(&r->t, rec);      // waits for this frame's steps (GPU)
+        if (publish(a, rec, fb, arrival)) break;
+    }
+    run_flush(r);
+    free(frame);
+    free(rec);
+    return NULL;
+}
