@@ -21,21 +21,21 @@ static const KeyBinding KEYS[] = {
     {GLFW_KEY_X, 0, KA_CLIP_TOGGLE, 0, "X", "gradient clip off / back on"},
     {GLFW_KEY_RIGHT_BRACKET, 0, KA_UP, PARAM_STEPS, "]", "steps per frame"},
     {GLFW_KEY_LEFT_BRACKET, 0, KA_DOWN, PARAM_STEPS, "[", "steps per frame"},
-    {GLFW_KEY_M, 0, KA_UP, PARAM_MEMORY, "M", "memory (recent frames replayed with the newest in each step)"},
-    {GLFW_KEY_M, SH, KA_DOWN, PARAM_MEMORY, "Shift+M", "memory (recent frames replayed with the newest in each step)"},
-    {GLFW_KEY_N, 0, KA_UP, PARAM_RING, "N", "how far back memory reaches (ring length)"},
-    {GLFW_KEY_N, SH, KA_DOWN, PARAM_RING, "Shift+N", "how far back memory reaches (ring length)"},
+    {GLFW_KEY_M, 0, KA_UP, PARAM_MEMORY, "M", "memory (frames replayed with the newest)"},
+    {GLFW_KEY_M, SH, KA_DOWN, PARAM_MEMORY, "Shift+M", "memory (frames replayed with the newest)"},
+    {GLFW_KEY_N, 0, KA_UP, PARAM_RING, "N", "memory's reach (ring length)"},
+    {GLFW_KEY_N, SH, KA_DOWN, PARAM_RING, "Shift+N", "memory's reach (ring length)"},
     {GLFW_KEY_SPACE, 0, KA_PAUSE, 0, "Space", "pause / resume learning"},
     {GLFW_KEY_R, 0, KA_RESET, 0, "R", "reset: a fresh blank network"},
-    {GLFW_KEY_S, 0, KA_SAVE, 0, "S", "save a snapshot of the weights"},
-    {GLFW_KEY_L, 0, KA_LOAD, 0, "L", "load the last snapshot"},
+    {GLFW_KEY_S, 0, KA_SAVE, 0, "S", "save a snapshot of the weights (snapshot_dir)"},
+    {GLFW_KEY_L, 0, KA_LOAD, 0, "L", "load the newest snapshot"},
     {GLFW_KEY_TAB, 0, KA_LAYOUT_NEXT, 0, "Tab", "next layout"},
     {GLFW_KEY_1, 0, KA_LAYOUT_SET, DISPLAY_MIRROR, "1", "layout: mirror (reconstruction only)"},
     {GLFW_KEY_2, 0, KA_LAYOUT_SET, DISPLAY_SIDE, "2", "layout: camera | reconstruction"},
     {GLFW_KEY_3, 0, KA_LAYOUT_SET, DISPLAY_TRIPTYCH, "3", "layout: camera | reconstruction | error"},
     {GLFW_KEY_F, 0, KA_FLIP, 0, "F", "mirror flip on / off"},
     {GLFW_KEY_H, 0, KA_HUD, 0, "H", "heads-up display on / off"},
-    {GLFW_KEY_F1, 0, KA_HELP, 0, "F1 or ?", "this help"},
+    {GLFW_KEY_F1, 0, KA_HELP, 0, "F1 or ?", "help overlay: every key"},
     {GLFW_KEY_SLASH, SH, KA_HELP, 0, NULL, NULL},
     {GLFW_KEY_F11, 0, KA_FULLSCREEN, 0, "F11", "fullscreen on / off"},
     {GLFW_KEY_ESCAPE, 0, KA_QUIT, 0, "Esc or Q", "quit"},
@@ -79,10 +79,18 @@ void keys_help(const KeyBinding *k, char *buf, size_t n) {
         return;
     }
     int dir = k->kind == KA_UP ? 1 : -1;
-    char step[32], off[64];
+    char step[32], off[64] = "";
     step_text(k->arg, dir, step, sizeof step);
-    off_text(k->arg, off, sizeof off);
+    if (dir < 0) off_text(k->arg, off, sizeof off);
     snprintf(buf, n, "%s %s (%s%s)", k->help, dir > 0 ? "up" : "down", step, off);
+}
+
+// Text in a Markdown table cell: "|" escaped.
+static void md_cell(FILE *f, const char *s) {
+    for (; *s; s++) {
+        if (*s == '|') fputc('\\', f);
+        fputc(*s, f);
+    }
 }
 
 void keys_markdown(FILE *f) {
@@ -103,6 +111,10 @@ void keys_markdown(FILE *f) {
         }
         char help[160];
         keys_help(k, help, sizeof help);
-        fprintf(f, "| %s | %s |\n", k->keyname, help);
+        fputs("| ", f);
+        md_cell(f, k->keyname);
+        fputs(" | ", f);
+        md_cell(f, help);
+        fputs(" |\n", f);
     }
 }
