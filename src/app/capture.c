@@ -87,45 +87,85 @@ static void release(Capture *c) {
     free(c);
 }
 
+// The capture thread's own bookkeeping between reads.
+typedef struct {
+    Source *s;  // NULL while lost
+    double retry_s, stall_s, pace_fps;
+    double next_t, last_frame, retry_at, win_t;
+    uint64_t win_frames;
+    char last_open_err[512];
+} Loop;
+
+// Lost: reopen about every retry_s. Returns 1 once the source is back.
+static int reopen(Capture *c, Loop *L) {
+    if (tb_now() < L->retry_at) {
+        sleep_until(c, L->retry_at);
+        return 0;
+    }
+    TbErr e = {{0}};
+    L->s = c->o.open(c->spec, c->o.open_user, &e);
+    L->retry_at = tb_now() + L->retry_s;
+    if (!L->s) {
+        if (strcmp(e.msg, L->last_open_err) != 0) {  // log changes, not every retry
+            tb_log("%s: reopening failed: %s", c->spec, e.msg);
+            snprintf(L->last_open_err, sizeof L->last_open_err, "%s", e.msg);
+        }
+        return 0;
+    }
+    atomic_fetch_add(&c->reconnects, 1);
+    L->last_open_err[0] = 0;
+    tb_log("%s: reopened (%dx%d)", c->spec, L->s->width, L->s->height);
+    set_state(c, CAPTURE_STARTING, "%s reopened, waiting for frames", c->kind);
+    if (c->o.fps <= 0 && L->s->fps > 0) L->pace_fps = L->s->fps;
+    L->last_frame = L->next_t = tb_now();
+    return 1;
+}
+
+// A frame arrived in the writer's slot: publish it, count it, pace a file.
+static void got_frame(Capture *c, Loop *L, Slot *b, int fw, int fh, double now) {
+    b->w = fw, b->h = fh, b->t = now;
+    b->seq = atomic_fetch_add(&c->frames, 1) + 1;
+    publish(c);
+    L->last_frame = now;
+    if (c->state != CAPTURE_OK) set_state(c, CAPTURE_OK, "%s", c->spec);
+    if (++L->win_frames, now - L->win_t >= 1.0) {
+        pthread_mutex_lock(&c->mu);
+        c->fps = (double)L->win_frames / (now - L->win_t);
+        pthread_mutex_unlock(&c->mu);
+        L->win_t = now, L->win_frames = 0;
+    }
+    if (!c->live) {  // files play at their rate; after a hiccup, resync, do not burst
+        L->next_t += 1.0 / L->pace_fps;
+        if (L->next_t < now - 0.25) L->next_t = now;
+        sleep_until(c, L->next_t);
+    }
+}
+
+// The source failed (or a live one went silent): close it and start retrying.
+static void lose(Capture *c, Loop *L, const char *why, double now) {
+    char reason[512];
+    snprintf(reason, sizeof reason, "%s", why[0] ? why : "read failed");
+    source_close(L->s);
+    L->s = NULL;
+    set_state(c, CAPTURE_LOST, "%s lost: %s — retrying", c->kind, reason);
+    tb_log("%s lost: %s — retrying every %.1f s", c->kind, reason, L->retry_s);
+    L->retry_at = now + L->retry_s;
+}
+
 static void *capture_main(void *arg) {
     Capture *c = arg;
-    Source *s = c->src;
-    double retry_s = c->o.retry_s > 0 ? c->o.retry_s : 1.0;
-    double stall_s = c->o.stall_s == 0 ? 5.0 : c->o.stall_s;
-    double pace_fps = c->o.fps > 0 ? c->o.fps : (s->fps > 0 ? s->fps : 30);
-    double now = tb_now(), next_t = now, last_frame = now, retry_at = 0, win_t = now;
-    uint64_t win_frames = 0;
-    char reason[512] = "", last_open_err[512] = "";
+    Loop L = {.s = c->src};
+    L.retry_s = c->o.retry_s > 0 ? c->o.retry_s : 1.0;
+    L.stall_s = c->o.stall_s == 0 ? 5.0 : c->o.stall_s;
+    L.pace_fps = c->o.fps > 0 ? c->o.fps : (L.s->fps > 0 ? L.s->fps : 30);
+    L.next_t = L.last_frame = L.win_t = tb_now();
 
     while (!atomic_load(&c->stop)) {
-        if (!s) {  // lost: reopen about every retry_s
-            if (tb_now() < retry_at) {
-                sleep_until(c, retry_at);
-                continue;
-            }
-            TbErr e = {{0}};
-            s = c->o.open(c->spec, c->o.open_user, &e);
-            retry_at = tb_now() + retry_s;
-            if (!s) {
-                if (strcmp(e.msg, last_open_err) != 0) {  // log changes, not every retry
-                    tb_log("%s: reopening failed: %s", c->spec, e.msg);
-                    snprintf(last_open_err, sizeof last_open_err, "%s", e.msg);
-                }
-                continue;
-            }
-            atomic_fetch_add(&c->reconnects, 1);
-            last_open_err[0] = 0;
-            tb_log("%s: reopened (%dx%d)", c->spec, s->width, s->height);
-            set_state(c, CAPTURE_STARTING, "%s reopened, waiting for frames", c->kind);
-            if (c->o.fps <= 0 && s->fps > 0) pace_fps = s->fps;
-            last_frame = next_t = tb_now();
-        }
-
-        // The writer's slot fits the source's current size (it may change on reopen).
+        if (!L.s && !reopen(c, &L)) continue;
+        // The writer's slot fits the size of the frame this read() returns (it
+        // may change on reopen; an image folder changes it inside read()).
         Slot *b = &c->slot[c->back];
-        // The size of the frame this read() returns (an image folder changes
-        // width/height inside read() to announce the next one).
-        int fw = s->width, fh = s->height;
+        int fw = L.s->width, fh = L.s->height;
         size_t need = (size_t)fw * (size_t)fh * 3;
         if (b->cap < need) {
             free(b->rgb);
@@ -133,43 +173,22 @@ static void *capture_main(void *arg) {
             b->cap = need;
         }
         TbErr e = {{0}};
-        int r = s->read(s, b->rgb, &e);
-        now = tb_now();
+        int r = L.s->read(L.s, b->rgb, &e);
+        double now = tb_now();
         if (r == 1) {
-            b->w = fw, b->h = fh, b->t = now;
-            b->seq = atomic_fetch_add(&c->frames, 1) + 1;
-            publish(c);
-            last_frame = now;
-            if (c->state != CAPTURE_OK) set_state(c, CAPTURE_OK, "%s", c->spec);
-            if (++win_frames, now - win_t >= 1.0) {
-                pthread_mutex_lock(&c->mu);
-                c->fps = (double)win_frames / (now - win_t);
-                pthread_mutex_unlock(&c->mu);
-                win_t = now, win_frames = 0;
-            }
-            if (!c->live) {  // files play at their rate; after a hiccup, resync, do not burst
-                next_t += 1.0 / pace_fps;
-                if (next_t < now - 0.25) next_t = now;
-                sleep_until(c, next_t);
-            }
+            got_frame(c, &L, b, fw, fh, now);
             continue;
         }
         if (r == 0) {
-            if (!(c->live && stall_s > 0 && now - last_frame > stall_s)) {
+            if (!(c->live && L.stall_s > 0 && now - L.last_frame > L.stall_s)) {
                 nap(0.002);  // a camera's read already waited on poll; others must not spin
                 continue;
             }
-            snprintf(e.msg, sizeof e.msg, "no frame for %.1f s", now - last_frame);
+            snprintf(e.msg, sizeof e.msg, "no frame for %.1f s", now - L.last_frame);
         }
-        // r < 0, or a stalled live source: close it and start retrying.
-        snprintf(reason, sizeof reason, "%s", e.msg[0] ? e.msg : "read failed");
-        source_close(s);
-        s = NULL;
-        set_state(c, CAPTURE_LOST, "%s lost: %s — retrying", c->kind, reason);
-        tb_log("%s lost: %s — retrying every %.1f s", c->kind, reason, retry_s);
-        retry_at = now + retry_s;
+        lose(c, &L, e.msg, now);
     }
-    if (s) source_close(s);
+    if (L.s) source_close(L.s);
     atomic_store(&c->exited, 1);
     release(c);  // last: after this, c may be gone
     return NULL;

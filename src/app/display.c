@@ -608,13 +608,9 @@ static void free_gl(Display *d) {
             if (d->pane[m][b].prog) glDeleteProgram(d->pane[m][b].prog);
 }
 
-Display *display_open(const DisplayOpts *o, TbErr *err) {
-    DisplayOpts def = {0};
-    if (!o) o = &def;
-    if (g_open) {
-        tb_fail(err, "display: a window is already open in this process");
-        return NULL;
-    }
+// GLFW, and a 3.3 core window with its context current and GLEW loaded.
+// Returns the window, or NULL with err (GLFW terminated again).
+static GLFWwindow *open_window(const DisplayOpts *o, TbErr *err) {
     glfwSetErrorCallback(on_glfw_error);  // first, so that every failure says why
     const char *dpy = getenv("DISPLAY");
     if ((!dpy || !dpy[0]) && !getenv("WAYLAND_DISPLAY")) {
@@ -627,35 +623,37 @@ Display *display_open(const DisplayOpts *o, TbErr *err) {
                 g_glfw_err[0] ? g_glfw_err : "glfwInit failed");
         return NULL;
     }
-
-    Display *d = tb_calloc(1, sizeof *d);
-    d->vsync = o->vsync ? 1 : 0;
-    d->monitor = o->monitor;
-    d->layout = DISPLAY_MIRROR;
-    d->gain = 4;
     int w = o->width > 0 ? o->width : 1280, h = o->height > 0 ? o->height : 720;
-
     glfwWindowHint(GLFW_CONTEXT_VERSION_MAJOR, 3);
     glfwWindowHint(GLFW_CONTEXT_VERSION_MINOR, 3);
     glfwWindowHint(GLFW_OPENGL_PROFILE, GLFW_OPENGL_CORE_PROFILE);
     glfwWindowHint(GLFW_OPENGL_FORWARD_COMPAT, GLFW_TRUE);
     glfwWindowHint(GLFW_VISIBLE, o->hidden ? GLFW_FALSE : GLFW_TRUE);
     glfwWindowHint(GLFW_DOUBLEBUFFER, GLFW_TRUE);
-    d->win = glfwCreateWindow(w, h, "tabula", NULL, NULL);
-    if (!d->win) {
+    GLFWwindow *win = glfwCreateWindow(w, h, "tabula", NULL, NULL);
+    if (!win) {
         tb_fail(err, "cannot create an OpenGL 3.3 core window: %s",
                 g_glfw_err[0] ? g_glfw_err : "glfwCreateWindow failed");
-        goto fail_glfw;
+        glfwTerminate();
+        return NULL;
     }
-    glfwMakeContextCurrent(d->win);
+    glfwMakeContextCurrent(win);
     glewExperimental = GL_TRUE;  // core profiles need it for the 3.x entry points
     GLenum ge = glewInit();
     // GLEW_ERROR_NO_GLX_DISPLAY: an EGL context; the entry points are loaded.
     if (ge != GLEW_OK && ge != GLEW_ERROR_NO_GLX_DISPLAY) {
         tb_fail(err, "display: glewInit failed: %s", (const char *)glewGetErrorString(ge));
-        goto fail_window;
+        glfwDestroyWindow(win);
+        glfwTerminate();
+        return NULL;
     }
     while (glGetError() != GL_NO_ERROR) {}  // glewInit leaves GL_INVALID_ENUM on core
+    return win;
+}
+
+// Programs, textures and the HUD in the current context. 0, or -1 with err
+// (what was made is freed by free_gl).
+static int init_gl(Display *d, TbErr *err) {
     const char *renderer = (const char *)glGetString(GL_RENDERER);
     tb_log("display: OpenGL %s, %s", (const char *)glGetString(GL_VERSION), renderer);
     // Catmull-Rom costs 9 texture reads a pixel: free on a GPU, about 4x the
@@ -667,13 +665,12 @@ Display *display_open(const DisplayOpts *o, TbErr *err) {
         tb_log("display: software renderer: bilinear upscaling (display_set_bicubic to change)");
     }
     glGetIntegerv(GL_MAX_TEXTURE_SIZE, &d->max_tex);
-
     for (int m = 0; m < 3; m++)
         for (int b = 0; b < 2; b++) {
             char defs[64];
             snprintf(defs, sizeof defs, "#define MODE %d\n#define BICUBIC %d\n", m, b);
             PaneProg *p = &d->pane[m][b];
-            if (!(p->prog = gl_program("display_vert", "display_frag", defs, err))) goto fail_gl;
+            if (!(p->prog = gl_program("display_vert", "display_frag", defs, err))) return -1;
             p->u_crop = glGetUniformLocation(p->prog, "u_crop");
             p->u_flip = glGetUniformLocation(p->prog, "u_flip");
             p->u_gain = glGetUniformLocation(p->prog, "u_gain");
@@ -685,27 +682,38 @@ Display *display_open(const DisplayOpts *o, TbErr *err) {
     glGenVertexArrays(1, &d->vao);  // core profile draws need one, even empty
     d->tex_in = make_texture();
     d->tex_rec = make_texture();
-    if (!gl_ok("display init")) {
-        tb_fail(err, "display: could not set up textures (GL error above)");
-        goto fail_gl;
-    }
-    if (hud_init(&d->hud, err) != 0) goto fail_gl;
+    if (!gl_ok("display init")) return tb_fail(err, "display: could not set up textures (GL error above)");
+    return hud_init(&d->hud, err);
+}
 
+Display *display_open(const DisplayOpts *o, TbErr *err) {
+    DisplayOpts def = {0};
+    if (!o) o = &def;
+    if (g_open) {
+        tb_fail(err, "display: a window is already open in this process");
+        return NULL;
+    }
+    GLFWwindow *win = open_window(o, err);
+    if (!win) return NULL;
+    Display *d = tb_calloc(1, sizeof *d);
+    d->win = win;
+    d->vsync = o->vsync ? 1 : 0;
+    d->monitor = o->monitor;
+    d->layout = DISPLAY_MIRROR;
+    d->gain = 4;
+    if (init_gl(d, err) != 0) {
+        free_gl(d);
+        glfwDestroyWindow(d->win);
+        free(d);
+        glfwTerminate();
+        return NULL;
+    }
     glfwSetWindowUserPointer(d->win, d);
     glfwSetKeyCallback(d->win, on_key);
     glfwSwapInterval(d->vsync);
     g_open = 1;
     if (o->fullscreen) display_set_fullscreen(d, 1);
     return d;
-
-fail_gl:
-    free_gl(d);
-fail_window:
-    glfwDestroyWindow(d->win);
-fail_glfw:
-    free(d);
-    glfwTerminate();
-    return NULL;
 }
 
 void display_close(Display *d) {
