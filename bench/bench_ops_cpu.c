@@ -29,6 +29,29 @@ static double median(double *t, int n) {
     return t[n / 2];
 }
 
+// The per-layer table: medians of forward and backward, and GFLOP/s.
+static void report(int R, int runs, const L *l, double **tf, double **tb, double *tl, double *to,
+                   size_t nparam) {
+    printf("%dx%d, batch 1, median of %d (ms)\n", R, R, runs);
+    printf("  layer                       fwd     bwd  fwd+bwd   GFLOP/s\n");
+    double sf = 0, sb = 0;
+    for (int i = 0; i < 8; i++) {
+        double f = median(tf[i], runs) * 1e3, bk = median(tb[i], runs) * 1e3;
+        // forward 2*MACs; backward: dw and (except layer 0) dx, each as much again
+        double macs = (double)l[i].cin * l[i].cout * 16 *
+                      (l[i].convt ? (double)l[i].hin * l[i].hin : (double)l[i].hout * l[i].hout);
+        double flops = 2.0 * macs * (i ? 3 : 2);
+        sf += f, sb += bk;
+        printf("  %s%d %4d->%-4d %3dx%-3d  %7.3f %7.3f  %7.3f  %8.1f\n", l[i].convt ? "dec" : "enc",
+               i & 3, l[i].cin, l[i].cout, l[i].hout, l[i].hout, f, bk, f + bk,
+               flops / ((f + bk) * 1e-3) * 1e-9);
+    }
+    double ml = median(tl, runs) * 1e3, mo = median(to, runs) * 1e3;
+    printf("  layers total               %7.3f %7.3f  %7.3f\n", sf, sb, sf + sb);
+    printf("  loss %.3f, optimizer %.3f (%zu params)\n", ml, mo, nparam);
+    printf("  train step (sum of medians) %.2f ms\n\n", sf + sb + ml + mo);
+}
+
 static void run(int R, int runs) {
     const int ch[5] = {3, 32, 64, 128, 256};
     L l[8];
@@ -94,24 +117,7 @@ static void run(int R, int runs) {
         sgd_update(P, M, G, nparam, sc, 1e-4f, 0.9f, 1e-5f);
         if (it >= 0) to[it] = tb_now() - t0;
     }
-    printf("%dx%d, batch 1, median of %d (ms)\n", R, R, runs);
-    printf("  layer                       fwd     bwd  fwd+bwd   GFLOP/s\n");
-    double sf = 0, sb = 0;
-    for (int i = 0; i < 8; i++) {
-        double f = median(tf[i], runs) * 1e3, bk = median(tb[i], runs) * 1e3;
-        // forward 2*MACs; backward: dw and (except layer 0) dx, each as much again
-        double macs = (double)l[i].cin * l[i].cout * 16 *
-                      (l[i].convt ? (double)l[i].hin * l[i].hin : (double)l[i].hout * l[i].hout);
-        double flops = 2.0 * macs * (i ? 3 : 2);
-        sf += f, sb += bk;
-        printf("  %s%d %4d->%-4d %3dx%-3d  %7.3f %7.3f  %7.3f  %8.1f\n", l[i].convt ? "dec" : "enc",
-               i & 3, l[i].cin, l[i].cout, l[i].hout, l[i].hout, f, bk, f + bk,
-               flops / ((f + bk) * 1e-3) * 1e-9);
-    }
-    double ml = median(tl, runs) * 1e3, mo = median(to, runs) * 1e3;
-    printf("  layers total               %7.3f %7.3f  %7.3f\n", sf, sb, sf + sb);
-    printf("  loss %.3f, optimizer %.3f (%zu params)\n", ml, mo, nparam);
-    printf("  train step (sum of medians) %.2f ms\n\n", sf + sb + ml + mo);
+    report(R, runs, l, tf, tb, tl, to, nparam);
     for (int i = 0; i < 9; i++) free(a[i]), free(g[i]);
     for (int i = 0; i < 8; i++) free(tf[i]), free(tb[i]);
     free(tl), free(to), free(P), free(G), free(M);
