@@ -1,4 +1,4 @@
-// im2col.h: the helpers conv2d.c and convt2d.c share (defined in conv2d.c).
+// im2col.h: the helpers conv2d.c and convt2d.c share (im2col.c).
 #pragma once
 #include <stddef.h>
 
