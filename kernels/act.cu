@@ -3,8 +3,12 @@
 // Backward: one pass d *= act'(y) that also produces the bias gradient, summed
 // per channel in two deterministic stages (block partials, then one warp per
 // channel), so no atomics and the same bits every run.
+// Holds: the activation device functions and the three kernels, then their
+// launchers bias_act_forward_cuda / bias_act_backward_cuda and the scratch size.
 #include "ops.h"
 #include "ops_cuda.h"
+
+// ---- kernels
 
 // Activation from its pre-activation value, as the CPU op. __fdiv_rn: IEEE
 // division even under --use_fast_math (and 1/(1+inf) = 0 for large negative x).
@@ -33,31 +37,6 @@ __global__ void bias_act_forward_kernel(float *y, const float *b, int C, int HW,
         size_t i = (size_t)plane * HW + p;
         y[i] = act_apply(y[i] + bias, act, slope);
     }
-}
-
-void bias_act_forward_cuda(float *y, const float *b, int B, int C, int HW, int act, float slope,
-                           cudaStream_t stream) {
-    int planes = B * C;
-    dim3 grid((unsigned)tb_ceil_div((size_t)HW, TB_BLOCK), (unsigned)(planes < 65535 ? planes : 65535));
-    bias_act_forward_kernel<<<grid, TB_BLOCK, 0, stream>>>(y, b, C, HW, planes, act, slope);
-    cudaCheck(cudaGetLastError());
-}
-
-// Chunks per channel for the bias-gradient partials: enough blocks to fill the
-// GPU when C is small (the RGB output layer), one when the planes are tiny. A
-// chunk is a range of each plane, at least a block wide.
-static int bias_chunks(int B, int HW) {
-    size_t chunks = tb_ceil_div((size_t)B * HW, (size_t)TB_BLOCK * 16);
-    size_t most = tb_ceil_div((size_t)HW, TB_BLOCK);
-    if (chunks > most) chunks = most;
-    if (chunks > 128) chunks = 128;
-    if (chunks < 1) chunks = 1;
-    return (int)chunks;
-}
-
-size_t bias_act_backward_scratch(int B, int C, int HW) {
-    int chunks = bias_chunks(B, HW);
-    return chunks > 1 ? (size_t)C * chunks : 0;
 }
 
 // grid (chunks, C): block (k, c) takes the k-th range of every (b, c) plane,
@@ -94,8 +73,34 @@ __global__ void bias_grad_finalize_kernel(float *db, const float *partial, int C
     if (lane == 0) db[c] = (float)s;
 }
 
-void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, int HW, int act,
-                            float slope, float *scratch, cudaStream_t stream) {
+// ---- launchers
+
+extern "C" void bias_act_forward_cuda(float *y, const float *b, int B, int C, int HW, int act,
+                                      float slope, cudaStream_t stream) {
+    int planes = B * C;
+    dim3 grid((unsigned)tb_ceil_div((size_t)HW, TB_BLOCK), (unsigned)(planes < 65535 ? planes : 65535));
+    LAUNCH(bias_act_forward_kernel, grid, TB_BLOCK, stream, y, b, C, HW, planes, act, slope);
+}
+
+// Chunks per channel for the bias-gradient partials: enough blocks to fill the
+// GPU when C is small (the RGB output layer), one when the planes are tiny. A
+// chunk is a range of each plane, at least a block wide.
+static int bias_chunks(int B, int HW) {
+    size_t chunks = tb_ceil_div((size_t)B * HW, (size_t)TB_BLOCK * 16);
+    size_t most = tb_ceil_div((size_t)HW, TB_BLOCK);
+    if (chunks > most) chunks = most;
+    if (chunks > 128) chunks = 128;
+    if (chunks < 1) chunks = 1;
+    return (int)chunks;
+}
+
+extern "C" size_t bias_act_backward_scratch(int B, int C, int HW) {
+    int chunks = bias_chunks(B, HW);
+    return chunks > 1 ? (size_t)C * chunks : 0;
+}
+
+extern "C" void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, int HW,
+                                       int act, float slope, float *scratch, cudaStream_t stream) {
     int chunks = bias_chunks(B, HW);
     // With one chunk per channel the block's sum is the gradient itself.
     float *partial = db == NULL ? NULL : (chunks == 1 ? db : scratch);
@@ -103,12 +108,10 @@ void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, i
     CHECK(db == NULL || chunks == 1 || scratch != NULL,
           "bias_act_backward: %d chunks need a scratch", chunks);
     dim3 grid((unsigned)chunks, (unsigned)C);
-    bias_act_backward_kernel<<<grid, TB_BLOCK, 0, stream>>>(d, partial, y, B, C, HW, act, slope);
-    cudaCheck(cudaGetLastError());
+    LAUNCH(bias_act_backward_kernel, grid, TB_BLOCK, stream, d, partial, y, B, C, HW, act, slope);
     if (db != NULL && chunks > 1) {
         int warps_per_block = TB_BLOCK / 32;
         unsigned blocks = (unsigned)tb_ceil_div((size_t)C, (size_t)warps_per_block);
-        bias_grad_finalize_kernel<<<blocks, TB_BLOCK, 0, stream>>>(db, partial, C, chunks);
-        cudaCheck(cudaGetLastError());
+        LAUNCH(bias_grad_finalize_kernel, blocks, TB_BLOCK, stream, db, partial, C, chunks);
     }
 }

@@ -5,13 +5,19 @@
 //   convT backward data = cudnnConvolutionForward       (x := dy, y := dx)
 //   convT backward w    = cudnnConvolutionBackwardFilter(x := dy, dy := x)
 // with PyTorch's (C, OC, K, K) weight used unchanged as that conv's filter.
+// Holds: no kernels of its own (cuDNN brings them); the plans (descriptors and
+// the choice of the three algorithms), then the four conv launchers.
 #include <stdlib.h>
 #include <string.h>
 
 #include "ops.h"
 #include "ops_cuda.h"
 
-int cuda_tf32_enabled(void) {
+// ---- kernels: none (cuDNN's own)
+
+// ---- launchers: plans
+
+extern "C" int cuda_tf32_enabled(void) {
     const char *o = getenv("NVIDIA_TF32_OVERRIDE");
     const char *t = getenv("TABULA_NO_TF32");
     if (o && strcmp(o, "0") == 0) return 0;
@@ -20,100 +26,132 @@ int cuda_tf32_enabled(void) {
 }
 
 // Status-returning check for plan building (bad shapes or an algorithm search
-// that fails are reported, not fatal).
-#define CUDNN_TRY(expr)                                                                   \
+// that fails are reported in err, not fatal): returns -1 from the caller.
+#define CUDNN_TRY(err, expr)                                                              \
     do {                                                                                  \
         cudnnStatus_t st_ = (expr);                                                       \
         if (st_ != CUDNN_STATUS_SUCCESS)                                                  \
-            return tb_fail(err, "cuDNN: %s: %s", #expr, cudnnGetErrorString(st_));        \
+            return tb_fail((err), "cuDNN: %s: %s", #expr, cudnnGetErrorString(st_));      \
     } while (0)
 
 static int is_tensor_math(cudnnMathType_t m) {
     return m == CUDNN_TENSOR_OP_MATH || m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
 }
 
-// Candidates come sorted best first (by time for Find, by expected speed for Get).
-// Take the first that succeeded, fits the workspace, and uses the allowed math;
-// then set that math type on the descriptor and ask cuDNN again for its
+// Workspace one algorithm needs with the plan's descriptors and convolution
+// descriptor cd: one overload per direction (the algorithm enums differ).
+static cudnnStatus_t algo_workspace(cudnnHandle_t h, const ConvPlan *p,
+                                    cudnnConvolutionDescriptor_t cd,
+                                    cudnnConvolutionFwdAlgo_t algo, size_t *ws) {
+    return cudnnGetConvolutionForwardWorkspaceSize(h, p->in_desc, p->w_desc, cd, p->out_desc, algo,
+                                                   ws);
+}
+static cudnnStatus_t algo_workspace(cudnnHandle_t h, const ConvPlan *p,
+                                    cudnnConvolutionDescriptor_t cd,
+                                    cudnnConvolutionBwdDataAlgo_t algo, size_t *ws) {
+    return cudnnGetConvolutionBackwardDataWorkspaceSize(h, p->w_desc, p->out_desc, cd, p->in_desc,
+                                                        algo, ws);
+}
+static cudnnStatus_t algo_workspace(cudnnHandle_t h, const ConvPlan *p,
+                                    cudnnConvolutionDescriptor_t cd,
+                                    cudnnConvolutionBwdFilterAlgo_t algo, size_t *ws) {
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p->in_desc, p->out_desc, cd,
+                                                          p->w_desc, algo, ws);
+}
+
+// Candidates perf[0..n) come sorted best first (by time for Find, by expected
+// speed for Get). Take the first that succeeded, fits the workspace, and uses
+// the allowed math; then set that math type on cd and ask cuDNN again for its
 // workspace, which also confirms the algorithm runs with that descriptor.
-// Without TF32, the descriptor is pinned to FMA math and tensor-op results are
-// skipped. ALLOW_CONVERSION (down-conversion below TF32) is never taken.
-#define PICK_ALGO(PerfT, perf, n, cd, algo_out, ws_out, wsquery)                             \
-    do {                                                                                     \
-        int found_ = 0;                                                                      \
-        for (int i_ = 0; i_ < (n) && !found_; i_++) {                                        \
-            const PerfT *r_ = &(perf)[i_];                                                   \
-            if (r_->status != CUDNN_STATUS_SUCCESS) continue;                                \
-            if (r_->mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;             \
-            if (!tf32 && is_tensor_math(r_->mathType)) continue;                             \
-            if (find && r_->memory > ws_limit) continue;                                     \
-            cudnnMathType_t mt_ = tf32 ? r_->mathType : CUDNN_FMA_MATH;                      \
-            CUDNN_TRY(cudnnSetConvolutionMathType((cd), mt_));                               \
-            size_t ws_ = 0;                                                                  \
-            if (wsquery != CUDNN_STATUS_SUCCESS || ws_ > ws_limit) continue;                 \
-            (algo_out) = r_->algo;                                                           \
-            (ws_out) = ws_;                                                                  \
-            found_ = 1;                                                                      \
-        }                                                                                    \
-        if (!found_)                                                                         \
-            return tb_fail(err, "cuDNN: no usable %s algorithm for %s %dx%dx%dx%d -> %d, k%d s%d p%d", \
-                           #algo_out, p->transposed ? "convT" : "conv", p->B, p->C, p->H,    \
-                           p->W, p->OC, p->K, p->S, p->P);                                   \
-    } while (0)
+// Without TF32, cd is pinned to FMA math and tensor-op results are skipped.
+// ALLOW_CONVERSION (down-conversion below TF32) is never taken. Fills *algo_out
+// and *ws_out and returns 0, or -1 with err filled (`direction` names it).
+template <typename PerfT, typename AlgoT>
+static int pick_algo(const PerfT *perf, int n, cudnnHandle_t h, const ConvPlan *p,
+                     cudnnConvolutionDescriptor_t cd, int tf32, int find, size_t ws_limit,
+                     const char *direction, AlgoT *algo_out, size_t *ws_out, TbErr *err) {
+    for (int i = 0; i < n; i++) {
+        const PerfT *r = &perf[i];
+        if (r->status != CUDNN_STATUS_SUCCESS) continue;
+        if (r->mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
+        if (!tf32 && is_tensor_math(r->mathType)) continue;
+        if (find && r->memory > ws_limit) continue;
+        cudnnMathType_t mt = tf32 ? r->mathType : CUDNN_FMA_MATH;
+        CUDNN_TRY(err, cudnnSetConvolutionMathType(cd, mt));
+        size_t ws = 0;
+        if (algo_workspace(h, p, cd, r->algo, &ws) != CUDNN_STATUS_SUCCESS || ws > ws_limit)
+            continue;
+        *algo_out = r->algo;
+        *ws_out = ws;
+        return 0;
+    }
+    return tb_fail(err, "cuDNN: no usable %s algorithm for %s %dx%dx%dx%d -> %d, k%d s%d p%d",
+                   direction, p->transposed ? "convT" : "conv", p->B, p->C, p->H, p->W, p->OC,
+                   p->K, p->S, p->P);
+}
+
+// The math type every search starts from: cuDNN's default, or FMA without TF32.
+static cudnnMathType_t base_math(int tf32) { return tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }
+
+// in -> out. find = 1 times the candidates (cudnnFind*), 0 asks the heuristics.
+static int plan_fwd_algo(ConvPlan *p, cudnnHandle_t h, int tf32, int find, size_t ws_limit,
+                         TbErr *err) {
+    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int n = 0;
+    CUDNN_TRY(err, cudnnSetConvolutionMathType(p->cd_fwd, base_math(tf32)));
+    if (find)
+        CUDNN_TRY(err, cudnnFindConvolutionForwardAlgorithm(h, p->in_desc, p->w_desc, p->cd_fwd,
+                                                            p->out_desc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                            &n, perf));
+    else
+        CUDNN_TRY(err, cudnnGetConvolutionForwardAlgorithm_v7(h, p->in_desc, p->w_desc, p->cd_fwd,
+                                                              p->out_desc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                              &n, perf));
+    return pick_algo(perf, n, h, p, p->cd_fwd, tf32, find, ws_limit, "forward", &p->algo_fwd,
+                     &p->ws_fwd, err);
+}
+
+// d(out) -> d(in)
+static int plan_bwd_data_algo(ConvPlan *p, cudnnHandle_t h, int tf32, int find, size_t ws_limit,
+                              TbErr *err) {
+    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    int n = 0;
+    CUDNN_TRY(err, cudnnSetConvolutionMathType(p->cd_bwd_data, base_math(tf32)));
+    if (find)
+        CUDNN_TRY(err, cudnnFindConvolutionBackwardDataAlgorithm(h, p->w_desc, p->out_desc, p->cd_bwd_data,
+                                                                 p->in_desc, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                                 &n, perf));
+    else
+        CUDNN_TRY(err, cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w_desc, p->out_desc, p->cd_bwd_data,
+                                                                   p->in_desc, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                                   &n, perf));
+    return pick_algo(perf, n, h, p, p->cd_bwd_data, tf32, find, ws_limit, "backward-data",
+                     &p->algo_bwd_data, &p->ws_bwd_data, err);
+}
+
+// (in, d(out)) -> d(filter)
+static int plan_bwd_filter_algo(ConvPlan *p, cudnnHandle_t h, int tf32, int find, size_t ws_limit,
+                                TbErr *err) {
+    cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    int n = 0;
+    CUDNN_TRY(err, cudnnSetConvolutionMathType(p->cd_bwd_filter, base_math(tf32)));
+    if (find)
+        CUDNN_TRY(err, cudnnFindConvolutionBackwardFilterAlgorithm(h, p->in_desc, p->out_desc, p->cd_bwd_filter,
+                                                                   p->w_desc, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                                                                   &n, perf));
+    else
+        CUDNN_TRY(err, cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->in_desc, p->out_desc, p->cd_bwd_filter,
+                                                                     p->w_desc, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                                                                     &n, perf));
+    return pick_algo(perf, n, h, p, p->cd_bwd_filter, tf32, find, ws_limit, "backward-filter",
+                     &p->algo_bwd_filter, &p->ws_bwd_filter, err);
+}
 
 static int plan_algos(ConvPlan *p, cudnnHandle_t h, int tf32, int find, size_t ws_limit,
                       TbErr *err) {
-    cudnnMathType_t base = tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
-    int n = 0;
-
-    {  // in -> out
-        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-        CUDNN_TRY(cudnnSetConvolutionMathType(p->cd_fwd, base));
-        if (find)
-            CUDNN_TRY(cudnnFindConvolutionForwardAlgorithm(h, p->in_desc, p->w_desc, p->cd_fwd,
-                                                           p->out_desc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                                           &n, perf));
-        else
-            CUDNN_TRY(cudnnGetConvolutionForwardAlgorithm_v7(h, p->in_desc, p->w_desc, p->cd_fwd,
-                                                             p->out_desc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                                             &n, perf));
-        PICK_ALGO(cudnnConvolutionFwdAlgoPerf_t, perf, n, p->cd_fwd, p->algo_fwd, p->ws_fwd,
-                  cudnnGetConvolutionForwardWorkspaceSize(h, p->in_desc, p->w_desc, p->cd_fwd,
-                                                          p->out_desc, r_->algo, &ws_));
-    }
-    {  // d(out) -> d(in)
-        cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-        CUDNN_TRY(cudnnSetConvolutionMathType(p->cd_bwd_data, base));
-        if (find)
-            CUDNN_TRY(cudnnFindConvolutionBackwardDataAlgorithm(h, p->w_desc, p->out_desc, p->cd_bwd_data,
-                                                                p->in_desc, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                                                &n, perf));
-        else
-            CUDNN_TRY(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w_desc, p->out_desc, p->cd_bwd_data,
-                                                                  p->in_desc, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                                                  &n, perf));
-        PICK_ALGO(cudnnConvolutionBwdDataAlgoPerf_t, perf, n, p->cd_bwd_data, p->algo_bwd_data,
-                  p->ws_bwd_data,
-                  cudnnGetConvolutionBackwardDataWorkspaceSize(h, p->w_desc, p->out_desc, p->cd_bwd_data,
-                                                               p->in_desc, r_->algo, &ws_));
-    }
-    {  // (in, d(out)) -> d(filter)
-        cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-        CUDNN_TRY(cudnnSetConvolutionMathType(p->cd_bwd_filter, base));
-        if (find)
-            CUDNN_TRY(cudnnFindConvolutionBackwardFilterAlgorithm(h, p->in_desc, p->out_desc, p->cd_bwd_filter,
-                                                                  p->w_desc, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-                                                                  &n, perf));
-        else
-            CUDNN_TRY(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->in_desc, p->out_desc, p->cd_bwd_filter,
-                                                                    p->w_desc, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-                                                                    &n, perf));
-        PICK_ALGO(cudnnConvolutionBwdFilterAlgoPerf_t, perf, n, p->cd_bwd_filter, p->algo_bwd_filter,
-                  p->ws_bwd_filter,
-                  cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p->in_desc, p->out_desc, p->cd_bwd_filter,
-                                                                 p->w_desc, r_->algo, &ws_));
-    }
-    return 0;
+    if (plan_fwd_algo(p, h, tf32, find, ws_limit, err)) return -1;
+    if (plan_bwd_data_algo(p, h, tf32, find, ws_limit, err)) return -1;
+    return plan_bwd_filter_algo(p, h, tf32, find, ws_limit, err);
 }
 
 static int plan_descriptors(ConvPlan *p, TbErr *err) {
@@ -122,31 +160,32 @@ static int plan_descriptors(ConvPlan *p, TbErr *err) {
         wi = p->transposed ? p->Wo : p->W;
     int ko = p->transposed ? p->C : p->OC, ho = p->transposed ? p->H : p->Ho,
         wo = p->transposed ? p->W : p->Wo;
-    CUDNN_TRY(cudnnCreateTensorDescriptor(&p->in_desc));
-    CUDNN_TRY(cudnnCreateTensorDescriptor(&p->out_desc));
-    CUDNN_TRY(cudnnCreateFilterDescriptor(&p->w_desc));
-    CUDNN_TRY(cudnnSetTensor4dDescriptor(p->in_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p->B, ci, hi, wi));
-    CUDNN_TRY(cudnnSetTensor4dDescriptor(p->out_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p->B, ko, ho, wo));
-    CUDNN_TRY(cudnnSetFilter4dDescriptor(p->w_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, ko, ci, p->K, p->K));
+    CUDNN_TRY(err, cudnnCreateTensorDescriptor(&p->in_desc));
+    CUDNN_TRY(err, cudnnCreateTensorDescriptor(&p->out_desc));
+    CUDNN_TRY(err, cudnnCreateFilterDescriptor(&p->w_desc));
+    CUDNN_TRY(err, cudnnSetTensor4dDescriptor(p->in_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p->B, ci, hi, wi));
+    CUDNN_TRY(err, cudnnSetTensor4dDescriptor(p->out_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p->B, ko, ho, wo));
+    CUDNN_TRY(err, cudnnSetFilter4dDescriptor(p->w_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, ko, ci, p->K, p->K));
     cudnnConvolutionDescriptor_t *cds[3] = {&p->cd_fwd, &p->cd_bwd_data, &p->cd_bwd_filter};
     for (int i = 0; i < 3; i++) {
-        CUDNN_TRY(cudnnCreateConvolutionDescriptor(cds[i]));
+        CUDNN_TRY(err, cudnnCreateConvolutionDescriptor(cds[i]));
         // PyTorch's convolutions are cross-correlations.
-        CUDNN_TRY(cudnnSetConvolution2dDescriptor(*cds[i], p->P, p->P, p->S, p->S, 1, 1,
-                                                  CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+        CUDNN_TRY(err, cudnnSetConvolution2dDescriptor(*cds[i], p->P, p->P, p->S, p->S, 1, 1,
+                                                       CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     }
     // The conv must map `in` exactly onto `out` (for convT this is where an
     // output_padding would show up; tabula has none).
     int n, c, h, w;
-    CUDNN_TRY(cudnnGetConvolution2dForwardOutputDim(p->cd_fwd, p->in_desc, p->w_desc, &n, &c, &h, &w));
+    CUDNN_TRY(err, cudnnGetConvolution2dForwardOutputDim(p->cd_fwd, p->in_desc, p->w_desc, &n, &c, &h, &w));
     if (n != p->B || c != ko || h != ho || w != wo)
         return tb_fail(err, "cuDNN: %s k%d s%d p%d maps %dx%d to %dx%d, expected %dx%d",
                        p->transposed ? "convT" : "conv", p->K, p->S, p->P, wi, hi, w, h, wo, ho);
     return 0;
 }
 
-int conv_plan_init(ConvPlan *p, cudnnHandle_t h, int transposed, int B, int C, int H, int W,
-                   int OC, int K, int S, int P, int tf32, int find, size_t ws_limit, TbErr *err) {
+extern "C" int conv_plan_init(ConvPlan *p, cudnnHandle_t h, int transposed, int B, int C, int H,
+                              int W, int OC, int K, int S, int P, int tf32, int find,
+                              size_t ws_limit, TbErr *err) {
     memset(p, 0, sizeof *p);
     p->transposed = transposed;
     p->B = B, p->C = C, p->H = H, p->W = W, p->OC = OC, p->K = K, p->S = S, p->P = P;
@@ -163,7 +202,7 @@ int conv_plan_init(ConvPlan *p, cudnnHandle_t h, int transposed, int B, int C, i
     return 0;
 }
 
-void conv_plan_destroy(ConvPlan *p) {
+extern "C" void conv_plan_destroy(ConvPlan *p) {
     if (p->cd_fwd) cudnnDestroyConvolutionDescriptor(p->cd_fwd);
     if (p->cd_bwd_data) cudnnDestroyConvolutionDescriptor(p->cd_bwd_data);
     if (p->cd_bwd_filter) cudnnDestroyConvolutionDescriptor(p->cd_bwd_filter);
@@ -173,12 +212,14 @@ void conv_plan_destroy(ConvPlan *p) {
     memset(p, 0, sizeof *p);
 }
 
-size_t conv_plan_workspace(const ConvPlan *p) {
+extern "C" size_t conv_plan_workspace(const ConvPlan *p) {
     size_t m = p->ws_fwd;
     if (p->ws_bwd_data > m) m = p->ws_bwd_data;
     if (p->ws_bwd_filter > m) m = p->ws_bwd_filter;
     return m;
 }
+
+// ---- launchers: the ops
 
 static const float kOne = 1.0f, kZero = 0.0f;  // beta = 0: outputs are overwritten, never read
 
@@ -211,29 +252,31 @@ static void run_bwd_filter(const ConvPlan *p, cudnnHandle_t h, void *ws, size_t 
                                               &kZero, p->w_desc, dw));
 }
 
-void conv2d_forward_cuda(float *y, const float *x, const float *w, const ConvPlan *p,
-                         cudnnHandle_t h, void *ws, size_t ws_size, cudaStream_t stream) {
+extern "C" void conv2d_forward_cuda(float *y, const float *x, const float *w, const ConvPlan *p,
+                                    cudnnHandle_t h, void *ws, size_t ws_size,
+                                    cudaStream_t stream) {
     CHECK(!p->transposed, "conv2d with a convT plan");
     run_fwd(p, h, ws, ws_size, x, w, y, stream);
 }
 
-void conv2d_backward_cuda(float *dx, float *dw, const float *dy, const float *x, const float *w,
-                          const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
-                          cudaStream_t stream) {
+extern "C" void conv2d_backward_cuda(float *dx, float *dw, const float *dy, const float *x,
+                                     const float *w, const ConvPlan *p, cudnnHandle_t h, void *ws,
+                                     size_t ws_size, cudaStream_t stream) {
     CHECK(!p->transposed, "conv2d with a convT plan");
     if (dx) run_bwd_data(p, h, ws, ws_size, dy, w, dx, stream);
     run_bwd_filter(p, h, ws, ws_size, x, dy, dw, stream);
 }
 
-void convt2d_forward_cuda(float *y, const float *x, const float *w, const ConvPlan *p,
-                          cudnnHandle_t h, void *ws, size_t ws_size, cudaStream_t stream) {
+extern "C" void convt2d_forward_cuda(float *y, const float *x, const float *w, const ConvPlan *p,
+                                     cudnnHandle_t h, void *ws, size_t ws_size,
+                                     cudaStream_t stream) {
     CHECK(p->transposed, "convt2d with a conv plan");
     run_bwd_data(p, h, ws, ws_size, x, w, y, stream);
 }
 
-void convt2d_backward_cuda(float *dx, float *dw, const float *dy, const float *x, const float *w,
-                           const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
-                           cudaStream_t stream) {
+extern "C" void convt2d_backward_cuda(float *dx, float *dw, const float *dy, const float *x,
+                                      const float *w, const ConvPlan *p, cudnnHandle_t h, void *ws,
+                                      size_t ws_size, cudaStream_t stream) {
     CHECK(p->transposed, "convt2d with a conv plan");
     if (dx) run_fwd(p, h, ws, ws_size, dy, w, dx, stream);
     run_bwd_filter(p, h, ws, ws_size, dy, x, dw, stream);

@@ -1,6 +1,7 @@
 // cuda_common.h: error checks and launch helpers shared by the .cu files (and the
 // C tests that drive them). Every CUDA and cuDNN call goes through cudaCheck /
-// cudnnCheck, which print the expression, where, and the library's own message.
+// cudnnCheck, which print the expression, where, and the library's own message;
+// every kernel launch goes through LAUNCH, which names the kernel.
 // These are for broken invariants and failures mid-run; code that may meet a
 // missing GPU (cuda_available, backend creation) returns a status instead.
 #pragma once
@@ -30,6 +31,16 @@ static inline void cudnn_check_(cudnnStatus_t s, const char *expr, const char *f
 }
 #define cudnnCheck(expr) cudnn_check_((expr), #expr, __FILE__, __LINE__)
 
+// A kernel launch failed to start (bad configuration, no kernel image for this
+// device, an earlier asynchronous error): say which kernel, where, and exit.
+static inline void cuda_launch_check_(cudaError_t e, const char *kernel, const char *file, int line) {
+    if (e != cudaSuccess) {
+        fprintf(stderr, "tabula: %s:%d: CUDA error %d (%s) launching %s: %s\n", file, line, (int)e,
+                cudaGetErrorName(e), kernel, cudaGetErrorString(e));
+        exit(1);
+    }
+}
+
 // Threads per block for the elementwise and reduction kernels.
 #define TB_BLOCK 256
 // Blocks of the first pass of the deterministic two-pass reductions (sum of
@@ -48,6 +59,14 @@ static inline unsigned tb_grid(size_t n, unsigned block, unsigned cap) {
 }
 
 #ifdef __CUDACC__
+// The one way the .cu files launch a kernel: kernel<<<grid, block, 0, stream>>>(...)
+// (no dynamic shared memory), then cudaGetLastError checked, naming the kernel.
+#define LAUNCH(kernel, grid, block, stream, ...)                                    \
+    do {                                                                            \
+        kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__);                      \
+        cuda_launch_check_(cudaGetLastError(), #kernel, __FILE__, __LINE__);        \
+    } while (0)
+
 // Sum over a warp; every lane of the warp must call it. Lane 0 holds the result.
 template <typename T>
 __device__ inline T warp_sum(T v) {

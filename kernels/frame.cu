@@ -1,7 +1,11 @@
 // frame.cu: camera frames in, reconstructions out (twins of frame_to_tensor /
 // tensor_to_frame in ops.h), plus RGBA8 for a GL pixel buffer.
+// Holds: the byte conversion and the three kernels, then their launchers
+// frame_to_tensor_cuda, tensor_to_frame_cuda and tensor_to_rgba_cuda.
 #include "ops.h"
 #include "ops_cuda.h"
+
+// ---- kernels
 
 // grid (pixels of a frame, B): each thread reads 3 bytes, writes one float per plane.
 __global__ void frame_to_tensor_kernel(float *x, const uint8_t *rgb, int HW) {
@@ -14,14 +18,6 @@ __global__ void frame_to_tensor_kernel(float *x, const uint8_t *rgb, int HW) {
     xb[p] = __fdiv_rn((float)px[0], 255.0f);
     xb[(size_t)HW + p] = __fdiv_rn((float)px[1], 255.0f);
     xb[2 * (size_t)HW + p] = __fdiv_rn((float)px[2], 255.0f);
-}
-
-void frame_to_tensor_cuda(float *x, const uint8_t *rgb, int B, int H, int W, cudaStream_t stream) {
-    int HW = H * W;
-    CHECK(B >= 1 && B <= 65535, "frame_to_tensor: batch %d", B);
-    dim3 grid((unsigned)tb_ceil_div((size_t)HW, TB_BLOCK), (unsigned)B);
-    frame_to_tensor_kernel<<<grid, TB_BLOCK, 0, stream>>>(x, rgb, HW);
-    cudaCheck(cudaGetLastError());
 }
 
 // [0,1] -> 0..255, clamped and rounded half up; NaN becomes 0 (fmaxf drops it).
@@ -38,13 +34,6 @@ __global__ void tensor_to_frame_kernel(uint8_t *rgb, const float *x, int HW) {
     rgb[3 * (size_t)p + 2] = to_u8(x[2 * (size_t)HW + p]);
 }
 
-void tensor_to_frame_cuda(uint8_t *rgb, const float *x, int H, int W, cudaStream_t stream) {
-    int HW = H * W;
-    tensor_to_frame_kernel<<<(unsigned)tb_ceil_div((size_t)HW, TB_BLOCK), TB_BLOCK, 0, stream>>>(
-        rgb, x, HW);
-    cudaCheck(cudaGetLastError());
-}
-
 // 2D grid over (W, H); each thread writes one 4-byte pixel.
 __global__ void tensor_to_rgba_kernel(uint8_t *rgba, size_t pitch, const float *x, int H, int W) {
     int px = blockIdx.x * blockDim.x + threadIdx.x;
@@ -55,13 +44,29 @@ __global__ void tensor_to_rgba_kernel(uint8_t *rgba, size_t pitch, const float *
     *(uchar4 *)(rgba + (size_t)py * pitch + 4 * (size_t)px) = out;
 }
 
-void tensor_to_rgba_cuda(uint8_t *rgba, size_t pitch, const float *x, int H, int W,
-                         cudaStream_t stream) {
+// ---- launchers
+
+extern "C" void frame_to_tensor_cuda(float *x, const uint8_t *rgb, int B, int H, int W,
+                                     cudaStream_t stream) {
+    int HW = H * W;
+    CHECK(B >= 1 && B <= 65535, "frame_to_tensor: batch %d", B);
+    dim3 grid((unsigned)tb_ceil_div((size_t)HW, TB_BLOCK), (unsigned)B);
+    LAUNCH(frame_to_tensor_kernel, grid, TB_BLOCK, stream, x, rgb, HW);
+}
+
+extern "C" void tensor_to_frame_cuda(uint8_t *rgb, const float *x, int H, int W,
+                                     cudaStream_t stream) {
+    int HW = H * W;
+    LAUNCH(tensor_to_frame_kernel, (unsigned)tb_ceil_div((size_t)HW, TB_BLOCK), TB_BLOCK, stream,
+           rgb, x, HW);
+}
+
+extern "C" void tensor_to_rgba_cuda(uint8_t *rgba, size_t pitch, const float *x, int H, int W,
+                                    cudaStream_t stream) {
     // uchar4 stores need 4-byte aligned rows.
     CHECK(pitch >= 4 * (size_t)W && pitch % 4 == 0 && ((uintptr_t)rgba & 3) == 0,
           "rgba pitch %zu for width %d", pitch, W);
     dim3 block(32, 8);
     dim3 grid((unsigned)tb_ceil_div((size_t)W, 32), (unsigned)tb_ceil_div((size_t)H, 8));
-    tensor_to_rgba_kernel<<<grid, block, 0, stream>>>(rgba, pitch, x, H, W);
-    cudaCheck(cudaGetLastError());
+    LAUNCH(tensor_to_rgba_kernel, grid, block, stream, rgba, pitch, x, H, W);
 }

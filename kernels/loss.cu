@@ -1,8 +1,12 @@
 // loss.cu: mean squared error and its gradient in one pass (twin of
 // mse_forward_backward in ops.h). The loss stays on the device: per-block double
 // partials, then one block adds them in a fixed order into the scalar.
+// Holds: mse_kernel and sum_partials_kernel (the second stage shared with
+// optim.cu's gradient norm), then their launchers.
 #include "ops.h"
 #include "ops_cuda.h"
+
+// ---- kernels
 
 __global__ void mse_kernel(float *dy, double *partial, const float *y, const float *t, size_t n,
                            float grad_scale) {
@@ -29,20 +33,20 @@ __global__ void sum_partials_kernel(float *out, const double *partial, int count
     }
 }
 
-void sum_partials_cuda(float *out, const double *partial, int count, double div, int take_sqrt,
-                       cudaStream_t stream) {
+// ---- launchers
+
+extern "C" void sum_partials_cuda(float *out, const double *partial, int count, double div,
+                                  int take_sqrt, cudaStream_t stream) {
     CHECK(count >= 1 && count <= TB_REDUCE_BLOCKS, "%d partials", count);
-    sum_partials_kernel<<<1, 1024, 0, stream>>>(out, partial, count, div, take_sqrt);
-    cudaCheck(cudaGetLastError());
+    LAUNCH(sum_partials_kernel, 1, 1024, stream, out, partial, count, div, take_sqrt);
 }
 
-void mse_forward_backward_cuda(float *dy, float *loss, const float *y, const float *t, size_t n,
-                               double *scratch, cudaStream_t stream) {
+extern "C" void mse_forward_backward_cuda(float *dy, float *loss, const float *y, const float *t,
+                                          size_t n, double *scratch, cudaStream_t stream) {
     CHECK(n > 0, "mse over 0 elements");
     unsigned blocks = tb_grid(n, TB_BLOCK, TB_REDUCE_BLOCKS);
     // dy = (2/n)(y-t) as PyTorch and the CPU op: the factor rounded to float once.
     float grad_scale = (float)(2.0 / (double)n);
-    mse_kernel<<<blocks, TB_BLOCK, 0, stream>>>(dy, scratch, y, t, n, grad_scale);
-    cudaCheck(cudaGetLastError());
+    LAUNCH(mse_kernel, blocks, TB_BLOCK, stream, dy, scratch, y, t, n, grad_scale);
     sum_partials_cuda(loss, scratch, (int)blocks, (double)n, 0, stream);
 }

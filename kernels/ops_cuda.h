@@ -1,14 +1,26 @@
-// ops_cuda.h: the CUDA twins of ops.h. Same arguments as the CPU op plus a
-// stream; all pointers are device pointers unless said otherwise. Like the CPU
-// ops, backward ops OVERWRITE dw/db/dx (dx may be NULL: no input gradient).
+// ops_cuda.h: the CUDA twins of ops.h. The twin of op `x` is `x_cuda`, with the
+// same arguments as the CPU op plus a stream (last); all pointers are device
+// pointers unless said otherwise. Like the CPU ops, backward ops OVERWRITE
+// dw/db/dx (dx may be NULL: no input gradient).
 //
 // Differences forced by the device, so that a training step never waits for it:
 //   - reductions (MSE loss, gradient norm) land in device scalars instead of
-//     being returned, and take a scratch of TB_REDUCE_BLOCKS doubles;
+//     being returned, and take a scratch of TB_REDUCE_BLOCKS doubles
+//     (mse_forward_backward_cuda: loss after dy; grad_norm_cuda: norm first);
 //   - the optimizer reads the gradient norm and its hyperparameters (StepParams)
-//     from device memory, so a captured CUDA graph replays with current values;
+//     from device memory, so a captured CUDA graph replays with current values
+//     (sgd_update_cuda / adam_update_cuda take norm and p instead of scale and
+//     the scalars; clip_scale has no twin: the update kernels apply it);
 //   - convolutions run through cuDNN with a ConvPlan (descriptors and algorithms
-//     chosen once per shape) and one shared workspace.
+//     chosen once per shape, so the shapes come in the plan) and one shared
+//     workspace, plus the cuDNN handle;
+//   - bias_act_backward_cuda takes a scratch for its two-stage, atomic-free
+//     bias-gradient sum;
+//   - frame_to_tensor_cuda converts B frames in one launch (the CPU op does one
+//     sample, and the CPU backend loops over them).
+// Device-only helpers with no CPU twin: sum_partials_cuda (second stage of the
+// reductions), stats_record_cuda (the CPU backend writes its stats ring
+// directly), tensor_to_rgba_cuda (GL interop), step_params_fill, conv_plan_*.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>

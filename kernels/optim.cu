@@ -2,30 +2,15 @@
 // parameter block (twins of grad_norm / clip_scale / sgd_update / adam_update in
 // ops.h). The norm never leaves the device: the update kernel reads it, and its
 // hyperparameters, from device memory, so a captured step needs no host values.
+// Holds: the sum-of-squares, SGD, Adam and stats kernels, then the host side:
+// step_params_fill and the launchers grad_norm_cuda, sgd_update_cuda,
+// adam_update_cuda and stats_record_cuda.
 #include <math.h>
 
 #include "ops.h"
 #include "ops_cuda.h"
 
-void step_params_fill(StepParams *p, const Hyper *h, int slot) {
-    p->optimizer = h->optimizer;
-    p->slot = slot;
-    p->t = h->t;
-    p->pad_ = 0;
-    p->lr = h->lr;
-    p->momentum = h->momentum;
-    p->weight_decay = h->weight_decay;
-    p->clip = h->clip;
-    p->beta1 = h->beta1;
-    p->beta2 = h->beta2;
-    p->eps = h->eps;
-    // Bias corrections as PyTorch forms them (Python floats, i.e. double).
-    int t = h->t > 0 ? h->t : 1;
-    double bc1 = 1.0 - pow((double)h->beta1, (double)t);
-    double bc2 = 1.0 - pow((double)h->beta2, (double)t);
-    p->adam_step = (float)((double)h->lr / bc1);
-    p->adam_bc2_sqrt = (float)sqrt(bc2);
-}
+// ---- kernels
 
 __global__ void sumsq_kernel(double *partial, const float *g, size_t n) {
     double s = 0.0;
@@ -36,14 +21,6 @@ __global__ void sumsq_kernel(double *partial, const float *g, size_t n) {
     }
     s = block_sum(s);
     if (threadIdx.x == 0) partial[blockIdx.x] = s;
-}
-
-void grad_norm_cuda(float *norm, const float *g, size_t n, double *scratch, cudaStream_t stream) {
-    CHECK(n > 0, "grad_norm over 0 elements");
-    unsigned blocks = tb_grid(n, TB_BLOCK, TB_REDUCE_BLOCKS);
-    sumsq_kernel<<<blocks, TB_BLOCK, 0, stream>>>(scratch, g, n);
-    cudaCheck(cudaGetLastError());
-    sum_partials_cuda(norm, scratch, (int)blocks, 1.0, 1, stream);
 }
 
 // clip_grad_norm_'s factor as clip_scale() on the CPU: c/(norm+1e-6) clamped to
@@ -70,13 +47,6 @@ __global__ void sgd_kernel(float *w, float *buf, const float *g, size_t n, const
     }
 }
 
-void sgd_update_cuda(float *w, float *buf, const float *g, size_t n, const float *norm,
-                     const StepParams *p, cudaStream_t stream) {
-    unsigned blocks = tb_grid(n, TB_BLOCK, 65535);
-    sgd_kernel<<<blocks, TB_BLOCK, 0, stream>>>(w, buf, g, n, norm, p);
-    cudaCheck(cudaGetLastError());
-}
-
 // torch.optim.Adam (no amsgrad): g' = scale*g + wd*w; m = b1*m + (1-b1)g';
 // v = b2*v + (1-b2)g'^2; w -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps).
 __global__ void adam_kernel(float *w, float *m, float *v, const float *g, size_t n,
@@ -97,13 +67,6 @@ __global__ void adam_kernel(float *w, float *m, float *v, const float *g, size_t
     }
 }
 
-void adam_update_cuda(float *w, float *m, float *v, const float *g, size_t n, const float *norm,
-                      const StepParams *p, cudaStream_t stream) {
-    unsigned blocks = tb_grid(n, TB_BLOCK, 65535);
-    adam_kernel<<<blocks, TB_BLOCK, 0, stream>>>(w, m, v, g, n, norm, p);
-    cudaCheck(cudaGetLastError());
-}
-
 __global__ void stats_record_kernel(StepStats *ring, const float *loss, const float *norm,
                                     const StepParams *p) {
     int slot = p->slot;
@@ -112,8 +75,49 @@ __global__ void stats_record_kernel(StepStats *ring, const float *loss, const fl
     ring[slot].grad_norm = *norm;
 }
 
-void stats_record_cuda(StepStats *ring, const float *loss, const float *norm, const StepParams *p,
-                       cudaStream_t stream) {
-    stats_record_kernel<<<1, 1, 0, stream>>>(ring, loss, norm, p);
-    cudaCheck(cudaGetLastError());
+// ---- launchers (and step_params_fill, which fills what they read on the device)
+
+extern "C" void step_params_fill(StepParams *p, const Hyper *h, int slot) {
+    p->optimizer = h->optimizer;
+    p->slot = slot;
+    p->t = h->t;
+    p->pad_ = 0;
+    p->lr = h->lr;
+    p->momentum = h->momentum;
+    p->weight_decay = h->weight_decay;
+    p->clip = h->clip;
+    p->beta1 = h->beta1;
+    p->beta2 = h->beta2;
+    p->eps = h->eps;
+    // Bias corrections as PyTorch forms them (Python floats, i.e. double).
+    int t = h->t > 0 ? h->t : 1;
+    double bc1 = 1.0 - pow((double)h->beta1, (double)t);
+    double bc2 = 1.0 - pow((double)h->beta2, (double)t);
+    p->adam_step = (float)((double)h->lr / bc1);
+    p->adam_bc2_sqrt = (float)sqrt(bc2);
+}
+
+extern "C" void grad_norm_cuda(float *norm, const float *g, size_t n, double *scratch,
+                               cudaStream_t stream) {
+    CHECK(n > 0, "grad_norm over 0 elements");
+    unsigned blocks = tb_grid(n, TB_BLOCK, TB_REDUCE_BLOCKS);
+    LAUNCH(sumsq_kernel, blocks, TB_BLOCK, stream, scratch, g, n);
+    sum_partials_cuda(norm, scratch, (int)blocks, 1.0, 1, stream);
+}
+
+extern "C" void sgd_update_cuda(float *w, float *buf, const float *g, size_t n, const float *norm,
+                                const StepParams *p, cudaStream_t stream) {
+    unsigned blocks = tb_grid(n, TB_BLOCK, 65535);
+    LAUNCH(sgd_kernel, blocks, TB_BLOCK, stream, w, buf, g, n, norm, p);
+}
+
+extern "C" void adam_update_cuda(float *w, float *m, float *v, const float *g, size_t n,
+                                 const float *norm, const StepParams *p, cudaStream_t stream) {
+    unsigned blocks = tb_grid(n, TB_BLOCK, 65535);
+    LAUNCH(adam_kernel, blocks, TB_BLOCK, stream, w, m, v, g, n, norm, p);
+}
+
+extern "C" void stats_record_cuda(StepStats *ring, const float *loss, const float *norm,
+                                  const StepParams *p, cudaStream_t stream) {
+    LAUNCH(stats_record_kernel, 1, 1, stream, ring, loss, norm, p);
 }

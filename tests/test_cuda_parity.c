@@ -1,8 +1,15 @@
-// test_cuda_parity: every CUDA op against the CPU reference of ops.h, then whole
-// training runs of a small model on the CUDA backend against the CPU backend.
-// TF32 is off (TABULA_NO_TF32=1, cuDNN on FMA math) so the two can agree to
-// float rounding. Odd shapes, fresh random inputs per op, device outputs
-// poisoned with NaN before each call. Skips (77) without a usable GPU.
+// test_cuda_parity.c: why it exists: the CUDA backend must train the same
+// network as the CPU backend, and nothing else holds its code to that. Without
+// a GPU the CUDA code is only ever compiled, so this program is where a kernel
+// that drifts from its CPU twin, or a backend step that differs from the CPU
+// backend's, shows up on the first machine that has one.
+//
+// Every CUDA op against the CPU reference of ops.h (one case per op), then
+// whole training runs of a small model on the CUDA backend against the CPU
+// backend. TF32 is off (TABULA_NO_TF32=1, cuDNN on FMA math) so the two can
+// agree to float rounding. Odd shapes, fresh random inputs per op, device
+// outputs poisoned with NaN before each call. Skips (77) as a whole, with the
+// reason, when built without CUDA or without a usable GPU.
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -16,8 +23,14 @@
 #include "test.h"
 
 #ifdef TABULA_HAVE_CUDA
+#include "backend_cuda.h"
 #include "ops_cuda.h"
 
+// Made by main before any case runs; every case uses them. The cases draw
+// their inputs from one generator in list order, so a full run always sees
+// the same numbers.
+static cudnnHandle_t g_cudnn;
+static cudaStream_t g_stream;
 static TbRng rng;
 
 static void fill(float *x, size_t n, float lo, float hi) {
@@ -59,7 +72,7 @@ typedef struct {
     int transposed, B, C, H, W, OC, K, S, P;
 } ConvCase;
 
-static void test_conv(cudnnHandle_t h, cudaStream_t s, ConvCase cc, int find) {
+static void check_conv(cudnnHandle_t h, cudaStream_t s, ConvCase cc, int find) {
     const char *kind = cc.transposed ? "convT" : "conv";
     int Ho = cc.transposed ? convt_out(cc.H, cc.K, cc.S, cc.P) : conv_out(cc.H, cc.K, cc.S, cc.P);
     int Wo = cc.transposed ? convt_out(cc.W, cc.K, cc.S, cc.P) : conv_out(cc.W, cc.K, cc.S, cc.P);
@@ -136,9 +149,29 @@ static void test_conv(cudnnHandle_t h, cudaStream_t s, ConvCase cc, int find) {
     conv_plan_destroy(&plan);
 }
 
+TEST_IMPL(conv2d) {
+    static const ConvCase cases[] = {
+        {0, 3, 3, 18, 26, 5, 4, 2, 1},  // the model's encoder shape, odd sizes
+        {0, 2, 5, 17, 11, 7, 3, 1, 1},
+        {0, 1, 4, 9, 7, 3, 4, 2, 1},  // odd input: floor in the output size
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int find = 0; find <= 1; find++) check_conv(g_cudnn, g_stream, cases[i], find);
+}
+
+TEST_IMPL(convt2d) {
+    static const ConvCase cases[] = {
+        {1, 3, 5, 9, 13, 3, 4, 2, 1},   // the decoder shape: 9x13 -> 18x26
+        {1, 2, 4, 7, 5, 6, 3, 1, 1},
+        {1, 1, 3, 5, 6, 5, 4, 2, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int find = 0; find <= 1; find++) check_conv(g_cudnn, g_stream, cases[i], find);
+}
+
 // ---------------------------------------------------------------- bias + activation
 
-static void test_bias_act(cudaStream_t s, int B, int C, int HW, int act) {
+static void check_bias_act(cudaStream_t s, int B, int C, int HW, int act) {
     size_t n = (size_t)B * C * HW;
     float slope = 0.2f;
     float *y = hnew(n), *b = hnew(C), *y_got = hnew(n), *d = hnew(n), *db_ref = hnew(C),
@@ -181,6 +214,15 @@ static void test_bias_act(cudaStream_t s, int B, int C, int HW, int act) {
     if (d_scratch) cudaFree(d_scratch);
 }
 
+TEST_IMPL(bias_act) {
+    for (int act = ACT_NONE; act <= ACT_SIGMOID; act++) {
+        check_bias_act(g_stream, 3, 5, 18 * 26, act);     // one chunk per channel
+        check_bias_act(g_stream, 3, 3, 200 * 300, act);   // many chunks: two-stage bias sum
+        check_bias_act(g_stream, 1, 7, 13, act);
+        check_bias_act(g_stream, 5, 2, 1111, act);        // chunks narrower than B*HW suggests
+    }
+}
+
 // ---------------------------------------------------------------- loss, norm, optimizers
 
 static double *dscratch(void) {
@@ -190,7 +232,7 @@ static double *dscratch(void) {
     return (double *)p;
 }
 
-static void test_mse(cudaStream_t s, size_t n) {
+static void check_mse(cudaStream_t s, size_t n) {
     float *y = hnew(n), *t = hnew(n), *dy = hnew(n), *dy_got = hnew(n), loss_got;
     float *d_y = dnew(n), *d_t = dnew(n), *d_dy = dnew(n), *d_loss = dnew(1);
     double *scr = dscratch();
@@ -215,7 +257,12 @@ static void test_mse(cudaStream_t s, size_t n) {
     cudaFree(d_y), cudaFree(d_t), cudaFree(d_dy), cudaFree(d_loss), cudaFree(scr);
 }
 
-static void test_grad_norm(cudaStream_t s, size_t n) {
+TEST_IMPL(mse_forward_backward) {
+    check_mse(g_stream, (size_t)3 * 3 * 18 * 26);
+    check_mse(g_stream, 1000003);  // more elements than one pass of the reduction grid
+}
+
+static void check_grad_norm(cudaStream_t s, size_t n) {
     float *g = hnew(n), norm_got;
     float *d_g = dnew(n), *d_norm = dnew(1);
     double *scr = dscratch();
@@ -231,7 +278,12 @@ static void test_grad_norm(cudaStream_t s, size_t n) {
     cudaFree(d_g), cudaFree(d_norm), cudaFree(scr);
 }
 
-static void test_optimizer(cudaStream_t s, size_t n, int optimizer, float clip_mult, int t) {
+TEST_IMPL(grad_norm) {
+    check_grad_norm(g_stream, 4211);
+    check_grad_norm(g_stream, 1000003);
+}
+
+static void check_optimizer(cudaStream_t s, size_t n, int optimizer, float clip_mult, int t) {
     float *w = hnew(n), *m = hnew(n), *v = hnew(n), *g = hnew(n);
     float *w_got = hnew(n), *m_got = hnew(n), *v_got = hnew(n);
     float *d_w = dnew(n), *d_m = dnew(n), *d_v = dnew(n), *d_g = dnew(n), *d_norm = dnew(1);
@@ -280,7 +332,20 @@ static void test_optimizer(cudaStream_t s, size_t n, int optimizer, float clip_m
     cudaFree(d_w), cudaFree(d_m), cudaFree(d_v), cudaFree(d_g), cudaFree(d_norm), cudaFree(d_p);
 }
 
-static void test_stats_record(cudaStream_t s) {
+TEST_IMPL(sgd_update) {
+    check_optimizer(g_stream, 100003, OPT_SGD, 0.0f, 1);  // clipping off
+    check_optimizer(g_stream, 100003, OPT_SGD, 0.5f, 1);  // clipped
+    check_optimizer(g_stream, 100003, OPT_SGD, 2.0f, 7);  // above the norm: no clipping
+}
+
+TEST_IMPL(adam_update) {
+    check_optimizer(g_stream, 100003, OPT_ADAM, 0.0f, 1);  // clipping off
+    check_optimizer(g_stream, 100003, OPT_ADAM, 0.5f, 1);  // clipped
+    check_optimizer(g_stream, 100003, OPT_ADAM, 2.0f, 7);  // above the norm: no clipping
+}
+
+// The slot comes from the device StepParams; only that slot is written.
+TEST_IMPL(stats_record) {
     StepStats *d_ring = NULL, ring[TB_STATS_RING];
     StepParams *d_p = NULL, p;
     float vals[2] = {0.125f, 3.5f}, *d_vals = dnew(2);
@@ -291,7 +356,7 @@ static void test_stats_record(cudaStream_t s) {
     step_params_fill(&p, &h, 37);
     cudaCheck(cudaMemcpy(d_p, &p, sizeof p, cudaMemcpyHostToDevice));
     up(d_vals, vals, 2);
-    stats_record_cuda(d_ring, d_vals, d_vals + 1, d_p, s);
+    stats_record_cuda(d_ring, d_vals, d_vals + 1, d_p, g_stream);
     cudaCheck(cudaDeviceSynchronize());
     cudaCheck(cudaMemcpy(ring, d_ring, sizeof ring, cudaMemcpyDeviceToHost));
     EXPECT(ring[37].loss == 0.125f && ring[37].grad_norm == 3.5f, "stats slot 37: %g %g",
@@ -302,7 +367,7 @@ static void test_stats_record(cudaStream_t s) {
 
 // ---------------------------------------------------------------- frames
 
-static void test_frames(cudaStream_t s, int B, int H, int W) {
+static void check_frames(cudaStream_t s, int B, int H, int W) {
     size_t fb = (size_t)H * W * 3, n = (size_t)B * 3 * H * W;
     uint8_t *rgb = (uint8_t *)tb_malloc(B * fb), *rgb_ref = (uint8_t *)tb_malloc(fb),
             *rgb_got = (uint8_t *)tb_malloc(fb);
@@ -356,6 +421,13 @@ static void test_frames(cudaStream_t s, int B, int H, int W) {
 
     free(rgb), free(rgb_ref), free(rgb_got), free(x_ref), free(x_got), free(rgba);
     cudaFree(d_rgb), cudaFree(d_rgba), cudaFree(d_x);
+}
+
+// frame_to_tensor_cuda, tensor_to_frame_cuda and tensor_to_rgba_cuda (checked
+// against the bytes of tensor_to_frame_cuda).
+TEST_IMPL(frame_conversions) {
+    check_frames(g_stream, 3, 18, 26);
+    check_frames(g_stream, 1, 7, 5);
 }
 
 // ---------------------------------------------------------------- whole training runs
@@ -432,26 +504,24 @@ static void compare_runs(const Model *m, const float *p0, const RunResult *cpu,
     free(du_c), free(du_g);
 }
 
-static void test_training(void) {
-    ModelSpec spec = model_spec_default(48, 32);
-    spec.n_enc = 3;
-    spec.channels[0] = 8;
-    spec.channels[1] = 12;
-    spec.channels[2] = 16;
+// What the training cases share, made by the first of them to run: the model,
+// both backends (max batch 3), the initial parameters, the frames, the
+// hyperparameters, and the SGD runs of both backends from p0. Freed by main.
+typedef struct {
+    int made;
     Model m;
-    TbErr err = {{0}};
-    CHECK(model_build(&m, &spec, &err) == 0, "%s", err.msg);
-    Backend *cpu = backend_cpu_create(&m, 3, &err);
-    CHECK(cpu, "%s", err.msg);
-    Backend *gpu = backend_cuda_create(&m, 3, &err);
-    EXPECT(gpu != NULL, "backend_cuda_create: %s", err.msg);
-    if (!gpu) return;
-
-    float *p0 = hnew(m.n_params);
-    model_init_params(&m, p0, 1234);
-    size_t fb = (size_t)48 * 32 * 3;
+    Backend *cpu, *gpu;
+    TbErr gpu_err;  // why gpu is NULL
+    float *p0;
     uint8_t *frames[NFRAMES];
-    // Smooth images plus noise: something an autoencoder can start to learn.
+    Hyper sgd, adam;
+    RunResult rc, rg;  // SGD: the CPU reference, the CUDA backend with graphs
+} Training;
+static Training tr;
+
+// Smooth images plus noise: something an autoencoder can start to learn.
+static void make_frames(uint8_t **frames) {
+    size_t fb = (size_t)48 * 32 * 3;
     for (int f = 0; f < NFRAMES; f++) {
         frames[f] = (uint8_t *)tb_malloc(fb);
         for (int y = 0; y < 32; y++)
@@ -462,17 +532,20 @@ static void test_training(void) {
                     frames[f][((size_t)y * 48 + x) * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
                 }
     }
+}
 
-    // Clip at 60% of the first step's gradient norm so clipping is exercised.
+// SGD and Adam, clipping at 60% of the first step's gradient norm (measured on
+// the CPU) so clipping is exercised.
+static void make_hypers(Training *t) {
     Hyper probe = {0};
     probe.optimizer = OPT_SGD;
-    const uint8_t *b2[2] = {frames[0], frames[4]};
-    cpu->set_params(cpu, p0);
-    cpu->reset_opt_state(cpu);
-    cpu->load_batch(cpu, b2, 2);
-    cpu->train_step(cpu, 2, &probe, 0);
+    const uint8_t *b2[2] = {t->frames[0], t->frames[4]};
+    t->cpu->set_params(t->cpu, t->p0);
+    t->cpu->reset_opt_state(t->cpu);
+    t->cpu->load_batch(t->cpu, b2, 2);
+    t->cpu->train_step(t->cpu, 2, &probe, 0);
     StepStats st;
-    cpu->read_stats(cpu, &st, 1);
+    t->cpu->read_stats(t->cpu, &st, 1);
     printf("first gradient norm %.6f, clipping at %.6f\n", (double)st.grad_norm,
            0.6 * (double)st.grad_norm);
 
@@ -488,75 +561,134 @@ static void test_training(void) {
     adam.beta1 = 0.9f;
     adam.beta2 = 0.999f;
     adam.eps = 1e-8f;
+    t->sgd = sgd;
+    t->adam = adam;
+}
 
-    RunResult rc, rg;
-    run_training(cpu, &m, p0, frames, &sgd, &rc);
-    run_training(gpu, &m, p0, frames, &sgd, &rg);
-    compare_runs(&m, p0, &rc, &rg, "sgd (graphs)", 1e-3);
-    int clipped = 0;
-    for (int k = 0; k < NSTEPS; k++) clipped += rc.stats[k].grad_norm > sgd.clip;
-    EXPECT(clipped > 0, "no step was clipped (clip %g)", (double)sgd.clip);
-
-    // The CUDA output helpers against get_output of the same step.
-    {
-        uint8_t *d_rgba = NULL, rgba[48 * 32 * 4];
-        cudaCheck(cudaMalloc((void **)&d_rgba, sizeof rgba));
-        backend_cuda_output_rgba(gpu, 0, d_rgba, 48 * 4);
-        cudaCheck(cudaStreamSynchronize(backend_cuda_stream(gpu)));
-        cudaCheck(cudaMemcpy(rgba, d_rgba, sizeof rgba, cudaMemcpyDeviceToHost));
-        int bad = 0;
-        for (int i = 0; i < 48 * 32; i++)
-            for (int c = 0; c < 4; c++) bad += rgba[4 * i + c] != (c == 3 ? 255 : rg.out[3 * i + c]);
-        EXPECT(bad == 0, "backend_cuda_output_rgba: %d bytes differ from get_output", bad);
-        cudaFree(d_rgba);
-    }
-    // Forward only, after training: same reconstruction on both.
-    {
-        const uint8_t *b1[1] = {frames[3]};
-        uint8_t oc[48 * 32 * 3], og[48 * 32 * 3];
-        cpu->load_batch(cpu, b1, 1);
-        gpu->load_batch(gpu, b1, 1);
-        cpu->forward(cpu, 1);
-        gpu->forward(gpu, 1);
-        cpu->get_output(cpu, 0, oc);
-        gpu->get_output(gpu, 0, og);
-        int maxd = 0;
-        for (size_t i = 0; i < sizeof oc; i++) {
-            int d = abs((int)oc[i] - (int)og[i]);
-            if (d > maxd) maxd = d;
+// The shared setup, or NULL (after a failed check) when the CUDA backend
+// cannot be made.
+static Training *training(void) {
+    if (!tr.made) {
+        tr.made = 1;
+        ModelSpec spec = model_spec_default(48, 32);
+        spec.n_enc = 3;
+        spec.channels[0] = 8;
+        spec.channels[1] = 12;
+        spec.channels[2] = 16;
+        TbErr err = {{0}};
+        CHECK(model_build(&tr.m, &spec, &err) == 0, "%s", err.msg);
+        tr.cpu = backend_cpu_create(&tr.m, 3, &err);
+        CHECK(tr.cpu, "%s", err.msg);
+        tr.gpu = backend_cuda_create(&tr.m, 3, &tr.gpu_err);
+        if (tr.gpu) {
+            tr.p0 = hnew(tr.m.n_params);
+            model_init_params(&tr.m, tr.p0, 1234);
+            make_frames(tr.frames);
+            make_hypers(&tr);
+            run_training(tr.cpu, &tr.m, tr.p0, tr.frames, &tr.sgd, &tr.rc);
+            run_training(tr.gpu, &tr.m, tr.p0, tr.frames, &tr.sgd, &tr.rg);
         }
-        EXPECT(maxd <= 1, "forward-only output: max byte difference %d", maxd);
     }
+    EXPECT(tr.gpu != NULL, "backend_cuda_create: %s", tr.gpu_err.msg);
+    return tr.gpu ? &tr : NULL;
+}
 
+static void training_free(void) {
+    if (!tr.made) return;
+    if (tr.gpu) {
+        free(tr.rc.params), free(tr.rc.state), free(tr.rg.params), free(tr.rg.state);
+        for (int f = 0; f < NFRAMES; f++) free(tr.frames[f]);
+        free(tr.p0);
+        backend_destroy(tr.gpu);
+    }
+    backend_destroy(tr.cpu);
+}
+
+// SGD with momentum, weight decay and clipping, the step captured as CUDA graphs.
+TEST_IMPL(training_sgd_graphs) {
+    Training *t = training();
+    if (!t) return;
+    compare_runs(&t->m, t->p0, &t->rc, &t->rg, "sgd (graphs)", 1e-3);
+    int clipped = 0;
+    for (int k = 0; k < NSTEPS; k++) clipped += t->rc.stats[k].grad_norm > t->sgd.clip;
+    EXPECT(clipped > 0, "no step was clipped (clip %g)", (double)t->sgd.clip);
+}
+
+// The CUDA output helpers against get_output of the same step.
+TEST_IMPL(output_rgba_matches_get_output) {
+    Training *t = training();
+    if (!t) return;
+    uint8_t out[48 * 32 * 3];
+    t->gpu->get_output(t->gpu, 0, out);
+    uint8_t *d_rgba = NULL, rgba[48 * 32 * 4];
+    cudaCheck(cudaMalloc((void **)&d_rgba, sizeof rgba));
+    backend_cuda_output_rgba(t->gpu, 0, d_rgba, 48 * 4);
+    cudaCheck(cudaStreamSynchronize((cudaStream_t)backend_cuda_stream(t->gpu)));
+    cudaCheck(cudaMemcpy(rgba, d_rgba, sizeof rgba, cudaMemcpyDeviceToHost));
+    int bad = 0;
+    for (int i = 0; i < 48 * 32; i++)
+        for (int c = 0; c < 4; c++) bad += rgba[4 * i + c] != (c == 3 ? 255 : out[3 * i + c]);
+    EXPECT(bad == 0, "backend_cuda_output_rgba: %d bytes differ from get_output", bad);
+    cudaFree(d_rgba);
+}
+
+// Forward only, after the same training on both: the same reconstruction.
+TEST_IMPL(forward_only_matches_cpu) {
+    Training *t = training();
+    if (!t) return;
+    const uint8_t *b1[1] = {t->frames[3]};
+    uint8_t oc[48 * 32 * 3], og[48 * 32 * 3];
+    t->cpu->load_batch(t->cpu, b1, 1);
+    t->gpu->load_batch(t->gpu, b1, 1);
+    t->cpu->forward(t->cpu, 1);
+    t->gpu->forward(t->gpu, 1);
+    t->cpu->get_output(t->cpu, 0, oc);
+    t->gpu->get_output(t->gpu, 0, og);
+    int maxd = 0;
+    for (size_t i = 0; i < sizeof oc; i++) {
+        int d = abs((int)oc[i] - (int)og[i]);
+        if (d > maxd) maxd = d;
+    }
+    EXPECT(maxd <= 1, "forward-only output: max byte difference %d", maxd);
+}
+
+TEST_IMPL(training_adam_graphs) {
+    Training *t = training();
+    if (!t) return;
     RunResult ac, ag;
-    run_training(cpu, &m, p0, frames, &adam, &ac);
-    run_training(gpu, &m, p0, frames, &adam, &ag);
-    compare_runs(&m, p0, &ac, &ag, "adam (graphs)", 1e-3);
+    run_training(t->cpu, &t->m, t->p0, t->frames, &t->adam, &ac);
+    run_training(t->gpu, &t->m, t->p0, t->frames, &t->adam, &ag);
+    compare_runs(&t->m, t->p0, &ac, &ag, "adam (graphs)", 1e-3);
+    free(ac.params), free(ac.state), free(ag.params), free(ag.state);
+}
 
-    // The same SGD run without CUDA graphs (eager launches).
+// The same SGD run without CUDA graphs (eager launches), on a backend of its own.
+TEST_IMPL(training_sgd_eager) {
+    Training *t = training();
+    if (!t) return;
+    TbErr err = {{0}};
     setenv("TABULA_NO_GRAPH", "1", 1);
-    Backend *eager = backend_cuda_create(&m, 3, &err);
+    Backend *eager = backend_cuda_create(&t->m, 3, &err);
     EXPECT(eager != NULL, "backend_cuda_create without graphs: %s", err.msg);
     if (eager) {
         RunResult re;
-        run_training(eager, &m, p0, frames, &sgd, &re);
-        compare_runs(&m, p0, &rc, &re, "sgd (eager)", 1e-3);
+        run_training(eager, &t->m, t->p0, t->frames, &t->sgd, &re);
+        compare_runs(&t->m, t->p0, &t->rc, &re, "sgd (eager)", 1e-3);
         free(re.params), free(re.state);
         backend_destroy(eager);
     }
     unsetenv("TABULA_NO_GRAPH");
-
-    free(rc.params), free(rc.state), free(rg.params), free(rg.state);
-    free(ac.params), free(ac.state), free(ag.params), free(ag.state);
-    for (int f = 0; f < NFRAMES; f++) free(frames[f]);
-    free(p0);
-    backend_destroy(gpu);
-    backend_destroy(cpu);
 }
+
+// The parity cases rely on it: TABULA_NO_TF32=1 (set by main) turns TF32 off.
+TEST_IMPL(tf32_off) { EXPECT(!cuda_tf32_enabled(), "TF32 still on with TABULA_NO_TF32=1"); }
 #endif  // TABULA_HAVE_CUDA
 
-int main(void) {
+// Not TEST_MAIN: the cases share a cuDNN handle and a stream made here, after
+// the whole program has skipped if there is no GPU, and freed after them.
+int main(int argc, char **argv) {
 #ifndef TABULA_HAVE_CUDA
+    (void)argc, (void)argv;
     TEST_SKIP("built without the CUDA backend");
 #else
     // Before anything touches cuDNN: FMA math, so CUDA and CPU agree to rounding.
@@ -564,47 +696,31 @@ int main(void) {
     TbErr err = {{0}};
     if (!cuda_available(&err)) TEST_SKIP("%s", err.msg);
     tb_rng_seed(&rng, 42);
+    cudnnCheck(cudnnCreate(&g_cudnn));
+    cudaCheck(cudaStreamCreate(&g_stream));
 
-    cudnnHandle_t h;
-    cudaStream_t s;
-    cudnnCheck(cudnnCreate(&h));
-    cudaCheck(cudaStreamCreate(&s));
-    EXPECT(!cuda_tf32_enabled(), "TF32 still on with TABULA_NO_TF32=1");
-
-    ConvCase cases[] = {
-        {0, 3, 3, 18, 26, 5, 4, 2, 1},  // the model's encoder shape, odd sizes
-        {0, 2, 5, 17, 11, 7, 3, 1, 1},
-        {0, 1, 4, 9, 7, 3, 4, 2, 1},  // odd input: floor in the output size
-        {1, 3, 5, 9, 13, 3, 4, 2, 1},   // the decoder shape: 9x13 -> 18x26
-        {1, 2, 4, 7, 5, 6, 3, 1, 1},
-        {1, 1, 3, 5, 6, 5, 4, 2, 1},
+    static const TestCase cases[] = {
+        TEST_ENTRY(tf32_off),
+        TEST_ENTRY(conv2d),
+        TEST_ENTRY(convt2d),
+        TEST_ENTRY(bias_act),
+        TEST_ENTRY(mse_forward_backward),
+        TEST_ENTRY(grad_norm),
+        TEST_ENTRY(sgd_update),
+        TEST_ENTRY(adam_update),
+        TEST_ENTRY(stats_record),
+        TEST_ENTRY(frame_conversions),
+        TEST_ENTRY(training_sgd_graphs),
+        TEST_ENTRY(output_rgba_matches_get_output),
+        TEST_ENTRY(forward_only_matches_cpu),
+        TEST_ENTRY(training_adam_graphs),
+        TEST_ENTRY(training_sgd_eager),
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        for (int find = 0; find <= 1; find++) test_conv(h, s, cases[i], find);
+    int rc = test_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 
-    for (int act = ACT_NONE; act <= ACT_SIGMOID; act++) {
-        test_bias_act(s, 3, 5, 18 * 26, act);     // one chunk per channel
-        test_bias_act(s, 3, 3, 200 * 300, act);   // many chunks: two-stage bias sum
-        test_bias_act(s, 1, 7, 13, act);
-        test_bias_act(s, 5, 2, 1111, act);        // chunks narrower than B*HW suggests
-    }
-    test_mse(s, (size_t)3 * 3 * 18 * 26);
-    test_mse(s, 1000003);  // more elements than one pass of the reduction grid
-    test_grad_norm(s, 4211);
-    test_grad_norm(s, 1000003);
-    for (int opt = OPT_SGD; opt <= OPT_ADAM; opt++) {
-        test_optimizer(s, 100003, opt, 0.0f, 1);  // clipping off
-        test_optimizer(s, 100003, opt, 0.5f, 1);  // clipped
-        test_optimizer(s, 100003, opt, 2.0f, 7);  // above the norm: no clipping
-    }
-    test_stats_record(s);
-    test_frames(s, 3, 18, 26);
-    test_frames(s, 1, 7, 5);
-
-    test_training();
-
-    cudaCheck(cudaStreamDestroy(s));
-    cudnnCheck(cudnnDestroy(h));
-    return test_finish();
+    training_free();
+    cudaCheck(cudaStreamDestroy(g_stream));
+    cudnnCheck(cudnnDestroy(g_cudnn));
+    return rc;
 #endif
 }

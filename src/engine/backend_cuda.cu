@@ -16,6 +16,11 @@
 // Environment: NVIDIA_TF32_OVERRIDE=0 or TABULA_NO_TF32=1 keep cuDNN on FMA math;
 // TABULA_NO_GRAPH=1 launches every step eagerly; TABULA_CUDNN_FIND=0 takes
 // cuDNN's heuristic algorithm choices at init instead of timing them.
+//
+// Holds: one probe kernel (never launched: it tells whether this build has code
+// for the device), then the host side: cuda_available, the passes of a step
+// (through the launchers of kernels/ops_cuda.h), the Backend table's functions,
+// the interop extras, and backend_cuda_create in steps.
 #include <string.h>
 
 #include "model.h"
@@ -73,9 +78,13 @@ static float *act_at(const CudaCtx *c, float *base, int i, int B) {
 
 static ConvPlan *plan_at(CudaCtx *c, int B, int l) { return &c->plans[(size_t)B * c->L + l]; }
 
-// ---------------------------------------------------------------- availability
+// ---------------------------------------------------------------- kernels
 
+// Never launched: cuda_available asks the runtime for its attributes, which
+// fails when the build has no code for the device.
 __global__ void probe_kernel(void) {}
+
+// ---------------------------------------------------------------- availability
 
 #define STR_(...) #__VA_ARGS__  // the arch list is comma-separated
 #define STR(...) STR_(__VA_ARGS__)
@@ -381,30 +390,23 @@ extern "C" void *backend_cuda_stream(Backend *b) {
 }
 
 // ---------------------------------------------------------------- creation
+// backend_cuda_create in steps of one job each. A step returns 0, or -1 with err
+// filled; what it made before failing stays in the context, and cuda_destroy
+// (the one cleanup path) frees whatever exists.
 
-#define CU_TRY(expr)                                                                        \
+// A failing CUDA call during creation: fill err and return -1 from the caller.
+#define CU_TRY(err, expr)                                                                   \
     do {                                                                                    \
         cudaError_t e_ = (expr);                                                            \
         if (e_ != cudaSuccess) {                                                            \
             (void)cudaGetLastError();                                                       \
-            tb_fail(err, "cuda backend: %s: %s", #expr, cudaGetErrorString(e_));            \
-            goto fail;                                                                      \
+            return tb_fail((err), "cuda backend: %s: %s", #expr, cudaGetErrorString(e_));  \
         }                                                                                   \
     } while (0)
 
-extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, TbErr *err) {
-    if (max_batch < 1) {
-        tb_fail(err, "cuda backend: batch %d < 1", max_batch);
-        return NULL;
-    }
-    if (!cuda_available(err)) return NULL;
-    int nl = m->n_layers;
-    CHECK(nl >= 1 && m->layers[0].cin == 3 && m->layers[nl - 1].cout == 3 &&
-              m->act_n[nl] == m->act_n[0],
-          "model: the output must have the input's shape");
-
+// The Backend table over context c.
+static Backend *backend_table_new(const Model *m, int max_batch, CudaCtx *c) {
     Backend *b = (Backend *)tb_calloc(1, sizeof *b);
-    CudaCtx *c = (CudaCtx *)tb_calloc(1, sizeof *c);
     b->name = "cuda";
     b->ctx = c;
     b->model = m;
@@ -420,7 +422,13 @@ extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, TbErr *er
     b->forward = cuda_forward;
     b->read_stats = cuda_read_stats;
     b->get_output = cuda_get_output;
+    return b;
+}
 
+// Shapes, the environment's switches, and the host tables of plans and graphs
+// (filled on first use of a batch size); no device work.
+static void ctx_init(CudaCtx *c, const Model *m, int max_batch) {
+    int nl = m->n_layers;
     c->m = m;
     c->max_batch = max_batch;
     c->L = nl;
@@ -428,106 +436,155 @@ extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, TbErr *er
     c->W = m->layers[0].win;
     c->frame_bytes = (size_t)c->H * c->W * 3;
     c->tf32 = cuda_tf32_enabled();
-    {
-        // Escape hatches for debugging on a new machine: eager launches, and
-        // cuDNN's heuristics instead of timing the algorithms at init.
-        const char *g = getenv("TABULA_NO_GRAPH"), *f = getenv("TABULA_CUDNN_FIND");
-        c->use_graphs = !(g && strcmp(g, "1") == 0);
-        c->find = !(f && strcmp(f, "0") == 0);
-    }
+    // Escape hatches for debugging on a new machine: eager launches, and
+    // cuDNN's heuristics instead of timing the algorithms at init.
+    const char *g = getenv("TABULA_NO_GRAPH"), *f = getenv("TABULA_CUDNN_FIND");
+    c->use_graphs = !(g && strcmp(g, "1") == 0);
+    c->find = !(f && strcmp(f, "0") == 0);
     c->plans = (ConvPlan *)tb_calloc((size_t)(max_batch + 1) * nl, sizeof(ConvPlan));
     c->plans_ready = (int *)tb_calloc((size_t)max_batch + 1, sizeof(int));
     c->graphs = (cudaGraphExec_t *)tb_calloc((size_t)(max_batch + 1) * 2, sizeof(cudaGraphExec_t));
     c->graph_runs = (int *)tb_calloc((size_t)(max_batch + 1) * 2, sizeof(int));
+}
 
-    {
-        size_t n = m->n_params;
-        size_t acts_n = (size_t)max_batch * m->act_total;
-        size_t bias_n = 0;
-        for (int B = 1; B <= max_batch; B++)
-            for (int l = 0; l < nl; l++) {
-                const Layer *L = &m->layers[l];
-                size_t s = bias_act_backward_scratch(B, L->cout, L->hout * L->wout);
-                if (s > bias_n) bias_n = s;
-            }
-        CU_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
-        cudnnStatus_t st = cudnnCreate(&c->cudnn);
-        if (st != CUDNN_STATUS_SUCCESS) {
-            c->cudnn = NULL;
-            tb_fail(err, "no usable CUDA device: cuDNN: %s", cudnnGetErrorString(st));
-            goto fail;
+// Floats of the activation block's each half (activations, their gradients).
+static size_t acts_floats(const CudaCtx *c) { return (size_t)c->max_batch * c->m->act_total; }
+
+// Largest scratch bias_act_backward_cuda needs over every batch size and layer (floats).
+static size_t bias_scratch_floats(const CudaCtx *c) {
+    size_t most = 0;
+    for (int B = 1; B <= c->max_batch; B++)
+        for (int l = 0; l < c->L; l++) {
+            const Layer *L = &c->m->layers[l];
+            size_t s = bias_act_backward_scratch(B, L->cout, L->hout * L->wout);
+            if (s > most) most = s;
         }
-        if ((st = cudnnSetStream(c->cudnn, c->stream)) != CUDNN_STATUS_SUCCESS) {
-            tb_fail(err, "cuda backend: cudnnSetStream: %s", cudnnGetErrorString(st));
-            goto fail;
+    return most;
+}
+
+// The non-blocking stream all work runs on, and the cuDNN handle bound to it.
+static int create_stream_and_handle(CudaCtx *c, TbErr *err) {
+    CU_TRY(err, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    cudnnStatus_t st = cudnnCreate(&c->cudnn);
+    if (st != CUDNN_STATUS_SUCCESS) {
+        c->cudnn = NULL;
+        return tb_fail(err, "no usable CUDA device: cuDNN: %s", cudnnGetErrorString(st));
+    }
+    if ((st = cudnnSetStream(c->cudnn, c->stream)) != CUDNN_STATUS_SUCCESS)
+        return tb_fail(err, "cuda backend: cudnnSetStream: %s", cudnnGetErrorString(st));
+    return 0;
+}
+
+// Device memory: the parameter and activation blocks, scratches, scalars, the
+// stats ring and the frame buffers; the state is zeroed on the stream.
+static int alloc_device_blocks(CudaCtx *c, TbErr *err) {
+    size_t n = c->m->n_params, acts_n = acts_floats(c), bias_n = bias_scratch_floats(c);
+    CU_TRY(err, cudaMalloc((void **)&c->pblock, 4 * n * sizeof(float)));
+    c->params = c->pblock;
+    c->grads = c->pblock + n;
+    c->mom = c->pblock + 2 * n;
+    c->var = c->pblock + 3 * n;
+    CU_TRY(err, cudaMalloc((void **)&c->ablock, 2 * acts_n * sizeof(float)));
+    c->acts = c->ablock;
+    c->dacts = c->ablock + acts_n;
+    if (bias_n) CU_TRY(err, cudaMalloc((void **)&c->bias_scratch, bias_n * sizeof(float)));
+    CU_TRY(err, cudaMalloc((void **)&c->reduce_scratch, TB_REDUCE_BLOCKS * sizeof(double)));
+    CU_TRY(err, cudaMalloc((void **)&c->d_scalars, 2 * sizeof(float)));
+    CU_TRY(err, cudaMalloc((void **)&c->d_step, sizeof(StepParams)));
+    CU_TRY(err, cudaMalloc((void **)&c->d_ring, TB_STATS_RING * sizeof(StepStats)));
+    CU_TRY(err, cudaMalloc((void **)&c->d_frames, (size_t)c->max_batch * c->frame_bytes));
+    CU_TRY(err, cudaMalloc((void **)&c->d_rgb, c->frame_bytes));
+    // Zeroed like the CPU backend: parameters until set_params, optimizer state,
+    // activations (so an output read before any step is black, not garbage).
+    CU_TRY(err, cudaMemsetAsync(c->pblock, 0, 4 * n * sizeof(float), c->stream));
+    CU_TRY(err, cudaMemsetAsync(c->ablock, 0, 2 * acts_n * sizeof(float), c->stream));
+    CU_TRY(err, cudaMemsetAsync(c->d_ring, 0, TB_STATS_RING * sizeof(StepStats), c->stream));
+    CU_TRY(err, cudaMemsetAsync(c->d_scalars, 0, 2 * sizeof(float), c->stream));
+    return 0;
+}
+
+// Pinned host rings (hyperparameters, frame staging, stats, one output frame)
+// and the events that say when a ring slot is free again.
+static int alloc_host_rings(CudaCtx *c, TbErr *err) {
+    CU_TRY(err, cudaHostAlloc((void **)&c->h_step, PIN_RING * sizeof(StepParams), cudaHostAllocDefault));
+    CU_TRY(err, cudaHostAlloc((void **)&c->h_frames, (size_t)FRAME_RING * c->max_batch * c->frame_bytes,
+                              cudaHostAllocDefault));
+    CU_TRY(err, cudaHostAlloc((void **)&c->h_stats, TB_STATS_RING * sizeof(StepStats), cudaHostAllocDefault));
+    CU_TRY(err, cudaHostAlloc((void **)&c->h_rgb, c->frame_bytes, cudaHostAllocDefault));
+    for (int j = 0; j < PIN_RING; j++)
+        CU_TRY(err, cudaEventCreateWithFlags(&c->step_ev[j], cudaEventDisableTiming));
+    for (int j = 0; j < FRAME_RING; j++)
+        CU_TRY(err, cudaEventCreateWithFlags(&c->frame_ev[j], cudaEventDisableTiming));
+    return 0;
+}
+
+// The steady-state batch (max_batch) gets timed algorithm choices; the one
+// workspace is sized to the largest of them.
+static int build_plans_and_workspace(CudaCtx *c, TbErr *err) {
+    int B = c->max_batch;
+    size_t ws = WS_MIN;
+    for (int l = 0; l < c->L; l++) {
+        const Layer *L = &c->m->layers[l];
+        if (conv_plan_init(plan_at(c, B, l), c->cudnn, L->kind == LAYER_CONVT, B, L->cin, L->hin,
+                           L->win, L->cout, L->k, L->stride, L->pad, c->tf32, c->find, WS_CAP,
+                           err)) {
+            // Row B is not marked ready yet, so cuda_destroy leaves it: free it here.
+            for (int k = 0; k < l; k++) conv_plan_destroy(plan_at(c, B, k));
+            return -1;
         }
+        size_t need = conv_plan_workspace(plan_at(c, B, l));
+        if (need > ws) ws = need;
+    }
+    c->plans_ready[B] = 1;
+    c->ws_size = ws;
+    CU_TRY(err, cudaMalloc(&c->ws, c->ws_size));
+    return 0;
+}
 
-        CU_TRY(cudaMalloc((void **)&c->pblock, 4 * n * sizeof(float)));
-        c->params = c->pblock;
-        c->grads = c->pblock + n;
-        c->mom = c->pblock + 2 * n;
-        c->var = c->pblock + 3 * n;
-        CU_TRY(cudaMalloc((void **)&c->ablock, 2 * acts_n * sizeof(float)));
-        c->acts = c->ablock;
-        c->dacts = c->ablock + acts_n;
-        if (bias_n) CU_TRY(cudaMalloc((void **)&c->bias_scratch, bias_n * sizeof(float)));
-        CU_TRY(cudaMalloc((void **)&c->reduce_scratch, TB_REDUCE_BLOCKS * sizeof(double)));
-        CU_TRY(cudaMalloc((void **)&c->d_scalars, 2 * sizeof(float)));
-        CU_TRY(cudaMalloc((void **)&c->d_step, sizeof(StepParams)));
-        CU_TRY(cudaMalloc((void **)&c->d_ring, TB_STATS_RING * sizeof(StepStats)));
-        CU_TRY(cudaMalloc((void **)&c->d_frames, (size_t)max_batch * c->frame_bytes));
-        CU_TRY(cudaMalloc((void **)&c->d_rgb, c->frame_bytes));
-        // Zeroed like the CPU backend: parameters until set_params, optimizer state,
-        // activations (so an output read before any step is black, not garbage).
-        CU_TRY(cudaMemsetAsync(c->pblock, 0, 4 * n * sizeof(float), c->stream));
-        CU_TRY(cudaMemsetAsync(c->ablock, 0, 2 * acts_n * sizeof(float), c->stream));
-        CU_TRY(cudaMemsetAsync(c->d_ring, 0, TB_STATS_RING * sizeof(StepStats), c->stream));
-        CU_TRY(cudaMemsetAsync(c->d_scalars, 0, 2 * sizeof(float), c->stream));
+// Wait for the zeroing queued above, so creation ends with the device idle.
+static int wait_for_init(CudaCtx *c, TbErr *err) {
+    CU_TRY(err, cudaStreamSynchronize(c->stream));
+    return 0;
+}
 
-        CU_TRY(cudaHostAlloc((void **)&c->h_step, PIN_RING * sizeof(StepParams), cudaHostAllocDefault));
-        CU_TRY(cudaHostAlloc((void **)&c->h_frames, (size_t)FRAME_RING * max_batch * c->frame_bytes,
-                             cudaHostAllocDefault));
-        CU_TRY(cudaHostAlloc((void **)&c->h_stats, TB_STATS_RING * sizeof(StepStats), cudaHostAllocDefault));
-        CU_TRY(cudaHostAlloc((void **)&c->h_rgb, c->frame_bytes, cudaHostAllocDefault));
-        for (int j = 0; j < PIN_RING; j++)
-            CU_TRY(cudaEventCreateWithFlags(&c->step_ev[j], cudaEventDisableTiming));
-        for (int j = 0; j < FRAME_RING; j++)
-            CU_TRY(cudaEventCreateWithFlags(&c->frame_ev[j], cudaEventDisableTiming));
+// One line: the device, the settings in force, the memory taken.
+static int log_device(const CudaCtx *c, TbErr *err) {
+    cudaDeviceProp prop;
+    int dev = 0;
+    CU_TRY(err, cudaGetDevice(&dev));
+    CU_TRY(err, cudaGetDeviceProperties(&prop, dev));
+    size_t n = c->m->n_params;
+    double mib = (double)(4 * n * sizeof(float) + 2 * acts_floats(c) * sizeof(float) + c->ws_size) /
+                 (1024.0 * 1024.0);
+    tb_log("cuda: %s (sm_%d%d), cuDNN %zu, TF32 %s, algorithms %s, CUDA graphs %s, "
+           "%.0f MiB (workspace %.0f MiB)",
+           prop.name, prop.major, prop.minor, cudnnGetVersion(), c->tf32 ? "on" : "off",
+           c->find ? "timed" : "by heuristics", c->use_graphs ? "on" : "off", mib,
+           (double)c->ws_size / (1024.0 * 1024.0));
+    return 0;
+}
 
-        // The steady-state batch gets timed algorithm choices; the workspace is
-        // sized to the largest of them.
-        size_t ws = WS_MIN;
-        for (int l = 0; l < nl; l++) {
-            const Layer *L = &m->layers[l];
-            if (conv_plan_init(plan_at(c, max_batch, l), c->cudnn, L->kind == LAYER_CONVT, max_batch,
-                               L->cin, L->hin, L->win, L->cout, L->k, L->stride, L->pad, c->tf32,
-                               c->find, WS_CAP, err)) {
-                for (int k = 0; k < l; k++) conv_plan_destroy(plan_at(c, max_batch, k));
-                goto fail;
-            }
-            size_t need = conv_plan_workspace(plan_at(c, max_batch, l));
-            if (need > ws) ws = need;
-        }
-        c->plans_ready[max_batch] = 1;
-        c->ws_size = ws;
-        CU_TRY(cudaMalloc(&c->ws, c->ws_size));
-        CU_TRY(cudaStreamSynchronize(c->stream));
+// Returns the backend, or NULL with the reason in err (no usable GPU, out of
+// device memory, no usable cuDNN algorithm): never exits for those.
+extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, TbErr *err) {
+    if (max_batch < 1) {
+        tb_fail(err, "cuda backend: batch %d < 1", max_batch);
+        return NULL;
+    }
+    if (!cuda_available(err)) return NULL;
+    int nl = m->n_layers;
+    CHECK(nl >= 1 && m->layers[0].cin == 3 && m->layers[nl - 1].cout == 3 &&
+              m->act_n[nl] == m->act_n[0],
+          "model: the output must have the input's shape");
 
-        cudaDeviceProp prop;
-        int dev = 0;
-        CU_TRY(cudaGetDevice(&dev));
-        CU_TRY(cudaGetDeviceProperties(&prop, dev));
-        double mib = (double)(4 * n * sizeof(float) + 2 * acts_n * sizeof(float) + c->ws_size) /
-                     (1024.0 * 1024.0);
-        tb_log("cuda: %s (sm_%d%d), cuDNN %zu, TF32 %s, algorithms %s, CUDA graphs %s, "
-               "%.0f MiB (workspace %.0f MiB)",
-               prop.name, prop.major, prop.minor, cudnnGetVersion(), c->tf32 ? "on" : "off",
-               c->find ? "timed" : "by heuristics", c->use_graphs ? "on" : "off", mib,
-               (double)c->ws_size / (1024.0 * 1024.0));
+    CudaCtx *c = (CudaCtx *)tb_calloc(1, sizeof *c);
+    Backend *b = backend_table_new(m, max_batch, c);
+    ctx_init(c, m, max_batch);
+    if (create_stream_and_handle(c, err) || alloc_device_blocks(c, err) ||
+        alloc_host_rings(c, err) || build_plans_and_workspace(c, err) || wait_for_init(c, err) ||
+        log_device(c, err)) {
+        cuda_destroy(b);
+        return NULL;
     }
     return b;
-
-fail:
-    cuda_destroy(b);
-    return NULL;
 }

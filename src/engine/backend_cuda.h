@@ -11,6 +11,9 @@ extern "C" {
 
 // 1 if a CUDA device and cuDNN are usable; else 0 with the reason in err.
 int cuda_available(TbErr *err);
+// The CUDA backend for batches of up to max_batch samples of model m; NULL with
+// the reason in err when there is no usable device, device memory runs out or
+// cuDNN has no algorithm for a layer (it never exits for those).
 Backend *backend_cuda_create(const Model *m, int max_batch, TbErr *err);
 
 // Extras beyond the Backend table, for CUDA-GL interop:
