@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include "backend.h"
+#ifdef TABULA_HAVE_CUDA
+#include "backend_cuda.h"
+#endif
 #include "model.h"
 
 static int bench_one(const char *backend, int W, int H, int steps, int warmup, int memory) {
