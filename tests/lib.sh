@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/lib.sh: named cases for the shell tests, the way tests/test.h does it
 # for the C ones. Source it, write each case as a function, run them in order:
 #
