@@ -1,10 +1,16 @@
-// test_ops_cpu.c: the CPU ops against their references, finite differences and
-// hand-computed numbers.
+// test_ops_cpu.c: why it exists: every number the CPU backend trains with goes
+// through these ops, and the CUDA backend is checked against them. A wrong tap
+// in a convolution, a gradient off by a factor, or an optimizer step that is
+// not PyTorch's would still "train", just badly or differently from the
+// reference, with nothing else in the suite pointing at the op. So each op is
+// checked against its own reference:
 //   (a) fast vs *_ref on odd shapes, outputs poisoned with NaN first;
 //   (b) gradient checks: central differences in double of L = sum(r * y) on
 //       random coordinates of every input and weight;
 //   (c) loss, norm, clipping and both optimizers against numbers worked out by
 //       hand here and against PyTorch 1.13's.
+// Each case seeds the random numbers itself (seed 1234), so it draws the same
+// data whether it runs alone or with the others.
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -28,6 +34,7 @@ void gemm_builtin(int tA, int tB, int M, int N, int K, float alpha, const float 
                   const float *B, int ldb, float beta, float *C, int ldc);
 
 static TbRng rng;
+static void seed(void) { tb_rng_seed(&rng, 1234); }
 
 static float *alloc_f(size_t n) { return tb_malloc(n * sizeof(float)); }
 static void fill(float *p, size_t n, float lo, float hi) {
@@ -47,7 +54,7 @@ static double dot(const float *r, const float *y, size_t n) {
 typedef void (*GemmFn)(int, int, int, int, int, float, const float *, int, const float *, int,
                        float, float *, int);
 
-static void test_gemm_one(GemmFn fn, const char *name, int tA, int tB, int M, int N, int K,
+static void check_gemm_one(GemmFn fn, const char *name, int tA, int tB, int M, int N, int K,
                           float beta) {
     int lda = (tA ? M : K) + 3, ldb = (tB ? K : N) + 5, ldc = N + 2;  // padded strides
     size_t na = (size_t)(tA ? K : M) * lda, nb = (size_t)(tB ? N : K) * ldb;
@@ -79,21 +86,30 @@ static void test_gemm_one(GemmFn fn, const char *name, int tA, int tB, int M, in
     free(A), free(B), free(C), free(R);
 }
 
-static void test_gemm(void) {
-    // Small (one thread), N-sliced and M-sliced shapes, all four transposes.
+// Small (one thread), N-sliced and M-sliced shapes, all four transposes, beta 0 and 0.5.
+static void check_gemm_shapes(GemmFn fn, const char *name) {
     int shapes[][3] = {{37, 53, 29}, {70, 300, 130}, {300, 21, 64}, {1, 17, 5}, {64, 64, 1}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int t = 0; t < 4; t++)
             for (int bz = 0; bz < 2; bz++) {
                 float beta = bz ? 0.5f : 0.0f;
-                test_gemm_one(gemm, "gemm", t >> 1, t & 1, shapes[s][0], shapes[s][1],
-                              shapes[s][2], beta);
-                test_gemm_one(gemm_builtin, "gemm_builtin", t >> 1, t & 1, shapes[s][0],
-                              shapes[s][1], shapes[s][2], beta);
+                check_gemm_one(fn, name, t >> 1, t & 1, shapes[s][0], shapes[s][1], shapes[s][2],
+                               beta);
             }
+}
+
+// The GEMM the build uses (OpenBLAS or the built-in one).
+TEST_IMPL(gemm_matches_reference_all_transposes) {
+    seed();
+    check_gemm_shapes(gemm, "gemm");
+}
+
+TEST_IMPL(builtin_gemm_matches_reference_past_cache_blocks) {
+    seed();
+    check_gemm_shapes(gemm_builtin, "gemm_builtin");
     // Past one cache block of the built-in GEMM in every dimension (M > MC, N > NC, K > KC).
-    test_gemm_one(gemm_builtin, "gemm_builtin", 0, 1, 160, 1100, 300, 0.5f);
-    test_gemm_one(gemm_builtin, "gemm_builtin", 1, 0, 160, 1100, 300, 0.0f);
+    check_gemm_one(gemm_builtin, "gemm_builtin", 0, 1, 160, 1100, 300, 0.5f);
+    check_gemm_one(gemm_builtin, "gemm_builtin", 1, 0, 160, 1100, 300, 0.0f);
 }
 
 // ---------------------------------------------------------------- convolutions
@@ -117,7 +133,7 @@ static void out_size(const ConvOp *op, const Shape *s, int *Ho, int *Wo) {
 }
 
 // Fast vs reference, forward and backward (with and without dx).
-static void test_conv_parity(const ConvOp *op, Shape s) {
+static void check_conv_parity(const ConvOp *op, Shape s) {
     int Ho, Wo;
     out_size(op, &s, &Ho, &Wo);
     size_t nx = (size_t)s.B * s.C * s.H * s.W, ny = (size_t)s.B * s.OC * Ho * Wo;
@@ -153,7 +169,7 @@ static void test_conv_parity(const ConvOp *op, Shape s) {
 
 // L(x, w) = sum(r * conv(x, w)); dL/dx and dL/dw from the backward op vs central
 // differences of L evaluated in double from the reference forward.
-static void test_conv_gradcheck(const ConvOp *op, Shape s, BwdFn bwd, const char *which) {
+static void check_conv_gradcheck(const ConvOp *op, Shape s, BwdFn bwd, const char *which) {
     int Ho, Wo;
     out_size(op, &s, &Ho, &Wo);
     size_t nx = (size_t)s.B * s.C * s.H * s.W, ny = (size_t)s.B * s.OC * Ho * Wo;
@@ -194,35 +210,47 @@ static void test_conv_gradcheck(const ConvOp *op, Shape s, BwdFn bwd, const char
     free(x), free(w), free(r), free(y), free(dx), free(dw);
 }
 
-static void test_convs(void) {
-    ConvOp ops[2] = {
-        {"conv2d", 0, conv2d_forward, conv2d_forward_ref, conv2d_backward, conv2d_backward_ref},
-        {"convt2d", 1, convt2d_forward, convt2d_forward_ref, convt2d_backward,
-         convt2d_backward_ref},
-    };
-    Shape small[] = {
+static const ConvOp CONV_OPS[2] = {
+    {"conv2d", 0, conv2d_forward, conv2d_forward_ref, conv2d_backward, conv2d_backward_ref},
+    {"convt2d", 1, convt2d_forward, convt2d_forward_ref, convt2d_backward, convt2d_backward_ref},
+};
+static const Shape SMALL[] = {
         {2, 3, 10, 14, 5, 4, 2, 1},  // the network's geometry
         {2, 3, 10, 14, 5, 3, 1, 0},  // stride 1, no padding
         {2, 3, 11, 13, 5, 3, 2, 1},  // odd sizes: the last row/column is cut off
         {1, 4, 9, 8, 6, 5, 3, 2},    // stride 3, wide padding
         {2, 5, 5, 7, 3, 4, 2, 1},    // few outputs channels
-    };
-    // Large enough that im2col, col2im and every GEMM run on several threads; the
-    // last one has more channels than pixels, so the GEMMs are sliced by channel.
-    Shape big[] = {{1, 32, 34, 30, 24, 4, 2, 1}, {2, 24, 17, 15, 40, 4, 2, 1},
-                   {2, 64, 8, 6, 96, 4, 2, 1}};
-    for (int o = 0; o < 2; o++) {
-        for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
-            test_conv_parity(&ops[o], small[i]);
-            test_conv_gradcheck(&ops[o], small[i], ops[o].bwd, "fast");
-            test_conv_gradcheck(&ops[o], small[i], ops[o].bwd_ref, "ref");
-        }
-        for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) test_conv_parity(&ops[o], big[i]);
+};
+// Large enough that im2col, col2im and every GEMM run on several threads; the
+// last one has more channels than pixels, so the GEMMs are sliced by channel.
+static const Shape BIG[] = {{1, 32, 34, 30, 24, 4, 2, 1}, {2, 24, 17, 15, 40, 4, 2, 1},
+                            {2, 64, 8, 6, 96, 4, 2, 1}};
+
+static void check_parity_all_shapes(const ConvOp *op) {
+    seed();
+    for (size_t i = 0; i < sizeof SMALL / sizeof SMALL[0]; i++) check_conv_parity(op, SMALL[i]);
+    for (size_t i = 0; i < sizeof BIG / sizeof BIG[0]; i++) check_conv_parity(op, BIG[i]);
+}
+
+// Both backward ops (fast and reference) against finite differences.
+static void check_gradients_small_shapes(const ConvOp *op) {
+    seed();
+    for (size_t i = 0; i < sizeof SMALL / sizeof SMALL[0]; i++) {
+        check_conv_gradcheck(op, SMALL[i], op->bwd, "fast");
+        check_conv_gradcheck(op, SMALL[i], op->bwd_ref, "ref");
     }
 }
 
+TEST_IMPL(conv2d_fast_matches_reference) { check_parity_all_shapes(&CONV_OPS[0]); }
+TEST_IMPL(conv2d_gradients_match_finite_differences) { check_gradients_small_shapes(&CONV_OPS[0]); }
+TEST_IMPL(convt2d_fast_matches_reference) { check_parity_all_shapes(&CONV_OPS[1]); }
+TEST_IMPL(convt2d_gradients_match_finite_differences) { check_gradients_small_shapes(&CONV_OPS[1]); }
+
 // ---------------------------------------------------------------- bias + activation
-static void test_bias_act(void) {
+// Forward against the definition, backward against finite differences, for
+// no activation, leaky ReLU and sigmoid.
+TEST_IMPL(bias_act_matches_definition_and_finite_differences) {
+    seed();
     enum { B = 2, C = 3, HW = 35 };
     const size_t n = (size_t)B * C * HW;
     const char *names[3] = {"none", "leaky", "sigmoid"};
@@ -281,8 +309,11 @@ static void test_bias_act(void) {
             }
         }
     }
-    // Hand values: leaky(0.2) of -1 + 0.5 = -0.1; backward at y = -0.1 scales by 0.2;
-    // sigmoid(0) = 0.5 and its slope there is 0.25.
+}
+
+// Leaky(0.2) of -1 + 0.5 = -0.1; backward at y = -0.1 scales by 0.2;
+// sigmoid(0) = 0.5 and its slope there is 0.25.
+TEST_IMPL(bias_act_hand_values) {
     float v1[2] = {-1.0f, 2.0f}, bb[1] = {0.5f}, g1[2] = {1.0f, 1.0f}, db1[1];
     bias_act_forward(v1, bb, 1, 1, 2, ACT_LEAKY, 0.2f);
     EXPECT_NEAR(v1[0], -0.1, 1e-7, "leaky(-0.5)");
@@ -297,8 +328,11 @@ static void test_bias_act(void) {
     bias_act_backward(g2, db2, v2, 1, 1, 1, ACT_SIGMOID, 0.2f);
     EXPECT_NEAR(g2[0], 0.5, 0, "2*sigmoid'(0)");
     EXPECT_NEAR(db2[0], 0.5, 0, "sigmoid db");
+}
 
-    // A plane big enough to run on several threads: db against a double sum.
+// A plane big enough to run on several threads: db against a double sum.
+TEST_IMPL(bias_act_db_of_a_large_map_matches_double_sum) {
+    seed();
     const int B3 = 2, C3 = 3, HW3 = 20000;
     size_t n3 = (size_t)B3 * C3 * HW3;
     float *d3 = alloc_f(n3), *y3 = alloc_f(n3), *r3 = alloc_f(n3), db3[3], b3[3] = {0.1f, -0.2f, 0.3f};
@@ -320,7 +354,7 @@ static void test_bias_act(void) {
 }
 
 // ---------------------------------------------------------------- loss
-static void test_mse(void) {
+TEST_IMPL(mse_hand_values) {
     // diffs 0.5, -0.25, 0.5, -1: squares sum to 1.5625, mean 0.390625; dy = diff/2.
     float y[4] = {0.5f, 0.25f, 1.0f, 0.0f}, t[4] = {0.0f, 0.5f, 0.5f, 1.0f}, dy[4];
     poison(dy, 4);
@@ -329,12 +363,23 @@ static void test_mse(void) {
     const double want[4] = {0.25, -0.125, 0.25, -0.5};
     for (int i = 0; i < 4; i++) EXPECT_NEAR(dy[i], want[i], 0, "mse dy");
     EXPECT_NEAR(mse_forward_backward(NULL, y, t, 4), 0.390625, 0, "mse, loss only");
+}
 
-    // Large n (parallel blocks) against a double sum; the same bits on 1 and 2 threads.
+// Two images' worth of values in [0, 1), as the large MSE cases use them.
+static size_t mse_inputs(float **a, float **b) {
     size_t n = 3 * 256 * 256 + 17;
-    float *a = alloc_f(n), *b = alloc_f(n), *g = alloc_f(n);
-    fill(a, n, 0, 1);
-    fill(b, n, 0, 1);
+    *a = alloc_f(n), *b = alloc_f(n);
+    fill(*a, n, 0, 1);
+    fill(*b, n, 0, 1);
+    return n;
+}
+
+// Large n (parallel blocks) against a double sum, and its gradient.
+TEST_IMPL(mse_of_196625_values_matches_double_sum) {
+    seed();
+    float *a, *b;
+    size_t n = mse_inputs(&a, &b);
+    float *g = alloc_f(n);
     double s = 0.0;
     for (size_t i = 0; i < n; i++) s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
     poison(g, n);
@@ -348,7 +393,15 @@ static void test_mse(void) {
         double fd = (((e + h) * (e + h)) - ((e - h) * (e - h))) / (2.0 * h * n);
         EXPECT_NEAR(g[i], fd, 1e-6 * fabs(fd) + 1e-12, "mse dy[i]");
     }
+    free(a), free(b), free(g);
+}
+
+// The same bits on 1 and 2 threads: a run does not depend on the machine's cores.
+TEST_IMPL(mse_and_grad_norm_same_bits_on_1_and_2_threads) {
 #ifdef _OPENMP
+    seed();
+    float *a, *b;
+    size_t n = mse_inputs(&a, &b);
     int nt = omp_get_max_threads();
     omp_set_num_threads(1);
     float l1 = mse_forward_backward(NULL, a, b, n), n1 = grad_norm(a, n);
@@ -359,12 +412,15 @@ static void test_mse(void) {
            l1, lN);
     EXPECT(memcmp(&n1, &nN, sizeof n1) == 0,
            "grad_norm differs between thread counts: %.9g vs %.9g", n1, nN);
+    free(a), free(b);
+#else
+    TEST_SKIP_CASE("built without OpenMP");
 #endif
-    free(a), free(b), free(g);
 }
 
 // ---------------------------------------------------------------- optimizer
-static void test_norm_clip(void) {
+TEST_IMPL(grad_norm_small_and_large) {
+    seed();
     float g[5] = {3.0f, 0.0f, 4.0f, 0.0f, 0.0f};
     EXPECT_NEAR(grad_norm(g, 5), 5.0, 0, "norm of (3,4)");
     EXPECT_NEAR(grad_norm(g, 0), 0.0, 0, "norm of nothing");
@@ -375,7 +431,9 @@ static void test_norm_clip(void) {
     for (size_t i = 0; i < n; i++) s += (double)p[i] * p[i];
     EXPECT_NEAR(grad_norm(p, n), sqrt(s), 1e-7 * sqrt(s), "norm of 1e6 values");
     free(p);
+}
 
+TEST_IMPL(clip_scale_clips_above_the_limit_only) {
     EXPECT_NEAR(clip_scale(10.0f, 1.0f), 1.0f / (10.0f + 1e-6f), 0, "clip 10 -> 1");
     EXPECT_NEAR(clip_scale(0.5f, 1.0f), 1.0, 0, "no clip under the limit");
     EXPECT_NEAR(clip_scale(1.0f, 1.0f), 1.0f / (1.0f + 1e-6f), 0, "at the limit: c/(n+1e-6)");
@@ -388,14 +446,12 @@ static void test_norm_clip(void) {
 // clip 1 active on both, lr 0.1, wd 0.01; SGD momentum 0.9, Adam (0.9, 0.999, 1e-8).
 // Expected: the same arithmetic done here in double, and PyTorch 1.13's result
 // (torch.nn.utils.clip_grad_norm_ then opt.step(), printed to 9 digits).
-static void test_sgd_adam(void) {
-    const double w0[3] = {1.0, -2.0, 0.5}, G[2][3] = {{3, 4, 0}, {-6, 0, 8}}, norms[2] = {5, 10};
-    const double lr = 0.1, mu = 0.9, wd = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+static const double w0[3] = {1.0, -2.0, 0.5}, G[2][3] = {{3, 4, 0}, {-6, 0, 8}}, norms[2] = {5, 10};
+static const double lr = 0.1, mu = 0.9, wd = 0.01, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+
+TEST_IMPL(sgd_two_steps_match_hand_and_pytorch) {
     const double torch_sgd[2][3] = {{0.93900001, -2.07800007, 0.499500006},
                                     {0.943161011, -2.14612198, 0.418550521}};
-    const double torch_adam[2][3] = {{0.899999976, -2.0999999, 0.400000215},
-                                     {0.903680682, -2.16497779, 0.325171471}};
-    // SGD
     float w[3], buf[3] = {0, 0, 0}, g[3];
     double hw[3], hb[3] = {0, 0, 0};
     for (int i = 0; i < 3; i++) w[i] = (float)w0[i], hw[i] = w0[i];
@@ -423,8 +479,13 @@ static void test_sgd_adam(void) {
     float w1[1] = {2.0f}, bz[1] = {0.0f}, g1[1] = {1.0f};
     sgd_update(w1, bz, g1, 1, 0.5f, 0.1f, 0.0f, 0.25f);
     EXPECT_NEAR(w1[0], 2.0 - 0.1 * (0.5 + 0.5), 1e-7, "sgd without momentum");
+}
 
-    // Adam
+TEST_IMPL(adam_two_steps_match_hand_and_pytorch) {
+    const double torch_adam[2][3] = {{0.899999976, -2.0999999, 0.400000215},
+                                     {0.903680682, -2.16497779, 0.325171471}};
+    float w[3], g[3];
+    double hw[3];
     float m[3] = {0, 0, 0}, v[3] = {0, 0, 0};
     double hm[3] = {0, 0, 0}, hv[3] = {0, 0, 0};
     for (int i = 0; i < 3; i++) w[i] = (float)w0[i], hw[i] = w0[i];
@@ -449,8 +510,11 @@ static void test_sgd_adam(void) {
             EXPECT_NEAR(w[i], torch_adam[step][i], 2e-6, "adam w vs torch");
         }
     }
+}
 
-    // A long vector runs on several threads: every element as the scalar formula.
+// A long vector runs on several threads: every element as the scalar formula.
+TEST_IMPL(sgd_on_100003_values_matches_scalar_formula) {
+    seed();
     size_t n = 100003;
     float *W = alloc_f(n), *Bf = alloc_f(n), *Gr = alloc_f(n), *W0 = alloc_f(n), *B0 = alloc_f(n);
     fill(W, n, -1, 1), fill(Bf, n, -1, 1), fill(Gr, n, -1, 1);
@@ -467,7 +531,7 @@ static void test_sgd_adam(void) {
 }
 
 // ---------------------------------------------------------------- frames
-static void test_frames(void) {
+TEST_IMPL(frame_tensor_layout_and_round_trip) {
     enum { H = 3, W = 5 };
     uint8_t rgb[H * W * 3], back[H * W * 3];
     float x[3 * H * W];
@@ -490,6 +554,9 @@ static void test_frames(void) {
     EXPECT(xa[0] == 0.0f && xa[255] == 1.0f, "0 -> 0 and 255 -> 1");
     tensor_to_frame(all2, xa, 16, 16);
     EXPECT(memcmp(all, all2, sizeof all) == 0, "byte values change on the round trip");
+}
+
+TEST_IMPL(tensor_to_frame_clamps_and_rounds) {
     // Clamping and rounding: -0.5 -> 0, 1.5 -> 255, NaN -> 0, 0.5 -> 128, 0.2 -> 51.
     float odd[3] = {-0.5f, 1.5f, NAN}, odd2[3] = {0.5f, 0.2f, 0.998f};
     float t6[6] = {odd[0], odd2[0], odd[1], odd2[1], odd[2], odd2[2]};
@@ -499,14 +566,15 @@ static void test_frames(void) {
     EXPECT(o[3] == 128 && o[4] == 51 && o[5] == 254, "round: %d %d %d", o[3], o[4], o[5]);
 }
 
-int main(void) {
-    tb_rng_seed(&rng, 1234);
-    test_gemm();
-    test_convs();
-    test_bias_act();
-    test_mse();
-    test_norm_clip();
-    test_sgd_adam();
-    test_frames();
-    return test_finish();
-}
+TEST_MAIN(TEST_ENTRY(gemm_matches_reference_all_transposes),
+          TEST_ENTRY(builtin_gemm_matches_reference_past_cache_blocks),
+          TEST_ENTRY(conv2d_fast_matches_reference), TEST_ENTRY(conv2d_gradients_match_finite_differences),
+          TEST_ENTRY(convt2d_fast_matches_reference), TEST_ENTRY(convt2d_gradients_match_finite_differences),
+          TEST_ENTRY(bias_act_matches_definition_and_finite_differences), TEST_ENTRY(bias_act_hand_values),
+          TEST_ENTRY(bias_act_db_of_a_large_map_matches_double_sum), TEST_ENTRY(mse_hand_values),
+          TEST_ENTRY(mse_of_196625_values_matches_double_sum),
+          TEST_ENTRY(mse_and_grad_norm_same_bits_on_1_and_2_threads), TEST_ENTRY(grad_norm_small_and_large),
+          TEST_ENTRY(clip_scale_clips_above_the_limit_only), TEST_ENTRY(sgd_two_steps_match_hand_and_pytorch),
+          TEST_ENTRY(adam_two_steps_match_hand_and_pytorch),
+          TEST_ENTRY(sgd_on_100003_values_matches_scalar_formula),
+          TEST_ENTRY(frame_tensor_layout_and_round_trip), TEST_ENTRY(tensor_to_frame_clamps_and_rounds))

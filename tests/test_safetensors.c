@@ -1,6 +1,10 @@
-// test_safetensors.c: write/read round trip, a file made by Python's safetensors
-// (bytes embedded below), every malformed header/offset case, and failed saves
-// (missing folder, write error mid-file) that must leave no partial file.
+// test_safetensors.c: why it exists: safetensors is the one file format of
+// tabula's weights (checkpoints, snapshots, the PyTorch fixtures), and the files
+// come from outside: other tools, other machines, half-copied downloads. The
+// reader must take what Python's safetensors writes and refuse every malformed
+// header or offset with a message naming the file, never read out of bounds;
+// the writer must round-trip everything and never leave a partial file where
+// a good one was (missing folder, write error mid-file).
 #define _POSIX_C_SOURCE 200809L
 #include "safetensors.h"
 
@@ -14,8 +18,35 @@
 
 static char tmpdir[256];
 
+// Removes the temp folder and whatever a case left in it.
+static void remove_tmpdir(void) {
+    DIR *d = opendir(tmpdir);
+    if (d) {
+        struct dirent *e;
+        char p[600];
+        while ((e = readdir(d)))
+            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
+                unlink(p);
+            }
+        closedir(d);
+    }
+    rmdir(tmpdir);
+}
+
+// The temp folder of this run, made on first use.
+static const char *tmp_dir(void) {
+    if (!tmpdir[0]) {
+        const char *t = getenv("TMPDIR");
+        snprintf(tmpdir, sizeof tmpdir, "%s/tabula_st_XXXXXX", t && *t ? t : "/tmp");
+        CHECK(mkdtemp(tmpdir), "mkdtemp %s", tmpdir);
+        atexit(remove_tmpdir);
+    }
+    return tmpdir;
+}
+
 static void tmp_path(char *out, size_t cap, const char *name) {
-    snprintf(out, cap, "%s/%s", tmpdir, name);
+    snprintf(out, cap, "%s/%s", tmp_dir(), name);
 }
 
 static void write_file(const char *path, const void *data, size_t n) {
@@ -27,7 +58,7 @@ static void write_file(const char *path, const void *data, size_t n) {
 
 // Entries in the temp folder whose name contains ".tmp." (left-over partial saves).
 static int count_tmp_files(void) {
-    DIR *d = opendir(tmpdir);
+    DIR *d = opendir(tmp_dir());
     CHECK(d, "opendir %s", tmpdir);
     int n = 0;
     struct dirent *e;
@@ -74,15 +105,22 @@ static void expect_bad(const char *name, const char *header, size_t data_len, co
     unlink(path);
 }
 
-static void test_round_trip(void) {
-    float w[2 * 3 * 4];
-    for (int i = 0; i < 24; i++) w[i] = 0.25f * (float)i - 3.0f;
-    uint8_t u8[5] = {0, 1, 127, 128, 255};
-    int64_t step = -1234567890123ll;
-    uint16_t bf[3] = {0x3f80, 0xc000, 0x7f80};
-    int64_t sw[3] = {2, 3, 4}, su[1] = {5}, sb[2] = {1, 3}, sz[2] = {0, 7};
+// The round-trip file: five tensors (F32, U8, a scalar I64, an empty one,
+// BF16) and metadata with a replaced key and escapes, written once to
+// model.safetensors by saved_model() and kept for the cases that read it.
+static float w[2 * 3 * 4];
+static uint8_t u8[5] = {0, 1, 127, 128, 255};
+static int64_t step = -1234567890123ll;
+static uint16_t bf[3] = {0x3f80, 0xc000, 0x7f80};
+static StWriter wr;
+static char path[512];
 
-    StWriter wr;
+static void saved_model(void) {
+    static int done;
+    if (done) return;
+    done = 1;
+    for (int i = 0; i < 24; i++) w[i] = 0.25f * (float)i - 3.0f;
+    int64_t sw[3] = {2, 3, 4}, su[1] = {5}, sb[2] = {1, 3}, sz[2] = {0, 7};
     st_writer_init(&wr);
     st_writer_add(&wr, "enc.0.weight", "F32", 3, sw, w);
     st_writer_add(&wr, "bytes", "U8", 1, su, u8);
@@ -94,12 +132,17 @@ static void test_round_trip(void) {
     st_writer_meta(&wr, "odd", "quote \" backslash \\ newline \n tab \t caf\xc3\xa9 \x01");
     st_writer_meta(&wr, "arch", "tabula-ae-v2");  // replaces the first value
 
-    char path[512];
     tmp_path(path, sizeof path, "model.safetensors");
     TbErr err = {{0}};
     EXPECT(st_writer_save(&wr, path, &err) == 0, "save: %s", err.msg);
     EXPECT(count_tmp_files() == 0, "temp file left after a save");
+}
 
+// Every tensor, dtype, shape and metadata value comes back; the layout is the
+// format's (8-aligned header padded with spaces, data right after).
+TEST_IMPL(round_trip_keeps_tensors_metadata_and_layout) {
+    saved_model();
+    TbErr err = {{0}};
     StFile f;
     EXPECT(st_read(&f, path, &err) == 0, "read back: %s", err.msg);
     EXPECT(f.n == 5, "%d tensors", f.n);
@@ -138,8 +181,13 @@ static void test_round_trip(void) {
     EXPECT(f.t[0].data == f.buf + 8 + hn, "first tensor not at the start of the data");
     st_free(&f);
     EXPECT(f.n == 0 && f.buf == NULL, "st_free did not clear");
+}
 
-    // Saving again over the file replaces it whole.
+TEST_IMPL(saving_again_replaces_the_file_whole) {
+    saved_model();
+    TbErr err = {{0}};
+    StFile f;
+    const StTensor *t;
     w[0] = 42.0f;
     EXPECT(st_writer_save(&wr, path, &err) == 0, "second save: %s", err.msg);
     EXPECT(st_read(&f, path, &err) == 0, "read second save: %s", err.msg);
@@ -149,8 +197,12 @@ static void test_round_trip(void) {
     EXPECT(t && first == 42.0f, "overwrite did not take");
     st_free(&f);
     st_writer_free(&wr);
+}
 
-    // An empty writer gives a valid file with no tensors.
+TEST_IMPL(empty_writer_gives_a_valid_empty_file) {
+    tmp_path(path, sizeof path, "model.safetensors");
+    TbErr err = {{0}};
+    StFile f;
     st_writer_init(&wr);
     EXPECT(st_writer_save(&wr, path, &err) == 0, "empty save: %s", err.msg);
     EXPECT(st_read(&f, path, &err) == 0 && f.n == 0 && f.n_meta == 0, "empty read: %s", err.msg);
@@ -163,7 +215,7 @@ static void test_round_trip(void) {
 //   save_file({"enc.0.weight": tensor([[1., -2.5, .125], [3., 1e-3, -0.]]),
 //              "step": tensor([7, -1]), "mask": tensor([1, 0, 255], dtype=uint8)},
 //             f, metadata={"format": "pt", "note": 'a "quoted"\nline'})
-static void test_python_file(void) {
+TEST_IMPL(python_written_file_reads_back) {
     static const char header[] =
         "{\"__metadata__\":{\"note\":\"a \\\"quoted\\\"\\nline\",\"format\":\"pt\"},"
         "\"step\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]},"
@@ -210,24 +262,31 @@ static void test_python_file(void) {
     unlink(path);
 }
 
-static void test_malformed(void) {
-    const char *T = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
-    // Sanity: the template itself is valid, so each case below fails for its own reason.
-    {
-        char path[512];
-        tmp_path(path, sizeof path, "ok.safetensors");
-        write_st(path, T, 4);
-        StFile f;
-        TbErr err = {{0}};
-        EXPECT(st_read(&f, path, &err) == 0, "template rejected: %s", err.msg);
-        st_free(&f);
-        unlink(path);
-    }
+// The template of the malformed cases: one F32 tensor.
+static const char *const T = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+
+// Sanity: the template itself is valid, so each bad case fails for its own reason.
+TEST_IMPL(template_header_is_valid) {
+    char p[512];
+    tmp_path(p, sizeof p, "ok.safetensors");
+    write_st(p, T, 4);
+    StFile f;
+    TbErr err = {{0}};
+    EXPECT(st_read(&f, p, &err) == 0, "template rejected: %s", err.msg);
+    st_free(&f);
+    unlink(p);
+}
+
+// Too short for the size field, or a header size past the file or over 100 MB.
+TEST_IMPL(short_file_or_bad_header_size_rejected) {
     expect_bad_bytes("zero.st", "", 0, "shorter than");
     expect_bad_bytes("five.st", "\x10\0\0\0\0", 5, "shorter than");
     expect_bad_bytes("huge_n.st", "\x00\x10\x00\x00\x00\x00\x00\x00{}", 10, "larger than the file");
     expect_bad_bytes("over100mb.st", "\x00\x00\x00\x08\x00\x00\x00\x00{}", 10, "100 MB");
     expect_bad_bytes("max_n.st", "\xff\xff\xff\xff\xff\xff\xff\xff{}", 10, "100 MB");
+}
+
+TEST_IMPL(header_that_is_not_json_rejected) {
     expect_bad("empty_header.st", "", 0, "bad JSON");
     expect_bad("not_object.st", "[1, 2]", 0, "bad JSON");
     expect_bad("cut.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_of", 4, "bad JSON");
@@ -244,6 +303,10 @@ static void test_malformed(void) {
     expect_bad("unquoted.st", "{a:{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "bad JSON");
     expect_bad("float_dim.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.0],\"data_offsets\":[0,4]}}", 4,
                "bad JSON");
+}
+
+// Valid JSON, but not a valid safetensors entry.
+TEST_IMPL(bad_tensor_entries_rejected) {
     expect_bad("neg_dim.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4,
                "non-negative");
     expect_bad("big_int.st",
@@ -263,6 +326,11 @@ static void test_malformed(void) {
     expect_bad("ndim9.st",
                "{\"a\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}", 1,
                "more than 8 dimensions");
+}
+
+// Offsets that point outside the data, disagree with the shape, overflow,
+// overlap, or leave bytes unused.
+TEST_IMPL(bad_data_offsets_rejected) {
     expect_bad("past_end.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4,
                "outside");
     expect_bad("reversed.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}", 4,
@@ -279,6 +347,10 @@ static void test_malformed(void) {
     expect_bad("gap.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
                "unused bytes before tensor 'a'");
     expect_bad("tail.st", T, 12, "8 bytes of data after the last tensor");
+}
+
+// Duplicate names, bad __metadata__, empty names.
+TEST_IMPL(bad_names_and_metadata_rejected) {
     expect_bad("dup.st",
                "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
                "\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}",
@@ -288,63 +360,77 @@ static void test_malformed(void) {
     expect_bad("meta_twice.st", "{\"__metadata__\":{},\"__metadata__\":{}}", 0, "two __metadata__");
     expect_bad("empty_name.st", "{\"\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
                "empty or longer");
-    // An unknown key with a deeply nested value: no recursion blow-up.
-    {
-        static char deep[4096];
-        int n = sprintf(deep, "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1],\"x\":");
-        for (int i = 0; i < 1000; i++) deep[n++] = '[';
-        for (int i = 0; i < 1000; i++) deep[n++] = ']';
-        strcpy(deep + n, "}}");
-        expect_bad("deep.st", deep, 1, "nested too deeply");
-    }
-    // Unknown keys with ordinary values are skipped.
-    {
-        char path[512];
-        tmp_path(path, sizeof path, "extra_keys.st");
-        write_st(path,
-                 "{\"a\":{\"x\":{\"y\":[1,-2.5e3,true,null,\"s\\u00e9\"]},\"dtype\":\"U8\","
-                 "\"shape\":[2],\"data_offsets\":[0,2]}}",
-                 2);
-        StFile f;
-        TbErr err = {{0}};
-        EXPECT(st_read(&f, path, &err) == 0 && f.n == 1 && f.t[0].nbytes == 2,
-               "unknown keys not skipped: %s", err.msg);
-        if (f.buf) st_free(&f);
-        unlink(path);
-    }
-    // Missing file, folder.
+}
+
+// An unknown key with a deeply nested value: no recursion blow-up.
+TEST_IMPL(deeply_nested_unknown_key_rejected) {
+    static char deep[4096];
+    int n = sprintf(deep, "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1],\"x\":");
+    for (int i = 0; i < 1000; i++) deep[n++] = '[';
+    for (int i = 0; i < 1000; i++) deep[n++] = ']';
+    strcpy(deep + n, "}}");
+    expect_bad("deep.st", deep, 1, "nested too deeply");
+}
+
+// Unknown keys with ordinary values are skipped.
+TEST_IMPL(unknown_keys_are_skipped) {
+    char p[512];
+    tmp_path(p, sizeof p, "extra_keys.st");
+    write_st(p,
+             "{\"a\":{\"x\":{\"y\":[1,-2.5e3,true,null,\"s\\u00e9\"]},\"dtype\":\"U8\","
+             "\"shape\":[2],\"data_offsets\":[0,2]}}",
+             2);
+    StFile f;
+    TbErr err = {{0}};
+    EXPECT(st_read(&f, p, &err) == 0 && f.n == 1 && f.t[0].nbytes == 2,
+           "unknown keys not skipped: %s", err.msg);
+    if (f.buf) st_free(&f);
+    unlink(p);
+}
+
+TEST_IMPL(missing_file_and_folder_are_named) {
     StFile f;
     TbErr err = {{0}};
     EXPECT(st_read(&f, "/nonexistent/w.safetensors", &err) == -1 &&
                strcmp(err.msg, "/nonexistent/w.safetensors: No such file or directory") == 0,
            "missing file: '%s'", err.msg);
-    EXPECT(st_read(&f, tmpdir, &err) == -1 && strstr(err.msg, tmpdir), "folder: '%s'", err.msg);
+    EXPECT(st_read(&f, tmp_dir(), &err) == -1 && strstr(err.msg, tmpdir), "folder: '%s'", err.msg);
 }
 
-static void test_failed_saves(void) {
-    float big[4096];
+// A writer with one 16 KiB tensor.
+static void big_writer(StWriter *bw) {
+    static float big[4096];
     for (int i = 0; i < 4096; i++) big[i] = (float)i;
     int64_t shape[1] = {4096};
-    StWriter wr;
-    st_writer_init(&wr);
-    st_writer_add(&wr, "big", "F32", 1, shape, big);
-    TbErr err = {{0}};
+    st_writer_init(bw);
+    st_writer_add(bw, "big", "F32", 1, shape, big);
+}
 
-    EXPECT(st_writer_save(&wr, "/nonexistent/dir/w.safetensors", &err) == -1 &&
+TEST_IMPL(save_to_missing_folder_names_it) {
+    StWriter bw;
+    big_writer(&bw);
+    TbErr err = {{0}};
+    EXPECT(st_writer_save(&bw, "/nonexistent/dir/w.safetensors", &err) == -1 &&
                strcmp(err.msg, "/nonexistent/dir/w.safetensors: No such file or directory") == 0,
            "missing folder: '%s'", err.msg);
+    st_writer_free(&bw);
+}
 
+TEST_IMPL(failed_save_keeps_old_file_and_leaves_no_temp) {
+    StWriter bw;
+    big_writer(&bw);
+    TbErr err = {{0}};
     // A valid file, then a save that fails mid-write (file size limit: the same
     // path through write() as a full disk). The old file must survive intact and
     // no temp file may be left.
-    char path[512];
-    tmp_path(path, sizeof path, "keep.safetensors");
+    char keep[512];
+    tmp_path(keep, sizeof keep, "keep.safetensors");
     int64_t one[1] = {1};
     float v = 7.0f;
     StWriter small;
     st_writer_init(&small);
     st_writer_add(&small, "v", "F32", 1, one, &v);
-    EXPECT(st_writer_save(&small, path, &err) == 0, "small save: %s", err.msg);
+    EXPECT(st_writer_save(&small, keep, &err) == 0, "small save: %s", err.msg);
     st_writer_free(&small);
 
     struct rlimit old, lim;
@@ -353,28 +439,25 @@ static void test_failed_saves(void) {
     lim.rlim_cur = 4096;  // the big tensor alone is 16 KiB
     void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);  // get EFBIG instead of being killed
     CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0, "setrlimit");
-    int rc = st_writer_save(&wr, path, &err);
+    int rc = st_writer_save(&bw, keep, &err);
     CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0, "restore rlimit");
     signal(SIGXFSZ, prev);
     EXPECT(rc == -1, "save past the file size limit succeeded");
-    EXPECT(strstr(err.msg, path) && strstr(err.msg, "File too large"), "write error: '%s'", err.msg);
+    EXPECT(strstr(err.msg, keep) && strstr(err.msg, "File too large"), "write error: '%s'", err.msg);
     EXPECT(count_tmp_files() == 0, "temp file left after a failed save");
     StFile f;
-    EXPECT(st_read(&f, path, &err) == 0 && f.n == 1 && strcmp(f.t[0].name, "v") == 0,
+    EXPECT(st_read(&f, keep, &err) == 0 && f.n == 1 && strcmp(f.t[0].name, "v") == 0,
            "old file damaged by a failed save: %s", err.msg);
     if (f.buf) st_free(&f);
-    unlink(path);
-    st_writer_free(&wr);
+    unlink(keep);
+    st_writer_free(&bw);
 }
 
-int main(void) {
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/tabula_st_XXXXXX", t && *t ? t : "/tmp");
-    CHECK(mkdtemp(tmpdir), "mkdtemp %s", tmpdir);
-    test_round_trip();
-    test_python_file();
-    test_malformed();
-    test_failed_saves();
-    rmdir(tmpdir);
-    return test_finish();
-}
+TEST_MAIN(TEST_ENTRY(round_trip_keeps_tensors_metadata_and_layout),
+          TEST_ENTRY(saving_again_replaces_the_file_whole), TEST_ENTRY(empty_writer_gives_a_valid_empty_file),
+          TEST_ENTRY(python_written_file_reads_back), TEST_ENTRY(template_header_is_valid),
+          TEST_ENTRY(short_file_or_bad_header_size_rejected), TEST_ENTRY(header_that_is_not_json_rejected),
+          TEST_ENTRY(bad_tensor_entries_rejected), TEST_ENTRY(bad_data_offsets_rejected),
+          TEST_ENTRY(bad_names_and_metadata_rejected), TEST_ENTRY(deeply_nested_unknown_key_rejected),
+          TEST_ENTRY(unknown_keys_are_skipped), TEST_ENTRY(missing_file_and_folder_are_named),
+          TEST_ENTRY(save_to_missing_folder_names_it), TEST_ENTRY(failed_save_keeps_old_file_and_leaves_no_temp))

@@ -1,4 +1,9 @@
-// test_torch_ref.c: end-to-end check of the CPU backend against PyTorch.
+// test_torch_ref.c: why it exists: tabula claims to train the same network
+// PyTorch would, step for step, so weights move freely between the two and the
+// CPU backend can serve as the reference for the CUDA one. This is the
+// end-to-end check of that claim: if a layer, the loss, clipping or an
+// optimizer drifted from PyTorch, the per-step losses and final weights here
+// would stop matching.
 //
 // tests/fixtures/torch_ref.safetensors (made by tests/torch_reference.py) holds a
 // tiny tabula network (encoder channels 8,16 at 48x32), its initial weights, six
@@ -162,15 +167,33 @@ static void run(const char *tag, Backend *b, const Model *m, const Hyper *base, 
     free(ref);
 }
 
-int main(void) {
+// The fixture, the model and CPU backend it describes, and its frames and
+// batches: loaded once, shared by the cases.
+static Model net;
+static Backend *be;
+static const StTensor *ft;
+static int64_t batch_index[STEPS * BATCH];
+static float *init;
+
+static void cleanup(void) {
+    free(init);
+    if (be) backend_destroy(be);
+    st_free(&st);
+}
+
+static void load_fixture(void) {
+    static int loaded;
+    if (loaded) return;
+    loaded = 1;
     char path[1024];
     const char *src = getenv("TABULA_SRC");
     snprintf(path, sizeof path, "%s/tests/fixtures/torch_ref.safetensors", src ? src : ".");
     TbErr err;
     if (st_read(&st, path, &err)) {
         fprintf(stderr, "cannot read the fixture: %s\n", err.msg);
-        return 1;
+        exit(1);
     }
+    atexit(cleanup);
 
     // The network of the fixture.
     ModelSpec spec = {0};
@@ -186,44 +209,55 @@ int main(void) {
     EXPECT(spec.width == 48 && spec.height == 32, "fixture size %dx%d", spec.width, spec.height);
     EXPECT(strcmp(st_meta(&st, "channels") ? st_meta(&st, "channels") : "", "8,16") == 0,
            "fixture channels");
-    Model m;
-    if (model_build(&m, &spec, &err)) {
+    if (model_build(&net, &spec, &err)) {
         fprintf(stderr, "model_build: %s\n", err.msg);
-        return 1;
+        exit(1);
     }
-    Backend *b = backend_cpu_create(&m, BATCH, &err);
-    if (!b) {
+    be = backend_cpu_create(&net, BATCH, &err);
+    if (!be) {
         fprintf(stderr, "backend_cpu_create: %s\n", err.msg);
-        return 1;
+        exit(1);
     }
 
     // Frames (U8 [6, H, W, 3]) and batches (I64 [10, 2]).
-    const StTensor *ft = st_find(&st, "frames");
+    ft = st_find(&st, "frames");
     if (!ft || strcmp(ft->dtype, "U8") != 0 || ft->ndim != 4 || ft->shape[1] != spec.height ||
         ft->shape[2] != spec.width || ft->shape[3] != 3) {
         fprintf(stderr, "fixture: frames missing or not U8 [N, %d, %d, 3]\n", spec.height,
                 spec.width);
-        return 1;
+        exit(1);
     }
     int n_frames = (int)ft->shape[0];
-    int64_t batch_index[STEPS * BATCH];
     memcpy(batch_index, need("batch_index", "I64", STEPS * BATCH)->data, sizeof batch_index);
     for (int i = 0; i < STEPS * BATCH; i++)
         CHECK(batch_index[i] >= 0 && batch_index[i] < n_frames, "batch_index %lld",
               (long long)batch_index[i]);
 
-    float *init = tb_malloc(m.n_params * sizeof(float));
-    gather(&m, "init.", init);
+    init = tb_malloc(net.n_params * sizeof(float));
+    gather(&net, "init.", init);
+}
 
-    float clip = meta_f("clip");
+// The fixture's network, in PyTorch's layouts: its size, channels, and every
+// initial weight's shape.
+TEST_IMPL(fixture_describes_the_network) { load_fixture(); }
+
+// Momentum, weight decay and clipping: losses, gradient norms, final weights
+// and momentum buffers as PyTorch's.
+TEST_IMPL(sgd_ten_steps_match_pytorch) {
+    load_fixture();
     Hyper sgd = {0};
     sgd.optimizer = OPT_SGD;
     sgd.lr = meta_f("sgd_lr");
     sgd.momentum = meta_f("sgd_momentum");
     sgd.weight_decay = meta_f("sgd_weight_decay");
-    sgd.clip = clip;
-    run("sgd", b, &m, &sgd, init, ft->data, batch_index);
+    sgd.clip = meta_f("clip");
+    run("sgd", be, &net, &sgd, init, ft->data, batch_index);
+}
 
+// Adam with weight decay and clipping: losses, gradient norms, final weights
+// and both moment buffers as PyTorch's.
+TEST_IMPL(adam_ten_steps_match_pytorch) {
+    load_fixture();
     Hyper adam = {0};
     adam.optimizer = OPT_ADAM;
     adam.lr = meta_f("adam_lr");
@@ -231,11 +265,9 @@ int main(void) {
     adam.beta2 = meta_f("adam_beta2");
     adam.eps = meta_f("adam_eps");
     adam.weight_decay = meta_f("adam_weight_decay");
-    adam.clip = clip;
-    run("adam", b, &m, &adam, init, ft->data, batch_index);
-
-    free(init);
-    backend_destroy(b);
-    st_free(&st);
-    return test_finish();
+    adam.clip = meta_f("clip");
+    run("adam", be, &net, &adam, init, ft->data, batch_index);
 }
+
+TEST_MAIN(TEST_ENTRY(fixture_describes_the_network), TEST_ENTRY(sgd_ten_steps_match_pytorch),
+          TEST_ENTRY(adam_ten_steps_match_pytorch))

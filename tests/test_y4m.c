@@ -1,6 +1,10 @@
-// test_y4m.c: the Y4M reader on a real clip (pixels checked against ffmpeg),
-// 4:4:4 and odd-size files, every bad-input case; also source_open's spec
-// dispatch and the built-in test pattern (the other engine sources).
+// test_y4m.c: why it exists: Y4M files are the engine's own video input (the
+// headless runs, the learning test and the benchmarks all train on them) and
+// the test pattern is what runs with no file at all. If the reader's colours
+// drifted from ffmpeg's, every metric measured on a clip would shift; if a bad
+// or truncated file crashed it or gave a message without the file's name, a
+// user could not tell what went wrong. Also source_open's spec dispatch, which
+// must name every kind of source it knows.
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
 #include <unistd.h>
@@ -12,8 +16,19 @@ static char tmpdir[256];
 static char tmp_paths[32][300];
 static int n_tmp;
 
-// Write bytes to a file in the temp folder; returns its path.
+static void remove_tmp(void) {
+    for (int i = 0; i < n_tmp; i++) unlink(tmp_paths[i]);
+    rmdir(tmpdir);
+}
+
+// Write bytes to a file in the temp folder (made on first use); returns its path.
 static const char *write_tmp(const char *name, const void *data, size_t n) {
+    if (!tmpdir[0]) {
+        const char *t = getenv("TMPDIR");
+        snprintf(tmpdir, sizeof tmpdir, "%s/tabula_y4m_XXXXXX", t && *t ? t : "/tmp");
+        CHECK(mkdtemp(tmpdir), "mkdtemp %s", tmpdir);
+        atexit(remove_tmp);
+    }
     char *p = tmp_paths[n_tmp++];
     snprintf(p, 300, "%s/%s", tmpdir, name);
     FILE *f = fopen(p, "wb");
@@ -40,7 +55,20 @@ static void expect_bad(const char *path, int reads, const char *needle) {
     EXPECT(strstr(err.msg, needle) != NULL, "message lacks '%s': '%s'", needle, err.msg);
 }
 
-static void test_real_clip(void) {
+// The real clip, read in order by the three cases below (each first reads up
+// to where it starts, so any of them also runs alone): its source, frame 0 and
+// the frame read last.
+static Source *clip;
+static uint8_t *f0, *cur;
+enum { FRAME_BYTES = 320 * 240 * 3 };
+
+static void close_clip(void) {
+    source_close(clip);
+    free(f0);
+    free(cur);
+}
+
+static void open_clip(void) {
     const char *path = test_data("asl_signer_a_320x240.y4m");
     if (access(path, R_OK) != 0) {
         EXPECT(0, "%s is missing (set TABULA_DATA)", path);
@@ -52,11 +80,12 @@ static void test_real_clip(void) {
     Source *s = source_open(spec, NULL, &err);
     EXPECT(s != NULL, "open: %s", err.msg);
     if (!s) return;
+    clip = s;
+    atexit(close_clip);
     EXPECT(s->width == 320 && s->height == 240, "size %dx%d", s->width, s->height);
     EXPECT_NEAR(s->fps, 30.0, 1e-9, "fps");
     EXPECT(strcmp(s->spec, spec) == 0, "spec '%s'", s->spec);
-    size_t n = 320 * 240 * 3;
-    uint8_t *f0 = malloc(n), *cur = malloc(n);
+    f0 = malloc(FRAME_BYTES), cur = malloc(FRAME_BYTES);
     EXPECT(s->read(s, f0, &err) == 1, "read frame 0: %s", err.msg);
 
     // Reference: ffmpeg 5.1 -frames:v 1 -vf scale=in_color_matrix=bt601:in_range=tv:
@@ -74,13 +103,18 @@ static void test_real_clip(void) {
             EXPECT_NEAR(f0[(REF0[i].y * 320 + REF0[i].x) * 3 + c], REF0[i].rgb[c], 3, what);
         }
     double mean[3] = {0, 0, 0};
-    for (size_t i = 0; i < n; i++) mean[i % 3] += f0[i];
+    for (size_t i = 0; i < FRAME_BYTES; i++) mean[i % 3] += f0[i];
     // ffmpeg's frame 0 means: 119.298, 137.002, 137.523.
-    EXPECT_NEAR(mean[0] / (n / 3), 119.30, 0.5, "frame 0 mean R");
-    EXPECT_NEAR(mean[1] / (n / 3), 137.00, 0.5, "frame 0 mean G");
-    EXPECT_NEAR(mean[2] / (n / 3), 137.52, 0.5, "frame 0 mean B");
+    EXPECT_NEAR(mean[0] / (FRAME_BYTES / 3), 119.30, 0.5, "frame 0 mean R");
+    EXPECT_NEAR(mean[1] / (FRAME_BYTES / 3), 137.00, 0.5, "frame 0 mean G");
+    EXPECT_NEAR(mean[2] / (FRAME_BYTES / 3), 137.52, 0.5, "frame 0 mean B");
+}
 
-    // Frames 1..299; frame 150 against ffmpeg too (select=eq(n\,150)).
+// Frames 1..299; frame 150 against ffmpeg too (select=eq(n\,150)).
+static void read_to_299(void) {
+    Source *s = clip;
+    if (!s) return;
+    TbErr err = {{0}};
     int ok = 1, differs_from_0 = 0;
     for (int i = 1; i < 300 && ok; i++) {
         ok = s->read(s, cur, &err) == 1;
@@ -89,27 +123,43 @@ static void test_real_clip(void) {
             EXPECT_NEAR(cur[(50 * 320 + 100) * 3 + 1], 174, 3, "frame 150 (100,50) G");
             EXPECT_NEAR(cur[(200 * 320 + 250) * 3 + 2], 176, 3, "frame 150 (250,200) B");
         }
-        if (i == 299) differs_from_0 = memcmp(cur, f0, n) != 0;
+        if (i == 299) differs_from_0 = memcmp(cur, f0, FRAME_BYTES) != 0;
     }
     EXPECT(ok, "reading frames 1..299: %s", err.msg);
     EXPECT(differs_from_0, "frame 299 equals frame 0");
-    // The file has 300 frames: the next read loops back to frame 0.
-    EXPECT(s->read(s, cur, &err) == 1, "read after the last frame: %s", err.msg);
-    EXPECT(memcmp(cur, f0, n) == 0, "frame 300 is not frame 0 (no loop)");
-    EXPECT(s->read(s, cur, &err) == 1 && memcmp(cur, f0, n) != 0, "frame 301 is frame 0 again");
-    source_close(s);
-    free(f0);
-    free(cur);
+}
 
-    // 30000/1001 frame rate.
-    s = source_open_y4m(test_data("hikers_forest_320x240.y4m"), &err);
+// The file has 300 frames: the next read loops back to frame 0.
+static void loop_to_0(void) {
+    Source *s = clip;
+    if (!s) return;
+    TbErr err = {{0}};
+    EXPECT(s->read(s, cur, &err) == 1, "read after the last frame: %s", err.msg);
+    EXPECT(memcmp(cur, f0, FRAME_BYTES) == 0, "frame 300 is not frame 0 (no loop)");
+    EXPECT(s->read(s, cur, &err) == 1 && memcmp(cur, f0, FRAME_BYTES) != 0, "frame 301 is frame 0 again");
+}
+
+static void (*const clip_stages[])(void) = {open_clip, read_to_299, loop_to_0};
+static int clip_done;
+static void clip_to(int k) {
+    while (clip_done <= k) clip_stages[clip_done++]();
+}
+
+TEST_IMPL(real_clip_frame_0_matches_ffmpeg) { clip_to(0); }
+TEST_IMPL(real_clip_reads_299_more_frame_150_matches_ffmpeg) { clip_to(1); }
+TEST_IMPL(real_clip_loops_to_frame_0_after_300) { clip_to(2); }
+
+// 30000/1001 frame rate.
+TEST_IMPL(ntsc_frame_rate_is_exact) {
+    TbErr err = {{0}};
+    Source *s = source_open_y4m(test_data("hikers_forest_320x240.y4m"), &err);
     EXPECT(s != NULL, "open hikers: %s", err.msg);
     if (s) EXPECT_NEAR(s->fps, 30000.0 / 1001.0, 1e-9, "hikers fps");
     source_close(s);
 }
 
-// Small generated files: 4:4:4, plain C420 with odd sizes, FRAME parameters.
-static void test_generated(void) {
+// A small generated 4:4:4 file with FRAME parameters: colours as ffmpeg's, loops.
+TEST_IMPL(generated_444_colours_match_ffmpeg_and_loop) {
     // 4x2 4:4:4, two frames: the BT.601 colours of test_fit, then the same
     // colours shifted by one pixel. Expected RGB from ffmpeg (see test_fit.c).
     static const uint8_t yuv[8][3] = {{16, 128, 128}, {235, 128, 128}, {81, 90, 240},
@@ -142,8 +192,14 @@ static void test_generated(void) {
         EXPECT(memcmp(rgb[2], rgb[0], 24) == 0, "444 did not loop to frame 0");
         source_close(s);
     }
+}
 
-    // 5x3 plain C420 (chroma 3x2), then the same with no C token (= 420jpeg).
+// 5x3 plain C420 (chroma 3x2), then the same with no C token (= 420jpeg).
+TEST_IMPL(odd_size_420_with_and_without_c_token) {
+    uint8_t buf[512];
+    size_t n;
+    TbErr err = {{0}};
+    Source *s;
     for (int variant = 0; variant < 2; variant++) {
         n = (size_t)sprintf((char *)buf, "YUV4MPEG2 W5 H3 F30:1%s\nFRAME\n", variant ? "" : " C420");
         static const uint8_t Y[15] = {81, 81, 145, 145, 41, 81, 81, 145, 145, 41,
@@ -167,9 +223,8 @@ static void test_generated(void) {
     }
 }
 
-static void test_bad_inputs(void) {
-    static char big[40000];
-    size_t n;
+// Every bad header: an error naming the file and the problem.
+TEST_IMPL(bad_headers_rejected_naming_the_file) {
     const char *p;
 
     p = write_tmp("magic.y4m", "YUV4MPEG3 W2 H2\nFRAME\n123456", 28);
@@ -198,7 +253,13 @@ static void test_bad_inputs(void) {
     expect_bad(p, 1, "no frames");
     p = write_tmp("garbage.y4m", "YUV4MPEG2 W2 H2\nFRAMX\n123456", 28);
     expect_bad(p, 1, "FRAME");
+}
 
+// Frames cut short, wherever they are met: an error naming file and frame.
+TEST_IMPL(truncated_frames_rejected_naming_the_file) {
+    static char big[40000];
+    size_t n;
+    const char *p;
     // Truncated first frame: 320x240 needs 115200 bytes, give 5000.
     n = (size_t)sprintf(big, "YUV4MPEG2 W320 H240 F30:1 Ip C420mpeg2\nFRAME\n");
     memset(big + n, 128, 5000);
@@ -222,7 +283,9 @@ static void test_bad_inputs(void) {
     memcpy(big + n, "FRA", 3), n += 3;
     p = write_tmp("trunc_line.y4m", big, n);
     expect_bad(p, 2, "truncated frame 1");
+}
 
+TEST_IMPL(missing_file_names_path_and_reason) {
     // Missing file through source_open: the path and the system's reason.
     TbErr err = {{0}};
     Source *s = source_open("file:/nonexistent/clip.y4m", NULL, &err);
@@ -230,7 +293,7 @@ static void test_bad_inputs(void) {
            "missing file: '%s'", err.msg);
 }
 
-static void test_specs(void) {
+TEST_IMPL(unknown_and_unbuilt_specs_rejected) {
     TbErr err = {{0}};
     Source *s = source_open("bogus", NULL, &err);
     EXPECT(s == NULL && strstr(err.msg, "bogus") && strstr(err.msg, "pattern:WxH") &&
@@ -250,7 +313,7 @@ static void test_specs(void) {
 
 // The test pattern: right size, 30 fps, deterministic, moving, and its 16
 // bottom blocks spell the frame number in binary.
-static void test_pattern(void) {
+TEST_IMPL(pattern_is_deterministic_moving_and_counts_frames) {
     TbErr err = {{0}};
     Source *a = source_open("pattern", NULL, &err), *b = source_open("pattern:160x96", NULL, &err),
            *c = source_open("pattern:160x96", NULL, &err);
@@ -288,16 +351,10 @@ static void test_pattern(void) {
     source_close(c);
 }
 
-int main(void) {
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/tabula_y4m_XXXXXX", t && *t ? t : "/tmp");
-    CHECK(mkdtemp(tmpdir), "mkdtemp %s", tmpdir);
-    test_real_clip();
-    test_generated();
-    test_bad_inputs();
-    test_specs();
-    test_pattern();
-    for (int i = 0; i < n_tmp; i++) unlink(tmp_paths[i]);
-    rmdir(tmpdir);
-    return test_finish();
-}
+TEST_MAIN(TEST_ENTRY(real_clip_frame_0_matches_ffmpeg),
+          TEST_ENTRY(real_clip_reads_299_more_frame_150_matches_ffmpeg),
+          TEST_ENTRY(real_clip_loops_to_frame_0_after_300), TEST_ENTRY(ntsc_frame_rate_is_exact),
+          TEST_ENTRY(generated_444_colours_match_ffmpeg_and_loop), TEST_ENTRY(odd_size_420_with_and_without_c_token),
+          TEST_ENTRY(bad_headers_rejected_naming_the_file), TEST_ENTRY(truncated_frames_rejected_naming_the_file),
+          TEST_ENTRY(missing_file_names_path_and_reason), TEST_ENTRY(unknown_and_unbuilt_specs_rejected),
+          TEST_ENTRY(pattern_is_deterministic_moving_and_counts_frames))

@@ -1,7 +1,12 @@
-// test_capture: the capture thread with a test source that can be unplugged
-// and plugged back (OK -> LOST -> OK, frames resume), newest-frame-wins under
-// a fast producer and a slow reader, pacing of file sources, prompt stops,
-// and the libav file source on the bundled clip (size, fps, looping).
+// test_capture: why it exists: the capture thread is what stands between a
+// camera or a clip and the live mirror. A user pulls the camera's cable and
+// plugs it back: the mirror must say "camera lost" and carry on with fresh
+// frames, not freeze or crash. The trainer must always get the newest whole
+// frame (never a torn or stale one), a clip must play at its own speed, a
+// stuck device must not hang quitting, and the bundled clip (what tabula shows
+// with no camera) must decode to the same pictures as the Y4M it was made from.
+// Checked with a test source that can be unplugged and plugged back, and with
+// the libav file source on the bundled clip.
 #define _POSIX_C_SOURCE 200809L
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -54,7 +59,16 @@ static Source *ts_open(const char *spec, void *user, TbErr *err) {
     return s;
 }
 
+// The file: and camera kinds, registered once as the program registers them.
+static void register_sources(void) {
+    static int done;
+    if (!done) app_register_sources();
+    done = 1;
+}
+
+// A test device; the program's source kinds are registered first, as in the program.
 static void dev_init(TestDev *d, int w, int h, double fps, double delay) {
+    register_sources();
     memset(d, 0, sizeof *d);
     d->w = w, d->h = h, d->fps = fps, d->read_delay = delay;
 }
@@ -94,7 +108,7 @@ static uint64_t wait_frame(Capture *c, uint64_t after, double timeout, int *w, i
 
 // ---------------------------------------------------------------- tests
 
-static void test_lost_and_back(void) {
+TEST_IMPL(unplug_gives_lost_with_reason_replug_resumes) {
     static TestDev d;
     dev_init(&d, 64, 48, 0, 0.005);
     CaptureOpts o = {.live = -1, .retry_s = 0.2, .open = ts_open, .open_user = &d};
@@ -146,7 +160,7 @@ static void test_lost_and_back(void) {
 }
 
 // A live source that goes quiet (no error, no frames) counts as lost too.
-static void test_stall(void) {
+TEST_IMPL(silent_live_source_counts_as_lost) {
     static TestDev d;
     dev_init(&d, 16, 16, 0, 0.002);
     CaptureOpts o = {.live = 1, .retry_s = 0.1, .stall_s = 0.3, .open = ts_open, .open_user = &d};
@@ -166,7 +180,7 @@ static void test_stall(void) {
 
 // Fast producer, slow reader: each frame read is at least as new as every
 // frame finished before the call, intact, and never older than the last one.
-static void test_newest_wins(void) {
+TEST_IMPL(newest_whole_frame_wins_under_fast_producer) {
     static TestDev d;
     dev_init(&d, 320, 240, 0, 0);
     CaptureOpts o = {.live = 1, .open = ts_open, .open_user = &d};
@@ -217,7 +231,7 @@ static int count_frames(Capture *c, double secs) {
     return n;
 }
 
-static void test_paced(void) {
+TEST_IMPL(file_source_paced_at_its_fps) {
     static TestDev d;
     dev_init(&d, 32, 32, 50, 0);
     CaptureOpts o = {.live = -1, .open = ts_open, .open_user = &d};  // "file:" spec: paced
@@ -230,19 +244,25 @@ static void test_paced(void) {
     capture_stop(c);
     printf("paced at the source's 50 fps: %d frames in 1 s\n", n);
     EXPECT(n >= 40 && n <= 55, "%d frames in 1 s at 50 fps", n);
+}
 
+TEST_IMPL(file_source_paced_at_fps_override) {
+    static TestDev d;
+    dev_init(&d, 32, 32, 50, 0);
+    CaptureOpts o = {.live = -1, .open = ts_open, .open_user = &d};
+    TbErr err = {{0}};
     o.fps = 20;  // override
-    c = capture_start_opts("file:test", &o, &err);
+    Capture *c = capture_start_opts("file:test", &o, &err);
     sleep_s(0.1);
-    n = count_frames(c, 1.0);
+    int n = count_frames(c, 1.0);
     capture_stop(c);
     printf("paced at 20 fps (override): %d frames in 1 s\n", n);
     EXPECT(n >= 15 && n <= 22, "%d frames in 1 s at 20 fps", n);
 }
 
-static void test_stop(void) {
+// A source whose reads take 0.3 s: stop still joins within 1 s.
+TEST_IMPL(stop_joins_within_1s_during_slow_reads) {
     static TestDev d;
-    // A source whose reads take 0.3 s: stop still joins within 1 s.
     dev_init(&d, 16, 16, 0, 0.3);
     CaptureOpts o = {.live = 1, .open = ts_open, .open_user = &d};
     TbErr err = {{0}};
@@ -253,26 +273,42 @@ static void test_stop(void) {
     double dt = tb_now() - t0;
     printf("stop with 0.3 s reads: %.3f s\n", dt);
     EXPECT(dt < 1.0, "stop took %.3f s", dt);
+}
 
-    // A source stuck for 1.5 s: stop gives up after stop_s, the thread cleans
-    // up on its own later (ASan would catch a use after free).
+// A source stuck for 1.5 s: stop gives up after stop_s, the thread cleans
+// up on its own later (ASan would catch a use after free).
+TEST_IMPL(stop_gives_up_on_a_stuck_source) {
+    static TestDev d;
     dev_init(&d, 16, 16, 0, 1.5);
+    CaptureOpts o = {.live = 1, .open = ts_open, .open_user = &d};
+    TbErr err = {{0}};
     o.stop_s = 0.3;
-    c = capture_start_opts("test", &o, &err);
+    Capture *c = capture_start_opts("test", &o, &err);
     sleep_s(0.05);
-    t0 = tb_now();
+    double t0 = tb_now();
     capture_stop(c);
-    dt = tb_now() - t0;
+    double dt = tb_now() - t0;
     printf("stop with a stuck source: %.3f s\n", dt);
     EXPECT(dt < 0.6, "stop with a stuck source took %.3f s", dt);
     sleep_s(1.8);  // let the abandoned thread finish and free
+}
 
-    // Failing first open: no thread, the error comes back.
+// Failing first open: no thread, the error comes back.
+TEST_IMPL(failed_first_open_returns_the_error) {
+    static TestDev d;
+    dev_init(&d, 16, 16, 0, 1.5);
+    CaptureOpts o = {.live = 1, .open = ts_open, .open_user = &d, .stop_s = 0.3};
+    TbErr err = {{0}};
     atomic_store(&d.unplugged, 1);
-    c = capture_start_opts("camera:test", &o, &err);
+    Capture *c = capture_start_opts("camera:test", &o, &err);
     EXPECT(c == NULL && strstr(err.msg, "no such test device"), "start with no device: %s", err.msg);
-    // Real openers: bad spec and absent camera fail fast with their message.
-    c = capture_start("nonsense", 0, &err);
+}
+
+// Real openers: bad spec and absent camera fail fast with their message.
+TEST_IMPL(bad_spec_and_absent_camera_fail_fast) {
+    register_sources();
+    TbErr err = {{0}};
+    Capture *c = capture_start("nonsense", 0, &err);
     EXPECT(c == NULL && strstr(err.msg, "unknown source"), "bad spec: %s", err.msg);
     c = capture_start("camera:/dev/video9", 0, &err);
     EXPECT(c == NULL && strcmp(err.msg, "camera /dev/video9: No such file or directory") == 0,
@@ -281,7 +317,24 @@ static void test_stop(void) {
 
 // ---------------------------------------------------------------- avfile
 
-static void test_avfile(const char *clip, const char *y4m) {
+// The bundled clip and the Y4M it was made from; false (with a failed check)
+// when either is missing.
+static int clip_paths(const char **clip, const char **y4m) {
+    register_sources();
+    static char path[1024];
+    const char *root = getenv("TABULA_SRC");
+    snprintf(path, sizeof path, "%s/assets/default_clip.mp4", root ? root : ".");
+    *clip = path;
+    *y4m = test_data("asl_signer_a_320x240.y4m");
+    if (access(*clip, R_OK) == 0 && access(*y4m, R_OK) == 0) return 1;
+    EXPECT(0, "bundled clip %s or %s missing (set TABULA_SRC / TABULA_DATA)", *clip, *y4m);
+    return 0;
+}
+
+// 320x240 at 30 fps, frames 0 and 150 as the Y4M's, frame 300 is frame 0 again.
+TEST_IMPL(bundled_clip_decodes_as_the_y4m_and_loops) {
+    const char *clip, *y4m;
+    if (!clip_paths(&clip, &y4m)) return;
     TbErr err = {{0}};
     Source *s = source_open_avfile(clip, &err);
     EXPECT(s != NULL, "open %s: %s", clip, err.msg);
@@ -309,16 +362,30 @@ static void test_avfile(const char *clip, const char *y4m) {
     // Frame 300 is frame 0 again: the loop seeks back and decodes identically.
     if (!bad) EXPECT(memcmp(rgb, f0, n) == 0, "frame 300 differs from frame 0 (no loop?)");
     source_close(s);
+    free(f0), free(rgb);
+}
 
-    // The same through the spec dispatcher, i.e. through the app's opener.
+// The same through the spec dispatcher, i.e. through the app's opener.
+TEST_IMPL(file_spec_opens_the_clip_through_libav) {
+    const char *clip, *y4m;
+    if (!clip_paths(&clip, &y4m)) return;
+    TbErr err = {{0}};
     char spec[1100];
     snprintf(spec, sizeof spec, "file:%s", clip);
-    s = source_open(spec, NULL, &err);
+    Source *s = source_open(spec, NULL, &err);
     EXPECT(s != NULL && s->width == 320, "source_open(%s): %s", spec, err.msg);
     source_close(s);
+}
 
-    // Y4M through libav agrees with the direct conversion.
-    s = source_open_avfile(y4m, &err);
+// Y4M through libav agrees with the direct conversion.
+TEST_IMPL(y4m_through_libav_matches_direct_conversion) {
+    const char *clip, *y4m;
+    if (!clip_paths(&clip, &y4m)) return;
+    TbErr err = {{0}};
+    int w, h;
+    size_t n = 320 * 240 * 3;
+    uint8_t *rgb = malloc(n);
+    Source *s = source_open_avfile(y4m, &err);
     EXPECT(s != NULL, "open y4m: %s", err.msg);
     if (s) {
         EXPECT_NEAR(s->fps, 30, 1e-6, "y4m fps");
@@ -331,8 +398,16 @@ static void test_avfile(const char *clip, const char *y4m) {
         free(ref);
         source_close(s);
     }
+    free(rgb);
+}
 
-    // Paced by the capture thread at the clip's 30 fps, or as overridden.
+// Paced by the capture thread at the clip's 30 fps, or as overridden.
+TEST_IMPL(clip_capture_paced_at_30_or_overridden_60_fps) {
+    const char *clip, *y4m;
+    if (!clip_paths(&clip, &y4m)) return;
+    TbErr err = {{0}};
+    char spec[1100];
+    snprintf(spec, sizeof spec, "file:%s", clip);
     Capture *c = capture_start(spec, 0, &err);
     EXPECT(c != NULL, "capture %s: %s", spec, err.msg);
     if (c) {
@@ -350,15 +425,22 @@ static void test_avfile(const char *clip, const char *y4m) {
         EXPECT(k >= 45 && k <= 63, "%d frames in 1 s at 60 fps", k);
         capture_stop(c);
     }
-    free(f0), free(rgb);
 }
 
-static void test_avfile_errors(const char *clip) {
+TEST_IMPL(missing_file_fails_with_reason) {
+    const char *clip, *y4m;
+    if (!clip_paths(&clip, &y4m)) return;
     TbErr err = {{0}};
     Source *s = source_open_avfile("/nonexistent/clip.mp4", &err);
     EXPECT(s == NULL && strstr(err.msg, "No such file or directory"), "missing: %s", err.msg);
     printf("missing: %s\n", err.msg);
+}
 
+TEST_IMPL(random_bytes_fail_naming_the_file) {
+    const char *clip, *y4m;
+    if (!clip_paths(&clip, &y4m)) return;
+    TbErr err = {{0}};
+    Source *s;
     char junk[] = "/tmp/tabula-junk-XXXXXX";
     int fd = mkstemp(junk);
     TbRng r;
@@ -371,10 +453,18 @@ static void test_avfile_errors(const char *clip) {
     EXPECT(s == NULL && strstr(err.msg, junk) != NULL, "junk: %s", err.msg);
     printf("junk: %s\n", err.msg);
     source_close(s);
+    unlink(junk);
+}
 
-    // The clip cut short: its index is at the front (faststart), the frames
-    // end early. It either opens and loops over what is there, or fails
-    // with a message; the second half alone has no index and must fail.
+// The clip cut short: its index is at the front (faststart), the frames
+// end early. It either opens and loops over what is there, or fails
+// with a message; the second half alone has no index and must fail.
+TEST_IMPL(cut_clip_plays_what_is_there_tail_alone_fails) {
+    const char *clip, *y4m;
+    if (!clip_paths(&clip, &y4m)) return;
+    TbErr err = {{0}};
+    Source *s;
+    int fd;
     FILE *f = fopen(clip, "rb");
     static uint8_t data[2 << 20];
     size_t n = f ? fread(data, 1, sizeof data, f) : 0;
@@ -407,27 +497,16 @@ static void test_avfile_errors(const char *clip) {
     EXPECT(s == NULL, "tail of an MP4 opened");
     printf("tail only: %s\n", err.msg);
     source_close(s);
-    unlink(junk);
     unlink(cut);
 }
 
-int main(void) {
-    app_register_sources();  // file: and camera kinds, as the program registers them
-    const char *y4m = test_data("asl_signer_a_320x240.y4m");
-    const char *root = getenv("TABULA_SRC");
-    char clip[1024];
-    snprintf(clip, sizeof clip, "%s/assets/default_clip.mp4", root ? root : ".");
-
-    test_lost_and_back();
-    test_stall();
-    test_newest_wins();
-    test_paced();
-    test_stop();
-    if (access(clip, R_OK) == 0 && access(y4m, R_OK) == 0) {
-        test_avfile(clip, y4m);
-        test_avfile_errors(clip);
-    } else {
-        EXPECT(0, "bundled clip %s or %s missing (set TABULA_SRC / TABULA_DATA)", clip, y4m);
-    }
-    return test_finish();
-}
+TEST_MAIN(TEST_ENTRY(unplug_gives_lost_with_reason_replug_resumes), TEST_ENTRY(silent_live_source_counts_as_lost),
+          TEST_ENTRY(newest_whole_frame_wins_under_fast_producer), TEST_ENTRY(file_source_paced_at_its_fps),
+          TEST_ENTRY(file_source_paced_at_fps_override), TEST_ENTRY(stop_joins_within_1s_during_slow_reads),
+          TEST_ENTRY(stop_gives_up_on_a_stuck_source), TEST_ENTRY(failed_first_open_returns_the_error),
+          TEST_ENTRY(bad_spec_and_absent_camera_fail_fast),
+          TEST_ENTRY(bundled_clip_decodes_as_the_y4m_and_loops),
+          TEST_ENTRY(file_spec_opens_the_clip_through_libav),
+          TEST_ENTRY(y4m_through_libav_matches_direct_conversion),
+          TEST_ENTRY(clip_capture_paced_at_30_or_overridden_60_fps), TEST_ENTRY(missing_file_fails_with_reason),
+          TEST_ENTRY(random_bytes_fail_naming_the_file), TEST_ENTRY(cut_clip_plays_what_is_there_tail_alone_fails))

@@ -1,6 +1,16 @@
-// test_display.c: the window, drawn and read back. Under no DISPLAY it runs
-// itself again inside xvfb-run (Mesa llvmpipe). Every check compares real
-// pixel values; set TABULA_SHOT_DIR to keep the screenshots.
+// test_display.c: why it exists: the window is what the user looks at: the
+// camera next to what the network makes of it, the error between them, the
+// HUD, status line and help. If a pane were misplaced, mirrored the wrong way,
+// cropped differently from what the trainer sees, or a filter, the CUDA
+// interop buffer, fullscreen or the key queue broke, the mirror would lie
+// about what it learns, and nothing but a person watching would notice.
+// So the window is drawn and read back, and every check compares real pixel
+// values. Under no DISPLAY it runs itself again inside xvfb-run (Mesa
+// llvmpipe); set TABULA_SHOT_DIR to keep the screenshots.
+//
+// The cases share one 960x540 window, opened by the first case that needs it
+// (a second one cannot be opened in the same process); each case sets the
+// layout and state it checks, so any of them also runs alone.
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <string.h>
@@ -56,8 +66,19 @@ static void ensure_display(void) {
     printf("no DISPLAY: running again under xvfb-run\n");
     fflush(stdout);
     // -noreset: the server would otherwise reset when our first window closes,
-    // and the second window (check_hidden) could find it gone for a moment.
-    char *args[] = {"xvfb-run", "-a", "-s", "-screen 0 1280x720x24 -noreset", self, NULL};
+    // and the second window (the hidden one) could find it gone for a moment.
+    char *args[16] = {"xvfb-run", "-a", "-s", "-screen 0 1280x720x24 -noreset", self};
+    int na = 5;
+    // Our own arguments (a case name) go along: they are in /proc/self/cmdline
+    // after the program's path.
+    static char cmdline[4096];
+    FILE *f = fopen("/proc/self/cmdline", "rb");
+    size_t len = f ? fread(cmdline, 1, sizeof cmdline - 1, f) : 0;
+    if (f) fclose(f);
+    cmdline[len] = 0;
+    for (size_t i = strlen(cmdline) + 1; i < len && na < 15; i += strlen(cmdline + i) + 1)
+        args[na++] = cmdline + i;
+    args[na] = NULL;
     execvp("xvfb-run", args);
     fprintf(stderr, "exec xvfb-run: %s\n", strerror(errno));
     exit(1);
@@ -178,6 +199,9 @@ enum { IW = 640, IH = 480, RS = 256 };
 static uint8_t g_in[IW * IH * 3], g_grad[RS * RS * 3];
 
 static void make_images(void) {
+    static int made;
+    if (made) return;
+    made = 1;
     for (int y = 0; y < IH; y++)
         for (int x = 0; x < IW; x++) {
             uint8_t *p = g_in + ((size_t)y * IW + x) * 3;
@@ -199,9 +223,55 @@ static int grad_at(double u) {
     return (int)lround(40 + x * 170.0 / 255.0);
 }
 
+// ---------------------------------------------------------------- the window
+
+static Display *g_win;
+static int g_win_closed;
+
+static void close_window(void) {
+    if (g_win) display_close(g_win);
+    g_win = NULL;
+    g_win_closed = 1;
+}
+
+static void remove_tmpdir(void) { rmdir(g_tmpdir); }
+
+// The shared 960x540 window (on monitor 7, which does not exist: the primary
+// is used), opened on first use with the camera frame, the ramp as the
+// reconstruction, and bicubic filtering. Under our own Xvfb a window must
+// open: failing to is a failure, not a skip.
+static Display *window(void) {
+    if (g_win) return g_win;
+    CHECK(!g_win_closed, "the shared window was already closed");
+    ensure_display();
+    snprintf(g_tmpdir, sizeof g_tmpdir, "/tmp/test_display_XXXXXX");
+    if (!mkdtemp(g_tmpdir)) {
+        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+        exit(1);
+    }
+    atexit(remove_tmpdir);
+    const char *sd = getenv("TABULA_SHOT_DIR");
+    if (sd && sd[0]) mkdir(sd, 0755);
+    make_images();
+    DisplayOpts o = {.width = W, .height = H, .vsync = 0, .monitor = 7};
+    TbErr err = {{0}};
+    Display *d = display_open(&o, &err);
+    if (!d) {
+        fprintf(stderr, "display_open: %s\n", err.msg);
+        exit(1);
+    }
+    g_win = d;
+    atexit(close_window);
+    display_set_input(d, g_in, IW, IH);
+    display_set_recon(d, g_grad, RS, RS);  // training size 256x256: square panes
+    display_set_bicubic(d, 1);  // what a GPU gets (llvmpipe defaults to bilinear)
+    return d;
+}
+
 // ---------------------------------------------------------------- checks
 
-static void check_no_display(void) {
+TEST_IMPL(no_display_and_dead_display_give_clear_messages) {
+    ensure_display();
     char *saved = strdup(getenv("DISPLAY"));
     DisplayOpts o = {.width = 320, .height = 240, .hidden = 1};
     TbErr err = {{0}};
@@ -225,7 +295,27 @@ static void check_no_display(void) {
     free(saved);
 }
 
-static void check_mirror(Display *d) {
+TEST_IMPL(window_opens_once_at_960x540) {
+    Display *d = window();
+    DisplayOpts o = {.width = W, .height = H, .vsync = 0, .monitor = 7};
+    TbErr err = {{0}};
+    Display *d2 = display_open(&o, &err);
+    EXPECT(d2 == NULL, "a second display_open in the same process must fail");
+    int fw, fh;
+    display_size(d, &fw, &fh);
+    EXPECT(fw == W && fh == H, "framebuffer %dx%d, want %dx%d", fw, fh, W, H);
+}
+
+TEST_IMPL(layout_names_parse_both_ways) {
+    EXPECT(display_layout_parse("triptych") == DISPLAY_TRIPTYCH &&
+               display_layout_parse("nope") == -1 &&
+               strcmp(display_layout_name(DISPLAY_SIDE), "side") == 0,
+           "layout names");
+}
+
+// One square pane between black bars; both filters reproduce the ramp.
+TEST_IMPL(mirror_pane_pillarboxed_ramp_in_both_filters) {
+    Display *d = window();
     display_set_layout(d, DISPLAY_MIRROR);
     display_set_flip(d, 0);
     draw_n(d, 2);
@@ -253,9 +343,17 @@ static void check_mirror(Display *d) {
         }
     }
     shot(d, "display_mirror");
+}
 
-    // A black|white step in an 8x8 image, magnified: Catmull-Rom makes the
-    // edge steeper than bilinear. Expected values from the two kernels.
+// A black|white step in an 8x8 image, magnified: Catmull-Rom makes the
+// edge steeper than bilinear. Expected values from the two kernels.
+TEST_IMPL(bicubic_and_bilinear_edges_as_their_kernels) {
+    Display *d = window();
+    display_set_layout(d, DISPLAY_MIRROR);
+    display_set_flip(d, 0);
+    int r[4];
+    display_pane_rect(d, 0, r);
+    Img im;
     static uint8_t step[8 * 8 * 3];
     for (int i = 0; i < 8 * 8; i++) memset(step + 3 * i, (i % 8) < 4 ? 0 : 255, 3);
     display_set_recon(d, step, 8, 8);
@@ -278,7 +376,10 @@ static void check_mirror(Display *d) {
     display_set_recon(d, g_grad, RS, RS);
 }
 
-static void check_side(Display *d, int flip) {
+// Camera pane (the training crop) and reconstruction side by side, mirrored
+// when flipped.
+static void check_side(int flip) {
+    Display *d = window();
     display_set_layout(d, DISPLAY_SIDE);
     display_set_flip(d, flip);
     draw_n(d, 2);
@@ -323,7 +424,12 @@ static void check_side(Display *d, int flip) {
     shot(d, flip ? "display_side_flip" : "display_side");
 }
 
-static void check_triptych(Display *d) {
+TEST_IMPL(side_panes_show_crop_and_ramp) { check_side(0); }
+TEST_IMPL(side_panes_flipped_show_both_mirrored) { check_side(1); }
+
+// Camera red, reconstruction a dark grey: the error pane lights up.
+TEST_IMPL(triptych_error_pane_bright_where_images_differ) {
+    Display *d = window();
     display_set_layout(d, DISPLAY_TRIPTYCH);
     display_set_flip(d, 0);
     draw_n(d, 2);
@@ -339,9 +445,18 @@ static void check_triptych(Display *d) {
            p[0], p[1], p[2]);
     EXPECT_RGB(pane_px(&im, c, 0.25, 0.5), 255, 0, 0, 12, "triptych camera pane");
     shot(d, "display_triptych");
+}
 
-    // Now a reconstruction equal to the camera crop except for its top-left
-    // quadrant (black): bright there, near black where the two agree.
+// A reconstruction equal to the camera crop except for its top-left quadrant
+// (black): bright there, near black where the two agree.
+TEST_IMPL(triptych_error_pane_dark_where_images_agree) {
+    Display *d = window();
+    display_set_layout(d, DISPLAY_TRIPTYCH);
+    display_set_flip(d, 0);
+    int e[4];
+    display_pane_rect(d, 2, e);
+    Img im;
+    const uint8_t *p;
     static uint8_t fit[RS * RS * 3];
     frame_fit(fit, RS, RS, g_in, IW, IH);
     for (int y = 0; y < RS / 2; y++) memset(fit + (size_t)y * RS * 3, 0, RS / 2 * 3);
@@ -359,8 +474,19 @@ static void check_triptych(Display *d) {
         EXPECT_RGB(pane_px(&im, e, agree[i][0], agree[i][1]), 0, 0, 0, 12, what);
     }
     shot(d, "display_triptych_error");
+    display_set_input(d, g_in, IW, IH);
+    display_set_recon(d, g_grad, RS, RS);
+}
 
-    // Identical images: the whole error pane is black.
+// Identical images: the whole error pane is black.
+TEST_IMPL(triptych_error_pane_black_for_identical_images) {
+    Display *d = window();
+    display_set_layout(d, DISPLAY_TRIPTYCH);
+    display_set_flip(d, 0);
+    int e[4];
+    display_pane_rect(d, 2, e);
+    Img im;
+    static uint8_t fit[RS * RS * 3];
     frame_fit(fit, RS, RS, g_in, IW, IH);
     display_set_input(d, fit, RS, RS);
     display_set_recon(d, fit, RS, RS);
@@ -372,10 +498,16 @@ static void check_triptych(Display *d) {
     display_set_recon(d, g_grad, RS, RS);
 }
 
-static void check_hud(Display *d) {
+static void set_hud_lines(Display *d) {
     const char *lines[] = {"tabula  cpu  256x256", "loss 0.01234  lr 0.01", "fps 60.0  steps 1234"};
-    display_set_layout(d, DISPLAY_MIRROR);
     display_set_hud(d, lines, 3);
+}
+
+// The HUD box and the pane label: light text when on, none when off.
+TEST_IMPL(hud_and_pane_label_only_when_on) {
+    Display *d = window();
+    display_set_layout(d, DISPLAY_MIRROR);
+    set_hud_lines(d);
     display_show_hud(d, 0);
     draw_n(d, 2);
     int r[4];
@@ -399,8 +531,14 @@ static void check_hud(Display *d) {
     EXPECT(on > 150 && off == 0, "light pixels in the HUD box: %d with HUD on, %d off", on, off);
     EXPECT(lab_on > 40 && lab_off == 0, "light pixels at the pane label: %d with HUD on, %d off",
            lab_on, lab_off);
+}
 
-    // Side layout: the camera pane is labelled too (over red: white text stands out).
+// Side layout: the camera pane is labelled too (over red: white text stands out).
+TEST_IMPL(side_layout_labels_the_camera_pane) {
+    Display *d = window();
+    Img im;
+    int p[4];
+    set_hud_lines(d);
     display_set_layout(d, DISPLAY_SIDE);
     display_show_hud(d, 1);
     draw_n(d, 2);
@@ -410,8 +548,13 @@ static void check_hud(Display *d) {
     EXPECT(cam_on > 40, "light pixels at the camera pane's label: %d", cam_on);
     shot(d, "display_side_hud");
     display_show_hud(d, 0);
+}
 
-    // Status message: lower third, large, then gone when cleared.
+// Status message: lower third, large, then gone when cleared.
+TEST_IMPL(status_message_shown_then_cleared) {
+    Display *d = window();
+    Img im;
+    display_show_hud(d, 0);
     display_set_layout(d, DISPLAY_MIRROR);
     display_status(d, "saved weights/snap-0003.safetensors", 30);
     draw_n(d, 2);
@@ -429,8 +572,13 @@ static void check_hud(Display *d) {
     EXPECT(st_on > 300 && st_utf8 > 300 && st_off == 0,
            "light pixels in the status area: %d, %d (UTF-8), %d after clearing", st_on, st_utf8,
            st_off);
+}
 
-    // Help overlay in the middle.
+// Help overlay in the middle.
+TEST_IMPL(help_overlay_shown_then_hidden) {
+    Display *d = window();
+    Img im;
+    display_set_layout(d, DISPLAY_MIRROR);
     const char *help[] = {"tabula keys",        "F1 or ?\tthis help",
                           "tab\tlayout: mirror / side / triptych",
                           "f\tfullscreen",      "m        flip (spaces also separate)",
@@ -451,13 +599,11 @@ static void check_hud(Display *d) {
 
 // A real frame: the camera pane must be the training crop of it, and a
 // blurred "reconstruction" must light up the error pane at the edges.
-static void check_photo(Display *d) {
+TEST_IMPL(real_frame_pane_is_training_crop_blur_lights_error) {
+    Display *d = window();
     TbErr err = {{0}};
     Source *src = source_open_y4m(test_data("hikers_forest_320x240.y4m"), &err);
-    if (!src) {
-        printf("note: no clip (%s): real-frame check skipped\n", err.msg);
-        return;
-    }
+    if (!src) TEST_SKIP_CASE("no clip (%s): real-frame check skipped", err.msg);
     int sw = src->width, sh = src->height;
     uint8_t *frame = malloc((size_t)sw * sh * 3);
     for (int i = 0; i < 30; i++)  // a second in: past any fade-in
@@ -514,7 +660,9 @@ static void check_photo(Display *d) {
     free(frame);
 }
 
-static void check_keys(Display *d) {
+// Injected keys come out in order; overflow keeps the newest 64.
+TEST_IMPL(injected_keys_queue_in_order_newest_64_kept) {
+    Display *d = window();
     DisplayKey k;
     while (display_poll_key(d, &k)) {}
     display_inject_key(d, GLFW_KEY_A, 0);
@@ -539,12 +687,14 @@ static void check_keys(Display *d) {
     }
     EXPECT(n == 64 && first == 6 && last == 69, "after 70 keys: %d queued, first #%d, last #%d", n,
            first, last);
+}
 
-    // Real X key events through the server (XTEST), when xdotool is here.
-    if (!in_path("xdotool")) {
-        printf("note: xdotool not installed: real key events not checked\n");
-        return;
-    }
+// Real X key events through the server (XTEST), when xdotool is here.
+TEST_IMPL(real_x_key_presses_arrive_with_modifiers) {
+    Display *d = window();
+    DisplayKey k;
+    if (!in_path("xdotool")) TEST_SKIP_CASE("xdotool not installed: real key events not checked");
+    while (display_poll_key(d, &k)) {}
     draw_n(d, 2);
     int rc = system("timeout 10 xdotool search --sync --onlyvisible --name '^tabula$' "
                     "windowfocus --sync key --delay 30 x shift+f Escape");
@@ -570,7 +720,10 @@ static void check_keys(Display *d) {
     }
 }
 
-static void check_pbo(Display *d) {
+// A recon written into the pixel buffer (as CUDA does) is what the pane
+// shows; back to host uploads afterwards.
+TEST_IMPL(pbo_recon_shown_then_host_upload_again) {
+    Display *d = window();
     unsigned id = display_recon_pbo(d, 64, 32);
     EXPECT(id != 0, "display_recon_pbo(64x32) gave no buffer");
     EXPECT(display_recon_pbo(d, 64, 32) == id, "same size must keep the same buffer");
@@ -630,7 +783,9 @@ static int wait_size(Display *d, int w, int h) {
     return 0;
 }
 
-static void check_fullscreen(Display *d) {
+// Fullscreen on the primary monitor (monitor 7 does not exist), then windowed again.
+TEST_IMPL(fullscreen_fills_the_screen_then_windowed_again) {
+    Display *d = window();
     display_set_layout(d, DISPLAY_MIRROR);
     // Opened with monitor 7: falls back to the primary (1280x720 under our Xvfb).
     const GLFWvidmode *mode = glfwGetVideoMode(glfwGetPrimaryMonitor());
@@ -654,7 +809,10 @@ static void check_fullscreen(Display *d) {
     EXPECT(wait_size(d, W, H), "windowed again at 960x540");
 }
 
-static void check_fps(Display *d) {
+TEST_IMPL(display_fps_matches_counted_swaps) {
+    Display *d = window();
+    display_set_layout(d, DISPLAY_TRIPTYCH);
+    display_show_hud(d, 1);
     double t0 = tb_now();
     int frames = 0;
     while (tb_now() - t0 < 0.8) {
@@ -667,7 +825,16 @@ static void check_fps(Display *d) {
     printf("960x540 triptych+HUD swaps: %.1f fps (llvmpipe)\n", fps);
 }
 
-static void check_hidden(void) {
+TEST_IMPL(no_gl_error_left_over) {
+    window();
+    EXPECT(glGetError() == GL_NO_ERROR, "GL error left over");
+}
+
+// A hidden window (after the shared one is closed) draws at its own size.
+TEST_IMPL(hidden_window_draws_at_its_size) {
+    ensure_display();
+    make_images();
+    close_window();
     DisplayOpts o = {.width = 640, .height = 360, .hidden = 1};
     TbErr err = {{0}};
     Display *d = display_open(&o, &err);
@@ -685,55 +852,17 @@ static void check_hidden(void) {
     display_close(d);
 }
 
-int main(void) {
-    ensure_display();
-    snprintf(g_tmpdir, sizeof g_tmpdir, "/tmp/test_display_XXXXXX");
-    if (!mkdtemp(g_tmpdir)) {
-        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
-        return 1;
-    }
-    const char *sd = getenv("TABULA_SHOT_DIR");
-    if (sd && sd[0]) mkdir(sd, 0755);
-    make_images();
-
-    check_no_display();
-
-    DisplayOpts o = {.width = W, .height = H, .vsync = 0, .monitor = 7};
-    TbErr err = {{0}};
-    Display *d = display_open(&o, &err);
-    if (!d) {
-        // Under our own Xvfb a window must open: that is a failure, not a skip.
-        fprintf(stderr, "display_open: %s\n", err.msg);
-        return 1;
-    }
-    Display *d2 = display_open(&o, &err);
-    EXPECT(d2 == NULL, "a second display_open in the same process must fail");
-    int fw, fh;
-    display_size(d, &fw, &fh);
-    EXPECT(fw == W && fh == H, "framebuffer %dx%d, want %dx%d", fw, fh, W, H);
-    EXPECT(display_layout_parse("triptych") == DISPLAY_TRIPTYCH &&
-               display_layout_parse("nope") == -1 &&
-               strcmp(display_layout_name(DISPLAY_SIDE), "side") == 0,
-           "layout names");
-
-    display_set_input(d, g_in, IW, IH);
-    display_set_recon(d, g_grad, RS, RS);  // training size 256x256: square panes
-    display_set_bicubic(d, 1);  // what a GPU gets (llvmpipe defaults to bilinear)
-    check_mirror(d);
-    check_side(d, 0);
-    check_side(d, 1);
-    check_triptych(d);
-    check_hud(d);
-    check_photo(d);
-    check_keys(d);
-    check_pbo(d);
-    check_fullscreen(d);
-    display_set_layout(d, DISPLAY_TRIPTYCH);
-    display_show_hud(d, 1);
-    check_fps(d);
-    EXPECT(glGetError() == GL_NO_ERROR, "GL error left over");
-    display_close(d);
-    check_hidden();
-    rmdir(g_tmpdir);
-    return test_finish();
-}
+TEST_MAIN(TEST_ENTRY(no_display_and_dead_display_give_clear_messages), TEST_ENTRY(window_opens_once_at_960x540),
+          TEST_ENTRY(layout_names_parse_both_ways), TEST_ENTRY(mirror_pane_pillarboxed_ramp_in_both_filters),
+          TEST_ENTRY(bicubic_and_bilinear_edges_as_their_kernels), TEST_ENTRY(side_panes_show_crop_and_ramp),
+          TEST_ENTRY(side_panes_flipped_show_both_mirrored),
+          TEST_ENTRY(triptych_error_pane_bright_where_images_differ),
+          TEST_ENTRY(triptych_error_pane_dark_where_images_agree),
+          TEST_ENTRY(triptych_error_pane_black_for_identical_images), TEST_ENTRY(hud_and_pane_label_only_when_on),
+          TEST_ENTRY(side_layout_labels_the_camera_pane), TEST_ENTRY(status_message_shown_then_cleared),
+          TEST_ENTRY(help_overlay_shown_then_hidden),
+          TEST_ENTRY(real_frame_pane_is_training_crop_blur_lights_error),
+          TEST_ENTRY(injected_keys_queue_in_order_newest_64_kept),
+          TEST_ENTRY(real_x_key_presses_arrive_with_modifiers), TEST_ENTRY(pbo_recon_shown_then_host_upload_again),
+          TEST_ENTRY(fullscreen_fills_the_screen_then_windowed_again), TEST_ENTRY(display_fps_matches_counted_swaps),
+          TEST_ENTRY(no_gl_error_left_over), TEST_ENTRY(hidden_window_draws_at_its_size))

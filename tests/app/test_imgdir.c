@@ -1,6 +1,14 @@
-// test_imgdir.c: the dir: source on the real photo folder (count, order, sizes
-// ahead of each read, pixels against ffmpeg's decode, looping, grey PNGs become
-// RGB) and on bad folders (empty, no images, missing, corrupt image).
+// test_imgdir.c: why it exists: "dir:FOLDER" lets a user train the mirror on
+// their own photos. The folder must play in name order and loop, each image's
+// size must be known before it is read (the trainer fits it), pixels must be
+// as ffmpeg decodes them and grey PNGs must become RGB; a folder that is empty,
+// has no images, is missing, or holds a corrupt image must give a message that
+// names it, not a crash or a silent black frame. Checked on the real photo
+// folder and on small bad folders made here.
+//
+// Both groups of cases walk one source or one folder through its states in
+// order; each case first brings it up to where it starts, so any case also
+// runs alone.
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
 #include <unistd.h>
@@ -33,15 +41,28 @@ static const struct {
     {"sunset_sky_hummingbird.jpg", 512, 342, {163.15, 75.56, 54.33}},
 };
 
-static void test_photos(void) {
+// ---------------------------------------------------------------- the photo folder
+
+static Source *photos;
+static uint8_t *first, *buf;  // the first photo's pixels, the last read
+static size_t first_n;
+
+static void close_photos(void) {
+    free(first);
+    free(buf);
+    source_close(photos);
+}
+
+// Opens the folder and reads its 15 photos, in name order.
+static void read_all_photos(void) {
     const char *dir = test_data("photos_nature");
     TbErr err = {{0}};
     Source *s = source_open_imgdir(dir, &err);
     EXPECT(s != NULL, "open %s: %s", dir, err.msg);
     if (!s) return;
+    photos = s;
+    atexit(close_photos);
     EXPECT(s->fps == 0, "fps %g", s->fps);
-    uint8_t *first = NULL, *buf = NULL;
-    size_t first_n = 0;
     for (int i = 0; i < 15; i++) {
         // The size of the next frame is known before reading it.
         EXPECT(s->width == PHOTOS[i].w && s->height == PHOTOS[i].h, "%s: size %dx%d before read",
@@ -77,7 +98,13 @@ static void test_photos(void) {
             first_n = n;
         }
     }
-    // After the last photo: the first again, same size and pixels.
+}
+
+// After the last photo: the first again, same size and pixels.
+static void loop_to_first(void) {
+    Source *s = photos;
+    if (!s) return;
+    TbErr err = {{0}};
     EXPECT(s->width == PHOTOS[0].w && s->height == PHOTOS[0].h, "after the loop: %dx%d", s->width,
            s->height);
     if (first && (size_t)s->width * s->height * 3 == first_n) {
@@ -87,11 +114,22 @@ static void test_photos(void) {
         EXPECT(s->width == PHOTOS[1].w && s->height == PHOTOS[1].h, "second lap: %dx%d", s->width,
                s->height);
     }
-    free(first);
-    free(buf);
-    source_close(s);
+}
 
-    // Through the spec: once the app registers its kinds, dir: opens a folder.
+static void (*const photo_stages[])(void) = {read_all_photos, loop_to_first};
+static int photos_done;
+static void photos_to(int k) {
+    while (photos_done <= k) photo_stages[photos_done++]();
+}
+
+TEST_IMPL(photos_in_name_order_sizes_ahead_means_as_ffmpeg) { photos_to(0); }
+TEST_IMPL(photos_loop_to_the_first) { photos_to(1); }
+
+// Through the spec: once the app registers its kinds, dir: opens a folder.
+TEST_IMPL(dir_spec_opens_the_folder) {
+    const char *dir = test_data("photos_nature");
+    TbErr err = {{0}};
+    Source *s;
     app_register_sources();
     char spec[1100];
     snprintf(spec, sizeof spec, "dir:%s", dir);
@@ -101,6 +139,8 @@ static void test_photos(void) {
                   s->width, s->height);
     source_close(s);
 }
+
+// ---------------------------------------------------------------- bad folders
 
 static char tmpdir[256];
 
@@ -119,33 +159,54 @@ static void rm_file(const char *name) {
     unlink(p);
 }
 
-static void test_bad_folders(void) {
+static void remove_tmpdir(void) {
+    const char *names[] = {"notes.txt", ".hidden.png", "c.png", "B.JPEG", "a.jpg", "d.jpg"};
+    for (int i = 0; i < 6; i++) rm_file(names[i]);
+    rmdir(tmpdir);
+}
+
+static void empty_folder(void) {
+    const char *t = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/tabula_imgdir_XXXXXX", t && *t ? t : "/tmp");
+    CHECK(mkdtemp(tmpdir), "mkdtemp %s", tmpdir);
+    atexit(remove_tmpdir);
     TbErr err = {{0}};
     Source *s = source_open_imgdir(tmpdir, &err);
     EXPECT(s == NULL && strstr(err.msg, tmpdir) && strstr(err.msg, "empty"), "empty: '%s'", err.msg);
+}
 
+static void no_images(void) {
+    TbErr err = {{0}};
+    Source *s;
     put_file("notes.txt", "hello", 5);
     put_file(".hidden.png", "junk", 4);  // hidden: not an image candidate
     s = source_open_imgdir(tmpdir, &err);
     EXPECT(s == NULL && strstr(err.msg, tmpdir) && strstr(err.msg, "no PNG or JPEG"),
            "no images: '%s'", err.msg);
+}
 
-    s = source_open_imgdir("/nonexistent/photos", &err);
-    EXPECT(s == NULL && strcmp(err.msg, "/nonexistent/photos: No such file or directory") == 0,
-           "missing folder: '%s'", err.msg);
-
-    // Only a corrupt image: fails at open, naming the file.
+// Only a corrupt image: fails at open, naming the file.
+static void lone_corrupt_image(void) {
+    TbErr err = {{0}};
+    Source *s;
     put_file("c.png", "\x89PNG\r\n\x1a\n garbage", 17);
     s = source_open_imgdir(tmpdir, &err);
     EXPECT(s == NULL && strstr(err.msg, "c.png: cannot decode image"), "corrupt: '%s'", err.msg);
+}
 
-    // Two good copies (upper-case extensions count) before the corrupt one in
-    // name order ("B.JPEG" < "a.jpg" < "c.png"): two frames, then the error.
+// Two good copies (upper-case extensions count) before the corrupt one in
+// name order ("B.JPEG" < "a.jpg" < "c.png"): two frames, then the error.
+static uint8_t jpg[65536];
+static size_t jpg_n;  // 0: night_moon.jpg could not be read
+
+static void corrupt_third_image(void) {
+    TbErr err = {{0}};
+    Source *s;
     FILE *f = fopen(test_data("photos_nature/night_moon.jpg"), "rb");
     EXPECT(f != NULL, "night_moon.jpg missing");
     if (!f) return;
-    static uint8_t jpg[65536];
     size_t n = fread(jpg, 1, sizeof jpg, f);
+    jpg_n = n;
     fclose(f);
     put_file("B.JPEG", jpg, n);
     put_file("a.jpg", jpg, n);
@@ -162,7 +223,13 @@ static void test_bad_folders(void) {
         free(rgb);
         source_close(s);
     }
-    // A truncated JPEG (first 300 bytes) also fails cleanly.
+}
+
+// A truncated JPEG (first 300 bytes) also fails cleanly.
+static void truncated_jpeg(void) {
+    TbErr err = {{0}};
+    Source *s;
+    if (!jpg_n) return;
     rm_file("c.png");
     put_file("d.jpg", jpg, 300);
     s = source_open_imgdir(tmpdir, &err);
@@ -174,16 +241,30 @@ static void test_bad_folders(void) {
         free(rgb);
         source_close(s);
     }
-    const char *names[] = {"notes.txt", ".hidden.png", "B.JPEG", "a.jpg", "d.jpg"};
-    for (int i = 0; i < 5; i++) rm_file(names[i]);
 }
 
-int main(void) {
-    const char *t = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/tabula_imgdir_XXXXXX", t && *t ? t : "/tmp");
-    CHECK(mkdtemp(tmpdir), "mkdtemp %s", tmpdir);
-    test_photos();
-    test_bad_folders();
-    rmdir(tmpdir);
-    return test_finish();
+static void (*const folder_stages[])(void) = {empty_folder, no_images, lone_corrupt_image,
+                                              corrupt_third_image, truncated_jpeg};
+static int folder_done;
+static void folder_to(int k) {
+    while (folder_done <= k) folder_stages[folder_done++]();
 }
+
+TEST_IMPL(empty_folder_rejected_naming_it) { folder_to(0); }
+TEST_IMPL(folder_without_images_rejected_naming_it) { folder_to(1); }
+TEST_IMPL(lone_corrupt_image_fails_at_open_naming_it) { folder_to(2); }
+TEST_IMPL(corrupt_third_image_fails_when_reached) { folder_to(3); }
+TEST_IMPL(truncated_jpeg_fails_naming_it) { folder_to(4); }
+
+TEST_IMPL(missing_folder_named_with_reason) {
+    TbErr err = {{0}};
+    Source *s = source_open_imgdir("/nonexistent/photos", &err);
+    EXPECT(s == NULL && strcmp(err.msg, "/nonexistent/photos: No such file or directory") == 0,
+           "missing folder: '%s'", err.msg);
+}
+
+TEST_MAIN(TEST_ENTRY(photos_in_name_order_sizes_ahead_means_as_ffmpeg), TEST_ENTRY(photos_loop_to_the_first),
+          TEST_ENTRY(dir_spec_opens_the_folder), TEST_ENTRY(empty_folder_rejected_naming_it),
+          TEST_ENTRY(folder_without_images_rejected_naming_it), TEST_ENTRY(missing_folder_named_with_reason),
+          TEST_ENTRY(lone_corrupt_image_fails_at_open_naming_it), TEST_ENTRY(corrupt_third_image_fails_when_reached),
+          TEST_ENTRY(truncated_jpeg_fails_naming_it))

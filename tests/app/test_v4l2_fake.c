@@ -1,7 +1,13 @@
-// test_v4l2_fake: the camera source against a fake V4L2 device (no camera or
-// v4l2loopback here). The fake answers the ioctls a UVC webcam answers,
-// serves frames made from the real clip (MJPEG without Huffman tables, or
-// YUYV), and can be told to fail any call or to be unplugged mid-stream.
+// test_v4l2_fake: why it exists: the webcam is the mirror's main input, and
+// no camera (or v4l2loopback) is at hand where the tests run. Without this, a
+// change to the V4L2 code could pick a mode that cannot reach 30 fps, break
+// MJPEG from real webcams (they send no Huffman tables), hang or crash when the
+// cable is pulled, leave the device busy after a failed open, or turn a bad
+// USB frame into a fatal error; all of it would surface only in front of a
+// user's camera. So the camera source runs against a fake V4L2 device that
+// answers the ioctls a UVC webcam answers, serves frames made from the real
+// clip (MJPEG without Huffman tables, or YUYV), and can be told to fail any
+// call or to be unplugged mid-stream.
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdatomic.h>
@@ -354,7 +360,32 @@ static int fake_poll(int fd, int timeout_ms) {
 static char g_dir[256];
 static V4l2Io g_io = {fake_open, fake_close, fake_ioctl, fake_mmap, fake_munmap, fake_poll, g_dir};
 
+static void reset_devs(void);
+
+static void teardown(void) {
+    reset_devs();
+    rmdir(g_dir);
+    for (int k = 0; k < NFRAMES; k++) free(g_clip[k]);
+}
+
+// Once: the three clip frames the fake serves (0, 40, 80) and the folder its
+// device nodes live in. Without them the whole program skips, as it cannot run.
+static void setup(void) {
+    static int done;
+    if (done) return;
+    done = 1;
+    const char *path = test_data("asl_signer_a_320x240.y4m");
+    for (int k = 0; k < NFRAMES; k++) {
+        g_clip[k] = clip_y4m_frame(path, k * 40, &g_cw, &g_ch);  // frames 0, 40, 80
+        if (!g_clip[k]) TEST_SKIP("cannot read %s", path);
+    }
+    snprintf(g_dir, sizeof g_dir, "/tmp/tabula-fakecam-XXXXXX");
+    if (!mkdtemp(g_dir)) TEST_SKIP("mkdtemp: %s", strerror(errno));
+    atexit(teardown);
+}
+
 static void reset_devs(void) {
+    setup();
     for (int i = 0; i < g_ndev; i++) {
         free_payloads(&g_dev[i]);
         for (int k = 0; k < g_dev[i].nbuf; k++) free(g_dev[i].mem[k]);
@@ -406,7 +437,9 @@ static void read_frames(Source *s, FakeDev *d, int n, double tol, const char *wh
     free(rgb);
 }
 
-static void test_native_policy(void) {
+// No size asked for: the capture node (not the metadata one), MJPG at its
+// largest 30 fps size, negotiated in the documented ioctl order.
+TEST_IMPL(native_policy_picks_mjpg_720p30_on_the_capture_node) {
     FakeDev *d = typical_cam();
     CameraOpts o = opts(0, 0);
     TbErr err = {{0}};
@@ -433,10 +466,10 @@ static void test_native_policy(void) {
     EXPECT(strstr(d->log, "STREAMOFF") != NULL, "no STREAMOFF: %s", d->log);
 }
 
-static void test_requested_policy(void) {
+// 640x480 asked for: both formats reach 30 fps there; YUYV needs no decoding.
+TEST_IMPL(requested_640x480_picks_yuyv) {
     FakeDev *d = typical_cam();
     TbErr err = {{0}};
-    // 640x480 asked for: both formats reach 30 fps there; YUYV needs no decoding.
     CameraOpts o = opts(640, 480);
     Source *s = source_open_camera(d->path, &o, &err);
     EXPECT(s != NULL, "open: %s", err.msg);
@@ -448,36 +481,53 @@ static void test_requested_policy(void) {
     read_frames(s, d, 4, 1.0, "YUYV 640x480");
     source_close(s);
     expect_closed(d, "requested");
+}
 
-    // 1280x720 at 30: only MJPG gets there (YUYV HD is 10 fps).
-    o = opts(1280, 720);
+// 1280x720 at 30: only MJPG gets there (YUYV HD is 10 fps).
+TEST_IMPL(requested_720p30_picks_mjpg) {
+    FakeDev *d = typical_cam();
+    TbErr err = {{0}};
+    CameraInfo ci;
+    CameraOpts o = opts(1280, 720);
     o.fps = 30;
-    s = source_open_camera(d->path, &o, &err);
+    Source *s = source_open_camera(d->path, &o, &err);
     EXPECT(s && camera_info(s, &ci) == 0 && ci.fourcc == PIX_MJPEG, "720p30: not MJPG");
     source_close(s);
+}
 
-    // 1280x720 at 10: both can, YUYV wins; S_PARM asks for 10.
+// 1280x720 at 10: both can, YUYV wins; S_PARM asks for 10.
+TEST_IMPL(requested_720p10_picks_yuyv_and_sets_the_rate) {
+    FakeDev *d = typical_cam();
+    TbErr err = {{0}};
+    CameraInfo ci;
+    CameraOpts o = opts(1280, 720);
     o.fps = 10;
     d->fps_set = 0;
-    s = source_open_camera(d->path, &o, &err);
+    Source *s = source_open_camera(d->path, &o, &err);
     EXPECT(s && camera_info(s, &ci) == 0 && ci.fourcc == PIX_YUYV && ci.width == 1280,
            "720p10: not YUYV 1280x720");
     EXPECT_NEAR(d->fps_set, 10, 1e-3, "S_PARM rate");
     if (s) EXPECT_NEAR(s->fps, 10, 1e-3, "source fps");
     source_close(s);
+}
 
-    // YUYV-only camera, native size: 30 fps beats size, so 640x480.
+// YUYV-only camera, native size: 30 fps beats size, so 640x480.
+TEST_IMPL(yuyv_only_camera_prefers_30fps_over_size) {
+    TbErr err = {{0}};
+    CameraInfo ci;
     reset_devs();
-    d = add_dev(g_dir, "video0", V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_STREAMING);
+    FakeDev *d = add_dev(g_dir, "video0", V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_STREAMING);
     add_mode(d, PIX_YUYV, 1280, 720, 10);
     add_mode(d, PIX_YUYV, 640, 480, 30);
-    o = opts(0, 0);
-    s = source_open_camera(NULL, &o, &err);
+    CameraOpts o = opts(0, 0);
+    Source *s = source_open_camera(NULL, &o, &err);
     EXPECT(s && camera_info(s, &ci) == 0 && ci.width == 640, "YUYV-only: got width %d", s ? ci.width : 0);
     source_close(s);
 }
 
-static void test_unplug(void) {
+// Unplugged mid-stream: the read fails naming the device and the ioctl, and
+// closing still releases everything.
+TEST_IMPL(unplug_mid_stream_fails_read_and_releases_all) {
     FakeDev *d = typical_cam();
     d->unplug_after = 3;
     CameraOpts o = opts(0, 0);
@@ -498,7 +548,8 @@ static void test_unplug(void) {
     free(rgb);
 }
 
-static void test_bad_frames(void) {
+// A truncated JPEG and a frame flagged V4L2_BUF_FLAG_ERROR are skipped, not errors.
+TEST_IMPL(bad_frames_are_skipped_not_errors) {
     FakeDev *d = typical_cam();
     d->corrupt_frame = 2, d->error_frame = 4;
     CameraOpts o = opts(0, 0);
@@ -517,7 +568,8 @@ static void test_bad_frames(void) {
     free(rgb);
 }
 
-static void test_lock(void) {
+// Exposure and white balance locked at what auto settled on, after lock_after frames.
+TEST_IMPL(exposure_and_white_balance_lock_after_two_frames) {
     FakeDev *d = typical_cam();
     CameraOpts o = opts(0, 0);
     o.lock_exposure = o.lock_white_balance = 1, o.lock_after = 2;
@@ -538,7 +590,7 @@ static void test_lock(void) {
 }
 
 // Any negotiation step failing: a message naming it, and nothing left behind.
-static void test_failures(void) {
+TEST_IMPL(every_negotiation_failure_named_nothing_left_open) {
     struct {
         unsigned long req;
         int e;
@@ -574,7 +626,8 @@ static void test_failures(void) {
     }
 }
 
-static void test_missing(void) {
+// No device nodes, only a metadata node, or a path that is not there.
+TEST_IMPL(no_camera_and_missing_path_named) {
     TbErr err = {{0}};
     reset_devs();
     CameraOpts o = opts(0, 0);
@@ -593,8 +646,12 @@ static void test_missing(void) {
     s = source_open_camera(path, &o, &err);
     snprintf(want, sizeof want, "camera %s: No such file or directory", path);
     EXPECT(s == NULL && strcmp(err.msg, want) == 0, "missing path: %s", err.msg);
+}
 
-    // The real libv4l2 path on this machine (no camera here; skip if there is one).
+// The real libv4l2 path on this machine (no camera here; skip if there is one).
+TEST_IMPL(real_v4l2_reports_no_camera_here) {
+    TbErr err = {{0}};
+    Source *s;
     struct stat st;
     if (stat("/dev/video0", &st) != 0 && stat("/dev/video1", &st) != 0) {
         s = source_open_camera(NULL, NULL, &err);
@@ -605,7 +662,7 @@ static void test_missing(void) {
         EXPECT(s == NULL && strcmp(err.msg, "camera /dev/video9: No such file or directory") == 0,
                "real missing: %s", err.msg);
     } else {
-        printf("note: a /dev/video node exists here; real-device checks skipped\n");
+        TEST_SKIP_CASE("a /dev/video node exists here; real-device checks skipped");
     }
 }
 
@@ -628,7 +685,7 @@ static int wait_state(Capture *c, int want, double timeout, char *msg, size_t n)
     return 0;
 }
 
-static void test_capture_unplug(void) {
+TEST_IMPL(capture_thread_survives_cable_out_and_back) {
     FakeDev *d = typical_cam();
     CaptureOpts co = {.live = -1, .retry_s = 0.2, .open = open_fake_camera};
     TbErr err = {{0}};
@@ -678,26 +735,12 @@ static void test_capture_unplug(void) {
     expect_closed(d, "capture");
 }
 
-int main(void) {
-    const char *path = test_data("asl_signer_a_320x240.y4m");
-    for (int k = 0; k < NFRAMES; k++) {
-        g_clip[k] = clip_y4m_frame(path, k * 40, &g_cw, &g_ch);  // frames 0, 40, 80
-        if (!g_clip[k]) TEST_SKIP("cannot read %s", path);
-    }
-    snprintf(g_dir, sizeof g_dir, "/tmp/tabula-fakecam-XXXXXX");
-    if (!mkdtemp(g_dir)) TEST_SKIP("mkdtemp: %s", strerror(errno));
-
-    test_native_policy();
-    test_requested_policy();
-    test_unplug();
-    test_bad_frames();
-    test_lock();
-    test_failures();
-    test_missing();
-    test_capture_unplug();
-
-    reset_devs();
-    rmdir(g_dir);
-    for (int k = 0; k < NFRAMES; k++) free(g_clip[k]);
-    return test_finish();
-}
+TEST_MAIN(TEST_ENTRY(native_policy_picks_mjpg_720p30_on_the_capture_node),
+          TEST_ENTRY(requested_640x480_picks_yuyv), TEST_ENTRY(requested_720p30_picks_mjpg),
+          TEST_ENTRY(requested_720p10_picks_yuyv_and_sets_the_rate),
+          TEST_ENTRY(yuyv_only_camera_prefers_30fps_over_size),
+          TEST_ENTRY(unplug_mid_stream_fails_read_and_releases_all), TEST_ENTRY(bad_frames_are_skipped_not_errors),
+          TEST_ENTRY(exposure_and_white_balance_lock_after_two_frames),
+          TEST_ENTRY(every_negotiation_failure_named_nothing_left_open),
+          TEST_ENTRY(no_camera_and_missing_path_named), TEST_ENTRY(real_v4l2_reports_no_camera_here),
+          TEST_ENTRY(capture_thread_survives_cable_out_and_back))

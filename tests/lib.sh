@@ -1,0 +1,64 @@
+# shellcheck shell=bash
+# tests/lib.sh: named cases for the shell tests, the way tests/test.h does it
+# for the C ones. Source it, write each case as a function, run them in order:
+#
+#   . "$(dirname "$0")/../lib.sh"      # or tests/lib.sh from tests/
+#   good_run_writes_metrics() {
+#     check test -s "$T/m.jsonl"        # a check: passes if the command does
+#     [ "$n" = 12 ] && ok || bad "metrics has $n lines, want 12"
+#   }
+#   run_case good_run_writes_metrics  # prints "ok NAME" or "FAIL NAME"
+#   finish                            # "N passed, N failed, N skipped" (cases)
+#
+# A failed check prints "FAIL [case]: what" on stderr; a case with one fails.
+# A case that makes no check fails too (a test that cannot fail is no test).
+# `bash test_x.sh NAME` runs that case only. skip_all REASON: the program
+# cannot run here (exit 77); skip_case REASON (then return): this case cannot,
+# the others still run. finish exits 1 if any case failed, 77 if all skipped.
+
+_only=${1:-}
+_n_pass=0 _n_fail=0 _n_skip=0 _n_ran=0
+_case=main _checks=0 _bad=0 _skipped=0
+
+ok() { _checks=$((_checks + 1)); }
+bad() {
+  _checks=$((_checks + 1)) _bad=$((_bad + 1))
+  echo "FAIL [$_case]: $*" >&2
+}
+# check CMD...: one check, passing when CMD exits 0.
+check() { if "$@"; then ok; else bad "$*"; fi; }
+
+skip_case() { _skipped=1; echo "SKIP $_case: $*"; }
+skip_all() { echo "SKIP: $*"; exit 77; }
+
+# run_case NAME: runs the function NAME as a case (unless another was asked for).
+run_case() {
+  local name=$1
+  if [ -n "$_only" ] && [ "$_only" != "$name" ]; then return 0; fi
+  _case=$name _checks=0 _bad=0 _skipped=0
+  "$name"
+  _n_ran=$((_n_ran + 1))
+  if [ "$_bad" = 0 ] && [ "$_skipped" = 0 ] && [ "$_checks" = 0 ]; then
+    echo "FAIL [$name]: the case made no check" >&2
+    _bad=1
+  fi
+  if [ "$_bad" != 0 ]; then
+    _n_fail=$((_n_fail + 1)); echo "FAIL $name"
+  elif [ "$_skipped" != 0 ]; then
+    _n_skip=$((_n_skip + 1)); echo "skip $name"
+  else
+    _n_pass=$((_n_pass + 1)); echo "ok $name"
+  fi
+  _case=main
+}
+
+finish() {
+  if [ -n "$_only" ] && [ "$_n_ran" = 0 ]; then
+    echo "no case named \"$_only\"" >&2
+    exit 2
+  fi
+  echo "$_n_pass passed, $_n_fail failed, $_n_skip skipped"
+  [ "$_n_fail" = 0 ] || exit 1
+  if [ "$_n_ran" -gt 0 ] && [ "$_n_skip" = "$_n_ran" ]; then exit 77; fi
+  exit 0
+}
