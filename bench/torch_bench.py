@@ -27,6 +27,8 @@ import time
 # Torch's own threads already use the cores; OpenBLAS threads on top of them
 # oversubscribe (must be set before torch loads OpenBLAS).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# The network (and the frame pipeline) are python/tabula_torch.py's.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402

@@ -29,59 +29,19 @@ import time
 # Torch's own threads already use the cores; OpenBLAS threads on top of them
 # oversubscribe (must be set before torch loads OpenBLAS).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# The network (and the frame pipeline) are python/tabula_torch.py's.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from tabula_torch import Tabula  # noqa: E402
+from tabula_torch import Tabula, fit, read_y4m  # noqa: E402
 from PIL import Image  # noqa: E402
 
 REPORT_AT = (1, 30, 60, 150, 300)  # frames seen, for the summary table
 
 
 # ----------------------------------------------------------------- frames
-def read_y4m(path, max_frames):
-    """Yield up to max_frames frames of a 4:2:0 Y4M file as RGB8 (H, W, 3),
-    BT.601 limited range, chroma repeated over each 2x2 block."""
-    with open(path, "rb") as f:
-        header = f.readline().decode("ascii").split()
-        if not header or header[0] != "YUV4MPEG2":
-            raise ValueError(f"{path}: not a YUV4MPEG2 file")
-        fields = {tok[0]: tok[1:] for tok in header[1:]}
-        w, h = int(fields["W"]), int(fields["H"])
-        if not fields.get("C", "420").startswith("420"):
-            raise ValueError(f"{path}: only 4:2:0 is supported")
-        n = w * h
-        for _ in range(max_frames):
-            if not f.readline().startswith(b"FRAME"):
-                return
-            buf = np.frombuffer(f.read(n * 3 // 2), np.uint8)
-            if buf.size != n * 3 // 2:
-                return
-            y = buf[:n].reshape(h, w).astype(np.float32)
-            u = buf[n: n + n // 4].reshape(h // 2, w // 2).astype(np.float32)
-            v = buf[n + n // 4:].reshape(h // 2, w // 2).astype(np.float32)
-            u = u.repeat(2, 0).repeat(2, 1) - 128.0
-            v = v.repeat(2, 0).repeat(2, 1) - 128.0
-            c = 1.164383 * (y - 16.0)
-            rgb = np.stack([c + 1.596027 * v, c - 0.391762 * u - 0.812968 * v, c + 2.017232 * u], -1)
-            yield np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-
-
-def fit(rgb, width, height):
-    """Centre-crop to width:height, then resize: area average when shrinking,
-    bilinear when enlarging (as tabula's frame_fit)."""
-    h, w, _ = rgb.shape
-    if w * height > h * width:
-        cw, ch = int(round(h * width / height)), h
-    else:
-        cw, ch = w, int(round(w * height / width))
-    x0, y0 = (w - cw) // 2, (h - ch) // 2
-    img = Image.fromarray(rgb[y0: y0 + ch, x0: x0 + cw])
-    method = Image.BOX if cw >= width and ch >= height else Image.BILINEAR
-    return np.asarray(img.resize((width, height), method))
-
-
 def load_clip(path, width, height, n_frames):
     """All frames as one float tensor (N, 3, H, W) in [0, 1]."""
     frames = [fit(f, width, height) for f in read_y4m(path, n_frames)]

@@ -1,5 +1,10 @@
-// test_fit.c: frame_fit (centre crop + resize) on images with known answers, and
-// BT.601 limited-range YUV -> RGB on known colours.
+// test_fit.c: why it exists: every frame the network sees went through
+// frame_fit (centre crop + resize to the training size) and, for Y4M files and
+// YUYV cameras, the BT.601 limited-range YUV -> RGB conversion of color.h. A
+// crop off-centre, a resize that drops thin detail or shifts a corner, or a
+// wrong colour would be learned as if it were the scene. Checked on images and
+// colours with known answers (real frames against libswscale:
+// tests/app/test_color_sws.c).
 #include <string.h>
 
 #include "color.h"
@@ -17,7 +22,7 @@ static void fill(uint8_t *img, int w, int x0, int x1, int y0, int y1, uint8_t r,
 }
 
 // 2:1 source into a square: the left and right quarters are cut away.
-static void test_crop_keeps_centre(void) {
+TEST_IMPL(crop_keeps_centre) {
     int sw = 200, sh = 100, d = 50;
     uint8_t *src = malloc((size_t)sw * sh * 3), *dst = malloc((size_t)d * d * 3);
     fill(src, sw, 0, 50, 0, sh, 255, 0, 0);     // left quarter red
@@ -54,7 +59,7 @@ static void test_crop_keeps_centre(void) {
 
 // Halving a 1-pixel checker of 0/255 averages every 2x2 block to 127.5 -> 128;
 // a 2-pixel checker halved keeps its pattern exactly.
-static void test_downscale_averages(void) {
+TEST_IMPL(downscale_averages) {
     int s = 64, d = 32;
     uint8_t *src = malloc((size_t)s * s * 3), *dst = malloc((size_t)d * d * 3);
     for (int y = 0; y < s; y++)
@@ -128,7 +133,7 @@ static void test_downscale_averages(void) {
 
 // Upscaling (bilinear, centres aligned) keeps the corner pixels and the middle
 // of a 2-pixel gradient.
-static void test_upscale(void) {
+TEST_IMPL(upscale) {
     uint8_t src[2 * 2 * 3] = {0, 10, 20, 100, 110, 120, 200, 210, 220, 250, 240, 230};
     uint8_t dst[8 * 8 * 3];
     frame_fit(dst, 8, 8, src, 2, 2);
@@ -148,7 +153,7 @@ static void test_upscale(void) {
 // BT.601 limited range: Y 16 -> black, 235 -> white; the primaries at 100%.
 // Expected RGB from ffmpeg 5.1 (scale=in_color_matrix=bt601:in_range=tv:
 // out_range=pc:flags=neighbor+accurate_rnd+full_chroma_int).
-static void test_yuv(void) {
+TEST_IMPL(yuv_known_colours) {
     static const uint8_t yuv[8][3] = {{16, 128, 128}, {235, 128, 128}, {81, 90, 240},
                                       {145, 54, 34},  {41, 240, 110},  {126, 128, 128},
                                       {200, 60, 200}, {30, 200, 40}};
@@ -165,13 +170,18 @@ static void test_yuv(void) {
                      yuv[i][2], c);
             EXPECT_NEAR(rgb[3 * i + c], want[i][c], 1, what);
         }
-    // Below black and above white clamp.
+}
+
+// Below black and above white clamp.
+TEST_IMPL(yuv_clamps) {
     uint8_t y2[2] = {0, 255}, u2[2] = {128, 128}, v2[2] = {128, 128}, o2[6];
     yuv444_to_rgb(o2, y2, u2, v2, 2, 1);
     EXPECT(o2[0] == 0 && o2[1] == 0 && o2[2] == 0, "Y=0 -> %d %d %d", o2[0], o2[1], o2[2]);
     EXPECT(o2[3] == 255 && o2[4] == 255 && o2[5] == 255, "Y=255 -> %d", o2[3]);
+}
 
-    // 4:2:0, 5x3 (odd: chroma is 3x2): each chroma sample covers a 2x2 luma block.
+// 4:2:0, 5x3 (odd: chroma is 3x2): each chroma sample covers a 2x2 luma block.
+TEST_IMPL(yuv420_odd_size) {
     uint8_t Yp[15], Up[6] = {90, 54, 240, 128, 128, 128}, Vp[6] = {240, 34, 110, 128, 128, 128};
     uint8_t o[15 * 3];
     for (int i = 0; i < 15; i++) Yp[i] = (i / 5 < 2) ? (uint8_t[]){81, 81, 145, 145, 41}[i % 5] : 235;
@@ -187,10 +197,5 @@ static void test_yuv(void) {
     EXPECT(o[10 * 3] == 255 && o[14 * 3 + 2] == 255, "row 2 white: %d", o[10 * 3]);
 }
 
-int main(void) {
-    test_crop_keeps_centre();
-    test_downscale_averages();
-    test_upscale();
-    test_yuv();
-    return test_finish();
-}
+TEST_MAIN(TEST_ENTRY(crop_keeps_centre), TEST_ENTRY(downscale_averages), TEST_ENTRY(upscale),
+          TEST_ENTRY(yuv_known_colours), TEST_ENTRY(yuv_clamps), TEST_ENTRY(yuv420_odd_size))

@@ -22,6 +22,9 @@ tests/fixtures/torch_ref.safetensors:
 dec.{i}.weight, dec.{i}.bias. Layouts are PyTorch's: Conv2d (OC, C, K, K),
 ConvTranspose2d (C_in, OC, K, K).
 
+The network and the frame pipeline (Y4M decoding, centre crop and resize) are
+python/tabula_torch.py's, the same the benchmark scripts in bench/ use.
+
 Run with Debian's PyTorch:  /usr/bin/python3 tests/torch_reference.py
 The output is deterministic: running it again rewrites the same bytes.
 """
@@ -34,11 +37,12 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+from tabula_torch import Tabula, fit, read_y4m  # noqa: E402  (the one definition)
+
 DEFAULT_CLIP = os.path.join(HERE, "..", "..", "shared", "data", "asl_signer_a_320x240.y4m")
 DEFAULT_OUT = os.path.join(HERE, "fixtures", "torch_ref.safetensors")
 
@@ -57,96 +61,12 @@ ADAM_LR, ADAM_BETAS, ADAM_EPS, ADAM_WD = 2e-3, (0.9, 0.999), 1e-8, 1e-4
 
 
 # ----------------------------------------------------------------- frames
-def read_y4m(path, wanted):
-    """Decode the frames numbered in `wanted` of a 4:2:0 Y4M file to RGB8 (H, W, 3).
-
-    BT.601 limited range (Y 16..235, Cb/Cr 16..240); chroma is upsampled by
-    repeating each sample over its 2x2 block.
-    """
-    with open(path, "rb") as f:
-        header = f.readline().decode("ascii").split()
-        if not header or header[0] != "YUV4MPEG2":
-            raise ValueError(f"{path}: not a YUV4MPEG2 file")
-        fields = {tok[0]: tok[1:] for tok in header[1:]}
-        w, h = int(fields["W"]), int(fields["H"])
-        if not fields.get("C", "420").startswith("420"):
-            raise ValueError(f"{path}: only 4:2:0 is supported")
-        frame_bytes = w * h * 3 // 2
-        out = {}
-        index = 0
-        while len(out) < len(wanted):
-            marker = f.readline()
-            if not marker.startswith(b"FRAME"):
-                raise ValueError(f"{path}: frame {index} missing (file has {index} frames)")
-            data = f.read(frame_bytes)
-            if len(data) != frame_bytes:
-                raise ValueError(f"{path}: frame {index} truncated")
-            if index in wanted:
-                out[index] = yuv420_to_rgb(np.frombuffer(data, np.uint8), w, h)
-            index += 1
-    return [out[i] for i in wanted]
-
-
-def yuv420_to_rgb(buf, w, h):
-    """One planar 4:2:0 frame -> RGB8, BT.601 limited range."""
-    y = buf[: w * h].reshape(h, w).astype(np.float32)
-    u = buf[w * h: w * h + w * h // 4].reshape(h // 2, w // 2).astype(np.float32)
-    v = buf[w * h + w * h // 4:].reshape(h // 2, w // 2).astype(np.float32)
-    u = u.repeat(2, axis=0).repeat(2, axis=1)
-    v = v.repeat(2, axis=0).repeat(2, axis=1)
-    c, d, e = 1.164383 * (y - 16.0), u - 128.0, v - 128.0
-    r = c + 1.596027 * e
-    g = c - 0.391762 * d - 0.812968 * e
-    b = c + 2.017232 * d
-    rgb = np.stack([r, g, b], axis=-1)
-    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
-
-
-def crop_resize(rgb, width, height):
-    """Centre-crop to the aspect width:height, then resize (PIL box filter)."""
-    h, w, _ = rgb.shape
-    if w * height > h * width:  # too wide: crop columns
-        cw, ch = int(round(h * width / height)), h
-    else:  # too tall: crop rows
-        cw, ch = w, int(round(w * height / width))
-    x0, y0 = (w - cw) // 2, (h - ch) // 2
-    img = Image.fromarray(rgb[y0: y0 + ch, x0: x0 + cw])
-    return np.asarray(img.resize((width, height), Image.BOX), dtype=np.uint8)
-
-
-# ----------------------------------------------------------------- network
-class Tabula(nn.Module):
-    """tabula's autoencoder: stride-2 convs down, stride-2 transposed convs up."""
-
-    def __init__(self, channels, kernel=4, stride=2, pad=1, slope=0.2):
-        super().__init__()
-        chans = (3,) + tuple(channels)
-        self.slope = slope
-        self.enc = nn.ModuleList(
-            nn.Conv2d(chans[i], chans[i + 1], kernel, stride, pad) for i in range(len(channels)))
-        self.dec = nn.ModuleList(
-            nn.ConvTranspose2d(chans[i], chans[i - 1], kernel, stride, pad)
-            for i in range(len(channels), 0, -1))
-
-    def forward(self, x):
-        for conv in self.enc:
-            x = F.leaky_relu(conv(x), self.slope)
-        for i, conv in enumerate(self.dec):
-            x = conv(x)
-            x = torch.sigmoid(x) if i == len(self.dec) - 1 else F.leaky_relu(x, self.slope)
-        return x
-
-
-def he_init(model, slope, bias_range):
-    """Kaiming normal (fan_in, LeakyReLU slope) weights; biases uniform in
-    [-bias_range, bias_range] (0 gives tabula's default zero biases)."""
-    for name, p in model.named_parameters():
-        if name.endswith(".weight"):
-            nn.init.kaiming_normal_(p, a=slope, mode="fan_in", nonlinearity="leaky_relu")
-        elif bias_range > 0:
-            nn.init.uniform_(p, -bias_range, bias_range)
-        else:
-            nn.init.zeros_(p)
+def read_frames(path, numbers):
+    """The frames numbered in `numbers` of a 4:2:0 Y4M file, as RGB8 (H, W, 3)."""
+    got = {i: f for i, f in enumerate(read_y4m(path, max(numbers) + 1)) if i in numbers}
+    if len(got) != len(set(numbers)):
+        raise ValueError(f"{path}: has no frame {max(numbers)} (only {len(got)} of those wanted)")
+    return [got[i] for i in numbers]
 
 
 # ----------------------------------------------------------------- training
@@ -216,8 +136,7 @@ def main():
     rng = np.random.default_rng(SEED)
 
     # Frames: RGB8 at the training size, and the float NCHW batch source.
-    frames = np.stack([crop_resize(f, WIDTH, HEIGHT)
-                       for f in read_y4m(args.clip, list(FRAME_NUMBERS))])
+    frames = np.stack([fit(f, WIDTH, HEIGHT) for f in read_frames(args.clip, FRAME_NUMBERS)])
     x_all = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255.0).contiguous()
 
     # Batches: the "newest" frame advances every two steps; the second frame is
@@ -228,8 +147,7 @@ def main():
         batch_index.append([newest, int(rng.integers(0, newest))])
     batch_index = np.array(batch_index, np.int64)
 
-    model = Tabula(CHANNELS, KERNEL, STRIDE, PAD, SLOPE)
-    he_init(model, SLOPE, bias_range=0.05)
+    model = Tabula(CHANNELS, KERNEL, STRIDE, PAD, SLOPE, bias_range=0.05)
     init = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     # Clip threshold: half the median gradient norm of an unclipped SGD run,

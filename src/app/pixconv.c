@@ -1,8 +1,11 @@
-// pixconv.c: YUYV / MJPEG / RGB24 / BGR24 camera frames to RGB8.
+// pixconv.c: YUYV / MJPEG / RGB24 / BGR24 camera frames to RGB8 (YUYV through
+// color.h, the one YUV -> RGB conversion).
 #include "pixconv.h"
 
 #include <setjmp.h>
 #include <string.h>
+
+#include "color.h"
 
 #include <jpeglib.h>
 // jpeglib.h needs stdio.h before it; jerror.h gives the warning codes.
@@ -10,30 +13,6 @@
 
 int pix_supported(uint32_t f) {
     return f == PIX_YUYV || f == PIX_MJPEG || f == PIX_JPEG || f == PIX_RGB24 || f == PIX_BGR24;
-}
-
-static inline uint8_t clamp8(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
-
-// BT.601 limited range, 8.8 fixed point (1.164, 1.596, 0.391, 0.813, 2.018).
-static inline void yuv_px(uint8_t *o, int y, int u, int v) {
-    int c = 298 * (y - 16) + 128, d = u - 128, e = v - 128;
-    o[0] = clamp8((c + 409 * e) >> 8);
-    o[1] = clamp8((c - 100 * d - 208 * e) >> 8);
-    o[2] = clamp8((c + 516 * d) >> 8);
-}
-
-void pix_yuyv_to_rgb(uint8_t *rgb, const uint8_t *yuyv, int w, int h, size_t stride) {
-    if (!stride) stride = (size_t)(w + (w & 1)) * 2;
-    for (int r = 0; r < h; r++) {
-        const uint8_t *p = yuyv + (size_t)r * stride;
-        uint8_t *o = rgb + (size_t)r * w * 3;
-        int x = 0;
-        for (; x + 1 < w; x += 2, p += 4, o += 6) {
-            yuv_px(o, p[0], p[1], p[3]);
-            yuv_px(o + 3, p[2], p[1], p[3]);
-        }
-        if (x < w) yuv_px(o, p[0], p[1], p[3]);  // odd width: last pixel of a pair
-    }
 }
 
 void pix_bgr_to_rgb(uint8_t *rgb, const uint8_t *bgr, int w, int h, size_t stride) {
@@ -309,7 +288,7 @@ int pix_convert(uint32_t fourcc, uint8_t *rgb, int w, int h, const uint8_t *src,
     if (stride < line || n < stride * (size_t)(h - 1) + line)
         return tb_fail(err, "short frame: %zu bytes for %dx%d (stride %zu)", n, w, h, stride);
     if (fourcc == PIX_YUYV) {
-        pix_yuyv_to_rgb(rgb, src, w, h, stride);
+        yuyv_to_rgb(rgb, src, w, h, stride);
     } else if (fourcc == PIX_BGR24) {
         pix_bgr_to_rgb(rgb, src, w, h, stride);
     } else {

@@ -1,5 +1,6 @@
 // pixconv.h: camera pixel formats to RGB8 interleaved (the only format the rest
-// of tabula sees). YUYV is BT.601 limited range, as webcams send it.
+// of tabula sees). YUYV is BT.601 limited range, as webcams send it, converted
+// by color.h's yuyv_to_rgb (the conversion Y4M files use too).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -24,8 +25,7 @@ int pix_supported(uint32_t fourcc);
 int pix_convert(uint32_t fourcc, uint8_t *rgb, int w, int h, const uint8_t *src, size_t n,
                 size_t stride, TbErr *err);
 
-// The individual converters.
-void pix_yuyv_to_rgb(uint8_t *rgb, const uint8_t *yuyv, int w, int h, size_t stride);
+// The individual converters (YUYV: yuyv_to_rgb in color.h).
 void pix_bgr_to_rgb(uint8_t *rgb, const uint8_t *bgr, int w, int h, size_t stride);
 // (M)JPEG through libjpeg; inserts the standard Huffman tables when the frame has
 // none (most webcams omit them). A corrupt or truncated frame is an error.

@@ -280,6 +280,153 @@ int camera_info(const Source *s, CameraInfo *info) {
     return 0;
 }
 
+// ---------------------------------------------------------------- opening
+// open_path runs these steps in order; each returns 0, or -1 with err set and
+// whatever it acquired recorded in the Cam, so cam_release undoes it all.
+
+// Open the node and check that it is a streaming capture device. *not_capture
+// is set when it is not a capture device at all (a metadata node, say).
+static int open_device(Cam *c, const char *path, struct v4l2_capability *cap, int *not_capture,
+                       TbErr *err) {
+    c->fd = c->io->open(path, O_RDWR | O_NONBLOCK);
+    if (c->fd < 0) return tb_fail(err, "camera %s: %s", path, strerror(errno));
+    memset(cap, 0, sizeof *cap);
+    if (xioctl(c, VIDIOC_QUERYCAP, cap) < 0) {
+        *not_capture = errno == ENOTTY || errno == EINVAL;
+        return IOCTL_FAIL(c, err, "VIDIOC_QUERYCAP");
+    }
+    uint32_t caps = (cap->capabilities & V4L2_CAP_DEVICE_CAPS) ? cap->device_caps : cap->capabilities;
+    if (!(caps & V4L2_CAP_VIDEO_CAPTURE)) {
+        *not_capture = 1;
+        return tb_fail(err, "camera %s: not a video capture device", path);
+    }
+    if (!(caps & V4L2_CAP_STREAMING))
+        return tb_fail(err, "camera %s: no streaming I/O (read() cameras are not supported)", path);
+    return 0;
+}
+
+// The best mode the device offers (see better()).
+static int choose_mode(Cam *c, const CameraOpts *o, double want_fps, Mode *best, TbErr *err) {
+    Mode *modes = tb_malloc(MAX_MODES * sizeof *modes);
+    char offered[256];
+    int n = list_modes(c, modes, o, offered, sizeof offered, err);
+    if (n <= 0) {
+        if (n == 0) tb_fail(err, "camera %s: no usable pixel format (offers: %s)", c->path, offered);
+        free(modes);
+        return -1;
+    }
+    *best = modes[0];
+    for (int i = 1; i < n; i++)
+        if (better(&modes[i], best, o, want_fps)) *best = modes[i];
+    free(modes);
+    return 0;
+}
+
+// Ask for the mode; keep what the driver chose if tabula can convert it.
+static int set_format(Cam *c, const Mode *m, TbErr *err) {
+    struct v4l2_format fmt;
+    memset(&fmt, 0, sizeof fmt);
+    fmt.type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
+    fmt.fmt.pix.width = (unsigned)m->w;
+    fmt.fmt.pix.height = (unsigned)m->h;
+    fmt.fmt.pix.pixelformat = m->fourcc;
+    fmt.fmt.pix.field = V4L2_FIELD_ANY;
+    if (xioctl(c, VIDIOC_S_FMT, &fmt) < 0) return IOCTL_FAIL(c, err, "VIDIOC_S_FMT");
+    const struct v4l2_pix_format *px = &fmt.fmt.pix;
+    char cc[5];
+    if (!pix_supported(px->pixelformat) || px->width == 0 || px->height == 0 ||
+        px->width > 16384 || px->height > 16384)
+        return tb_fail(err, "camera %s: VIDIOC_S_FMT: driver chose %s %ux%u, which tabula cannot use",
+                       c->path, fourcc_str(px->pixelformat, cc), px->width, px->height);
+    c->fourcc = px->pixelformat;
+    c->w = (int)px->width, c->h = (int)px->height;
+    c->stride = px->bytesperline;
+    return 0;
+}
+
+// Frame rate: the asked-for rate, or the mode's best if lower. Drivers without
+// VIDIOC_S_PARM (EINVAL/ENOTTY) just run at their default; any other failure is
+// the device's trouble and fatal. c->fps ends as the rate the driver reports.
+static int set_rate(Cam *c, double mode_fps, double want_fps, TbErr *err) {
+    double rate = mode_fps > 0 && mode_fps < want_fps ? mode_fps : want_fps;
+    struct v4l2_streamparm parm;
+    memset(&parm, 0, sizeof parm);
+    parm.type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
+    c->fps = mode_fps;
+    if (xioctl(c, VIDIOC_G_PARM, &parm) < 0) {
+        if (errno != EINVAL && errno != ENOTTY) return IOCTL_FAIL(c, err, "VIDIOC_G_PARM");
+        return 0;
+    }
+    if (!(parm.parm.capture.capability & V4L2_CAP_TIMEPERFRAME)) return 0;
+    parm.parm.capture.timeperframe.numerator = 1000;
+    parm.parm.capture.timeperframe.denominator = (unsigned)(rate * 1000 + 0.5);
+    if (xioctl(c, VIDIOC_S_PARM, &parm) < 0) {
+        if (errno != EINVAL && errno != ENOTTY) return IOCTL_FAIL(c, err, "VIDIOC_S_PARM");
+        tb_log("camera %s: VIDIOC_S_PARM: %s (default rate)", c->path, strerror(errno));
+    }
+    const struct v4l2_fract *t = &parm.parm.capture.timeperframe;
+    if (t->numerator > 0 && t->denominator > 0) c->fps = (double)t->denominator / t->numerator;
+    return 0;
+}
+
+// Buffers: few, so the frame we get is recent (the newest wins downstream).
+// Requests nbuffers (2..MAX_BUFS, else 4) and maps each one.
+static int map_buffers(Cam *c, int nbuffers, TbErr *err) {
+    int want_bufs = nbuffers >= 2 && nbuffers <= MAX_BUFS ? nbuffers : 4;
+    struct v4l2_requestbuffers rb = {.count = (unsigned)want_bufs,
+                                     .type = V4L2_BUF_TYPE_VIDEO_CAPTURE,
+                                     .memory = V4L2_MEMORY_MMAP};
+    if (xioctl(c, VIDIOC_REQBUFS, &rb) < 0) return IOCTL_FAIL(c, err, "VIDIOC_REQBUFS");
+    if (rb.count < 2 || rb.count > MAX_BUFS) {
+        tb_fail(err, "camera %s: VIDIOC_REQBUFS: got %u buffers, need 2 to %d", c->path, rb.count,
+                MAX_BUFS);
+        rb.count = 0;
+        xioctl(c, VIDIOC_REQBUFS, &rb);  // hand them back; this is already a failure
+        return -1;
+    }
+    c->nbuf = (int)rb.count;
+    for (int i = 0; i < c->nbuf; i++) {
+        struct v4l2_buffer b = {.index = (unsigned)i, .type = V4L2_BUF_TYPE_VIDEO_CAPTURE,
+                                .memory = V4L2_MEMORY_MMAP};
+        if (xioctl(c, VIDIOC_QUERYBUF, &b) < 0) return IOCTL_FAIL(c, err, "VIDIOC_QUERYBUF");
+        void *p = c->io->mmap(NULL, b.length, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd,
+                              (int64_t)b.m.offset);
+        if (p == MAP_FAILED)
+            return tb_fail(err, "camera %s: mmap buffer %d: %s", c->path, i, strerror(errno));
+        c->buf[i].p = p, c->buf[i].len = b.length;
+    }
+    return 0;
+}
+
+// Queue every buffer and start the stream.
+static int start_streaming(Cam *c, TbErr *err) {
+    for (int i = 0; i < c->nbuf; i++) {
+        struct v4l2_buffer b = {.index = (unsigned)i, .type = V4L2_BUF_TYPE_VIDEO_CAPTURE,
+                                .memory = V4L2_MEMORY_MMAP};
+        if (xioctl(c, VIDIOC_QBUF, &b) < 0) return IOCTL_FAIL(c, err, "VIDIOC_QBUF");
+    }
+    int type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
+    if (xioctl(c, VIDIOC_STREAMON, &type) < 0) return IOCTL_FAIL(c, err, "VIDIOC_STREAMON");
+    c->streaming = 1;
+    return 0;
+}
+
+// The Source of a started Cam, with the read-time defaults filled in.
+static Source *cam_source(Cam *c, const char *card) {
+    if (c->opts.poll_ms <= 0) c->opts.poll_ms = 100;
+    if (c->opts.lock_after <= 0) c->opts.lock_after = 30;
+    if (!c->opts.lock_exposure && !c->opts.lock_white_balance) c->opts.lock_after = -1;
+
+    Source *s = tb_calloc(1, sizeof *s);
+    snprintf(s->spec, sizeof s->spec, "camera:%s", c->path);
+    s->width = c->w, s->height = c->h, s->fps = c->fps;
+    s->ctx = c, s->read = cam_read, s->close = cam_close;
+    char cc[5];
+    tb_log("camera %s: %s %dx%d at %.3g fps, %d buffers (%s)", c->path, fourcc_str(c->fourcc, cc),
+           c->w, c->h, c->fps, c->nbuf, card);
+    return s;
+}
+
 // Open and start one device. *not_capture is set when the node is not a
 // capture device at all (a metadata node, say), so the scan can move on quietly.
 static Source *open_path(const char *path, const CameraOpts *o, int *not_capture, TbErr *err) {
@@ -288,153 +435,18 @@ static Source *open_path(const char *path, const CameraOpts *o, int *not_capture
     c->io = o->io, c->opts = *o, c->fd = -1;
     snprintf(c->path, sizeof c->path, "%s", path);
 
-    c->fd = c->io->open(path, O_RDWR | O_NONBLOCK);
-    if (c->fd < 0) {
-        tb_fail(err, "camera %s: %s", path, strerror(errno));
-        goto fail;
-    }
     struct v4l2_capability cap;
-    memset(&cap, 0, sizeof cap);
-    if (xioctl(c, VIDIOC_QUERYCAP, &cap) < 0) {
-        *not_capture = errno == ENOTTY || errno == EINVAL;
-        IOCTL_FAIL(c, err, "VIDIOC_QUERYCAP");
-        goto fail;
-    }
-    uint32_t caps = (cap.capabilities & V4L2_CAP_DEVICE_CAPS) ? cap.device_caps : cap.capabilities;
-    if (!(caps & V4L2_CAP_VIDEO_CAPTURE)) {
-        *not_capture = 1;
-        tb_fail(err, "camera %s: not a video capture device", path);
-        goto fail;
-    }
-    if (!(caps & V4L2_CAP_STREAMING)) {
-        tb_fail(err, "camera %s: no streaming I/O (read() cameras are not supported)", path);
-        goto fail;
-    }
-
-    Mode *modes = tb_malloc(MAX_MODES * sizeof *modes);
-    char offered[256];
-    int n = list_modes(c, modes, o, offered, sizeof offered, err);
-    if (n <= 0) {
-        if (n == 0) tb_fail(err, "camera %s: no usable pixel format (offers: %s)", path, offered);
-        free(modes);
-        goto fail;
-    }
+    Mode best;
     double want_fps = o->fps > 0 ? o->fps : 30;
-    Mode best = modes[0];
-    for (int i = 1; i < n; i++)
-        if (better(&modes[i], &best, o, want_fps)) best = modes[i];
-    free(modes);
-
-    struct v4l2_format fmt;
-    memset(&fmt, 0, sizeof fmt);
-    fmt.type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
-    fmt.fmt.pix.width = (unsigned)best.w;
-    fmt.fmt.pix.height = (unsigned)best.h;
-    fmt.fmt.pix.pixelformat = best.fourcc;
-    fmt.fmt.pix.field = V4L2_FIELD_ANY;
-    if (xioctl(c, VIDIOC_S_FMT, &fmt) < 0) {
-        IOCTL_FAIL(c, err, "VIDIOC_S_FMT");
-        goto fail;
+    if (open_device(c, path, &cap, not_capture, err) < 0 ||
+        choose_mode(c, o, want_fps, &best, err) < 0 || set_format(c, &best, err) < 0 ||
+        set_rate(c, best.fps, want_fps, err) < 0 || map_buffers(c, o->nbuffers, err) < 0 ||
+        start_streaming(c, err) < 0) {
+        cam_release(c);  // the one cleanup path: undoes whatever the steps acquired
+        free(c);
+        return NULL;
     }
-    char cc[5];
-    if (!pix_supported(fmt.fmt.pix.pixelformat) || fmt.fmt.pix.width == 0 || fmt.fmt.pix.height == 0 ||
-        fmt.fmt.pix.width > 16384 || fmt.fmt.pix.height > 16384) {
-        tb_fail(err, "camera %s: VIDIOC_S_FMT: driver chose %s %ux%u, which tabula cannot use", path,
-                fourcc_str(fmt.fmt.pix.pixelformat, cc), fmt.fmt.pix.width, fmt.fmt.pix.height);
-        goto fail;
-    }
-    c->fourcc = fmt.fmt.pix.pixelformat;
-    c->w = (int)fmt.fmt.pix.width, c->h = (int)fmt.fmt.pix.height;
-    c->stride = fmt.fmt.pix.bytesperline;
-
-    // Frame rate: drivers without VIDIOC_S_PARM (EINVAL/ENOTTY) just run at
-    // their default; any other failure is the device's trouble and fatal.
-    double rate = best.fps > 0 && best.fps < want_fps ? best.fps : want_fps;
-    struct v4l2_streamparm parm;
-    memset(&parm, 0, sizeof parm);
-    parm.type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
-    c->fps = best.fps;
-    if (xioctl(c, VIDIOC_G_PARM, &parm) < 0) {
-        if (errno != EINVAL && errno != ENOTTY) {
-            IOCTL_FAIL(c, err, "VIDIOC_G_PARM");
-            goto fail;
-        }
-    } else if (parm.parm.capture.capability & V4L2_CAP_TIMEPERFRAME) {
-        parm.parm.capture.timeperframe.numerator = 1000;
-        parm.parm.capture.timeperframe.denominator = (unsigned)(rate * 1000 + 0.5);
-        if (xioctl(c, VIDIOC_S_PARM, &parm) < 0) {
-            if (errno != EINVAL && errno != ENOTTY) {
-                IOCTL_FAIL(c, err, "VIDIOC_S_PARM");
-                goto fail;
-            }
-            tb_log("camera %s: VIDIOC_S_PARM: %s (default rate)", path, strerror(errno));
-        }
-        const struct v4l2_fract *t = &parm.parm.capture.timeperframe;
-        if (t->numerator > 0 && t->denominator > 0) c->fps = (double)t->denominator / t->numerator;
-    }
-
-    // Buffers: few, so the frame we get is recent (the newest wins downstream).
-    int want_bufs = o->nbuffers >= 2 && o->nbuffers <= MAX_BUFS ? o->nbuffers : 4;
-    struct v4l2_requestbuffers rb = {.count = (unsigned)want_bufs,
-                                     .type = V4L2_BUF_TYPE_VIDEO_CAPTURE,
-                                     .memory = V4L2_MEMORY_MMAP};
-    if (xioctl(c, VIDIOC_REQBUFS, &rb) < 0) {
-        IOCTL_FAIL(c, err, "VIDIOC_REQBUFS");
-        goto fail;
-    }
-    if (rb.count < 2 || rb.count > MAX_BUFS) {
-        tb_fail(err, "camera %s: VIDIOC_REQBUFS: got %u buffers, need 2 to %d", path, rb.count,
-                MAX_BUFS);
-        rb.count = 0;
-        xioctl(c, VIDIOC_REQBUFS, &rb);  // hand them back; this is already a failure
-        goto fail;
-    }
-    c->nbuf = (int)rb.count;
-    for (int i = 0; i < c->nbuf; i++) {
-        struct v4l2_buffer b = {.index = (unsigned)i, .type = V4L2_BUF_TYPE_VIDEO_CAPTURE,
-                                .memory = V4L2_MEMORY_MMAP};
-        if (xioctl(c, VIDIOC_QUERYBUF, &b) < 0) {
-            IOCTL_FAIL(c, err, "VIDIOC_QUERYBUF");
-            goto fail;
-        }
-        void *p = c->io->mmap(NULL, b.length, PROT_READ | PROT_WRITE, MAP_SHARED, c->fd,
-                              (int64_t)b.m.offset);
-        if (p == MAP_FAILED) {
-            tb_fail(err, "camera %s: mmap buffer %d: %s", path, i, strerror(errno));
-            goto fail;
-        }
-        c->buf[i].p = p, c->buf[i].len = b.length;
-    }
-    for (int i = 0; i < c->nbuf; i++) {
-        struct v4l2_buffer b = {.index = (unsigned)i, .type = V4L2_BUF_TYPE_VIDEO_CAPTURE,
-                                .memory = V4L2_MEMORY_MMAP};
-        if (xioctl(c, VIDIOC_QBUF, &b) < 0) {
-            IOCTL_FAIL(c, err, "VIDIOC_QBUF");
-            goto fail;
-        }
-    }
-    int type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
-    if (xioctl(c, VIDIOC_STREAMON, &type) < 0) {
-        IOCTL_FAIL(c, err, "VIDIOC_STREAMON");
-        goto fail;
-    }
-    c->streaming = 1;
-    if (c->opts.poll_ms <= 0) c->opts.poll_ms = 100;
-    if (c->opts.lock_after <= 0) c->opts.lock_after = 30;
-    if (!c->opts.lock_exposure && !c->opts.lock_white_balance) c->opts.lock_after = -1;
-
-    Source *s = tb_calloc(1, sizeof *s);
-    snprintf(s->spec, sizeof s->spec, "camera:%s", path);
-    s->width = c->w, s->height = c->h, s->fps = c->fps;
-    s->ctx = c, s->read = cam_read, s->close = cam_close;
-    tb_log("camera %s: %s %dx%d at %.3g fps, %d buffers (%s)", path, fourcc_str(c->fourcc, cc), c->w,
-           c->h, c->fps, c->nbuf, (const char *)cap.card);
-    return s;
-
-fail:
-    cam_release(c);
-    free(c);
-    return NULL;
+    return cam_source(c, (const char *)cap.card);
 }
 
 // video<N> entries of dir, sorted by N. Returns the count (up to max).

@@ -1,4 +1,5 @@
-// color.c: BT.601 limited-range YUV -> RGB8 for the Y4M reader and the camera path.
+// color.c: BT.601 limited-range YUV -> RGB8 for the Y4M reader and the camera path
+// (planar 4:2:0 and 4:4:4, packed YUYV 4:2:2), all through yuv_px.
 #include "color.h"
 
 // BT.601, limited range (Y 16..235, Cb/Cr 16..240), in 16.16 fixed point:
@@ -41,4 +42,18 @@ void yuv444_to_rgb(uint8_t *rgb, const uint8_t *y, const uint8_t *u, const uint8
                    int h) {
     size_t n = (size_t)w * h;
     for (size_t i = 0; i < n; i++) yuv_px(rgb + 3 * i, y[i], u[i], v[i]);
+}
+
+void yuyv_to_rgb(uint8_t *rgb, const uint8_t *yuyv, int w, int h, size_t stride) {
+    if (!stride) stride = (size_t)(w + (w & 1)) * 2;
+    for (int r = 0; r < h; r++) {
+        const uint8_t *p = yuyv + (size_t)r * stride;
+        uint8_t *o = rgb + (size_t)r * w * 3;
+        int x = 0;
+        for (; x + 1 < w; x += 2, p += 4, o += 6) {
+            yuv_px(o, p[0], p[1], p[3]);
+            yuv_px(o + 3, p[2], p[1], p[3]);
+        }
+        if (x < w) yuv_px(o, p[0], p[1], p[3]);  // odd width: last pixel of a pair
+    }
 }

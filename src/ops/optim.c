@@ -8,28 +8,21 @@
 
 #include "common.h"
 #include "ops.h"
+#include "reduce.h"
 
-#define MAX_BLOCKS 1024
+static double sumsq_block(const void *ctx, size_t lo, size_t hi) {
+    const float *g = ctx;
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (size_t i = lo; i < hi; i++) s += (double)g[i] * (double)g[i];
+    return s;
+}
 
-// Sum of squares in double over fixed blocks, then over blocks in order: the
-// same bits whatever the thread count.
+// Sum of squares through block_sum (reduce.h): the same bits whatever the
+// thread count.
 float grad_norm(const float *g, size_t n) {
     if (n == 0) return 0.0f;
-    size_t bs = 8192;
-    if ((n + bs - 1) / bs > MAX_BLOCKS) bs = (n + MAX_BLOCKS - 1) / MAX_BLOCKS;
-    long nb = (long)((n + bs - 1) / bs);
-    double part[MAX_BLOCKS];
-#pragma omp parallel for schedule(static) if (n >= 32768)
-    for (long blk = 0; blk < nb; blk++) {
-        size_t lo = (size_t)blk * bs, hi = lo + bs < n ? lo + bs : n;
-        double s = 0.0;
-#pragma omp simd reduction(+ : s)
-        for (size_t i = lo; i < hi; i++) s += (double)g[i] * (double)g[i];
-        part[blk] = s;
-    }
-    double s = 0.0;
-    for (long blk = 0; blk < nb; blk++) s += part[blk];
-    return (float)sqrt(s);
+    return (float)sqrt(block_sum(n, sumsq_block, g));
 }
 
 // clip_grad_norm_ (1.13): coef = c / (norm + 1e-6) in float, clamped to at most 1,
