@@ -103,13 +103,6 @@ static inline int test_run(const TestCase *cases, size_t n, int argc, char **arg
         return test_run(cases_, sizeof cases_ / sizeof cases_[0], argc, argv);  \
     }
 
-// Old style (a single main): the checks' totals. Goes once every program is
-// a list of cases.
-static inline int test_finish(void) {
-    printf("%d passed, %d failed\n", tt_pass_, tt_fail_);
-    return tt_fail_ ? 1 : 0;
-}
-
 // Path to a file in the shared data folder ($TABULA_DATA, set by CTest).
 static inline const char *test_data(const char *name) {
     static char buf[4][1024];
