@@ -27,7 +27,14 @@ int main(int argc, char **argv) {
 #ifdef TABULA_HAVE_APP
     app_register_sources();  // video files, image folders, cameras
 #endif
-    if (s.headless) return run_headless(&s);
+    if (s.headless) {
+        // Control surfaces (OSC) play a headless run too.
+        ControlQueue q;
+        control_queue_init(&q);
+        rc = run_headless(&s, &q);
+        control_queue_destroy(&q);
+        return rc;
+    }
     // The window (llvmpipe on a machine without a GPU) and the camera share the
     // cores with training: OpenMP threads that spin while waiting then steal
     // time from them (measured: 24 -> 29 steps/s at 128x128, 6 -> 9 at 256x256
@@ -38,7 +45,11 @@ int main(int argc, char **argv) {
         execv("/proc/self/exe", argv);  // if this fails, go on as we are
     }
 #ifdef TABULA_HAVE_APP
-    return app_run(&s);
+    ControlQueue q;
+    control_queue_init(&q);
+    rc = app_run(&s, &q);
+    control_queue_destroy(&q);
+    return rc;
 #else
     tb_log("this build has no window (built with TABULA_APP=OFF): use --headless");
     return TB_EXIT_INPUT;

@@ -51,6 +51,29 @@ TEST_IMPL(default_ini_matches_builtin_defaults) {
     EXPECT(memcmp(&def, &file, sizeof def) == 0, "default.ini differs from the built-in defaults");
 }
 
+// default.ini is its header comment and then exactly what the INI writer makes
+// of the defaults: every row of the table, with its help and range.
+TEST_IMPL(default_ini_is_the_table) {
+    FILE *f = fopen(default_ini(), "r");
+    EXPECT(f != NULL, "%s", default_ini());
+    if (!f) return;
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+    Settings def;
+    settings_default(&def);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&buf, &len);
+    settings_write_ini(&def, mf);
+    fclose(mf);
+    const char *body = strstr(text, "\n[model]");
+    EXPECT(body && strcmp(body + 1, buf) == 0,
+           "config/default.ini differs from the table; after its header it should read:\n%s", buf);
+    free(buf);
+}
+
 // Every row of the parameter table that has an INI key is written in default.ini.
 TEST_IMPL(default_ini_has_every_setting) {
     FILE *f = fopen(default_ini(), "r");
@@ -147,6 +170,7 @@ TEST_IMPL(bad_flags_are_clear_errors) {
     EXPECT(settings_parse_args(&s, 3, argv6, &err) == -1 && strstr(err.msg, "16 to 4096"), "%s", err.msg);
 }
 
-TEST_MAIN(TEST_ENTRY(default_ini_matches_builtin_defaults), TEST_ENTRY(default_ini_has_every_setting),
+TEST_MAIN(TEST_ENTRY(default_ini_matches_builtin_defaults), TEST_ENTRY(default_ini_is_the_table),
+          TEST_ENTRY(default_ini_has_every_setting),
           TEST_ENTRY(ini_writer_round_trip), TEST_ENTRY(bad_files_name_file_and_line),
           TEST_ENTRY(flags_override_file), TEST_ENTRY(bad_flags_are_clear_errors))

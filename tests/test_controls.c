@@ -109,11 +109,49 @@ static void check_agreement(int id, double v) {
     }
 }
 
+// A choice plays as the index of its name: the file and the flags take each
+// name, live the index stands for it, and anything else is refused.
+static void check_choice(int id) {
+    const Param *r = param_live(id);
+    int count = param_choice_count(r);
+    char name[32];
+    for (int i = 0; i < count; i++) {
+        Settings a;
+        settings_default(&a);
+        TbErr e1 = {{0}}, e2 = {{0}};
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%s", r->flag);
+        char *argv[] = {"tabula", flag, (char *)param_choice_name(r, i, name, sizeof name), NULL};
+        EXPECT(settings_parse_args(&a, 3, argv, &e1) == 0, "%s %s: %s", flag, name, e1.msg);
+        char key[64];
+        snprintf(key, sizeof key, "%s.%s", r->section, r->key);
+        EXPECT(settings_set(&a, key, name, &e2) == 0, "%s = %s: %s", key, name, e2.msg);
+        LiveParams p;
+        live_params_from_settings(&p, &a);
+        EXPECT(p.v[id] == (float)i, "%s = %s: live index %g, want %d", r->key, name, (double)p.v[id], i);
+    }
+    Settings a;
+    settings_default(&a);
+    TbErr err = {{0}};
+    char key[64];
+    snprintf(key, sizeof key, "%s.%s", r->section, r->key);
+    EXPECT(settings_set(&a, key, "bogus", &err) == -1 && strstr(err.msg, r->choices), "%s = bogus: %s",
+           r->key, err.msg);
+    LiveParams p = {{0}};
+    EXPECT(live_params_set(&p, id, (float)count + 3) == (float)(count - 1), "%s: index past the end clamps",
+           r->key);
+    EXPECT(live_params_set(&p, id, -2) == 0, "%s: index below 0 clamps", r->key);
+}
+
 TEST_IMPL(file_flags_and_live_agree) {
     for (int id = 0; id < PARAM_COUNT; id++) {
         const Param *r = param_live(id);
         EXPECT(r->section && r->flag, "live parameter %d needs an INI key and a flag", id);
         if (!r->section || !r->flag) continue;
+        if (r->type == P_CHOICE) {
+            check_choice(id);
+            continue;
+        }
         double span = r->max - r->min, eps = span * 1e-3 > 0.001 ? 0.001 : span * 1e-3;
         if (param_is_int(id)) eps = 1;
         check_agreement(id, r->min);
@@ -131,7 +169,7 @@ static ControlQueue q;
 static void *producer(void *arg) {
     int base = *(int *)arg;
     for (int i = 0; i < 100; i++) {
-        while (control_push(&q, (ControlEvent){CMD_SET, PARAM_LR, (float)(base + i)}) != 0) {
+        while (control_push(&q, (ControlEvent){.cmd = CMD_SET, .param = PARAM_LR, .value = (float)(base + i)}) != 0) {
         }
     }
     return NULL;
@@ -140,8 +178,8 @@ static void *producer(void *arg) {
 // FIFO, bounded (drops and counts), safe with two producers.
 TEST_IMPL(queue_fifo_bounded_two_producers) {
     control_queue_init(&q);
-    for (int i = 0; i < CONTROL_QUEUE_CAP; i++) control_push(&q, (ControlEvent){CMD_SET, PARAM_LR, (float)i});
-    EXPECT(control_push(&q, (ControlEvent){CMD_QUIT, 0, 0}) == -1 && q.dropped == 1, "full queue drops");
+    for (int i = 0; i < CONTROL_QUEUE_CAP; i++) control_push(&q, (ControlEvent){.cmd = CMD_SET, .param = PARAM_LR, .value = (float)i});
+    EXPECT(control_push(&q, (ControlEvent){.cmd = CMD_QUIT}) == -1 && q.dropped == 1, "full queue drops");
     ControlEvent e;
     int order_ok = 1, n = 0;
     while (control_pop(&q, &e)) order_ok &= (e.value == (float)n++);

@@ -56,19 +56,18 @@ static Display *open_display(App *a, Panel *pn, TbErr *err) {
         a->rg = recon_gpu_create(t->be, d, W, H, err);
         if (!a->rg) tb_log("%s: reconstructions go through host memory", err->msg);
     }
-    a->view.backend = t->be->name;
-    a->view.p = a->run.p;
     return d;
 }
 
-// Give the newest captured frame to the display and the training thread.
-static void hand_frame(App *a, Display *d) {
+// Give the newest captured frame to the display (not while the camera is
+// frozen: the pane keeps the frame the network trains on) and the training thread.
+static void hand_frame(App *a, Display *d, int frozen) {
     const uint8_t *rgb;
     int w, h;
     uint64_t seq;
     double arrival;
     if (!capture_latest(a->cap, &rgb, &w, &h, &seq, &arrival)) return;
-    display_set_input(d, rgb, w, h);
+    if (!frozen) display_set_input(d, rgb, w, h);
     pthread_mutex_lock(&a->mu);
     size_t need = (size_t)w * h * 3;
     if (need > a->in_cap) {
@@ -110,20 +109,19 @@ static void show_capture_state(App *a, Display *d, LoopState *ls) {
     if (state != CAPTURE_LOST) snprintf(ls->src, sizeof ls->src, "%s", ls->spec);
 }
 
-// The newest reconstruction onto the texture, the training view for the HUD,
-// and any status line from the training thread. Returns 1 when training is done.
-static int take_training(App *a, Display *d, LoopState *ls, TrainView *v) {
+// The newest reconstruction onto the texture and any status line from the
+// training thread. Returns 1 when training is done.
+static int take_training(App *a, Display *d, LoopState *ls) {
     const int W = a->run.t.model.spec.width, H = a->run.t.model.spec.height;
     const long cap = (long)(sizeof ls->delays / sizeof ls->delays[0]);
     pthread_mutex_lock(&a->mu);
     if (a->rec_seq != ls->rec_seen) {
-        if (a->rg) recon_gpu_consume(a->rg);
+        if (a->rec_on_gpu) recon_gpu_consume(a->rg);
         else display_set_recon(d, a->rec_rgb, W, H);
         ls->rec_seen = a->rec_seq;
         ls->delay_ms = 1e3 * (tb_now() - a->rec_arrival);
         ls->delays[ls->n_delay++ % cap] = ls->delay_ms;
     }
-    *v = a->view;
     int done = a->done;
     if (a->status[0]) {
         display_status(d, a->status, a->status_secs);
@@ -142,9 +140,7 @@ static int cmp_double(const void *x, const void *y) {
 static void log_summary(App *a, LoopState *ls, double secs) {
     CaptureStats cs;
     capture_stats(a->cap, &cs);
-    pthread_mutex_lock(&a->mu);
-    TrainView v = a->view;
-    pthread_mutex_unlock(&a->mu);
+    RunView v = control_view(a->q);
     const long cap = (long)(sizeof ls->delays / sizeof ls->delays[0]);
     long nd = ls->n_delay < cap ? ls->n_delay : cap;
     qsort(ls->delays, (size_t)nd, sizeof ls->delays[0], cmp_double);
@@ -162,11 +158,11 @@ static void display_loop(App *a, Display *d, Panel *pn, LoopState *ls) {
         double t_iter = tb_now();
         DisplayKey k;
         while (display_poll_key(d, &k)) panel_key(a, d, pn, &k);
-        hand_frame(a, d);
+        RunView v = control_view(a->q);
+        hand_frame(a, d, v.p.v[PARAM_FREEZE] > 0);
         show_capture_state(a, d, ls);
-        TrainView v;
-        int done = take_training(a, d, ls, &v);
-        if (pn->hud) panel_hud(d, &v, display_fps(d), ls->src, ls->delay_ms);
+        int done = take_training(a, d, ls);
+        if (pn->hud) panel_hud(d, &v, a->run.t.be->name, display_fps(d), ls->src, ls->delay_ms);
         display_draw(d);
         ls->draws++;
         if (done) break;
@@ -179,7 +175,7 @@ static void display_loop(App *a, Display *d, Panel *pn, LoopState *ls) {
 
 // Tell the training thread to stop and wait for it (the trainer is ours again).
 static void stop_training(App *a) {
-    control_push(&a->q, (ControlEvent){CMD_QUIT, 0, 0});
+    control_push(a->q, (ControlEvent){.cmd = CMD_QUIT, .source = SRC_KEY});
     pthread_mutex_lock(&a->mu);
     a->quit = 1;
     pthread_cond_signal(&a->cond);
@@ -188,14 +184,14 @@ static void stop_training(App *a) {
 }
 
 // Start-up, the loop, and teardown in reverse order (a cleanup ladder).
-int app_run(const Settings *s) {
+int app_run(const Settings *s, ControlQueue *q) {
     TbErr err = {{0}};
     App *a = tb_calloc(1, sizeof *a);
     LoopState *ls = tb_calloc(1, sizeof *ls);
     a->s = s;
+    a->q = q;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cond, NULL);
-    control_queue_init(&a->q);
     int rc = TB_EXIT_INPUT;
     // A damaged video file would print libav's complaints on every loop, for weeks.
     av_log_set_level(AV_LOG_FATAL);
@@ -203,7 +199,7 @@ int app_run(const Settings *s) {
     Panel pn;
     Display *d = NULL;
     if (!(a->cap = open_capture(s, spec, sizeof spec, &err))) goto out_free;
-    if (run_open(&a->run, s, &err)) goto out_cap;
+    if (run_open(&a->run, s, q, &err)) goto out_cap;
     if (!(d = open_display(a, &pn, &err))) goto out_run;
     tb_log("live: source %s, backend %s, training %dx%d", spec, a->run.t.be->name,
            a->run.t.model.spec.width, a->run.t.model.spec.height);
@@ -231,7 +227,6 @@ out_cap:
 out_free:
     if (err.msg[0]) tb_log("%s", err.msg);
     free(a->in_rgb);
-    control_queue_destroy(&a->q);
     pthread_cond_destroy(&a->cond);
     pthread_mutex_destroy(&a->mu);
     free(ls);

@@ -1,7 +1,8 @@
 // live.h: what the app's threads share. Three rates, three threads:
 //   capture thread (capture.c): the newest camera/file frame wins;
 //   training thread (train_thread.c): takes the newest frame, applies control
-//     events, takes K steps, publishes the reconstruction and a view for the HUD;
+//     events, takes K steps, publishes the reconstruction (and, through the
+//     control queue, a view of its numbers for the HUD and every surface);
 //   main thread (app.c): owns the window; shows the newest camera frame and
 //     the newest reconstruction at the monitor's rate, reads the keyboard.
 // Nothing on the main thread waits for training, disk or camera I/O: the two
@@ -16,19 +17,11 @@
 #include "recon_gpu.h"
 #include "run.h"
 
-// What the training thread publishes for the HUD.
-typedef struct {
-    LiveParams p;
-    float loss, psnr, grad_norm, steps_per_s;
-    long step, frames;
-    const char *backend;
-} TrainView;
-
 typedef struct {
     const Settings *s;
-    Run run;         // the trainer: the training thread's while it runs
+    Run run;          // the trainer: the training thread's while it runs
     Capture *cap;
-    ControlQueue q;  // keys (and later MIDI, OSC) -> training thread
+    ControlQueue *q;  // keys, MIDI, OSC -> training thread; its view -> HUD
     pthread_t thread;
     pthread_mutex_t mu;  // guards everything below
     pthread_cond_t cond;
@@ -42,7 +35,7 @@ typedef struct {
     uint8_t *rec_rgb;
     uint64_t rec_seq;
     double rec_arrival;  // arrival time of the frame it reconstructs
-    TrainView view;
+    int rec_on_gpu;      // the newest went through rg, not rec_rgb
     ReconGpu *rg;  // CUDA-GL interop, or NULL: reconstructions through rec_rgb
     char status[256];
     double status_secs;
@@ -69,6 +62,7 @@ typedef struct {
 } Panel;
 void panel_init(Panel *pn, Display *d, const Settings *s);
 void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k);
-// The HUD's lines from the training view (one per group of parameters, then
-// loss, rates, step, source).
-void panel_hud(Display *d, const TrainView *v, double disp_fps, const char *src, double delay_ms);
+// The HUD's lines from the training loop's view (the live parameters, then
+// loss, rates, step, backend, source).
+void panel_hud(Display *d, const RunView *v, const char *backend, double disp_fps, const char *src,
+               double delay_ms);

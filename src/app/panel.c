@@ -10,7 +10,11 @@
 
 static void send_set(App *a, LiveParams *mine, int id, float v) {
     float stored = live_params_set(mine, id, v);
-    control_push(&a->q, (ControlEvent){CMD_SET, id, stored});
+    control_push(a->q, (ControlEvent){.cmd = CMD_SET, .param = id, .value = stored, .source = SRC_KEY});
+}
+
+static void push_cmd(App *a, int cmd, float value) {
+    control_push(a->q, (ControlEvent){.cmd = cmd, .param = -1, .value = value, .source = SRC_KEY});
 }
 
 // The help overlay: every key with its help line (steps from the parameter table).
@@ -66,9 +70,9 @@ void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k) {
         send_set(a, mine, PARAM_PAUSE, mine->v[PARAM_PAUSE] > 0 ? 0 : 1);
         display_status(d, mine->v[PARAM_PAUSE] > 0 ? "learning paused" : "learning resumed", 1.5);
         break;
-    case KA_RESET: control_push(&a->q, (ControlEvent){CMD_RESET, 0, 0}); break;
-    case KA_SAVE: control_push(&a->q, (ControlEvent){CMD_SAVE, 0, 0}); break;
-    case KA_LOAD: control_push(&a->q, (ControlEvent){CMD_LOAD, 0, 0}); break;
+    case KA_RESET: push_cmd(a, CMD_RESET, -1); break;
+    case KA_SAVE: push_cmd(a, CMD_SAVE, 0); break;
+    case KA_LOAD: push_cmd(a, CMD_LOAD, 0); break;
     case KA_LAYOUT_NEXT:
         display_set_layout(d, (DisplayLayout)((display_layout(d) + 1) % DISPLAY_LAYOUT_COUNT));
         break;
@@ -90,11 +94,19 @@ void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k) {
     }
 }
 
-// "lr 2", "clip off", "memory 3", "PAUSED" (pause shows only when on).
+// "lr 2", "clip off", "opt adam", "memory 3", "PAUSED" (pause, freeze and
+// smoothing show only when on).
 static int param_text(const LiveParams *p, int id, char *buf, size_t n) {
     const Param *r = param_live(id);
     float v = p->v[id];
-    if (id == PARAM_PAUSE) return v > 0 ? snprintf(buf, n, "PAUSED") : (buf[0] = 0, 0);
+    buf[0] = 0;
+    if (id == PARAM_PAUSE) return v > 0 ? snprintf(buf, n, "PAUSED") : 0;
+    if (id == PARAM_FREEZE) return v > 0 ? snprintf(buf, n, "CAMERA FROZEN") : 0;
+    if ((id == PARAM_SMOOTH_IN || id == PARAM_SMOOTH_OUT || id == PARAM_WEIGHT_DECAY) && v <= 0) return 0;
+    if (r->type == P_CHOICE) {
+        char name[32];
+        return snprintf(buf, n, "%s %s", r->label, param_choice_name(r, (int)v, name, sizeof name) ? name : "?");
+    }
     if (r->scale == SCALE_LOG && r->min <= 0 && v <= 0) return snprintf(buf, n, "%s off", r->label);
     if (param_is_int(id)) return snprintf(buf, n, "%s %d", r->label, (int)v);
     return snprintf(buf, n, "%s %.3g", r->label, (double)v);
@@ -102,7 +114,8 @@ static int param_text(const LiveParams *p, int id, char *buf, size_t n) {
 
 enum { HUD_W = 96, HUD_LINES = 10 };
 
-void panel_hud(Display *d, const TrainView *v, double disp_fps, const char *src, double delay_ms) {
+void panel_hud(Display *d, const RunView *v, const char *backend, double disp_fps, const char *src,
+               double delay_ms) {
     static char l[HUD_LINES][HUD_W];
     const char *ptrs[HUD_LINES];
     int n = 0;
@@ -122,7 +135,7 @@ void panel_hud(Display *d, const TrainView *v, double disp_fps, const char *src,
     snprintf(l[n++], HUD_W, "loss %.5f   PSNR %.2f dB", (double)v->loss, (double)v->psnr);
     snprintf(l[n++], HUD_W, "train %.1f steps/s   display %.0f fps   delay %.0f ms",
              (double)v->steps_per_s, disp_fps, delay_ms);
-    snprintf(l[n++], HUD_W, "step %ld   frame %ld   backend %s", v->step, v->frames, v->backend);
+    snprintf(l[n++], HUD_W, "step %ld   frame %ld   backend %s", v->step, v->frames, backend);
     snprintf(l[n++], HUD_W, "source: %s", src);
     for (int i = 0; i < n; i++) ptrs[i] = l[i];
     display_set_hud(d, ptrs, n);

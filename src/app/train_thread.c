@@ -8,15 +8,18 @@
 
 #include "live.h"
 
-// Control events, in order. Returns 1 on quit.
+// Control events, in order; the last line for the operator goes on screen.
+// Returns 1 on quit.
 static int drain_events(App *a) {
-    ControlEvent e;
-    char msg[512];
-    while (control_pop(&a->q, &e)) {
-        if (run_control(&a->run, &e, msg, sizeof msg)) return 1;
-        if (msg[0]) app_status(a, strncmp(msg, "save failed", 11) == 0 ? 5 : 3, "%s", msg);
+    char msg[256];
+    int quit = run_drain(&a->run, msg, sizeof msg);
+    if (msg[0]) {
+        pthread_mutex_lock(&a->mu);
+        snprintf(a->status, sizeof a->status, "%s", msg);
+        a->status_secs = strstr(msg, "failed") ? 5 : 3;
+        pthread_mutex_unlock(&a->mu);
     }
-    return 0;
+    return quit;
 }
 
 // Copy the newest frame from the main thread (waiting up to 20 ms for one).
@@ -49,22 +52,17 @@ static int take_frame(App *a, uint64_t *seen, uint8_t **frame, size_t *cap, int 
     return fresh;
 }
 
-// Hand the reconstruction (host copy in rec, or on the GPU) and the numbers to
-// the main thread. Returns 1 when the run has all the frames it asked for.
-static int publish(App *a, const uint8_t *rec, size_t rec_bytes, double arrival) {
+// Hand the reconstruction (host copy in rec, or on the GPU) to the main thread
+// (the numbers went out with run_frame). Returns 1 when the run has all the
+// frames it asked for.
+static int publish(App *a, const uint8_t *rec, size_t rec_bytes, int on_gpu, double arrival) {
     Run *r = &a->run;
     const Settings *s = a->s;
     pthread_mutex_lock(&a->mu);
-    if (!a->rg) memcpy(a->rec_rgb, rec, rec_bytes);
+    a->rec_on_gpu = on_gpu;
+    if (!on_gpu) memcpy(a->rec_rgb, rec, rec_bytes);
     a->rec_seq++;
     a->rec_arrival = arrival;
-    a->view.p = r->p;
-    a->view.loss = r->m.loss;
-    a->view.psnr = r->m.psnr;
-    a->view.grad_norm = r->m.grad_norm;
-    a->view.steps_per_s = r->steps_per_s;
-    a->view.step = r->t.step;
-    a->view.frames = r->frames;
     int done = s->frames > 0 && r->frames >= s->frames;
     if (done) a->done = 1;
     pthread_mutex_unlock(&a->mu);
@@ -85,9 +83,12 @@ void *train_thread_main(void *arg) {
         double arrival;
         if (!take_frame(a, &seen, &frame, &frame_cap, &w, &h, &arrival, &quit) || quit) continue;
         if (run_frame(r, frame, w, h)) app_status(a, 4, "training diverged: restored the last good weights");
-        if (a->rg) recon_gpu_produce(a->rg);  // stays on the GPU, no wait
-        else trainer_output(&r->t, rec);      // waits for this frame's steps (GPU)
-        if (publish(a, rec, fb, arrival)) break;
+        // On the GPU the reconstruction stays there (no wait, no output smoothing,
+        // which is done on the host); else it waits for this frame's steps.
+        int on_gpu = a->rg && r->p.v[PARAM_SMOOTH_OUT] <= 0;
+        if (on_gpu) recon_gpu_produce(a->rg);
+        else run_output(r, rec);
+        if (publish(a, rec, fb, on_gpu, arrival)) break;
     }
     run_flush(r);
     free(frame);

@@ -10,23 +10,25 @@ void live_params_from_settings(LiveParams *p, const Settings *s) {
     for (int id = 0; id < PARAM_COUNT; id++) {
         const Param *r = param_live(id);
         const char *f = (const char *)s + r->off;
-        double v = r->type == P_FLOAT ? *(const float *)f
-                 : r->type == P_LONG  ? (double)*(const long *)f
-                                      : *(const int *)f;
+        double v = r->type == P_FLOAT  ? *(const float *)f
+                 : r->type == P_LONG   ? (double)*(const long *)f
+                 : r->type == P_CHOICE ? param_choice_index(r, f)
+                                       : *(const int *)f;
         live_params_set(p, id, (float)v);
     }
 }
 
-static float clamp_round(int id, const Param *r, float v) {
-    if (v < r->min) v = (float)r->min;
-    if (v > r->max) v = (float)r->max;
+static float clamp_round(int id, float v) {
+    double lo, hi;
+    param_live_range(id, &lo, &hi);
+    if (v < lo) v = (float)lo;
+    if (v > hi) v = (float)hi;
     return param_is_int(id) ? roundf(v) : v;
 }
 
 float live_params_set(LiveParams *p, int id, float value) {
-    const Param *r = param_live(id);
     if (value != value) return p->v[id];  // NaN from a controller: ignore
-    return p->v[id] = clamp_round(id, r, value);
+    return p->v[id] = clamp_round(id, value);
 }
 
 float live_params_nudge(const LiveParams *p, int id, int dir) {
@@ -43,7 +45,44 @@ float live_params_nudge(const LiveParams *p, int id, int dir) {
         // Kill float drift of repeated 0.01 steps.
         if (!param_is_int(id)) nv = roundf(nv / (float)r->step) * (float)r->step;
     }
-    return clamp_round(id, r, nv);
+    return clamp_round(id, nv);
+}
+
+const char *event_source_name(int src) {
+    static const char *const names[SRC_COUNT] = {"key", "midi", "osc", "scene", "lfo", "replay"};
+    return src >= 0 && src < SRC_COUNT ? names[src] : "?";
+}
+
+static const ActionInfo ACTIONS[] = {
+    {"reset", CMD_RESET, -1, "a fresh blank network (a number argument: its seed)"},
+    {"pause", CMD_TOGGLE, PARAM_PAUSE, "pause / resume learning"},
+    {"freeze", CMD_TOGGLE, PARAM_FREEZE, "freeze / unfreeze the camera"},
+    {"save", CMD_SAVE, -1, "save a snapshot of the weights"},
+    {"load", CMD_LOAD, -1, "load the newest snapshot"},
+};
+
+const ActionInfo *actions_table(size_t *n) {
+    *n = sizeof ACTIONS / sizeof ACTIONS[0];
+    return ACTIONS;
+}
+
+const ActionInfo *action_by_name(const char *name) {
+    for (size_t i = 0; i < sizeof ACTIONS / sizeof ACTIONS[0]; i++)
+        if (strcmp(ACTIONS[i].name, name) == 0) return &ACTIONS[i];
+    return NULL;
+}
+
+void control_publish(ControlQueue *q, const RunView *v) {
+    pthread_mutex_lock(&q->mu);
+    q->view = *v;
+    pthread_mutex_unlock(&q->mu);
+}
+
+RunView control_view(ControlQueue *q) {
+    pthread_mutex_lock(&q->mu);
+    RunView v = q->view;
+    pthread_mutex_unlock(&q->mu);
+    return v;
 }
 
 void control_queue_init(ControlQueue *q) {

@@ -1,8 +1,9 @@
 // controls.h: the live values of the parameters an operator plays (their rows
-// are in the parameter table, params.h), and the one queue every
-// control surface (keyboard now; MIDI, OSC and replayed logs later) writes
-// "set parameter P to V" events into. The training thread drains the queue
-// before each step and publishes the values it uses as a snapshot.
+// are in the parameter table, params.h), the actions, and the one queue every
+// control surface (keys, MIDI, OSC, scenes, LFOs, a replayed log) writes its
+// events into. The training loop (run.c) applies them in order before each
+// frame, logs each one (--events), and publishes what it uses as a RunView
+// that any surface can read back (the HUD, OSC's /tabula/get and status).
 #pragma once
 #include <pthread.h>
 
@@ -14,21 +15,46 @@ extern "C" {
 
 typedef enum {
     CMD_SET = 0,  // param = value
-    CMD_RESET,    // fresh random network
+    CMD_NUDGE,    // param one step up (value > 0) or down (value < 0)
+    CMD_TOGGLE,   // param (0/1) flips
+    CMD_RESET,    // fresh random network: value >= 0 is its seed, < 0 the next seed
     CMD_SAVE,     // snapshot to the snapshot folder
     CMD_LOAD,     // load the newest snapshot
     CMD_QUIT,
 } CommandId;
 
+// Who sent an event (for the event log).
+typedef enum { SRC_KEY = 0, SRC_MIDI, SRC_OSC, SRC_SCENE, SRC_LFO, SRC_REPLAY, SRC_COUNT } EventSource;
+const char *event_source_name(int src);
+
 typedef struct {
     int cmd;    // CommandId
-    int param;  // ParamId for CMD_SET
+    int param;  // ParamId for CMD_SET, CMD_NUDGE, CMD_TOGGLE
     float value;
+    int source;  // EventSource
 } ControlEvent;
+
+// The actions a surface can trigger by name (OSC /tabula/action/NAME, MIDI
+// buttons): one table.
+typedef struct {
+    const char *name;
+    int cmd;    // CommandId
+    int param;  // for CMD_TOGGLE
+    const char *help;
+} ActionInfo;
+const ActionInfo *actions_table(size_t *n);
+const ActionInfo *action_by_name(const char *name);  // NULL if none
 
 typedef struct {
     float v[PARAM_COUNT];
 } LiveParams;
+
+// What the training loop publishes after each frame.
+typedef struct {
+    LiveParams p;
+    float loss, psnr, grad_norm, steps_per_s;
+    long step, frames;
+} RunView;
 
 // Initial values from the settings.
 void live_params_from_settings(LiveParams *p, const Settings *s);
@@ -47,11 +73,15 @@ typedef struct {
     ControlEvent ev[CONTROL_QUEUE_CAP];
     int head, len;
     long dropped;
+    RunView view;  // the newest published view (under mu)
 } ControlQueue;
 void control_queue_init(ControlQueue *q);
 void control_queue_destroy(ControlQueue *q);
 int control_push(ControlQueue *q, ControlEvent e);  // 0 ok, -1 dropped
 int control_pop(ControlQueue *q, ControlEvent *e);  // 1 got one, 0 empty
+// The training loop's view, written after each frame and read by any thread.
+void control_publish(ControlQueue *q, const RunView *v);
+RunView control_view(ControlQueue *q);
 
 #ifdef __cplusplus
 }

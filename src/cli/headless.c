@@ -25,7 +25,7 @@ static int read_frame(Source *src, uint8_t **frame, size_t *cap, int *w, int *h,
     return got;
 }
 
-int run_headless(const Settings *s) {
+int run_headless(const Settings *s, ControlQueue *q) {
     TbErr err = {{0}};
     if (s->frames <= 0) {
         tb_log("--headless needs --frames N (N > 0)");
@@ -42,7 +42,7 @@ int run_headless(const Settings *s) {
         return TB_EXIT_INPUT;
     }
     Run r;
-    if (run_open(&r, s, &err)) {
+    if (run_open(&r, s, q, &err)) {
         tb_log("%s", err.msg);
         source_close(src);
         return TB_EXIT_INPUT;
@@ -61,6 +61,7 @@ int run_headless(const Settings *s) {
             rc = TB_EXIT_INPUT;
             break;
         }
+        if (run_drain(&r, NULL, 0)) break;  // a surface asked to quit
         run_frame(&r, frame, w, h);
     }
     run_flush(&r);

@@ -28,8 +28,12 @@ static const Param PARAMS[] = {
      "training height in pixels (multiple of 16 for the default net)", SET},
     {"train", "backend", "backend", P_CHOICE, O(backend), 0, 0, "auto|cpu|cuda", "auto",
      "compute backend: auto picks CUDA when a GPU is usable, else the CPU", SET},
+    // Switching live keeps the weights and starts the new optimizer's state afresh.
     {"train", "optimizer", "optimizer", P_CHOICE, O(optimizer), 0, 0, "sgd|adam", "sgd",
-     "sgd (with momentum) or adam", SET},
+     "sgd (with momentum) or adam", LIVE(PARAM_OPTIMIZER, SCALE_LIN, 1, 0, 0, "opt")},
+    {"train", "loss", "loss", P_CHOICE, O(loss), 0, 0, "mse|l1", "mse",
+     "what the network minimises: mse (mean squared error) or l1 (mean absolute error)",
+     LIVE(PARAM_LOSS, SCALE_LIN, 1, 0, 0, "loss fn")},
     // lr: 4 steps a decade, as a knob would feel; a step down below 1e-5 stops
     // learning, a step up from 0 starts again at 1e-5.
     {"train", "lr", "lr", P_FLOAT, O(lr), 0, 10, NULL, "2",
@@ -43,7 +47,7 @@ static const Param PARAMS[] = {
      "clip the global gradient norm to this value (0 = off)",
      LIVE(PARAM_CLIP, SCALE_LOG, 1.41421356, 1, 0.01, "clip")},
     {"train", "weight_decay", "weight-decay", P_FLOAT, O(weight_decay), 0, 1, NULL, "0",
-     "L2 weight decay", SET},
+     "L2 weight decay", LIVE(PARAM_WEIGHT_DECAY, SCALE_LOG, 1.77827941, 1e-6, 1e-6, "wd")},
     {"train", "adam_beta1", NULL, P_FLOAT, O(adam_beta1), 0, 0.9999, NULL, "0.9", "Adam beta1", SET},
     {"train", "adam_beta2", NULL, P_FLOAT, O(adam_beta2), 0, 0.99999, NULL, "0.999", "Adam beta2", SET},
     {"train", "adam_eps", NULL, P_FLOAT, O(adam_eps), 1e-12, 1, NULL, "1e-8", "Adam epsilon", SET},
@@ -57,6 +61,15 @@ static const Param PARAMS[] = {
     {"train", "ring", "ring", P_INT, O(ring), 1, 1024, NULL, "64",
      "length of the ring of recent frames that memory draws from (played live up to this)",
      LIVE(PARAM_RING, SCALE_LOG, 2, 0, 0, "ring")},
+    {"train", "input_smoothing", "input-smoothing", P_FLOAT, O(input_smoothing), 0, 0.99, NULL, "0",
+     "blend each new frame with the previous one (0 = off; 0.5 to 0.9: slow and dreamy)",
+     LIVE(PARAM_SMOOTH_IN, SCALE_LIN, 0.05, 0, 0, "smooth in")},
+    {"train", "output_smoothing", "output-smoothing", P_FLOAT, O(output_smoothing), 0, 0.99, NULL, "0",
+     "blend each reconstruction shown with the previous one (0 = off)",
+     LIVE(PARAM_SMOOTH_OUT, SCALE_LIN, 0.05, 0, 0, "smooth out")},
+    {"train", "freeze", "freeze", P_INT, O(freeze), 0, 1, NULL, "0",
+     "1 = freeze the camera: train on and show the last frame",
+     LIVE(PARAM_FREEZE, SCALE_LIN, 1, 0, 0, "frozen")},
     {"train", "pause", "pause", P_INT, O(pause), 0, 1, NULL, "0",
      "1 = start with learning paused (the reconstruction still follows the camera)",
      LIVE(PARAM_PAUSE, SCALE_LIN, 1, 0, 0, "paused")},
@@ -104,6 +117,8 @@ static const Param PARAMS[] = {
      "save the weights before the first step", SET},
     {"files", "metrics", "metrics", P_STR, O(metrics), 0, 0, NULL, "",
      "write one JSON line per frame (loss, PSNR, settings, timing) to this file", SET},
+    {"files", "events", "events", P_STR, O(events), 0, 0, NULL, "",
+     "write every parameter change and action, from any surface, as JSON lines to this file", SET},
     {"files", "snapshot_dir", NULL, P_STR, O(snapshot_dir), 0, 0, NULL, "weights",
      "folder for snapshots saved from the keyboard", SET},
 
@@ -138,7 +153,39 @@ int param_by_name(const char *key) {
 
 int param_is_int(int id) {
     ParamType t = param_live(id)->type;
-    return t == P_INT || t == P_LONG || t == P_FLAG;
+    return t == P_INT || t == P_LONG || t == P_FLAG || t == P_CHOICE;
+}
+
+int param_choice_count(const Param *p) {
+    if (p->type != P_CHOICE) return 0;
+    int n = 1;
+    for (const char *c = p->choices; *c; c++) n += *c == '|';
+    return n;
+}
+
+const char *param_choice_name(const Param *p, int i, char *buf, size_t n) {
+    const char *c = p->type == P_CHOICE ? p->choices : "";
+    for (int k = 0; k < i && c; k++) {
+        c = strchr(c, '|');
+        if (c) c++;
+    }
+    if (!c || !*c || i < 0) return NULL;
+    size_t len = strcspn(c, "|");
+    snprintf(buf, n, "%.*s", (int)len, c);
+    return buf;
+}
+
+int param_choice_index(const Param *p, const char *text) {
+    char buf[64];
+    for (int i = 0; param_choice_name(p, i, buf, sizeof buf); i++)
+        if (strcmp(buf, text) == 0) return i;
+    return -1;
+}
+
+void param_live_range(int id, double *min, double *max) {
+    const Param *r = param_live(id);
+    *min = r->type == P_CHOICE ? 0 : r->min;
+    *max = r->type == P_CHOICE ? param_choice_count(r) - 1 : r->max;
 }
 
 int params_max_batch(void) { return 1 + (int)param_live(PARAM_MEMORY)->max; }

@@ -17,14 +17,22 @@ typedef enum { P_INT, P_LONG, P_FLOAT, P_STR, P_CHOICE, P_FLAG } ParamType;
 typedef enum { SCALE_LIN = 0, SCALE_LOG } ParamScale;
 
 // The parameters played live (keys now; MIDI, OSC and replayed logs next).
+// The order is the HUD's. A choice (optimizer, loss) plays as the index of its
+// value in the row's choices.
 typedef enum {
     PARAM_LR = 0,
     PARAM_MOMENTUM,
-    PARAM_CLIP,    // 0 = off
-    PARAM_STEPS,   // steps per frame
-    PARAM_MEMORY,  // replayed frames per step
-    PARAM_RING,    // how far back memory reaches (frames)
-    PARAM_PAUSE,   // 1 = frozen: keep showing reconstructions, no steps
+    PARAM_CLIP,          // 0 = off
+    PARAM_WEIGHT_DECAY,
+    PARAM_OPTIMIZER,     // 0 sgd, 1 adam: switching keeps the weights
+    PARAM_LOSS,          // 0 mse, 1 l1
+    PARAM_STEPS,         // steps per frame
+    PARAM_MEMORY,        // replayed frames per step
+    PARAM_RING,          // how far back memory reaches (frames)
+    PARAM_SMOOTH_IN,     // blend of each new frame with the previous one
+    PARAM_SMOOTH_OUT,    // blend of each reconstruction with the previous one
+    PARAM_FREEZE,        // 1 = train on and show the last frame
+    PARAM_PAUSE,         // 1 = frozen: keep showing reconstructions, no steps
     PARAM_COUNT
 } ParamId;
 
@@ -55,8 +63,16 @@ const Param *param_find_ini(const char *section, const char *key);
 const Param *param_find_flag(const char *name);
 // Live id by key ("lr", "steps_per_frame"); -1 if none.
 int param_by_name(const char *key);
-// 1 if the value of a numeric live parameter is a whole number (steps, ring).
+// 1 if the value of a live parameter is a whole number (steps, ring, a choice).
 int param_is_int(int id);
+// A choice row: how many choices, the index of `text` (-1 if none), and the
+// name of choice i (NULL past the end).
+int param_choice_count(const Param *p);
+int param_choice_index(const Param *p, const char *text);
+const char *param_choice_name(const Param *p, int i, char *buf, size_t n);
+// The range a live value is clamped to: the row's min and max, or 0 to
+// count-1 for a choice.
+void param_live_range(int id, double *min, double *max);
 
 // Sizes that follow from the table: the largest batch (1 + the most replayed
 // frames per step).

@@ -1,10 +1,13 @@
 // run.h: one run of online training, frame by frame, shared by the headless
 // driver (headless.c) and the live app's training thread (app/train_thread.c):
-// the trainer, its metrics, and the live parameters in force. A frame goes in,
-// K steps come out (K = steps per frame, 0 while paused), the metrics record
-// it, and a diverged network goes back to its last good weights.
+// the trainer, its metrics, the live parameters in force and the event log. A
+// frame goes in (smoothed, or held while the camera is frozen), K steps come out
+// (K = steps per frame, 0 while paused), the metrics record it, a diverged
+// network goes back to its last good weights, and the numbers are published
+// for every surface to read (RunView).
 #pragma once
 #include <stdint.h>
+#include <stdio.h>
 
 #include "controls.h"
 #include "metrics.h"
@@ -20,26 +23,42 @@ typedef struct {
     Trainer t;
     Metrics m;
     LiveParams p;       // the values in force (changed by run_control)
+    ControlQueue *q;    // where events come from and the view goes (may be NULL)
     long frames;        // frames taken so far
     float steps_per_s;  // over the last half second or so
     long window_steps;
-    double window_t0;
+    double window_t0, t_start;
+    // --events: one JSON line per applied event.
+    FILE *events;
+    int events_failed;
+    // Smoothing state at the training size (W*H*3 floats), and the fitted frame.
+    float *smooth_in, *smooth_out;
+    int have_in, have_out;
+    uint8_t *fitted;
 } Run;
 
-// Trainer from the settings (--load, --save-init, summary) and metrics (--metrics).
-// 0, or -1 with err (nothing left open).
-int run_open(Run *r, const Settings *s, TbErr *err);
-// Apply one control event (set a parameter, reset, snapshot save/load). Returns
-// 1 for CMD_QUIT, else 0; a line for the operator (e.g. "saved PATH") goes to
-// msg, or msg[0] = 0 when there is nothing to say.
+// Trainer from the settings (--load, --save-init, summary), metrics (--metrics)
+// and the event log (--events). q (may be NULL) is the queue run_drain reads and
+// the view is published to. 0, or -1 with err (nothing left open).
+int run_open(Run *r, const Settings *s, ControlQueue *q, TbErr *err);
+// Apply one control event (set or nudge or toggle a parameter, reset,
+// snapshot save/load) and log it. Returns 1 for CMD_QUIT, else 0; a line for
+// the operator (e.g. "saved PATH") goes to msg (also logged), or msg[0] = 0.
 int run_control(Run *r, const ControlEvent *e, char *msg, size_t n);
+// Apply every queued event in order. Returns 1 if one was CMD_QUIT; the last
+// line for the operator goes to msg (n > 0), or msg[0] = 0.
+int run_drain(Run *r, char *msg, size_t n);
 // One frame (any size: it is fitted to the training size): into the replay ring,
-// then the steps the live parameters ask for, then the metrics. Returns 1 if
-// training diverged and the last good weights came back, else 0.
+// then the steps the live parameters ask for, then the metrics and the view.
+// Returns 1 if training diverged and the last good weights came back, else 0.
 int run_frame(Run *r, const uint8_t *rgb, int w, int h);
+// The reconstruction to show (RGB8 at the training size), output smoothing
+// applied. Waits for the device.
+void run_output(Run *r, uint8_t *rgb);
 // Read back and write what the metrics still hold (at the end of a run).
 void run_flush(Run *r);
-// Close the metrics and free the trainer (save first: session_save).
+// Close the metrics and the event log, free the trainer (save first:
+// session_save).
 void run_close(Run *r);
 
 #ifdef __cplusplus

@@ -21,12 +21,15 @@ typedef struct {
     int width, height;
     char backend[16];    // auto | cpu | cuda
     char optimizer[16];  // sgd | adam
+    char loss[16];       // mse | l1
     float lr, momentum, clip, weight_decay;
     float adam_beta1, adam_beta2, adam_eps;
     int steps_per_frame;  // K
     int memory;           // R replayed frames per step
     int ring;             // replay ring length (frames)
     int pause;            // 1 = learning paused (a live parameter; the start value)
+    float input_smoothing, output_smoothing;  // 0 = off, up to 0.99
+    int freeze;           // 1 = train on and show the last frame
     int seed;
     int stats_every;      // read the loss back every N frames (each read waits for the GPU)
     // [source]
@@ -40,7 +43,7 @@ typedef struct {
     int flip, fullscreen, monitor, vsync, hud;
     int window_width, window_height;
     // [files]
-    char load[CFG_STR], save[CFG_STR], save_init[CFG_STR], metrics[CFG_STR];
+    char load[CFG_STR], save[CFG_STR], save_init[CFG_STR], metrics[CFG_STR], events[CFG_STR];
     char snapshot_dir[CFG_STR];
     // run
     int headless;

@@ -55,6 +55,7 @@ int checkpoint_save(const char *path, Trainer *t, int with_opt, TbErr *err) {
     META_I("width", m->spec.width);
     META_I("height", m->spec.height);
     META_I("step", t->step);
+    if (t->opt_t0) META_I("optimizer_start", t->opt_t0);  // step its state started at
     st_writer_meta(&w, "optimizer", adam ? "adam" : "sgd");
     st_writer_meta(&w, "has_optimizer_state", with_opt ? "1" : "0");
     META_F("lr", t->hyper.lr);
@@ -156,9 +157,13 @@ int checkpoint_load(const char *path, Trainer *t, TbErr *err) {
             t->be->set_opt_state(t->be, s, t->hyper.optimizer);
             const char *st = st_meta(&f, "step");
             t->step = st ? strtol(st, NULL, 10) : 0;
+            const char *s0 = st_meta(&f, "optimizer_start");
+            long t0 = s0 ? strtol(s0, NULL, 10) : 0;
+            t->opt_t0 = t0 >= 0 && t0 <= t->step ? t0 : 0;
         } else {
             t->be->reset_opt_state(t->be);
             t->step = 0;
+            t->opt_t0 = 0;
         }
     }
     free(p);

@@ -39,6 +39,14 @@ void trainer_reset(Trainer *t, uint64_t seed) {
     t->seed = seed;
     tb_rng_seed(&t->rng, seed ^ 0x5eed5eedull);
     t->step = 0;
+    t->opt_t0 = 0;
+}
+
+void trainer_set_optimizer(Trainer *t, int optimizer) {
+    if (optimizer == t->hyper.optimizer) return;
+    t->hyper.optimizer = optimizer;
+    t->be->reset_opt_state(t->be);
+    t->opt_t0 = t->step;  // Adam's bias correction starts again at t = 1
 }
 
 static size_t frame_bytes(const Trainer *t) {
@@ -91,7 +99,7 @@ int trainer_train(Trainer *t, int K, int memory) {
     for (int k = 0; k < K; k++) {
         // A new draw of replayed frames every step; the newest stays in each batch.
         int B = load_batch(t, memory);
-        t->hyper.t = (int)(t->step + 1);
+        t->hyper.t = (int)(t->step - t->opt_t0 + 1);
         slot = t->slot_next++;
         t->be->train_step(t->be, B, &t->hyper, slot);
         t->step++;

@@ -32,6 +32,7 @@ typedef struct {
     TbRng rng;
     uint64_t seed;
     long step;      // optimizer steps taken (checkpointed)
+    long opt_t0;    // step at which the optimizer's state last started afresh
     int slot_next;  // next free stats slot (see trainer_read_stats)
     int last_batch; // B of the last step/forward
 } Trainer;
@@ -41,6 +42,9 @@ int trainer_init(Trainer *t, const TrainerConfig *c, TbErr *err);
 void trainer_free(Trainer *t);
 // Fresh random weights (seed) and zeroed optimizer state; step count 0.
 void trainer_reset(Trainer *t, uint64_t seed);
+// Switch between OPT_SGD and OPT_ADAM live: the weights stay, the optimizer's
+// state starts afresh (as a new torch.optim optimizer would).
+void trainer_set_optimizer(Trainer *t, int optimizer);
 // Fit a source frame (any size) into the ring as the newest frame.
 void trainer_push_frame(Trainer *t, const uint8_t *rgb, int w, int h);
 // Pointer to the newest frame at the training size (NULL before the first push).

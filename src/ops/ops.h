@@ -63,10 +63,12 @@ float mse_forward_backward(float *dy, const float *y, const float *t, size_t n);
 // ---- Optimizer over the flat parameter block (PyTorch semantics: see
 // docs/ARCHITECTURE.md, "The network").
 enum { OPT_SGD = 0, OPT_ADAM = 1 };
+enum { LOSS_MSE = 0, LOSS_L1 = 1 };
 
 // Optimizer settings for one step; changed live between steps.
 typedef struct {
     int optimizer;  // OPT_SGD or OPT_ADAM
+    int loss;       // LOSS_MSE or LOSS_L1
     float lr, momentum, clip, weight_decay;
     float beta1, beta2, eps;  // Adam
     int t;                    // Adam step count, 1-based (the trainer counts)
