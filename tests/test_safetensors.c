@@ -4,15 +4,21 @@
 // reader must take what Python's safetensors writes and refuse every malformed
 // header or offset with a message naming the file, never read out of bounds;
 // the writer must round-trip everything and never leave a partial file where
-// a good one was (missing folder, write error mid-file).
-#define _POSIX_C_SOURCE 200809L
+// a good one was (missing folder, write error mid-file), never turn a symlink,
+// FIFO or device into a plain file, keep the mode, and clean up after a save
+// that was killed half-way.
+#define _DEFAULT_SOURCE
 #include "safetensors.h"
 
 #include <dirent.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <pthread.h>
+#include <sys/wait.h>
 
 #include "test.h"
 
@@ -453,6 +459,107 @@ TEST_IMPL(failed_save_keeps_old_file_and_leaves_no_temp) {
     st_writer_free(&bw);
 }
 
+// One tiny file's writer (a single F32 value).
+static void one_value(StWriter *w, float *v) {
+    static int64_t one[1] = {1};
+    st_writer_init(w);
+    st_writer_add(w, "v", "F32", 1, one, v);
+}
+
+// A save through a symlink writes the file it points to; the link stays.
+TEST_IMPL(save_through_symlink_keeps_the_link) {
+    char target[512], link[512];
+    tmp_path(target, sizeof target, "target.safetensors");
+    tmp_path(link, sizeof link, "link.safetensors");
+    write_file(target, "old", 3);
+    CHECK(symlink(target, link) == 0, "symlink");
+    StWriter w;
+    float v = 3.0f;
+    one_value(&w, &v);
+    TbErr err = {{0}};
+    EXPECT(st_writer_save(&w, link, &err) == 0, "%s", err.msg);
+    struct stat st;
+    EXPECT(lstat(link, &st) == 0 && S_ISLNK(st.st_mode), "the symlink was replaced by a file");
+    StFile f;
+    EXPECT(st_read(&f, target, &err) == 0 && f.n == 1, "target not written: %s", err.msg);
+    if (f.buf) st_free(&f);
+    st_writer_free(&w);
+    unlink(link);
+    unlink(target);
+}
+
+// Saving again keeps the file's mode (a 0600 file stays private).
+TEST_IMPL(save_keeps_the_file_mode) {
+    char path[512];
+    tmp_path(path, sizeof path, "private.safetensors");
+    write_file(path, "old", 3);
+    CHECK(chmod(path, 0600) == 0, "chmod");
+    StWriter w;
+    float v = 1.0f;
+    one_value(&w, &v);
+    TbErr err = {{0}};
+    EXPECT(st_writer_save(&w, path, &err) == 0, "%s", err.msg);
+    struct stat st;
+    EXPECT(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600, "mode %o, want 600", st.st_mode & 0777);
+    st_writer_free(&w);
+    unlink(path);
+}
+
+static void *drain_fifo(void *arg) {
+    FILE *f = fopen(arg, "rb");
+    static char buf[4096];
+    static size_t n;
+    n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f) fclose(f);
+    return &n;
+}
+
+// A FIFO (or a device) at the path is written into, not replaced by a file.
+TEST_IMPL(save_into_a_fifo_streams_it) {
+    char path[512];
+    tmp_path(path, sizeof path, "pipe.safetensors");
+    CHECK(mkfifo(path, 0600) == 0, "mkfifo");
+    pthread_t th;
+    pthread_create(&th, NULL, drain_fifo, path);
+    StWriter w;
+    float v = 2.0f;
+    one_value(&w, &v);
+    TbErr err = {{0}};
+    EXPECT(st_writer_save(&w, path, &err) == 0, "%s", err.msg);
+    void *got;
+    pthread_join(th, &got);
+    struct stat st;
+    EXPECT(stat(path, &st) == 0 && S_ISFIFO(st.st_mode), "the FIFO was replaced");
+    EXPECT(*(size_t *)got > 8 + 4, "the reader got %zu bytes", *(size_t *)got);
+    EXPECT(st_writer_save(&w, tmp_dir(), &err) == -1 && strstr(err.msg, "is a folder"), "folder: %s", err.msg);
+    st_writer_free(&w);
+    unlink(path);
+}
+
+// A save killed half-way leaves PATH.tmp.PID.*; the next save removes those of
+// writers that are gone and keeps a live writer's.
+TEST_IMPL(stale_temp_files_are_cleaned_up) {
+    char path[512], dead[600], live[600];
+    tmp_path(path, sizeof path, "w.safetensors");
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0);  // a pid that no longer runs
+    snprintf(dead, sizeof dead, "%s.tmp.%d.AbC123", path, (int)child);
+    snprintf(live, sizeof live, "%s.tmp.%d.XyZ789", path, (int)getppid());
+    write_file(dead, "partial", 7);
+    write_file(live, "partial", 7);
+    StWriter w;
+    float v = 5.0f;
+    one_value(&w, &v);
+    TbErr err = {{0}};
+    EXPECT(st_writer_save(&w, path, &err) == 0, "%s", err.msg);
+    EXPECT(access(dead, F_OK) != 0, "a dead writer's temp file stayed");
+    EXPECT(access(live, F_OK) == 0, "a live writer's temp file was removed");
+    unlink(live);
+    unlink(path);
+    st_writer_free(&w);
+}
+
 TEST_MAIN(TEST_ENTRY(round_trip_keeps_tensors_metadata_and_layout),
           TEST_ENTRY(saving_again_replaces_the_file_whole), TEST_ENTRY(empty_writer_gives_a_valid_empty_file),
           TEST_ENTRY(python_written_file_reads_back), TEST_ENTRY(template_header_is_valid),
@@ -460,4 +567,6 @@ TEST_MAIN(TEST_ENTRY(round_trip_keeps_tensors_metadata_and_layout),
           TEST_ENTRY(bad_tensor_entries_rejected), TEST_ENTRY(bad_data_offsets_rejected),
           TEST_ENTRY(bad_names_and_metadata_rejected), TEST_ENTRY(deeply_nested_unknown_key_rejected),
           TEST_ENTRY(unknown_keys_are_skipped), TEST_ENTRY(missing_file_and_folder_are_named),
-          TEST_ENTRY(save_to_missing_folder_names_it), TEST_ENTRY(failed_save_keeps_old_file_and_leaves_no_temp))
+          TEST_ENTRY(save_to_missing_folder_names_it), TEST_ENTRY(failed_save_keeps_old_file_and_leaves_no_temp),
+          TEST_ENTRY(save_through_symlink_keeps_the_link), TEST_ENTRY(save_keeps_the_file_mode),
+          TEST_ENTRY(save_into_a_fifo_streams_it), TEST_ENTRY(stale_temp_files_are_cleaned_up))

@@ -5,11 +5,13 @@
 // strings with escapes, numbers, true/false/null) and rejects everything else.
 // Validation follows the reference implementation: offsets, sorted, must tile the
 // data section exactly, and each tensor's byte size must be numel * dtype size.
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
 #include "safetensors.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -661,8 +663,9 @@ static int write_all(int fd, const void *data, size_t n) {
     return 0;
 }
 
-int st_writer_save(StWriter *w, const char *path, TbErr *err) {
-    // Header: metadata first, then the tensors in insertion order, offsets packed.
+// The header: metadata first, then the tensors in insertion order, offsets
+// packed, padded so the data starts 8-byte aligned; len8 gets its length.
+static Text writer_header(const StWriter *w, uint8_t len8[8]) {
     Text h = {0};
     text_str(&h, "{");
     if (w->n_meta) {
@@ -690,32 +693,66 @@ int st_writer_save(StWriter *w, const char *path, TbErr *err) {
     }
     text_str(&h, "}");
     while (h.n % 8) text_str(&h, " ");  // data starts 8-byte aligned
-    uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.n >> (8 * i));
 
-    // Write beside the target, fsync, then rename: readers see the old file or
-    // the complete new one, never a partial one.
-    size_t plen = strlen(path);
-    char *tmp = tb_malloc(plen + 16);
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    int e = 0;
-    if (fd < 0) {
-        e = errno;
-        free(tmp);
-        free(h.p);
-        return tb_fail(err, "%s: %s", path, strerror(e));
+    return h;
+}
+
+// Length, header and every tensor into fd. 0, or an errno.
+static int write_body(int fd, const StWriter *w, const uint8_t len8[8], const Text *h) {
+    if (write_all(fd, len8, 8) != 0 || write_all(fd, h->p, h->n) != 0) return errno;
+    for (int i = 0; i < w->n; i++)
+        if (write_all(fd, w->t[i].data, w->t[i].nbytes) != 0) return errno;
+    return 0;
+}
+
+// Temp files of earlier saves to this path whose writer is gone (killed mid-
+// save): PATH.tmp.PID.XXXXXX with no process PID. A live writer's are kept.
+static void remove_stale_temps(const char *path) {
+    char *dir = strdup(path);
+    CHECK(dir, "out of memory");
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : path;
+    const char *d = slash ? (slash == dir ? "/" : (*slash = 0, dir)) : ".";
+    size_t bl = strlen(base);
+    DIR *dh = opendir(d);
+    struct dirent *e;
+    while (dh && (e = readdir(dh))) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, bl) != 0 || strncmp(n + bl, ".tmp.", 5) != 0) continue;
+        char *end;
+        long pid = strtol(n + bl + 5, &end, 10);
+        if (end == n + bl + 5 || *end != '.' || pid <= 0) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno == EPERM) continue;  // still writing
+        char full[4096];
+        if (snprintf(full, sizeof full, "%s/%s", d, n) < (int)sizeof full && unlink(full) == 0)
+            tb_log("removed %s, left by an interrupted save", full);
     }
-    if (fchmod(fd, 0644) != 0 || write_all(fd, len8, 8) != 0 || write_all(fd, h.p, h.n) != 0) e = errno;
-    for (int i = 0; i < w->n && !e; i++)
-        if (write_all(fd, w->t[i].data, w->t[i].nbytes) != 0) e = errno;
+    if (dh) closedir(dh);
+    free(dir);
+}
+
+// Write beside the target, fsync, then rename: readers see the old file or the
+// complete new one, never a partial one. A file that was there keeps its mode.
+static int save_atomic(const char *path, mode_t mode, const StWriter *w, const uint8_t len8[8],
+                       const Text *h) {
+    remove_stale_temps(path);
+    size_t plen = strlen(path);
+    char *tmp = tb_malloc(plen + 40);
+    snprintf(tmp, plen + 40, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        return e;
+    }
+    int e = fchmod(fd, mode) != 0 ? errno : write_body(fd, w, len8, h);
     if (!e && fsync(fd) != 0) e = errno;
     if (close(fd) != 0 && !e) e = errno;
     if (!e && rename(tmp, path) != 0) e = errno;
     if (e) unlink(tmp);
     free(tmp);
-    free(h.p);
-    if (e) return tb_fail(err, "%s: %s", path, strerror(e));
+    if (e) return e;
     // Persist the rename itself (best effort: some filesystems refuse fsync on a folder).
     char *dir = strdup(path);
     CHECK(dir, "out of memory");
@@ -727,5 +764,35 @@ int st_writer_save(StWriter *w, const char *path, TbErr *err) {
         close(dfd);
     }
     free(dir);
+    return 0;
+}
+
+// A device or a FIFO at the path is written into, never replaced.
+static int save_direct(const char *path, const StWriter *w, const uint8_t len8[8], const Text *h) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    int e = write_body(fd, w, len8, h);
+    if (close(fd) != 0 && !e) e = errno;
+    return e;
+}
+
+int st_writer_save(StWriter *w, const char *path, TbErr *err) {
+    // What is at the path decides how to write: a symlink is followed (the link
+    // stays), a device or FIFO is written into, a folder is an error.
+    char *real = realpath(path, NULL);
+    const char *target = real ? real : path;
+    struct stat st;
+    int exists = stat(target, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) {
+        free(real);
+        return tb_fail(err, "%s: is a folder", path);
+    }
+    uint8_t len8[8];
+    Text h = writer_header(w, len8);
+    int e = exists && !S_ISREG(st.st_mode) ? save_direct(target, w, len8, &h)
+                                            : save_atomic(target, exists ? st.st_mode & 07777 : 0644, w, len8, &h);
+    free(h.p);
+    free(real);
+    if (e) return tb_fail(err, "%s: %s", path, strerror(e));
     return 0;
 }

@@ -44,7 +44,9 @@ const char *st_meta(const StFile *f, const char *key);  // NULL if absent
 int64_t st_numel(const StTensor *t);
 
 // Writer: add tensors (data is copied when saving, must stay valid until then)
-// and metadata, then save atomically (PATH.tmp-XXXX, fsync, rename).
+// and metadata, then save atomically (PATH.tmp.PID.XXXXXX, fsync, rename; an
+// existing file keeps its mode; temp files of killed saves are removed). A
+// symlink at PATH is followed, a device or FIFO written into, never replaced.
 typedef struct {
     int n, cap;
     StTensor *t;
