@@ -9,6 +9,7 @@
 
 #include "headless.h"
 #include "settings.h"
+#include "signals.h"
 #ifdef TABULA_HAVE_APP
 #include "app.h"
 #include "app_sources.h"
@@ -27,6 +28,7 @@ int main(int argc, char **argv) {
 #ifdef TABULA_HAVE_APP
     app_register_sources();  // video files, image folders, cameras
 #endif
+    signals_install();  // SIGTERM, SIGINT, SIGHUP: stop as quitting does
     if (s.headless) {
         // Control surfaces (OSC) play a headless run too.
         ControlQueue q;

@@ -11,6 +11,7 @@
 
 #include "live.h"
 #include "session.h"
+#include "signals.h"
 
 void app_status(App *a, double secs, const char *fmt, ...) {
     char buf[256];
@@ -154,7 +155,7 @@ static void log_summary(App *a, LoopState *ls, double secs) {
 // The display loop: keys, frames in, reconstructions out, at the monitor's rate.
 static void display_loop(App *a, Display *d, Panel *pn, LoopState *ls) {
     double t_start = tb_now();
-    while (!display_should_close(d)) {
+    while (!display_should_close(d) && !signals_stop_requested()) {
         double t_iter = tb_now();
         DisplayKey k;
         while (display_poll_key(d, &k)) panel_key(a, d, pn, &k);

@@ -8,9 +8,11 @@
 
 #include "run.h"
 #include "session.h"
+#include "signals.h"
 #include "source.h"
 
-// Next frame of src into *frame (grown as needed). 1, or -1 with err.
+// Next frame of src into *frame (grown as needed). 1, 0 if a stop was asked for
+// while waiting, or -1 with err.
 static int read_frame(Source *src, uint8_t **frame, size_t *cap, int *w, int *h, TbErr *err) {
     // The size of the frame read() returns now (an image folder changes it in read()).
     *w = src->width, *h = src->height;
@@ -21,7 +23,8 @@ static int read_frame(Source *src, uint8_t **frame, size_t *cap, int *w, int *h,
         *cap = need;
     }
     int got;
-    while ((got = src->read(src, *frame, err)) == 0) usleep(1000);  // live source: wait
+    while ((got = src->read(src, *frame, err)) == 0 && !signals_stop_requested())
+        usleep(1000);  // live source: wait
     return got;
 }
 
@@ -56,19 +59,23 @@ int run_headless(const Settings *s, ControlQueue *q) {
     double t0 = tb_now();
     for (long f = 0; f < s->frames; f++) {
         int w, h;
-        if (read_frame(src, &frame, &cap, &w, &h, &err) < 0) {
+        int got = read_frame(src, &frame, &cap, &w, &h, &err);
+        if (got < 0) {
             tb_log("%s", err.msg);
             rc = TB_EXIT_INPUT;
             break;
         }
-        if (run_drain(&r, NULL, 0)) break;  // a surface asked to quit
+        if (!got || run_drain(&r, NULL, 0) || signals_stop_requested()) {  // asked to stop
+            tb_log("stopping after %ld frames", f);
+            break;
+        }
         run_frame(&r, frame, w, h);
     }
     run_flush(&r);
     double dt = tb_now() - t0;
     if (rc == TB_EXIT_OK) {
         tb_log("done: %ld frames, %ld steps in %.2f s (%.1f steps/s), last loss %.5f (PSNR %.2f dB)",
-               s->frames, r.t.step, dt, r.t.step / (dt > 0 ? dt : 1), (double)r.m.loss,
+               r.frames, r.t.step, dt, r.t.step / (dt > 0 ? dt : 1), (double)r.m.loss,
                (double)r.m.psnr);
         if (session_save(&r.t, s, &err)) {
             tb_log("%s", err.msg);
