@@ -51,6 +51,9 @@ void tb_log(const char *fmt, ...)
 // Monotonic clock in seconds.
 double tb_now(void);
 
+// Memory the system can still give (MemAvailable), in bytes; 0 if unknown.
+uint64_t tb_mem_available(void);
+
 // malloc that CHECKs (out of host memory is not recoverable here).
 void *tb_malloc(size_t n);
 void *tb_calloc(size_t count, size_t size);

@@ -115,6 +115,17 @@ static int take(const StFile *f, const char *path, const char *name, const Layer
     return 0;
 }
 
+// A count in the metadata (absent = 0): digits only, at most 10^15. 0, or -1.
+static int meta_count(const StFile *f, const char *key, long *out) {
+    const char *v = st_meta(f, key);
+    *out = 0;
+    if (!v) return 0;
+    size_t n = strlen(v);
+    if (n == 0 || n > 15 || strspn(v, "0123456789") != n) return -1;
+    *out = strtol(v, NULL, 10);
+    return 0;
+}
+
 int checkpoint_load(const char *path, Trainer *t, TbErr *err) {
     StFile f;
     if (st_read(&f, path, err)) return -1;
@@ -150,16 +161,21 @@ int checkpoint_load(const char *path, Trainer *t, TbErr *err) {
         for (size_t i = 0; i < n && !rc; i++)
             if (!(p[i] == p[i]) || p[i] - p[i] != 0.0f)
                 rc = tb_fail(err, "%s: weights contain NaN or infinity", path);
+        for (size_t i = 0; have_state && i < 2 * n && !rc; i++)
+            if (!(s[i] == s[i]) || s[i] - s[i] != 0.0f)
+                rc = tb_fail(err, "%s: optimizer state contains NaN or infinity", path);
+    }
+    long step = 0, start = 0;
+    if (!rc && have_state) {
+        if (meta_count(&f, "step", &step) || meta_count(&f, "optimizer_start", &start) || start > step)
+            rc = tb_fail(err, "%s: \"step\" or \"optimizer_start\" is not a count of steps", path);
     }
     if (!rc) {
         t->be->set_params(t->be, p);
         if (have_state) {
             t->be->set_opt_state(t->be, s, t->hyper.optimizer);
-            const char *st = st_meta(&f, "step");
-            t->step = st ? strtol(st, NULL, 10) : 0;
-            const char *s0 = st_meta(&f, "optimizer_start");
-            long t0 = s0 ? strtol(s0, NULL, 10) : 0;
-            t->opt_t0 = t0 >= 0 && t0 <= t->step ? t0 : 0;
+            t->step = step;
+            t->opt_t0 = start;
         } else {
             t->be->reset_opt_state(t->be);
             t->step = 0;

@@ -2,10 +2,13 @@
 // initialises parameters, and prints the per-layer summary.
 #include "model.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops.h"
+#include "parse.h"
 
 ModelSpec model_spec_default(int width, int height) {
     ModelSpec s = {0};
@@ -27,17 +30,21 @@ static int check_spec(const ModelSpec *s, TbErr *err) {
     for (int i = 0; i < s->n_enc; i++)
         if (s->channels[i] < 1 || s->channels[i] > 4096)
             return tb_fail(err, "model: encoder layer %d has %d channels (1 to 4096)", i, s->channels[i]);
-    if (s->kernel < 1 || s->stride < 1 || s->pad < 0 || s->kernel > 15)
-        return tb_fail(err, "model: bad kernel/stride/pad %d/%d/%d", s->kernel, s->stride, s->pad);
+    // Every field is bounded before any size is derived from it: specs come from
+    // files people share (a checkpoint's "arch").
+    if (s->kernel < 1 || s->kernel > 15 || s->stride < 1 || s->stride > 8 || s->pad < 0 ||
+        s->pad >= s->kernel)
+        return tb_fail(err, "model: bad kernel/stride/pad %d/%d/%d (kernel 1 to 15, stride 1 to 8, "
+                       "pad below the kernel)", s->kernel, s->stride, s->pad);
     if (!(s->slope >= 0.0f && s->slope < 1.0f))
         return tb_fail(err, "model: LeakyReLU slope %g outside [0, 1)", (double)s->slope);
-    int mult = 1;
+    if (s->width < 1 || s->height < 1 || s->width > 8192 || s->height > 8192)
+        return tb_fail(err, "training size %dx%d: 1 to 8192 each", s->width, s->height);
+    int64_t mult = 1;  // at most 8^8
     for (int i = 0; i < s->n_enc; i++) mult *= s->stride;
     if (s->width < mult || s->height < mult || s->width % mult || s->height % mult)
-        return tb_fail(err, "training size %dx%d: width and height must be positive multiples of %d",
-                       s->width, s->height, mult);
-    if (s->width > 8192 || s->height > 8192)
-        return tb_fail(err, "training size %dx%d is too large (8192 at most)", s->width, s->height);
+        return tb_fail(err, "training size %dx%d: width and height must be positive multiples of %lld",
+                       s->width, s->height, (long long)mult);
     return 0;
 }
 
@@ -111,26 +118,42 @@ void model_arch_string(const Model *m, char *buf, size_t n) {
                  (double)s->slope);
 }
 
+// A whole number in [lo, hi] at *p, which moves past it. 0, or -1.
+static int take_int(const char **p, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(*p, &end, 10);
+    if (end == *p || errno || v < lo || v > hi) return -1;
+    *out = (int)v;
+    *p = end;
+    return 0;
+}
+
+// "literal" at *p, which moves past it. 0, or -1.
+static int take_lit(const char **p, const char *lit) {
+    size_t n = strlen(lit);
+    if (strncmp(*p, lit, n) != 0) return -1;
+    *p += n;
+    return 0;
+}
+
 int model_arch_parse(ModelSpec *spec, const char *arch, TbErr *err) {
     ModelSpec s = *spec;
     const char *p = arch;
-    if (strncmp(p, "tabula-ae-v1:", 13) != 0)
-        return tb_fail(err, "unknown architecture \"%s\" (expected tabula-ae-v1:...)", arch);
-    p += 13;
-    s.n_enc = 0;
-    for (;;) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > 4096 || s.n_enc >= TB_MAX_LAYERS / 2)
-            return tb_fail(err, "bad channel list in architecture \"%s\"", arch);
-        s.channels[s.n_enc++] = (int)v;
-        p = end;
-        if (*p == ',') { p++; continue; }
-        break;
-    }
-    float slope;
-    if (sscanf(p, ":k%ds%dp%d:leaky%f", &s.kernel, &s.stride, &s.pad, &slope) != 4)
-        return tb_fail(err, "bad layer settings in architecture \"%s\"", arch);
+    if (take_lit(&p, "tabula-ae-v1:"))
+        return tb_fail(err, "unknown architecture \"%.80s\" (expected tabula-ae-v1:...)", arch);
+    s.n_enc = tb_parse_int_list(p, s.channels, TB_MAX_LAYERS / 2, 1, 4096, &p);
+    if (s.n_enc < 1) return tb_fail(err, "bad channel list in architecture \"%.80s\"", arch);
+    // ":k4s2p1:leaky0.2", every number bounded, nothing after.
+    char *end;
+    if (take_lit(&p, ":k") || take_int(&p, 1, 15, &s.kernel) || take_lit(&p, "s") ||
+        take_int(&p, 1, 8, &s.stride) || take_lit(&p, "p") || take_int(&p, 0, 14, &s.pad) ||
+        take_lit(&p, ":leaky") || s.pad >= s.kernel)
+        return tb_fail(err, "bad layer settings in architecture \"%.80s\"", arch);
+    errno = 0;
+    float slope = strtof(p, &end);
+    if (end == p || errno || *end || !(slope >= 0.0f && slope < 1.0f))
+        return tb_fail(err, "bad slope in architecture \"%.80s\"", arch);
     s.slope = slope;
     *spec = s;
     return 0;
@@ -158,6 +181,22 @@ static double layer_flops(const Layer *L) {
     if (L->kind == LAYER_CONV)
         return 2.0 * L->cout * L->hout * L->wout * (double)L->cin * L->k * L->k;
     return 2.0 * L->cin * L->hin * L->win * (double)L->cout * L->k * L->k;
+}
+
+uint64_t model_host_bytes(const Model *m, int max_batch) {
+    uint64_t scratch = 0;
+    for (int l = 0; l < m->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        // im2col of a conv: C*K*K rows of Ho*Wo; a transposed conv's: OC*K*K of H*W.
+        uint64_t rows = (uint64_t)(L->kind == LAYER_CONV ? L->cin : L->cout) * L->k * L->k;
+        uint64_t cols = L->kind == LAYER_CONV ? (uint64_t)L->hout * L->wout : (uint64_t)L->hin * L->win;
+        if (rows * cols > scratch) scratch = rows * cols;
+    }
+    uint64_t floats = 4 * (uint64_t)m->n_params             // params | grads | m | v
+                      + 2 * (uint64_t)max_batch * m->act_total  // activations, their gradients
+                      + 2 * scratch                             // one scratch per thread (2 cores)
+                      + 4 * (uint64_t)m->n_params;              // load/save and good-weights copies
+    return floats * sizeof(float);
 }
 
 double model_forward_flops(const Model *m) {

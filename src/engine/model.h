@@ -61,6 +61,10 @@ int model_arch_parse(ModelSpec *spec, const char *arch, TbErr *err);
 void model_init_params(const Model *m, float *params, uint64_t seed);
 // Per-layer table: shapes, parameters, FLOPs per training step (batch 1).
 void model_print_summary(const Model *m, FILE *f);
+// Host memory a backend needs for this network at batch max_batch (parameter
+// block with gradients and optimizer state, activations and their gradients,
+// the largest im2col scratch, load/save copies), in bytes, computed in 64 bits.
+uint64_t model_host_bytes(const Model *m, int max_batch);
 // FLOPs of one forward pass for one sample (multiply-add = 2).
 double model_forward_flops(const Model *m);
 

@@ -10,6 +10,15 @@ int trainer_init(Trainer *t, const TrainerConfig *c, TbErr *err) {
     if (c->ring < 1 || c->max_batch < 1)
         return tb_fail(err, "trainer: ring %d and largest batch %d must be at least 1", c->ring, c->max_batch);
     if (model_build(&t->model, &c->spec, err)) return -1;
+    // Settings that cannot fit are bad input, said before anything is allocated.
+    uint64_t net = model_host_bytes(&t->model, c->max_batch);
+    uint64_t ring = (uint64_t)c->ring * c->spec.width * c->spec.height * 3;
+    uint64_t avail = tb_mem_available();
+    if (avail && net + ring > avail)
+        return tb_fail(err, "these settings need %.2f GB of memory (network %.2f GB, ring of %d frames "
+                       "%.2f GB) but %.2f GB are available: lower the size, channels, ring or memory",
+                       (double)(net + ring) / 1e9, (double)net / 1e9, c->ring, (double)ring / 1e9,
+                       (double)avail / 1e9);
     t->max_batch = c->max_batch;
     t->be = backend_create(c->backend, &t->model, t->max_batch, err);
     if (!t->be) return -1;
