@@ -4,9 +4,9 @@
 // dw/db/dx (dx may be NULL: no input gradient).
 //
 // Differences forced by the device, so that a training step never waits for it:
-//   - reductions (MSE loss, gradient norm) land in device scalars instead of
-//     being returned, and take a scratch of TB_REDUCE_BLOCKS doubles
-//     (mse_forward_backward_cuda: loss after dy; grad_norm_cuda: norm first);
+//   - reductions (MSE and L1 losses, gradient norm) land in device scalars
+//     instead of being returned, and take a scratch of TB_REDUCE_BLOCKS doubles
+//     (mse/l1_forward_backward_cuda: loss after dy; grad_norm_cuda: norm first);
 //   - the optimizer reads the gradient norm and its hyperparameters (StepParams)
 //     from device memory, so a captured CUDA graph replays with current values
 //     (sgd_update_cuda / adam_update_cuda take norm and p instead of scale and
@@ -51,6 +51,10 @@ void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, i
 // (sum in double, then / n) written to the device scalar *loss.
 void mse_forward_backward_cuda(float *dy, float *loss, const float *y, const float *t, size_t n,
                                double *scratch, cudaStream_t stream);
+// L1 over n elements; dy = sign(y-t)/n, sign(0) = 0 (dy may be NULL) and the loss
+// (sum of |y-t| in double, then / n) written to the device scalar *loss.
+void l1_forward_backward_cuda(float *dy, float *loss, const float *y, const float *t, size_t n,
+                              double *scratch, cudaStream_t stream);
 // Second stage of the two-pass reductions (loss.cu, optim.cu): *out =
 // sum(partial[0..count)) / div, or its square root; count <= TB_REDUCE_BLOCKS.
 void sum_partials_cuda(float *out, const double *partial, int count, double div, int take_sqrt,

@@ -418,6 +418,94 @@ TEST_IMPL(mse_and_grad_norm_same_bits_on_1_and_2_threads) {
 #endif
 }
 
+TEST_IMPL(l1_hand_values) {
+    // diffs 0.5, -0.25, 0.5, -1, 0: |.| sums to 2.25, mean 0.45; dy = sign/5, sign(0) = 0.
+    float y[5] = {0.5f, 0.25f, 1.0f, 0.0f, 0.75f}, t[5] = {0.0f, 0.5f, 0.5f, 1.0f, 0.75f}, dy[5];
+    poison(dy, 5);
+    float l = l1_forward_backward(dy, y, t, 5);
+    EXPECT_NEAR(l, (float)0.45, 0, "l1");
+    const float k = (float)(1.0 / 5.0), want[5] = {k, -k, k, -k, 0.0f};
+    for (int i = 0; i < 5; i++) EXPECT_NEAR(dy[i], want[i], 0, "l1 dy");
+    EXPECT(dy[4] == 0.0f && !signbit(dy[4]), "l1 dy at a tie: %g, not +0", (double)dy[4]);
+    EXPECT_NEAR(l1_forward_backward(NULL, y, t, 5), (float)0.45, 0, "l1, loss only");
+    poison(dy, 5);
+    EXPECT_NEAR(l1_forward_backward_ref(dy, y, t, 5), (float)0.45, 0, "l1_ref");
+    for (int i = 0; i < 5; i++) EXPECT_NEAR(dy[i], want[i], 0, "l1_ref dy");
+}
+
+// Large n (parallel blocks), with some exact ties, against the plain loop.
+TEST_IMPL(l1_of_196625_values_matches_reference) {
+    seed();
+    float *a, *b;
+    size_t n = mse_inputs(&a, &b);
+    for (size_t i = 0; i < n; i += 97) b[i] = a[i];  // sign(0) = 0 at scale too
+    float *g = alloc_f(n), *gr = alloc_f(n);
+    poison(g, n);
+    poison(gr, n);
+    float l = l1_forward_backward(g, a, b, n), lr = l1_forward_backward_ref(gr, a, b, n);
+    // Only the order of the double sum differs: at most the float rounding of the mean.
+    EXPECT_NEAR(l, lr, 2e-7 * lr, "l1 of 196625 values vs l1_ref");
+    EXPECT(memcmp(g, gr, n * sizeof(float)) == 0, "l1 dy differs from l1_ref's");
+    float l0 = l1_forward_backward(NULL, a, b, n);
+    EXPECT(memcmp(&l, &l0, sizeof l) == 0, "l1 with and without dy: %.9g vs %.9g", l, l0);
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++) zeros += g[i] == 0.0f;
+    EXPECT(zeros == (n + 96) / 97, "l1 dy zero exactly at the %zu ties: %zu zeros", (n + 96) / 97,
+           zeros);
+    free(a), free(b), free(g), free(gr);
+}
+
+// L = mean |y - t| in double, with y[i] moved by d.
+static double l1_double(const float *y, const float *t, size_t n, size_t i, double d) {
+    double s = 0.0;
+    for (size_t j = 0; j < n; j++) s += fabs((double)y[j] + (j == i ? d : 0.0) - (double)t[j]);
+    return s / (double)n;
+}
+
+// Central differences of the loss in double, away from the kink: with
+// |y-t| > 2h the loss is linear over [y-h, y+h], so the difference is exact up
+// to rounding.
+TEST_IMPL(l1_gradient_matches_finite_differences) {
+    seed();
+    size_t n = 3 * 17 * 23;
+    float *y = alloc_f(n), *t = alloc_f(n), *dy = alloc_f(n);
+    fill(y, n, 0, 1);
+    fill(t, n, 0, 1);
+    poison(dy, n);
+    l1_forward_backward(dy, y, t, n);
+    const double h = 1e-3;
+    int checked = 0;
+    for (int k = 0; k < 200 && checked < 30; k++) {
+        size_t i = pick(n);
+        if (fabs((double)y[i] - t[i]) <= 2 * h) continue;
+        double fd = (l1_double(y, t, n, i, h) - l1_double(y, t, n, i, -h)) / (2 * h);
+        EXPECT_NEAR(dy[i], fd, 1e-6 * fabs(fd), "l1 dy[i] vs central difference");
+        checked++;
+    }
+    EXPECT(checked == 30, "only %d coordinates away from the kink", checked);
+    free(y), free(t), free(dy);
+}
+
+// The same bits on 1 and 2 threads, like the MSE.
+TEST_IMPL(l1_same_bits_on_1_and_2_threads) {
+#ifdef _OPENMP
+    seed();
+    float *a, *b;
+    size_t n = mse_inputs(&a, &b);
+    int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
+    float l1 = l1_forward_backward(NULL, a, b, n);
+    omp_set_num_threads(nt > 1 ? nt : 2);
+    float lN = l1_forward_backward(NULL, a, b, n);
+    omp_set_num_threads(nt);
+    EXPECT(memcmp(&l1, &lN, sizeof l1) == 0, "l1 differs between thread counts: %.9g vs %.9g", l1,
+           lN);
+    free(a), free(b);
+#else
+    TEST_SKIP_CASE("built without OpenMP");
+#endif
+}
+
 // ---------------------------------------------------------------- optimizer
 TEST_IMPL(grad_norm_small_and_large) {
     seed();
@@ -573,7 +661,9 @@ TEST_MAIN(TEST_ENTRY(gemm_matches_reference_all_transposes),
           TEST_ENTRY(bias_act_matches_definition_and_finite_differences), TEST_ENTRY(bias_act_hand_values),
           TEST_ENTRY(bias_act_db_of_a_large_map_matches_double_sum), TEST_ENTRY(mse_hand_values),
           TEST_ENTRY(mse_of_196625_values_matches_double_sum),
-          TEST_ENTRY(mse_and_grad_norm_same_bits_on_1_and_2_threads), TEST_ENTRY(grad_norm_small_and_large),
+          TEST_ENTRY(mse_and_grad_norm_same_bits_on_1_and_2_threads), TEST_ENTRY(l1_hand_values),
+          TEST_ENTRY(l1_of_196625_values_matches_reference), TEST_ENTRY(l1_gradient_matches_finite_differences),
+          TEST_ENTRY(l1_same_bits_on_1_and_2_threads), TEST_ENTRY(grad_norm_small_and_large),
           TEST_ENTRY(clip_scale_clips_above_the_limit_only), TEST_ENTRY(sgd_two_steps_match_hand_and_pytorch),
           TEST_ENTRY(adam_two_steps_match_hand_and_pytorch),
           TEST_ENTRY(sgd_on_100003_values_matches_scalar_formula),

@@ -94,13 +94,18 @@ static void cpu_train_step(Backend *b, int B, const Hyper *h, int slot) {
     const Model *m = b->model;
     CHECK(B == c->batch, "step on %d samples, %d loaded", B, c->batch);
     CHECK(slot >= 0 && slot < TB_STATS_RING, "stats slot %d", slot);
+    CHECK(h->loss == LOSS_MSE || h->loss == LOSS_L1, "loss %d", h->loss);
     int nl = m->n_layers;
     cpu_forward_impl(b, B);
 
-    // Loss against the input itself; its gradient seeds the backward pass.
+    // Loss (h->loss: MSE or L1) against the input itself; its gradient seeds the
+    // backward pass.
     float *out = act_ptr(b, c->acts, nl, B);
     float *dout = act_ptr(b, c->dacts, nl, B);
-    float loss = mse_forward_backward(dout, out, act_ptr(b, c->acts, 0, B), (size_t)B * m->act_n[nl]);
+    const float *target = act_ptr(b, c->acts, 0, B);
+    size_t nout = (size_t)B * m->act_n[nl];
+    float loss = h->loss == LOSS_L1 ? l1_forward_backward(dout, out, target, nout)
+                                    : mse_forward_backward(dout, out, target, nout);
 
     for (int l = nl - 1; l >= 0; l--) {
         const Layer *L = &m->layers[l];

@@ -9,9 +9,11 @@
 // small ring of pinned host structs to one device struct with an async copy; the
 // kernels read them (and the stats slot) there. Loss and gradient norm stay on
 // the device and land in a ring of TB_STATS_RING slots that read_stats copies
-// back. For each (batch size, optimizer) the step runs eagerly once, then is
-// captured as a CUDA graph and replayed; the pinned-struct copy is issued just
-// before each launch, so a replay sees the current values.
+// back. For each (batch size, optimizer, loss) the step runs eagerly once, then
+// is captured as a CUDA graph and replayed; the pinned-struct copy is issued
+// just before each launch, so a replay sees the current values. The optimizer
+// and the loss pick which kernels a step launches, so a switch of either
+// selects (or captures) another graph.
 //
 // Environment: NVIDIA_TF32_OVERRIDE=0 or TABULA_NO_TF32=1 keep cuDNN on FMA math;
 // TABULA_NO_GRAPH=1 launches every step eagerly; TABULA_CUDNN_FIND=0 takes
@@ -32,6 +34,7 @@
 #define FRAME_RING 4   // pinned staging buffers for load_batch
 #define WS_MIN (32u << 20)   // workspace floor: room for the heuristics' picks at other batch sizes
 #define WS_CAP (256u << 20)  // largest workspace an algorithm may ask for
+#define STEP_KINDS 4          // graphs per batch size: one per step_kind (optimizer x loss)
 
 typedef struct {
     const Model *m;
@@ -67,7 +70,7 @@ typedef struct {
 
     ConvPlan *plans;  // (max_batch + 1) * L, row B filled on first use of B
     int *plans_ready;
-    cudaGraphExec_t *graphs;  // (max_batch + 1) * 2: key B*2 + (optimizer == OPT_ADAM)
+    cudaGraphExec_t *graphs;  // (max_batch + 1) * STEP_KINDS: key B*STEP_KINDS + step_kind
     int *graph_runs;
     int batch;  // B of the last load_batch
 } CudaCtx;
@@ -167,16 +170,27 @@ static void enqueue_forward(CudaCtx *c, int B) {
     }
 }
 
+// Which kernels a step launches (and which graph replays it): Adam else SGD,
+// L1 else MSE.
+enum { STEP_ADAM = 1, STEP_L1 = 2 };
+static int step_kind(const Hyper *h) {
+    return (h->optimizer == OPT_ADAM ? STEP_ADAM : 0) | (h->loss == LOSS_L1 ? STEP_L1 : 0);
+}
+
 // Everything of one step, in stream order; this is what the graph captures.
-static void enqueue_step(CudaCtx *c, int B, int adam) {
+static void enqueue_step(CudaCtx *c, int B, int kind) {
     const Model *m = c->m;
     int nl = c->L;
     float *d_loss = c->d_scalars, *d_norm = c->d_scalars + 1;
     enqueue_forward(c, B);
-    // Loss against the input itself; its gradient seeds the backward pass.
-    mse_forward_backward_cuda(act_at(c, c->dacts, nl, B), d_loss, act_at(c, c->acts, nl, B),
-                              act_at(c, c->acts, 0, B), (size_t)B * m->act_n[nl],
-                              c->reduce_scratch, c->stream);
+    // Loss (MSE or L1) against the input itself; its gradient seeds the backward pass.
+    float *dout = act_at(c, c->dacts, nl, B);
+    const float *out = act_at(c, c->acts, nl, B), *target = act_at(c, c->acts, 0, B);
+    size_t nout = (size_t)B * m->act_n[nl];
+    if (kind & STEP_L1)
+        l1_forward_backward_cuda(dout, d_loss, out, target, nout, c->reduce_scratch, c->stream);
+    else
+        mse_forward_backward_cuda(dout, d_loss, out, target, nout, c->reduce_scratch, c->stream);
     for (int l = nl - 1; l >= 0; l--) {
         const Layer *L = &m->layers[l];
         float *d = act_at(c, c->dacts, l + 1, B);
@@ -196,7 +210,7 @@ static void enqueue_step(CudaCtx *c, int B, int adam) {
     size_t n = m->n_params;
     grad_norm_cuda(d_norm, c->grads, n, c->reduce_scratch, c->stream);
     stats_record_cuda(c->d_ring, d_loss, d_norm, c->d_step, c->stream);
-    if (adam)
+    if (kind & STEP_ADAM)
         adam_update_cuda(c->params, c->mom, c->var, c->grads, n, d_norm, c->d_step, c->stream);
     else
         sgd_update_cuda(c->params, c->mom, c->grads, n, d_norm, c->d_step, c->stream);
@@ -215,12 +229,12 @@ static void push_step_params(CudaCtx *c, const Hyper *h, int slot) {
     c->step_count++;
 }
 
-static void run_step(CudaCtx *c, int B, int adam) {
+static void run_step(CudaCtx *c, int B, int kind) {
     if (!c->use_graphs) {
-        enqueue_step(c, B, adam);
+        enqueue_step(c, B, kind);
         return;
     }
-    int key = B * 2 + adam;
+    int key = B * STEP_KINDS + kind;
     if (c->graphs[key]) {
         cudaCheck(cudaGraphLaunch(c->graphs[key], c->stream));
         return;
@@ -228,13 +242,13 @@ static void run_step(CudaCtx *c, int B, int adam) {
     // First use of this shape runs eagerly, so that cuDNN and the runtime load
     // their kernels (and do any lazy setup) outside of a capture.
     if (c->graph_runs[key]++ == 0) {
-        enqueue_step(c, B, adam);
+        enqueue_step(c, B, kind);
         return;
     }
     cudaGraph_t g = NULL;
     cudaGraphExec_t exec = NULL;
     cudaCheck(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
-    enqueue_step(c, B, adam);
+    enqueue_step(c, B, kind);
     cudaError_t e = cudaStreamEndCapture(c->stream, &g);
     if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, g, 0);
     if (g) cudaCheck(cudaGraphDestroy(g));
@@ -243,7 +257,7 @@ static void run_step(CudaCtx *c, int B, int adam) {
         tb_log("cuda: capturing the training step failed (%s); running it without CUDA graphs",
                cudaGetErrorString(e));
         c->use_graphs = 0;
-        enqueue_step(c, B, adam);  // the captured work never ran
+        enqueue_step(c, B, kind);  // the captured work never ran
         return;
     }
     c->graphs[key] = exec;
@@ -258,7 +272,7 @@ static void cuda_destroy(Backend *b) {
         // Teardown also runs after a failed init: ignore errors, free what exists.
         if (c->stream) (void)cudaStreamSynchronize(c->stream);
         if (c->graphs)
-            for (int k = 0; k < (c->max_batch + 1) * 2; k++)
+            for (int k = 0; k < (c->max_batch + 1) * STEP_KINDS; k++)
                 if (c->graphs[k]) (void)cudaGraphExecDestroy(c->graphs[k]);
         if (c->plans)
             for (int B = 0; B <= c->max_batch; B++)
@@ -343,9 +357,10 @@ static void cuda_train_step(Backend *b, int B, const Hyper *h, int slot) {
     CHECK(B == c->batch, "step on %d samples, %d loaded", B, c->batch);
     CHECK(slot >= 0 && slot < TB_STATS_RING, "stats slot %d", slot);
     CHECK(h->optimizer == OPT_SGD || h->optimizer == OPT_ADAM, "optimizer %d", h->optimizer);
+    CHECK(h->loss == LOSS_MSE || h->loss == LOSS_L1, "loss %d", h->loss);
     ensure_plans(c, B);
     push_step_params(c, h, slot);
-    run_step(c, B, h->optimizer == OPT_ADAM);
+    run_step(c, B, step_kind(h));
 }
 
 static void cuda_forward(Backend *b, int B) {
@@ -443,8 +458,9 @@ static void ctx_init(CudaCtx *c, const Model *m, int max_batch) {
     c->find = !(f && strcmp(f, "0") == 0);
     c->plans = (ConvPlan *)tb_calloc((size_t)(max_batch + 1) * nl, sizeof(ConvPlan));
     c->plans_ready = (int *)tb_calloc((size_t)max_batch + 1, sizeof(int));
-    c->graphs = (cudaGraphExec_t *)tb_calloc((size_t)(max_batch + 1) * 2, sizeof(cudaGraphExec_t));
-    c->graph_runs = (int *)tb_calloc((size_t)(max_batch + 1) * 2, sizeof(int));
+    c->graphs = (cudaGraphExec_t *)tb_calloc((size_t)(max_batch + 1) * STEP_KINDS,
+                                             sizeof(cudaGraphExec_t));
+    c->graph_runs = (int *)tb_calloc((size_t)(max_batch + 1) * STEP_KINDS, sizeof(int));
 }
 
 // Floats of the activation block's each half (activations, their gradients).

@@ -59,6 +59,11 @@ void bias_act_backward(float *d, float *db, const float *y, int B, int C, int HW
 // ---- MSE loss, mean over all n elements, and its gradient dy = 2(y-t)/n.
 // Returns the loss (accumulated in double). dy may be NULL (loss only).
 float mse_forward_backward(float *dy, const float *y, const float *t, size_t n);
+// ---- L1 loss, mean |y-t| over all n elements, and its gradient dy = sign(y-t)/n
+// with sign(0) = 0 (PyTorch's F.l1_loss). Returns the loss (accumulated in
+// double). dy may be NULL (loss only). The _ref sums in element order.
+float l1_forward_backward(float *dy, const float *y, const float *t, size_t n);
+float l1_forward_backward_ref(float *dy, const float *y, const float *t, size_t n);
 
 // ---- Optimizer over the flat parameter block (PyTorch semantics: see
 // docs/ARCHITECTURE.md, "The network").
@@ -68,7 +73,7 @@ enum { LOSS_MSE = 0, LOSS_L1 = 1 };
 // Optimizer settings for one step; changed live between steps.
 typedef struct {
     int optimizer;  // OPT_SGD or OPT_ADAM
-    int loss;       // LOSS_MSE or LOSS_L1
+    int loss;       // LOSS_MSE or LOSS_L1: what train_step minimises
     float lr, momentum, clip, weight_decay;
     float beta1, beta2, eps;  // Adam
     int t;                    // Adam step count, 1-based (the trainer counts)
@@ -76,7 +81,7 @@ typedef struct {
 
 // What one training step measured (computed in its forward pass, before the update).
 typedef struct {
-    float loss;       // MSE over the whole batch
+    float loss;       // the loss in force (Hyper.loss: MSE or L1) over the whole batch
     float grad_norm;  // global L2 norm before clipping
 } StepStats;
 
