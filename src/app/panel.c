@@ -132,7 +132,8 @@ void panel_hud(Display *d, const RunView *v, const char *backend, double disp_fp
         }
     }
     if (l[n][0]) n++;
-    snprintf(l[n++], HUD_W, "loss %.5f   PSNR %.2f dB", (double)v->loss, (double)v->psnr);
+    if (v->psnr == v->psnr) snprintf(l[n++], HUD_W, "loss %.5f   PSNR %.2f dB", (double)v->loss, (double)v->psnr);
+    else snprintf(l[n++], HUD_W, "loss %.5f (L1)", (double)v->loss);
     snprintf(l[n++], HUD_W, "train %.1f steps/s   display %.0f fps   delay %.0f ms",
              (double)v->steps_per_s, disp_fps, delay_ms);
     snprintf(l[n++], HUD_W, "step %ld   frame %ld   backend %s", v->step, v->frames, backend);

@@ -73,6 +73,7 @@ int session_trainer_config(const Settings *s, const ModelSpec *arch, TrainerConf
     c->backend = s->backend;
     Hyper *h = &c->hyper;
     h->optimizer = strcmp(s->optimizer, "adam") == 0 ? OPT_ADAM : OPT_SGD;
+    h->loss = strcmp(s->loss, "l1") == 0 ? LOSS_L1 : LOSS_MSE;
     h->lr = s->lr;
     h->momentum = s->momentum;
     h->clip = s->clip;

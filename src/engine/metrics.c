@@ -37,6 +37,7 @@ void metrics_frame(Metrics *m, Trainer *t, long frame, int slot, int steps, int 
     p->clip = t->hyper.clip;
     p->steps = steps;
     p->memory = memory;
+    p->loss_kind = t->hyper.loss;
     m->window_steps += steps;
 }
 
@@ -63,7 +64,8 @@ int metrics_flush(Metrics *m, Trainer *t) {
         StepStats s = st[p->slot];
         m->loss = s.loss;
         m->grad_norm = s.grad_norm;
-        m->psnr = s.loss > 0 ? (float)(10.0 * log10(1.0 / s.loss)) : 99.0f;
+        // PSNR from the MSE; under L1 the loss is no MSE, so there is none (null).
+        m->psnr = p->loss_kind != LOSS_MSE ? NAN : s.loss > 0 ? (float)(10.0 * log10(1.0 / s.loss)) : 99.0f;
         if (m->f && !m->write_failed) {
             // JSON has no NaN: write null for a non-finite value.
             char loss[32], psnr[32], gn[32];
@@ -73,9 +75,10 @@ int metrics_flush(Metrics *m, Trainer *t) {
             int w = fprintf(m->f,
                             "{\"frame\":%ld,\"step\":%ld,\"loss\":%s,\"psnr\":%s,\"grad_norm\":%s,"
                             "\"lr\":%.7g,\"momentum\":%.7g,\"clip\":%.7g,\"steps_per_frame\":%d,"
-                            "\"memory\":%d,\"step_ms\":%.3f,\"fps\":%.2f,\"backend\":\"%s\"}\n",
+                            "\"memory\":%d,\"loss_fn\":\"%s\",\"step_ms\":%.3f,\"fps\":%.2f,\"backend\":\"%s\"}\n",
                             p->frame, p->step, loss, psnr, gn, (double)p->lr, (double)p->momentum,
-                            (double)p->clip, p->steps, p->memory, (double)m->step_ms,
+                            (double)p->clip, p->steps, p->memory, p->loss_kind == LOSS_L1 ? "l1" : "mse",
+                            (double)m->step_ms,
                             (double)m->fps, t->be->name);
             if (w < 0) {
                 // A full disk must not stop the show: say it once, keep training.

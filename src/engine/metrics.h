@@ -17,6 +17,7 @@ typedef struct {
     int slot;   // stats slot of the frame's last step, -1 if no step
     float lr, momentum, clip;
     int steps, memory;
+    int loss_kind;  // LOSS_MSE or LOSS_L1 (PSNR only means something under MSE)
 } PendingFrame;
 
 typedef struct {
@@ -27,7 +28,7 @@ typedef struct {
     double window_start;
     int window_steps;
     // Latest values, for the HUD.
-    float loss, psnr, grad_norm, step_ms, fps;
+    float loss, psnr, grad_norm, step_ms, fps;  // psnr: NaN when the loss is not MSE
     long frames_written;
     int write_failed;
     // Divergence guard: known-good weights, restored when a loss is not finite.
