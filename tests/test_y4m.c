@@ -7,6 +7,7 @@
 // must name every kind of source it knows.
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "source.h"
@@ -293,6 +294,20 @@ TEST_IMPL(missing_file_names_path_and_reason) {
            "missing file: '%s'", err.msg);
 }
 
+// A FIFO (or a device) given as a file would block at open: refused at once.
+TEST_IMPL(fifo_as_a_file_is_refused_at_once) {
+    char path[64], spec[80];
+    snprintf(path, sizeof path, "/tmp/tabula-fifo-%d.y4m", (int)getpid());
+    CHECK(mkfifo(path, 0600) == 0, "mkfifo %s", path);
+    snprintf(spec, sizeof spec, "file:%s", path);
+    TbErr err = {{0}};
+    Source *s = source_open(spec, NULL, &err);
+    EXPECT(s == NULL && strstr(err.msg, "not a regular file"), "fifo: '%s'", err.msg);
+    s = source_open("file:/dev/zero", NULL, &err);
+    EXPECT(s == NULL && strstr(err.msg, "/dev/zero: not a regular file"), "device: '%s'", err.msg);
+    unlink(path);
+}
+
 TEST_IMPL(unknown_and_unbuilt_specs_rejected) {
     TbErr err = {{0}};
     Source *s = source_open("bogus", NULL, &err);
@@ -356,5 +371,5 @@ TEST_MAIN(TEST_ENTRY(real_clip_frame_0_matches_ffmpeg),
           TEST_ENTRY(real_clip_loops_to_frame_0_after_300), TEST_ENTRY(ntsc_frame_rate_is_exact),
           TEST_ENTRY(generated_444_colours_match_ffmpeg_and_loop), TEST_ENTRY(odd_size_420_with_and_without_c_token),
           TEST_ENTRY(bad_headers_rejected_naming_the_file), TEST_ENTRY(truncated_frames_rejected_naming_the_file),
-          TEST_ENTRY(missing_file_names_path_and_reason), TEST_ENTRY(unknown_and_unbuilt_specs_rejected),
+          TEST_ENTRY(missing_file_names_path_and_reason), TEST_ENTRY(fifo_as_a_file_is_refused_at_once), TEST_ENTRY(unknown_and_unbuilt_specs_rejected),
           TEST_ENTRY(pattern_is_deterministic_moving_and_counts_frames))

@@ -110,6 +110,11 @@ Source *source_open(const char *spec, const SourceOpts *o, TbErr *err) {
             tb_fail(err, "%s: is a folder (use dir:%s for an image folder)", path, path);
             return NULL;
         }
+        // A FIFO or device would block at open or read forever: files only.
+        if (!S_ISREG(st.st_mode)) {
+            tb_fail(err, "%s: not a regular file (a pipe or a device cannot be played as a file)", path);
+            return NULL;
+        }
     }
     const char *arg;
     const SourceKind *k = find_kind(spec, &arg);
