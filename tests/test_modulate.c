@@ -154,6 +154,16 @@ TEST_IMPL(lfo_stays_in_range) {
     const Param *row = param_live(PARAM_LFO_PARAM);
     int nt = param_choice_count(row);
     EXPECT(nt == 10 && lfo_target_param(0) == -1, "%d targets", nt);
+    // The list is every numeric live parameter but fade_time and the LFO's own.
+    for (int id = 0; id < PARAM_COUNT; id++) {
+        double lo, hi;
+        param_live_range(id, &lo, &hi);
+        int numeric = param_live(id)->type != P_CHOICE && !(param_is_int(id) && hi - lo <= 1) &&
+                      id != PARAM_FADE_TIME && id != PARAM_LFO_RATE && id != PARAM_LFO_DEPTH;
+        int listed = 0;
+        for (int k = 1; k < nt; k++) listed |= lfo_target_param(k) == id;
+        EXPECT(listed == numeric, "%s: %s LFO_TARGETS", param_live(id)->key, numeric ? "missing from" : "wrongly in");
+    }
     for (int k = 1; k < nt; k++) {
         int id = lfo_target_param(k);
         EXPECT(id >= 0 && param_live(id)->type != P_CHOICE, "target %d is a numeric live parameter", k);

@@ -42,7 +42,8 @@ typedef enum {
 } ParamId;
 
 // The parameters an LFO can move (the choices of lfo_param): every numeric live
-// parameter (not a choice, not a 0/1 switch, not the LFO's own).
+// parameter but fade_time and the LFO's own (not a choice, not a 0/1 switch;
+// tests/test_modulate.c checks the list against the table).
 #define LFO_TARGETS \
     "none|lr|momentum|clip|weight_decay|steps_per_frame|memory|ring|input_smoothing|output_smoothing"
 
