@@ -141,7 +141,7 @@ static void slot_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
         // An instant fade (fade_time 0) is a recall.
         // fall through
     case CMD_SLOT_RECALL:
-        modulate_fade_stop(&r->mod);
+        if (trainer_slot_full(&r->t, i)) modulate_fade_stop(&r->mod);  // a new network: the fade is over
         if (!(rc = trainer_slot_recall(&r->t, i, &err))) snprintf(msg, n, "slot %d recalled", i);
         break;
     case CMD_SLOT_WRITE:
