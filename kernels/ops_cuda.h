@@ -100,6 +100,10 @@ void tensor_to_frame_cuda(uint8_t *rgb, const float *x, int H, int W, cudaStream
 void tensor_to_rgba_cuda(uint8_t *rgba, size_t pitch, const float *x, int H, int W,
                          cudaStream_t stream);
 
+// ---- lerp.cu: w = (1-a)*w + a*s over n floats (snapshot slots' cross-fade),
+// the same bits as lerp() on the CPU. a is a host value: never captured in a graph.
+void lerp_cuda(float *w, const float *s, size_t n, float a, cudaStream_t stream);
+
 // ---- conv_cudnn.cu: Conv2d and ConvTranspose2d through cuDNN.
 // A plan describes one convolution in cuDNN's terms: `in` (N, Ci, Hi, Wi) ->
 // `out` with filter (Ko, Ci, K, K). For Conv2d, in = x (B,C,H,W), out = y

@@ -6,7 +6,7 @@
 //
 // Every CUDA op against the CPU reference of ops.h (one case per op), then
 // whole training runs of a small model on the CUDA backend against the CPU
-// backend. TF32 is off (TABULA_NO_TF32=1, cuDNN on FMA math) so the two can
+// backend, then the snapshot slots (lerp, save / blend / recall). TF32 is off (TABULA_NO_TF32=1, cuDNN on FMA math) so the two can
 // agree to float rounding. Odd shapes, fresh random inputs per op, device
 // outputs poisoned with NaN before each call. Skips (77) as a whole, with the
 // reason, when built without CUDA or without a usable GPU.
@@ -742,6 +742,79 @@ TEST_IMPL(training_loss_switch_graphs) {
     free(sc.params), free(sc.state), free(sg.params), free(sg.state);
 }
 
+// lerp_cuda against lerp: the same formula ((1-a)*w rounded, then one fma),
+// so the same bits are expected; both ends exact.
+TEST_IMPL(lerp) {
+    size_t n = 1000003;
+    float *w = hnew(n), *sl = hnew(n), *want = hnew(n), *got = hnew(n);
+    float *d_w = dnew(n), *d_s = dnew(n);
+    fill(w, n, -2, 2);
+    fill(sl, n, -1, 1);
+    up(d_s, sl, n);
+    const float alphas[] = {0.5f, 0.125f, 0.7f, 1.0f};
+    for (size_t k = 0; k < sizeof alphas / sizeof alphas[0]; k++) {
+        float a = alphas[k];
+        memcpy(want, w, n * sizeof(float));
+        lerp(want, sl, n, a);
+        up(d_w, w, n);
+        lerp_cuda(d_w, d_s, n, a, g_stream);
+        down(got, d_w, n);
+        size_t differ = 0;
+        for (size_t i = 0; i < n; i++) differ += memcmp(&got[i], &want[i], sizeof(float)) != 0;
+        printf("lerp a=%g: %zu of %zu elements differ from the CPU in their bits\n", (double)a, differ, n);
+        EXPECT_CLOSE(got, want, n, 1e-7, "lerp a=%g", (double)a);
+        if (a == 1.0f) EXPECT(memcmp(got, sl, n * sizeof(float)) == 0, "a = 1 gives the slot bit for bit");
+    }
+    up(d_w, w, n);
+    lerp_cuda(d_w, d_s, n, 0.0f, g_stream);
+    down(got, d_w, n);
+    EXPECT(memcmp(got, w, n * sizeof(float)) == 0, "a = 0 leaves w bit for bit");
+    free(w), free(sl), free(want), free(got);
+    cudaFree(d_w), cudaFree(d_s);
+}
+
+// The backends' snapshot slots: the same blend of weights and optimizer state
+// on both, and a recall on the GPU gives back what was saved bit for bit (slots
+// 0 and TB_SLOTS included: the trainer's scratch and its last).
+TEST_IMPL(slots_match_cpu) {
+    Training *t = training();
+    if (!t) return;
+    size_t n = t->m.n_params;
+    float *st0 = hnew(2 * n);
+    fill(st0, 2 * n, 0, 0.01f);
+    Backend *be[2] = {t->cpu, t->gpu};
+    float *p[2], *st[2];
+    const int slots[] = {0, 4, TB_SLOTS};
+    for (size_t k = 0; k < sizeof slots / sizeof slots[0]; k++) {
+        int i = slots[k];
+        for (int b = 0; b < 2; b++) {
+            TbErr err = {{0}};
+            be[b]->set_params(be[b], t->p0);
+            be[b]->set_opt_state(be[b], st0, OPT_ADAM);
+            EXPECT(be[b]->slot_save(be[b], i, &err) == 0, "%s slot_save %d: %s", be[b]->name, i, err.msg);
+            be[b]->set_params(be[b], t->rc.params);
+            be[b]->reset_opt_state(be[b]);
+            be[b]->slot_blend(be[b], i, 0.3f, 1);
+            p[b] = hnew(n);
+            st[b] = hnew(2 * n);
+            be[b]->get_params(be[b], p[b]);
+            be[b]->get_opt_state(be[b], st[b], OPT_ADAM);
+        }
+        EXPECT_CLOSE(p[1], p[0], n, 1e-7, "slot %d: blended weights", i);
+        EXPECT_CLOSE(st[1], st[0], 2 * n, 1e-7, "slot %d: blended optimizer state", i);
+        t->gpu->slot_blend(t->gpu, i, 0.5f, 0);  // weights only: the state stays as it was
+        t->gpu->get_opt_state(t->gpu, st[0], OPT_ADAM);
+        EXPECT(memcmp(st[0], st[1], 2 * n * sizeof(float)) == 0, "slot %d: a blend without state leaves it", i);
+        t->gpu->slot_recall(t->gpu, i);
+        t->gpu->get_params(t->gpu, p[1]);
+        t->gpu->get_opt_state(t->gpu, st[1], OPT_ADAM);
+        EXPECT(memcmp(p[1], t->p0, n * sizeof(float)) == 0, "slot %d: recalled weights bit for bit", i);
+        EXPECT(memcmp(st[1], st0, 2 * n * sizeof(float)) == 0, "slot %d: recalled state bit for bit", i);
+        for (int b = 0; b < 2; b++) free(p[b]), free(st[b]);
+    }
+    free(st0);
+}
+
 // The parity cases rely on it: TABULA_NO_TF32=1 (set by main) turns TF32 off.
 TEST_IMPL(tf32_off) { EXPECT(!cuda_tf32_enabled(), "TF32 still on with TABULA_NO_TF32=1"); }
 #endif  // TABULA_HAVE_CUDA
@@ -779,6 +852,8 @@ int main(int argc, char **argv) {
         TEST_ENTRY(training_adam_graphs),
         TEST_ENTRY(training_sgd_eager),
         TEST_ENTRY(training_loss_switch_graphs),
+        TEST_ENTRY(lerp),
+        TEST_ENTRY(slots_match_cpu),
     };
     int rc = test_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 

@@ -11,6 +11,13 @@
 #include "display.h"
 
 #define SH GLFW_MOD_SHIFT
+#define CT GLFW_MOD_CONTROL
+// Slots 1..8 on F2..F9: the first of each eight carries the help line for all.
+#define SLOT_KEY(n, mods, kind) {GLFW_KEY_F1 + (n), mods, kind, n, NULL, NULL}
+#define SLOT_KEYS(mods, kind, name, help)                                                       \
+    {GLFW_KEY_F2, mods, kind, 1, name, help}, SLOT_KEY(2, mods, kind), SLOT_KEY(3, mods, kind), \
+        SLOT_KEY(4, mods, kind), SLOT_KEY(5, mods, kind), SLOT_KEY(6, mods, kind),              \
+        SLOT_KEY(7, mods, kind), SLOT_KEY(8, mods, kind)
 static const KeyBinding KEYS[] = {
     {GLFW_KEY_UP, 0, KA_UP, PARAM_LR, "Up", "learning rate"},
     {GLFW_KEY_DOWN, 0, KA_DOWN, PARAM_LR, "Down", "learning rate"},
@@ -29,6 +36,9 @@ static const KeyBinding KEYS[] = {
     {GLFW_KEY_R, 0, KA_RESET, 0, "R", "reset: a fresh blank network"},
     {GLFW_KEY_S, 0, KA_SAVE, 0, "S", "save a snapshot of the weights (snapshot_dir)"},
     {GLFW_KEY_L, 0, KA_LOAD, 0, "L", "load the newest snapshot"},
+    SLOT_KEYS(0, KA_SLOT_FADE, "F2 to F9", "cross-fade into slot 1 to 8 over fade_time seconds"),
+    SLOT_KEYS(SH, KA_SLOT_SAVE, "Shift+F2 to F9", "save the network into slot 1 to 8 (in memory)"),
+    SLOT_KEYS(CT, KA_SLOT_RECALL, "Ctrl+F2 to F9", "recall slot 1 to 8 at once"),
     {GLFW_KEY_TAB, 0, KA_LAYOUT_NEXT, 0, "Tab", "next layout"},
     {GLFW_KEY_1, 0, KA_LAYOUT_SET, DISPLAY_MIRROR, "1", "layout: mirror (reconstruction only)"},
     {GLFW_KEY_2, 0, KA_LAYOUT_SET, DISPLAY_SIDE, "2", "layout: camera | reconstruction"},
@@ -43,14 +53,20 @@ static const KeyBinding KEYS[] = {
 };
 #define N_KEYS (int)(sizeof KEYS / sizeof KEYS[0])
 
-const KeyBinding *keys_lookup(int key, int mods) {
-    int shift = (mods & SH) ? SH : 0;
+static const KeyBinding *find(int key, int mods) {
     for (int i = 0; i < N_KEYS; i++)
-        if (KEYS[i].key == key && KEYS[i].mods == shift) return &KEYS[i];
-    // A shifted key with no shifted binding acts as the plain key (e.g. Shift+Up).
-    for (int i = 0; shift && i < N_KEYS; i++)
-        if (KEYS[i].key == key && KEYS[i].mods == 0) return &KEYS[i];
+        if (KEYS[i].key == key && KEYS[i].mods == mods) return &KEYS[i];
     return NULL;
+}
+
+const KeyBinding *keys_lookup(int key, int mods) {
+    int m = mods & (SH | CT);
+    const KeyBinding *b = find(key, m);
+    // A modifier with no binding of its own acts as the key without it (e.g.
+    // Shift+Up is Up; Ctrl+S is S, as before Ctrl meant anything).
+    if (!b && (m & CT)) b = find(key, m & SH);
+    if (!b && m) b = find(key, 0);
+    return b;
 }
 
 const KeyBinding *keys_table(int *n) {

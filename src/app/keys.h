@@ -19,18 +19,22 @@ typedef enum {
     KA_HELP,
     KA_FULLSCREEN,
     KA_QUIT,
+    KA_SLOT_FADE,   // cross-fade into slot `arg` (1..8) over fade_time
+    KA_SLOT_SAVE,   // live network into slot `arg`
+    KA_SLOT_RECALL, // slot `arg` at once
 } KeyActionKind;
 
 typedef struct {
     int key;   // GLFW_KEY_*
-    int mods;  // required GLFW_MOD_SHIFT (others ignored), 0 = without shift
+    int mods;  // required GLFW_MOD_SHIFT and/or GLFW_MOD_CONTROL (others ignored), 0 = neither
     KeyActionKind kind;
     int arg;
     const char *keyname;  // as printed in help
     const char *help;     // KA_UP/KA_DOWN: the parameter's name (keys_help adds the step)
 } KeyBinding;
 
-// Binding for a key press (NULL if none). Shift-sensitive where the table says.
+// Binding for a key press (NULL if none). Shift- and Ctrl-sensitive where the
+// table says; a modifier with no binding of its own falls back to the key without it.
 const KeyBinding *keys_lookup(int key, int mods);
 const KeyBinding *keys_table(int *n);
 // The help line of a binding: its text, and for a parameter step the direction

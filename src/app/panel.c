@@ -91,6 +91,9 @@ void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k) {
         break;
     case KA_FULLSCREEN: display_set_fullscreen(d, !display_fullscreen(d)); break;
     case KA_QUIT: display_set_should_close(d, 1); break;
+    case KA_SLOT_FADE: push_cmd(a, CMD_SLOT_FADE, (float)b->arg); break;
+    case KA_SLOT_SAVE: push_cmd(a, CMD_SLOT_SAVE, (float)b->arg); break;
+    case KA_SLOT_RECALL: push_cmd(a, CMD_SLOT_RECALL, (float)b->arg); break;
     }
 }
 
@@ -103,6 +106,10 @@ static int param_text(const LiveParams *p, int id, char *buf, size_t n) {
     if (id == PARAM_PAUSE) return v > 0 ? snprintf(buf, n, "PAUSED") : 0;
     if (id == PARAM_FREEZE) return v > 0 ? snprintf(buf, n, "CAMERA FROZEN") : 0;
     if ((id == PARAM_SMOOTH_IN || id == PARAM_SMOOTH_OUT || id == PARAM_WEIGHT_DECAY) && v <= 0) return 0;
+    // The LFO's wave, rate and depth only while it moves something.
+    if ((id == PARAM_LFO_PARAM || id == PARAM_LFO_SHAPE || id == PARAM_LFO_RATE || id == PARAM_LFO_DEPTH) &&
+        p->v[PARAM_LFO_PARAM] <= 0)
+        return 0;
     if (r->type == P_CHOICE) {
         char name[32];
         return snprintf(buf, n, "%s %s", r->label, param_choice_name(r, (int)v, name, sizeof name) ? name : "?");

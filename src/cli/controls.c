@@ -5,17 +5,18 @@
 #include <math.h>
 #include <string.h>
 
+double live_param_from_settings(const Settings *s, int id) {
+    const Param *r = param_live(id);
+    const char *f = (const char *)s + r->off;
+    return r->type == P_FLOAT  ? *(const float *)f
+         : r->type == P_LONG   ? (double)*(const long *)f
+         : r->type == P_CHOICE ? param_choice_index(r, f)
+                               : *(const int *)f;
+}
+
 void live_params_from_settings(LiveParams *p, const Settings *s) {
     memset(p, 0, sizeof *p);
-    for (int id = 0; id < PARAM_COUNT; id++) {
-        const Param *r = param_live(id);
-        const char *f = (const char *)s + r->off;
-        double v = r->type == P_FLOAT  ? *(const float *)f
-                 : r->type == P_LONG   ? (double)*(const long *)f
-                 : r->type == P_CHOICE ? param_choice_index(r, f)
-                                       : *(const int *)f;
-        live_params_set(p, id, (float)v);
-    }
+    for (int id = 0; id < PARAM_COUNT; id++) live_params_set(p, id, (float)live_param_from_settings(s, id));
 }
 
 static float clamp_round(int id, float v) {
@@ -59,6 +60,12 @@ static const ActionInfo ACTIONS[] = {
     {"freeze", CMD_TOGGLE, PARAM_FREEZE, "freeze / unfreeze the camera"},
     {"save", CMD_SAVE, -1, "save a snapshot of the weights"},
     {"load", CMD_LOAD, -1, "load the newest snapshot"},
+    {"slot_save", CMD_SLOT_SAVE, -1, "save the live network into slot N (1 to 8; in memory)"},
+    {"slot_recall", CMD_SLOT_RECALL, -1, "slot N (1 to 8) becomes the live network at once"},
+    {"slot_fade", CMD_SLOT_FADE, -1, "cross-fade the live network into slot N over fade_time seconds"},
+    {"slot_write", CMD_SLOT_WRITE, -1, "write slot N to snapshot_dir/slot-N.safetensors"},
+    {"slot_read", CMD_SLOT_READ, -1, "read snapshot_dir/slot-N.safetensors into slot N"},
+    {"scene", CMD_SCENE, -1, "recall scene N (1 = the first file in the scenes folder by name)"},
 };
 
 const ActionInfo *actions_table(size_t *n) {

@@ -21,6 +21,13 @@ typedef enum {
     CMD_SAVE,     // snapshot to the snapshot folder
     CMD_LOAD,     // load the newest snapshot
     CMD_QUIT,
+    // Snapshot slots (value = slot number, 1..8) and scenes (modulate.h).
+    CMD_SLOT_SAVE,    // the live network into slot N (memory; the GPU's on CUDA)
+    CMD_SLOT_RECALL,  // slot N becomes the live network at once
+    CMD_SLOT_FADE,    // cross-fade the live network into slot N over fade_time seconds
+    CMD_SLOT_WRITE,   // slot N to snapshot_dir/slot-N.safetensors
+    CMD_SLOT_READ,    // snapshot_dir/slot-N.safetensors into slot N
+    CMD_SCENE,        // recall scene N (1 = the first file by name): glide to its values
 } CommandId;
 
 // Who sent an event (for the event log).
@@ -58,6 +65,8 @@ typedef struct {
 
 // Initial values from the settings.
 void live_params_from_settings(LiveParams *p, const Settings *s);
+// The live value of parameter id in s (a choice as its index), unclamped.
+double live_param_from_settings(const Settings *s, int id);
 // Clamp to the parameter's range in the table (integers rounded); returns the
 // value stored. A NaN (from a controller) leaves the value as it was.
 float live_params_set(LiveParams *p, int id, float value);

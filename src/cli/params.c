@@ -78,6 +78,27 @@ static const Param PARAMS[] = {
     {"train", "stats_every", NULL, P_INT, O(stats_every), 1, 60, NULL, "8",
      "read the loss back from the GPU every N frames (each read waits for it)", SET},
 
+    // Slots, scenes and the LFO (src/cli/modulate.h). fade_time: x2 a step; a
+    // step down below 0.25 s makes fades instant, a step up from 0 gives 0.25 s.
+    {"modulation", "fade_time", "fade-time", P_FLOAT, O(fade_time), 0, 600, NULL, "4",
+     "seconds slot_fade takes to cross-fade the live network into a slot (0 = at once)",
+     LIVE(PARAM_FADE_TIME, SCALE_LOG, 2, 0.25, 0.25, "fade s")},
+    {"modulation", "scenes", "scenes", P_STR, O(scenes), 0, 0, NULL, "config/scenes",
+     "folder of scene files (*.ini, in name order: scene 1, 2, ...); a missing default folder means no scenes", SET},
+    {"modulation", "lfo_param", "lfo-param", P_CHOICE, O(lfo_param), 0, 0, LFO_TARGETS, "none",
+     "the live parameter the LFO moves around the value it is set to (none = off)",
+     LIVE(PARAM_LFO_PARAM, SCALE_LIN, 1, 0, 0, "lfo")},
+    {"modulation", "lfo_shape", "lfo-shape", P_CHOICE, O(lfo_shape), 0, 0, "sine|triangle|random", "sine",
+     "LFO wave: sine, triangle, or random (a random walk)", LIVE(PARAM_LFO_SHAPE, SCALE_LIN, 1, 0, 0, "wave")},
+    // rate: half an octave a step.
+    {"modulation", "lfo_rate", "lfo-rate", P_FLOAT, O(lfo_rate), 0.001, 20, NULL, "0.1",
+     "LFO cycles per second (Hz); random: how fast it wanders",
+     LIVE(PARAM_LFO_RATE, SCALE_LOG, 1.41421356, 0, 0, "rate Hz")},
+    {"modulation", "lfo_depth", "lfo-depth", P_FLOAT, O(lfo_depth), 0, 1, NULL, "0.1",
+     "LFO swing either side of the value, as a fraction of the parameter's range (of its "
+     "logarithm for a log-scaled one such as lr: 0.1 of lr's 1e-5..10 is about 2 octaves)",
+     LIVE(PARAM_LFO_DEPTH, SCALE_LIN, 0.05, 0, 0, "depth")},
+
     {"source", "source", "source", P_STR, O(source), 0, 0, NULL, "",
      "frames from: camera, camera:/dev/videoN, file:PATH (.y4m, or any video in the app "
      "build), dir:PATH (PNG/JPEG), pattern; empty = a camera if present, else the bundled clip", SET},

@@ -33,8 +33,19 @@ typedef enum {
     PARAM_SMOOTH_OUT,    // blend of each reconstruction with the previous one
     PARAM_FREEZE,        // 1 = train on and show the last frame
     PARAM_PAUSE,         // 1 = frozen: keep showing reconstructions, no steps
+    PARAM_FADE_TIME,     // seconds a slot cross-fade takes (modulate.h)
+    PARAM_LFO_PARAM,     // the parameter the LFO moves: 0 none, else an index in LFO_TARGETS
+    PARAM_LFO_SHAPE,     // 0 sine, 1 triangle, 2 random walk
+    PARAM_LFO_RATE,      // Hz
+    PARAM_LFO_DEPTH,     // swing either side, as a fraction of the parameter's range
     PARAM_COUNT
 } ParamId;
+
+// The parameters an LFO can move (the choices of lfo_param): every numeric live
+// parameter but fade_time and the LFO's own (not a choice, not a 0/1 switch;
+// tests/test_modulate.c checks the list against the table).
+#define LFO_TARGETS \
+    "none|lr|momentum|clip|weight_decay|steps_per_frame|memory|ring|input_smoothing|output_smoothing"
 
 typedef struct {
     const char *section, *key;  // INI name; section NULL = command line only

@@ -20,7 +20,13 @@ int run_open(Run *r, const Settings *s, ControlQueue *q, TbErr *err) {
         r->events = fopen(s->events, "w");
         if (!r->events) return tb_fail(err, "--events %s: %s", s->events, strerror(errno));
     }
-    if (session_setup_trainer(&r->t, s, err)) goto fail_events;
+    // Scenes first: a bad file stops the start before anything heavy is made.
+    const Param *sd = param_find_ini("modulation", "scenes");
+    if (s->scenes[0] && scenes_load_dir(&r->scenes, s->scenes, strcmp(s->scenes, sd->def) == 0, err))
+        goto fail_events;
+    if (r->scenes.n) tb_log("scenes: %d in %s/", r->scenes.n, s->scenes);
+    modulate_init(&r->mod, (uint64_t)s->seed);
+    if (session_setup_trainer(&r->t, s, err)) goto fail_scenes;
     if (metrics_open(&r->m, s->metrics, &r->t, err)) goto fail_trainer;
     live_params_from_settings(&r->p, s);
     size_t n = frame_bytes(r);
@@ -31,6 +37,8 @@ int run_open(Run *r, const Settings *s, ControlQueue *q, TbErr *err) {
     return 0;
 fail_trainer:
     trainer_free(&r->t);
+fail_scenes:
+    scenes_free(&r->scenes);
 fail_events:
     if (r->events) fclose(r->events);
     return -1;
@@ -55,13 +63,130 @@ static void log_param(Run *r, const ControlEvent *e) {
     log_event(r, e, what, r->p.v[e->param]);
 }
 
+double run_now(const Run *r) {
+    if (r->s->headless) return (double)r->frames / (r->s->fps > 0 ? r->s->fps : 30.0);
+    return tb_now() - r->t_start;
+}
+
+// The moments the modulator noted (glide start/end, LFO attach/detach, fade
+// end), into the event log: not every frame's value.
+static void log_notes(Run *r) {
+    static const char *const glide[] = {"start", "end", "stop"};
+    for (int i = 0; i < r->mod.n_notes; i++) {
+        const ModNote *nt = &r->mod.note[i];
+        ControlEvent e = {.cmd = CMD_SET, .param = nt->param, .value = nt->value, .source = nt->source};
+        char what[160];
+        const char *key = nt->kind <= MOD_LFO_DETACH ? param_live(nt->param)->key : "";
+        switch (nt->kind) {
+        case MOD_GLIDE_START:
+            snprintf(what, sizeof what, "\"param\":\"%s\",\"glide\":\"start\",\"to\":%.7g,\"seconds\":%.7g",
+                     key, (double)nt->to, (double)nt->seconds);
+            break;
+        case MOD_GLIDE_END:
+        case MOD_GLIDE_STOP:
+            snprintf(what, sizeof what, "\"param\":\"%s\",\"glide\":\"%s\"", key, glide[nt->kind]);
+            break;
+        case MOD_LFO_ATTACH: {
+            char shape[16];
+            if (!param_choice_name(param_live(PARAM_LFO_SHAPE), (int)r->p.v[PARAM_LFO_SHAPE], shape, sizeof shape))
+                snprintf(shape, sizeof shape, "?");
+            snprintf(what, sizeof what,
+                     "\"param\":\"%s\",\"lfo\":\"attach\",\"shape\":\"%s\",\"rate\":%.7g,\"depth\":%.7g",
+                     key, shape, (double)r->p.v[PARAM_LFO_RATE], (double)r->p.v[PARAM_LFO_DEPTH]);
+            break;
+        }
+        case MOD_LFO_DETACH: snprintf(what, sizeof what, "\"param\":\"%s\",\"lfo\":\"detach\"", key); break;
+        default:
+            snprintf(what, sizeof what, "\"action\":\"slot_fade\",\"slot\":%d,\"fade\":\"%s\"", nt->param,
+                     nt->kind == MOD_FADE_END ? "end" : "stop");
+            break;
+        }
+        log_event(r, &e, what, nt->value);
+    }
+    r->mod.n_notes = 0;
+}
+
+// The slot number an event names (1..TB_SLOTS), or 0 with msg filled.
+static int slot_arg(const ControlEvent *e, const char *action, char *msg, size_t n) {
+    float v = e->value;
+    if (v == v && v >= 1 && v <= TB_SLOTS && v == (float)(int)v) return (int)v;
+    snprintf(msg, n, "%s: slot %g: slots are 1 to %d", action, (double)v, TB_SLOTS);
+    return 0;
+}
+
+// Slot actions: save, recall, fade (over fade_time), write, read.
+static void slot_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
+    static const char *const names[] = {"slot_save", "slot_recall", "slot_fade", "slot_write", "slot_read"};
+    const char *name = names[e->cmd - CMD_SLOT_SAVE];
+    TbErr err = {{0}};
+    char path[CFG_STR + 64], what[96];
+    int i = slot_arg(e, name, msg, n), rc = 0;
+    float secs = r->p.v[PARAM_FADE_TIME];
+    snprintf(what, sizeof what, "\"action\":\"%s\"", name);
+    if (!i) {
+        log_event(r, e, what, e->value);
+        return;
+    }
+    switch (e->cmd) {
+    case CMD_SLOT_SAVE:
+        if (!(rc = trainer_slot_save(&r->t, i, &err))) snprintf(msg, n, "slot %d saved", i);
+        break;
+    case CMD_SLOT_FADE:
+        if (secs > 0 && trainer_slot_full(&r->t, i)) {
+            modulate_fade(&r->mod, i, secs, run_now(r), e->source);
+            snprintf(what, sizeof what, "\"action\":\"slot_fade\",\"seconds\":%.7g", (double)secs);
+            snprintf(msg, n, "fading into slot %d over %.3g s", i, (double)secs);
+            break;
+        }
+        // An instant fade (fade_time 0) is a recall.
+        // fall through
+    case CMD_SLOT_RECALL:
+        if (trainer_slot_full(&r->t, i)) modulate_fade_stop(&r->mod);  // a new network: the fade is over
+        if (!(rc = trainer_slot_recall(&r->t, i, &err))) snprintf(msg, n, "slot %d recalled", i);
+        break;
+    case CMD_SLOT_WRITE:
+        if (!(rc = snapshot_slot_write(r->s->snapshot_dir, &r->t, i, path, sizeof path, &err)))
+            snprintf(msg, n, "slot %d written to %.300s", i, path);
+        break;
+    case CMD_SLOT_READ:
+        if (!(rc = snapshot_slot_read(r->s->snapshot_dir, &r->t, i, path, sizeof path, &err)))
+            snprintf(msg, n, "slot %d read from %.300s", i, path);
+        break;
+    }
+    if (rc) snprintf(msg, n, "%s failed: %.400s", name, err.msg);
+    log_event(r, e, what, (float)i);
+    log_notes(r);
+}
+
+// Scene N (1-based): glide to its values over its transition.
+static void scene_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
+    float v = e->value;
+    int i = v == v && v >= 1 && v <= r->scenes.n && v == (float)(int)v ? (int)v : 0;
+    char what[128];
+    if (!i) {
+        snprintf(msg, n, "scene %g: there %s %d scene%s (%s/)", (double)v, r->scenes.n == 1 ? "is" : "are",
+                 r->scenes.n, r->scenes.n == 1 ? "" : "s", r->s->scenes);
+        log_event(r, e, "\"action\":\"scene\"", v);
+        return;
+    }
+    const Scene *sc = &r->scenes.v[i - 1];
+    snprintf(what, sizeof what, "\"action\":\"scene\",\"scene\":\"%s\",\"seconds\":%.7g", sc->name,
+             (double)sc->transition);
+    log_event(r, e, what, (float)i);
+    modulate_scene(&r->mod, &r->p, sc, run_now(r));
+    log_notes(r);
+    snprintf(msg, n, "scene %d: %s (%.3g s)", i, sc->name, (double)sc->transition);
+}
+
 int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
     TbErr err;
     char path[CFG_STR + 300];
     msg[0] = 0;
-    if ((e->cmd == CMD_SET || e->cmd == CMD_NUDGE || e->cmd == CMD_TOGGLE) &&
-        (e->param < 0 || e->param >= PARAM_COUNT))
+    int is_param = e->cmd == CMD_SET || e->cmd == CMD_NUDGE || e->cmd == CMD_TOGGLE;
+    if (is_param && (e->param < 0 || e->param >= PARAM_COUNT))
         return 0;  // not a parameter: ignore (surfaces check, this is the last guard)
+    // A hand on a parameter: steps go from the LFO's centre, and a glide stops.
+    if (is_param) modulate_hold(&r->mod, &r->p, e->param);
     switch (e->cmd) {
     case CMD_SET: live_params_set(&r->p, e->param, e->value), log_param(r, e); break;
     case CMD_NUDGE:
@@ -69,8 +194,15 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
         log_param(r, e);
         break;
     case CMD_TOGGLE: live_params_set(&r->p, e->param, r->p.v[e->param] > 0 ? 0 : 1), log_param(r, e); break;
+    case CMD_SLOT_SAVE:
+    case CMD_SLOT_RECALL:
+    case CMD_SLOT_FADE:
+    case CMD_SLOT_WRITE:
+    case CMD_SLOT_READ: slot_action(r, e, msg, n); break;
+    case CMD_SCENE: scene_action(r, e, msg, n); break;
     case CMD_RESET: {
         uint64_t seed = e->value >= 0 ? (uint64_t)e->value : r->t.seed + 1;
+        modulate_fade_stop(&r->mod);
         trainer_reset(&r->t, seed);
         r->have_out = 0;
         log_event(r, e, "\"action\":\"reset\"", (float)seed);
@@ -84,6 +216,7 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
         log_event(r, e, "\"action\":\"save\"", 0);
         break;
     case CMD_LOAD:
+        modulate_fade_stop(&r->mod);
         if (snapshot_load_newest(r->s->snapshot_dir, &r->t, path, sizeof path, &err))
             snprintf(msg, n, "%.400s", err.msg);
         else snprintf(msg, n, "loaded %.400s", path);
@@ -91,6 +224,8 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
         break;
     case CMD_QUIT: return 1;
     }
+    if (is_param) modulate_touch(&r->mod, &r->p, e->param);
+    log_notes(r);
     if (msg[0]) tb_log("%s", msg);
     return 0;
 }
@@ -155,8 +290,20 @@ static void publish(Run *r) {
     control_publish(r->q, &v);
 }
 
+// Glides, the LFO and a slot fade move the live values (and the weights).
+static void modulate(Run *r) {
+    ModBlend b = modulate_step(&r->mod, &r->p, run_now(r));
+    TbErr err;
+    if (b.alpha > 0 && trainer_slot_blend(&r->t, b.slot, b.alpha, &err)) {
+        tb_log("slot_fade: %s", err.msg);
+        modulate_fade_stop(&r->mod);
+    }
+    log_notes(r);
+}
+
 int run_frame(Run *r, const uint8_t *rgb, int w, int h) {
     Trainer *t = &r->t;
+    modulate(r);
     apply_params(t, &r->p);
     // Frozen, the network keeps training on (and showing) the last frame.
     if (!(r->p.v[PARAM_FREEZE] > 0 && trainer_newest(t))) push_frame(r, rgb, w, h);
@@ -198,5 +345,6 @@ void run_close(Run *r) {
     free(r->smooth_in);
     free(r->smooth_out);
     free(r->fitted);
+    scenes_free(&r->scenes);
     memset(r, 0, sizeof *r);
 }

@@ -11,6 +11,7 @@
 
 #include "controls.h"
 #include "metrics.h"
+#include "modulate.h"
 #include "settings.h"
 #include "trainer.h"
 
@@ -35,26 +36,35 @@ typedef struct {
     float *smooth_in, *smooth_out;
     int have_in, have_out;
     uint8_t *fitted;
+    // Scenes (loaded at start), glides, the LFO and slot fades (modulate.h).
+    SceneList scenes;
+    Modulator mod;
 } Run;
 
-// Trainer from the settings (--load, --save-init, summary), metrics (--metrics)
-// and the event log (--events). q (may be NULL) is the queue run_drain reads and
+// Trainer from the settings (--load, --save-init, summary), metrics (--metrics),
+// the event log (--events) and the scenes ([modulation] scenes: a bad file is an
+// error naming file and line). q (may be NULL) is the queue run_drain reads and
 // the view is published to. 0, or -1 with err (nothing left open).
 int run_open(Run *r, const Settings *s, ControlQueue *q, TbErr *err);
 // Apply one control event (set or nudge or toggle a parameter, reset,
-// snapshot save/load) and log it. Returns 1 for CMD_QUIT, else 0; a line for
+// snapshot save/load, slots, scenes) and log it. Returns 1 for CMD_QUIT, else 0; a line for
 // the operator (e.g. "saved PATH") goes to msg (also logged), or msg[0] = 0.
 int run_control(Run *r, const ControlEvent *e, char *msg, size_t n);
 // Apply every queued event in order. Returns 1 if one was CMD_QUIT; the last
 // line for the operator goes to msg (n > 0), or msg[0] = 0.
 int run_drain(Run *r, char *msg, size_t n);
-// One frame (any size: it is fitted to the training size): into the replay ring,
-// then the steps the live parameters ask for, then the metrics and the view.
+// One frame (any size: it is fitted to the training size): glides, LFO and
+// fade first (modulate_step), into the replay ring, then the steps the live
+// parameters ask for, then the metrics and the view.
 // Returns 1 if training diverged and the last good weights came back, else 0.
 int run_frame(Run *r, const uint8_t *rgb, int w, int h);
 // The reconstruction to show (RGB8 at the training size), output smoothing
 // applied. Waits for the device.
 void run_output(Run *r, uint8_t *rgb);
+// The run's clock for glides, LFOs and fades (seconds): the wall clock since
+// the start in the app; frames / fps (30 when fps is 0) when headless, so a
+// headless run is reproducible.
+double run_now(const Run *r);
 // Read back and write what the metrics still hold (at the end of a run).
 void run_flush(Run *r);
 // Close the metrics and the event log, free the trainer (save first:

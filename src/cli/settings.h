@@ -32,6 +32,13 @@ typedef struct {
     int freeze;           // 1 = train on and show the last frame
     int seed;
     int stats_every;      // read the loss back every N frames (each read waits for the GPU)
+    // [modulation]
+    float fade_time;      // seconds of a slot cross-fade (0 = at once)
+    char scenes[CFG_STR]; // folder of scene files (*.ini)
+    char lfo_param[32];   // none | a numeric live parameter (LFO_TARGETS)
+    char lfo_shape[16];   // sine | triangle | random
+    float lfo_rate;       // Hz
+    float lfo_depth;      // swing either side, fraction of the parameter's range
     // [source]
     char source[CFG_STR];  // "" = camera if present, else the bundled clip
     int camera_width, camera_height, camera_fps;

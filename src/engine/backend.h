@@ -39,7 +39,21 @@ struct Backend {
     void (*read_stats)(Backend *b, StepStats *out, int n);
     // Reconstruction of sample i of the last forward/step, as RGB8 (waits).
     void (*get_output)(Backend *b, int i, uint8_t *rgb);
+
+    // Snapshot slots 0..TB_SLOTS, held by the backend (device memory on the
+    // GPU): each keeps the weights and the whole optimizer state (m and v), 3n
+    // floats, allocated on its first save. The trainer numbers its slots 1..8
+    // and keeps slot 0 as scratch. Enqueued in order with the steps; none waits.
+    // slot_save: 0, or -1 with err (out of memory). slot_recall / slot_blend
+    // need a saved slot. slot_blend: w = (1-a)*w + a*slot (lerp) on the weights,
+    // and on the optimizer state too when with_state.
+    int (*slot_save)(Backend *b, int i, TbErr *err);
+    void (*slot_recall)(Backend *b, int i);
+    void (*slot_blend)(Backend *b, int i, float a, int with_state);
 };
+
+// Slots a backend holds: the trainer's 1..TB_SLOTS and its scratch slot 0.
+#define TB_SLOTS 8
 
 
 // Create a backend by name: "cpu", "cuda" or "auto" (cuda if usable, else cpu,

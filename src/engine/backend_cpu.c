@@ -11,6 +11,7 @@ typedef struct {
     float *acts, *dacts;            // max_batch * act_total each
     int batch;                      // B of the last load_batch/step
     StepStats stats[TB_STATS_RING];
+    float *slots[TB_SLOTS + 1];     // params | m | v each (3n floats), NULL until saved
 } CpuCtx;
 
 static float *act_ptr(const Backend *b, float *base, int i, int B) {
@@ -22,6 +23,7 @@ static void cpu_destroy(Backend *b) {
     free(c->params);  // one allocation for params | grads | m | v
     free(c->acts);
     free(c->dacts);
+    for (int i = 0; i <= TB_SLOTS; i++) free(c->slots[i]);
     free(c);
     free(b);
 }
@@ -150,6 +152,33 @@ static void cpu_get_output(Backend *b, int i, uint8_t *rgb) {
     tensor_to_frame(rgb, y, m->spec.height, m->spec.width);
 }
 
+// Slots: params (n floats), then m and v (adjacent in the block, 2n floats).
+static int cpu_slot_save(Backend *b, int i, TbErr *err) {
+    CpuCtx *c = b->ctx;
+    CHECK(i >= 0 && i <= TB_SLOTS, "slot %d", i);
+    size_t n = b->model->n_params;
+    if (!c->slots[i]) c->slots[i] = tb_malloc(3 * n * sizeof(float));
+    memcpy(c->slots[i], c->params, n * sizeof(float));
+    memcpy(c->slots[i] + n, c->m, 2 * n * sizeof(float));
+    return 0;
+}
+
+static void cpu_slot_recall(Backend *b, int i) {
+    CpuCtx *c = b->ctx;
+    CHECK(i >= 0 && i <= TB_SLOTS && c->slots[i], "recall of empty slot %d", i);
+    size_t n = b->model->n_params;
+    memcpy(c->params, c->slots[i], n * sizeof(float));
+    memcpy(c->m, c->slots[i] + n, 2 * n * sizeof(float));
+}
+
+static void cpu_slot_blend(Backend *b, int i, float a, int with_state) {
+    CpuCtx *c = b->ctx;
+    CHECK(i >= 0 && i <= TB_SLOTS && c->slots[i], "blend with empty slot %d", i);
+    size_t n = b->model->n_params;
+    lerp(c->params, c->slots[i], n, a);
+    if (with_state) lerp(c->m, c->slots[i] + n, 2 * n, a);
+}
+
 Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     if (max_batch < 1) {
         tb_fail(err, "cpu backend: batch %d < 1", max_batch);
@@ -180,5 +209,8 @@ Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     b->forward = cpu_forward;
     b->read_stats = cpu_read_stats;
     b->get_output = cpu_get_output;
+    b->slot_save = cpu_slot_save;
+    b->slot_recall = cpu_slot_recall;
+    b->slot_blend = cpu_slot_blend;
     return b;
 }

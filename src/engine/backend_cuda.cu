@@ -73,6 +73,7 @@ typedef struct {
     cudaGraphExec_t *graphs;  // (max_batch + 1) * STEP_KINDS: key B*STEP_KINDS + step_kind
     int *graph_runs;
     int batch;  // B of the last load_batch
+    float *slots[TB_SLOTS + 1];  // device: params | m | v each (3n floats), NULL until saved
 } CudaCtx;
 
 static float *act_at(const CudaCtx *c, float *base, int i, int B) {
@@ -286,6 +287,8 @@ static void cuda_destroy(Backend *b) {
                        c->d_scalars, c->d_step, c->d_ring, c->d_frames, c->d_rgb};
         for (size_t k = 0; k < sizeof dev / sizeof dev[0]; k++)
             if (dev[k]) (void)cudaFree(dev[k]);
+        for (int i = 0; i <= TB_SLOTS; i++)
+            if (c->slots[i]) (void)cudaFree(c->slots[i]);
         void *host[] = {c->h_step, c->h_frames, c->h_stats, c->h_rgb};
         for (size_t k = 0; k < sizeof host / sizeof host[0]; k++)
             if (host[k]) (void)cudaFreeHost(host[k]);
@@ -390,6 +393,47 @@ static void cuda_get_output(Backend *b, int i, uint8_t *rgb) {
     memcpy(rgb, c->h_rgb, c->frame_bytes);
 }
 
+// Snapshot slots in device memory: params (n floats), then m and v (adjacent in
+// the block, 2n floats). Device-to-device copies and the lerp kernel on the
+// stream, ordered with the steps (never inside a captured graph); nothing waits.
+static int cuda_slot_save(Backend *b, int i, TbErr *err) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    CHECK(i >= 0 && i <= TB_SLOTS, "slot %d", i);
+    size_t n = c->m->n_params;
+    if (!c->slots[i]) {
+        cudaError_t e = cudaMalloc((void **)&c->slots[i], 3 * n * sizeof(float));
+        if (e != cudaSuccess) {
+            (void)cudaGetLastError();
+            c->slots[i] = NULL;
+            return tb_fail(err, "slot %d: no room on the GPU (%.0f MiB): %s", i,
+                           3.0 * n * sizeof(float) / (1024.0 * 1024.0), cudaGetErrorString(e));
+        }
+    }
+    cudaCheck(cudaMemcpyAsync(c->slots[i], c->params, n * sizeof(float), cudaMemcpyDeviceToDevice,
+                              c->stream));
+    cudaCheck(cudaMemcpyAsync(c->slots[i] + n, c->mom, 2 * n * sizeof(float),
+                              cudaMemcpyDeviceToDevice, c->stream));
+    return 0;
+}
+
+static void cuda_slot_recall(Backend *b, int i) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    CHECK(i >= 0 && i <= TB_SLOTS && c->slots[i], "recall of empty slot %d", i);
+    size_t n = c->m->n_params;
+    cudaCheck(cudaMemcpyAsync(c->params, c->slots[i], n * sizeof(float), cudaMemcpyDeviceToDevice,
+                              c->stream));
+    cudaCheck(cudaMemcpyAsync(c->mom, c->slots[i] + n, 2 * n * sizeof(float),
+                              cudaMemcpyDeviceToDevice, c->stream));
+}
+
+static void cuda_slot_blend(Backend *b, int i, float a, int with_state) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    CHECK(i >= 0 && i <= TB_SLOTS && c->slots[i], "blend with empty slot %d", i);
+    size_t n = c->m->n_params;
+    lerp_cuda(c->params, c->slots[i], n, a, c->stream);
+    if (with_state) lerp_cuda(c->mom, c->slots[i] + n, 2 * n, a, c->stream);
+}
+
 extern "C" void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size_t pitch_bytes) {
     CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_output_rgba on a %s backend",
           b && b->name ? b->name : "null");
@@ -437,6 +481,9 @@ static Backend *backend_table_new(const Model *m, int max_batch, CudaCtx *c) {
     b->forward = cuda_forward;
     b->read_stats = cuda_read_stats;
     b->get_output = cuda_get_output;
+    b->slot_save = cuda_slot_save;
+    b->slot_recall = cuda_slot_recall;
+    b->slot_blend = cuda_slot_blend;
     return b;
 }
 

@@ -124,3 +124,43 @@ int trainer_read_stats(Trainer *t, StepStats *out) {
 }
 
 void trainer_output(Trainer *t, uint8_t *rgb) { t->be->get_output(t->be, 0, rgb); }
+
+int trainer_slot_full(const Trainer *t, int i) { return i >= 0 && i <= TB_SLOTS && t->slots[i].full; }
+
+// A slot the operator can name (1..TB_SLOTS; 0 is internal scratch): 0, or -1.
+static int slot_check(const Trainer *t, int i, int need_full, TbErr *err) {
+    if (i < 0 || i > TB_SLOTS) return tb_fail(err, "slot %d: slots are 1 to %d", i, TB_SLOTS);
+    if (need_full && !t->slots[i].full) return tb_fail(err, "slot %d is empty", i);
+    return 0;
+}
+
+int trainer_slot_save(Trainer *t, int i, TbErr *err) {
+    if (slot_check(t, i, 0, err) || t->be->slot_save(t->be, i, err)) return -1;
+    TrainerSlot *s = &t->slots[i];
+    s->full = 1;
+    s->optimizer = t->hyper.optimizer;
+    s->adam_t = t->step - t->opt_t0;
+    s->step = t->step;
+    return 0;
+}
+
+int trainer_slot_recall(Trainer *t, int i, TbErr *err) {
+    if (slot_check(t, i, 1, err)) return -1;
+    const TrainerSlot *s = &t->slots[i];
+    t->be->slot_recall(t->be, i);
+    if (s->optimizer == t->hyper.optimizer) {
+        t->opt_t0 = t->step - s->adam_t;  // Adam's step count as it was
+    } else {
+        t->be->reset_opt_state(t->be);    // as trainer_set_optimizer does
+        t->opt_t0 = t->step;
+    }
+    return 0;
+}
+
+int trainer_slot_blend(Trainer *t, int i, float a, TbErr *err) {
+    if (slot_check(t, i, 1, err)) return -1;
+    if (!(a > 0)) return 0;
+    if (a > 1) a = 1;
+    t->be->slot_blend(t->be, i, a, t->slots[i].optimizer == t->hyper.optimizer);
+    return 0;
+}

@@ -19,6 +19,14 @@ typedef struct {
     uint64_t seed;     // initial weights and replay draws
 } TrainerConfig;
 
+// What the trainer knows of a snapshot slot (the backend holds its numbers).
+typedef struct {
+    int full;       // saved at least once
+    int optimizer;  // whose state it holds (OPT_SGD or OPT_ADAM)
+    long adam_t;    // steps that state had taken (Adam's bias correction)
+    long step;      // the trainer's step count when it was saved (written to its file)
+} TrainerSlot;
+
 typedef struct {
     Model model;
     Backend *be;
@@ -35,6 +43,7 @@ typedef struct {
     long opt_t0;    // step at which the optimizer's state last started afresh
     int slot_next;  // next free stats slot (see trainer_read_stats)
     int last_batch; // B of the last step/forward
+    TrainerSlot slots[TB_SLOTS + 1];  // 1..TB_SLOTS played; 0 is scratch (snapshot.c)
 } Trainer;
 
 // Build model + backend and a fresh He-initialised network from c->seed.
@@ -60,6 +69,21 @@ int trainer_slots_free(const Trainer *t);
 int trainer_read_stats(Trainer *t, StepStats *out);
 // Reconstruction of the newest frame (sample 0 of the last step/forward), RGB8.
 void trainer_output(Trainer *t, uint8_t *rgb);
+
+// Snapshot slots 1..TB_SLOTS, held in the backend's memory (on the GPU for
+// CUDA): the weights and the optimizer's state. They survive a reset; the step
+// count never goes back. Each returns 0, or -1 with err (no such slot, an empty
+// one, out of device memory).
+// Save the live network into slot i.
+int trainer_slot_save(Trainer *t, int i, TbErr *err);
+// The live network becomes slot i, bit for bit. Its optimizer state comes back
+// when it was saved under the optimizer in use now, else that starts afresh.
+int trainer_slot_recall(Trainer *t, int i, TbErr *err);
+// w = (1-a)*w + a*slot (a in [0,1]): one step of a cross-fade toward slot i.
+// The optimizer state blends too when the slot holds the optimizer in use.
+int trainer_slot_blend(Trainer *t, int i, float a, TbErr *err);
+// 1 if slot i (0..TB_SLOTS) holds a network.
+int trainer_slot_full(const Trainer *t, int i);
 
 #ifdef __cplusplus
 }

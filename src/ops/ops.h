@@ -105,6 +105,11 @@ void frame_to_tensor(float *x, const uint8_t *rgb, int H, int W);
 // float CHW in [0,1] -> RGB8 interleaved (clamped, rounded).
 void tensor_to_frame(uint8_t *rgb, const float *x, int H, int W);
 
+// ---- Blend toward a stored block (snapshot slots): w = (1-a)*w + a*s, a in
+// [0,1]; a = 0 leaves w, a = 1 gives s exactly. No gradient (never trained through).
+void lerp(float *w, const float *s, size_t n, float a);
+void lerp_ref(float *w, const float *s, size_t n, float a);
+
 #ifdef __cplusplus
 }
 #endif

@@ -69,5 +69,22 @@ TEST_IMPL(bindings_are_unique) {
     EXPECT(n > 20, "%d bindings", n);
 }
 
+// Slots 1..8 on F2..F9: plain fades, Shift saves, Ctrl recalls; Ctrl on a key
+// without a Ctrl binding still acts as the key (Ctrl+S saves a snapshot).
+TEST_IMPL(slot_keys) {
+    for (int n = 1; n <= 8; n++) {
+        const KeyBinding *f = keys_lookup(GLFW_KEY_F1 + n, 0);
+        const KeyBinding *s = keys_lookup(GLFW_KEY_F1 + n, GLFW_MOD_SHIFT);
+        const KeyBinding *r = keys_lookup(GLFW_KEY_F1 + n, GLFW_MOD_CONTROL | GLFW_MOD_ALT);
+        EXPECT(f && f->kind == KA_SLOT_FADE && f->arg == n, "F%d fades into slot %d", n + 1, n);
+        EXPECT(s && s->kind == KA_SLOT_SAVE && s->arg == n, "Shift+F%d saves slot %d", n + 1, n);
+        EXPECT(r && r->kind == KA_SLOT_RECALL && r->arg == n, "Ctrl+F%d recalls slot %d", n + 1, n);
+    }
+    const KeyBinding *cs = keys_lookup(GLFW_KEY_S, GLFW_MOD_CONTROL);
+    EXPECT(cs && cs->kind == KA_SAVE, "Ctrl+S is S");
+    const KeyBinding *csc = keys_lookup(GLFW_KEY_C, GLFW_MOD_CONTROL | GLFW_MOD_SHIFT);
+    EXPECT(csc && csc->kind == KA_DOWN && csc->arg == PARAM_CLIP, "Ctrl+Shift+C is Shift+C");
+}
+
 TEST_MAIN(TEST_ENTRY(readme_table_is_the_key_table), TEST_ENTRY(help_lines_carry_table_steps),
-          TEST_ENTRY(bindings_are_unique))
+          TEST_ENTRY(bindings_are_unique), TEST_ENTRY(slot_keys))
