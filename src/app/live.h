@@ -54,9 +54,9 @@ void app_status(App *a, double secs, const char *fmt, ...)
 void *train_thread_main(void *arg);
 
 // The keyboard panel (panel.c): display keys act at once, training keys become
-// "set P to V" events computed from the panel's own copy of the parameters.
+// events (a step, a toggle, a value) the training loop applies to the values
+// in force.
 typedef struct {
-    LiveParams p;
     float clip_saved;  // what X turns clip back on to
     int flip, hud, help;
 } Panel;

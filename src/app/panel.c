@@ -1,16 +1,16 @@
 // panel.c: the keyboard panel and the HUD. Display keys act here at once;
-// training keys become "set P to V" events for the training thread, computed
-// from the panel's own copy of the parameters so that repeats accumulate. The
-// HUD shows every live parameter of the table, then what training measures.
+// training keys become events for the training thread (a step up or down, a
+// toggle, a value), applied to the values in force so that repeats accumulate
+// whatever else moved them. The HUD shows every live parameter of the table,
+// then what training measures.
 #include <stdio.h>
 #include <string.h>
 
 #include "keys.h"
 #include "live.h"
 
-static void send_set(App *a, LiveParams *mine, int id, float v) {
-    float stored = live_params_set(mine, id, v);
-    control_push(a->q, (ControlEvent){.cmd = CMD_SET, .param = id, .value = stored, .source = SRC_KEY});
+static void send(App *a, int cmd, int id, float v) {
+    control_push(a->q, (ControlEvent){.cmd = cmd, .param = id, .value = v, .source = SRC_KEY});
 }
 
 static void push_cmd(App *a, int cmd, float value) {
@@ -43,32 +43,33 @@ void panel_init(Panel *pn, Display *d, const Settings *s) {
     pn->clip_saved = s->clip > 0 ? s->clip : 1.0f;
     pn->flip = s->flip;
     pn->hud = s->hud;
-    live_params_from_settings(&pn->p, s);
     display_set_flip(d, pn->flip);
     display_show_hud(d, pn->hud);
     set_help(d);
 }
 
 void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k) {
-    LiveParams *mine = &pn->p;
+    // Keys act relative to the values in force (a scene, an LFO, MIDI or OSC may
+    // have moved them): steps and toggles are applied by the training loop.
+    const LiveParams now = control_view(a->q).p;
     const KeyBinding *b = keys_lookup(k->key, k->mods);
     if (!b) return;
     switch (b->kind) {
     case KA_UP:
     case KA_DOWN:
-        send_set(a, mine, b->arg, live_params_nudge(mine, b->arg, b->kind == KA_UP ? 1 : -1));
+        send(a, CMD_NUDGE, b->arg, b->kind == KA_UP ? 1 : -1);
         break;
     case KA_CLIP_TOGGLE:
-        if (mine->v[PARAM_CLIP] > 0) {
-            pn->clip_saved = mine->v[PARAM_CLIP];
-            send_set(a, mine, PARAM_CLIP, 0);
+        if (now.v[PARAM_CLIP] > 0) {
+            pn->clip_saved = now.v[PARAM_CLIP];
+            send(a, CMD_SET, PARAM_CLIP, 0);
         } else {
-            send_set(a, mine, PARAM_CLIP, pn->clip_saved > 0 ? pn->clip_saved : 1.0f);
+            send(a, CMD_SET, PARAM_CLIP, pn->clip_saved > 0 ? pn->clip_saved : 1.0f);
         }
         break;
     case KA_PAUSE:
-        send_set(a, mine, PARAM_PAUSE, mine->v[PARAM_PAUSE] > 0 ? 0 : 1);
-        display_status(d, mine->v[PARAM_PAUSE] > 0 ? "learning paused" : "learning resumed", 1.5);
+        send(a, CMD_TOGGLE, PARAM_PAUSE, 0);
+        display_status(d, now.v[PARAM_PAUSE] > 0 ? "learning resumed" : "learning paused", 1.5);
         break;
     case KA_RESET: push_cmd(a, CMD_RESET, -1); break;
     case KA_SAVE: push_cmd(a, CMD_SAVE, 0); break;

@@ -8,6 +8,8 @@
 #include "session.h"
 #include "snapshot.h"
 
+static void publish(Run *r);
+
 static size_t frame_bytes(const Run *r) {
     return (size_t)r->t.model.spec.width * r->t.model.spec.height * 3;
 }
@@ -34,6 +36,7 @@ int run_open(Run *r, const Settings *s, ControlQueue *q, TbErr *err) {
     r->smooth_out = tb_malloc(n * sizeof(float));
     r->fitted = tb_malloc(n);
     r->window_t0 = r->t_start = tb_now();
+    publish(r);  // the values in force, before the first frame
     return 0;
 fail_trainer:
     trainer_free(&r->t);

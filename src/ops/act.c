@@ -37,16 +37,9 @@ void bias_act_backward(float *d, float *db, const float *y, int B, int C, int HW
                        float slope) {
     int nblk = (HW + BLOCK - 1) / BLOCK;
     long total = (long)B * C * nblk;
-    // Per-block sums of the bias gradient, in a buffer of the calling thread that
-    // only grows (a local copy of the pointer goes into the parallel loop).
-    static _Thread_local double *buf;
-    static _Thread_local long cap;
-    if (db && total > cap) {
-        free(buf);
-        buf = tb_malloc((size_t)total * sizeof(double));
-        cap = total;
-    }
-    double *part = buf;
+    // Per-block sums of the bias gradient, in the calling thread's buffer (a
+    // local copy of the pointer goes into the parallel loop).
+    double *part = db ? tb_thread_buffer(TB_BUF_BIAS_SUMS, (size_t)total * sizeof(double)) : NULL;
 #pragma omp parallel for schedule(static) if ((long)B * C * HW >= 32768)
     for (long t = 0; t < total; t++) {
         long plane = t / nblk;

@@ -1,80 +1,17 @@
 // im2col.c: the helpers conv2d.c and convt2d.c share: im2col and its adjoint,
 // a per-thread scratch buffer, and a thread's share of a loop.
-#include <pthread.h>
 #include <string.h>
 
 #include "common.h"
 #include "im2col.h"
+#include "ops.h"
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-// Every thread's scratch buffer is also listed here, so that it stays reachable
-// (no leak report from LeakSanitizer for threads the OpenMP runtime keeps) and
-// is freed when the thread ends (its key's destructor) or at exit.
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t scratch_mu = PTHREAD_MUTEX_INITIALIZER;
-static float **scratch_all;
-static size_t scratch_n, scratch_cap;
-
-typedef struct {
-    float *buf;
-    size_t cap, slot;
-} Scratch;
-
-static void scratch_forget(Scratch *s) {
-    pthread_mutex_lock(&scratch_mu);
-    if (s->slot < scratch_n) scratch_all[s->slot] = NULL;
-    pthread_mutex_unlock(&scratch_mu);
-    free(s->buf);
-    s->buf = NULL;
-    s->cap = 0;
-}
-
-static void scratch_destroy(void *p) {
-    scratch_forget(p);
-    free(p);
-}
-
-static void scratch_free_all(void) {
-    pthread_mutex_lock(&scratch_mu);
-    for (size_t i = 0; i < scratch_n; i++) free(scratch_all[i]), scratch_all[i] = NULL;
-    pthread_mutex_unlock(&scratch_mu);
-}
-
-static void scratch_init(void) {
-    CHECK(pthread_key_create(&scratch_key, scratch_destroy) == 0, "pthread_key_create");
-    atexit(scratch_free_all);
-}
-
 // A growing buffer per calling thread (the backend's thread), reused by every op.
-float *tb_scratch(size_t n) {
-    pthread_once(&scratch_once, scratch_init);
-    Scratch *s = pthread_getspecific(scratch_key);
-    if (!s) {
-        s = tb_calloc(1, sizeof *s);
-        s->slot = (size_t)-1;
-        CHECK(pthread_setspecific(scratch_key, s) == 0, "pthread_setspecific");
-    }
-    if (n > s->cap) {
-        scratch_forget(s);
-        s->cap = (n + 4095) & ~(size_t)4095;  // whole 16 KiB steps, a multiple of 64 bytes
-        s->buf = aligned_alloc(64, s->cap * sizeof(float));
-        CHECK(s->buf != NULL, "out of memory for a %zu-float scratch buffer", s->cap);
-        pthread_mutex_lock(&scratch_mu);
-        if (scratch_n == scratch_cap) {
-            scratch_cap = scratch_cap ? 2 * scratch_cap : 16;
-            scratch_all = realloc(scratch_all, scratch_cap * sizeof *scratch_all);
-            CHECK(scratch_all != NULL, "out of memory");
-        }
-        s->slot = scratch_n;
-        scratch_all[scratch_n++] = s->buf;
-        pthread_mutex_unlock(&scratch_mu);
-    }
-    return s->buf;
-}
+float *tb_scratch(size_t n) { return tb_thread_buffer(TB_BUF_COLS, n * sizeof(float)); }
 
 // This thread's share [lo, hi) of n items, inside a parallel region (or all of it).
 void tb_split(int n, int *lo, int *hi) {

@@ -19,6 +19,11 @@ extern "C" {
 static inline int conv_out(int in, int K, int S, int P) { return (in + 2 * P - K) / S + 1; }
 static inline int convt_out(int in, int K, int S, int P) { return (in - 1) * S - 2 * P + K; }
 
+// ---- Scratch: a growing buffer per calling thread and use, reused by every op
+// (so a warm training step allocates nothing); freed when the thread ends.
+enum { TB_BUF_COLS = 0, TB_BUF_BIAS_SUMS, TB_BUF_COUNT };
+void *tb_thread_buffer(int which, size_t bytes);
+
 // ---- GEMM (row-major): C = alpha * op(A) * op(B) + beta * C, op = transpose if tX.
 // Uses OpenBLAS when built with it (TABULA_HAVE_BLAS), else a blocked GEMM of our own.
 void gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda,
