@@ -538,12 +538,15 @@ static void file_name_of(const char *client, char *out, size_t n) {
 }
 
 // The text of a new device file made from a fallback's text: its [device]
-// section names the device.
+// section names the device (one is added in front if it has none).
 static char *text_for_device(const char *tmpl, const char *from, const char *client) {
-    size_t cap = strlen(tmpl) + strlen(client) + 1024;
+    int has_device = 0;
+    for (const char *p = strstr(tmpl, "[device]"); p; p = strstr(p + 1, "[device]")) has_device++;
+    size_t cap = strlen(tmpl) + (size_t)(has_device + 1) * (strlen(client) + 16) + strlen(from) + 1024;
     char *out = tb_malloc(cap);
-    size_t n = (size_t)snprintf(out, cap, "# %s: made by MIDI learn from %s\n[device]\nmatch = %s\n", client,
-                                from, client);
+    size_t n = (size_t)snprintf(out, cap, "# %s: made by MIDI learn from %s\n%s", client, from,
+                                has_device ? "" : "[device]\n");
+    if (!has_device) n += (size_t)snprintf(out + n, cap - n, "match = %s\n", client);
     int in_device = 0;
     for (const char *p = tmpl; *p;) {
         const char *e = strchr(p, '\n');
@@ -552,15 +555,13 @@ static char *text_for_device(const char *tmpl, const char *from, const char *cli
         snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), p);
         char *t = trim(line);
         int skip = 0;
-        if (t[0] == '[') {
-            in_device = strncmp(t, "[device]", 8) == 0;
-            skip = in_device;  // written above
-        } else if (in_device && strncmp(t, "match", 5) == 0 && strchr(t, '=')) {
-            skip = 1;
-        }
+        if (t[0] == '[') in_device = strncmp(t, "[device]", 8) == 0;
+        else if (in_device && strncmp(t, "match", 5) == 0 && strchr(t, '=')) skip = 1;
         if (!skip) {
             memcpy(out + n, p, len);
             n += len;
+            if (!e) out[n++] = '\n';
+            if (t[0] == '[' && in_device) n += (size_t)snprintf(out + n, cap - n, "match = %s\n", client);
         }
         p += len;
     }

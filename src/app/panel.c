@@ -7,6 +7,7 @@
 
 #include "keys.h"
 #include "live.h"
+#include "midi.h"
 
 static void send_set(App *a, LiveParams *mine, int id, float v) {
     float stored = live_params_set(mine, id, v);
@@ -90,6 +91,12 @@ void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k) {
         display_show_help(d, pn->help);
         break;
     case KA_FULLSCREEN: display_set_fullscreen(d, !display_fullscreen(d)); break;
+    case KA_MIDI_LEARN: {
+        char msg[160];
+        midi_learn_step(b->arg, msg, sizeof msg);
+        display_status(d, msg, 4);
+        break;
+    }
     case KA_QUIT: display_set_should_close(d, 1); break;
     }
 }

@@ -910,6 +910,30 @@ TEST_IMPL(shipped_mappings) {
     midi_maps_free(&set);
 }
 
+// The README's example mapping reads as it says.
+TEST_IMPL(readme_example_reads) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/README.md", getenv("TABULA_SRC") ? getenv("TABULA_SRC") : ".");
+    char *t = read_text(path);
+    char *a = t ? strstr(t, "## MIDI controllers") : NULL;
+    a = a ? strstr(a, "```ini\n") : NULL;
+    char *b = a ? strstr(a + 7, "```") : NULL;
+    EXPECT(a && b, "README.md has a MIDI section with an ini example");
+    if (!a || !b) return;
+    *b = 0;
+    char dir[] = "/tmp/tabula-midi-readme-XXXXXX";
+    CHECK(mkdtemp(dir), "mkdtemp");
+    write_file(dir, "ex.ini", a + 7);
+    char p2[128];
+    snprintf(p2, sizeof p2, "%s/ex.ini", dir);
+    MidiMap m;
+    TbErr err = {{0}};
+    EXPECT(midi_map_load(p2, &m, &err) == 0 && m.n == 6 && m.leds == 1 && m.b[1].kind == MK_CC14 &&
+               m.b[2].kind == MK_NRPN && m.b[3].step == 2 && m.b[5].tkind == MT_LEARN,
+           "%s", err.msg);
+    rm_dir(dir);
+}
+
 // The sequencer's own events decode to ours (14-bit and NRPN events as the
 // CCs they stand for).
 TEST_IMPL(alsa_events_decode) {
@@ -1035,5 +1059,5 @@ TEST_MAIN(TEST_ENTRY(absolute_cc_over_lin_and_log_ranges), TEST_ENTRY(cc14_pairs
           TEST_ENTRY(learn_makes_a_device_file_and_steps_targets),
           TEST_ENTRY(learn_keeps_the_mapping_when_the_file_is_broken), TEST_ENTRY(unplug_and_replug_by_name),
           TEST_ENTRY(devices_chosen_by_name), TEST_ENTRY(led_feedback_for_toggles),
-          TEST_ENTRY(malformed_mapping_files_name_file_and_line), TEST_ENTRY(shipped_mappings),
+          TEST_ENTRY(malformed_mapping_files_name_file_and_line), TEST_ENTRY(shipped_mappings), TEST_ENTRY(readme_example_reads),
           TEST_ENTRY(alsa_events_decode), TEST_ENTRY(no_sequencer_one_line_and_no_midi), TEST_ENTRY(alsa_end_to_end))
