@@ -13,6 +13,7 @@
 #ifdef TABULA_HAVE_APP
 #include "app.h"
 #include "app_sources.h"
+#include "midi.h"
 #endif
 
 int main(int argc, char **argv) {
@@ -33,7 +34,18 @@ int main(int argc, char **argv) {
         // Control surfaces (OSC) play a headless run too.
         ControlQueue q;
         control_queue_init(&q);
+#ifdef TABULA_HAVE_APP
+        Midi *midi = midi_start(&s, &q, &err);  // a bad mapping file: exit 2
+        if (!midi) {
+            tb_log("%s", err.msg);
+            control_queue_destroy(&q);
+            return TB_EXIT_INPUT;
+        }
+#endif
         rc = run_headless(&s, &q);
+#ifdef TABULA_HAVE_APP
+        midi_stop(midi);
+#endif
         control_queue_destroy(&q);
         return rc;
     }
@@ -49,7 +61,14 @@ int main(int argc, char **argv) {
 #ifdef TABULA_HAVE_APP
     ControlQueue q;
     control_queue_init(&q);
+    Midi *midi = midi_start(&s, &q, &err);  // a bad mapping file: exit 2
+    if (!midi) {
+        tb_log("%s", err.msg);
+        control_queue_destroy(&q);
+        return TB_EXIT_INPUT;
+    }
     rc = app_run(&s, &q);
+    midi_stop(midi);
     control_queue_destroy(&q);
     return rc;
 #else

@@ -48,6 +48,8 @@ static const KeyBinding KEYS[] = {
     {GLFW_KEY_F1, 0, KA_HELP, 0, "F1 or ?", "help overlay: every key"},
     {GLFW_KEY_SLASH, SH, KA_HELP, 0, NULL, NULL},
     {GLFW_KEY_F11, 0, KA_FULLSCREEN, 0, "F11", "fullscreen on / off"},
+    {GLFW_KEY_K, 0, KA_MIDI_LEARN, 1, "K", "MIDI learn: next parameter or action (then move a control to bind it)"},
+    {GLFW_KEY_K, SH, KA_MIDI_LEARN, -1, "Shift+K", "MIDI learn: previous parameter or action (past the first: off)"},
     {GLFW_KEY_ESCAPE, 0, KA_QUIT, 0, "Esc or Q", "quit"},
     {GLFW_KEY_Q, 0, KA_QUIT, 0, NULL, NULL},
 };

@@ -18,6 +18,7 @@ typedef enum {
     KA_HUD,
     KA_HELP,
     KA_FULLSCREEN,
+    KA_MIDI_LEARN,  // arg +1 / -1: MIDI learn's next / previous target (midi.h)
     KA_QUIT,
     KA_SLOT_FADE,   // cross-fade into slot `arg` (1..8) over fade_time
     KA_SLOT_SAVE,   // live network into slot `arg`

@@ -8,6 +8,7 @@
 
 #include "keys.h"
 #include "live.h"
+#include "midi.h"
 
 static void send(App *a, int cmd, int id, float v) {
     control_push(a->q, (ControlEvent){.cmd = cmd, .param = id, .value = v, .source = SRC_KEY});
@@ -91,6 +92,12 @@ void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k) {
         display_show_help(d, pn->help);
         break;
     case KA_FULLSCREEN: display_set_fullscreen(d, !display_fullscreen(d)); break;
+    case KA_MIDI_LEARN: {
+        char msg[160];
+        midi_learn_step(b->arg, msg, sizeof msg);
+        display_status(d, msg, 4);
+        break;
+    }
     case KA_QUIT: display_set_should_close(d, 1); break;
     case KA_SLOT_FADE: push_cmd(a, CMD_SLOT_FADE, (float)b->arg); break;
     case KA_SLOT_SAVE: push_cmd(a, CMD_SLOT_SAVE, (float)b->arg); break;

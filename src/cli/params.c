@@ -130,6 +130,14 @@ static const Param PARAMS[] = {
     {"display", "window_height", NULL, P_INT, O(window_height), 120, 16384, NULL, "720",
      "window height when not fullscreen", SET},
 
+    {"midi", "enable", "midi", P_INT, O(midi_enable), 0, 1, NULL, "1",
+     "1 = play tabula from MIDI controllers through the ALSA sequencer (without one: a log line, no MIDI)", SET},
+    {"midi", "devices", "midi-devices", P_STR, O(midi_devices), 0, 0, NULL, "",
+     "controllers to connect by name: comma-separated parts of their ALSA names (e.g. nanoKONTROL2); "
+     "empty = every hardware MIDI input; one unplugged and plugged back reconnects by itself", SET},
+    {"midi", "maps", NULL, P_STR, O(midi_maps), 0, 0, NULL, "",
+     "folder of mapping files, chosen by device name (empty = the shipped config/midi); MIDI learn writes there", SET},
+
     {"files", "load", "load", P_STR, O(load), 0, 0, NULL, "",
      "start from these weights (safetensors) instead of a blank network", SET},
     {"files", "save", "save", P_STR, O(save), 0, 0, NULL, "",

@@ -49,6 +49,10 @@ typedef struct {
     char layout[16];  // mirror | side | triptych
     int flip, fullscreen, monitor, vsync, hud;
     int window_width, window_height;
+    // [midi]
+    int midi_enable;
+    char midi_devices[CFG_STR];  // comma-separated parts of controller names ("" = every hardware input)
+    char midi_maps[CFG_STR];     // folder of mapping files ("" = the shipped config/midi)
     // [files]
     char load[CFG_STR], save[CFG_STR], save_init[CFG_STR], metrics[CFG_STR], events[CFG_STR];
     char snapshot_dir[CFG_STR];
