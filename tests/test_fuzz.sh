@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # test_fuzz.sh: why it exists: weights, configs and clips come from outside, so
-# their parsers must survive anything. Each libFuzzer harness in tests/fuzz/ is
-# built with AddressSanitizer and UndefinedBehaviorSanitizer (Debian's clang)
-# and run for a bounded time from its committed seed corpus; a crash, a leak or
-# undefined behaviour fails its case, and its input is written beside the log.
+# their parsers must survive anything; so must the image decoder of dir:
+# folders, whose files come from whoever fills a gallery's share. Each
+# libFuzzer harness in tests/fuzz/ is built with AddressSanitizer and
+# UndefinedBehaviorSanitizer (Debian's clang) and run for a bounded time from
+# its committed seed corpus; a crash, a leak or undefined behaviour fails its
+# case, and its input is written beside the log.
 # FUZZ_SECONDS (default 10) sets the time per harness.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -29,11 +31,13 @@ build_lib() {
   ar rcs "$T/libtabula_fuzz.a" "${objs[@]}"
 }
 
-# fuzz NAME: build tests/fuzz/fuzz_NAME.c, run it from corpus/NAME for SECS.
+# fuzz NAME [ARGS...]: build tests/fuzz/fuzz_NAME.c (with ARGS: more sources,
+# includes and libraries), run it from corpus/NAME for SECS.
 fuzz() {
   local name=$1 corpus="$T/corpus-$1"
+  shift
   [ -f "$T/libtabula_fuzz.a" ] || { bad "the library did not build"; return; }
-  if ! clang "${FLAGS[@]}" -fsanitize=fuzzer "${INC[@]}" "$SRC/tests/fuzz/fuzz_$name.c" \
+  if ! clang "${FLAGS[@]}" -fsanitize=fuzzer "${INC[@]}" "$SRC/tests/fuzz/fuzz_$name.c" "$@" \
        "$T/libtabula_fuzz.a" -lm -lpthread -o "$T/fuzz_$name" 2>"$T/$name.build"; then
     bad "fuzz_$name did not build: $(head -5 "$T/$name.build")"; return
   fi
@@ -52,9 +56,21 @@ library_builds_with_sanitizers() { build_lib 2>"$T/lib.build" && ok || bad "$(gr
 weights_load_path_survives_anything() { fuzz weights; }
 ini_and_flags_survive_anything() { fuzz ini; }
 y4m_reader_survives_anything() { fuzz y4m; }
+# The app's decoder alone (the rest of the app needs a window and a camera),
+# against Debian's libpng and libjpeg-turbo (not instrumented: ASan sees our
+# side of every buffer, UBSan our code).
+image_decoder_survives_anything() {
+  local pc
+  if ! pc=$(pkg-config --cflags --libs libpng libjpeg); then
+    skip_case "no libpng-dev or libjpeg-dev"; return
+  fi
+  read -ra pc <<<"$pc"
+  fuzz image -I"$SRC/src/app" "$SRC/src/app/imgdecode.c" "${pc[@]}"
+}
 
 run_case library_builds_with_sanitizers
 run_case weights_load_path_survives_anything
 run_case ini_and_flags_survive_anything
 run_case y4m_reader_survives_anything
+run_case image_decoder_survives_anything
 finish

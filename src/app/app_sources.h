@@ -6,7 +6,8 @@
 // registry. Call once at start, before opening sources.
 void app_register_sources(void);
 
-// dir:PATH — PNG/JPEG files in sorted name order, one per frame, looped (stb_image).
+// dir:PATH — PNG/JPEG files in sorted name order, one per frame, looped (libjpeg,
+// libpng: imgdecode.c); a file that does not decode is skipped with one message.
 Source *source_open_imgdir(const char *path, TbErr *err);
 // file:PATH for any video libavformat decodes (MP4, MKV, WebM, Y4M), looped.
 Source *source_open_avfile(const char *path, TbErr *err);

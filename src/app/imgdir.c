@@ -6,8 +6,15 @@
 // image decoded: open() decodes the first, and every read() hands over the
 // held image and then decodes the following one, updating s->width/height to
 // its size. Read the size again after each read() to size the next buffer.
-// If decoding the following image fails, that read() still returns its frame
-// and the error comes from the next read().
+//
+// A gallery folder runs unattended for weeks, so one bad file must not stop
+// it: an image that cannot be read or decoded (corrupt, truncated, hostile, a
+// FIFO or folder with an image's name; see imgdecode.h) is skipped with one
+// log line naming it and is not tried again for the life of the source; the
+// others keep coming. Only when every image fails is it an error: at open, a
+// message saying so with the first reason; later (the files were deleted or
+// the disk went away), that read() still returns its frame and the next one
+// returns -1 once with the reason, so the caller closes and reopens.
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <errno.h>
@@ -15,28 +22,15 @@
 #include <strings.h>
 
 #include "app_sources.h"
-
-// Static so the decoder does not clash with any other stb copy in the program;
-// only the two formats we read; no absurd allocations from a corrupt header.
-// (Unused static stb functions would warn at the end of the file, so that
-// warning stays off for the whole file.)
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
-#define STBI_MAX_DIMENSIONS 16384
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#include <stb_image.h>
-#pragma GCC diagnostic pop
+#include "imgdecode.h"
 
 typedef struct {
     char dir[1024];
     char **names;
-    int n, next;    // number of images; index of the held image
-    uint8_t *img;   // held image, RGB8, s->width x s->height; NULL after a failed decode
-    TbErr pending;  // decode error to report on the next read()
+    uint8_t *bad;   // per image: 1 once it failed (logged then, skipped from then on)
+    int n, cur;     // number of images; index of the held image
+    Image img;      // the held image (s->width x s->height)
+    TbErr pending;  // why no image can be shown any more, for the next read()
     int failed;
 } ImgDir;
 
@@ -55,20 +49,18 @@ static int cmp_names(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-// Decode image d->next into d->img and the source's size; -1 with err on failure.
-static int load(Source *s, ImgDir *d, TbErr *err) {
+// Decode image i and hold it (the source's size follows); -1 with err on failure,
+// the held image unchanged.
+static int load(Source *s, ImgDir *d, int i, TbErr *err) {
     char path[2048];
-    snprintf(path, sizeof path, "%s/%s", d->dir, d->names[d->next]);
-    int w = 0, h = 0, comp = 0;
-    stbi_image_free(d->img);
-    d->img = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return tb_fail(err, "%s: %s", path, strerror(errno));
-    d->img = stbi_load_from_file(f, &w, &h, &comp, 3);  // grey and RGBA become RGB
-    fclose(f);
-    if (!d->img) return tb_fail(err, "%s: cannot decode image (%s)", path, stbi_failure_reason());
-    s->width = w;
-    s->height = h;
+    snprintf(path, sizeof path, "%s/%s", d->dir, d->names[i]);
+    Image im;
+    if (img_load(path, &im, err) < 0) return -1;
+    img_free(&d->img);
+    d->img = im;
+    d->cur = i;
+    s->width = im.width;
+    s->height = im.height;
     return 0;
 }
 
@@ -78,9 +70,23 @@ static int imgdir_read(Source *s, uint8_t *rgb, TbErr *err) {
         *err = d->pending;
         return -1;
     }
-    memcpy(rgb, d->img, (size_t)s->width * s->height * 3);
-    d->next = (d->next + 1) % d->n;
-    if (load(s, d, &d->pending) < 0) d->failed = 1;
+    memcpy(rgb, d->img.rgb, (size_t)s->width * s->height * 3);
+    // The next image that decodes, in loop order; the held one itself comes
+    // last (read again from disk, so a folder that lost all its files fails).
+    int held = d->cur;
+    for (int k = 1; k <= d->n; k++) {
+        int i = (held + k) % d->n;
+        if (d->bad[i]) continue;
+        TbErr e = {{0}};
+        if (load(s, d, i, &e) == 0) return 1;
+        d->bad[i] = 1;
+        tb_log("dir:%s: skipping %s", d->dir, e.msg);
+        if (i == held) {
+            tb_fail(&d->pending, "%s: none of its %d images can be read any more (the last: %s)", d->dir,
+                    d->n, e.msg);
+            d->failed = 1;
+        }
+    }
     return 1;
 }
 
@@ -89,9 +95,36 @@ static void imgdir_close(Source *s) {
     if (!d) return;
     for (int i = 0; i < d->n; i++) free(d->names[i]);
     free(d->names);
-    stbi_image_free(d->img);
+    free(d->bad);
+    img_free(&d->img);
     free(d);
     s->ctx = NULL;
+}
+
+// At open: hold the first image that decodes. The ones before it that fail are
+// logged only once one works: a folder where all fail is one error, and the
+// caller that retries it every second logs that once, not every file each time.
+static int open_first(Source *s, ImgDir *d, TbErr *err) {
+    char **why = tb_calloc((size_t)d->n, sizeof *why);
+    int i = 0, rc = -1;
+    for (; i < d->n; i++) {
+        TbErr e = {{0}};
+        if (load(s, d, i, &e) == 0) break;
+        d->bad[i] = 1;
+        why[i] = strdup(e.msg);
+        CHECK(why[i], "out of memory");
+    }
+    if (i < d->n) {
+        for (int k = 0; k < i; k++) tb_log("dir:%s: skipping %s", d->dir, why[k]);
+        rc = 0;
+    } else if (d->n == 1) {
+        tb_fail(err, "%s: its only image cannot be read: %s", d->dir, why[0]);
+    } else {
+        tb_fail(err, "%s: none of its %d images can be read (the first: %s)", d->dir, d->n, why[0]);
+    }
+    for (int k = 0; k < d->n; k++) free(why[k]);
+    free(why);
+    return rc;
 }
 
 Source *source_open_imgdir(const char *path, TbErr *err) {
@@ -132,7 +165,8 @@ Source *source_open_imgdir(const char *path, TbErr *err) {
         goto fail;
     }
     qsort(d->names, (size_t)d->n, sizeof *d->names, cmp_names);
-    if (load(s, d, err) < 0) goto fail;
+    d->bad = tb_calloc((size_t)d->n, 1);
+    if (open_first(s, d, err) < 0) goto fail;
     return s;
 fail:
     imgdir_close(s);
