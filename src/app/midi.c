@@ -326,7 +326,12 @@ int midi_learn_step(int dir, char *msg, size_t n) {
 }
 
 int midi_ghosts(Midi *m, MidiGhost *out, int max) {
-    if (!m) return 0;
+    if (!m) {  // the running instance (the HUD's view), kept alive while we read it
+        pthread_mutex_lock(&g_mu);
+        int k = g_running ? midi_ghosts(g_running, out, max) : 0;
+        pthread_mutex_unlock(&g_mu);
+        return k;
+    }
     int k = 0;
     pthread_mutex_lock(&m->mu);
     for (int i = 0; i < MIDI_MAX_CONN; i++) {

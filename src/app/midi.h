@@ -43,6 +43,7 @@ int midi_learn_step(int dir, char *msg, size_t n);
 
 // Where each absolute control of a parameter sits, for a ghost marker on the
 // HUD: one row per binding of every connected controller. How many rows.
+// m = NULL: the running instance (none: 0).
 typedef struct {
     char device[64];
     int param;       // ParamId

@@ -9,6 +9,7 @@
 #include "keys.h"
 #include "live.h"
 #include "midi.h"
+#include "midi.h"
 
 static void send(App *a, int cmd, int id, float v) {
     control_push(a->q, (ControlEvent){.cmd = cmd, .param = id, .value = v, .source = SRC_KEY});
@@ -127,7 +128,21 @@ static int param_text(const LiveParams *p, int id, char *buf, size_t n) {
     return snprintf(buf, n, "%s %.3g", r->label, (double)v);
 }
 
-enum { HUD_W = 96, HUD_LINES = 10 };
+enum { HUD_W = 96, HUD_LINES = 12 };
+
+// MIDI controls that have not picked up their value yet (soft takeover): a
+// ghost line each, "pick up lr: control at 0.02, value 2" (at most max lines).
+static int ghost_lines(const RunView *v, char (*l)[HUD_W], int max) {
+    MidiGhost g[32];
+    int n = midi_ghosts(NULL, g, 32), k = 0;
+    for (int i = 0; i < n && k < max; i++) {
+        if (g[i].picked || g[i].hw < 0 || g[i].param < 0 || g[i].param >= PARAM_COUNT) continue;
+        const Param *r = param_live(g[i].param);
+        snprintf(l[k++], HUD_W, "pick up %s: control at %.3g, value %.3g  (%s)", r->key,
+                 (double)g[i].hw_value, (double)v->p.v[g[i].param], g[i].device);
+    }
+    return k;
+}
 
 void panel_hud(Display *d, const RunView *v, const char *backend, double disp_fps, const char *src,
                double delay_ms) {
@@ -152,7 +167,8 @@ void panel_hud(Display *d, const RunView *v, const char *backend, double disp_fp
     snprintf(l[n++], HUD_W, "train %.1f steps/s   display %.0f fps   delay %.0f ms",
              (double)v->steps_per_s, disp_fps, delay_ms);
     snprintf(l[n++], HUD_W, "step %ld   frame %ld   backend %s", v->step, v->frames, backend);
-    snprintf(l[n++], HUD_W, "source: %s", src);
+    n += ghost_lines(v, l + n, HUD_LINES - n - 1);
+    snprintf(l[n++], HUD_W, "source: %.80s", src);
     for (int i = 0; i < n; i++) ptrs[i] = l[i];
     display_set_hud(d, ptrs, n);
 }
