@@ -138,7 +138,7 @@ static int ghost_lines(const RunView *v, char (*l)[HUD_W], int max) {
     for (int i = 0; i < n && k < max; i++) {
         if (g[i].picked || g[i].hw < 0 || g[i].param < 0 || g[i].param >= PARAM_COUNT) continue;
         const Param *r = param_live(g[i].param);
-        snprintf(l[k++], HUD_W, "pick up %s: control at %.3g, value %.3g  (%s)", r->key,
+        snprintf(l[k++], HUD_W, "pick up %s: control at %.3g, value %.3g  (%.24s)", r->key,
                  (double)g[i].hw_value, (double)v->p.v[g[i].param], g[i].device);
     }
     return k;
