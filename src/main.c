@@ -12,6 +12,18 @@
 #ifdef TABULA_HAVE_APP
 #include "app.h"
 #include "app_sources.h"
+#include "osc.h"
+#endif
+
+#ifdef TABULA_HAVE_APP
+// OSC plays both the headless run and the window. One that cannot listen (port
+// in use, bad address) says so in one line and the show goes on without it.
+static Osc *start_osc(const Settings *s, ControlQueue *q) {
+    TbErr err = {{0}};
+    Osc *o = osc_start(s, q, &err);
+    if (!o && err.msg[0]) tb_log("%s: running without OSC", err.msg);
+    return o;
+}
 #endif
 
 int main(int argc, char **argv) {
@@ -31,7 +43,13 @@ int main(int argc, char **argv) {
         // Control surfaces (OSC) play a headless run too.
         ControlQueue q;
         control_queue_init(&q);
+#ifdef TABULA_HAVE_APP
+        Osc *osc = start_osc(&s, &q);
+#endif
         rc = run_headless(&s, &q);
+#ifdef TABULA_HAVE_APP
+        osc_stop(osc);
+#endif
         control_queue_destroy(&q);
         return rc;
     }
@@ -47,7 +65,9 @@ int main(int argc, char **argv) {
 #ifdef TABULA_HAVE_APP
     ControlQueue q;
     control_queue_init(&q);
+    Osc *osc = start_osc(&s, &q);
     rc = app_run(&s, &q);
+    osc_stop(osc);
     control_queue_destroy(&q);
     return rc;
 #else
