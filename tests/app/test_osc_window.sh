@@ -102,7 +102,7 @@ port_taken_runs_on_without_osc() {
 }
 
 port_0_is_off() {
-  "$BIN" "${RUN[@]}" --headless --frames 2 --osc.port 0 2>"$T/err-off" && ! grep -q "osc" "$T/err-off" && ok ||
+  "$BIN" "${RUN[@]}" --headless --frames 2 --osc.port 0 2>"$T/err-off" && ! grep -q "tabula: osc" "$T/err-off" && ok ||
     bad "$(cat "$T/err-off")"
 }
 
