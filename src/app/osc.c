@@ -185,12 +185,15 @@ static void on_action(Osc *o, const char *path, const char *name, lo_message m) 
     if (has && !number_arg(types[0], lo_message_get_argv(m)[0], &v)) return ignore(o, OSC_WRONG_TYPE, path);
     if (has && !isfinite(v)) return ignore(o, OSC_NOT_FINITE, path);
     ControlEvent e = {.cmd = a->cmd, .param = a->param, .value = 0};
-    if (a->cmd == CMD_RESET) {
-        // The seed: a number >= 0 (within the [train] seed range); none or < 0: the next one.
-        if (has && v > 2147483647.0) count(o, &o->st.clamped), v = 2147483647.0;
-        e.value = has && v >= 0 ? (float)floor(v) : -1;
+    int whole = has && (types[0] == LO_INT32 || types[0] == LO_INT64);
+    if (a->cmd == CMD_RESET && whole) {
+        // An integer is the seed (>= 0, within the [train] seed range); < 0: the next one.
+        if (v > 2147483647.0) count(o, &o->st.clamped), v = 2147483647.0;
+        e.value = v >= 0 ? (float)v : -1;
     } else if (has && v == 0) {
-        return;  // a button's release: nothing to do
+        return;  // a button's release (a float, or false): nothing to do
+    } else if (a->cmd == CMD_RESET) {
+        e.value = -1;  // a button's press: the next seed
     }
     push(o, e);
 }

@@ -11,10 +11,11 @@
 //                                   a choice's name ("adam") sets it
 //   /tabula/get/KEY                 reply to the sender: /tabula/param/KEY f VALUE
 //   /tabula/get                     reply to the sender: one status bundle
-//   /tabula/action/NAME [number]    an action of actions_table(): reset (number
-//                                   >= 0: the seed), pause, freeze, save, load;
-//                                   a number 0 (a button's release) does nothing,
-//                                   except for reset, where it is seed 0
+//   /tabula/action/NAME [number]    an action of actions_table(): reset, pause,
+//                                   freeze, save, load. A number 0 (a button's
+//                                   release) does nothing, another (its press)
+//                                   or none does it; for reset an integer
+//                                   (i, h) >= 0 is the seed, else the next seed
 //   status bundle: /tabula/status/{loss,psnr,steps_per_s,step,frame} f and
 //                  /tabula/param/KEY f for every live parameter
 // A message with an unknown address or name, a wrong type, no value or a value

@@ -306,8 +306,11 @@ TEST_IMPL(messages_become_events) {
     m = lo_message_new();
     lo_message_add_double(m, 0.25);
     send_msg(fd, P, "/tabula/param/input_smoothing", m);
-    send_i(fd, P, "/tabula/action/reset", 42);
-    send_none(fd, P, "/tabula/action/reset");
+    send_i(fd, P, "/tabula/action/reset", 42);  // an integer: the seed
+    send_i(fd, P, "/tabula/action/reset", 0);
+    send_none(fd, P, "/tabula/action/reset");     // the next seed
+    send_f(fd, P, "/tabula/action/reset", 1);     // a button: pressed (the next seed)
+    send_f(fd, P, "/tabula/action/reset", 0);     // and released: nothing
     send_none(fd, P, "/tabula/action/pause");
     send_f(fd, P, "/tabula/action/freeze", 1);
     send_f(fd, P, "/tabula/action/freeze", 0);  // a button's release: nothing
@@ -322,8 +325,8 @@ TEST_IMPL(messages_become_events) {
     send_raw(fd, P, data, n);
     free(data);
     lo_bundle_free_recursive(b);
-    OscStats st = wait_taken(&r, 17, 0);
-    EXPECT(st.ignored == 0 && st.queued == 16 && st.clamped == 0, "ignored %ld queued %ld clamped %ld",
+    OscStats st = wait_taken(&r, 20, 0);
+    EXPECT(st.ignored == 0 && st.queued == 18 && st.clamped == 0, "ignored %ld queued %ld clamped %ld",
            st.ignored, st.queued, st.clamped);
     EXPECT_EVENT(&r, CMD_SET, PARAM_LR, 0.5f);
     EXPECT_EVENT(&r, CMD_SET, PARAM_MEMORY, 3);
@@ -334,6 +337,8 @@ TEST_IMPL(messages_become_events) {
     EXPECT_EVENT(&r, CMD_SET, PARAM_FREEZE, 1);
     EXPECT_EVENT(&r, CMD_SET, PARAM_SMOOTH_IN, 0.25f);
     EXPECT_EVENT(&r, CMD_RESET, -1, 42);
+    EXPECT_EVENT(&r, CMD_RESET, -1, 0);
+    EXPECT_EVENT(&r, CMD_RESET, -1, -1);
     EXPECT_EVENT(&r, CMD_RESET, -1, -1);
     EXPECT_EVENT(&r, CMD_TOGGLE, PARAM_PAUSE, 0);
     EXPECT_EVENT(&r, CMD_TOGGLE, PARAM_FREEZE, 0);
