@@ -447,3 +447,28 @@ void osc_stop(Osc *o) {
     pthread_mutex_destroy(&o->mu);
     free(o);
 }
+
+void osc_params_markdown(FILE *f) {
+    fprintf(f, "| key | values | \"+\" / \"-\" step |\n|---|---|---|\n");
+    for (int id = 0; id < PARAM_COUNT; id++) {
+        const Param *r = param_live(id);
+        char values[160], step[160], name[64];
+        if (r->type == P_CHOICE) {
+            size_t at = 0;
+            for (int c = 0; param_choice_name(r, c, name, sizeof name) && at < sizeof values; c++)
+                at += (size_t)snprintf(values + at, sizeof values - at, "%s%d = %s", c ? ", " : "", c, name);
+        } else if (r->min == 0 && r->max == 1 && param_is_int(id)) {
+            snprintf(values, sizeof values, "0 or 1");
+        } else {
+            snprintf(values, sizeof values, "%g to %g", r->min, r->max);
+        }
+        if (r->scale == SCALE_LOG) {
+            int n = snprintf(step, sizeof step, "x%.3g", r->step);
+            if (r->min <= 0)
+                snprintf(step + n, sizeof step - (size_t)n, " (below %g: 0; from 0: %g)", r->floor, r->zero_up);
+        } else {
+            snprintf(step, sizeof step, "%g", r->step);
+        }
+        fprintf(f, "| %s | %s | %s |\n", r->key, values, step);
+    }
+}

@@ -64,6 +64,9 @@ void osc_stop(Osc *o);
 void osc_stats(Osc *o, OscStats *st);
 // The port it listens on.
 int osc_port(const Osc *o);
+// The README's table of the parameters OSC plays: key, range, a "+"/"-" step
+// (from the parameter table; tests/app/test_osc.c checks the README has it).
+void osc_params_markdown(FILE *f);
 
 #ifdef __cplusplus
 }

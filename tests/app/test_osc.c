@@ -483,6 +483,28 @@ TEST_IMPL(status_to_its_own_port_refused) {
     rig_stop(&r);
 }
 
+// The README's OSC table (between its <!-- osc-params --> markers) is the
+// parameter table's.
+TEST_IMPL(readme_table_is_the_parameter_table) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/README.md", getenv("TABULA_SRC") ? getenv("TABULA_SRC") : ".");
+    FILE *f = fopen(path, "r");
+    static char text[1 << 17];
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f) fclose(f);
+    text[n] = 0;
+    char *a = strstr(text, "<!-- osc-params -->\n"), *b = a ? strstr(a, "<!-- /osc-params -->") : NULL;
+    if (a && b) a += strlen("<!-- osc-params -->\n"), *b = 0;
+    char *want = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&want, &len);
+    osc_params_markdown(m);
+    fclose(m);
+    EXPECT(a && b && strcmp(a, want) == 0,
+           "README.md's <!-- osc-params --> table differs from the parameter table; it should read:\n%s", want);
+    free(want);
+}
+
 // ------------------------------------------------------------------ end to end
 
 static char *slurp(const char *path) {
@@ -666,4 +688,4 @@ TEST_MAIN(TEST_ENTRY(off_when_port_is_0), TEST_ENTRY(listens_on_loopback_only_by
           TEST_ENTRY(port_in_use_or_bad_address_fails_cleanly), TEST_ENTRY(messages_become_events),
           TEST_ENTRY(bad_messages_ignored_and_counted), TEST_ENTRY(get_answers_what_is_in_force),
           TEST_ENTRY(status_bundles_at_the_rate), TEST_ENTRY(status_to_its_own_port_refused),
-          TEST_ENTRY(headless_end_to_end))
+          TEST_ENTRY(readme_table_is_the_parameter_table), TEST_ENTRY(headless_end_to_end))
