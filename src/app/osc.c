@@ -65,9 +65,14 @@ static void ignore(Osc *o, OscIgnore why, const char *path) {
     int first = !o->logged[why];
     o->logged[why] = 1;
     pthread_mutex_unlock(&o->mu);
-    if (first)
-        tb_log("osc: ignored %.200s (%s); more of these are only counted (summary at exit)",
-               path ? path : "a packet", IGNORE_WHY[why]);
+    if (!first) return;
+    // The path as text a terminal shows safely (it comes from anyone who can send).
+    char safe[128];
+    size_t n = 0;
+    for (const char *c = path ? path : "a packet"; *c && n < sizeof safe - 1; c++)
+        safe[n++] = *c >= 0x20 && *c < 0x7f ? *c : '?';
+    safe[n] = 0;
+    tb_log("osc: ignored %s (%s); more of these are only counted (summary at exit)", safe, IGNORE_WHY[why]);
 }
 
 static void push(Osc *o, ControlEvent e) {
