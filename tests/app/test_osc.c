@@ -136,6 +136,7 @@ static int got_value(const Got *g, const char *path, float *v) {
 static int ask(int fd, int port, const char *key, Got *g, int timeout_ms) {
     char path[96];
     snprintf(path, sizeof path, key ? "/tabula/get/%s" : "/tabula/get", key);
+    while (recv_packet(fd, 0, g)) {}  // a late answer to an earlier question
     send_none(fd, port, path);
     double t_end = tb_now() + timeout_ms / 1e3;
     while (tb_now() < t_end)
@@ -148,7 +149,7 @@ static int get_param(int fd, int port, const char *key, float *v) {
     Got g;
     char path[96];
     snprintf(path, sizeof path, "/tabula/param/%s", key);
-    return ask(fd, port, key, &g, 3000) && got_value(&g, path, v);
+    return ask(fd, port, key, &g, 10000) && got_value(&g, path, v);
 }
 
 // ------------------------------------------------------------------ in process
@@ -547,13 +548,14 @@ static int wait_exit(pid_t pid, double secs) {
     return -1;
 }
 
-// The status bundle's number NAME, asked for now (NAN if no answer).
-static float status_now(int fd, int port, const char *name) {
+// The status bundle's number NAME, asked for now (NAN if no answer within
+// timeout_ms).
+static float status_now(int fd, int port, const char *name, int timeout_ms) {
     Got g;
     char path[64];
     float v = NAN;
     snprintf(path, sizeof path, "/tabula/status/%s", name);
-    if (!ask(fd, port, NULL, &g, 3000) || !got_value(&g, path, &v)) return NAN;
+    if (!ask(fd, port, NULL, &g, timeout_ms) || !got_value(&g, path, &v)) return NAN;
     return v;
 }
 
@@ -608,7 +610,7 @@ TEST_IMPL(headless_end_to_end) {
     // Up and training: /tabula/get answers and the frames go on.
     double t_end = tb_now() + 60;
     float frame = NAN;
-    while (tb_now() < t_end && !(frame >= 1)) frame = status_now(fd, P, "frame");
+    while (tb_now() < t_end && !(frame >= 1)) frame = status_now(fd, P, "frame", 500);  // starting
     EXPECT(frame >= 1, "no status with frames from tabula in 60 s: %s", slurp(err_path));
     if (!(frame >= 1)) {
         wait_exit(pid, 0);
@@ -635,9 +637,9 @@ TEST_IMPL(headless_end_to_end) {
     // An answer comes after what was sent before it: all of it is queued when
     // the view says frame f0. The frame under way may have drained the queue
     // already; the one after it applies the events: in view at f0 + 2.
-    float f0 = status_now(fd, P, "frame"), f1 = f0;
+    float f0 = status_now(fd, P, "frame", 10000), f1 = f0;
     t_end = tb_now() + 60;
-    while (tb_now() < t_end && !(f1 >= f0 + 2)) f1 = status_now(fd, P, "frame");
+    while (tb_now() < t_end && !(f1 >= f0 + 2)) f1 = status_now(fd, P, "frame", 10000);
     EXPECT(f1 >= f0 + 2, "no two frames after the messages (%g, %g)", (double)f0, (double)f1);
     float lr = 0, mom = 0, mem = 0, clip = 0;
     EXPECT(get_param(fd, P, "lr", &lr) && fabsf(lr - 0.5f * 1.77827941f) < 1e-6f, "lr %.7g, want 0.8891397", (double)lr);
