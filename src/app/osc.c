@@ -158,22 +158,37 @@ static int number_arg(char type, lo_arg *a, double *v) {
 // /tabula/param/KEY VALUE
 static void on_param(Osc *o, const char *path, const char *key, lo_message m) {
     int id = param_by_name(key);
-    if (id < 0) return ignore(o, OSC_UNKNOWN_NAME, path);
+    if (id < 0) {
+        ignore(o, OSC_UNKNOWN_NAME, path);
+        return;
+    }
     const char *types = lo_message_get_types(m);
-    if (!types || !types[0]) return ignore(o, OSC_NO_VALUE, path);
+    if (!types || !types[0]) {
+        ignore(o, OSC_NO_VALUE, path);
+        return;
+    }
     lo_arg *a = lo_message_get_argv(m)[0];
     double v;
     if (types[0] == LO_STRING || types[0] == LO_SYMBOL) {
         const char *s = &a->s;
-        if (strcmp(s, "+") == 0 || strcmp(s, "-") == 0)
-            return push(o, (ControlEvent){.cmd = CMD_NUDGE, .param = id, .value = s[0] == '+' ? 1 : -1});
+        if (strcmp(s, "+") == 0 || strcmp(s, "-") == 0) {
+            push(o, (ControlEvent){.cmd = CMD_NUDGE, .param = id, .value = s[0] == '+' ? 1 : -1});
+            return;
+        }
         int c = param_choice_index(param_live(id), s);
-        if (c < 0) return ignore(o, OSC_WRONG_TYPE, path);
+        if (c < 0) {
+            ignore(o, OSC_WRONG_TYPE, path);
+            return;
+        }
         v = c;
     } else if (!number_arg(types[0], a, &v)) {
-        return ignore(o, OSC_WRONG_TYPE, path);
+        ignore(o, OSC_WRONG_TYPE, path);
+        return;
     }
-    if (!isfinite(v)) return ignore(o, OSC_NOT_FINITE, path);
+    if (!isfinite(v)) {
+        ignore(o, OSC_NOT_FINITE, path);
+        return;
+    }
     double lo, hi;
     param_live_range(id, &lo, &hi);
     if (v < lo || v > hi) count(o, &o->st.clamped);  // the run loop clamps it
@@ -183,12 +198,21 @@ static void on_param(Osc *o, const char *path, const char *key, lo_message m) {
 // /tabula/action/NAME [number]
 static void on_action(Osc *o, const char *path, const char *name, lo_message m) {
     const ActionInfo *a = action_by_name(name);
-    if (!a) return ignore(o, OSC_UNKNOWN_NAME, path);
+    if (!a) {
+        ignore(o, OSC_UNKNOWN_NAME, path);
+        return;
+    }
     const char *types = lo_message_get_types(m);
     int has = types && types[0];
     double v = -1;
-    if (has && !number_arg(types[0], lo_message_get_argv(m)[0], &v)) return ignore(o, OSC_WRONG_TYPE, path);
-    if (has && !isfinite(v)) return ignore(o, OSC_NOT_FINITE, path);
+    if (has && !number_arg(types[0], lo_message_get_argv(m)[0], &v)) {
+        ignore(o, OSC_WRONG_TYPE, path);
+        return;
+    }
+    if (has && !isfinite(v)) {
+        ignore(o, OSC_NOT_FINITE, path);
+        return;
+    }
     ControlEvent e = {.cmd = a->cmd, .param = a->param, .value = 0};
     int whole = has && (types[0] == LO_INT32 || types[0] == LO_INT64);
     if (a->cmd == CMD_RESET && whole) {
@@ -207,7 +231,10 @@ static void on_action(Osc *o, const char *path, const char *name, lo_message m) 
 static void on_get(Osc *o, const char *path, const char *key, const struct sockaddr *from,
                    socklen_t from_len) {
     int id = param_by_name(key);
-    if (id < 0) return ignore(o, OSC_UNKNOWN_NAME, path);
+    if (id < 0) {
+        ignore(o, OSC_UNKNOWN_NAME, path);
+        return;
+    }
     RunView v = control_view(o->q);
     char rpath[96];
     snprintf(rpath, sizeof rpath, P_PARAM "%s", key);
@@ -228,7 +255,8 @@ static void on_message(Osc *o, uint8_t *data, size_t n, const struct sockaddr *f
     const char *path = m ? lo_get_path(data, (ssize_t)n) : NULL;
     if (!m || !path) {
         if (m) lo_message_free(m);
-        return ignore(o, OSC_BAD_PACKET, NULL);
+        ignore(o, OSC_BAD_PACKET, NULL);
+        return;
     }
     count(o, &o->st.received);
     const char *name;
@@ -249,12 +277,18 @@ static uint32_t get_be32(const uint8_t *p) {
 static void on_packet(Osc *o, uint8_t *data, size_t n, const struct sockaddr *from, socklen_t from_len,
                       int depth) {
     if (n >= 16 && memcmp(data, "#bundle\0", 8) == 0) {
-        if (depth >= OSC_MAX_DEPTH) return ignore(o, OSC_BAD_PACKET, "#bundle (nested too deep)");
+        if (depth >= OSC_MAX_DEPTH) {
+            ignore(o, OSC_BAD_PACKET, "#bundle (nested too deep)");
+            return;
+        }
         size_t at = 16;
         while (at + 4 <= n) {
             uint32_t size = get_be32(data + at);
             at += 4;
-            if (size == 0 || size % 4 || size > n - at) return ignore(o, OSC_BAD_PACKET, "#bundle (bad element size)");
+            if (size == 0 || size % 4 || size > n - at) {
+                ignore(o, OSC_BAD_PACKET, "#bundle (bad element size)");
+                return;
+            }
             on_packet(o, data + at, size, from, from_len, depth + 1);
             at += size;
         }
