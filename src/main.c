@@ -1,7 +1,7 @@
 // main.c: tabula's entry point, the one place that knows whether this build has
-// the window. Settings: built-in defaults (documented in config/default.ini),
-// then --config FILE, then flags. --headless trains without a window;
-// otherwise the live app opens.
+// the window and the control surfaces. Settings: built-in defaults (documented
+// in config/default.ini), then --config FILE, then flags. --headless trains
+// without a window; otherwise the live app opens. MIDI and OSC play both.
 #define _DEFAULT_SOURCE
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +14,60 @@
 #include "app.h"
 #include "app_sources.h"
 #include "midi.h"
+#include "osc.h"
 #endif
+
+// The control surfaces beside the keys, writing into q.
+typedef struct {
+#ifdef TABULA_HAVE_APP
+    Midi *midi;
+    Osc *osc;
+#endif
+    int unused_;
+} Surfaces;
+
+// A bad MIDI mapping file stops the start (-1, err); a sequencer or an OSC
+// port that cannot be had is one log line, and the show goes on without it.
+static int surfaces_start(Surfaces *sf, const Settings *s, ControlQueue *q, TbErr *err) {
+    memset(sf, 0, sizeof *sf);
+#ifdef TABULA_HAVE_APP
+    if (!(sf->midi = midi_start(s, q, err))) return -1;
+    TbErr e = {{0}};
+    sf->osc = osc_start(s, q, &e);
+    if (!sf->osc && e.msg[0]) tb_log("%s: running without OSC", e.msg);
+#endif
+    return 0;
+}
+
+static void surfaces_stop(Surfaces *sf) {
+#ifdef TABULA_HAVE_APP
+    osc_stop(sf->osc);
+    midi_stop(sf->midi);
+#endif
+    (void)sf;
+}
+
+// The run (headless or the window) with its queue and surfaces.
+static int run(const Settings *s, char **argv) {
+    TbErr err = {{0}};
+    ControlQueue q;
+    control_queue_init(&q);
+    Surfaces sf;
+    int rc;
+    if (surfaces_start(&sf, s, &q, &err)) {
+        tb_log("%s", err.msg);
+        rc = TB_EXIT_INPUT;
+    } else {
+#ifdef TABULA_HAVE_APP
+        rc = s->headless ? run_headless(s, &q) : app_run(s, &q);
+#else
+        rc = run_headless(s, &q);
+#endif
+        surfaces_stop(&sf);
+    }
+    control_queue_destroy(&q);
+    return rc;
+}
 
 int main(int argc, char **argv) {
     Settings s;
@@ -28,51 +81,21 @@ int main(int argc, char **argv) {
     }
 #ifdef TABULA_HAVE_APP
     app_register_sources();  // video files, image folders, cameras
+#else
+    if (!s.headless) {
+        tb_log("this build has no window (built with TABULA_APP=OFF): use --headless");
+        return TB_EXIT_INPUT;
+    }
 #endif
     signals_install();  // SIGTERM, SIGINT, SIGHUP: stop as quitting does
-    if (s.headless) {
-        // Control surfaces (OSC) play a headless run too.
-        ControlQueue q;
-        control_queue_init(&q);
-#ifdef TABULA_HAVE_APP
-        Midi *midi = midi_start(&s, &q, &err);  // a bad mapping file: exit 2
-        if (!midi) {
-            tb_log("%s", err.msg);
-            control_queue_destroy(&q);
-            return TB_EXIT_INPUT;
-        }
-#endif
-        rc = run_headless(&s, &q);
-#ifdef TABULA_HAVE_APP
-        midi_stop(midi);
-#endif
-        control_queue_destroy(&q);
-        return rc;
-    }
     // The window (llvmpipe on a machine without a GPU) and the camera share the
     // cores with training: OpenMP threads that spin while waiting then steal
     // time from them (measured: 24 -> 29 steps/s at 128x128, 6 -> 9 at 256x256
     // under Xvfb). The policy is read when the OpenMP runtime loads, before
     // main, so set it and start again, once. Headless runs keep the default.
-    if (!getenv("OMP_WAIT_POLICY")) {
+    if (!s.headless && !getenv("OMP_WAIT_POLICY")) {
         setenv("OMP_WAIT_POLICY", "passive", 1);
         execv("/proc/self/exe", argv);  // if this fails, go on as we are
     }
-#ifdef TABULA_HAVE_APP
-    ControlQueue q;
-    control_queue_init(&q);
-    Midi *midi = midi_start(&s, &q, &err);  // a bad mapping file: exit 2
-    if (!midi) {
-        tb_log("%s", err.msg);
-        control_queue_destroy(&q);
-        return TB_EXIT_INPUT;
-    }
-    rc = app_run(&s, &q);
-    midi_stop(midi);
-    control_queue_destroy(&q);
-    return rc;
-#else
-    tb_log("this build has no window (built with TABULA_APP=OFF): use --headless");
-    return TB_EXIT_INPUT;
-#endif
+    return run(&s, argv);
 }

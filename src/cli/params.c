@@ -115,6 +115,18 @@ static const Param PARAMS[] = {
     {"source", "white_balance_lock", NULL, P_INT, O(white_balance_lock), 0, 1, NULL, "0",
      "1 = likewise hold the white balance", SET},
 
+    {"osc", "port", NULL, P_INT, O(osc_port), 0, 65535, NULL, "9000",
+     "UDP port for OSC control (/tabula/param/KEY, /tabula/get/KEY, /tabula/action/NAME; "
+     "0 = OSC off)", SET},
+    {"osc", "address", NULL, P_STR, O(osc_address), 0, 0, NULL, "127.0.0.1",
+     "address OSC listens on: 127.0.0.1 = this machine only; 0.0.0.0 = every network "
+     "(anyone on the network can then play the parameters)", SET},
+    {"osc", "status_to", NULL, P_STR, O(osc_status_to), 0, 0, NULL, "",
+     "host:port to send /tabula/status bundles to (loss, PSNR, steps/s, every live "
+     "parameter); empty = nobody", SET},
+    {"osc", "status_rate", NULL, P_FLOAT, O(osc_status_rate), 0.1, 100, NULL, "10",
+     "status bundles per second", SET},
+
     {"display", "layout", "layout", P_CHOICE, O(layout), 0, 0, "mirror|side|triptych", "side",
      "mirror: reconstruction only; side: camera | reconstruction; triptych: adds the error", SET},
     {"display", "flip", "flip", P_INT, O(flip), 0, 1, NULL, "1",

@@ -45,6 +45,11 @@ typedef struct {
     float fps;             // pace files and folders at this rate (0 = their own)
     int exposure_lock;     // 1: hold the exposure auto settled on (no brightness chasing)
     int white_balance_lock;
+    // [osc]
+    int osc_port;                  // UDP port to listen on (0 = OSC off)
+    char osc_address[CFG_STR];     // address to listen on (127.0.0.1: this machine only)
+    char osc_status_to[CFG_STR];   // "host:port" to send /tabula/status to ("" = nobody)
+    float osc_status_rate;         // status messages per second
     // [display]
     char layout[16];  // mirror | side | triptych
     int flip, fullscreen, monitor, vsync, hud;
