@@ -195,7 +195,7 @@ static void on_param(Osc *o, const char *path, const char *key, lo_message m) {
     push(o, (ControlEvent){.cmd = CMD_SET, .param = id, .value = (float)v});
 }
 
-// /tabula/action/NAME [number]
+// /tabula/action/NAME [number]: the seed of a reset, the slot or scene number.
 static void on_action(Osc *o, const char *path, const char *name, lo_message m) {
     const ActionInfo *a = action_by_name(name);
     if (!a) {
@@ -221,6 +221,13 @@ static void on_action(Osc *o, const char *path, const char *name, lo_message m) 
         e.value = v >= 0 ? (float)v : -1;
     } else if (has && v == 0) {
         return;  // a button's release (a float, or false): nothing to do
+    } else if (a->cmd >= CMD_SLOT_SAVE) {
+        // Slots and scenes: the number says which (the run loop checks the range).
+        if (!has) {
+            ignore(o, OSC_WRONG_TYPE, path);
+            return;
+        }
+        e.value = (float)v;
     } else if (a->cmd == CMD_RESET) {
         e.value = -1;  // a button's press: the next seed
     }

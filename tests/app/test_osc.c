@@ -352,6 +352,24 @@ TEST_IMPL(messages_become_events) {
     rig_stop(&r);
 }
 
+// Slots and scenes take their number; without one the message is ignored.
+TEST_IMPL(slot_and_scene_actions_carry_their_number) {
+    Rig r;
+    if (!rig_start(&r, NULL)) return;
+    int fd = r.cl, P = r.port;
+    send_i(fd, P, "/tabula/action/slot_save", 3);
+    send_f(fd, P, "/tabula/action/slot_fade", 3);
+    send_f(fd, P, "/tabula/action/slot_fade", 0);  // a button's release: nothing
+    send_i(fd, P, "/tabula/action/scene", 2);
+    send_none(fd, P, "/tabula/action/slot_recall");  // which slot? ignored
+    OscStats st = wait_taken(&r, 5, 0);
+    EXPECT(st.queued == 3 && st.ignored == 1, "queued %ld ignored %ld", st.queued, st.ignored);
+    EXPECT_EVENT(&r, CMD_SLOT_SAVE, -1, 3);
+    EXPECT_EVENT(&r, CMD_SLOT_FADE, -1, 3);
+    EXPECT_EVENT(&r, CMD_SCENE, -1, 2);
+    rig_stop(&r);
+}
+
 TEST_IMPL(bad_messages_ignored_and_counted) {
     Rig r;
     if (!rig_start(&r, NULL)) return;
@@ -688,6 +706,7 @@ TEST_IMPL(headless_end_to_end) {
 
 TEST_MAIN(TEST_ENTRY(off_when_port_is_0), TEST_ENTRY(listens_on_loopback_only_by_default),
           TEST_ENTRY(port_in_use_or_bad_address_fails_cleanly), TEST_ENTRY(messages_become_events),
+          TEST_ENTRY(slot_and_scene_actions_carry_their_number),
           TEST_ENTRY(bad_messages_ignored_and_counted), TEST_ENTRY(get_answers_what_is_in_force),
           TEST_ENTRY(status_bundles_at_the_rate), TEST_ENTRY(status_to_its_own_port_refused),
           TEST_ENTRY(readme_table_is_the_parameter_table), TEST_ENTRY(headless_end_to_end))
