@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "controls.h"
+#include "ini.h"
 
 static const char *const KIND_NAMES[MK_COUNT] = {"cc", "cc14", "nrpn", "rel2c", "relbin", "relsign", "note", "button"};
 static const char *const TAKEOVER_NAMES[3] = {"jump", "pickup", "scale"};
@@ -205,13 +206,6 @@ int takeover_move(Takeover *t, MidiTakeover mode, double pos, double target, dou
 
 // ---------------------------------------------------------------- files
 
-static char *trim(char *p) {
-    while (isspace((unsigned char)*p)) p++;
-    char *e = p + strlen(p);
-    while (e > p && isspace((unsigned char)e[-1])) *--e = 0;
-    return p;
-}
-
 static int parse_int(const char *s, long lo, long hi, long *out) {
     char *end;
     errno = 0;
@@ -304,105 +298,68 @@ static int parse_row(const char *key, char *val, MidiTakeover def_takeover, Midi
     return 0;
 }
 
+// The reader's state: rows are read in a second pass, after the whole [device]
+// section, so that its takeover is every row's default wherever it stands.
+typedef struct {
+    MidiMap *m;
+    int pass;
+} MapRead;
+
+static int map_section(void *user, const char *section, TbErr *err) {
+    if (strcmp(section, "device") && strcmp(section, "map"))
+        return tb_fail(err, "unknown section [%s] (a mapping file has [device] and [map])", section);
+    return 0;
+}
+
+static int device_key(MidiMap *m, const char *key, const char *val, TbErr *err) {
+    long v;
+    if (strcmp(key, "match") == 0) {
+        snprintf(m->match, sizeof m->match, "%s", val);
+    } else if (strcmp(key, "name") == 0) {
+        // for the reader
+    } else if (strcmp(key, "leds") == 0) {
+        if (parse_int(val, 0, 1, &v)) return tb_fail(err, "leds \"%s\" is not 0 or 1", val);
+        m->leds = (int)v;
+    } else if (strcmp(key, "takeover") == 0) {
+        int t = parse_takeover(val);
+        if (t < 0) return tb_fail(err, "takeover \"%s\" is not jump, pickup or scale", val);
+        m->takeover = (MidiTakeover)t;
+    } else {
+        return tb_fail(err, "unknown key \"%s\" in [device] (match, name, leds, takeover)", key);
+    }
+    return 0;
+}
+
+static int map_row(MidiMap *m, const char *key, const char *val, int line, TbErr *err) {
+    if (m->n == MIDI_MAX_BINDINGS) return tb_fail(err, "more than %d rows", MIDI_MAX_BINDINGS);
+    MidiBinding *b = &m->b[m->n];
+    char row[1024];  // parse_row cuts its text into words
+    snprintf(row, sizeof row, "%s", val);
+    if (parse_row(key, row, m->takeover, b, err)) return -1;
+    b->line = line;
+    for (int i = 0; i < m->n; i++)
+        if (midi_same_control(&m->b[i], b))
+            return tb_fail(err, "%s: this control is already bound on line %d", key, m->b[i].line);
+    m->n++;
+    return 0;
+}
+
+static int map_key(void *user, const char *section, const char *key, const char *val, int line,
+                   TbErr *err) {
+    MapRead *r = user;
+    if (!section[0]) return tb_fail(err, "\"%s\" outside [device] or [map]", key);
+    if (strcmp(section, "device") == 0) return r->pass == 0 ? device_key(r->m, key, val, err) : 0;
+    return r->pass == 1 ? map_row(r->m, key, val, line, err) : 0;
+}
+
 int midi_map_load(const char *path, MidiMap *m, TbErr *err) {
     memset(m, 0, sizeof *m);
     snprintf(m->path, sizeof m->path, "%s", path);
     m->takeover = TO_PICKUP;
-    FILE *f = fopen(path, "r");
-    if (!f) return tb_fail(err, "%s: %s", path, strerror(errno));
-    char line[1024], section[32] = "";
-    int lineno = 0, rc = 0;
-    TbErr e2;
-    // Rows are read after the whole [device] section so that its takeover
-    // is every row's default wherever it stands: two passes.
-    for (int pass = 0; pass < 2 && rc == 0; pass++) {
-        rewind(f);
-        lineno = 0;
-        section[0] = 0;
-        while (fgets(line, sizeof line, f)) {
-            lineno++;
-            if (!strchr(line, '\n') && !feof(f)) {
-                rc = tb_fail(err, "%s:%d: line too long", path, lineno);
-                break;
-            }
-            char *hash = strpbrk(line, "#;");
-            if (hash) *hash = 0;
-            char *p = trim(line);
-            if (!*p) continue;
-            if (*p == '[') {
-                char *e = strchr(p, ']');
-                if (!e || e[1]) {
-                    rc = tb_fail(err, "%s:%d: bad section header \"%s\"", path, lineno, p);
-                    break;
-                }
-                *e = 0;
-                snprintf(section, sizeof section, "%s", trim(p + 1));
-                if (strcmp(section, "device") && strcmp(section, "map")) {
-                    rc = tb_fail(err, "%s:%d: unknown section [%s] (a mapping file has [device] and [map])", path, lineno, section);
-                    break;
-                }
-                continue;
-            }
-            char *eq = strchr(p, '=');
-            if (!eq) {
-                rc = tb_fail(err, "%s:%d: expected \"key = value\", got \"%s\"", path, lineno, p);
-                break;
-            }
-            *eq = 0;
-            char *key = trim(p), *val = trim(eq + 1);
-            if (!section[0]) {
-                rc = tb_fail(err, "%s:%d: \"%s\" outside [device] or [map]", path, lineno, key);
-                break;
-            }
-            if (strcmp(section, "device") == 0) {
-                if (pass == 1) continue;
-                long v;
-                if (strcmp(key, "match") == 0) {
-                    snprintf(m->match, sizeof m->match, "%s", val);
-                } else if (strcmp(key, "name") == 0) {
-                    // for the reader
-                } else if (strcmp(key, "leds") == 0) {
-                    if (parse_int(val, 0, 1, &v)) {
-                        rc = tb_fail(err, "%s:%d: leds \"%s\" is not 0 or 1", path, lineno, val);
-                        break;
-                    }
-                    m->leds = (int)v;
-                } else if (strcmp(key, "takeover") == 0) {
-                    int t = parse_takeover(val);
-                    if (t < 0) {
-                        rc = tb_fail(err, "%s:%d: takeover \"%s\" is not jump, pickup or scale", path, lineno, val);
-                        break;
-                    }
-                    m->takeover = (MidiTakeover)t;
-                } else {
-                    rc = tb_fail(err, "%s:%d: unknown key \"%s\" in [device] (match, name, leds, takeover)", path, lineno, key);
-                    break;
-                }
-                continue;
-            }
-            if (pass == 0) continue;
-            if (m->n == MIDI_MAX_BINDINGS) {
-                rc = tb_fail(err, "%s:%d: more than %d rows", path, lineno, MIDI_MAX_BINDINGS);
-                break;
-            }
-            MidiBinding *b = &m->b[m->n];
-            if (parse_row(key, val, m->takeover, b, &e2)) {
-                rc = tb_fail(err, "%s:%d: %s", path, lineno, e2.msg);
-                break;
-            }
-            b->line = lineno;
-            for (int i = 0; i < m->n; i++)
-                if (midi_same_control(&m->b[i], b)) {
-                    rc = tb_fail(err, "%s:%d: %s: this control is already bound on line %d", path, lineno, key, m->b[i].line);
-                    break;
-                }
-            if (rc) break;
-            m->n++;
-        }
-    }
-    if (rc == 0 && ferror(f)) rc = tb_fail(err, "%s: read error", path);
-    fclose(f);
-    return rc;
+    MapRead r = {.m = m};
+    for (r.pass = 0; r.pass < 2; r.pass++)
+        if (ini_parse(path, map_section, map_key, &r, err)) return -1;
+    return 0;
 }
 
 void midi_binding_format(const MidiBinding *b, char *buf, size_t n) {
@@ -553,7 +510,7 @@ static char *text_for_device(const char *tmpl, const char *from, const char *cli
         size_t len = e ? (size_t)(e - p + 1) : strlen(p);
         char line[1024];
         snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), p);
-        char *t = trim(line);
+        char *t = tb_trim(line);
         int skip = 0;
         if (t[0] == '[') in_device = strncmp(t, "[device]", 8) == 0;
         else if (in_device && strncmp(t, "match", 5) == 0 && strchr(t, '=')) skip = 1;
@@ -612,7 +569,7 @@ MidiMap *midi_maps_learn(MidiMapSet *set, MidiMap *m, const char *device, const 
         snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), p);
         char *hash = strpbrk(line, "#;");
         if (hash) *hash = 0;
-        char *t = trim(line);
+        char *t = tb_trim(line);
         int drop = 0;
         if (t[0] == '[') {
             last_section_is_map = strncmp(t, "[map]", 5) == 0;
@@ -622,7 +579,7 @@ MidiMap *midi_maps_learn(MidiMapSet *set, MidiMap *m, const char *device, const 
             *eq = 0;
             MidiBinding old;
             TbErr e3;
-            if (parse_row(trim(t), trim(eq + 1), TO_PICKUP, &old, &e3) == 0 && midi_same_control(&old, b)) drop = 1;
+            if (parse_row(tb_trim(t), tb_trim(eq + 1), TO_PICKUP, &old, &e3) == 0 && midi_same_control(&old, b)) drop = 1;
         }
         if (!drop) {
             memcpy(out + n, p, len);

@@ -8,14 +8,9 @@
 #include <math.h>
 #include <string.h>
 
-// ---------------------------------------------------------------- scene files
+#include "ini.h"
 
-static char *trim(char *p) {
-    while (isspace((unsigned char)*p)) p++;
-    char *e = p + strlen(p);
-    while (e > p && isspace((unsigned char)e[-1])) *--e = 0;
-    return p;
-}
+// ---------------------------------------------------------------- scene files
 
 // The live parameters' keys, for an error message.
 static void live_keys(char *buf, size_t n) {
@@ -75,12 +70,39 @@ static int scene_meta(Scene *sc, const char *key, const char *val, TbErr *err) {
         char *end;
         errno = 0;
         double d = strtod(val, &end);
-        if (end == val || *trim(end) || errno || !(d >= 0 && d <= SCENE_MAX_TRANSITION))
+        if (end == val || *tb_trim(end) || errno || !(d >= 0 && d <= SCENE_MAX_TRANSITION))
             return tb_fail(err, "transition = %s: seconds from 0 to %g", val, SCENE_MAX_TRANSITION);
         sc->transition = (float)d;
         return 0;
     }
     return tb_fail(err, "unknown key \"%s\" in [scene] (name, transition)", key);
+}
+
+// The reader's state for one scene file.
+typedef struct {
+    Scene *sc;
+    int first[PARAM_COUNT];  // line each parameter was set on
+    int last_line;
+} SceneRead;
+
+static int scene_section(void *user, const char *section, TbErr *err) {
+    if (strcmp(section, "scene") != 0 && strcmp(section, "params") != 0)
+        return tb_fail(err, "unknown section [%s] (a scene has [scene] and [params])", section);
+    return 0;
+}
+
+static int scene_key(void *user, const char *section, const char *key, const char *val, int line,
+                     TbErr *err) {
+    SceneRead *r = user;
+    r->last_line = line;
+    if (!section[0]) return tb_fail(err, "\"%s\" outside [scene] or [params]", key);
+    if (strcmp(section, "scene") == 0) return scene_meta(r->sc, key, val, err);
+    int id = param_by_name(key);
+    if (id >= 0 && r->first[id])
+        return tb_fail(err, "%s is set twice (first on line %d)", key, r->first[id]);
+    if (scene_param(r->sc, key, val, err)) return -1;
+    r->first[id] = line;
+    return 0;
 }
 
 int scene_load(Scene *sc, const char *path, TbErr *err) {
@@ -89,59 +111,9 @@ int scene_load(Scene *sc, const char *path, TbErr *err) {
     char fname[SCENE_NAME + 8];
     stem(path, fname, sizeof fname);
     if (strlen(fname) < SCENE_NAME && name_ok(fname)) snprintf(sc->name, sizeof sc->name, "%s", fname);
-    FILE *f = fopen(path, "r");
-    if (!f) return tb_fail(err, "%s: %s", path, strerror(errno));
-    char line[1024], section[64] = "";
-    int lineno = 0, rc = 0, first[PARAM_COUNT] = {0};
-    while (!rc && fgets(line, sizeof line, f)) {
-        lineno++;
-        TbErr e2 = {{0}};
-        if (!strchr(line, '\n') && !feof(f)) {
-            rc = tb_fail(err, "%s:%d: line too long", path, lineno);
-            break;
-        }
-        char *p = trim(line);
-        if (!*p || *p == '#' || *p == ';') continue;
-        if (*p == '[') {
-            char *e = strchr(p, ']');
-            if (!e || e[1]) {
-                rc = tb_fail(err, "%s:%d: bad section header \"%s\"", path, lineno, p);
-                break;
-            }
-            *e = 0;
-            snprintf(section, sizeof section, "%s", trim(p + 1));
-            if (strcmp(section, "scene") != 0 && strcmp(section, "params") != 0)
-                rc = tb_fail(err, "%s:%d: unknown section [%s] (a scene has [scene] and [params])",
-                             path, lineno, section);
-            continue;
-        }
-        char *eq = strchr(p, '=');
-        if (!eq) {
-            rc = tb_fail(err, "%s:%d: expected key = value, got \"%s\"", path, lineno, p);
-            break;
-        }
-        *eq = 0;
-        char *key = trim(p), *val = trim(eq + 1);
-        char *hash = strstr(val, " #");
-        if (hash) *hash = 0, val = trim(val);
-        size_t n = strlen(val);
-        if (n >= 2 && val[0] == '"' && val[n - 1] == '"') val[n - 1] = 0, val++;
-        if (!section[0]) {
-            rc = tb_fail(err, "%s:%d: \"%s\" outside [scene] or [params]", path, lineno, key);
-        } else if (strcmp(section, "scene") == 0) {
-            if (scene_meta(sc, key, val, &e2)) rc = tb_fail(err, "%s:%d: %s", path, lineno, e2.msg);
-        } else {
-            int id = param_by_name(key);
-            if (id >= 0 && first[id])
-                rc = tb_fail(err, "%s:%d: %s is set twice (first on line %d)", path, lineno, key, first[id]);
-            else if (scene_param(sc, key, val, &e2))
-                rc = tb_fail(err, "%s:%d: %s", path, lineno, e2.msg);
-            else
-                first[id] = lineno;
-        }
-    }
-    if (!rc && ferror(f)) rc = tb_fail(err, "%s: read error", path);
-    fclose(f);
+    SceneRead r = {.sc = sc};
+    int rc = ini_parse(path, scene_section, scene_key, &r, err);
+    int lineno = r.last_line;
     if (rc) return -1;
     int any = 0;
     for (int id = 0; id < PARAM_COUNT; id++) any |= sc->set[id];

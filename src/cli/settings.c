@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "ini.h"
 #include "params.h"
 #include "parse.h"
 
@@ -23,76 +24,24 @@ void settings_default(Settings *s) {
         CHECK(param_parse(s, &P[i], P[i].def, &err) == 0, "default of %s: %s", P[i].key, err.msg);
 }
 
-static char *trim(char *p) {
-    while (isspace((unsigned char)*p)) p++;
-    char *e = p + strlen(p);
-    while (e > p && isspace((unsigned char)e[-1])) *--e = 0;
-    return p;
+static int on_section(void *user, const char *section, TbErr *err) {
+    size_t np;
+    const Param *P = rows(&np);
+    for (size_t i = 0; i < np; i++)
+        if (P[i].section && strcmp(P[i].section, section) == 0) return 0;
+    return tb_fail(err, "unknown section [%s]", section);
+}
+
+static int on_key(void *user, const char *section, const char *key, const char *val, int line,
+                  TbErr *err) {
+    if (!section[0]) return tb_fail(err, "\"%s\" outside any [section]", key);
+    const Param *o = param_find_ini(section, key);
+    if (!o) return tb_fail(err, "unknown key \"%s\" in [%s]", key, section);
+    return param_parse(user, o, val, err);
 }
 
 int settings_load_file(Settings *s, const char *path, TbErr *err) {
-    FILE *f = fopen(path, "r");
-    if (!f) return tb_fail(err, "%s: %s", path, strerror(errno));
-    char line[1024], section[64] = "";
-    int lineno = 0, rc = 0;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        if (!strchr(line, '\n') && !feof(f)) {
-            rc = tb_fail(err, "%s:%d: line too long", path, lineno);
-            break;
-        }
-        char *p = trim(line);
-        if (!*p || *p == '#' || *p == ';') continue;
-        if (*p == '[') {
-            char *e = strchr(p, ']');
-            if (!e || e[1]) {
-                rc = tb_fail(err, "%s:%d: bad section header \"%s\"", path, lineno, p);
-                break;
-            }
-            *e = 0;
-            snprintf(section, sizeof section, "%s", trim(p + 1));
-            int known = 0;
-            size_t np;
-            const Param *P = rows(&np);
-            for (size_t i = 0; i < np; i++)
-                if (P[i].section && strcmp(P[i].section, section) == 0) known = 1;
-            if (!known) {
-                rc = tb_fail(err, "%s:%d: unknown section [%s]", path, lineno, section);
-                break;
-            }
-            continue;
-        }
-        char *eq = strchr(p, '=');
-        if (!eq) {
-            rc = tb_fail(err, "%s:%d: expected key = value, got \"%s\"", path, lineno, p);
-            break;
-        }
-        *eq = 0;
-        char *key = trim(p), *val = trim(eq + 1);
-        // Inline comments: " # ..." after the value.
-        char *hash = strstr(val, " #");
-        if (hash) *hash = 0, val = trim(val);
-        if (!section[0]) {
-            rc = tb_fail(err, "%s:%d: \"%s\" outside any [section]", path, lineno, key);
-            break;
-        }
-        const Param *o = param_find_ini(section, key);
-        if (!o) {
-            rc = tb_fail(err, "%s:%d: unknown key \"%s\" in [%s]", path, lineno, key, section);
-            break;
-        }
-        // Quotes are optional around strings.
-        size_t n = strlen(val);
-        if (n >= 2 && val[0] == '"' && val[n - 1] == '"') val[n - 1] = 0, val++;
-        TbErr e2;
-        if (param_parse(s, o, val, &e2)) {
-            rc = tb_fail(err, "%s:%d: %s", path, lineno, e2.msg);
-            break;
-        }
-    }
-    if (rc == 0 && ferror(f)) rc = tb_fail(err, "%s: read error", path);
-    fclose(f);
-    return rc;
+    return ini_parse(path, on_section, on_key, s, err);
 }
 
 int settings_set(Settings *s, const char *name, const char *value, TbErr *err) {
