@@ -466,20 +466,25 @@ TEST_IMPL(status_bundles_at_the_rate) {
     live_params_from_settings(&view.p, &r.s);
     view.p.v[PARAM_MEMORY] = 4;
     control_publish(&r.q, &view);
-    // Bundles for a second: about 20 of them, each complete.
-    int n = 0, complete = 0;
+    // Bundles for a second: about 20 of them, each complete and carrying the
+    // published view (the thread may have sent one before the view above was
+    // published: that one carries the settings' values and is not counted).
+    int n = 0, complete = 0, stale_after = 0;
     double t0 = tb_now();
     Got g;
     while (tb_now() - t0 < 1.0)
         if (recv_packet(lis, 100, &g)) {
             float mem = -1, loss = -1;
             n++;
-            complete += g.bundle && g.n == 5 + PARAM_COUNT && got_value(&g, "/tabula/param/memory", &mem) &&
-                        mem == 4 && got_value(&g, "/tabula/status/loss", &loss) && loss == 0.5f;
+            int ok = g.bundle && g.n == 5 + PARAM_COUNT && got_value(&g, "/tabula/param/memory", &mem) &&
+                     mem == 4 && got_value(&g, "/tabula/status/loss", &loss) && loss == 0.5f;
+            complete += ok;
+            stale_after += !ok && complete > 0;
         }
     // Wide bounds: a loaded machine delays the thread, never speeds it up.
     EXPECT(n >= 5 && n <= 22, "%d status bundles in a second at 20 Hz", n);
-    EXPECT(complete == n, "%d of %d bundles complete", complete, n);
+    EXPECT(complete >= n - 1 && stale_after == 0, "%d of %d bundles complete (%d stale after a complete one)",
+           complete, n, stale_after);
     rig_stop(&r);
     close(lis);
 }
