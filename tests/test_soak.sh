@@ -14,7 +14,9 @@ trap 'kill "$pid" 2>/dev/null; rm -rf "$T"' EXIT
 
 # Start the run and sample its resident memory (kB) and open descriptors every
 # 0.2 s until it ends.
-"$BIN" --headless --backend cpu --size 32x32 --frames "$FRAMES" --memory 1 \
+# Passive OpenMP waits: on a shared machine spinning threads make the pace
+# depend on the neighbours rather than on tabula.
+OMP_WAIT_POLICY=passive "$BIN" --headless --backend cpu --size 32x32 --frames "$FRAMES" --memory 1 \
   --source "file:$DATA/asl_signer_a_320x240.y4m" --metrics "$T/m.jsonl" --events "$T/e.jsonl" \
   --save "$T/w.safetensors" 2>"$T/err" &
 pid=$!
