@@ -154,7 +154,7 @@ static MidiDevResult press(MidiDev *d, int i) {
     case MT_ACTION: {
         const ActionInfo *a = &actions_table(&n)[b->target];
         if (a->cmd == CMD_TOGGLE) send_toggle(d, a->param);
-        else push(d, a->cmd, -1, a->cmd == CMD_RESET ? -1.0f : 0.0f);
+        else push(d, a->cmd, -1, a->cmd == CMD_RESET ? -1.0f : (float)b->n);  // n: the slot or scene
         break;
     }
     case MT_PARAM: {

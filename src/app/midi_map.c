@@ -276,6 +276,9 @@ static int parse_row(const char *key, char *val, MidiTakeover def_takeover, Midi
             b->dir = strcmp(ov, "up") == 0 ? 1 : -1;
         } else if (strcmp(o, "invert") == 0 && !eq) {
             b->invert = 1;
+        } else if (strcmp(o, "n") == 0 && b->tkind == MT_ACTION) {
+            if (parse_int(ov, 1, 999, &v)) return tb_fail(err, "%s: n \"%s\" is not 1 to 999", key, ov);
+            b->n = (int)v;
         } else if ((strcmp(o, "min") == 0 || strcmp(o, "max") == 0) && b->tkind == MT_PARAM) {
             double lo, hi;
             param_live_range(b->target, &lo, &hi);
@@ -284,7 +287,7 @@ static int parse_row(const char *key, char *val, MidiTakeover def_takeover, Midi
             if (o[1] == 'i') b->lo = d;
             else b->hi = d;
         } else {
-            return tb_fail(err, "%s: unknown option \"%s%s%s\" (takeover=, step=, min=, max=, dir=, invert)", key, o,
+            return tb_fail(err, "%s: unknown option \"%s%s%s\" (takeover=, step=, min=, max=, dir=, invert, n=)", key, o,
                            eq ? "=" : "", ov);
         }
     }
@@ -374,6 +377,7 @@ void midi_binding_format(const MidiBinding *b, char *buf, size_t n) {
     if (b->step != 1) ADD(" step=%d", b->step);
     if (b->dir < 0) ADD(" dir=down");
     if (b->invert) ADD(" invert");
+    if (b->n) ADD(" n=%d", b->n);
     if (b->lo == b->lo) ADD(" min=%g", b->lo);
     if (b->hi == b->hi) ADD(" max=%g", b->hi);
 #undef ADD

@@ -60,6 +60,7 @@ typedef struct {
     int step;       // table steps per tick (relative, buttons)
     int dir;        // +1 / -1: a button on a parameter that is not a toggle
     int invert;     // LED lit while the value is 0
+    int n;          // actions on slots and scenes: which one (n=N, 1-based; 0 = none)
     double lo, hi;  // the part of the range an absolute control covers (lo < hi)
     int line;       // where it was read (0 = made by learn)
 } MidiBinding;

@@ -401,6 +401,26 @@ TEST_IMPL(relative_encoders_nudge_by_ticks) {
 }
 
 // Buttons (CC) and notes: actions, toggles, steps; releases do nothing.
+static void expect_map_error(const char *text, const char *needle);
+
+// Slot and scene buttons carry their number (n=N), written back by learn's format.
+TEST_IMPL(slot_and_scene_buttons_carry_their_number) {
+    Sess S;
+    sess_open(&S, "[device]\nmatch = Ctl\n[map]\nslot_fade = button 1 32 n=3\nscene = note 1 40 n=2\n");
+    if (!S.m) {
+        EXPECT(0, "start");
+        return;
+    }
+    cc(&S, 1, 32, 127);
+    EXPECT(S.ngot == 1 && S.got[0].cmd == CMD_SLOT_FADE && S.got[0].value == 3, "slot_fade 3: cmd %d value %g",
+           S.ngot ? S.got[0].cmd : -1, S.ngot ? (double)S.got[0].value : -1.0);
+    msg3(&S, 0x90, 40, 100);
+    EXPECT(S.ngot == 1 && S.got[0].cmd == CMD_SCENE && S.got[0].value == 2, "scene 2");
+    sess_close(&S);
+    expect_map_error("[map]\nslot_fade = button 1 32 n=0\n", ":2: slot_fade: n \"0\" is not 1 to 999");
+    expect_map_error("[map]\nlr = cc 1 7 n=2\n", ":2: lr: unknown option \"n=2\"");
+}
+
 TEST_IMPL(buttons_and_notes_trigger_actions) {
     Sess S;
     sess_open(&S, "[device]\nmatch = Ctl\n[map]\npause = button 1 42\nreset = note 1 36\nsave = button 1 44\n"
@@ -1055,7 +1075,7 @@ TEST_IMPL(alsa_end_to_end) {
     snd_seq_close(seq);
 }
 
-TEST_MAIN(TEST_ENTRY(absolute_cc_over_lin_and_log_ranges), TEST_ENTRY(cc14_pairs_msb_then_lsb),
+TEST_MAIN(TEST_ENTRY(absolute_cc_over_lin_and_log_ranges), TEST_ENTRY(slot_and_scene_buttons_carry_their_number), TEST_ENTRY(cc14_pairs_msb_then_lsb),
           TEST_ENTRY(nrpn_select_and_data), TEST_ENTRY(relative_encoders_nudge_by_ticks),
           TEST_ENTRY(buttons_and_notes_trigger_actions), TEST_ENTRY(pickup_no_jump_before_reaching_the_value),
           TEST_ENTRY(pickup_fast_crossing_within_50ms), TEST_ENTRY(scale_converges),
