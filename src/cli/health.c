@@ -41,7 +41,7 @@ void health_log(Health *h, double now, const HealthSample *s) {
         n += (size_t)snprintf(extra + n, sizeof extra - n, " fps %.1f",
                               (double)s->draws / (now - h->t0 > 0 ? now - h->t0 : 1e-9));
     long rss = health_rss_kb();
-    tb_log("health %s: uptime %.0f s%s, steps/s %.1f, loss %.5f, frames %ld, rss %.1f MB%s%s, "
+    tb_log("health %s: uptime %.1f s%s, steps/s %.1f, loss %.5f, frames %ld, rss %.1f MB%s%s, "
            "dropped %ld, rollbacks %ld",
            stamp, now - h->t0, extra, (double)(s->steps - h->last_steps) / dt, (double)s->loss,
            s->frames, rss >= 0 ? rss / 1024.0 : -1.0, s->camera ? ", camera " : "",
