@@ -35,10 +35,10 @@ void health_log(Health *h, double now, const HealthSample *s) {
     char extra[512] = "";
     size_t n = 0;
     if (s->draws >= 0 && h->last_draws >= 0)
-        n += (size_t)snprintf(extra + n, sizeof extra - n, " fps %.1f",
+        n += (size_t)snprintf(extra + n, sizeof extra - n, ", fps %.1f",
                               (double)(s->draws - h->last_draws) / dt);
     else if (s->draws >= 0)
-        n += (size_t)snprintf(extra + n, sizeof extra - n, " fps %.1f",
+        n += (size_t)snprintf(extra + n, sizeof extra - n, ", fps %.1f",
                               (double)s->draws / (now - h->t0 > 0 ? now - h->t0 : 1e-9));
     long rss = health_rss_kb();
     tb_log("health %s: uptime %.1f s%s, steps/s %.1f, loss %.5f, frames %ld, rss %.1f MB%s%s, "
