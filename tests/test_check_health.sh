@@ -55,17 +55,19 @@ health_lines_at_their_rate() {
     --health.every_s 0.5 2>"$T/err"; local rc=$?
   [ "$rc" = 0 ] && ok || bad "exit $rc (want 0 after SIGTERM)"
   local n; n=$(grep -c "health " "$T/err")
-  [ "$n" -ge 3 ] && [ "$n" -le 7 ] && ok || bad "$n health lines in ~3 s (want about 6)"
+  # About 6 (fewer when the machine is busy and a frame comes late), never more.
+  [ "$n" -ge 2 ] && [ "$n" -le 7 ] && ok || bad "$n health lines in ~3 s (want about 6)"
   local f
   for f in "uptime" "steps/s" "loss" "rss" "dropped" "rollbacks"; do
     grep "health " "$T/err" | head -1 | grep -q "$f " && ok || bad "no $f in: $(grep -m1 "health " "$T/err")"
   done
   # A wall-clock timestamp: health YYYY-MM-DDTHH:MM:SS.
   check grep -qE "health [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}: uptime" "$T/err"
-  # The uptimes step by about 0.5 s.
+  # The uptimes step by 0.5 s or a frame more, never less (printed to 0.1 s).
   grep "health " "$T/err" | sed -n 's/.*uptime \([0-9.]*\) s.*/\1/p' >"$T/up"
-  awk 'NR > 1 { d = $1 - p; if (d < 0.3 || d > 1.0) bad = 1 } { p = $1 } END { exit bad }' "$T/up" && ok ||
-    bad "uptimes not 0.5 s apart: $(tr '\n' ' ' <"$T/up")"
+  awk 'NR > 1 { d = $1 - p; if (d < 0.35) bad = 1; sum += d } { p = $1 }
+       END { if (NR > 1 && sum / (NR - 1) > 1.2) bad = 1; exit bad }' "$T/up" && ok ||
+    bad "uptimes not about 0.5 s apart: $(tr '\n' ' ' <"$T/up")"
 }
 
 health_off_and_default_print_none() {

@@ -49,9 +49,9 @@ void health_log(Health *h, double now, const HealthSample *s) {
     h->last_t = now;
     h->last_steps = s->steps;
     h->last_draws = s->draws;
-    // The next line on the schedule; after a long stall, one from now (no burst).
-    h->next += h->every_s;
-    if (h->next <= now) h->next = now + h->every_s;
+    // The next line every_s from this one: never two close together after a
+    // slow frame (a line may come a frame late, never early).
+    h->next = now + h->every_s;
 }
 
 void health_tick_run(Health *h, const Run *r, ControlQueue *q) {
