@@ -13,7 +13,7 @@ PKGS=(
   libglfw3-dev libglew-dev libgl1-mesa-dri libegl-dev
   portaudio19-dev libv4l-dev libasound2-dev liblo-dev liblo-tools
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
-  libjpeg-dev libpng-dev libstb-dev libopenblas-dev libopenblas0-pthread
+  libjpeg-dev libpng-dev libstb-dev libopenblas-dev libopenblas0-pthread libsystemd-dev
   ffmpeg xvfb xauth jackd2
 )
 if [ "${1:-}" = "--test" ]; then

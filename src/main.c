@@ -2,16 +2,19 @@
 // the window and the control surfaces. Settings: built-in defaults (documented
 // in config/default.ini), then --config FILE, then flags. --headless trains
 // without a window; otherwise the live app opens. MIDI and OSC play both.
+// --check reports what the machine offers (check.h) and exits.
 #define _DEFAULT_SOURCE
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "headless.h"
 #include "settings.h"
 #include "signals.h"
 #ifdef TABULA_HAVE_APP
 #include "app.h"
+#include "app_check.h"
 #include "app_sources.h"
 #include "midi.h"
 #include "osc.h"
@@ -81,7 +84,9 @@ int main(int argc, char **argv) {
     }
 #ifdef TABULA_HAVE_APP
     app_register_sources();  // video files, image folders, cameras
+    if (s.check) return check_run(&s, app_check_probes);
 #else
+    if (s.check) return check_run(&s, NULL);
     if (!s.headless) {
         tb_log("this build has no window (built with TABULA_APP=OFF): use --headless");
         return TB_EXIT_INPUT;

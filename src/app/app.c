@@ -8,10 +8,26 @@
 #include <unistd.h>
 
 #include <libavutil/log.h>
+#ifdef TABULA_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "health.h"
 
 #include "live.h"
 #include "session.h"
 #include "signals.h"
+
+// Tell systemd (Type=notify, WatchdogSec) how the show is going: READY=1 at
+// the first frame shown, WATCHDOG=1 while frames keep being presented,
+// STOPPING=1 at exit. Without NOTIFY_SOCKET (not under systemd) it does nothing.
+static void notify(const char *state) {
+#ifdef TABULA_HAVE_SYSTEMD
+    sd_notify(0, state);
+#else
+    (void)state;
+#endif
+}
 
 void app_status(App *a, double secs, const char *fmt, ...) {
     char buf[256];
@@ -95,6 +111,8 @@ typedef struct {
     // Arrival-to-screen delays for the summary at exit (and bench/bench_app.sh).
     double delays[4096];
     long n_delay, draws;
+    double watchdog_t;  // last WATCHDOG=1
+    Health health;      // the periodic health line
 } LoopState;
 
 // A pulled cable shows its reason until the camera is back.
@@ -152,9 +170,28 @@ static void log_summary(App *a, LoopState *ls, double secs) {
            nd ? ls->delays[nd / 2] : 0.0, nd ? ls->delays[(nd * 95) / 100] : 0.0);
 }
 
+// The health line, when one is due (health.h).
+static void log_health(App *a, LoopState *ls, const RunView *v, double now) {
+    if (!health_due(&ls->health, now)) return;
+    char msg[300];
+    int state = capture_state(a->cap, msg, sizeof msg);
+    char cam[340];
+    snprintf(cam, sizeof cam, "%s", state == CAPTURE_OK ? "ok" : state == CAPTURE_STARTING ? "starting" : "lost");
+    if (state == CAPTURE_LOST) snprintf(cam, sizeof cam, "lost (%s)", msg);
+    pthread_mutex_lock(&a->q->mu);
+    long dropped = a->q->dropped;
+    pthread_mutex_unlock(&a->q->mu);
+    HealthSample hs = {.steps = v->step, .frames = v->frames, .loss = v->loss, .draws = ls->draws,
+                       .camera = cam, .dropped = dropped,
+                       // Written by the training thread; a count, read without its lock.
+                       .rollbacks = __atomic_load_n(&a->run.m.diverged, __ATOMIC_RELAXED)};
+    health_log(&ls->health, now, &hs);
+}
+
 // The display loop: keys, frames in, reconstructions out, at the monitor's rate.
 static void display_loop(App *a, Display *d, Panel *pn, LoopState *ls) {
     double t_start = tb_now();
+    health_init(&ls->health, a->s->health_every_s, t_start);
     while (!display_should_close(d) && !signals_stop_requested()) {
         double t_iter = tb_now();
         DisplayKey k;
@@ -166,6 +203,13 @@ static void display_loop(App *a, Display *d, Panel *pn, LoopState *ls) {
         if (pn->hud) panel_hud(d, &v, a->run.t.be->name, display_fps(d), ls->src, ls->delay_ms);
         display_draw(d);
         ls->draws++;
+        double now = tb_now();
+        if (ls->draws == 1) notify("READY=1");  // the first frame is on the screen
+        if (now - ls->watchdog_t >= 0.25) {      // a few per second, never per frame
+            notify("WATCHDOG=1");
+            ls->watchdog_t = now;
+        }
+        log_health(a, ls, &v, now);
         if (done) break;
         // Without vsync (or where it does not block, e.g. Xvfb) do not spin.
         double spent = tb_now() - t_iter;
@@ -207,6 +251,7 @@ int app_run(const Settings *s, ControlQueue *q) {
     CHECK(pthread_create(&a->thread, NULL, train_thread_main, a) == 0, "pthread_create");
     ls->spec = spec;
     display_loop(a, d, &pn, ls);
+    notify("STOPPING=1");
     rc = TB_EXIT_OK;
     if (s->screenshot[0] && display_screenshot(d, s->screenshot, &err)) {
         tb_log("%s", err.msg);

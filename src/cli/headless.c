@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "health.h"
 #include "run.h"
 #include "session.h"
 #include "signals.h"
@@ -57,6 +58,8 @@ int run_headless(const Settings *s, ControlQueue *q) {
     size_t cap = 0;
     uint8_t *frame = NULL;
     double t0 = tb_now();
+    Health hl;
+    health_init(&hl, s->health_every_s, t0);
     for (long f = 0; f < s->frames; f++) {
         int w, h;
         int got = read_frame(src, &frame, &cap, &w, &h, &err);
@@ -70,6 +73,7 @@ int run_headless(const Settings *s, ControlQueue *q) {
             break;
         }
         run_frame(&r, frame, w, h);
+        health_tick_run(&hl, &r, q);
     }
     run_flush(&r);
     double dt = tb_now() - t0;

@@ -150,6 +150,10 @@ static const Param PARAMS[] = {
     {"midi", "maps", NULL, P_STR, O(midi_maps), 0, 0, NULL, "",
      "folder of mapping files, chosen by device name (empty = the shipped config/midi); MIDI learn writes there", SET},
 
+    {"health", "every_s", NULL, P_FLOAT, O(health_every_s), 0, 86400, NULL, "60",
+     "seconds between health lines in the log (uptime, fps, steps/s, loss, memory, camera, "
+     "dropped events, rollbacks); 0 = off", SET},
+
     {"files", "load", "load", P_STR, O(load), 0, 0, NULL, "",
      "start from these weights (safetensors) instead of a blank network", SET},
     {"files", "save", "save", P_STR, O(save), 0, 0, NULL, "",
@@ -165,6 +169,9 @@ static const Param PARAMS[] = {
 
     {NULL, "headless", "headless", P_FLAG, O(headless), 0, 1, NULL, "0",
      "no window: train on the source and exit after --frames", SET},
+    {NULL, "check", "check", P_FLAG, O(check), 0, 1, NULL, "0",
+     "print what this machine offers (backend, cameras, MIDI, audio, display, disk, folders, "
+     "source) and exit: 0 if the configured setup can run, 2 with the reasons", SET},
     {NULL, "frames", "frames", P_LONG, O(frames), 0, 1e12, NULL, "0",
      "stop after N frames (0 = run until quit; headless needs N > 0)", SET},
     {NULL, "screenshot", "screenshot", P_STR, O(screenshot), 0, 0, NULL, "",

@@ -58,11 +58,14 @@ typedef struct {
     int midi_enable;
     char midi_devices[CFG_STR];  // comma-separated parts of controller names ("" = every hardware input)
     char midi_maps[CFG_STR];     // folder of mapping files ("" = the shipped config/midi)
+    // [health]
+    float health_every_s;  // seconds between health lines (0 = off)
     // [files]
     char load[CFG_STR], save[CFG_STR], save_init[CFG_STR], metrics[CFG_STR], events[CFG_STR];
     char snapshot_dir[CFG_STR];
     // run
     int headless;
+    int check;  // --check: report what the machine offers and exit
     long frames;  // 0 = run until quit
     char screenshot[CFG_STR];
 } Settings;
