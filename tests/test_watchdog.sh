@@ -12,7 +12,7 @@ DATA=${TABULA_DATA:?set by CTest}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 CLIP="$DATA/asl_signer_a_320x240.y4m"
-SMALL="--headless --backend cpu --width 48 --height 32 --channels 8,16 --autosave.minutes 0"
+SMALL="--osc.port 0 --midi 0 --headless --backend cpu --width 48 --height 32 --channels 8,16 --autosave.minutes 0"
 
 # Lines of the metrics whose loss is null (not finite), after line $2.
 nulls_after() { tail -n +"$2" "$1" | grep -c '"loss":null'; }
@@ -48,7 +48,7 @@ exploding_lr_is_rolled_back_and_the_run_finishes() {
 
 autosaves_from_the_command_line_keep_and_resume() {
   local A="$T/as"
-  "$BIN" --headless --backend cpu --width 48 --height 32 --channels 8,16 --source pattern --frames 3000 \
+  "$BIN" --osc.port 0 --midi 0 --headless --backend cpu --width 48 --height 32 --channels 8,16 --source pattern --frames 3000 \
     --autosave.dir "$A" --autosave.minutes 0.002 --autosave.keep 2 >"$T/out" 2>"$T/err"
   check [ $? = 0 ]
   local n
@@ -57,7 +57,7 @@ autosaves_from_the_command_line_keep_and_resume() {
   [ "$(ls "$A" | wc -l)" = "$n" ] && ok || bad "other files left: $(ls "$A")"
   check grep -q "autosave: $A/auto-" "$T/err"
   # Resume: the architecture comes from the file (the flags ask for another).
-  "$BIN" --headless --backend cpu --width 48 --height 32 --channels 4 --source pattern --frames 5 \
+  "$BIN" --osc.port 0 --midi 0 --headless --backend cpu --width 48 --height 32 --channels 4 --source pattern --frames 5 \
     --autosave.dir "$A" --autosave.minutes 0 --autosave.resume 1 >"$T/out" 2>"$T/err2"
   check [ $? = 0 ]
   if grep -q "resumed from autosave $A/auto-" "$T/err2"; then ok; else bad "no resume"; sed 's/^/    /' "$T/err2" >&2; fi

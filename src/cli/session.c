@@ -115,8 +115,9 @@ static int resume_autosave(Trainer *t, const Settings *s, TbErr *err) {
             }
             trainer_free(t);
         }
-        if (i + 1 < n) tb_log("autosave %s does not load (%s): trying %s/%s", path, e2.msg, s->autosave_dir, names[i + 1]);
-        else tb_log("autosave %s does not load (%s): no older autosave, starting afresh", path, e2.msg);
+        // e2.msg names the file.
+        if (i + 1 < n) tb_log("autosave skipped: %s: trying %s/%s", e2.msg, s->autosave_dir, names[i + 1]);
+        else tb_log("autosave skipped: %s: no older autosave, starting afresh", e2.msg);
     }
     if (n == 0) tb_log("resume: no autosave in %s/ yet: starting afresh", s->autosave_dir);
     free(names);

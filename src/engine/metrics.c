@@ -76,6 +76,11 @@ int metrics_flush(Metrics *m, Trainer *t) {
     for (int i = 0; i < n && !why; i++)
         if (!isfinite(st[i].loss)) why = "loss not finite";
         else if (!isfinite(st[i].grad_norm)) why = "gradient norm not finite";
+    // A network driven into saturation (lr far too high) has a loss stuck high
+    // and no gradient left: it would never learn again.
+    int dead = n >= 4;
+    for (int i = 0; i < n && dead; i++) dead = st[i].grad_norm < 1e-10f && st[i].loss > 1e-3f;
+    if (!why && dead) why = "gradient vanished: a dead network";
     float med = median_recent(m), worst = 0;
     for (int i = 0; i < n; i++)
         if (isfinite(st[i].loss) && st[i].loss > worst) worst = st[i].loss;

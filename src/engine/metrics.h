@@ -13,7 +13,9 @@ extern "C" {
 
 // Divergence watchdog: roll back when a loss or gradient norm is not finite,
 // when the weights are not, or when a loss exceeds METRICS_EXPLODE times the
-// median of the last METRICS_RECENT finite losses (after METRICS_WARMUP steps).
+// median of the last METRICS_RECENT finite losses (after METRICS_WARMUP steps),
+// or when the gradient has vanished (norm < 1e-10 at a loss > 1e-3 over a whole
+// window of at least 4 steps: a network saturated for good).
 #define METRICS_RECENT 48
 #define METRICS_WARMUP 64
 #define METRICS_EXPLODE 20.0f
