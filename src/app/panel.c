@@ -167,6 +167,7 @@ void panel_hud(Display *d, const RunView *v, const char *backend, double disp_fp
     snprintf(l[n++], HUD_W, "train %.1f steps/s   display %.0f fps   delay %.0f ms",
              (double)v->steps_per_s, disp_fps, delay_ms);
     snprintf(l[n++], HUD_W, "step %ld   frame %ld   backend %s", v->step, v->frames, backend);
+    if (v->rollbacks > 0) snprintf(l[n++], HUD_W, "watchdog: %ld rollback%s", v->rollbacks, v->rollbacks == 1 ? "" : "s");
     n += ghost_lines(v, l + n, HUD_LINES - n - 1);
     snprintf(l[n++], HUD_W, "source: %.80s", src);
     for (int i = 0; i < n; i++) ptrs[i] = l[i];

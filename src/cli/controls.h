@@ -61,6 +61,7 @@ typedef struct {
     LiveParams p;
     float loss, psnr, grad_norm, steps_per_s;
     long step, frames;
+    long rollbacks;  // times the divergence watchdog restored good weights
 } RunView;
 
 // Initial values from the settings.

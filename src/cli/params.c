@@ -77,6 +77,8 @@ static const Param PARAMS[] = {
      "random seed for the initial weights and the replay draws", SET},
     {"train", "stats_every", NULL, P_INT, O(stats_every), 1, 60, NULL, "8",
      "read the loss back from the GPU every N frames (each read waits for it)", SET},
+    {"train", "rollback_lr_factor", NULL, P_FLOAT, O(rollback_lr_factor), 0, 1, NULL, "1",
+     "after the watchdog rolls a diverged network back, multiply the live lr by this (1 = keep; 0.5 halves it)", SET},
 
     // Slots, scenes and the LFO (src/cli/modulate.h). fade_time: x2 a step; a
     // step down below 0.25 s makes fades instant, a step up from 0 gives 0.25 s.
@@ -166,6 +168,15 @@ static const Param PARAMS[] = {
      "write every parameter change and action, from any surface, as JSON lines to this file", SET},
     {"files", "snapshot_dir", NULL, P_STR, O(snapshot_dir), 0, 0, NULL, "weights",
      "folder for snapshots saved from the keyboard", SET},
+
+    {"autosave", "dir", NULL, P_STR, O(autosave_dir), 0, 0, NULL, "autosave",
+     "folder for autosaves (auto-YYYYmmdd-HHMMSS.safetensors), written by a thread of their own", SET},
+    {"autosave", "minutes", NULL, P_FLOAT, O(autosave_minutes), 0, 10080, NULL, "10",
+     "minutes between autosaves, and one at the end of a run (0 = off)", SET},
+    {"autosave", "keep", NULL, P_INT, O(autosave_keep), 1, 1000, NULL, "3",
+     "autosaves kept: the oldest beyond are deleted", SET},
+    {"autosave", "resume", NULL, P_INT, O(autosave_resume), 0, 1, NULL, "0",
+     "1 = without --load, start from the newest autosave that loads (a damaged one is skipped)", SET},
 
     {NULL, "headless", "headless", P_FLAG, O(headless), 0, 1, NULL, "0",
      "no window: train on the source and exit after --frames", SET},

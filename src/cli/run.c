@@ -30,6 +30,11 @@ int run_open(Run *r, const Settings *s, ControlQueue *q, TbErr *err) {
     modulate_init(&r->mod, (uint64_t)s->seed);
     if (session_setup_trainer(&r->t, s, err)) goto fail_scenes;
     if (metrics_open(&r->m, s->metrics, &r->t, err)) goto fail_trainer;
+    if (autosave_open(&r->as, s, &r->t, err)) {
+        metrics_close(&r->m);
+        goto fail_trainer;
+    }
+    if (r->as.on) tb_log("autosave: every %.4g min to %s/, keeping %d", (double)s->autosave_minutes, s->autosave_dir, s->autosave_keep);
     live_params_from_settings(&r->p, s);
     size_t n = frame_bytes(r);
     r->smooth_in = tb_malloc(n * sizeof(float));
@@ -228,6 +233,10 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
     case CMD_QUIT: return 1;
     }
     if (is_param) modulate_touch(&r->mod, &r->p, e->param);
+    // Another network or loss function: its loss level is not an explosion.
+    if ((is_param && e->param == PARAM_LOSS) || e->cmd == CMD_RESET || e->cmd == CMD_LOAD ||
+        e->cmd == CMD_SLOT_RECALL || e->cmd == CMD_SLOT_FADE || e->cmd == CMD_SLOT_READ)
+        metrics_watchdog_reset(&r->m);
     log_notes(r);
     if (msg[0]) tb_log("%s", msg);
     return 0;
@@ -289,7 +298,8 @@ static void push_frame(Run *r, const uint8_t *rgb, int w, int h) {
 static void publish(Run *r) {
     if (!r->q) return;
     RunView v = {.p = r->p, .loss = r->m.loss, .psnr = r->m.psnr, .grad_norm = r->m.grad_norm,
-                 .steps_per_s = r->steps_per_s, .step = r->t.step, .frames = r->frames};
+                 .steps_per_s = r->steps_per_s, .step = r->t.step, .frames = r->frames,
+                 .rollbacks = r->m.diverged};
     control_publish(r->q, &v);
 }
 
@@ -314,6 +324,13 @@ int run_frame(Run *r, const uint8_t *rgb, int w, int h) {
     int R = (int)r->p.v[PARAM_MEMORY];
     int diverged = 0;
     if (metrics_need_flush(&r->m, t, K, r->s->stats_every)) diverged = metrics_flush(&r->m, t);
+    if (diverged && r->s->rollback_lr_factor != 1.0f) {
+        float lr = r->p.v[PARAM_LR];
+        float now_lr = live_params_set(&r->p, PARAM_LR, lr * r->s->rollback_lr_factor);
+        tb_log("watchdog: lr %.4g -> %.4g (rollback_lr_factor %.3g)", (double)lr, (double)now_lr,
+               (double)r->s->rollback_lr_factor);
+        apply_params(t, &r->p);
+    }
     int slot = trainer_train(t, K, R);
     metrics_frame(&r->m, t, r->frames, slot, K, R);
     r->frames++;
@@ -324,6 +341,8 @@ int run_frame(Run *r, const uint8_t *rgb, int w, int h) {
         r->window_steps = 0;
         r->window_t0 = now;
     }
+    // After the frame's steps: a due autosave gets a copy (the writer does the disk).
+    autosave_tick(&r->as, t, tb_now());
     publish(r);
     return diverged;
 }
@@ -341,6 +360,8 @@ void run_flush(Run *r) {
 }
 
 void run_close(Run *r) {
+    autosave_final(&r->as, &r->t);  // the end of a run, a signal's too: what it learned stays
+    autosave_close(&r->as);
     metrics_close(&r->m);
     trainer_free(&r->t);
     if (r->events && fclose(r->events) != 0 && !r->events_failed)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "autosave.h"
 #include "controls.h"
 #include "metrics.h"
 #include "modulate.h"
@@ -39,6 +40,8 @@ typedef struct {
     // Scenes (loaded at start), glides, the LFO and slot fades (modulate.h).
     SceneList scenes;
     Modulator mod;
+    // [autosave]: a writer thread; run_frame hands it copies, run_close writes the last.
+    Autosave as;
 } Run;
 
 // Trainer from the settings (--load, --save-init, summary), metrics (--metrics),
@@ -56,7 +59,9 @@ int run_drain(Run *r, char *msg, size_t n);
 // One frame (any size: it is fitted to the training size): glides, LFO and
 // fade first (modulate_step), into the replay ring, then the steps the live
 // parameters ask for, then the metrics and the view.
-// Returns 1 if training diverged and the last good weights came back, else 0.
+// Returns 1 if training diverged and the last good weights came back (the
+// watchdog; then the live lr is multiplied by [train] rollback_lr_factor), else 0.
+// An autosave that is due is handed to the writer thread (never waits on disk).
 int run_frame(Run *r, const uint8_t *rgb, int w, int h);
 // The reconstruction to show (RGB8 at the training size), output smoothing
 // applied. Waits for the device.
@@ -67,8 +72,9 @@ void run_output(Run *r, uint8_t *rgb);
 double run_now(const Run *r);
 // Read back and write what the metrics still hold (at the end of a run).
 void run_flush(Run *r);
-// Close the metrics and the event log, free the trainer (save first:
-// session_save).
+// Write the final autosave (when [autosave] minutes > 0; also after a signal),
+// stop the writer, close the metrics and the event log, free the trainer (save
+// first: session_save).
 void run_close(Run *r);
 
 #ifdef __cplusplus

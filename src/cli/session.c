@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "autosave.h"
 #include "checkpoint.h"
 #include "params.h"
 #include "parse.h"
@@ -88,15 +89,55 @@ int session_trainer_config(const Settings *s, const ModelSpec *arch, TrainerConf
     return 0;
 }
 
+// [autosave] resume: the newest autosave that loads, architecture from the
+// file. 1 if one was loaded, 0 if none (a fresh trainer is to be built), -1
+// with err (no trainer left).
+static int resume_autosave(Trainer *t, const Settings *s, TbErr *err) {
+    enum { MAX = 1024 };
+    char (*names)[256] = tb_malloc(MAX * 256);
+    int n = autosave_list(s->autosave_dir, names, MAX);
+    char path[CFG_STR + 300];
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        snprintf(path, sizeof path, "%s/%s", s->autosave_dir, names[i]);
+        ModelSpec spec;
+        TrainerConfig c;
+        TbErr e2 = {{0}};
+        if (checkpoint_peek_spec(path, &spec, &e2) == 0) {
+            if (session_trainer_config(s, &spec, &c, err) || trainer_init(t, &c, err)) {
+                rc = -1;
+                break;
+            }
+            if (checkpoint_load(path, t, &e2) == 0) {
+                tb_log("resumed from autosave %s (step %ld)", path, t->step);
+                rc = 1;
+                break;
+            }
+            trainer_free(t);
+        }
+        // e2.msg names the file.
+        if (i + 1 < n) tb_log("autosave skipped: %s: trying %s/%s", e2.msg, s->autosave_dir, names[i + 1]);
+        else tb_log("autosave skipped: %s: no older autosave, starting afresh", e2.msg);
+    }
+    if (n == 0) tb_log("resume: no autosave in %s/ yet: starting afresh", s->autosave_dir);
+    free(names);
+    return rc;
+}
+
 int session_setup_trainer(Trainer *t, const Settings *s, TbErr *err) {
     ModelSpec spec, *specp = NULL;
-    if (s->load[0]) {
+    int resumed = 0;
+    if (!s->load[0] && s->autosave_resume) {
+        resumed = resume_autosave(t, s, err);
+        if (resumed < 0) return -1;
+    }
+    if (!resumed && s->load[0]) {
         if (checkpoint_peek_spec(s->load, &spec, err)) return -1;
         specp = &spec;
     }
     TrainerConfig c;
-    if (session_trainer_config(s, specp, &c, err) || trainer_init(t, &c, err)) return -1;
-    if (s->load[0]) {
+    if (!resumed && (session_trainer_config(s, specp, &c, err) || trainer_init(t, &c, err))) return -1;
+    if (!resumed && s->load[0]) {
         if (checkpoint_load(s->load, t, err)) {
             trainer_free(t);
             return -1;

@@ -32,6 +32,7 @@ typedef struct {
     int freeze;           // 1 = train on and show the last frame
     int seed;
     int stats_every;      // read the loss back every N frames (each read waits for the GPU)
+    float rollback_lr_factor;  // lr *= this after the watchdog rolls back (1 = keep)
     // [modulation]
     float fade_time;      // seconds of a slot cross-fade (0 = at once)
     char scenes[CFG_STR]; // folder of scene files (*.ini)
@@ -63,6 +64,11 @@ typedef struct {
     // [files]
     char load[CFG_STR], save[CFG_STR], save_init[CFG_STR], metrics[CFG_STR], events[CFG_STR];
     char snapshot_dir[CFG_STR];
+    // [autosave]
+    char autosave_dir[CFG_STR];
+    float autosave_minutes;  // between autosaves (0 = off; fractions for tests)
+    int autosave_keep;       // files kept (the oldest beyond are deleted)
+    int autosave_resume;     // 1 = start from the newest good autosave (without --load)
     // run
     int headless;
     int check;  // --check: report what the machine offers and exit

@@ -19,14 +19,11 @@ static int layer_shape(const Layer *L, int bias, int64_t *shape) {
     return 4;
 }
 
-int checkpoint_save(const char *path, Trainer *t, int with_opt, TbErr *err) {
-    const Model *m = &t->model;
+int checkpoint_save_host(const char *path, const Model *m, const Hyper *h, long step, long opt_t0,
+                         uint64_t seed, const float *p, const float *s, TbErr *err) {
+    int with_opt = s != NULL;
+    int adam = h->optimizer == OPT_ADAM;
     size_t n = m->n_params;
-    int adam = t->hyper.optimizer == OPT_ADAM;
-    float *p = tb_malloc(n * sizeof(float));
-    float *s = with_opt ? tb_malloc(2 * n * sizeof(float)) : NULL;
-    t->be->get_params(t->be, p);
-    if (s) t->be->get_opt_state(t->be, s, t->hyper.optimizer);
 
     StWriter w;
     st_writer_init(&w);
@@ -54,22 +51,32 @@ int checkpoint_save(const char *path, Trainer *t, int with_opt, TbErr *err) {
 #define META_F(k, v) (snprintf(buf, sizeof buf, "%.9g", (double)(v)), st_writer_meta(&w, k, buf))
     META_I("width", m->spec.width);
     META_I("height", m->spec.height);
-    META_I("step", t->step);
-    if (t->opt_t0) META_I("optimizer_start", t->opt_t0);  // step its state started at
+    META_I("step", step);
+    if (opt_t0) META_I("optimizer_start", opt_t0);  // step its state started at
     st_writer_meta(&w, "optimizer", adam ? "adam" : "sgd");
     st_writer_meta(&w, "has_optimizer_state", with_opt ? "1" : "0");
-    META_F("lr", t->hyper.lr);
-    META_F("momentum", t->hyper.momentum);
-    META_F("clip", t->hyper.clip);
-    META_F("weight_decay", t->hyper.weight_decay);
-    META_F("adam_beta1", t->hyper.beta1);
-    META_F("adam_beta2", t->hyper.beta2);
-    META_F("adam_eps", t->hyper.eps);
-    META_I("seed", t->seed);
+    META_F("lr", h->lr);
+    META_F("momentum", h->momentum);
+    META_F("clip", h->clip);
+    META_F("weight_decay", h->weight_decay);
+    META_F("adam_beta1", h->beta1);
+    META_F("adam_beta2", h->beta2);
+    META_F("adam_eps", h->eps);
+    META_I("seed", seed);
 #undef META_I
 #undef META_F
     int rc = st_writer_save(&w, path, err);
     st_writer_free(&w);
+    return rc;
+}
+
+int checkpoint_save(const char *path, Trainer *t, int with_opt, TbErr *err) {
+    size_t n = t->model.n_params;
+    float *p = tb_malloc(n * sizeof(float));
+    float *s = with_opt ? tb_malloc(2 * n * sizeof(float)) : NULL;
+    t->be->get_params(t->be, p);
+    if (s) t->be->get_opt_state(t->be, s, t->hyper.optimizer);
+    int rc = checkpoint_save_host(path, &t->model, &t->hyper, t->step, t->opt_t0, t->seed, p, s, err);
     free(p);
     free(s);
     return rc;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 int metrics_open(Metrics *m, const char *path, const Trainer *t, TbErr *err) {
@@ -14,6 +15,7 @@ int metrics_open(Metrics *m, const char *path, const Trainer *t, TbErr *err) {
     }
     m->window_start = tb_now();
     m->good_params = tb_malloc(t->model.n_params * sizeof(float));
+    m->scratch = tb_malloc(t->model.n_params * sizeof(float));
     t->be->get_params(t->be, m->good_params);
     m->good_step = t->step;
     return 0;
@@ -23,6 +25,7 @@ void metrics_close(Metrics *m) {
     if (m->f && fclose(m->f) != 0 && !m->write_failed)
         tb_log("metrics %s: %s", m->path, strerror(errno));
     free(m->good_params);
+    free(m->scratch);
     memset(m, 0, sizeof *m);
 }
 
@@ -46,6 +49,20 @@ int metrics_need_flush(const Metrics *m, const Trainer *t, int next_steps, int e
            trainer_slots_free(t) < next_steps;
 }
 
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+// Median of the recent finite losses (0 when there are none).
+static float median_recent(const Metrics *m) {
+    if (!m->n_recent) return 0;
+    float v[METRICS_RECENT];
+    memcpy(v, m->recent, (size_t)m->n_recent * sizeof(float));
+    qsort(v, (size_t)m->n_recent, sizeof(float), cmp_float);
+    return v[m->n_recent / 2];
+}
+
 int metrics_flush(Metrics *m, Trainer *t) {
     StepStats st[TB_STATS_RING];
     int n = trainer_read_stats(t, st);
@@ -55,9 +72,32 @@ int metrics_flush(Metrics *m, Trainer *t) {
         m->fps = dt > 0 ? (float)(frames / dt) : 0;
         m->step_ms = m->window_steps ? (float)(1e3 * dt / m->window_steps) : 0;
     }
-    int bad = 0;
+    const char *why = NULL;
+    for (int i = 0; i < n && !why; i++)
+        if (!isfinite(st[i].loss)) why = "loss not finite";
+        else if (!isfinite(st[i].grad_norm)) why = "gradient norm not finite";
+    // A network driven into saturation (lr far too high) has a loss stuck high
+    // and no gradient left: it would never learn again.
+    int dead = n >= 4;
+    for (int i = 0; i < n && dead; i++) dead = st[i].grad_norm < 1e-10f && st[i].loss > 1e-3f;
+    if (!why && dead) why = "gradient vanished: a dead network";
+    float med = median_recent(m), worst = 0;
     for (int i = 0; i < n; i++)
-        if (!isfinite(st[i].loss) || !isfinite(st[i].grad_norm)) bad = 1;
+        if (isfinite(st[i].loss) && st[i].loss > worst) worst = st[i].loss;
+    if (!why && m->steps_seen >= METRICS_WARMUP && m->n_recent >= METRICS_RECENT / 2 &&
+        worst > METRICS_EXPLODE * med)
+        why = "loss exploded";
+    // The weights themselves (one device->host copy a flush): a step can leave
+    // them non-finite before any loss shows it.
+    size_t np = t->model.n_params;
+    int have_weights = 0;
+    if (!why && n) {
+        t->be->get_params(t->be, m->scratch);
+        have_weights = 1;
+        for (size_t i = 0; i < np && !why; i++)
+            if (!isfinite(m->scratch[i])) why = "weights not finite";
+    }
+    int bad = why != NULL;
     for (int i = 0; i < frames; i++) {
         PendingFrame *p = &m->pending[i];
         if (p->slot < 0 || p->slot >= n) continue;  // a frozen frame: nothing measured
@@ -97,28 +137,35 @@ int metrics_flush(Metrics *m, Trainer *t) {
     m->window_start = now;
     if (bad) {
         // Training diverged (lr too high for the scene, say): go back to the last
-        // weights that gave finite losses, with fresh optimizer state.
-        tb_log("training diverged (loss not finite) at step %ld: restored the weights of step %ld",
-               t->step, m->good_step);
+        // good weights, with fresh optimizer state.
+        m->diverged++;
+        snprintf(m->why, sizeof m->why, "%s", why);
+        tb_log("training diverged (%s) at step %ld: rolled back to the weights of step %ld (rollback %ld)",
+               why, t->step, m->good_step, m->diverged);
         t->be->set_params(t->be, m->good_params);
         t->be->reset_opt_state(t->be);
-        m->diverged++;
+        // An explosion may be a new scene: the loss level is learned afresh, so
+        // one cut never rolls back twice.
+        if (strcmp(why, "loss exploded") == 0) m->n_recent = m->recent_head = 0;
         return 1;
     }
-    // Remember good weights now and then (a device->host copy of all parameters).
-    // The last update of a clean window may itself have produced NaN weights (its
-    // loss shows only next window), so check them before keeping them.
-    if (t->step - m->good_step >= 64 || t->step < m->good_step) {
-        size_t n = t->model.n_params;
-        float *p = tb_malloc(n * sizeof(float));
-        t->be->get_params(t->be, p);
-        int finite = 1;
-        for (size_t i = 0; i < n && finite; i++) finite = isfinite(p[i]);
-        if (finite) {
-            memcpy(m->good_params, p, n * sizeof(float));
-            m->good_step = t->step;
-        }
-        free(p);
+    for (int i = 0; i < n; i++) {
+        m->recent[m->recent_head] = st[i].loss;
+        m->recent_head = (m->recent_head + 1) % METRICS_RECENT;
+        if (m->n_recent < METRICS_RECENT) m->n_recent++;
+    }
+    m->steps_seen += n;
+    // Remember good weights now and then (checked finite above), but not while
+    // the loss climbs well above its level (an explosion in the making).
+    int calm = m->n_recent < METRICS_RECENT / 2 || worst <= 4.0f * med;
+    if (have_weights && calm && (t->step - m->good_step >= 64 || t->step < m->good_step)) {
+        memcpy(m->good_params, m->scratch, np * sizeof(float));
+        m->good_step = t->step;
     }
     return 0;
+}
+
+void metrics_watchdog_reset(Metrics *m) {
+    m->n_recent = m->recent_head = 0;
+    m->steps_seen = 0;
 }

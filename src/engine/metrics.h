@@ -11,6 +11,15 @@
 extern "C" {
 #endif
 
+// Divergence watchdog: roll back when a loss or gradient norm is not finite,
+// when the weights are not, or when a loss exceeds METRICS_EXPLODE times the
+// median of the last METRICS_RECENT finite losses (after METRICS_WARMUP steps),
+// or when the gradient has vanished (norm < 1e-10 at a loss > 1e-3 over a whole
+// window of at least 4 steps: a network saturated for good).
+#define METRICS_RECENT 48
+#define METRICS_WARMUP 64
+#define METRICS_EXPLODE 20.0f
+
 typedef struct {
     long frame;
     long step;  // steps taken so far, after this frame's
@@ -34,7 +43,13 @@ typedef struct {
     // Divergence guard: known-good weights, restored when a loss is not finite.
     float *good_params;
     long good_step;
-    long diverged;  // how many times it was restored
+    long diverged;  // how many times it was restored (rollbacks)
+    // The watchdog's memory of recent finite losses (explosion = far above their median).
+    float recent[METRICS_RECENT];
+    int n_recent, recent_head;
+    long steps_seen;
+    float *scratch;  // n_params floats: the weights read back for the checks
+    char why[64];   // what the last rollback was for
 } Metrics;
 
 // path NULL/"" = no file. Fails if the file cannot be created.
@@ -44,9 +59,13 @@ void metrics_close(Metrics *m);
 void metrics_frame(Metrics *m, Trainer *t, long frame, int slot, int steps, int memory);
 // 1 if a flush is due before the next frame's K steps (slots or pending full).
 int metrics_need_flush(const Metrics *m, const Trainer *t, int next_steps, int every);
-// Read stats back, write lines, check for divergence (restores good weights and
-// logs if a loss is NaN/inf). Returns 1 if it restored, else 0.
+// Read stats back, write lines, check for divergence (the watchdog above:
+// restores the good weights with fresh optimizer state, logs). Returns 1 if it
+// restored, else 0.
 int metrics_flush(Metrics *m, Trainer *t);
+// Forget the recent loss level (a new network or loss function: its losses are
+// not an explosion): the explosion check waits for a new warm-up.
+void metrics_watchdog_reset(Metrics *m);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,8 @@
 // trainer.c: frames in, gradient steps out.
 #include "trainer.h"
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "frame_fit.h"
@@ -29,6 +31,8 @@ int trainer_init(Trainer *t, const TrainerConfig *c, TbErr *err) {
     t->ring = tb_calloc((size_t)t->ring_cap, (size_t)c->spec.width * c->spec.height * 3);
     t->batch = tb_calloc((size_t)t->max_batch, sizeof *t->batch);
     trainer_reset(t, c->seed);
+    const char *inj = getenv("TABULA_INJECT_NAN_AT_STEP");  // test hook only
+    if (inj && *inj) t->inject_nan_step = strtol(inj, NULL, 10);
     return 0;
 }
 
@@ -112,6 +116,16 @@ int trainer_train(Trainer *t, int K, int memory) {
         slot = t->slot_next++;
         t->be->train_step(t->be, B, &t->hyper, slot);
         t->step++;
+        if (t->inject_nan_step > 0 && t->step >= t->inject_nan_step) {
+            // Test hook (see inject_nan_step): one NaN into the first weight.
+            float *p = tb_malloc(t->model.n_params * sizeof(float));
+            t->be->get_params(t->be, p);
+            p[0] = NAN;
+            t->be->set_params(t->be, p);
+            free(p);
+            tb_log("TABULA_INJECT_NAN_AT_STEP: wrote a NaN into the weights after step %ld", t->step);
+            t->inject_nan_step = 0;
+        }
     }
     return slot;
 }

@@ -44,6 +44,9 @@ typedef struct {
     int slot_next;  // next free stats slot (see trainer_read_stats)
     int last_batch; // B of the last step/forward
     TrainerSlot slots[TB_SLOTS + 1];  // 1..TB_SLOTS played; 0 is scratch (snapshot.c)
+    // Test hook (fault injection): TABULA_INJECT_NAN_AT_STEP=N in the environment
+    // at trainer_init writes a NaN into the weights once, after step N (0 = off).
+    long inject_nan_step;
 } Trainer;
 
 // Build model + backend and a fresh He-initialised network from c->seed.
