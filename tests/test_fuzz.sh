@@ -36,7 +36,7 @@ build_lib() {
 fuzz() {
   local name=$1 corpus="$T/corpus-$1"
   shift
-  [ -f "$T/libtabula_fuzz.a" ] || { bad "the library did not build"; return; }
+  [ -f "$T/libtabula_fuzz.a" ] || build_lib 2>"$T/lib.build" || { bad "the library did not build"; return; }
   if ! clang "${FLAGS[@]}" -fsanitize=fuzzer "${INC[@]}" "$SRC/tests/fuzz/fuzz_$name.c" "$@" \
        "$T/libtabula_fuzz.a" -lm -lpthread -o "$T/fuzz_$name" 2>"$T/$name.build"; then
     bad "fuzz_$name did not build: $(head -5 "$T/$name.build")"; return
@@ -68,9 +68,13 @@ image_decoder_survives_anything() {
   fuzz image -I"$SRC/src/app" "$SRC/src/app/imgdecode.c" "${pc[@]}"
 }
 
+# The MIDI mapping loader (pure logic, no ALSA).
+midi_mappings_survive_anything() { fuzz midimap -I"$SRC/src/app" "$SRC/src/app/midi_map.c"; }
+
 run_case library_builds_with_sanitizers
 run_case weights_load_path_survives_anything
 run_case ini_and_flags_survive_anything
 run_case y4m_reader_survives_anything
 run_case image_decoder_survives_anything
+run_case midi_mappings_survive_anything
 finish
