@@ -71,10 +71,21 @@ image_decoder_survives_anything() {
 # The MIDI mapping loader (pure logic, no ALSA).
 midi_mappings_survive_anything() { fuzz midimap -I"$SRC/src/app" "$SRC/src/app/midi_map.c"; }
 
+# The OSC surface (liblo, not instrumented) fed over loopback.
+osc_surface_survives_anything() {
+  local pc
+  if ! pc=$(pkg-config --cflags --libs liblo); then
+    skip_case "no liblo-dev"; return
+  fi
+  read -ra pc <<<"$pc"
+  fuzz osc -I"$SRC/src/app" "$SRC/src/app/osc.c" "${pc[@]}"
+}
+
 run_case library_builds_with_sanitizers
 run_case weights_load_path_survives_anything
 run_case ini_and_flags_survive_anything
 run_case y4m_reader_survives_anything
 run_case image_decoder_survives_anything
 run_case midi_mappings_survive_anything
+run_case osc_surface_survives_anything
 finish
