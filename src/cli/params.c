@@ -1,6 +1,8 @@
 // params.c: the parameter table (see params.h), lookup, and parsing a value.
 #include "params.h"
 
+#include "parse.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -13,10 +15,20 @@
 #define LIVE(id, sc, st, zu, fl, lb) \
     .live = (id), .scale = (sc), .step = (st), .zero_up = (zu), .floor = (fl), .label = (lb)
 
+// "32,64,128,256": 1 to 8 counts of 1 to 4096 (the encoder's layers), nothing else.
+static int valid_channels(const char *v, TbErr *err) {
+    int ch[8];
+    const char *end;
+    if (tb_parse_int_list(v, ch, 8, 1, 4096, &end) < 1 || *end)
+        return tb_fail(err, "channels: \"%s\" is not 1 to 8 comma-separated counts of 1 to 4096", v);
+    return 0;
+}
+
 static const Param PARAMS[] = {
     // clang-format off
     {"model", "channels", "channels", P_STR, O(channels), 0, 0, NULL, "32,64,128,256",
-     "encoder output channels, comma separated (the decoder mirrors them)", SET},
+     "encoder output channels, comma separated (the decoder mirrors them)", SET,
+     .valid = valid_channels},
     {"model", "kernel", NULL, P_INT, O(kernel), 2, 9, NULL, "4", "convolution kernel size", SET},
     {"model", "stride", NULL, P_INT, O(stride), 1, 4, NULL, "2", "convolution stride", SET},
     {"model", "pad", NULL, P_INT, O(pad), 0, 4, NULL, "1", "convolution padding", SET},
@@ -302,6 +314,7 @@ int param_parse(Settings *s, const Param *p, const char *v, TbErr *err) {
     case P_STR:
         if (strlen(v) >= CFG_STR)
             return tb_fail(err, "%s: value longer than %d characters", p->key, CFG_STR - 1);
+        if (p->valid && p->valid(v, err)) return -1;
         strcpy(base, v);
         return 0;
     case P_CHOICE: {

@@ -63,6 +63,8 @@ typedef struct {
     double zero_up;  // SCALE_LOG with min 0: where a step up from 0 (off) lands
     double floor;    // SCALE_LOG with min 0: a step down below this goes to 0
     const char *label;  // short name on the HUD
+    // P_STR with a form (NULL: any text): 0, or -1 with what is wrong in err.
+    int (*valid)(const char *text, TbErr *err);
 } Param;
 
 // All rows, in the order of default.ini and --help.
