@@ -23,6 +23,20 @@ static Settings settings(const char *events) {
 
 static void fill(uint8_t *rgb, uint8_t v) { memset(rgb, v, N); }
 
+// A run on s with its own control queue (q may be NULL: no queue).
+static int open_run(Run *r, const Settings *s, ControlQueue *q) {
+    if (q) control_queue_init(q);
+    TbErr err = {{0}};
+    int rc = run_open(r, s, q, &err);
+    EXPECT(rc == 0, "%s", err.msg);
+    return rc == 0;
+}
+
+static void close_run(Run *r, ControlQueue *q) {
+    run_close(r);
+    if (q) control_queue_destroy(q);
+}
+
 static void send(ControlQueue *q, int cmd, int param, float value, int source) {
     control_push(q, (ControlEvent){.cmd = cmd, .param = param, .value = value, .source = source});
 }
@@ -33,10 +47,8 @@ TEST_IMPL(event_log_names_source_frame_and_step) {
     snprintf(path, sizeof path, "/tmp/tabula-events-%d.jsonl", (int)getpid());
     Settings s = settings(path);
     ControlQueue q;
-    control_queue_init(&q);
     Run r;
-    TbErr err = {{0}};
-    EXPECT(run_open(&r, &s, &q, &err) == 0, "%s", err.msg);
+    if (!open_run(&r, &s, &q)) return;
     uint8_t rgb[N];
     fill(rgb, 90);
     send(&q, CMD_SET, PARAM_LR, 0.5f, SRC_OSC);
@@ -49,8 +61,7 @@ TEST_IMPL(event_log_names_source_frame_and_step) {
     run_drain(&r, NULL, 0);
     EXPECT_NEAR(r.p.v[PARAM_LR], 0.5 * 1.77827941, 1e-6, "nudged one log step up");
     EXPECT(r.p.v[PARAM_PAUSE] == 1, "toggled pause");
-    run_close(&r);
-    control_queue_destroy(&q);
+    close_run(&r, &q);
     FILE *f = fopen(path, "r");
     EXPECT(f != NULL, "no event log");
     if (!f) return;
@@ -75,10 +86,8 @@ TEST_IMPL(event_log_names_source_frame_and_step) {
 TEST_IMPL(reset_to_a_seed_is_that_network) {
     Settings s = settings(NULL);
     ControlQueue q;
-    control_queue_init(&q);
     Run r;
-    TbErr err = {{0}};
-    EXPECT(run_open(&r, &s, &q, &err) == 0, "%s", err.msg);
+    if (!open_run(&r, &s, &q)) return;
     uint8_t rgb[N];
     fill(rgb, 200);
     for (int i = 0; i < 3; i++) run_frame(&r, rgb, W, H);
@@ -92,8 +101,7 @@ TEST_IMPL(reset_to_a_seed_is_that_network) {
            "after reset to 77: step %ld, seed %llu", r.t.step, (unsigned long long)r.t.seed);
     free(have);
     free(want);
-    run_close(&r);
-    control_queue_destroy(&q);
+    close_run(&r, &q);
 }
 
 // Input smoothing 0.5: the frame that enters the ring is the mean of the new
@@ -102,8 +110,7 @@ TEST_IMPL(input_smoothing_blends_frames) {
     Settings s = settings(NULL);
     s.input_smoothing = 0.5f;
     Run r;
-    TbErr err = {{0}};
-    EXPECT(run_open(&r, &s, NULL, &err) == 0, "%s", err.msg);
+    if (!open_run(&r, &s, NULL)) return;
     uint8_t a[N], b[N];
     fill(a, 0), fill(b, 200);
     run_frame(&r, a, W, H);
@@ -113,17 +120,15 @@ TEST_IMPL(input_smoothing_blends_frames) {
            trainer_newest(&r.t)[0]);
     run_frame(&r, b, W, H);
     EXPECT(trainer_newest(&r.t)[0] == 150, "blend again: %d", trainer_newest(&r.t)[0]);
-    run_close(&r);
+    close_run(&r, NULL);
 }
 
 // Frozen, the network keeps training on the last frame, whatever comes in.
 TEST_IMPL(freeze_trains_on_the_last_frame) {
     Settings s = settings(NULL);
     ControlQueue q;
-    control_queue_init(&q);
     Run r;
-    TbErr err = {{0}};
-    EXPECT(run_open(&r, &s, &q, &err) == 0, "%s", err.msg);
+    if (!open_run(&r, &s, &q)) return;
     uint8_t a[N], b[N];
     fill(a, 40), fill(b, 220);
     run_frame(&r, a, W, H);
@@ -137,8 +142,7 @@ TEST_IMPL(freeze_trains_on_the_last_frame) {
     run_drain(&r, NULL, 0);
     run_frame(&r, b, W, H);
     EXPECT(trainer_newest(&r.t)[0] == 220, "thawed: %d", trainer_newest(&r.t)[0]);
-    run_close(&r);
-    control_queue_destroy(&q);
+    close_run(&r, &q);
 }
 
 // Output smoothing 0.5: what is shown is the mean of the new reconstruction and
@@ -147,8 +151,7 @@ TEST_IMPL(output_smoothing_blends_reconstructions) {
     Settings s = settings(NULL);
     s.output_smoothing = 0.5f;
     Run r;
-    TbErr err = {{0}};
-    EXPECT(run_open(&r, &s, NULL, &err) == 0, "%s", err.msg);
+    if (!open_run(&r, &s, NULL)) return;
     uint8_t a[N], first[N], raw[N], shown[N];
     fill(a, 250);
     run_frame(&r, a, W, H);
@@ -165,17 +168,15 @@ TEST_IMPL(output_smoothing_blends_reconstructions) {
     }
     EXPECT(moved, "the reconstruction did not change in 5 steps");
     EXPECT(worst <= 1, "shown = mean of before and now, off by %d", worst);
-    run_close(&r);
+    close_run(&r, NULL);
 }
 
 // The view every surface reads is what the loop used for its last frame.
 TEST_IMPL(view_is_published_after_each_frame) {
     Settings s = settings(NULL);
     ControlQueue q;
-    control_queue_init(&q);
     Run r;
-    TbErr err = {{0}};
-    EXPECT(run_open(&r, &s, &q, &err) == 0, "%s", err.msg);
+    if (!open_run(&r, &s, &q)) return;
     uint8_t a[N];
     fill(a, 128);
     send(&q, CMD_SET, PARAM_STEPS, 3, SRC_OSC);
@@ -185,18 +186,15 @@ TEST_IMPL(view_is_published_after_each_frame) {
     RunView v = control_view(&q);
     EXPECT(v.step == 6 && v.frames == 2 && v.p.v[PARAM_STEPS] == 3, "view: step %ld frames %ld steps %g",
            v.step, v.frames, (double)v.p.v[PARAM_STEPS]);
-    run_close(&r);
-    control_queue_destroy(&q);
+    close_run(&r, &q);
 }
 
 // Switching to Adam live keeps the weights and starts Adam afresh (t = 1).
 TEST_IMPL(optimizer_switch_keeps_weights_restarts_adam) {
     Settings s = settings(NULL);
     ControlQueue q;
-    control_queue_init(&q);
     Run r;
-    TbErr err = {{0}};
-    EXPECT(run_open(&r, &s, &q, &err) == 0, "%s", err.msg);
+    if (!open_run(&r, &s, &q)) return;
     uint8_t a[N];
     fill(a, 60);
     for (int i = 0; i < 4; i++) run_frame(&r, a, W, H);
@@ -217,8 +215,7 @@ TEST_IMPL(optimizer_switch_keeps_weights_restarts_adam) {
     EXPECT(r.t.hyper.t == 1, "Adam's first step is t = 1, got %d", r.t.hyper.t);
     free(before);
     free(after);
-    run_close(&r);
-    control_queue_destroy(&q);
+    close_run(&r, &q);
 }
 
 TEST_MAIN(TEST_ENTRY(event_log_names_source_frame_and_step), TEST_ENTRY(reset_to_a_seed_is_that_network),
