@@ -103,6 +103,24 @@ static inline int test_run(const TestCase *cases, size_t n, int argc, char **arg
         return test_run(cases_, sizeof cases_ / sizeof cases_[0], argc, argv);  \
     }
 
+// A whole (small) text file, in a static buffer (NULL if it cannot be read).
+static inline char *test_read_all(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return NULL;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+// How many times needle occurs in text (0 for a NULL text).
+static inline int test_count(const char *text, const char *needle) {
+    int k = 0;
+    for (const char *p = text; p && (p = strstr(p, needle)); p++) k++;
+    return k;
+}
+
 // Path to a file in the shared data folder ($TABULA_DATA, set by CTest).
 static inline const char *test_data(const char *name) {
     static char buf[4][1024];

@@ -67,20 +67,6 @@ static int count_files(int *others) {
     return n;
 }
 
-// n frames of the clip on t (2 steps each); losses into out (may be NULL).
-static void run(Trainer *t, Source *src, int n, float *out) {
-    uint8_t *rgb = tb_malloc((size_t)src->width * src->height * 3);
-    TbErr err;
-    for (int i = 0; i < n; i++) {
-        CHECK(src->read(src, rgb, &err) == 1, "%s", err.msg);
-        trainer_push_frame(t, rgb, src->width, src->height);
-        trainer_train(t, 2, 0);
-        StepStats st[TB_STATS_RING];
-        int k = trainer_read_stats(t, st);
-        if (out) out[i] = st[k - 1].loss;
-    }
-    free(rgb);
-}
 
 static Source *clip(void) {
     TbErr err = {{0}};
@@ -104,7 +90,7 @@ TEST_IMPL(autosaves_appear_at_the_interval_and_only_keep_remain) {
     double t0 = tb_now();
     int handed = 0, before_first = 0;
     while (tb_now() - t0 < 1.05) {
-        run(&t, src, 1, NULL);
+        train_frames(&t, src, 1, NULL);
         int h = autosave_tick(&a, &t, tb_now());
         if (h && !handed) before_first = tb_now() - t0 < 0.09;
         handed += h;
@@ -140,14 +126,14 @@ TEST_IMPL(resume_skips_a_truncated_newest_and_continues_bit_for_bit) {
     Trainer a;
     EXPECT(trainer_init_settings(&a, &s, NULL, &err) == 0, "%s", err.msg);
     Source *src = clip();
-    run(&a, src, 10, la);
+    train_frames(&a, src, 10, la);
     source_close(src);
     trainer_free(&a);
     // B: 5 frames, the end-of-run autosave.
     Trainer b;
     trainer_init_settings(&b, &s, NULL, &err);
     src = clip();
-    run(&b, src, 5, lb);
+    train_frames(&b, src, 5, lb);
     Autosave as;
     EXPECT(autosave_open(&as, &s, &b, &err) == 0, "%s", err.msg);
     EXPECT(autosave_final(&as, &b) == 0, "final autosave failed");
@@ -174,7 +160,7 @@ TEST_IMPL(resume_skips_a_truncated_newest_and_continues_bit_for_bit) {
     EXPECT(session_setup_trainer(&c, &s2, &err) == 0, "resume: %s", err.msg);
     EXPECT(c.step == 10, "step restored from the good autosave: %ld", c.step);
     EXPECT(c.model.spec.n_enc == 3 && c.model.spec.channels[2] == 16, "architecture from the file");
-    run(&c, src, 5, lb + 5);
+    train_frames(&c, src, 5, lb + 5);
     source_close(src);
     trainer_free(&c);
     EXPECT(memcmp(la, lb, sizeof la) == 0, "autosave/resume/continue not bit-exact (frame 9: %.9g vs %.9g)",
@@ -203,13 +189,13 @@ TEST_IMPL(disk_full_keeps_the_previous_autosave) {
     Trainer t;
     EXPECT(trainer_init_settings(&t, &s, NULL, &err) == 0, "%s", err.msg);
     Source *src = clip();
-    run(&t, src, 2, NULL);
+    train_frames(&t, src, 2, NULL);
     Autosave a;
     EXPECT(autosave_open(&a, &s, &t, &err) == 0, "%s", err.msg);
     EXPECT(autosave_final(&a, &t) == 0, "first autosave");
     char first[512];
     snprintf(first, sizeof first, "%s", a.last_path);
-    run(&t, src, 2, NULL);
+    train_frames(&t, src, 2, NULL);
     // A write that fails part way (file size limit: the same write() error path
     // as a full disk).
     struct rlimit old, lim;
@@ -236,7 +222,7 @@ TEST_IMPL(disk_full_keeps_the_previous_autosave) {
     EXPECT(checkpoint_load(first, &c, &err) == 0 && c.step == 4, "previous autosave damaged: %s", err.msg);
     trainer_free(&c);
     // Training goes on.
-    run(&t, src, 1, NULL);
+    train_frames(&t, src, 1, NULL);
     EXPECT(t.step == 10, "trained on: step %ld", t.step);
     autosave_close(&a);
     source_close(src);

@@ -31,20 +31,6 @@ static void small_settings(Settings *s, int opt) {
     if (opt == ADAM) snprintf(s->optimizer, sizeof s->optimizer, "adam"), s->lr = 2e-3f;
 }
 
-// Run `n` frames of the clip on t; losses into out.
-static void run(Trainer *t, Source *src, int n, float *out) {
-    uint8_t *rgb = tb_malloc((size_t)src->width * src->height * 3);
-    TbErr err;
-    for (int i = 0; i < n; i++) {
-        CHECK(src->read(src, rgb, &err) == 1, "%s", err.msg);
-        trainer_push_frame(t, rgb, src->width, src->height);
-        trainer_train(t, 2, 0);
-        StepStats st[TB_STATS_RING];
-        int k = trainer_read_stats(t, st);
-        out[i] = st[k - 1].loss;
-    }
-    free(rgb);
-}
 
 // One optimizer's save/load run, done once and shared by its cases.
 typedef struct {
@@ -83,14 +69,14 @@ static Resumed *resumed(int opt) {
     EXPECT(trainer_init_settings(&a, &r->s, NULL, &err) == 0, "%s", err.msg);
     Source *src = source_open_y4m(clip, &err);
     if (!src) TEST_SKIP("%s", err.msg);
-    run(&a, src, 10, r->la);
+    train_frames(&a, src, 10, r->la);
     source_close(src);
     trainer_free(&a);
     // B: 5 frames, save, fresh trainer with another seed, load, 5 more.
     Trainer b;
     trainer_init_settings(&b, &r->s, NULL, &err);
     src = source_open_y4m(clip, &err);
-    run(&b, src, 5, r->lb);
+    train_frames(&b, src, 5, r->lb);
     EXPECT(checkpoint_save(r->path, &b, 1, &err) == 0, "%s", err.msg);
     trainer_free(&b);
     Settings s2 = r->s;
@@ -101,7 +87,7 @@ static Resumed *resumed(int opt) {
     trainer_init_settings(&r->c, &s2, &spec, &err);
     EXPECT(checkpoint_load(r->path, &r->c, &err) == 0, "%s", err.msg);
     EXPECT(r->c.step == 10, "step count restored: %ld", r->c.step);
-    run(&r->c, src, 5, r->lb + 5);
+    train_frames(&r->c, src, 5, r->lb + 5);
     source_close(src);
     return r;
 }

@@ -344,21 +344,6 @@ TEST_IMPL(shipped_scenes_load) {
 
 // ---------------------------------------------------------------- through the run loop
 
-static char *read_all(const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) return NULL;
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    return buf;
-}
-
-static int count(const char *text, const char *needle) {
-    int k = 0;
-    for (const char *p = text; p && (p = strstr(p, needle)); p++) k++;
-    return k;
-}
 
 static void run_settings(Settings *s, const char *scenes, const char *events) {
     settings_default(s);
@@ -411,19 +396,19 @@ TEST_IMPL(run_logs_moments_not_frames) {
     run_control(&r, &(ControlEvent){.cmd = CMD_SCENE, .value = 2, .source = SRC_OSC}, msg, sizeof msg);
     EXPECT(strstr(msg, "scene 2: there is 1 scene") != NULL, "msg '%s'", msg);
     run_close(&r);
-    const char *log = read_all(events);
+    const char *log = test_read_all(events);
     EXPECT(log != NULL, "no events file");
     if (log) {
-        EXPECT(count(log, "\"source\":\"osc\",\"action\":\"scene\",\"scene\":\"one\",\"seconds\":1,\"value\":1}") == 1,
+        EXPECT(test_count(log, "\"source\":\"osc\",\"action\":\"scene\",\"scene\":\"one\",\"seconds\":1,\"value\":1}") == 1,
                "the recall:\n%s", log);
-        EXPECT(count(log, "\"source\":\"scene\",\"param\":\"lr\",\"glide\":\"start\",\"to\":0.02,\"seconds\":1,\"value\":2}") == 1,
+        EXPECT(test_count(log, "\"source\":\"scene\",\"param\":\"lr\",\"glide\":\"start\",\"to\":0.02,\"seconds\":1,\"value\":2}") == 1,
                "lr's start:\n%s", log);
-        EXPECT(count(log, "\"source\":\"scene\",\"param\":\"lr\",\"glide\":\"end\",\"value\":0.02}") == 1, "lr's end:\n%s",
+        EXPECT(test_count(log, "\"source\":\"scene\",\"param\":\"lr\",\"glide\":\"end\",\"value\":0.02}") == 1, "lr's end:\n%s",
                log);
-        EXPECT(count(log, "\"param\":\"momentum\",\"glide\"") == 2, "momentum's start and end:\n%s", log);
-        EXPECT(count(log, "\"source\":\"lfo\",\"param\":\"lr\",\"lfo\":\"attach\",\"shape\":\"sine\"") == 1,
+        EXPECT(test_count(log, "\"param\":\"momentum\",\"glide\"") == 2, "momentum's start and end:\n%s", log);
+        EXPECT(test_count(log, "\"source\":\"lfo\",\"param\":\"lr\",\"lfo\":\"attach\",\"shape\":\"sine\"") == 1,
                "the attach:\n%s", log);
-        EXPECT(count(log, "\n") == 8, "8 lines (recall, 2 starts, 2 ends, lfo_param, attach, refused scene):\n%s", log);
+        EXPECT(test_count(log, "\n") == 8, "8 lines (recall, 2 starts, 2 ends, lfo_param, attach, refused scene):\n%s", log);
     }
     unlink(events), unlink(path), rmdir(dir);
 }

@@ -235,21 +235,6 @@ TEST_IMPL(slots_round_trip_through_disk) {
 
 // --- through the run loop, headless (time = frames / fps)
 
-static char *read_all(const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) return NULL;
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    return buf;
-}
-
-static int count(const char *text, const char *needle) {
-    int k = 0;
-    for (const char *p = text; p && (p = strstr(p, needle)); p++) k++;
-    return k;
-}
 
 // slot_save, reset, slot_fade over 1 s at 10 frames a second, paused: the run
 // passes the midpoint on its 5th frame and ends on the slot; the log has the
@@ -296,15 +281,15 @@ TEST_IMPL(run_fade_through_the_loop) {
     run_control(&r, &(ControlEvent){.cmd = CMD_SLOT_FADE, .value = 4, .source = SRC_OSC}, msg, sizeof msg);
     EXPECT(strstr(msg, "slot_fade failed: slot 4 is empty") != NULL, "empty slot: '%s'", msg);
     run_close(&r);
-    const char *log = read_all(s.events);
+    const char *log = test_read_all(s.events);
     EXPECT(log != NULL, "no events file");
     if (log) {
-        EXPECT(count(log, "\"source\":\"osc\",\"action\":\"slot_save\",\"value\":1}") == 1, "save logged:\n%s", log);
-        EXPECT(count(log, "\"source\":\"midi\",\"action\":\"slot_fade\",\"seconds\":1,\"value\":1}") == 1,
+        EXPECT(test_count(log, "\"source\":\"osc\",\"action\":\"slot_save\",\"value\":1}") == 1, "save logged:\n%s", log);
+        EXPECT(test_count(log, "\"source\":\"midi\",\"action\":\"slot_fade\",\"seconds\":1,\"value\":1}") == 1,
                "fade start logged:\n%s", log);
-        EXPECT(count(log, "\"source\":\"midi\",\"action\":\"slot_fade\",\"slot\":1,\"fade\":\"end\"") == 1,
+        EXPECT(test_count(log, "\"source\":\"midi\",\"action\":\"slot_fade\",\"slot\":1,\"fade\":\"end\"") == 1,
                "fade end logged once:\n%s", log);
-        EXPECT(count(log, "\n") == 6, "6 lines (save, reset, fade, end, two refusals):\n%s", log);
+        EXPECT(test_count(log, "\n") == 6, "6 lines (save, reset, fade, end, two refusals):\n%s", log);
     }
     unlink(s.events);
     free(a), free(b), free(got), free(want);
