@@ -4,6 +4,7 @@
 // without a window; otherwise the live app opens. MIDI and OSC play both.
 // --check reports what the machine offers (check.h) and exits.
 #define _DEFAULT_SOURCE
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "app_sources.h"
 #include "midi.h"
 #include "osc.h"
+#include "record.h"
 #endif
 
 // The control surfaces beside the keys, writing into q.
@@ -50,6 +52,20 @@ static void surfaces_stop(Surfaces *sf) {
     (void)sf;
 }
 
+// Headless, with the app's recorder as its output where the app is built
+// (--record, the record action).
+static int headless(const Settings *s, ControlQueue *q) {
+#ifdef TABULA_HAVE_APP
+    Recorder *rec = recorder_new(s);
+    RunOutput out = recorder_output(rec);
+    int rc = run_headless(s, q, &out);
+    recorder_free(rec);
+    return rc;
+#else
+    return run_headless(s, q, NULL);
+#endif
+}
+
 // The run (headless or the window) with its queue and surfaces.
 static int run(const Settings *s, char **argv) {
     TbErr err = {{0}};
@@ -62,9 +78,9 @@ static int run(const Settings *s, char **argv) {
         rc = TB_EXIT_INPUT;
     } else {
 #ifdef TABULA_HAVE_APP
-        rc = s->headless ? run_headless(s, &q) : app_run(s, &q);
+        rc = s->headless ? headless(s, &q) : app_run(s, &q);
 #else
-        rc = run_headless(s, &q);
+        rc = headless(s, &q);
 #endif
         surfaces_stop(&sf);
     }
@@ -93,6 +109,9 @@ int main(int argc, char **argv) {
     }
 #endif
     signals_install();  // SIGTERM, SIGINT, SIGHUP: stop as quitting does
+    // A file size limit (ulimit -f) makes a write fail with EFBIG, which a
+    // take, the metrics or an autosave report and survive, not a kill.
+    signal(SIGXFSZ, SIG_IGN);
     // The window (llvmpipe on a machine without a GPU) and the camera share the
     // cores with training: OpenMP threads that spin while waiting then steal
     // time from them (measured: 24 -> 29 steps/s at 128x128, 6 -> 9 at 256x256

@@ -60,6 +60,7 @@ static const ActionInfo ACTIONS[] = {
     {"freeze", CMD_TOGGLE, PARAM_FREEZE, "freeze / unfreeze the camera"},
     {"save", CMD_SAVE, -1, "save a snapshot of the weights"},
     {"load", CMD_LOAD, -1, "load the newest snapshot"},
+    {"record", CMD_RECORD, -1, "start a take (record dir), or stop the one running"},
     {"slot_save", CMD_SLOT_SAVE, -1, "save the live network into slot N (1 to 8; in memory)"},
     {"slot_recall", CMD_SLOT_RECALL, -1, "slot N (1 to 8) becomes the live network at once"},
     {"slot_fade", CMD_SLOT_FADE, -1, "cross-fade the live network into slot N over fade_time seconds"},

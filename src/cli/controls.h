@@ -21,6 +21,7 @@ typedef enum {
     CMD_SAVE,     // snapshot to the snapshot folder
     CMD_LOAD,     // load the newest snapshot
     CMD_QUIT,
+    CMD_RECORD,   // start a take, or stop the one running (run.h: RunOutput)
     // Snapshot slots (value = slot number, 1..8) and scenes (modulate.h).
     CMD_SLOT_SAVE,    // the live network into slot N (memory; the GPU's on CUDA)
     CMD_SLOT_RECALL,  // slot N becomes the live network at once

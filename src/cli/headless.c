@@ -29,10 +29,15 @@ static int read_frame(Source *src, uint8_t **frame, size_t *cap, int *w, int *h,
     return got;
 }
 
-int run_headless(const Settings *s, ControlQueue *q) {
+// The frame limit: --frames, and --duration on the run's clock (frames / fps).
+static int done(const Settings *s, Run *r) {
+    return (s->frames > 0 && r->frames >= s->frames) || (s->duration > 0 && run_now(r) >= s->duration - 1e-9);
+}
+
+int run_headless(const Settings *s, ControlQueue *q, const RunOutput *out) {
     TbErr err = {{0}};
-    if (s->frames <= 0) {
-        tb_log("--headless needs --frames N (N > 0)");
+    if (s->frames <= 0 && s->duration <= 0) {
+        tb_log("--headless needs --frames N (N > 0) or --duration S");
         return TB_EXIT_INPUT;
     }
     char spec[CFG_STR + 8];
@@ -53,14 +58,17 @@ int run_headless(const Settings *s, ControlQueue *q) {
     }
     tb_log("headless: %s, %ld frames, backend %s, %d step(s)/frame, memory %d", spec, s->frames,
            r.t.be->name, (int)r.p.v[PARAM_STEPS], (int)r.p.v[PARAM_MEMORY]);
+    run_attach(&r, out);  // --record starts its take here
 
     int rc = TB_EXIT_OK;
     size_t cap = 0;
     uint8_t *frame = NULL;
+    // The reconstruction, made only while an output (a take) wants it.
+    uint8_t *rec = tb_malloc((size_t)r.t.model.spec.width * r.t.model.spec.height * 3);
     double t0 = tb_now();
     Health hl;
     health_init(&hl, s->health_every_s, t0);
-    for (long f = 0; f < s->frames; f++) {
+    for (long f = 0; !done(s, &r); f++) {
         int w, h;
         int got = read_frame(src, &frame, &cap, &w, &h, &err);
         if (got < 0) {
@@ -73,6 +81,7 @@ int run_headless(const Settings *s, ControlQueue *q) {
             break;
         }
         run_frame(&r, frame, w, h);
+        if (run_output_active(&r)) run_output(&r, rec);
         health_tick_run(&hl, &r, q);
     }
     run_flush(&r);
@@ -87,6 +96,7 @@ int run_headless(const Settings *s, ControlQueue *q) {
         }
     }
     free(frame);
+    free(rec);
     run_close(&r);
     source_close(src);
     return rc;

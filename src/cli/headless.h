@@ -2,15 +2,18 @@
 // order, no window, no pacing, no dropped frames, so runs are reproducible.
 #pragma once
 #include "controls.h"
+#include "run.h"
 #include "settings.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-// Train on s->source for s->frames frames, applying the events of q (may be
-// NULL; e.g. from OSC) before each frame. Returns an exit code.
-int run_headless(const Settings *s, ControlQueue *q);
+// Train on s->source for s->frames frames (or s->duration seconds of the run's
+// clock), applying the events of q (may be NULL; e.g. from OSC) before each
+// frame. out (may be NULL): an output to attach (main.c gives the app's
+// recorder). Returns an exit code.
+int run_headless(const Settings *s, ControlQueue *q, const RunOutput *out);
 
 #ifdef __cplusplus
 }

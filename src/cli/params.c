@@ -24,6 +24,14 @@ static int valid_channels(const char *v, TbErr *err) {
     return 0;
 }
 
+// "1280x720": the size a recording is encoded at (even numbers, for 4:2:0).
+static int valid_record_size(const char *v, TbErr *err) {
+    int w, h;
+    if (tb_parse_size(v, 16, 7680, &w, &h) < 0 || (w | h) & 1)
+        return tb_fail(err, "size: \"%s\" is not WxH with even numbers from 16 to 7680 (e.g. 1280x720)", v);
+    return 0;
+}
+
 static const Param PARAMS[] = {
     // clang-format off
     {"model", "channels", "channels", P_STR, O(channels), 0, 0, NULL, "32,64,128,256",
@@ -190,13 +198,39 @@ static const Param PARAMS[] = {
     {"autosave", "resume", NULL, P_INT, O(autosave_resume), 0, 1, NULL, "0",
      "1 = without --load, start from the newest autosave that loads (a damaged one is skipped)", SET},
 
+    // Recording (app/record.h): takes of the picture, the frames trained on and the events.
+    {"record", "dir", NULL, P_STR, O(record_dir), 0, 0, NULL, "takes",
+     "folder for takes started live (record key, MIDI, OSC): each in DIR/YYYYmmdd-HHMMSS/", SET},
+    {"record", "size", NULL, P_STR, O(record_size), 0, 0, NULL, "1280x720",
+     "size of video.mkv, whatever the window's (the layout is fitted in, on black)", SET,
+     .valid = valid_record_size},
+    {"record", "fps", NULL, P_FLOAT, O(record_fps), 0, 240, NULL, "0",
+     "frame rate of video.mkv, held constant (frames repeated or skipped); 0 = 30, headless "
+     "the run's --fps", SET},
+    {"record", "codec", NULL, P_CHOICE, O(record_codec), 0, 0, "h264|ffv1", "h264",
+     "video.mkv's codec: h264 (libx264, CRF) or ffv1 (lossless, large)", SET},
+    {"record", "crf", NULL, P_INT, O(record_crf), 0, 51, NULL, "20",
+     "H.264 quality: lower is better and larger (18 looks lossless, 28 is small)", SET},
+    {"record", "preset", NULL, P_CHOICE, O(record_preset), 0, 0,
+     "ultrafast|superfast|veryfast|faster|fast|medium", "veryfast",
+     "x264 speed preset: slower ones make smaller files and cost more CPU", SET},
+    {"record", "layout", NULL, P_CHOICE, O(record_layout), 0, 0, "display|mirror|side|triptych", "display",
+     "what video.mkv shows: display = the window's layout (followed live), or a fixed one", SET},
+    {"record", "min_free_mb", NULL, P_INT, O(record_min_free_mb), 0, 10000000, NULL, "500",
+     "a take ends cleanly when its disk has less than this free (MB); the mirror keeps running", SET},
+
     {NULL, "headless", "headless", P_FLAG, O(headless), 0, 1, NULL, "0",
      "no window: train on the source and exit after --frames", SET},
     {NULL, "check", "check", P_FLAG, O(check), 0, 1, NULL, "0",
      "print what this machine offers (backend, cameras, MIDI, audio, display, disk, folders, "
      "source) and exit: 0 if the configured setup can run, 2 with the reasons", SET},
     {NULL, "frames", "frames", P_LONG, O(frames), 0, 1e12, NULL, "0",
-     "stop after N frames (0 = run until quit; headless needs N > 0)", SET},
+     "stop after N frames (0 = run until quit; headless needs N > 0 or --duration)", SET},
+    {NULL, "duration", "duration", P_FLOAT, O(duration), 0, 1e9, NULL, "0",
+     "stop after S seconds (0 = no limit; headless: of the run's clock, frames / fps)", SET},
+    {NULL, "record", "record", P_STR, O(record), 0, 0, NULL, "",
+     "record a take into DIR (created if missing) from the start: video.mkv, input.mkv, "
+     "events, weights; with --frames or --duration for an unattended take", SET},
     {NULL, "screenshot", "screenshot", P_STR, O(screenshot), 0, 0, NULL, "",
      "write the window's content to this PNG at exit", SET},
     // clang-format on

@@ -53,11 +53,16 @@ fail_events:
 }
 
 // One line of the event log: when, at which frame and step, from where, what.
+// The same line goes to --events and to the output (a take's events.jsonl).
 static void log_event(Run *r, const ControlEvent *e, const char *what, float value) {
+    int have_out = r->out.event && run_output_active(r);
+    if ((!r->events || r->events_failed) && !have_out) return;
+    char line[512];
+    snprintf(line, sizeof line, "{\"t\":%.4f,\"frame\":%ld,\"step\":%ld,\"source\":\"%s\",%s,\"value\":%.7g}",
+             tb_now() - r->t_start, r->frames, r->t.step, event_source_name(e->source), what, (double)value);
+    if (have_out) r->out.event(r->out.user, line);
     if (!r->events || r->events_failed) return;
-    int w = fprintf(r->events, "{\"t\":%.4f,\"frame\":%ld,\"step\":%ld,\"source\":\"%s\",%s,\"value\":%.7g}\n",
-                    tb_now() - r->t_start, r->frames, r->t.step, event_source_name(e->source), what,
-                    (double)value);
+    int w = fprintf(r->events, "%s\n", line);
     if (w < 0 || fflush(r->events) != 0) {
         // A full disk must not stop the show: say it once, keep going.
         tb_log("events %s: %s: no more events will be written", r->s->events, strerror(errno));
@@ -186,6 +191,20 @@ static void scene_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
     snprintf(msg, n, "scene %d: %s (%.3g s)", i, sc->name, (double)sc->transition);
 }
 
+// Start a take, or stop the one running. The event is the last line of the
+// take it stops and the first of the take it starts.
+static void record_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
+    int on = run_output_active(r);
+    if (!r->out.record) {
+        snprintf(msg, n, "record: this build cannot record (no app)");
+        log_event(r, e, "\"action\":\"record\"", 0);
+        return;
+    }
+    if (on) log_event(r, e, "\"action\":\"record\"", 0);
+    r->out.record(r->out.user, r, !on, msg, n);
+    if (!on) log_event(r, e, "\"action\":\"record\"", (float)run_output_active(r));
+}
+
 int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
     TbErr err;
     char path[CFG_STR + 300];
@@ -230,6 +249,7 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
         else snprintf(msg, n, "loaded %.400s", path);
         log_event(r, e, "\"action\":\"load\"", 0);
         break;
+    case CMD_RECORD: record_action(r, e, msg, n); break;
     case CMD_QUIT: return 1;
     }
     if (is_param) modulate_touch(&r->mod, &r->p, e->param);
@@ -352,7 +372,16 @@ void run_output(Run *r, uint8_t *rgb) {
     float a = r->p.v[PARAM_SMOOTH_OUT];
     if (a <= 0) r->have_out = 0;
     else smooth(r->smooth_out, &r->have_out, rgb, frame_bytes(r), a);
+    if (r->out.frame && run_output_active(r)) r->out.frame(r->out.user, r, trainer_newest(&r->t), rgb);
 }
+
+void run_attach(Run *r, const RunOutput *out) {
+    if (!out) return;
+    r->out = *out;
+    if (r->out.attach) r->out.attach(r->out.user, r);
+}
+
+int run_output_active(Run *r) { return r->out.active && r->out.active(r->out.user, r); }
 
 void run_flush(Run *r) {
     metrics_flush(&r->m, &r->t);
@@ -360,6 +389,7 @@ void run_flush(Run *r) {
 }
 
 void run_close(Run *r) {
+    if (r->out.detach) r->out.detach(r->out.user, r);  // the take ends with the run
     autosave_final(&r->as, &r->t);  // the end of a run, a signal's too: what it learned stays
     autosave_close(&r->as);
     metrics_close(&r->m);

@@ -20,7 +20,29 @@
 extern "C" {
 #endif
 
+typedef struct Run Run;
+
+// An output that follows the run: the app's recorder (app/record.h), next a
+// virtual camera. The run loop calls it on its own thread; every call copies or
+// queues and returns at once, never waiting on a disk or an encoder. The hook
+// lives here so that the loop needs no app library: the app attaches it
+// (run_attach), the headless driver gets it from main.c. Any member may be NULL.
 typedef struct {
+    void *user;
+    void (*attach)(void *user, Run *r);  // after run_attach (--record starts a take here)
+    void (*detach)(void *user, Run *r);  // first in run_close: a take ends, and is waited for
+    // 1 while it wants every frame (a take is running; run_output must run).
+    int (*active)(void *user, Run *r);
+    // The frame the network was shown and the reconstruction shown (RGB8 at
+    // the training size), from run_output.
+    void (*frame)(void *user, Run *r, const uint8_t *input, const uint8_t *recon);
+    // Each line of the event log (without its newline), as --events gets it.
+    void (*event)(void *user, const char *line);
+    // CMD_RECORD: start (on = 1) or stop (0) a take; a line for the operator in msg.
+    void (*record)(void *user, Run *r, int on, char *msg, size_t n);
+} RunOutput;
+
+struct Run {
     const Settings *s;
     Trainer t;
     Metrics m;
@@ -42,7 +64,8 @@ typedef struct {
     Modulator mod;
     // [autosave]: a writer thread; run_frame hands it copies, run_close writes the last.
     Autosave as;
-} Run;
+    RunOutput out;  // an output hook (zeros: none)
+};
 
 // Trainer from the settings (--load, --save-init, summary), metrics (--metrics),
 // the event log (--events) and the scenes ([modulation] scenes: a bad file is an
@@ -64,16 +87,22 @@ int run_drain(Run *r, char *msg, size_t n);
 // An autosave that is due is handed to the writer thread (never waits on disk).
 int run_frame(Run *r, const uint8_t *rgb, int w, int h);
 // The reconstruction to show (RGB8 at the training size), output smoothing
-// applied. Waits for the device.
+// applied. Waits for the device. It also goes to the attached output with the
+// frame the network was shown, so what is recorded is what is shown.
 void run_output(Run *r, uint8_t *rgb);
+// Attach an output (after run_open; out may be NULL): its attach() runs now.
+void run_attach(Run *r, const RunOutput *out);
+// 1 while the attached output wants every frame (the drivers then call
+// run_output on each frame, even where the picture stays on the GPU).
+int run_output_active(Run *r);
 // The run's clock for glides, LFOs and fades (seconds): the wall clock since
 // the start in the app; frames / fps (30 when fps is 0) when headless, so a
 // headless run is reproducible.
 double run_now(const Run *r);
 // Read back and write what the metrics still hold (at the end of a run).
 void run_flush(Run *r);
-// Write the final autosave (when [autosave] minutes > 0; also after a signal),
-// stop the writer, close the metrics and the event log, free the trainer (save
+// End the output's take (waiting for its files), write the final autosave
+// (when [autosave] minutes > 0; also after a signal), stop the writer, close the metrics and the event log, free the trainer (save
 // first: session_save).
 void run_close(Run *r);
 

@@ -69,10 +69,21 @@ typedef struct {
     float autosave_minutes;  // between autosaves (0 = off; fractions for tests)
     int autosave_keep;       // files kept (the oldest beyond are deleted)
     int autosave_resume;     // 1 = start from the newest good autosave (without --load)
+    // [record] (app/record.h): takes started live go to record_dir/YYYYmmdd-HHMMSS/
+    char record_dir[CFG_STR];
+    char record_size[CFG_STR];  // "WxH" of video.mkv
+    float record_fps;           // 0 = the run's clock (headless: --fps or 30; live: 30)
+    char record_codec[16];      // h264 | ffv1
+    int record_crf;
+    char record_preset[16];     // x264 preset
+    char record_layout[16];     // display | mirror | side | triptych
+    int record_min_free_mb;     // a take ends when the disk has less free
     // run
     int headless;
     int check;  // --check: report what the machine offers and exit
     long frames;  // 0 = run until quit
+    float duration;  // seconds of the run's clock to run (0 = no limit)
+    char record[CFG_STR];  // --record DIR: a take into DIR from the start ("" = none)
     char screenshot[CFG_STR];
 } Settings;
 

@@ -1,0 +1,525 @@
+// record_take.c: one take's threads and queues (see record_take.h).
+#define _DEFAULT_SOURCE
+#include "record_take.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "compose.h"
+#include "record_meta.h"
+
+typedef struct {
+    uint8_t *in, *rec;
+    int64_t vpts, ipts;
+    int layout, flip;
+} Slot;
+
+// What the writer writes: a packet of one file, an event line, or the end.
+enum { W_VIDEO = 0, W_INPUT, W_LINE, W_END };
+typedef struct WItem {
+    int kind;
+    AVPacket *pkt;
+    char *line;
+    struct WItem *next;
+} WItem;
+
+struct Take {
+    TakeSpec sp;
+    pthread_t enc_th, wr_th;
+    int enc_started, wr_started;
+    // Frame queue: the loop thread fills slot (head + len) % TAKE_SLOTS, the
+    // encode thread works on slot head outside the lock.
+    pthread_mutex_t fq_mu;
+    pthread_cond_t fq_cv;
+    Slot slot[TAKE_SLOTS];
+    int fq_head, fq_len, fq_end;
+    // Write queue (a list; bounded in items and bytes).
+    pthread_mutex_t wq_mu;
+    pthread_cond_t wq_cv, wq_space;
+    WItem *wq_first, *wq_last;
+    int wq_n;
+    size_t wq_bytes;
+    int video_broken;  // a video packet was dropped: drop until the next keyframe
+    // Files: opened by the writer before the encoder starts (then each half
+    // belongs to its thread: encode.h).
+    MkvFile *video, *input;
+    FILE *events;
+    // State and counts (under st_mu).
+    pthread_mutex_t st_mu;
+    pthread_cond_t st_cv;
+    int opened, failed, enc_done, wr_done;
+    char reason[600];
+    TakeCounts c;
+};
+
+// ---------------------------------------------------------------- state
+
+static void set_reason(Take *t, const char *why, int failed) {
+    pthread_mutex_lock(&t->st_mu);
+    if (!t->reason[0]) snprintf(t->reason, sizeof t->reason, "%s", why);
+    if (failed && !t->failed) {
+        t->failed = 1;
+        tb_log("record: %s: the take ends (the mirror goes on)", why);
+    }
+    pthread_cond_broadcast(&t->st_cv);
+    pthread_mutex_unlock(&t->st_mu);
+    // Wake anyone waiting for room: nothing more will be written.
+    pthread_mutex_lock(&t->wq_mu);
+    pthread_cond_broadcast(&t->wq_space);
+    pthread_mutex_unlock(&t->wq_mu);
+    pthread_mutex_lock(&t->fq_mu);
+    pthread_cond_broadcast(&t->fq_cv);
+    pthread_mutex_unlock(&t->fq_mu);
+}
+
+static void fail(Take *t, const char *why) { set_reason(t, why, 1); }
+
+int take_failed(Take *t) {
+    pthread_mutex_lock(&t->st_mu);
+    int f = t->failed;
+    pthread_mutex_unlock(&t->st_mu);
+    return f;
+}
+
+int take_done(Take *t) {
+    pthread_mutex_lock(&t->st_mu);
+    int d = (!t->enc_started || t->enc_done) && (!t->wr_started || t->wr_done);
+    pthread_mutex_unlock(&t->st_mu);
+    return d;
+}
+
+void take_counts(Take *t, TakeCounts *c) {
+    pthread_mutex_lock(&t->st_mu);
+    *c = t->c;
+    pthread_mutex_unlock(&t->st_mu);
+}
+
+void take_info(Take *t, char *dir, size_t dn, char *reason, size_t rn) {
+    pthread_mutex_lock(&t->st_mu);
+    if (dn) snprintf(dir, dn, "%s", t->sp.dir);
+    if (rn) snprintf(reason, rn, "%s", t->reason);
+    pthread_mutex_unlock(&t->st_mu);
+}
+
+#define COUNT(t, field, k)               \
+    do {                                 \
+        pthread_mutex_lock(&(t)->st_mu); \
+        (t)->c.field += (k);             \
+        pthread_mutex_unlock(&(t)->st_mu); \
+    } while (0)
+
+// ---------------------------------------------------------------- write queue
+
+static void witem_free(WItem *it) {
+    av_packet_free(&it->pkt);
+    free(it->line);
+    free(it);
+}
+
+// How an item goes in: always (the end), if it fits (never waits), or as the
+// take says (headless takes wait for room).
+enum { PUSH_ALWAYS, PUSH_TRY, PUSH_AS_TAKE };
+
+// Append an item. 0, or -1 if it was not taken (the caller still owns it).
+static int wq_push(Take *t, WItem *it, size_t bytes, int how) {
+    pthread_mutex_lock(&t->wq_mu);
+    int full;
+    while ((full = t->wq_n >= TAKE_QUEUE_ITEMS || t->wq_bytes + bytes > TAKE_QUEUE_BYTES) &&
+           how == PUSH_AS_TAKE && t->sp.wait && !take_failed(t))
+        pthread_cond_wait(&t->wq_space, &t->wq_mu);
+    if (full && how != PUSH_ALWAYS) {
+        pthread_mutex_unlock(&t->wq_mu);
+        return -1;
+    }
+    it->next = NULL;
+    if (t->wq_last) t->wq_last->next = it;
+    else t->wq_first = it;
+    t->wq_last = it;
+    t->wq_n++;
+    t->wq_bytes += bytes;
+    pthread_cond_signal(&t->wq_cv);
+    pthread_mutex_unlock(&t->wq_mu);
+    return 0;
+}
+
+// The next item, or NULL when `until` (tb_now() seconds) passes first.
+static WItem *wq_pop(Take *t, double until) {
+    pthread_mutex_lock(&t->wq_mu);
+    while (!t->wq_first) {
+        double left = until - tb_now();
+        if (left <= 0) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        long ns = ts.tv_nsec + (long)(left * 1e9);
+        ts.tv_sec += ns / 1000000000L;
+        ts.tv_nsec = ns % 1000000000L;
+        pthread_cond_timedwait(&t->wq_cv, &t->wq_mu, &ts);
+    }
+    WItem *it = t->wq_first;
+    if (it) {
+        t->wq_first = it->next;
+        if (!t->wq_first) t->wq_last = NULL;
+        t->wq_n--;
+        t->wq_bytes -= it->pkt ? (size_t)it->pkt->size : it->line ? strlen(it->line) : 0;
+        pthread_cond_broadcast(&t->wq_space);
+    }
+    pthread_mutex_unlock(&t->wq_mu);
+    return it;
+}
+
+// The encoder's packets into the write queue. A video packet that finds no
+// room is dropped with every one after it up to a keyframe, which is asked for.
+static void emit(Take *t, int kind, AVPacket *p) {
+    int key = (p->flags & AV_PKT_FLAG_KEY) != 0, video = kind == W_VIDEO;
+    if (take_failed(t) || (video && t->video_broken && !key)) {
+        if (video && !take_failed(t)) COUNT(t, dropped_disk, 1);
+        av_packet_free(&p);
+        return;
+    }
+    WItem *it = tb_calloc(1, sizeof *it);
+    it->kind = kind;
+    it->pkt = p;
+    if (wq_push(t, it, (size_t)p->size, PUSH_AS_TAKE) == 0) {
+        if (video) t->video_broken = 0;
+        return;
+    }
+    witem_free(it);
+    if (take_failed(t)) return;
+    if (video) {
+        COUNT(t, dropped_disk, 1);
+        t->video_broken = 1;
+        mkv_want_key(t->video);
+    } else {
+        COUNT(t, input_dropped, 1);
+    }
+}
+static void emit_video(void *u, AVPacket *p) { emit(u, W_VIDEO, p); }
+static void emit_input(void *u, AVPacket *p) { emit(u, W_INPUT, p); }
+
+void take_line(Take *t, const char *line) {
+    WItem *it = tb_calloc(1, sizeof *it);
+    it->kind = W_LINE;
+    size_t n = strlen(line);
+    it->line = tb_malloc(n + 1);
+    memcpy(it->line, line, n + 1);
+    if (wq_push(t, it, n, PUSH_TRY) == 0) return;  // the loop thread: never waits
+    witem_free(it);
+    COUNT(t, events_dropped, 1);
+}
+
+// ---------------------------------------------------------------- encode thread
+
+// Compose and encode one frame: repeated frames first where the clock
+// skipped some (a constant rate), then the picture, then the input.
+static void encode_slot(Take *t, Slot *s, Composer **cmp, int key[2], uint8_t *canvas, int64_t *last) {
+    TbErr err = {{0}};
+    if (s->vpts >= 0) {
+        if (!*cmp || key[0] != s->layout || key[1] != s->flip) {
+            compose_free(*cmp);
+            ComposeOpts co = {s->layout, t->sp.tw, t->sp.th, t->sp.ow, t->sp.oh, s->flip, 4};
+            if (!(*cmp = compose_new(&co, &err))) return fail(t, err.msg);
+            key[0] = s->layout, key[1] = s->flip;
+        }
+        long rep = 0;
+        for (int64_t p = *last + 1; p < s->vpts; p++, rep++)
+            if (mkv_repeat(t->video, p, emit_video, t, &err)) return fail(t, err.msg);
+        COUNT(t, repeated, rep);
+        compose_frame(*cmp, s->in, s->rec, canvas);
+        if (mkv_encode(t->video, canvas, s->vpts, emit_video, t, &err)) return fail(t, err.msg);
+        *last = s->vpts;
+    }
+    if (mkv_encode(t->input, s->in, s->ipts, emit_input, t, &err)) fail(t, err.msg);
+}
+
+static void *encode_main(void *arg) {
+    Take *t = arg;
+    pthread_mutex_lock(&t->st_mu);
+    while (!t->opened && !t->failed) pthread_cond_wait(&t->st_cv, &t->st_mu);
+    pthread_mutex_unlock(&t->st_mu);
+    Composer *cmp = NULL;
+    int key[2] = {-1, -1};
+    uint8_t *canvas = tb_malloc((size_t)t->sp.ow * t->sp.oh * 3);
+    int64_t last = -1;
+    for (;;) {
+        pthread_mutex_lock(&t->fq_mu);
+        while (!t->fq_len && !t->fq_end) pthread_cond_wait(&t->fq_cv, &t->fq_mu);
+        if (!t->fq_len) {  // the end, and nothing left
+            pthread_mutex_unlock(&t->fq_mu);
+            break;
+        }
+        Slot *s = &t->slot[t->fq_head];
+        pthread_mutex_unlock(&t->fq_mu);
+        if (!take_failed(t)) encode_slot(t, s, &cmp, key, canvas, &last);
+        pthread_mutex_lock(&t->fq_mu);
+        t->fq_head = (t->fq_head + 1) % TAKE_SLOTS;
+        t->fq_len--;
+        pthread_cond_broadcast(&t->fq_cv);
+        pthread_mutex_unlock(&t->fq_mu);
+    }
+    TbErr err = {{0}};
+    if (!take_failed(t) && t->video && (mkv_drain(t->video, emit_video, t, &err) ||
+                                        mkv_drain(t->input, emit_input, t, &err)))
+        fail(t, err.msg);
+    compose_free(cmp);
+    free(canvas);
+    WItem *end = tb_calloc(1, sizeof *end);
+    end->kind = W_END;
+    wq_push(t, end, 0, PUSH_ALWAYS);
+    pthread_mutex_lock(&t->st_mu);
+    t->enc_done = 1;
+    pthread_mutex_unlock(&t->st_mu);
+    return NULL;
+}
+
+// ---------------------------------------------------------------- writer thread
+
+// mkdir -p: 0, or -1 with errno.
+static int make_dirs(const char *path) {
+    char p[CFG_STR + 64];
+    snprintf(p, sizeof p, "%s", path);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) return -1;
+        *s = '/';
+    }
+    return mkdir(p, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+// Free space on the take's disk under min_free_mb: the take ends.
+static void check_space(Take *t) {
+    struct statvfs v;
+    if (t->sp.min_free_mb <= 0 || statvfs(t->sp.dir, &v) != 0) return;
+    double mb = (double)v.f_bavail * (double)v.f_frsize / (1 << 20);
+    if (mb >= (double)t->sp.min_free_mb) return;
+    char why[600];
+    snprintf(why, sizeof why, "the disk is nearly full: %.0f MB free, under [record] min_free_mb %ld", mb,
+             t->sp.min_free_mb);
+    fail(t, why);
+}
+
+// take.json with the counts so far (state "recording"), or the last one.
+static void write_json(Take *t, int done) {
+    TakeCounts c;
+    char reason[600];
+    take_counts(t, &c);
+    c.bytes = take_dir_bytes(t->sp.dir);
+    take_info(t, NULL, 0, reason, sizeof reason);
+    pthread_mutex_lock(&t->st_mu);
+    t->c.bytes = c.bytes;
+    pthread_mutex_unlock(&t->st_mu);
+    TbErr err = {{0}};
+    if (take_json_write(t->sp.dir, t->sp.meta, &c, t->sp.fps, done, reason, &err) && done && t->opened)
+        tb_log("record: %s", err.msg);
+}
+
+// The folder, both video files (headers on disk) and the event log; then
+// the encoder may start. Then config.ini, take.json and the weights.
+static int open_take(Take *t) {
+    char path[CFG_STR + 128], why[600];
+    TbErr err = {{0}};
+    if (make_dirs(t->sp.dir)) {
+        snprintf(why, sizeof why, "cannot make %s/: %s", t->sp.dir, strerror(errno));
+        return fail(t, why), -1;
+    }
+    check_space(t);
+    if (take_failed(t)) return -1;
+    MkvOpts vo = {t->sp.ow, t->sp.oh, av_inv_q(t->sp.fps), t->sp.fps, t->sp.codec, t->sp.crf, t->sp.preset,
+                  (int)(av_q2d(t->sp.fps) + 0.5), 0};
+    MkvOpts io = {t->sp.tw, t->sp.th, t->sp.input_tb, t->sp.fps, MKV_FFV1, 0, NULL, 1, 0};
+    snprintf(path, sizeof path, "%s/video.mkv", t->sp.dir);
+    if (!(t->video = mkv_open(path, &vo, &err))) return fail(t, err.msg), -1;
+    snprintf(path, sizeof path, "%s/input.mkv", t->sp.dir);
+    if (!(t->input = mkv_open(path, &io, &err))) return fail(t, err.msg), -1;
+    snprintf(path, sizeof path, "%s/events.jsonl", t->sp.dir);
+    if (!(t->events = fopen(path, "w"))) {
+        snprintf(why, sizeof why, "cannot create %s: %s", path, strerror(errno));
+        return fail(t, why), -1;
+    }
+    pthread_mutex_lock(&t->st_mu);
+    t->opened = 1;
+    pthread_cond_broadcast(&t->st_cv);
+    pthread_mutex_unlock(&t->st_mu);
+    snprintf(path, sizeof path, "%s/config.ini", t->sp.dir);
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(t->sp.config, f) < 0 || fclose(f) != 0) {
+        snprintf(why, sizeof why, "cannot write %s: %s", path, strerror(errno));
+        return fail(t, why), -1;
+    }
+    write_json(t, 0);
+    TakeWeights *w = &t->sp.w;
+    snprintf(path, sizeof path, "%s/weights.safetensors", t->sp.dir);
+    if (checkpoint_save_host(path, &w->model, &w->hyper, w->step, w->opt_t0, w->seed, w->params, w->opt, &err))
+        return fail(t, err.msg), -1;
+    return 0;
+}
+
+// One item to its file (after a failure, only freed).
+static void write_item(Take *t, WItem *it) {
+    TbErr err = {{0}};
+    if (take_failed(t)) {
+        witem_free(it);
+        return;
+    }
+    if (it->kind == W_LINE) {
+        if (fprintf(t->events, "%s\n", it->line) < 0 || fflush(t->events) != 0) {
+            char why[600];
+            snprintf(why, sizeof why, "%s/events.jsonl: %s", t->sp.dir, strerror(errno));
+            fail(t, why);
+        } else {
+            COUNT(t, events, 1);
+        }
+        witem_free(it);
+        return;
+    }
+    if (t->sp.write_delay > 0) usleep((useconds_t)(t->sp.write_delay * 1e6));
+    AVPacket *p = it->pkt;
+    int video = it->kind == W_VIDEO;
+    it->pkt = NULL;
+    witem_free(it);
+    if (mkv_write(video ? t->video : t->input, p, &err)) fail(t, err.msg);
+    else if (video) COUNT(t, written, 1);
+    else COUNT(t, input_written, 1);
+}
+
+// The files closed as cleanly as the disk allows, the last take.json, the summary.
+static void close_take(Take *t) {
+    TbErr err = {{0}};
+    if (mkv_close(t->video, &err) && !take_failed(t)) fail(t, err.msg);
+    err.msg[0] = 0;
+    if (mkv_close(t->input, &err) && !take_failed(t)) fail(t, err.msg);
+    t->video = t->input = NULL;
+    if (t->events && fclose(t->events) != 0 && !take_failed(t)) fail(t, "events.jsonl: cannot close");
+    t->events = NULL;
+    write_json(t, 1);
+    TakeCounts c;
+    char reason[600], line[1400];
+    take_counts(t, &c);
+    take_info(t, NULL, 0, reason, sizeof reason);
+    take_summary(line, sizeof line, t->sp.dir, &c, t->sp.fps, reason);
+    tb_log("%s", line);
+}
+
+static void *writer_main(void *arg) {
+    Take *t = arg;
+    open_take(t);
+    double next = tb_now() + 1;
+    for (;;) {
+        WItem *it = wq_pop(t, next);
+        if (tb_now() >= next) {  // once a second: free space, and the counts into take.json
+            if (!take_failed(t)) check_space(t);
+            if (t->opened) write_json(t, 0);
+            next = tb_now() + 1;
+        }
+        if (!it) continue;
+        if (it->kind == W_END) {
+            witem_free(it);
+            break;
+        }
+        write_item(t, it);
+    }
+    close_take(t);
+    pthread_mutex_lock(&t->st_mu);
+    t->wr_done = 1;
+    pthread_mutex_unlock(&t->st_mu);
+    return NULL;
+}
+
+// ---------------------------------------------------------------- the loop thread's side
+
+Take *take_start(TakeSpec *sp, TbErr *err) {
+    Take *t = tb_calloc(1, sizeof *t);
+    t->sp = *sp;
+    memset(sp, 0, sizeof *sp);  // the buffers are the take's now
+    pthread_mutex_init(&t->fq_mu, NULL);
+    pthread_cond_init(&t->fq_cv, NULL);
+    pthread_mutex_init(&t->wq_mu, NULL);
+    pthread_cond_init(&t->wq_space, NULL);
+    pthread_mutex_init(&t->st_mu, NULL);
+    pthread_cond_init(&t->st_cv, NULL);
+    pthread_condattr_t ca;  // the writer's timed wait runs on the monotonic clock (tb_now)
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->wq_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    size_t fb = (size_t)t->sp.tw * t->sp.th * 3;
+    for (int i = 0; i < TAKE_SLOTS; i++) {
+        t->slot[i].in = tb_malloc(fb);
+        t->slot[i].rec = tb_malloc(fb);
+    }
+    if (pthread_create(&t->wr_th, NULL, writer_main, t) != 0) {
+        take_free(t);
+        return tb_fail(err, "record: cannot start the writer thread"), NULL;
+    }
+    t->wr_started = 1;
+    if (pthread_create(&t->enc_th, NULL, encode_main, t) != 0) {
+        take_stop(t, "cannot start the encoder thread");
+        fail(t, "cannot start the encoder thread");
+        WItem *end = tb_calloc(1, sizeof *end);
+        end->kind = W_END;
+        wq_push(t, end, 0, PUSH_ALWAYS);  // the writer closes what it opened
+        take_free(t);
+        return tb_fail(err, "record: cannot start the encoder thread"), NULL;
+    }
+    t->enc_started = 1;
+    return t;
+}
+
+void take_push(Take *t, const uint8_t *in, const uint8_t *rec, int64_t vpts, int64_t ipts, int layout, int flip) {
+    pthread_mutex_lock(&t->fq_mu);
+    while (t->fq_len == TAKE_SLOTS && t->sp.wait && !t->fq_end && !take_failed(t))
+        pthread_cond_wait(&t->fq_cv, &t->fq_mu);
+    int room = t->fq_len < TAKE_SLOTS && !t->fq_end;
+    int i = (t->fq_head + t->fq_len) % TAKE_SLOTS;
+    pthread_mutex_unlock(&t->fq_mu);
+    pthread_mutex_lock(&t->st_mu);
+    t->c.frames++;
+    if (!room && !t->failed) t->c.dropped_encoder++;
+    pthread_mutex_unlock(&t->st_mu);
+    if (!room) return;
+    // Slot i is not the encoder's until len counts it: copy without the lock.
+    size_t fb = (size_t)t->sp.tw * t->sp.th * 3;
+    Slot *s = &t->slot[i];
+    memcpy(s->in, in, fb);
+    memcpy(s->rec, rec, fb);
+    s->vpts = vpts, s->ipts = ipts, s->layout = layout, s->flip = flip;
+    pthread_mutex_lock(&t->fq_mu);
+    t->fq_len++;
+    pthread_cond_broadcast(&t->fq_cv);
+    pthread_mutex_unlock(&t->fq_mu);
+}
+
+void take_stop(Take *t, const char *reason) {
+    set_reason(t, reason, 0);
+    pthread_mutex_lock(&t->fq_mu);
+    t->fq_end = 1;
+    pthread_cond_broadcast(&t->fq_cv);
+    pthread_mutex_unlock(&t->fq_mu);
+}
+
+void take_free(Take *t) {
+    if (!t) return;
+    if (t->enc_started || t->wr_started) take_stop(t, "stopped");
+    if (t->enc_started) pthread_join(t->enc_th, NULL);
+    if (t->wr_started) pthread_join(t->wr_th, NULL);
+    for (WItem *it = t->wq_first, *nx; it; it = nx) nx = it->next, witem_free(it);
+    for (int i = 0; i < TAKE_SLOTS; i++) free(t->slot[i].in), free(t->slot[i].rec);
+    free(t->sp.meta);
+    free(t->sp.config);
+    free(t->sp.w.params);
+    free(t->sp.w.opt);
+    pthread_mutex_destroy(&t->fq_mu);
+    pthread_cond_destroy(&t->fq_cv);
+    pthread_mutex_destroy(&t->wq_mu);
+    pthread_cond_destroy(&t->wq_cv);
+    pthread_cond_destroy(&t->wq_space);
+    pthread_mutex_destroy(&t->st_mu);
+    pthread_cond_destroy(&t->st_cv);
+    free(t);
+}

@@ -1,0 +1,93 @@
+// record_take.h: one take's machinery (record.c drives it): its folder and
+// files, two threads, the two bounded queues that feed them, and the counts.
+//
+//   loop thread --take_push--> frame queue (TAKE_SLOTS) --> encode thread
+//     copies, or drops when full: "encoder overloaded"       composes the layout,
+//                                                            encodes video + input
+//   loop thread --take_line--> write queue <------------------ packets
+//     (event lines)            bounded in items and bytes: a packet that does
+//                              not fit is dropped, "disk too slow" (video then
+//                              skips to the next keyframe, which it asks for)
+//                                   |
+//                                   v
+//                              writer thread: every file of the take (video.mkv,
+//                              input.mkv, events.jsonl, take.json, config.ini,
+//                              weights.safetensors); free space each second
+//
+// The loop thread never waits (wait = 0), except in headless takes (wait = 1),
+// which keep every frame: there a full queue holds the producer instead.
+// A write error or too little free space ends the take from the writer
+// (take_failed); the files are closed as cleanly as the disk allows.
+#pragma once
+#include <stdint.h>
+
+#include "encode.h"
+#include "settings.h"
+#include "trainer.h"
+
+#define TAKE_SLOTS 4                   // frames between the loop and the encoder
+#define TAKE_QUEUE_ITEMS 1024          // packets and lines between the encoder and the disk
+#define TAKE_QUEUE_BYTES (64 << 20)
+
+// The starting weights: host copies made on the loop thread, written by the writer.
+typedef struct {
+    Model model;
+    Hyper hyper;
+    long step, opt_t0;
+    uint64_t seed;
+    float *params, *opt;  // n_params and 2 * n_params floats (owned)
+} TakeWeights;
+
+typedef struct {
+    char dir[CFG_STR + 64];  // the take's folder (made, with its parents, if missing)
+    int tw, th;              // training size: the frames handed in
+    int ow, oh;              // video.mkv's size
+    AVRational fps;          // video.mkv's constant rate (its pts unit is 1/fps)
+    AVRational input_tb;     // input.mkv's pts unit
+    MkvCodec codec;
+    int crf;
+    char preset[16];
+    int wait;                // 1: a full queue holds the producer (headless), 0: drop
+    long min_free_mb;
+    double write_delay;      // seconds slept before each packet is written (a test hook)
+    char *meta;              // take.json's fixed members (record_meta.c; owned)
+    char *config;            // config.ini's text (owned)
+    TakeWeights w;           // owned
+} TakeSpec;
+
+typedef struct {
+    long frames;           // frames handed in (take_push)
+    long written;          // video frames in video.mkv, repeated ones included
+    long repeated;         // frames repeated to hold the rate
+    long dropped_encoder;  // frame queue full: the frame is in neither file
+    long dropped_disk;     // video frames lost to a full write queue
+    long input_written, input_dropped;
+    long events, events_dropped;
+    int64_t bytes;         // the take's files on disk (updated each second and at the end)
+} TakeCounts;
+
+typedef struct Take Take;
+
+// Start the threads (the writer makes the folder and files). Takes the
+// buffers of sp in every case. NULL with err if a thread cannot start.
+Take *take_start(TakeSpec *sp, TbErr *err);
+// Loop thread: one trained frame (copied; or dropped and counted). vpts: its
+// frame number in video.mkv, or -1 for input.mkv only (the rate has a frame
+// at that time already); ipts: its time in input.mkv. layout, flip: the
+// picture's (compose.h), which may change between frames.
+void take_push(Take *t, const uint8_t *input, const uint8_t *recon, int64_t vpts, int64_t ipts, int layout,
+               int flip);
+// Loop thread: one events.jsonl line (copied; dropped and counted if the write queue is full).
+void take_line(Take *t, const char *line);
+// Ask the take to end (the threads finish what they hold, then close the
+// files). Never waits. The first reason given is the one kept.
+void take_stop(Take *t, const char *reason);
+// 1 once the take ended by itself (a write error, a full disk).
+int take_failed(Take *t);
+// 1 once both threads are done (take_free will not wait).
+int take_done(Take *t);
+// Wait for the threads and free everything.
+void take_free(Take *t);
+void take_counts(Take *t, TakeCounts *c);
+// The folder, and why the take ended ("" while it runs).
+void take_info(Take *t, char *dir, size_t dn, char *reason, size_t rn);
