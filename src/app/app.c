@@ -107,6 +107,7 @@ typedef struct {
     char src[300];   // the source line on the HUD (the reason while the camera is lost)
     int lost_shown;
     uint64_t rec_seen;
+    unsigned take_msg_seen;  // the recorder's newest line, once on screen
     double delay_ms;
     // Arrival-to-screen delays for the summary at exit (and bench/bench_app.sh).
     double delays[4096];
@@ -200,7 +201,11 @@ static void display_loop(App *a, Display *d, Panel *pn, LoopState *ls) {
         hand_frame(a, d, v.p.v[PARAM_FREEZE] > 0);
         show_capture_state(a, d, ls);
         int done = take_training(a, d, ls);
-        if (pn->hud) panel_hud(d, &v, a->run.t.be->name, display_fps(d), ls->src, ls->delay_ms);
+        RecordStatus rs;
+        recorder_view(a->rec, display_layout(d), pn->flip);  // [record] layout = display follows it
+        recorder_status(a->rec, &rs);
+        if (rs.msg_seq != ls->take_msg_seen) display_status(d, rs.msg, 5), ls->take_msg_seen = rs.msg_seq;
+        if (pn->hud) panel_hud(d, &v, &rs, a->run.t.be->name, display_fps(d), ls->src, ls->delay_ms);
         display_draw(d);
         ls->draws++;
         double now = tb_now();
@@ -246,6 +251,10 @@ int app_run(const Settings *s, ControlQueue *q) {
     if (!(a->cap = open_capture(s, spec, sizeof spec, &err))) goto out_free;
     if (run_open(&a->run, s, q, &err)) goto out_cap;
     if (!(d = open_display(a, &pn, &err))) goto out_run;
+    a->rec = recorder_new(s);
+    recorder_view(a->rec, display_layout(d), pn.flip);
+    RunOutput out = recorder_output(a->rec);
+    run_attach(&a->run, &out);  // --record starts its take here
     tb_log("live: source %s, backend %s, training %dx%d", spec, a->run.t.be->name,
            a->run.t.model.spec.width, a->run.t.model.spec.height);
     CHECK(pthread_create(&a->thread, NULL, train_thread_main, a) == 0, "pthread_create");
@@ -267,7 +276,8 @@ int app_run(const Settings *s, ControlQueue *q) {
     display_close(d);
     free(a->rec_rgb);
 out_run:
-    run_close(&a->run);
+    run_close(&a->run);  // ends a take (its files closed) before the recorder goes
+    recorder_free(a->rec);
 out_cap:
     capture_stop(a->cap);
 out_free:

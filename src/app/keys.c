@@ -36,6 +36,7 @@ static const KeyBinding KEYS[] = {
     {GLFW_KEY_R, 0, KA_RESET, 0, "R", "reset: a fresh blank network"},
     {GLFW_KEY_S, 0, KA_SAVE, 0, "S", "save a snapshot of the weights (snapshot_dir)"},
     {GLFW_KEY_L, 0, KA_LOAD, 0, "L", "load the newest snapshot"},
+    {GLFW_KEY_F12, 0, KA_RECORD, 0, "F12", "record: start a take ([record] dir), or stop it"},
     SLOT_KEYS(0, KA_SLOT_FADE, "F2 to F9", "cross-fade into slot 1 to 8 over fade_time seconds"),
     SLOT_KEYS(SH, KA_SLOT_SAVE, "Shift+F2 to F9", "save the network into slot 1 to 8 (in memory)"),
     SLOT_KEYS(CT, KA_SLOT_RECALL, "Ctrl+F2 to F9", "recall slot 1 to 8 at once"),

@@ -23,6 +23,7 @@ typedef enum {
     KA_SLOT_FADE,   // cross-fade into slot `arg` (1..8) over fade_time
     KA_SLOT_SAVE,   // live network into slot `arg`
     KA_SLOT_RECALL, // slot `arg` at once
+    KA_RECORD,      // start a take, or stop the one running
 } KeyActionKind;
 
 typedef struct {

@@ -15,12 +15,14 @@
 #include "controls.h"
 #include "display.h"
 #include "recon_gpu.h"
+#include "record.h"
 #include "run.h"
 
 typedef struct {
     const Settings *s;
     Run run;          // the trainer: the training thread's while it runs
     Capture *cap;
+    Recorder *rec;    // takes (record.h): the run loop's output
     ControlQueue *q;  // keys, MIDI, OSC -> training thread; its view -> HUD
     pthread_t thread;
     pthread_mutex_t mu;  // guards everything below
@@ -62,7 +64,7 @@ typedef struct {
 } Panel;
 void panel_init(Panel *pn, Display *d, const Settings *s);
 void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k);
-// The HUD's lines from the training loop's view (the live parameters, then
-// loss, rates, step, backend, source).
-void panel_hud(Display *d, const RunView *v, const char *backend, double disp_fps, const char *src,
-               double delay_ms);
+// The HUD's lines from the training loop's view (a take being recorded, the
+// live parameters, then loss, rates, step, backend, source).
+void panel_hud(Display *d, const RunView *v, const RecordStatus *rs, const char *backend, double disp_fps,
+               const char *src, double delay_ms);

@@ -76,6 +76,7 @@ void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k) {
     case KA_RESET: push_cmd(a, CMD_RESET, -1); break;
     case KA_SAVE: push_cmd(a, CMD_SAVE, 0); break;
     case KA_LOAD: push_cmd(a, CMD_LOAD, 0); break;
+    case KA_RECORD: push_cmd(a, CMD_RECORD, 0); break;
     case KA_LAYOUT_NEXT:
         display_set_layout(d, (DisplayLayout)((display_layout(d) + 1) % DISPLAY_LAYOUT_COUNT));
         break;
@@ -144,13 +145,16 @@ static int ghost_lines(const RunView *v, char (*l)[HUD_W], int max) {
     return k;
 }
 
-void panel_hud(Display *d, const RunView *v, const char *backend, double disp_fps, const char *src,
-               double delay_ms) {
+void panel_hud(Display *d, const RunView *v, const RecordStatus *rs, const char *backend, double disp_fps,
+               const char *src, double delay_ms) {
     static char l[HUD_LINES][HUD_W];
     const char *ptrs[HUD_LINES];
     int n = 0;
+    if (rs && rs->on)  // first, where it is seen
+        snprintf(l[n++], HUD_W, "REC %.1f s   %ld frames   dropped %ld encoder, %ld disk", rs->secs, rs->written,
+                 rs->dropped_encoder, rs->dropped_disk);
     // The live parameters, three to a line, in the table's order.
-    l[0][0] = 0;
+    l[n][0] = 0;
     for (int id = 0, on_line = 0; id < PARAM_COUNT && n < HUD_LINES - 4; id++) {
         char item[48];
         if (param_text(&v->p, id, item, sizeof item) <= 0) continue;

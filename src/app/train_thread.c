@@ -63,7 +63,7 @@ static int publish(App *a, const uint8_t *rec, size_t rec_bytes, int on_gpu, dou
     if (!on_gpu) memcpy(a->rec_rgb, rec, rec_bytes);
     a->rec_seq++;
     a->rec_arrival = arrival;
-    int done = s->frames > 0 && r->frames >= s->frames;
+    int done = (s->frames > 0 && r->frames >= s->frames) || (s->duration > 0 && run_now(r) >= s->duration);
     if (done) a->done = 1;
     pthread_mutex_unlock(&a->mu);
     return done;
@@ -84,8 +84,9 @@ void *train_thread_main(void *arg) {
         if (!take_frame(a, &seen, &frame, &frame_cap, &w, &h, &arrival, &quit) || quit) continue;
         if (run_frame(r, frame, w, h)) app_status(a, 4, "training diverged: restored the last good weights");
         // On the GPU the reconstruction stays there (no wait, no output smoothing,
-        // which is done on the host); else it waits for this frame's steps.
-        int on_gpu = a->rg && r->p.v[PARAM_SMOOTH_OUT] <= 0;
+        // which is done on the host, no take to record); else it waits for this
+        // frame's steps.
+        int on_gpu = a->rg && r->p.v[PARAM_SMOOTH_OUT] <= 0 && !run_output_active(r);
         if (on_gpu) recon_gpu_produce(a->rg);
         else run_output(r, rec);
         if (publish(a, rec, fb, on_gpu, arrival)) break;
