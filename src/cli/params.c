@@ -227,9 +227,9 @@ static const Param PARAMS[] = {
     {NULL, "frames", "frames", P_LONG, O(frames), 0, 1e12, NULL, "0",
      "stop after N frames (0 = run until quit; headless needs N > 0 or --duration)", SET},
     {NULL, "duration", "duration", P_FLOAT, O(duration), 0, 1e9, NULL, "0",
-     "stop after S seconds (0 = no limit; headless: of the run's clock, frames / fps)", SET},
+     "stop after X seconds (0 = no limit; headless: of the run's clock, frames / fps)", SET},
     {NULL, "record", "record", P_STR, O(record), 0, 0, NULL, "",
-     "record a take into DIR (created if missing) from the start: video.mkv, input.mkv, "
+     "record a take from the start into this folder (made if missing): video.mkv, input.mkv, "
      "events, weights; with --frames or --duration for an unattended take", SET},
     {NULL, "screenshot", "screenshot", P_STR, O(screenshot), 0, 0, NULL, "",
      "write the window's content to this PNG at exit", SET},
