@@ -129,8 +129,8 @@ enum { PUSH_ALWAYS, PUSH_TRY, PUSH_AS_TAKE };
 // Append an item. 0, or -1 if it was not taken (the caller still owns it).
 static int wq_push(Take *t, WItem *it, size_t bytes, int how) {
     pthread_mutex_lock(&t->wq_mu);
-    int full;
-    while ((full = t->wq_n >= TAKE_QUEUE_ITEMS || t->wq_bytes + bytes > TAKE_QUEUE_BYTES) &&
+    int full, cap = t->sp.queue_items > 0 ? t->sp.queue_items : TAKE_QUEUE_ITEMS;
+    while ((full = t->wq_n >= cap || t->wq_bytes + bytes > TAKE_QUEUE_BYTES) &&
            how == PUSH_AS_TAKE && t->sp.wait && !take_failed(t))
         pthread_cond_wait(&t->wq_space, &t->wq_mu);
     if (full && how != PUSH_ALWAYS) {

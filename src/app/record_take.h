@@ -50,6 +50,7 @@ typedef struct {
     int wait;                // 1: a full queue holds the producer (headless), 0: drop
     long min_free_mb;
     double write_delay;      // seconds slept before each packet is written (a test hook)
+    int queue_items;         // the write queue's bound (0: TAKE_QUEUE_ITEMS; tests make it small)
     char *meta;              // take.json's fixed members (record_meta.c; owned)
     char *config;            // config.ini's text (owned)
     TakeWeights w;           // owned
