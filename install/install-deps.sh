@@ -12,7 +12,7 @@ PKGS=(
   build-essential cmake pkg-config
   libglfw3-dev libglew-dev libgl1-mesa-dri libegl-dev
   portaudio19-dev libv4l-dev libasound2-dev liblo-dev liblo-tools
-  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev  # libavcodec59 brings libx264 (takes)
   libjpeg-dev libpng-dev libstb-dev libopenblas-dev libopenblas0-pthread libsystemd-dev
   ffmpeg xvfb xauth jackd2
 )
