@@ -33,12 +33,12 @@ struct Take {
     TakeSpec sp;
     pthread_t enc_th, wr_th;
     int enc_started, wr_started;
-    // Frame queue: the loop thread fills slot (head + len) % TAKE_SLOTS, the
+    // Frame queue: the loop thread fills slot (head + len) % n_slots, the
     // encode thread works on slot head outside the lock.
     pthread_mutex_t fq_mu;
     pthread_cond_t fq_cv;
     Slot slot[TAKE_SLOTS];
-    int fq_head, fq_len, fq_end;
+    int n_slots, fq_head, fq_len, fq_end;
     // Write queue (a list; bounded in items and bytes).
     pthread_mutex_t wq_mu;
     pthread_cond_t wq_cv, wq_space;
@@ -257,7 +257,7 @@ static void *encode_main(void *arg) {
         pthread_mutex_unlock(&t->fq_mu);
         if (!take_failed(t)) encode_slot(t, s, &cmp, key, canvas, &last);
         pthread_mutex_lock(&t->fq_mu);
-        t->fq_head = (t->fq_head + 1) % TAKE_SLOTS;
+        t->fq_head = (t->fq_head + 1) % t->n_slots;
         t->fq_len--;
         pthread_cond_broadcast(&t->fq_cv);
         pthread_mutex_unlock(&t->fq_mu);
@@ -449,7 +449,9 @@ Take *take_start(TakeSpec *sp, TbErr *err) {
     pthread_cond_init(&t->wq_cv, &ca);
     pthread_condattr_destroy(&ca);
     size_t fb = (size_t)t->sp.tw * t->sp.th * 3;
-    for (int i = 0; i < TAKE_SLOTS; i++) {
+    t->n_slots = (int)(TAKE_SLOTS_BYTES / (2 * fb));
+    t->n_slots = t->n_slots < 2 ? 2 : t->n_slots > TAKE_SLOTS ? TAKE_SLOTS : t->n_slots;
+    for (int i = 0; i < t->n_slots; i++) {
         t->slot[i].in = tb_malloc(fb);
         t->slot[i].rec = tb_malloc(fb);
     }
@@ -473,10 +475,10 @@ Take *take_start(TakeSpec *sp, TbErr *err) {
 
 void take_push(Take *t, const uint8_t *in, const uint8_t *rec, int64_t vpts, int64_t ipts, int layout, int flip) {
     pthread_mutex_lock(&t->fq_mu);
-    while (t->fq_len == TAKE_SLOTS && t->sp.wait && !t->fq_end && !take_failed(t))
+    while (t->fq_len == t->n_slots && t->sp.wait && !t->fq_end && !take_failed(t))
         pthread_cond_wait(&t->fq_cv, &t->fq_mu);
-    int room = t->fq_len < TAKE_SLOTS && !t->fq_end;
-    int i = (t->fq_head + t->fq_len) % TAKE_SLOTS;
+    int room = t->fq_len < t->n_slots && !t->fq_end;
+    int i = (t->fq_head + t->fq_len) % t->n_slots;
     pthread_mutex_unlock(&t->fq_mu);
     pthread_mutex_lock(&t->st_mu);
     t->c.frames++;
@@ -509,7 +511,7 @@ void take_free(Take *t) {
     if (t->enc_started) pthread_join(t->enc_th, NULL);
     if (t->wr_started) pthread_join(t->wr_th, NULL);
     for (WItem *it = t->wq_first, *nx; it; it = nx) nx = it->next, witem_free(it);
-    for (int i = 0; i < TAKE_SLOTS; i++) free(t->slot[i].in), free(t->slot[i].rec);
+    for (int i = 0; i < t->n_slots; i++) free(t->slot[i].in), free(t->slot[i].rec);
     free(t->sp.meta);
     free(t->sp.config);
     free(t->sp.w.params);

@@ -25,7 +25,10 @@
 #include "settings.h"
 #include "trainer.h"
 
-#define TAKE_SLOTS 4                   // frames between the loop and the encoder
+// Frames between the loop and the encoder: a quarter second at 30 fps (what
+// the encoder's start-up and a hiccup take), fewer where frames are large.
+#define TAKE_SLOTS 8
+#define TAKE_SLOTS_BYTES (48 << 20)
 #define TAKE_QUEUE_ITEMS 1024          // packets and lines between the encoder and the disk
 #define TAKE_QUEUE_BYTES (64 << 20)
 
