@@ -43,7 +43,7 @@ struct Take {
     pthread_mutex_t wq_mu;
     pthread_cond_t wq_cv, wq_space;
     WItem *wq_first, *wq_last;
-    int wq_n;
+    int wq_n, wq_lines;
     size_t wq_bytes;
     int video_broken;  // a video packet was dropped: drop until the next keyframe
     // Files: opened by the writer before the encoder starts (then each half
@@ -122,15 +122,17 @@ static void witem_free(WItem *it) {
     free(it);
 }
 
-// How an item goes in: always (the end), if it fits (never waits), or as the
-// take says (headless takes wait for room).
-enum { PUSH_ALWAYS, PUSH_TRY, PUSH_AS_TAKE };
+// How an item goes in: always (the end); an event line, within a bound of its
+// own (packets filling the queue must not cost the log its lines; never
+// waits); a packet, as the take says (headless takes wait for room).
+enum { PUSH_ALWAYS, PUSH_LINE, PUSH_AS_TAKE };
 
 // Append an item. 0, or -1 if it was not taken (the caller still owns it).
 static int wq_push(Take *t, WItem *it, size_t bytes, int how) {
     pthread_mutex_lock(&t->wq_mu);
     int full, cap = t->sp.queue_items > 0 ? t->sp.queue_items : TAKE_QUEUE_ITEMS;
-    while ((full = t->wq_n >= cap || t->wq_bytes + bytes > TAKE_QUEUE_BYTES) &&
+    while ((full = how == PUSH_LINE ? t->wq_lines >= TAKE_QUEUE_LINES
+                                    : t->wq_n - t->wq_lines >= cap || t->wq_bytes + bytes > TAKE_QUEUE_BYTES) &&
            how == PUSH_AS_TAKE && t->sp.wait && !take_failed(t))
         pthread_cond_wait(&t->wq_space, &t->wq_mu);
     if (full && how != PUSH_ALWAYS) {
@@ -142,6 +144,7 @@ static int wq_push(Take *t, WItem *it, size_t bytes, int how) {
     else t->wq_first = it;
     t->wq_last = it;
     t->wq_n++;
+    t->wq_lines += it->kind == W_LINE;
     t->wq_bytes += bytes;
     pthread_cond_signal(&t->wq_cv);
     pthread_mutex_unlock(&t->wq_mu);
@@ -166,6 +169,7 @@ static WItem *wq_pop(Take *t, double until) {
         t->wq_first = it->next;
         if (!t->wq_first) t->wq_last = NULL;
         t->wq_n--;
+        t->wq_lines -= it->kind == W_LINE;
         t->wq_bytes -= it->pkt ? (size_t)it->pkt->size : it->line ? strlen(it->line) : 0;
         pthread_cond_broadcast(&t->wq_space);
     }
@@ -208,7 +212,7 @@ void take_line(Take *t, const char *line) {
     size_t n = strlen(line);
     it->line = tb_malloc(n + 1);
     memcpy(it->line, line, n + 1);
-    if (wq_push(t, it, n, PUSH_TRY) == 0) return;  // the loop thread: never waits
+    if (wq_push(t, it, n, PUSH_LINE) == 0) return;  // the loop thread: never waits
     witem_free(it);
     COUNT(t, events_dropped, 1);
 }

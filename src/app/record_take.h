@@ -29,8 +29,9 @@
 // the encoder's start-up and a hiccup take), fewer where frames are large.
 #define TAKE_SLOTS 8
 #define TAKE_SLOTS_BYTES (48 << 20)
-#define TAKE_QUEUE_ITEMS 1024          // packets and lines between the encoder and the disk
+#define TAKE_QUEUE_ITEMS 1024          // packets between the encoder and the disk
 #define TAKE_QUEUE_BYTES (64 << 20)
+#define TAKE_QUEUE_LINES 4096          // event lines waiting for the disk, beside them
 
 // The starting weights: host copies made on the loop thread, written by the writer.
 typedef struct {
@@ -81,7 +82,8 @@ Take *take_start(TakeSpec *sp, TbErr *err);
 // picture's (compose.h), which may change between frames.
 void take_push(Take *t, const uint8_t *input, const uint8_t *recon, int64_t vpts, int64_t ipts, int layout,
                int flip);
-// Loop thread: one events.jsonl line (copied; dropped and counted if the write queue is full).
+// Loop thread: one events.jsonl line (copied; dropped and counted when
+// TAKE_QUEUE_LINES wait already).
 void take_line(Take *t, const char *line);
 // Ask the take to end (the threads finish what they hold, then close the
 // files). Never waits. The first reason given is the one kept.
