@@ -11,6 +11,7 @@ extern "C" {
 #endif
 
 #define CFG_STR 256
+#define SETTINGS_MAX_PARAMS 192  // rows in the parameter table, at most
 
 typedef struct {
     // [model]
@@ -74,6 +75,10 @@ typedef struct {
     int check;  // --check: report what the machine offers and exit
     long frames;  // 0 = run until quit
     char screenshot[CFG_STR];
+    // Where each value came from, by its row in the parameter table: "show.ini:12"
+    // or "--width"; "" = the default. Errors found only when settings meet
+    // (a size the network cannot take) name it (settings_set_at).
+    char set_at[SETTINGS_MAX_PARAMS][64];
 } Settings;
 
 // Defaults (the same values config/default.ini documents).
@@ -88,6 +93,8 @@ int settings_set(Settings *s, const char *name, const char *value, TbErr *err);
 int settings_parse_args(Settings *s, int argc, char **argv, TbErr *err);
 // Print --help (generated from the table).
 void settings_print_help(FILE *f);
+// Where [section] key was set ("show.ini:12", "--width"), "" if it has its default.
+const char *settings_set_at(const Settings *s, const char *section, const char *key);
 // Write every setting in INI form with its documentation (keeps default.ini honest).
 void settings_write_ini(const Settings *s, FILE *f);
 
