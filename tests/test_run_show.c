@@ -145,16 +145,22 @@ TEST_IMPL(rebirth_is_a_fresh_network_from_the_seed) {
     EXPECT(r.t.step == 0 && r.t.seed == 77 && !r.pres.empty, "step %ld, seed %llu, empty %d", r.t.step,
            (unsigned long long)r.t.seed, r.pres.empty);
     EXPECT(strstr(msg, "seed 77") != NULL, "message: %s", msg);
-    // The next frame trains the new network as a fresh run's first frame would:
-    // the optimizer state was reset with it.
+    // The next frames train the new network as a fresh run's first frames
+    // would: optimizer state, replay ring and draws (memory 2) start afresh too.
     Settings s2 = settings(NULL);
     s2.seed = 77;
+    s2.memory = 2;
+    r.p.v[PARAM_MEMORY] = 2;
     Run fresh;
     if (open_run(&fresh, &s2)) {
-        run_frame(&r, a, W, H);
-        run_frame(&fresh, a, W, H);
+        static uint8_t b[N];
+        for (int f = 0; f < 4; f++) {
+            picture(b, 10 * f);
+            run_frame(&r, b, W, H);
+            run_frame(&fresh, b, W, H);
+        }
         float *x = weights(&r), *y = weights(&fresh);
-        EXPECT(memcmp(x, y, r.t.model.n_params * sizeof(float)) == 0, "one step after rebirth != a fresh run's");
+        EXPECT(memcmp(x, y, r.t.model.n_params * sizeof(float)) == 0, "4 steps after rebirth != a fresh run's");
         free(x);
         free(y);
         run_close(&fresh);

@@ -210,6 +210,10 @@ void run_opening(Run *r, char *msg, size_t n) {
     if (strcmp(r->s->sched_rebirth, "fresh") != 0) return;
     uint64_t seed = (uint64_t)(r->s->sched_seed >= 0 ? r->s->sched_seed : r->s->seed);
     reset_network(r, seed);
+    // A new day as a fresh start has it: yesterday's frames are not replayed,
+    // smoothing starts from the first frame.
+    r->t.ring_len = 0, r->t.ring_head = 0;
+    r->have_in = 0;
     metrics_watchdog_reset(&r->m);  // a new network: its loss level is not an explosion
     log_line(r, "schedule", "\"action\":\"rebirth\"", (float)seed);
     snprintf(msg, n, "opening: a fresh network (seed %llu)", (unsigned long long)seed);

@@ -72,9 +72,10 @@ int run_drain(Run *r, char *msg, size_t n);
 int run_frame(Run *r, const uint8_t *rgb, int w, int h);
 // The opening of the day ([schedule], the live app): the presence detector
 // starts afresh and, with [schedule] rebirth = fresh, the network is reborn from
-// [schedule] seed (or [train] seed) as a reset to that seed makes it (weights,
-// optimizer state, step 0), logged and written to --events with source
-// "schedule". A line for the operator goes to msg (or msg[0] = 0).
+// [schedule] seed (or [train] seed) as a fresh start with that seed has it
+// (weights, optimizer state, step, replay draws, an empty replay ring), logged
+// and written to --events with source "schedule". A line for the operator goes
+// to msg (or msg[0] = 0).
 void run_opening(Run *r, char *msg, size_t n);
 // The reconstruction to show (RGB8 at the training size), output smoothing
 // applied. Waits for the device.
