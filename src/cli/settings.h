@@ -70,6 +70,16 @@ typedef struct {
     float autosave_minutes;  // between autosaves (0 = off; fractions for tests)
     int autosave_keep;       // files kept (the oldest beyond are deleted)
     int autosave_resume;     // 1 = start from the newest good autosave (without --load)
+    // [schedule] (schedule.h): opening hours of the live app
+    char sched_hours[CFG_STR];  // "10:00-18:00,20:00-02:00" ("" = the whole day)
+    char sched_days[CFG_STR];   // "mon-fri,sun" ("" = every day)
+    char sched_rebirth[16];     // continue | fresh (a new network at each opening)
+    int sched_seed;             // the fresh network's seed (-1 = [train] seed)
+    // [presence] (presence.h): slow or pause learning in an empty room
+    char presence_mode[16];     // off | slow | pause
+    float presence_threshold;   // still below this mean thumbnail difference (0..1)
+    float presence_after_s;     // seconds of stillness before it acts
+    float presence_slow_factor; // lr multiplier in slow mode
     // run
     int headless;
     int check;  // --check: report what the machine offers and exit
