@@ -22,7 +22,7 @@ trap 'kill "$pid" 2>/dev/null; rm -rf "$T"' EXIT
 # resident memory (kB), descriptors and metrics lines sampled every 0.2 s.
 OMP_WAIT_POLICY=passive "$BIN" --backend cpu --size 32x32 --frames "$FRAMES" --fps 100 --hud 1 \
   --source "file:$DATA/asl_signer_a_320x240.y4m" --metrics "$T/m.jsonl" --events "$T/e.jsonl" \
-  --health.every_s 1 2>"$T/err" &
+  --health.every_s 1 --autosave.dir "$T/autosave" 2>"$T/err" &
 pid=$!
 while kill -0 "$pid" 2>/dev/null; do
   rss=$(awk '/^VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null)
@@ -49,8 +49,8 @@ window_no_growth_after_warm_up() {
   fi
   local n; n=$(wc -l < "$T/samples")
   [ "$n" -ge 8 ] || { bad "only $n samples: the run was too short to judge"; return; }
-  awk -v q="$((FRAMES / 4))" '
-    $1 >= q { if (!seen) { r0 = $2; f0 = $3; seen = 1 }
+  awk -v q="$((FRAMES / 4))" -v n="$FRAMES" '
+    $1 >= q && $1 < n { if (!seen) { r0 = $2; f0 = $3; seen = 1 }
               if ($2 - r0 > dr) dr = $2 - r0 }
     $1 >= 3 * q && $1 < 4 * q { if (fmin == "" || $3 < fmin) fmin = $3 }
     END { printf "rss after warm-up %d kB, grew by at most %d kB; fds %d after warm-up, %s at the end\n",
