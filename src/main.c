@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "headless.h"
+#include "session.h"
 #include "settings.h"
 #include "signals.h"
 #ifdef TABULA_HAVE_APP
@@ -94,7 +95,7 @@ int main(int argc, char **argv) {
     TbErr err = {{0}};
     int rc = settings_parse_args(&s, argc, argv, &err);
     if (rc == 1) return TB_EXIT_OK;  // --help
-    if (rc < 0) {
+    if (rc < 0 || session_check(&s, &err)) {
         tb_log("%s", err.msg);
         return TB_EXIT_INPUT;
     }

@@ -62,6 +62,20 @@ bad_weights_exit_2_naming_the_file() {
   expect 2 "No such file" -- $H --source pattern --load "$T/none.safetensors"
 }
 
+# Settings each in range that cannot make a network together: the error says
+# where they were set (file and line, or the flag), before anything starts.
+sizes_and_model_errors_name_file_and_line() {
+  printf '[train]\n# a size the four stride-2 layers cannot halve\nwidth = 100\n' > "$T/size.ini"
+  expect 2 "size.ini:3: training size 100x256: width and height must be positive multiples of 16" -- \
+    $H --source pattern --config "$T/size.ini"
+  printf '[model]\nstride = 4\n[train]\nwidth = 32\nheight = 32\n' > "$T/model.ini"
+  expect 2 "model.ini:4, .*model.ini:5, .*model.ini:2: training size 32x32: .*multiples of 256" -- \
+    $H --source pattern --config "$T/model.ini"
+  expect 2 "^.*--size: training size 48x40" -- $H --source pattern --config "$T/size.ini" --size 48x40
+  expect 2 "\-\-width, --height, .*model.ini:2: training size 64x48" -- \
+    $H --source pattern --config "$T/model.ini" --width 64 --height 48
+}
+
 good_run_exits_0_and_prints_the_model() {
   good_run
   [ $good_rc = 0 ] && ok || { bad "good run exit $good_rc"; cat "$T/good.err" >&2; }
@@ -108,6 +122,7 @@ help_lists_steps_per_frame() {
 run_case bad_flags_exit_2_naming_the_problem
 run_case bad_clips_exit_2_naming_the_file
 run_case bad_weights_exit_2_naming_the_file
+run_case sizes_and_model_errors_name_file_and_line
 run_case good_run_exits_0_and_prints_the_model
 run_case metrics_one_line_per_frame_with_every_field
 run_case save_init_and_save_write_different_weights

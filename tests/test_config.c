@@ -48,6 +48,13 @@ TEST_IMPL(default_ini_matches_builtin_defaults) {
     settings_default(&file);
     TbErr err = {{0}};
     EXPECT(settings_load_file(&file, default_ini(), &err) == 0, "%s", err.msg);
+    // Every value the file can hold came from it, and says so.
+    size_t np;
+    const Param *P = params_table(&np);
+    for (size_t i = 0; i < np; i++)
+        if (P[i].section) EXPECT(strncmp(file.set_at[i], "default.ini:", 12) == 0 || strstr(file.set_at[i], "/default.ini:"),
+               "row %zu set at \"%s\"", i, file.set_at[i]);
+    memset(file.set_at, 0, sizeof file.set_at);
     EXPECT(memcmp(&def, &file, sizeof def) == 0, "default.ini differs from the built-in defaults");
 }
 

@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libavutil/log.h>
@@ -13,10 +14,14 @@
 #endif
 
 #include "health.h"
+#include "schedule.h"
 
 #include "live.h"
 #include "session.h"
 #include "signals.h"
+
+// Redraws a second outside the opening hours (low power; the watchdog is fed).
+#define CLOSED_FPS 6
 
 // Tell systemd (Type=notify, WatchdogSec) how the show is going: READY=1 at
 // the first frame shown, WATCHDOG=1 while frames keep being presented,
@@ -114,6 +119,10 @@ typedef struct {
     long n_delay, draws;
     double watchdog_t;  // last WATCHDOG=1
     Health health;      // the periodic health line
+    char presence[96];  // the HUD's line about the room ("" = none)
+    Schedule sched;     // [schedule]: the opening hours
+    int open;           // open at the last turn (-1 before the first)
+    uint8_t *black;     // a black frame at the training size (closed hours)
 } LoopState;
 
 // A pulled cable shows its reason until the camera is back.
@@ -143,6 +152,7 @@ static int take_training(App *a, Display *d, LoopState *ls) {
         ls->delays[ls->n_delay++ % cap] = ls->delay_ms;
     }
     int done = a->done;
+    snprintf(ls->presence, sizeof ls->presence, "%s", a->presence);
     if (a->status[0]) {
         display_status(d, a->status, a->status_secs);
         a->status[0] = 0;
@@ -189,7 +199,54 @@ static void log_health(App *a, LoopState *ls, const RunView *v, double now) {
     health_log(&ls->health, now, &hs);
 }
 
-// The display loop: keys, frames in, reconstructions out, at the monitor's rate.
+// Closed: nothing on the screen (black panes, no HUD, help or status line), and
+// nothing from the training thread shows (a reconstruction still in flight).
+static void show_closed(App *a, Display *d, LoopState *ls) {
+    const int W = a->run.t.model.spec.width, H = a->run.t.model.spec.height;
+    pthread_mutex_lock(&a->mu);
+    ls->rec_seen = a->rec_seq;
+    a->status[0] = 0;
+    pthread_mutex_unlock(&a->mu);
+    display_set_input(d, ls->black, W, H);
+    display_set_recon(d, ls->black, W, H);
+    display_show_hud(d, 0);
+    display_show_help(d, 0);
+    display_status(d, NULL, 0);
+}
+
+// One line when the hours open or close, with when they next change.
+static void log_schedule(const App *a, const LoopState *ls, int open, time_t now) {
+    char when[64] = "further notice";
+    time_t next = schedule_next_change(&ls->sched, now);
+    struct tm tm;
+    if (next >= 0 && localtime_r(&next, &tm)) strftime(when, sizeof when, "%a %Y-%m-%d %H:%M", &tm);
+    const Settings *s = a->s;
+    tb_log("schedule: %s until %s (hours %s, days %s)", open ? "open" : "closed, a black screen and no training",
+           when, s->sched_hours[0] ? s->sched_hours : "all day", s->sched_days[0] ? s->sched_days : "every day");
+}
+
+// [schedule]: each turn, open or closed now? Closed shows nothing and hands no
+// frames to training; an opening (not the start) wakes the run (run_opening on
+// the training thread, before the day's first frame). Returns 1 while open.
+static int schedule_turn(App *a, Display *d, const Panel *pn, LoopState *ls) {
+    time_t now = time(NULL);
+    int open = schedule_open(&ls->sched, now);
+    if (open != ls->open) {
+        if (ls->open >= 0 || !schedule_always(&ls->sched)) log_schedule(a, ls, open, now);
+        if (open && ls->open == 0) {
+            pthread_mutex_lock(&a->mu);
+            a->opening = 1;
+            pthread_mutex_unlock(&a->mu);
+        }
+        if (open) display_show_hud(d, pn->hud);
+        ls->open = open;
+    }
+    if (!open) show_closed(a, d, ls);
+    return open;
+}
+
+// The display loop: keys, frames in, reconstructions out, at the monitor's rate
+// (outside the opening hours, a black screen a few times a second).
 static void display_loop(App *a, Display *d, Panel *pn, LoopState *ls) {
     double t_start = tb_now();
     health_init(&ls->health, a->s->health_every_s, t_start);
@@ -198,14 +255,18 @@ static void display_loop(App *a, Display *d, Panel *pn, LoopState *ls) {
         DisplayKey k;
         while (display_poll_key(d, &k)) panel_key(a, d, pn, &k);
         RunView v = control_view(a->q);
-        hand_frame(a, d, v.p.v[PARAM_FREEZE] > 0);
-        show_capture_state(a, d, ls);
-        int done = take_training(a, d, ls);
+        int open = schedule_turn(a, d, pn, ls), done = 0;
         RecordStatus rs;
         recorder_view(a->rec, display_layout(d), pn->flip);  // [record] layout = display follows it
         recorder_status(a->rec, &rs);
         if (rs.msg_seq != ls->take_msg_seen) display_status(d, rs.msg, 5), ls->take_msg_seen = rs.msg_seq;
-        if (pn->hud) panel_hud(d, &v, &rs, a->run.t.be->name, display_fps(d), ls->src, ls->delay_ms);
+        if (open) {
+            hand_frame(a, d, v.p.v[PARAM_FREEZE] > 0);
+            show_capture_state(a, d, ls);
+            done = take_training(a, d, ls);
+            if (pn->hud)
+                panel_hud(d, &v, &rs, a->run.t.be->name, display_fps(d), ls->src, ls->delay_ms, ls->presence);
+        }
         display_draw(d);
         ls->draws++;
         double now = tb_now();
@@ -216,9 +277,10 @@ static void display_loop(App *a, Display *d, Panel *pn, LoopState *ls) {
         }
         log_health(a, ls, &v, now);
         if (done) break;
-        // Without vsync (or where it does not block, e.g. Xvfb) do not spin.
-        double spent = tb_now() - t_iter;
-        if (spent < 1.0 / 250) usleep((useconds_t)(1e6 * (1.0 / 250 - spent)));
+        // Without vsync (or where it does not block, e.g. Xvfb) do not spin;
+        // closed, a few redraws a second keep the watchdog fed and keys alive.
+        double period = open ? 1.0 / 250 : 1.0 / CLOSED_FPS, spent = tb_now() - t_iter;
+        if (spent < period) usleep((useconds_t)(1e6 * (period - spent)));
     }
     log_summary(a, ls, tb_now() - t_start);
 }
@@ -248,9 +310,12 @@ int app_run(const Settings *s, ControlQueue *q) {
     char spec[CFG_STR + 8];
     Panel pn;
     Display *d = NULL;
+    if (schedule_parse(&ls->sched, s->sched_hours, s->sched_days, &err)) goto out_free;
+    ls->open = -1;
     if (!(a->cap = open_capture(s, spec, sizeof spec, &err))) goto out_free;
     if (run_open(&a->run, s, q, &err)) goto out_cap;
     if (!(d = open_display(a, &pn, &err))) goto out_run;
+    ls->black = tb_calloc((size_t)a->run.t.model.spec.width * a->run.t.model.spec.height, 3);
     a->rec = recorder_new(s);
     recorder_view(a->rec, display_layout(d), pn.flip);
     RunOutput out = recorder_output(a->rec);
@@ -285,6 +350,7 @@ out_free:
     free(a->in_rgb);
     pthread_cond_destroy(&a->cond);
     pthread_mutex_destroy(&a->mu);
+    free(ls->black);
     free(ls);
     free(a);
     return rc;

@@ -22,6 +22,7 @@ typedef struct {
 
 struct Capture {
     char spec[1024];
+    char reopen[1024];  // what the source said to reopen it by (source.h); "" = spec
     const char *kind;  // "camera" or "source", for messages
     CaptureOpts o;
     int live;
@@ -103,7 +104,10 @@ static int reopen(Capture *c, Loop *L) {
         return 0;
     }
     TbErr e = {{0}};
-    L->s = c->o.open(c->spec, c->o.open_user, &e);
+    // The camera's stable name first (it follows the camera to a new videoN),
+    // then the spec it was started with.
+    L->s = c->reopen[0] ? c->o.open(c->reopen, c->o.open_user, &e) : NULL;
+    if (!L->s) L->s = c->o.open(c->spec, c->o.open_user, &e);
     L->retry_at = tb_now() + L->retry_s;
     if (!L->s) {
         if (strcmp(e.msg, L->last_open_err) != 0) {  // log changes, not every retry
@@ -114,7 +118,8 @@ static int reopen(Capture *c, Loop *L) {
     }
     atomic_fetch_add(&c->reconnects, 1);
     L->last_open_err[0] = 0;
-    tb_log("%s: reopened (%dx%d)", c->spec, L->s->width, L->s->height);
+    tb_log("%s: reopened as %s (%dx%d)", c->spec, L->s->spec, L->s->width, L->s->height);
+    if (L->s->reopen[0]) snprintf(c->reopen, sizeof c->reopen, "%s", L->s->reopen);
     set_state(c, CAPTURE_STARTING, "%s reopened, waiting for frames", c->kind);
     if (c->o.fps <= 0 && L->s->fps > 0) L->pace_fps = L->s->fps;
     L->last_frame = L->next_t = tb_now();
@@ -211,6 +216,7 @@ Capture *capture_start_opts(const char *spec, const CaptureOpts *opts, TbErr *er
     c->o = o;
     if (dflt) c->o.open_user = &c->o.source;
     c->src = s;
+    snprintf(c->reopen, sizeof c->reopen, "%s", s->reopen);
     c->back = 0, c->front = 1;
     atomic_init(&c->mid, 2u);
     atomic_init(&c->stop, 0);

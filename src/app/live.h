@@ -42,6 +42,8 @@ typedef struct {
     char status[256];
     double status_secs;
     int quit, done;
+    int opening;         // [schedule]: the hours just opened (the training thread wakes the run)
+    char presence[96];   // [presence]: "empty room: learning paused" while it lasts, else ""
 } App;
 
 // A line for the operator: logged, and shown on screen for `secs` seconds.
@@ -65,6 +67,7 @@ typedef struct {
 void panel_init(Panel *pn, Display *d, const Settings *s);
 void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k);
 // The HUD's lines from the training loop's view (a take being recorded, the
-// live parameters, then loss, rates, step, backend, source).
+// live parameters, then loss, rates, step, backend, source) and a note about
+// the room ([presence]: "empty room: learning paused"; "" for none).
 void panel_hud(Display *d, const RunView *v, const RecordStatus *rs, const char *backend, double disp_fps,
-               const char *src, double delay_ms);
+               const char *src, double delay_ms, const char *note);

@@ -146,7 +146,7 @@ static int ghost_lines(const RunView *v, char (*l)[HUD_W], int max) {
 }
 
 void panel_hud(Display *d, const RunView *v, const RecordStatus *rs, const char *backend, double disp_fps,
-               const char *src, double delay_ms) {
+               const char *src, double delay_ms, const char *note) {
     static char l[HUD_LINES][HUD_W];
     const char *ptrs[HUD_LINES];
     int n = 0;
@@ -172,6 +172,7 @@ void panel_hud(Display *d, const RunView *v, const RecordStatus *rs, const char 
              (double)v->steps_per_s, disp_fps, delay_ms);
     snprintf(l[n++], HUD_W, "step %ld   frame %ld   backend %s", v->step, v->frames, backend);
     if (v->rollbacks > 0) snprintf(l[n++], HUD_W, "watchdog: %ld rollback%s", v->rollbacks, v->rollbacks == 1 ? "" : "s");
+    if (note && note[0]) snprintf(l[n++], HUD_W, "%s", note);
     n += ghost_lines(v, l + n, HUD_LINES - n - 1);
     snprintf(l[n++], HUD_W, "source: %.80s", src);
     for (int i = 0; i < n; i++) ptrs[i] = l[i];

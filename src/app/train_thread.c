@@ -52,6 +52,16 @@ static int take_frame(App *a, uint64_t *seen, uint8_t **frame, size_t *cap, int 
     return fresh;
 }
 
+// [schedule]: 1 once when the opening hours have begun (the main thread sets it
+// before it hands the day's first frame).
+static int take_opening(App *a) {
+    pthread_mutex_lock(&a->mu);
+    int o = a->opening;
+    a->opening = 0;
+    pthread_mutex_unlock(&a->mu);
+    return o;
+}
+
 // Hand the reconstruction (host copy in rec, or on the GPU) to the main thread
 // (the numbers went out with run_frame). Returns 1 when the run has all the
 // frames it asked for.
@@ -63,6 +73,8 @@ static int publish(App *a, const uint8_t *rec, size_t rec_bytes, int on_gpu, dou
     if (!on_gpu) memcpy(a->rec_rgb, rec, rec_bytes);
     a->rec_seq++;
     a->rec_arrival = arrival;
+    if (r->pres_change > 0) presence_describe(&r->pres, a->presence, sizeof a->presence);
+    else if (r->pres_change < 0) a->presence[0] = 0;
     int done = (s->frames > 0 && r->frames >= s->frames) || (s->duration > 0 && run_now(r) >= s->duration);
     if (done) a->done = 1;
     pthread_mutex_unlock(&a->mu);
@@ -82,6 +94,13 @@ void *train_thread_main(void *arg) {
         int w, h;
         double arrival;
         if (!take_frame(a, &seen, &frame, &frame_cap, &w, &h, &arrival, &quit) || quit) continue;
+        if (take_opening(a)) {  // before the day's first frame
+            char msg[160];
+            run_opening(r, msg, sizeof msg);
+            pthread_mutex_lock(&a->mu);
+            a->presence[0] = 0;
+            pthread_mutex_unlock(&a->mu);
+        }
         if (run_frame(r, frame, w, h)) app_status(a, 4, "training diverged: restored the last good weights");
         // On the GPU the reconstruction stays there (no wait, no output smoothing,
         // which is done on the host, no take to record); else it waits for this

@@ -2,6 +2,7 @@
 // camera sends natively (MJPEG or YUYV preferred), streams through 3-4 mmap
 // buffers, and converts each frame with pixconv. Every device call goes
 // through a V4l2Io table, so a test can stand in for the device.
+#define _DEFAULT_SOURCE  // realpath
 #define _POSIX_C_SOURCE 200809L
 #include "v4l2.h"
 
@@ -11,7 +12,10 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <libv4l2.h>
 #include <linux/videodev2.h>
@@ -44,6 +48,7 @@ typedef struct {
     const V4l2Io *io;
     int fd;
     char path[256];
+    char stable[512];  // its /dev/v4l/by-id name, "" if none
     uint32_t fourcc;
     int w, h;
     size_t stride;  // bytes per line for raw formats
@@ -419,21 +424,53 @@ static Source *cam_source(Cam *c, const char *card) {
 
     Source *s = tb_calloc(1, sizeof *s);
     snprintf(s->spec, sizeof s->spec, "camera:%s", c->path);
+    if (c->stable[0]) snprintf(s->reopen, sizeof s->reopen, "camera:%s", c->stable);
     s->width = c->w, s->height = c->h, s->fps = c->fps;
     s->ctx = c, s->read = cam_read, s->close = cam_close;
     char cc[5];
-    tb_log("camera %s: %s %dx%d at %.3g fps, %d buffers (%s)", c->path, fourcc_str(c->fourcc, cc),
-           c->w, c->h, c->fps, c->nbuf, card);
+    tb_log("camera %s: %s %dx%d at %.3g fps, %d buffers (%s)%s%s", c->path, fourcc_str(c->fourcc, cc),
+           c->w, c->h, c->fps, c->nbuf, card, c->stable[0] ? ", known as " : "", c->stable);
     return s;
+}
+
+// The name udev gives this node in <dev_dir>/v4l/by-id (the camera's USB
+// vendor, model and serial), which follows the camera to whatever videoN it
+// gets when it is plugged back in. "" when there is none.
+static void stable_name(const char *dev_dir, const char *node, char *out, size_t n) {
+    out[0] = 0;
+    char want[PATH_MAX], dir[PATH_MAX], got[PATH_MAX];
+    if (!realpath(node, want)) return;
+    snprintf(dir, sizeof dir, "%s/v4l/by-id", dev_dir);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char link[PATH_MAX + 256];
+        snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
+        size_t len = strlen(link);
+        if (len < n && realpath(link, got) && strcmp(got, want) == 0) {
+            memcpy(out, link, len + 1);
+            break;
+        }
+    }
+    closedir(d);
 }
 
 // Open and start one device. *not_capture is set when the node is not a
 // capture device at all (a metadata node, say), so the scan can move on quietly.
+// A symlink (a /dev/v4l/by-id name) opens the node it points to now.
 static Source *open_path(const char *path, const CameraOpts *o, int *not_capture, TbErr *err) {
     *not_capture = 0;
+    struct stat st;
+    char node[PATH_MAX];
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode) && realpath(path, node)) path = node;
+    size_t len = strlen(path);
+    if (len >= sizeof ((Cam *)0)->path) return tb_fail(err, "camera %.64s...: path too long", path), NULL;
     Cam *c = tb_calloc(1, sizeof *c);
     c->io = o->io, c->opts = *o, c->fd = -1;
-    snprintf(c->path, sizeof c->path, "%s", path);
+    memcpy(c->path, path, len + 1);
+    stable_name(o->io->dev_dir ? o->io->dev_dir : "/dev", path, c->stable, sizeof c->stable);
 
     struct v4l2_capability cap;
     Mode best;

@@ -56,6 +56,9 @@ int run_headless(const Settings *s, ControlQueue *q, const RunOutput *out) {
         source_close(src);
         return TB_EXIT_INPUT;
     }
+    // Opening hours are for the window; a headless run is reproducible, so it
+    // processes every frame whatever the time ([presence] does apply: it is about frames).
+    if (s->sched_hours[0] || s->sched_days[0]) tb_log("schedule: opening hours do not apply to --headless runs");
     tb_log("headless: %s, %ld frames, backend %s, %d step(s)/frame, memory %d", spec, s->frames,
            r.t.be->name, (int)r.p.v[PARAM_STEPS], (int)r.p.v[PARAM_MEMORY]);
     run_attach(&r, out);  // --record starts its take here

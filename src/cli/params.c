@@ -2,6 +2,7 @@
 #include "params.h"
 
 #include "parse.h"
+#include "schedule.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -30,6 +31,17 @@ static int valid_record_size(const char *v, TbErr *err) {
     if (tb_parse_size(v, 16, 7680, &w, &h) < 0 || (w | h) & 1)
         return tb_fail(err, "size: \"%s\" is not WxH with even numbers from 16 to 7680 (e.g. 1280x720)", v);
     return 0;
+}
+
+// [schedule] hours and days: checked where they are read (FILE:LINE in a file).
+static int valid_hours(const char *v, TbErr *err) {
+    Schedule sc;
+    return schedule_parse_hours(&sc, v, err);
+}
+
+static int valid_days(const char *v, TbErr *err) {
+    Schedule sc;
+    return schedule_parse_days(&sc, v, err);
 }
 
 static const Param PARAMS[] = {
@@ -218,6 +230,32 @@ static const Param PARAMS[] = {
      "what video.mkv shows: display = the window's layout (followed live), or a fixed one", SET},
     {"record", "min_free_mb", NULL, P_INT, O(record_min_free_mb), 0, 10000000, NULL, "500",
      "a take ends cleanly when its disk has less than this free (MB); the mirror keeps running", SET},
+
+    // Opening hours (src/cli/schedule.h): the window and live runs only.
+    {"schedule", "hours", NULL, P_STR, O(sched_hours), 0, 0, NULL, "",
+     "opening hours, local time: HH:MM-HH:MM ranges, comma separated (20:00-02:00 runs past "
+     "midnight); outside them a black screen and no training; empty = always open", SET,
+     .valid = valid_hours},
+    {"schedule", "days", NULL, P_STR, O(sched_days), 0, 0, NULL, "",
+     "opening days: mon tue wed thu fri sat sun and ranges, comma separated (e.g. mon-fri,sun); "
+     "empty = every day", SET, .valid = valid_days},
+    {"schedule", "rebirth", NULL, P_CHOICE, O(sched_rebirth), 0, 0, "continue|fresh", "continue",
+     "at each opening: continue (the network of yesterday) or fresh (a new one from seed, "
+     "optimizer state reset)", SET},
+    {"schedule", "seed", NULL, P_INT, O(sched_seed), -1, 2147483647, NULL, "-1",
+     "seed of the fresh network at each opening (-1 = [train] seed)", SET},
+
+    // Presence-aware learning (src/cli/presence.h): window and headless alike.
+    {"presence", "mode", NULL, P_CHOICE, O(presence_mode), 0, 0, "off|slow|pause", "off",
+     "when the picture has been still for after_s (an empty room): slow (lr x slow_factor) "
+     "or pause learning until something moves (off = always learn)", SET},
+    {"presence", "threshold", NULL, P_FLOAT, O(presence_threshold), 0, 1, NULL, "0.01",
+     "still below this motion: the mean difference of a 32x18 grey thumbnail from a quarter "
+     "second before (0..1); moving above 1.5 times it", SET},
+    {"presence", "after_s", NULL, P_FLOAT, O(presence_after_s), 0, 86400, NULL, "60",
+     "seconds of stillness before learning slows or pauses", SET},
+    {"presence", "slow_factor", NULL, P_FLOAT, O(presence_slow_factor), 0, 1, NULL, "0.1",
+     "lr multiplier while the room is empty (mode slow)", SET},
 
     {NULL, "headless", "headless", P_FLAG, O(headless), 0, 1, NULL, "0",
      "no window: train on the source and exit after --frames", SET},

@@ -36,6 +36,12 @@ int run_open(Run *r, const Settings *s, ControlQueue *q, TbErr *err) {
     }
     if (r->as.on) tb_log("autosave: every %.4g min to %s/, keeping %d", (double)s->autosave_minutes, s->autosave_dir, s->autosave_keep);
     live_params_from_settings(&r->p, s);
+    PresenceConfig pc = {.mode = presence_mode_parse(s->presence_mode), .threshold = s->presence_threshold,
+                         .after_s = s->presence_after_s, .slow_factor = s->presence_slow_factor};
+    presence_init(&r->pres, &pc);
+    if (pc.mode != PRESENCE_OFF)
+        tb_log("presence: %s learning after %.4g s of stillness (threshold %.4g)", s->presence_mode,
+               (double)pc.after_s, (double)pc.threshold);
     size_t n = frame_bytes(r);
     r->smooth_in = tb_malloc(n * sizeof(float));
     r->smooth_out = tb_malloc(n * sizeof(float));
@@ -54,12 +60,12 @@ fail_events:
 
 // One line of the event log: when, at which frame and step, from where, what.
 // The same line goes to --events and to the output (a take's events.jsonl).
-static void log_event(Run *r, const ControlEvent *e, const char *what, float value) {
+static void log_line(Run *r, const char *source, const char *what, float value) {
     int have_out = r->out.event && run_output_active(r);
     if ((!r->events || r->events_failed) && !have_out) return;
     char line[512];
     snprintf(line, sizeof line, "{\"t\":%.4f,\"frame\":%ld,\"step\":%ld,\"source\":\"%s\",%s,\"value\":%.7g}",
-             tb_now() - r->t_start, r->frames, r->t.step, event_source_name(e->source), what, (double)value);
+             tb_now() - r->t_start, r->frames, r->t.step, source, what, (double)value);
     if (have_out) r->out.event(r->out.user, line);
     if (!r->events || r->events_failed) return;
     int w = fprintf(r->events, "%s\n", line);
@@ -68,6 +74,10 @@ static void log_event(Run *r, const ControlEvent *e, const char *what, float val
         tb_log("events %s: %s: no more events will be written", r->s->events, strerror(errno));
         r->events_failed = 1;
     }
+}
+
+static void log_event(Run *r, const ControlEvent *e, const char *what, float value) {
+    log_line(r, event_source_name(e->source), what, value);
 }
 
 static void log_param(Run *r, const ControlEvent *e) {
@@ -205,6 +215,31 @@ static void record_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
     if (!on) log_event(r, e, "\"action\":\"record\"", (float)run_output_active(r));
 }
 
+// A blank network from seed (a reset, a rebirth at opening): a fade in flight
+// ends, the shown reconstruction starts afresh.
+static void reset_network(Run *r, uint64_t seed) {
+    modulate_fade_stop(&r->mod);
+    trainer_reset(&r->t, seed);
+    r->have_out = 0;
+}
+
+void run_opening(Run *r, char *msg, size_t n) {
+    msg[0] = 0;
+    PresenceConfig pc = r->pres.c;
+    presence_init(&r->pres, &pc);  // last night's stillness is not today's
+    if (strcmp(r->s->sched_rebirth, "fresh") != 0) return;
+    uint64_t seed = (uint64_t)(r->s->sched_seed >= 0 ? r->s->sched_seed : r->s->seed);
+    reset_network(r, seed);
+    // A new day as a fresh start has it: yesterday's frames are not replayed,
+    // smoothing starts from the first frame.
+    r->t.ring_len = 0, r->t.ring_head = 0;
+    r->have_in = 0;
+    metrics_watchdog_reset(&r->m);  // a new network: its loss level is not an explosion
+    log_line(r, "schedule", "\"action\":\"rebirth\"", (float)seed);
+    snprintf(msg, n, "opening: a fresh network (seed %llu)", (unsigned long long)seed);
+    tb_log("%s", msg);
+}
+
 int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
     TbErr err;
     char path[CFG_STR + 300];
@@ -229,9 +264,7 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
     case CMD_SCENE: scene_action(r, e, msg, n); break;
     case CMD_RESET: {
         uint64_t seed = e->value >= 0 ? (uint64_t)e->value : r->t.seed + 1;
-        modulate_fade_stop(&r->mod);
-        trainer_reset(&r->t, seed);
-        r->have_out = 0;
+        reset_network(r, seed);
         log_event(r, e, "\"action\":\"reset\"", (float)seed);
         snprintf(msg, n, "reset: a blank network (seed %llu)", (unsigned long long)seed);
         break;
@@ -274,9 +307,10 @@ int run_drain(Run *r, char *msg, size_t n) {
     return 0;
 }
 
-// The live parameters the optimizer, the loss and the replay draw read.
-static void apply_params(Trainer *t, const LiveParams *p) {
-    t->hyper.lr = p->v[PARAM_LR];
+// The live parameters the optimizer, the loss and the replay draw read; an
+// empty room in slow mode scales the lr (lr_scale), not the live value.
+static void apply_params(Trainer *t, const LiveParams *p, float lr_scale) {
+    t->hyper.lr = p->v[PARAM_LR] * lr_scale;
     t->hyper.momentum = p->v[PARAM_MOMENTUM];
     t->hyper.clip = p->v[PARAM_CLIP];
     t->hyper.weight_decay = p->v[PARAM_WEIGHT_DECAY];
@@ -299,6 +333,21 @@ static void smooth(float *acc, int *have, uint8_t *x, size_t n, float a) {
     }
 }
 
+// The presence detector sees the fitted frame before smoothing; a change is
+// one log line (and one --events line), never a line per frame.
+static void presence_look(Run *r, const uint8_t *fitted) {
+    if (r->pres.c.mode == PRESENCE_OFF) return;
+    double now = run_now(r);
+    int W = r->t.model.spec.width, H = r->t.model.spec.height;
+    float m = presence_measure(&r->pres, fitted, W, H, now);
+    r->pres_change = presence_feed(&r->pres, m, now);
+    if (!r->pres_change) return;
+    char line[96];
+    presence_describe(&r->pres, line, sizeof line);
+    tb_log("presence: %s (motion %.4f, threshold %.4g)", line, (double)m, (double)r->pres.c.threshold);
+    log_line(r, "presence", r->pres.empty ? "\"action\":\"empty\"" : "\"action\":\"motion\"", m);
+}
+
 // The frame that goes into the ring: fitted, then blended with the ones before.
 static void push_frame(Run *r, const uint8_t *rgb, int w, int h) {
     Trainer *t = &r->t;
@@ -307,10 +356,12 @@ static void push_frame(Run *r, const uint8_t *rgb, int w, int h) {
     if (a <= 0) {
         r->have_in = 0;  // start afresh when smoothing comes back on
         trainer_push_frame(t, rgb, w, h);
+        presence_look(r, trainer_newest(t));
         return;
     }
     if (w == W && h == H) memcpy(r->fitted, rgb, frame_bytes(r));
     else frame_fit(r->fitted, W, H, rgb, w, h);
+    presence_look(r, r->fitted);
     smooth(r->smooth_in, &r->have_in, r->fitted, frame_bytes(r), a);
     trainer_push_frame(t, r->fitted, W, H);
 }
@@ -337,10 +388,14 @@ static void modulate(Run *r) {
 int run_frame(Run *r, const uint8_t *rgb, int w, int h) {
     Trainer *t = &r->t;
     modulate(r);
-    apply_params(t, &r->p);
     // Frozen, the network keeps training on (and showing) the last frame.
+    r->pres_change = 0;
     if (!(r->p.v[PARAM_FREEZE] > 0 && trainer_newest(t))) push_frame(r, rgb, w, h);
-    int K = r->p.v[PARAM_PAUSE] > 0 ? 0 : (int)r->p.v[PARAM_STEPS];
+    apply_params(t, &r->p, presence_lr_factor(&r->pres));
+    // Paused by hand or by an empty room: the same pause (no steps, the frame
+    // still goes in, the reconstruction follows it).
+    int paused = r->p.v[PARAM_PAUSE] > 0 || presence_pausing(&r->pres);
+    int K = paused ? 0 : (int)r->p.v[PARAM_STEPS];
     int R = (int)r->p.v[PARAM_MEMORY];
     int diverged = 0;
     if (metrics_need_flush(&r->m, t, K, r->s->stats_every)) diverged = metrics_flush(&r->m, t);
@@ -349,7 +404,7 @@ int run_frame(Run *r, const uint8_t *rgb, int w, int h) {
         float now_lr = live_params_set(&r->p, PARAM_LR, lr * r->s->rollback_lr_factor);
         tb_log("watchdog: lr %.4g -> %.4g (rollback_lr_factor %.3g)", (double)lr, (double)now_lr,
                (double)r->s->rollback_lr_factor);
-        apply_params(t, &r->p);
+        apply_params(t, &r->p, presence_lr_factor(&r->pres));
     }
     int slot = trainer_train(t, K, R);
     metrics_frame(&r->m, t, r->frames, slot, K, R);

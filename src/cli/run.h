@@ -13,6 +13,7 @@
 #include "controls.h"
 #include "metrics.h"
 #include "modulate.h"
+#include "presence.h"
 #include "settings.h"
 #include "trainer.h"
 
@@ -65,6 +66,10 @@ struct Run {
     // [autosave]: a writer thread; run_frame hands it copies, run_close writes the last.
     Autosave as;
     RunOutput out;  // an output hook (zeros: none)
+    // [presence]: the empty-room detector, fed each frame; pres_change is its
+    // change at the last frame (+1 empty, -1 motion again, 0 none) for the driver.
+    Presence pres;
+    int pres_change;
 };
 
 // Trainer from the settings (--load, --save-init, summary), metrics (--metrics),
@@ -81,11 +86,20 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n);
 int run_drain(Run *r, char *msg, size_t n);
 // One frame (any size: it is fitted to the training size): glides, LFO and
 // fade first (modulate_step), into the replay ring, then the steps the live
-// parameters ask for, then the metrics and the view.
+// parameters ask for, then the metrics and the view. An empty room ([presence])
+// pauses the steps as [train] pause does (the frame still goes in and the
+// reconstruction follows it) or scales the lr; each change is one log line.
 // Returns 1 if training diverged and the last good weights came back (the
 // watchdog; then the live lr is multiplied by [train] rollback_lr_factor), else 0.
 // An autosave that is due is handed to the writer thread (never waits on disk).
 int run_frame(Run *r, const uint8_t *rgb, int w, int h);
+// The opening of the day ([schedule], the live app): the presence detector
+// starts afresh and, with [schedule] rebirth = fresh, the network is reborn from
+// [schedule] seed (or [train] seed) as a fresh start with that seed has it
+// (weights, optimizer state, step, replay draws, an empty replay ring), logged
+// and written to --events with source "schedule". A line for the operator goes
+// to msg (or msg[0] = 0).
+void run_opening(Run *r, char *msg, size_t n);
 // The reconstruction to show (RGB8 at the training size), output smoothing
 // applied. Waits for the device. It also goes to the attached output with the
 // frame the network was shown, so what is recorded is what is shown.

@@ -89,6 +89,32 @@ int session_trainer_config(const Settings *s, const ModelSpec *arch, TrainerConf
     return 0;
 }
 
+// Settings each in range can still not make a network together (a size that is
+// no multiple of the strides' product): say so before anything starts, naming
+// where those settings were set. A --load file brings its own architecture.
+int session_check(const Settings *s, TbErr *err) {
+    if (s->load[0]) return 0;
+    TrainerConfig c;
+    Model m;  // model_build only lays the network out; nothing is allocated
+    TbErr e = {{0}};
+    if (!session_trainer_config(s, NULL, &c, &e) && !model_build(&m, &c.spec, &e)) return 0;
+    static const char *keys[][2] = {{"train", "width"}, {"train", "height"}, {"model", "channels"},
+                                    {"model", "kernel"}, {"model", "stride"}, {"model", "pad"}};
+    const char *seen[6];
+    int n = 0;
+    char where[512] = "";
+    for (int i = 0; i < 6; i++) {
+        const char *at = settings_set_at(s, keys[i][0], keys[i][1]);
+        int dup = !at[0];
+        for (int k = 0; k < n && !dup; k++) dup = strcmp(seen[k], at) == 0;
+        if (dup) continue;
+        seen[n++] = at;
+        size_t len = strlen(where);
+        snprintf(where + len, sizeof where - len, "%s%s", len ? ", " : "", at);
+    }
+    return where[0] ? tb_fail(err, "%s: %s", where, e.msg) : tb_fail(err, "%s", e.msg);
+}
+
 // [autosave] resume: the newest autosave that loads, architecture from the
 // file. 1 if one was loaded, 0 if none (a fresh trainer is to be built), -1
 // with err (no trainer left).

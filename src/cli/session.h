@@ -20,6 +20,9 @@ SourceOpts session_source_opts(const Settings *s);
 // The trainer the settings describe. arch (may be NULL) overrides [model] (a
 // checkpoint's own architecture); the training size always comes from s.
 int session_trainer_config(const Settings *s, const ModelSpec *arch, TrainerConfig *c, TbErr *err);
+// Settings that cannot make a network together (a size no multiple of the
+// strides' product): -1 with the reason and where they were set (file:line, --flag).
+int session_check(const Settings *s, TbErr *err);
 // Build the trainer from settings: the architecture comes from --load's file if
 // given (so a checkpoint is self-describing), else from [model]. Loads weights,
 // writes --save-init, prints the model summary.

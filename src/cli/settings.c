@@ -20,6 +20,7 @@ void settings_default(Settings *s) {
     TbErr err;
     size_t n;
     const Param *P = rows(&n);
+    CHECK(n <= SETTINGS_MAX_PARAMS, "%zu parameters: raise SETTINGS_MAX_PARAMS", n);
     for (size_t i = 0; i < n; i++)
         CHECK(param_parse(s, &P[i], P[i].def, &err) == 0, "default of %s: %s", P[i].key, err.msg);
 }
@@ -32,22 +33,52 @@ static int on_section(void *user, const char *section, TbErr *err) {
     return tb_fail(err, "unknown section [%s]", section);
 }
 
+// Remember where o's value came from: "--flag", or "FILE:LINE" (the file's
+// name without its folders when the whole path does not fit).
+static void mark(Settings *s, const Param *o, const char *what, int line) {
+    size_t n, cap = sizeof s->set_at[0];
+    char *at = s->set_at[o - rows(&n)];
+    if (line <= 0) {
+        snprintf(at, cap, "--%.60s", what);
+    } else if ((size_t)snprintf(at, cap, "%s:%d", what, line) >= cap) {
+        const char *base = strrchr(what, '/');
+        snprintf(at, cap, "%s:%d", base ? base + 1 : what, line);
+    }
+}
+
+typedef struct {
+    Settings *s;
+    const char *path;
+} FileCtx;
+
 static int on_key(void *user, const char *section, const char *key, const char *val, int line,
                   TbErr *err) {
+    FileCtx *f = user;
     if (!section[0]) return tb_fail(err, "\"%s\" outside any [section]", key);
     const Param *o = param_find_ini(section, key);
     if (!o) return tb_fail(err, "unknown key \"%s\" in [%s]", key, section);
-    return param_parse(user, o, val, err);
+    if (param_parse(f->s, o, val, err)) return -1;
+    mark(f->s, o, f->path, line);
+    return 0;
 }
 
 int settings_load_file(Settings *s, const char *path, TbErr *err) {
-    return ini_parse(path, on_section, on_key, s, err);
+    FileCtx f = {s, path};
+    return ini_parse(path, on_section, on_key, &f, err);
 }
 
 int settings_set(Settings *s, const char *name, const char *value, TbErr *err) {
     const Param *o = param_find_flag(name);
     if (!o) return tb_fail(err, "unknown setting \"%s\"", name);
-    return param_parse(s, o, value, err);
+    if (param_parse(s, o, value, err)) return -1;
+    mark(s, o, name, 0);
+    return 0;
+}
+
+const char *settings_set_at(const Settings *s, const char *section, const char *key) {
+    size_t n;
+    const Param *o = param_find_ini(section, key);
+    return o ? s->set_at[o - rows(&n)] : "";
 }
 
 // --size WxH sets [train] width and height, within their rows' range.
@@ -56,6 +87,8 @@ static int parse_size(Settings *s, const char *v, TbErr *err) {
     int lo = (int)pw->min, hi = (int)pw->max;
     if (tb_parse_size(v, lo, hi, &s->width, &s->height) < 0)
         return tb_fail(err, "--size: \"%s\" is not WxH (%d to %d each, e.g. 256x256)", v, lo, hi);
+    mark(s, pw, "size", 0);
+    mark(s, param_find_ini("train", "height"), "size", 0);
     return 0;
 }
 
@@ -93,6 +126,7 @@ int settings_parse_args(Settings *s, int argc, char **argv, TbErr *err) {
         if (!o && !is_size) return tb_fail(err, "unknown option --%s (see --help)", name);
         if (o && o->type == P_FLAG && !val) {
             *(int *)((char *)s + o->off) = 1;
+            mark(s, o, name, 0);
             continue;
         }
         if (!val) {
@@ -102,6 +136,7 @@ int settings_parse_args(Settings *s, int argc, char **argv, TbErr *err) {
         TbErr e2;
         if (is_size ? parse_size(s, val, &e2) : param_parse(s, o, val, &e2))
             return tb_fail(err, "--%s: %s", name, e2.msg);
+        if (o) mark(s, o, name, 0);
     }
     return 0;
 }

@@ -11,6 +11,7 @@ extern "C" {
 #endif
 
 #define CFG_STR 256
+#define SETTINGS_MAX_PARAMS 192  // rows in the parameter table, at most
 
 typedef struct {
     // [model]
@@ -78,6 +79,16 @@ typedef struct {
     char record_preset[16];     // x264 preset
     char record_layout[16];     // display | mirror | side | triptych
     int record_min_free_mb;     // a take ends when the disk has less free
+    // [schedule] (schedule.h): opening hours of the live app
+    char sched_hours[CFG_STR];  // "10:00-18:00,20:00-02:00" ("" = the whole day)
+    char sched_days[CFG_STR];   // "mon-fri,sun" ("" = every day)
+    char sched_rebirth[16];     // continue | fresh (a new network at each opening)
+    int sched_seed;             // the fresh network's seed (-1 = [train] seed)
+    // [presence] (presence.h): slow or pause learning in an empty room
+    char presence_mode[16];     // off | slow | pause
+    float presence_threshold;   // still below this mean thumbnail difference (0..1)
+    float presence_after_s;     // seconds of stillness before it acts
+    float presence_slow_factor; // lr multiplier in slow mode
     // run
     int headless;
     int check;  // --check: report what the machine offers and exit
@@ -85,6 +96,10 @@ typedef struct {
     float duration;  // seconds of the run's clock to run (0 = no limit)
     char record[CFG_STR];  // --record DIR: a take into DIR from the start ("" = none)
     char screenshot[CFG_STR];
+    // Where each value came from, by its row in the parameter table: "show.ini:12"
+    // or "--width"; "" = the default. Errors found only when settings meet
+    // (a size the network cannot take) name it (settings_set_at).
+    char set_at[SETTINGS_MAX_PARAMS][64];
 } Settings;
 
 // Defaults (the same values config/default.ini documents).
@@ -99,6 +114,8 @@ int settings_set(Settings *s, const char *name, const char *value, TbErr *err);
 int settings_parse_args(Settings *s, int argc, char **argv, TbErr *err);
 // Print --help (generated from the table).
 void settings_print_help(FILE *f);
+// Where [section] key was set ("show.ini:12", "--width"), "" if it has its default.
+const char *settings_set_at(const Settings *s, const char *section, const char *key);
 // Write every setting in INI form with its documentation (keeps default.ini honest).
 void settings_write_ini(const Settings *s, FILE *f);
 

@@ -17,6 +17,10 @@ extern "C" {
 typedef struct Source Source;
 struct Source {
     char spec[1024];
+    // The spec to reopen it with after a failure, when that differs from the one
+    // it was opened by: a camera's stable /dev/v4l/by-id path, so a camera that
+    // comes back as another /dev/videoN is found again. "" = the same spec.
+    char reopen[1024];
     // Size of the frame the NEXT read() returns. It may change across a read()
     // (image folders of mixed sizes, camera reconnect): take it before each
     // read(), and use that copy both to size the buffer and for the frame read.

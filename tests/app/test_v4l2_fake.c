@@ -735,6 +735,99 @@ TEST_IMPL(capture_thread_survives_cable_out_and_back) {
     expect_closed(d, "capture");
 }
 
+// udev's stable name for the fake camera: <dir>/v4l/by-id/NAME -> ../../NODE.
+static void link_by_id(const char *node, char *link, size_t n) {
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/v4l", g_dir);
+    mkdir(dir, 0755);
+    snprintf(dir, sizeof dir, "%s/v4l/by-id", g_dir);
+    mkdir(dir, 0755);
+    snprintf(link, n, "%s/usb-Fake_Cam_0042-video-index0", dir);
+    unlink(link);
+    char target[300];
+    snprintf(target, sizeof target, "../../%s", node);
+    EXPECT(symlink(target, link) == 0, "symlink %s: %s", link, strerror(errno));
+}
+
+static void unlink_by_id(const char *link) {
+    char dir[600];
+    unlink(link);
+    snprintf(dir, sizeof dir, "%s/v4l/by-id", g_dir);
+    rmdir(dir);
+    snprintf(dir, sizeof dir, "%s/v4l", g_dir);
+    rmdir(dir);
+}
+
+TEST_IMPL(camera_knows_its_by_id_name_and_opens_by_it) {
+    FakeDev *d = typical_cam();
+    char link[700];
+    link_by_id("video1", link, sizeof link);
+    CameraOpts o = opts(640, 480);
+    TbErr err = {{0}};
+    Source *s = source_open_camera(link, &o, &err);  // a symlink opens its node
+    EXPECT(s != NULL, "open by id: %s", err.msg);
+    if (s) {
+        char want[800];
+        snprintf(want, sizeof want, "camera:%s", d->path);
+        EXPECT(strcmp(s->spec, want) == 0, "spec %s, want %s", s->spec, want);
+        snprintf(want, sizeof want, "camera:%s", link);
+        EXPECT(strcmp(s->reopen, want) == 0, "reopen %s, want %s", s->reopen, want);
+        source_close(s);
+    }
+    s = source_open_camera(d->path, &o, &err);  // the node also finds its name
+    EXPECT(s && strstr(s->reopen, "usb-Fake_Cam_0042") != NULL, "reopen: %s", s ? s->reopen : err.msg);
+    source_close(s);
+    unlink_by_id(link);
+    s = source_open_camera(d->path, &o, &err);  // no by-id folder: reopen by the spec
+    EXPECT(s && s->reopen[0] == 0, "reopen without by-id: %s", s ? s->reopen : err.msg);
+    source_close(s);
+    expect_closed(d, "by-id");
+}
+
+// Unplugged from one USB port and plugged into another, the camera comes back
+// as another node; udev moves its by-id name along, and capture follows it.
+TEST_IMPL(capture_finds_the_camera_back_under_another_node) {
+    FakeDev *d = typical_cam();
+    char link[700], spec[800], msg[640];
+    link_by_id("video1", link, sizeof link);
+    snprintf(spec, sizeof spec, "camera:%s", d->path);
+    CaptureOpts co = {.live = -1, .retry_s = 0.1, .open = open_fake_camera};
+    TbErr err = {{0}};
+    Capture *c = capture_start_opts(spec, &co, &err);
+    EXPECT(c != NULL, "capture: %s", err.msg);
+    if (!c) {
+        unlink_by_id(link);
+        return;
+    }
+    EXPECT(wait_state(c, CAPTURE_OK, 2.0, msg, sizeof msg), "not OK: %s", msg);
+    atomic_store(&g_cable, 0);
+    EXPECT(wait_state(c, CAPTURE_LOST, 1.0, msg, sizeof msg), "not LOST: %s", msg);
+    const uint8_t *rgb;
+    int w, h;
+    uint64_t seq = 0, last = 0;
+    double t;
+    while (capture_latest(c, &rgb, &w, &h, &last, &t)) {}
+
+    // Back as video2: the old node is gone, the name points to the new one.
+    unlink(d->path);
+    snprintf(d->path, sizeof d->path, "%s/video2", g_dir);
+    int f = open(d->path, O_CREAT | O_WRONLY, 0644);
+    if (f >= 0) close(f);
+    link_by_id("video2", link, sizeof link);
+    for (int k = 0; k < d->nbuf; k++) free(d->mem[k]);
+    d->nbuf = d->qn = 0, d->unplugged = d->streaming = d->served = 0;
+    atomic_store(&g_cable, 1);
+    EXPECT(wait_state(c, CAPTURE_OK, 2.0, msg, sizeof msg), "not back under video2: %s", msg);
+    sleep_s(0.1);
+    EXPECT(capture_latest(c, &rgb, &w, &h, &seq, &t) && seq > last, "no new frame from video2");
+    CaptureStats cs;
+    capture_stats(c, &cs);
+    EXPECT(cs.reconnects == 1, "reconnects %llu", (unsigned long long)cs.reconnects);
+    capture_stop(c);
+    expect_closed(d, "moved camera");
+    unlink_by_id(link);
+}
+
 TEST_MAIN(TEST_ENTRY(native_policy_picks_mjpg_720p30_on_the_capture_node),
           TEST_ENTRY(requested_640x480_picks_yuyv), TEST_ENTRY(requested_720p30_picks_mjpg),
           TEST_ENTRY(requested_720p10_picks_yuyv_and_sets_the_rate),
@@ -743,4 +836,6 @@ TEST_MAIN(TEST_ENTRY(native_policy_picks_mjpg_720p30_on_the_capture_node),
           TEST_ENTRY(exposure_and_white_balance_lock_after_two_frames),
           TEST_ENTRY(every_negotiation_failure_named_nothing_left_open),
           TEST_ENTRY(no_camera_and_missing_path_named), TEST_ENTRY(real_v4l2_reports_no_camera_here),
-          TEST_ENTRY(capture_thread_survives_cable_out_and_back))
+          TEST_ENTRY(capture_thread_survives_cable_out_and_back),
+          TEST_ENTRY(camera_knows_its_by_id_name_and_opens_by_it),
+          TEST_ENTRY(capture_finds_the_camera_back_under_another_node))
