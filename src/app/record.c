@@ -17,6 +17,10 @@
 #include "record_meta.h"
 #include "record_take.h"
 
+// Training that stalls longer than this (closed hours, a long load) is cut
+// out of video.mkv rather than filled with one frame repeated.
+#define MAX_REPEAT_S 5
+
 #ifndef TABULA_VERSION
 #define TABULA_VERSION "unknown"
 #endif
@@ -30,6 +34,7 @@ struct Recorder {
     AVRational fps;
     long n;              // frames handed to it
     double t0;           // tb_now() at its first frame (live)
+    double cut;          // seconds of stalls cut out of video.mkv's clock (live)
     int64_t last_vpts, last_ipts;
     atomic_int view_layout, view_flip;
     char msg[600];
@@ -165,6 +170,7 @@ static int start_take(Recorder *R, Run *r, const char *dir, char *msg, size_t n)
         return -1;
     }
     R->n = 0;
+    R->cut = 0;
     R->last_vpts = R->last_ipts = -1;
     pthread_mutex_lock(&R->mu);
     R->fps = fps;
@@ -240,8 +246,12 @@ static void on_frame(void *u, Run *r, const uint8_t *in, const uint8_t *rec) {
     if (!R->take) return;
     double now = tb_now();
     if (R->n == 0) R->t0 = now;
-    double t = R->s->headless ? R->n * av_q2d(av_inv_q(R->fps)) : now - R->t0;
-    int64_t vpts = R->s->headless ? R->n : llround(t * av_q2d(R->fps));
+    double t = R->s->headless ? R->n * av_q2d(av_inv_q(R->fps)) : now - R->t0, rate = av_q2d(R->fps);
+    int64_t vpts = R->s->headless ? R->n : llround((t - R->cut) * rate);
+    if (vpts > R->last_vpts + MAX_REPEAT_S * rate) {  // a long stall: cut, not repeated
+        R->cut += (double)(vpts - R->last_vpts - 1) / rate;
+        vpts = R->last_vpts + 1;
+    }
     if (vpts <= R->last_vpts) vpts = -1;
     else R->last_vpts = vpts;
     int64_t ipts = llround(t * 1000);

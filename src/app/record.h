@@ -16,7 +16,8 @@
 // own threads (record_take.h). Headless takes keep every frame instead (the
 // loop waits for room: no pacing to keep there). Live takes hold a constant
 // rate on the monotonic clock (a frame repeated where training was slower,
-// skipped where it was faster); headless ones give each frame 1/fps.
+// skipped where it was faster; a stall over 5 s, such as closed hours, is cut
+// from the video instead); headless ones give each frame 1/fps.
 #pragma once
 #include "run.h"
 #include "settings.h"

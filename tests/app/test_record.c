@@ -351,6 +351,51 @@ TEST_IMPL(headless_take_is_what_was_shown) {
     for (int k = 0; k < N; k++) free(shown_in[k]), free(shown_rec[k]);
 }
 
+// A live take holds its rate on the clock: a frame that comes 0.3 s after the
+// one before is preceded by repeats of it (at 30 fps, about 8), frames that
+// come at once share a place (input.mkv still has each), and the time stamps
+// stay on the grid.
+TEST_IMPL(live_take_holds_a_constant_rate) {
+    enum { F = 64 * 64 * 3 };
+    const char *dir = tmpdir("live");
+    Settings s = run_settings(dir);
+    s.headless = 0;
+    uint8_t *frame = clip(0), recbuf[F];
+    if (!frame) TEST_SKIP_CASE("no clip at %s", clip_path());
+    Recorder *rec = recorder_new(&s);
+    Run r;
+    TbErr err = {{0}};
+    EXPECT(run_open(&r, &s, NULL, &err) == 0, "%s", err.msg);
+    RunOutput out = recorder_output(rec);
+    run_attach(&r, &out);
+    double t[5];
+    for (int k = 0; k < 5; k++) {
+        if (k == 1) usleep(300000);
+        run_frame(&r, frame, 320, 240);
+        t[k] = tb_now();  // about when the recorder takes it (run_output's end)
+        run_output(&r, recbuf);
+    }
+    run_close(&r);
+    recorder_free(rec);
+    free(frame);
+    const char *j = text_of(file_in(dir, "take.json"));
+    long written = -1, repeated = -1;
+    const char *w = strstr(j, "\"written\": "), *rp = strstr(j, "\"repeated\": ");
+    if (w) written = atol(w + 11);
+    if (rp) repeated = atol(rp + 12);
+    long want = llround((t[4] - t[0]) * 30) + 1;  // the grid's places from the first frame to the last
+    EXPECT(labs(written - want) <= 1 && repeated >= 6, "%ld written (%ld repeated) for %.3f s at 30 fps", written,
+           repeated, t[4] - t[0]);
+    Decoded d;
+    EXPECT(decode(file_in(dir, "video.mkv"), &d) == 0 && d.n == written && written >= 8, "video.mkv: %d frames, take.json %ld",
+           d.n, written);
+    for (int i = 0; i < d.n; i++) EXPECT(d.pts[i] == llround(i * 1000.0 / 30), "frame %d at %lld ms", i, (long long)d.pts[i]);
+    decoded_free(&d);
+    EXPECT(decode(file_in(dir, "input.mkv"), &d) == 0 && d.n == 5 && d.pts[1] >= 290, "input.mkv: %d frames, the second at %lld ms",
+           d.n, d.n > 1 ? (long long)d.pts[1] : -1LL);
+    decoded_free(&d);
+}
+
 // The names in dir, sorted (at most 8).
 static int list_dir(const char *dir, char names[8][256]) {
     DIR *d = opendir(dir);
@@ -559,6 +604,7 @@ int main(int argc, char **argv) {
         TEST_ENTRY(compose_draws_input_reconstruction_and_error),
         TEST_ENTRY(ffv1_round_trip_is_bit_exact),
         TEST_ENTRY(headless_take_is_what_was_shown),
+        TEST_ENTRY(live_take_holds_a_constant_rate),
         TEST_ENTRY(record_action_starts_and_stops_takes),
         TEST_ENTRY(full_frame_queue_drops_and_counts_encoder_overloaded),
         TEST_ENTRY(slow_disk_drops_and_counts_disk_too_slow),
