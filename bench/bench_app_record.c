@@ -118,16 +118,21 @@ static void bench_input(const Opts *o) {
 }
 
 // One block of frames through the run loop (as train_thread.c on the CPU):
-// steps per second.
-static double train_block(Run *r, Source *src, uint8_t *raw, uint8_t *rec, int n) {
+// steps per second, and the mean time of run_output (which hands a take its
+// frame: the loop's own cost of recording) in *out_us.
+static double train_block(Run *r, Source *src, uint8_t *raw, uint8_t *rec, int n, double *out_us) {
     TbErr err;
     long s0 = r->t.step;
-    double t0 = tb_now();
-    for (int i = 0; i < n; i++) {
+    double t0 = tb_now(), t_out = 0;
+    int i;
+    for (i = 0; i < n; i++) {
         if (src->read(src, raw, &err) != 1) break;
         run_frame(r, raw, src->width, src->height);
+        double t1 = tb_now();
         run_output(r, rec);
+        t_out += tb_now() - t1;
     }
+    *out_us = i ? 1e6 * t_out / i : 0;
     return (r->t.step - s0) / (tb_now() - t0);
 }
 
@@ -149,15 +154,16 @@ static void bench_training(const Opts *o) {
     uint8_t *raw = tb_malloc((size_t)src->width * src->height * 3), *recbuf = tb_malloc((size_t)o->tw * o->th * 3);
     double sum[2] = {0, 0};
     char msg[600];
-    train_block(&r, src, raw, recbuf, o->frames / 4);  // warm up
+    double us;
+    train_block(&r, src, raw, recbuf, o->frames / 4, &us);  // warm up
     for (int round = 0; round < 3; round++)
         for (int on = 0; on < 2; on++) {
             if (on) run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_KEY}, msg, sizeof msg);
-            double sps = train_block(&r, src, raw, recbuf, o->frames);
+            double sps = train_block(&r, src, raw, recbuf, o->frames, &us);
             RecordStatus st;
             recorder_status(rec, &st);
             if (on) run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_KEY}, msg, sizeof msg);
-            printf("| %d | %-3s | %6.1f | %s |\n", round + 1, on ? "on" : "off", sps,
+            printf("| %d | %-3s | %6.1f | %6.0f | %s |\n", round + 1, on ? "on" : "off", sps, us,
                    on ? (snprintf(msg, sizeof msg, "%ld written, dropped %ld encoder / %ld disk", st.written,
                                   st.dropped_encoder, st.dropped_disk), msg) : "");
             sum[on] += sps;
@@ -186,6 +192,11 @@ int main(int argc, char **argv) {
     }
     app_register_sources();
     av_log_set_level(AV_LOG_ERROR);
+    char load[64] = "?";
+    FILE *lf = fopen("/proc/loadavg", "r");  // a shared machine: say how busy it was
+    if (lf && fgets(load, sizeof load, lf)) load[strcspn(load, "\n")] = 0;
+    if (lf) fclose(lf);
+    printf("load average at the start: %s\n\n", load);
     printf("| what | size | preset | compose ms | encode+write ms | frames/s |\n|---|---|---|---|---|---|\n");
     static const int sizes[2][2] = {{1280, 720}, {1920, 1080}};
     for (int k = 0; k < 2; k++) {
@@ -196,7 +207,7 @@ int main(int argc, char **argv) {
     bench_input(&o);
     printf("\ntraining %dx%d, recording %dx%d h264 veryfast (live: frames dropped, never waited for)\n", o.tw, o.th,
            o.rw, o.rh);
-    printf("| round | take | steps/s | take |\n|---|---|---|---|\n");
+    printf("| round | take | steps/s | run_output us | take |\n|---|---|---|---|---|\n");
     bench_training(&o);
     return 0;
 }
