@@ -534,15 +534,21 @@ TEST_IMPL(slow_disk_drops_and_counts_disk_too_slow) {
     Decoded d;
     EXPECT(decode(file_in(dir, "video.mkv"), &d) == 0 && d.n == c.written && !d.corrupt, "decoded %d of %ld, %d corrupt",
            d.n, c.written, d.corrupt);
-    // Each frame in the file is the one given at its time: closer to it than
-    // to its neighbours (64x64 at ultrafast: about 27 dB; a neighbour 4 less).
+    // Each frame in the file is one given at or before its time (a repeat
+    // where the encoder dropped some), the best match of all (64x64 at
+    // ultrafast: about 27 dB, a neighbour 4 less), in order.
+    int last = -1;
     for (int i = 0; i < d.n; i++) {
         long k = lround((double)d.pts[i] * d.tb.num / d.tb.den * 30);
-        double p = k >= 0 && k < N ? psnr(d.rgb[i], f[k], F) : 0;
-        double prev = k > 0 && k <= N ? psnr(d.rgb[i], f[k - 1], F) : 0;
-        double next = k >= 0 && k + 1 < N ? psnr(d.rgb[i], f[k + 1], F) : 0;
-        EXPECT(p > 24 && p > prev + 1 && p > next + 1, "frame at %ld: %.1f dB, its neighbours %.1f and %.1f", k, p,
-               prev, next);
+        int best = -1;
+        double bp = 0;
+        for (int j = 0; j < N; j++) {
+            double p = psnr(d.rgb[i], f[j], F);
+            if (p > bp) bp = p, best = j;
+        }
+        EXPECT(bp > 24 && best <= k && best >= last && (c.repeated > 0 || best == k),
+               "frame at %ld is most like frame %d (%.1f dB), after %d", k, best, bp, last);
+        last = best;
     }
     decoded_free(&d);
     for (int k = 0; k < N; k++) free(f[k]);
