@@ -22,13 +22,11 @@ void health_init(Health *h, double every_s, double now) {
 }
 
 long health_rss_kb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
+    static int fd = -1;
+    char text[4096];
+    const char *at = tb_proc_read("/proc/self/status", &fd, text, sizeof text) ? strstr(text, "VmRSS:") : NULL;
     long kb = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1) break;
-    fclose(f);
+    if (!at || sscanf(at, "VmRSS: %ld", &kb) != 1) return -1;
     return kb;
 }
 
@@ -70,9 +68,9 @@ void health_report(Health *h, double now, HealthSample *s) {
         if (s->status == HEALTH_OK) tb_log("%s", line);
         else tb_warn("%s", line);
     }
-    // On the schedule (no drift over weeks); late after a stall: from now, no burst.
-    h->next += h->period;
-    if (h->next <= now) h->next = now + h->period;
+    // The next one a period from this one: never two close together after a
+    // slow frame (a report may come a frame late, never early).
+    h->next = now + h->period;
 }
 
 // ---------------------------------------------------------------- formats

@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
@@ -122,14 +123,26 @@ double tb_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+const char *tb_proc_read(const char *path, int *fd, char *buf, size_t n) {
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&mu);  // the first open, once
+    if (*fd < 0) *fd = open(path, O_RDONLY | O_CLOEXEC);
+    int f = *fd;
+    pthread_mutex_unlock(&mu);
+    if (f < 0 || n == 0) return NULL;
+    size_t len = 0;
+    ssize_t got;
+    while (len + 1 < n && (got = pread(f, buf + len, n - 1 - len, (off_t)len)) > 0) len += (size_t)got;
+    buf[len] = 0;
+    return len ? buf : NULL;
+}
+
 uint64_t tb_mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[128];
+    static int fd = -1;
+    char text[4096];
+    const char *at = tb_proc_read("/proc/meminfo", &fd, text, sizeof text) ? strstr(text, "MemAvailable:") : NULL;
     unsigned long long kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
-    fclose(f);
+    if (!at || sscanf(at, "MemAvailable: %llu kB", &kb) != 1) return 0;
     return (uint64_t)kb * 1024;
 }
 
