@@ -100,6 +100,8 @@ int main(int argc, char **argv) {
         tb_error("this build has no window (built with TABULA_APP=OFF): use --headless");
         return TB_EXIT_INPUT;
     }
+    if (s.health_http_port > 0)
+        tb_warn("[health] http_port: this build has no /health endpoint (built with TABULA_APP=OFF)");
 #endif
     signals_install();  // SIGTERM, SIGINT, SIGHUP: stop as quitting does
     // The window (llvmpipe on a machine without a GPU) and the camera share the
