@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(
   build-essential cmake pkg-config
   libglfw3-dev libglew-dev libgl1-mesa-dri libegl-dev
-  portaudio19-dev libv4l-dev libasound2-dev liblo-dev liblo-tools
+  portaudio19-dev libv4l-dev libasound2-dev liblo-dev liblo-tools libmicrohttpd-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev
   libjpeg-dev libpng-dev libstb-dev libopenblas-dev libopenblas0-pthread libsystemd-dev
   ffmpeg xvfb xauth jackd2

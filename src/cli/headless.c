@@ -32,7 +32,7 @@ static int read_frame(Source *src, uint8_t **frame, size_t *cap, int *w, int *h,
 int run_headless(const Settings *s, ControlQueue *q) {
     TbErr err = {{0}};
     if (s->frames <= 0) {
-        tb_log("--headless needs --frames N (N > 0)");
+        tb_error("--headless needs --frames N (N > 0)");
         return TB_EXIT_INPUT;
     }
     char spec[CFG_STR + 8];
@@ -42,12 +42,12 @@ int run_headless(const Settings *s, ControlQueue *q) {
     SourceOpts so = session_source_opts(s);
     Source *src = source_open(spec, &so, &err);
     if (!src) {
-        tb_log("%s", err.msg);
+        tb_error("%s", err.msg);
         return TB_EXIT_INPUT;
     }
     Run r;
     if (run_open(&r, s, q, &err)) {
-        tb_log("%s", err.msg);
+        tb_error("%s", err.msg);
         source_close(src);
         return TB_EXIT_INPUT;
     }
@@ -67,7 +67,7 @@ int run_headless(const Settings *s, ControlQueue *q) {
         int w, h;
         int got = read_frame(src, &frame, &cap, &w, &h, &err);
         if (got < 0) {
-            tb_log("%s", err.msg);
+            tb_error("%s", err.msg);
             rc = TB_EXIT_INPUT;
             break;
         }
@@ -85,7 +85,7 @@ int run_headless(const Settings *s, ControlQueue *q) {
                r.frames, r.t.step, dt, r.t.step / (dt > 0 ? dt : 1), (double)r.m.loss,
                (double)r.m.psnr);
         if (session_save(&r.t, s, &err)) {
-            tb_log("%s", err.msg);
+            tb_error("%s", err.msg);
             rc = TB_EXIT_INPUT;
         }
     }

@@ -65,7 +65,7 @@ static void log_line(Run *r, const char *source, const char *what, float value) 
                     tb_now() - r->t_start, r->frames, r->t.step, source, what, (double)value);
     if (w < 0 || fflush(r->events) != 0) {
         // A full disk must not stop the show: say it once, keep going.
-        tb_log("events %s: %s: no more events will be written", r->s->events, strerror(errno));
+        tb_warn("events %s: %s: no more events will be written", r->s->events, strerror(errno));
         r->events_failed = 1;
     }
 }
