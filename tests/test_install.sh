@@ -346,6 +346,35 @@ PYEOF
   check test ! -e "/tmp/.X11-unix/X$n"
 }
 
+# No window manager in the kiosk: the fullscreen window must still get the
+# keyboard focus, or the operator's keys (and Esc) would go nowhere.
+kiosk_session_keys_reach_tabula() {
+  need_xvfb || { skip_case "no Xvfb (package xvfb)"; return; }
+  command -v xdotool >/dev/null || { skip_case "no xdotool (install-deps.sh --test)"; return; }
+  has_app || { skip_case "this build has no window"; return; }
+  local n; n=$(free_display)
+  (cd "$T/cwd" && exec "$SRC/install/kiosk-session" "$BIN" --fullscreen 1 --hud 0 --size 32x32 \
+    --source pattern "${QUIET[@]}" -- Xvfb ":$n" -screen 0 640x480x24 -nolisten tcp -nocursor) >"$T/out" 2>&1 &
+  local s=$! i focus=
+  XPIDS+=("$s")
+  for ((i = 0; i < 300; i++)); do  # up to 30 s for the window on a busy machine
+    focus=$(DISPLAY=:$n xdotool getwindowfocus getwindowname 2>/dev/null) && [ "$focus" = tabula ] && break
+    kill -0 "$s" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ "$focus" = tabula ] && ok || { bad "the focus is on '$focus', not tabula: $(tail -3 "$T/out")"; kill "$s"; return; }
+  DISPLAY=:$n xdotool key q
+  for ((i = 0; i < 100; i++)); do kill -0 "$s" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$s" 2>/dev/null; then
+    bad "Q did not quit tabula in 10 s"
+    kill "$s"
+  fi
+  local rc=0
+  wait "$s" || rc=$?
+  [ "$rc" = 0 ] && ok || bad "exit $rc after Q (want 0): $(tail -3 "$T/out")"
+  check test ! -e "/tmp/.X11-unix/X$n"
+}
+
 run_case install_sh_help_and_bad_options
 run_case scripts_pass_bash_n
 run_case cmake_install_puts_every_file_in_place
@@ -359,4 +388,5 @@ run_case kiosk_session_runs_a_program_on_its_own_server
 run_case kiosk_session_passes_sigterm_on
 run_case kiosk_session_fails_when_the_server_does
 run_case kiosk_session_runs_tabula_fullscreen
+run_case kiosk_session_keys_reach_tabula
 finish
