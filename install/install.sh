@@ -108,7 +108,8 @@ if [ "$BUILD_IT" = 1 ]; then
   fi
   "${as_owner[@]}" cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DTABULA_SANITIZE=OFF \
     -DCMAKE_INSTALL_PREFIX="$PREFIX" >/dev/null
-  "${as_owner[@]}" cmake --build "$BUILD" -j"$(nproc)"
+  # The program alone: the tests and benchmarks are not installed.
+  "${as_owner[@]}" cmake --build "$BUILD" --target tabula -j"$(nproc)"
 fi
 [ -x "$BUILD/tabula" ] || die "no $BUILD/tabula: build it first (or drop --no-build)"
 
@@ -144,7 +145,10 @@ echo "state folders in $STATE"
 
 # ---------------------------------------------------------------- kiosk
 if [ -z "$KIOSK_USER" ]; then
-  echo "install.sh: done. Run it: $PREFIX/bin/tabula --config $ETC/tabula.ini (or --kiosk USER for a show machine)"
+  echo "install.sh: done: $PREFIX/bin/tabula. A show machine that starts it at boot: --kiosk USER"
+  if [ -e "$D/etc/systemd/system/tabula-kiosk.service" ]; then
+    echo "  tabula-kiosk.service is installed: systemctl restart tabula-kiosk runs the new program"
+  fi
   exit 0
 fi
 if [ -z "$D" ]; then
@@ -163,7 +167,9 @@ echo "installed /etc/systemd/system/tabula-kiosk.service (user $KIOSK_USER)"
 if [ -z "$D" ]; then
   systemctl daemon-reload
   systemctl enable tabula-kiosk.service
-  # Running again is an upgrade: the new program on the screen now.
+  # Running again is an upgrade: the new program on the screen now (and a
+  # unit that had given up after too many failed starts tries again).
+  systemctl reset-failed tabula-kiosk.service 2>/dev/null || true
   systemctl restart tabula-kiosk.service
   echo "install.sh: done. tabula-kiosk is running and starts at boot."
   echo "  show config: $ETC/tabula.ini (then: systemctl restart tabula-kiosk)"
