@@ -123,10 +123,22 @@ double tb_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+// The descriptors tb_proc_read keeps, closed at exit so that nothing tabula
+// opened is left open when it ends (tests/test_valgrind.sh checks).
+static int *proc_fds[8];
+static int n_proc_fds;
+static void proc_close_all(void) {
+    for (int i = 0; i < n_proc_fds; i++)
+        if (*proc_fds[i] >= 0) close(*proc_fds[i]), *proc_fds[i] = -1;
+}
+
 const char *tb_proc_read(const char *path, int *fd, char *buf, size_t n) {
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&mu);  // the first open, once
-    if (*fd < 0) *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0 && n_proc_fds < 8 && (*fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+        if (n_proc_fds == 0) atexit(proc_close_all);
+        proc_fds[n_proc_fds++] = fd;
+    }
     int f = *fd;
     pthread_mutex_unlock(&mu);
     if (f < 0 || n == 0) return NULL;

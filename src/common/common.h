@@ -79,7 +79,7 @@ double tb_now(void);
 uint64_t tb_mem_available(void);
 // A /proc file, read whole from its start through *fd (opened on the first
 // call, -1 before, and kept open: a file opened and closed every second would
-// make the process's descriptor count flicker). buf, or NULL if unreadable.
+// make the process's descriptor count flicker; closed at exit). buf, or NULL if unreadable.
 const char *tb_proc_read(const char *path, int *fd, char *buf, size_t n);
 
 // malloc that CHECKs (out of host memory is not recoverable here).
