@@ -2,6 +2,8 @@
 # Installs the Debian packages tabula needs to build, run and test.
 #   install/install-deps.sh          build + run dependencies
 #   install/install-deps.sh --test   also what the test suite uses (Xvfb, PyTorch for fixtures)
+#   install/install-deps.sh --kiosk  also an X server for tabula-kiosk.service
+#                                    (install/install.sh --kiosk USER)
 # Needs root (or sudo). Safe to run again.
 set -euo pipefail
 
@@ -11,14 +13,23 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(
   build-essential cmake pkg-config
   libglfw3-dev libglew-dev libgl1-mesa-dri libegl-dev
-  portaudio19-dev libv4l-dev libasound2-dev liblo-dev liblo-tools
+  portaudio19-dev libv4l-dev libasound2-dev liblo-dev liblo-tools libmicrohttpd-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev  # libavcodec59 brings libx264 (takes)
   libjpeg-dev libpng-dev libstb-dev libopenblas-dev libopenblas0-pthread libsystemd-dev
   ffmpeg xvfb xauth jackd2
 )
-if [ "${1:-}" = "--test" ]; then
-  PKGS+=(python3-torch python3-numpy python3-pil xdotool)
-fi
+for opt in "$@"; do
+  case $opt in
+    # xset: tests/test_install.sh checks that the kiosk session turns blanking off.
+    --test) PKGS+=(python3-torch python3-numpy python3-pil xdotool x11-xserver-utils) ;;
+    # A bare X server with no desktop: Xorg with its drivers (xserver-xorg);
+    # Xorg.wrap, which starts it as root where a GPU driver needs that
+    # (xserver-xorg-legacy); xset (x11-xserver-utils); chvt (kbd); the logind
+    # session that gives the kiosk user the seat's devices (libpam-systemd).
+    --kiosk) PKGS+=(xserver-xorg xserver-xorg-legacy x11-xserver-utils kbd libpam-systemd) ;;
+    *) echo "install-deps: unknown option $opt (--test, --kiosk)" >&2; exit 2 ;;
+  esac
+done
 
 need=()
 for p in "${PKGS[@]}"; do

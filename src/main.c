@@ -1,7 +1,8 @@
 // main.c: tabula's entry point, the one place that knows whether this build has
 // the window and the control surfaces. Settings: built-in defaults (documented
 // in config/default.ini), then --config FILE, then flags. --headless trains
-// without a window; otherwise the live app opens. MIDI and OSC play both.
+// without a window; otherwise the live app opens. MIDI, OSC and the
+// /health endpoint serve both.
 // --check reports what the machine offers (check.h) and exits.
 #define _DEFAULT_SOURCE
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include "app.h"
 #include "app_check.h"
 #include "app_sources.h"
+#include "http_health.h"
 #include "midi.h"
 #include "osc.h"
 #include "record.h"
@@ -28,25 +30,30 @@ typedef struct {
 #ifdef TABULA_HAVE_APP
     Midi *midi;
     Osc *osc;
+    HttpHealth *http;
 #endif
     int unused_;
 } Surfaces;
 
-// A bad MIDI mapping file stops the start (-1, err); a sequencer or an OSC
-// port that cannot be had is one log line, and the show goes on without it.
+// A bad MIDI mapping file stops the start (-1, err); a sequencer, an OSC port
+// or the /health port that cannot be had is one log line, and the show goes on
+// without it.
 static int surfaces_start(Surfaces *sf, const Settings *s, ControlQueue *q, TbErr *err) {
     memset(sf, 0, sizeof *sf);
 #ifdef TABULA_HAVE_APP
     if (!(sf->midi = midi_start(s, q, err))) return -1;
     TbErr e = {{0}};
     sf->osc = osc_start(s, q, &e);
-    if (!sf->osc && e.msg[0]) tb_log("%s: running without OSC", e.msg);
+    if (!sf->osc && e.msg[0]) tb_warn("%s: running without OSC", e.msg);
+    sf->http = http_health_start(s, &e);
+    if (!sf->http && e.msg[0]) tb_warn("%s: running without it", e.msg);
 #endif
     return 0;
 }
 
 static void surfaces_stop(Surfaces *sf) {
 #ifdef TABULA_HAVE_APP
+    http_health_stop(sf->http);
     osc_stop(sf->osc);
     midi_stop(sf->midi);
 #endif
@@ -75,7 +82,7 @@ static int run(const Settings *s, char **argv) {
     Surfaces sf;
     int rc;
     if (surfaces_start(&sf, s, &q, &err)) {
-        tb_log("%s", err.msg);
+        tb_error("%s", err.msg);
         rc = TB_EXIT_INPUT;
     } else {
 #ifdef TABULA_HAVE_APP
@@ -96,18 +103,22 @@ int main(int argc, char **argv) {
     int rc = settings_parse_args(&s, argc, argv, &err);
     if (rc == 1) return TB_EXIT_OK;  // --help
     if (rc < 0 || session_check(&s, &err)) {
-        tb_log("%s", err.msg);
+        tb_error("%s", err.msg);
         return TB_EXIT_INPUT;
     }
+    int level = tb_log_level_parse(s.health_log_level);
+    if (level >= 0) tb_log_set_level(level);
 #ifdef TABULA_HAVE_APP
     app_register_sources();  // video files, image folders, cameras
     if (s.check) return check_run(&s, app_check_probes);
 #else
     if (s.check) return check_run(&s, NULL);
     if (!s.headless) {
-        tb_log("this build has no window (built with TABULA_APP=OFF): use --headless");
+        tb_error("this build has no window (built with TABULA_APP=OFF): use --headless");
         return TB_EXIT_INPUT;
     }
+    if (s.health_http_port > 0)
+        tb_warn("[health] http_port: this build has no /health endpoint (built with TABULA_APP=OFF)");
 #endif
     signals_install();  // SIGTERM, SIGINT, SIGHUP: stop as quitting does
     // A file size limit (ulimit -f) makes a write fail with EFBIG, which a

@@ -66,8 +66,8 @@ health_lines_at_their_rate() {
   for f in "uptime" "steps/s" "loss" "rss" "dropped" "rollbacks"; do
     grep "health " "$T/err" | head -1 | grep -q "$f " && ok || bad "no $f in: $(grep -m1 "health " "$T/err")"
   done
-  # A wall-clock timestamp: health YYYY-MM-DDTHH:MM:SS.
-  check grep -qE "health [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}: uptime" "$T/err"
+  # A wall-clock timestamp (the log's, to the millisecond) and the status.
+  check grep -qE "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{3} tabula: health ok: uptime" "$T/err"
   # The uptimes step by 0.5 s or a frame more, never less (printed to 0.1 s).
   grep "health " "$T/err" | sed -n 's/.*uptime \([0-9.]*\) s.*/\1/p' >"$T/up"
   awk 'NR > 1 { d = $1 - p; if (d < 0.35) bad = 1; sum += d } { p = $1 }

@@ -32,8 +32,8 @@ wait "$pid"; rc=$?
 run_finishes() { [ "$rc" = 0 ] && ok || bad "exit $rc: $(tail -3 "$T/err")"; }
 
 # After the first quarter of the frames (warm-up: buffers grow to their size),
-# memory may move by at most 8 MB and descriptors not at all, until the last
-# frame (the end of the run then saves: copies and files, by design).
+# memory may move by at most 8 MB and descriptors not at all while it trains
+# (the saves at the end, --save and the last autosave, allocate and open once).
 no_growth_after_warm_up() {
   if [ -n "${ASAN_OPTIONS:-}" ]; then  # set by CMake in a TABULA_SANITIZE build
     skip_case "AddressSanitizer keeps freed memory in quarantine: growth is measured in the plain build"

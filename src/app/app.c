@@ -55,7 +55,7 @@ static Capture *open_capture(const Settings *s, char *spec, size_t n, TbErr *err
     CaptureOpts co = {.fps = s->fps, .live = -1, .source = session_source_opts(s)};
     Capture *c = capture_start_opts(spec, &co, err);
     if (!c && !s->source[0] && strncmp(spec, "camera", 6) == 0) {
-        tb_log("%s: falling back to the bundled clip", err->msg);
+        tb_warn("%s: falling back to the bundled clip", err->msg);
         session_default_clip(spec, n);
         c = capture_start_opts(spec, &co, err);
     }
@@ -118,7 +118,7 @@ typedef struct {
     double delays[4096];
     long n_delay, draws;
     double watchdog_t;  // last WATCHDOG=1
-    Health health;      // the periodic health line
+    Health health;      // the health sample and line
     char presence[96];  // the HUD's line about the room ("" = none)
     Schedule sched;     // [schedule]: the opening hours
     int open;           // open at the last turn (-1 before the first)
@@ -181,22 +181,23 @@ static void log_summary(App *a, LoopState *ls, double secs) {
            nd ? ls->delays[nd / 2] : 0.0, nd ? ls->delays[(nd * 95) / 100] : 0.0);
 }
 
-// The health line, when one is due (health.h).
+// The health sample, when one is due (health.h): the line, /health and OSC.
 static void log_health(App *a, LoopState *ls, const RunView *v, double now) {
     if (!health_due(&ls->health, now)) return;
-    char msg[300];
-    int state = capture_state(a->cap, msg, sizeof msg);
-    char cam[340];
-    snprintf(cam, sizeof cam, "%s", state == CAPTURE_OK ? "ok" : state == CAPTURE_STARTING ? "starting" : "lost");
-    if (state == CAPTURE_LOST) snprintf(cam, sizeof cam, "lost (%s)", msg);
+    HealthSample hs = {.step = v->step, .frame = v->frames, .loss = v->loss, .steps_per_s = v->steps_per_s,
+                       .draws = ls->draws, .rollbacks = v->rollbacks};
+    int state = capture_state(a->cap, hs.camera_msg, sizeof hs.camera_msg);
+    hs.camera = state == CAPTURE_OK ? HEALTH_CAMERA_OK : state == CAPTURE_LOST ? HEALTH_CAMERA_LOST
+                                                                                 : HEALTH_CAMERA_STARTING;
+    CaptureStats cs;
+    capture_stats(a->cap, &cs);
+    long dropped = (long)cs.frames - v->frames;  // captured, never trained on
+    hs.dropped_frames = dropped > 0 ? dropped : 0;
     pthread_mutex_lock(&a->q->mu);
-    long dropped = a->q->dropped;
+    hs.dropped_events = a->q->dropped;
     pthread_mutex_unlock(&a->q->mu);
-    HealthSample hs = {.steps = v->step, .frames = v->frames, .loss = v->loss, .draws = ls->draws,
-                       .camera = cam, .dropped = dropped,
-                       // Written by the training thread; a count, read without its lock.
-                       .rollbacks = __atomic_load_n(&a->run.m.diverged, __ATOMIC_RELAXED)};
-    health_log(&ls->health, now, &hs);
+    health_backend_mem(a->run.t.be, &hs);
+    health_report(&ls->health, now, &hs);
 }
 
 // Closed: nothing on the screen (black panes, no HUD, help or status line), and
@@ -328,12 +329,12 @@ int app_run(const Settings *s, ControlQueue *q) {
     notify("STOPPING=1");
     rc = TB_EXIT_OK;
     if (s->screenshot[0] && display_screenshot(d, s->screenshot, &err)) {
-        tb_log("%s", err.msg);
+        tb_error("%s", err.msg);
         rc = TB_EXIT_INPUT;
     }
     stop_training(a);
     if (session_save(&a->run.t, s, &err)) {
-        tb_log("%s", err.msg);
+        tb_error("%s", err.msg);
         rc = TB_EXIT_INPUT;
     }
     err.msg[0] = 0;
@@ -346,7 +347,7 @@ out_run:
 out_cap:
     capture_stop(a->cap);
 out_free:
-    if (err.msg[0]) tb_log("%s", err.msg);
+    if (err.msg[0]) tb_error("%s", err.msg);
     free(a->in_rgb);
     pthread_cond_destroy(&a->cond);
     pthread_mutex_destroy(&a->mu);

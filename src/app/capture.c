@@ -111,7 +111,7 @@ static int reopen(Capture *c, Loop *L) {
     L->retry_at = tb_now() + L->retry_s;
     if (!L->s) {
         if (strcmp(e.msg, L->last_open_err) != 0) {  // log changes, not every retry
-            tb_log("%s: reopening failed: %s", c->spec, e.msg);
+            tb_warn("%s: reopening failed: %s", c->spec, e.msg);
             snprintf(L->last_open_err, sizeof L->last_open_err, "%s", e.msg);
         }
         return 0;
@@ -153,7 +153,7 @@ static void lose(Capture *c, Loop *L, const char *why, double now) {
     source_close(L->s);
     L->s = NULL;
     set_state(c, CAPTURE_LOST, "%s lost: %s — retrying", c->kind, reason);
-    tb_log("%s lost: %s — retrying every %.1f s", c->kind, reason, L->retry_s);
+    tb_warn("%s lost: %s — retrying every %.1f s", c->kind, reason, L->retry_s);
     L->retry_at = now + L->retry_s;
 }
 

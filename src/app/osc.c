@@ -18,6 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "health.h"
+
 #define OSC_MAX_PACKET 65536
 #define OSC_MAX_DEPTH 8  // nested bundles
 
@@ -83,11 +85,12 @@ static void push(Osc *o, ControlEvent e) {
 
 // ------------------------------------------------------------------ output
 
-// Serialise one message (path, one float) into dst; its size, or 0 if it does
-// not fit.
-static size_t put_float(uint8_t *dst, size_t cap, const char *path, float v) {
+// Serialise one message (path, one float, or one string when text) into dst;
+// its size, or 0 if it does not fit.
+static size_t put_message(uint8_t *dst, size_t cap, const char *path, float v, const char *text) {
     lo_message m = lo_message_new();
-    lo_message_add_float(m, v);
+    if (text) lo_message_add_string(m, text);
+    else lo_message_add_float(m, v);
     size_t n = lo_message_length(m, path);
     if (n > cap) n = 0;
     else lo_message_serialise(m, path, dst, &n);
@@ -95,17 +98,25 @@ static size_t put_float(uint8_t *dst, size_t cap, const char *path, float v) {
     return n;
 }
 
+static size_t put_float(uint8_t *dst, size_t cap, const char *path, float v) {
+    return put_message(dst, cap, path, v, NULL);
+}
+
 static void put_be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
 }
 
-// Append one bundle element (a float message) at *len.
-static void bundle_add(uint8_t *b, size_t cap, size_t *len, const char *path, float v) {
+// Append one bundle element (a float message, or a string one when text) at *len.
+static void bundle_put(uint8_t *b, size_t cap, size_t *len, const char *path, float v, const char *text) {
     if (*len + 4 > cap) return;
-    size_t n = put_float(b + *len + 4, cap - *len - 4, path, v);
+    size_t n = put_message(b + *len + 4, cap - *len - 4, path, v, text);
     if (!n) return;
     put_be32(b + *len, (uint32_t)n);
     *len += 4 + n;
+}
+
+static void bundle_add(uint8_t *b, size_t cap, size_t *len, const char *path, float v) {
+    bundle_put(b, cap, len, path, v, NULL);
 }
 
 // The parameters to report: the run's view once it has published one.
@@ -113,9 +124,11 @@ static const LiveParams *params_now(Osc *o, const RunView *v) {
     return v->frames > 0 ? &v->p : &o->initial;
 }
 
-// The status bundle into o->out: the numbers under /tabula/status/, every live
-// parameter under /tabula/param/KEY (the address a control sends to, so a
-// fader on it follows the value). Returns its size.
+// The status bundle into o->out: the numbers under /tabula/status/ (the run's
+// at every bundle, then the health sample's fields, as /health has them, once
+// a driver has published one), every live parameter under /tabula/param/KEY
+// (the address a control sends to, so a fader on it follows the value).
+// Returns its size.
 static size_t status_bundle(Osc *o) {
     RunView v = control_view(o->q);
     const LiveParams *p = params_now(o, &v);
@@ -128,6 +141,15 @@ static size_t status_bundle(Osc *o) {
     bundle_add(b, cap, &len, "/tabula/status/steps_per_s", v.steps_per_s);
     bundle_add(b, cap, &len, "/tabula/status/step", (float)v.step);
     bundle_add(b, cap, &len, "/tabula/status/frame", (float)v.frames);
+    HealthSample hs;
+    HealthField f[HEALTH_FIELDS];
+    int nf = health_latest(&hs, tb_now()) ? health_fields(&hs, f) : 0;
+    for (int i = 0; i < nf; i++) {
+        if (f[i].in_run_view || f[i].kind == HF_NULL) continue;  // sent above / not known here
+        char path[96];
+        snprintf(path, sizeof path, "/tabula/status/%s", f[i].key);
+        bundle_put(b, cap, &len, path, (float)f[i].num, f[i].kind == HF_TEXT ? f[i].text : NULL);
+    }
     for (int id = 0; id < PARAM_COUNT; id++) {
         char path[96];
         snprintf(path, sizeof path, P_PARAM "%s", param_live(id)->key);
@@ -324,7 +346,7 @@ static void *osc_main(void *arg) {
         struct pollfd pf[2] = {{.fd = o->fd, .events = POLLIN}, {.fd = o->wake[0], .events = POLLIN}};
         int r = poll(pf, 2, timeout);
         if (r < 0 && errno != EINTR) {
-            tb_log("osc: poll: %s: OSC stops", strerror(errno));
+            tb_error("osc: poll: %s: OSC stops", strerror(errno));
             break;
         }
         if (r > 0 && pf[1].revents) break;  // osc_stop
@@ -437,7 +459,7 @@ Osc *osc_start(const Settings *s, ControlQueue *q, TbErr *err) {
     if (s->osc_status_to[0]) {
         TbErr serr = {{0}};
         if (open_status(o, s->osc_status_to, ai->ai_addr, &serr)) {
-            tb_log("osc: status_to \"%.200s\": %s: no status will be sent", s->osc_status_to, serr.msg);
+            tb_warn("osc: status_to \"%.200s\": %s: no status will be sent", s->osc_status_to, serr.msg);
             o->status_fd = -1;
         }
         o->status_period = 1.0 / (s->osc_status_rate > 0 ? s->osc_status_rate : 10);

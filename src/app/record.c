@@ -212,8 +212,12 @@ static void on_attach(void *u, Run *r) {
     Recorder *R = u;
     char msg[600];
     if (!R->s->record[0]) return;
-    if (start_take(R, r, R->s->record, msg, sizeof msg)) say(R, "%s", msg);
-    tb_log("%s", msg);
+    if (start_take(R, r, R->s->record, msg, sizeof msg)) {
+        say(R, "%s", msg);
+        tb_warn("%s", msg);
+    } else {
+        tb_log("%s", msg);
+    }
 }
 
 static void on_detach(void *u, Run *r) {

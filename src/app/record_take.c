@@ -65,7 +65,7 @@ static void set_reason(Take *t, const char *why, int failed) {
     if (!t->reason[0]) snprintf(t->reason, sizeof t->reason, "%s", why);
     if (failed && !t->failed) {
         t->failed = 1;
-        tb_log("record: %s: the take ends (the mirror goes on)", why);
+        tb_warn("record: %s: the take ends (the mirror goes on)", why);
     }
     pthread_cond_broadcast(&t->st_cv);
     pthread_mutex_unlock(&t->st_mu);
@@ -320,7 +320,7 @@ static void write_json(Take *t, int done) {
     pthread_mutex_unlock(&t->st_mu);
     TbErr err = {{0}};
     if (take_json_write(t->sp.dir, t->sp.meta, &c, t->sp.fps, done, reason, &err) && done && t->opened)
-        tb_log("record: %s", err.msg);
+        tb_warn("record: %s", err.msg);
 }
 
 // The folder, both video files (headers on disk) and the event log; then

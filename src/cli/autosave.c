@@ -66,7 +66,7 @@ static void prune(Autosave *a) {
     char path[CFG_STR + 300];
     for (int i = a->keep; i < n; i++) {
         snprintf(path, sizeof path, "%s/%s", a->dir, names[i]);
-        if (unlink(path) != 0 && errno != ENOENT) tb_log("autosave: cannot delete %s: %s", path, strerror(errno));
+        if (unlink(path) != 0 && errno != ENOENT) tb_warn("autosave: cannot delete %s: %s", path, strerror(errno));
     }
     free(names);
 }
@@ -75,11 +75,11 @@ static void prune(Autosave *a) {
 static void write_job(Autosave *a) {
     for (size_t i = 0; i < a->n; i++)
         if (!isfinite(a->params[i])) {
-            tb_log("autosave: the weights at step %ld are not finite: not saved", a->step);
+            tb_warn("autosave: the weights at step %ld are not finite: not saved", a->step);
             return;
         }
     if (mkdir(a->dir, 0755) != 0 && errno != EEXIST) {
-        if (!a->fail_logged) tb_log("autosave: cannot make %s/: %s (training goes on)", a->dir, strerror(errno));
+        if (!a->fail_logged) tb_warn("autosave: cannot make %s/: %s (training goes on)", a->dir, strerror(errno));
         a->fail_logged = 1;
         pthread_mutex_lock(&a->mu);
         a->failed++;
@@ -104,7 +104,7 @@ static void write_job(Autosave *a) {
     pthread_mutex_unlock(&a->mu);
     if (rc) {
         // Disk full, say: the temp file is gone and the older autosaves stay.
-        if (!a->fail_logged) tb_log("autosave failed: %s (the older autosaves stay; training goes on)", err.msg);
+        if (!a->fail_logged) tb_warn("autosave failed: %s (the older autosaves stay; training goes on)", err.msg);
         a->fail_logged = 1;
         return;
     }

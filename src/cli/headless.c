@@ -37,7 +37,7 @@ static int done(const Settings *s, Run *r) {
 int run_headless(const Settings *s, ControlQueue *q, const RunOutput *out) {
     TbErr err = {{0}};
     if (s->frames <= 0 && s->duration <= 0) {
-        tb_log("--headless needs --frames N (N > 0) or --duration S");
+        tb_error("--headless needs --frames N (N > 0) or --duration S");
         return TB_EXIT_INPUT;
     }
     char spec[CFG_STR + 8];
@@ -47,12 +47,12 @@ int run_headless(const Settings *s, ControlQueue *q, const RunOutput *out) {
     SourceOpts so = session_source_opts(s);
     Source *src = source_open(spec, &so, &err);
     if (!src) {
-        tb_log("%s", err.msg);
+        tb_error("%s", err.msg);
         return TB_EXIT_INPUT;
     }
     Run r;
     if (run_open(&r, s, q, &err)) {
-        tb_log("%s", err.msg);
+        tb_error("%s", err.msg);
         source_close(src);
         return TB_EXIT_INPUT;
     }
@@ -75,7 +75,7 @@ int run_headless(const Settings *s, ControlQueue *q, const RunOutput *out) {
         int w, h;
         int got = read_frame(src, &frame, &cap, &w, &h, &err);
         if (got < 0) {
-            tb_log("%s", err.msg);
+            tb_error("%s", err.msg);
             rc = TB_EXIT_INPUT;
             break;
         }
@@ -94,7 +94,7 @@ int run_headless(const Settings *s, ControlQueue *q, const RunOutput *out) {
                r.frames, r.t.step, dt, r.t.step / (dt > 0 ? dt : 1), (double)r.m.loss,
                (double)r.m.psnr);
         if (session_save(&r.t, s, &err)) {
-            tb_log("%s", err.msg);
+            tb_error("%s", err.msg);
             rc = TB_EXIT_INPUT;
         }
     }

@@ -185,8 +185,12 @@ static const Param PARAMS[] = {
      "folder of mapping files, chosen by device name (empty = the shipped config/midi); MIDI learn writes there", SET},
 
     {"health", "every_s", NULL, P_FLOAT, O(health_every_s), 0, 86400, NULL, "60",
-     "seconds between health lines in the log (uptime, fps, steps/s, loss, memory, camera, "
-     "dropped events, rollbacks); 0 = off", SET},
+     "seconds between health lines in the log (uptime, fps, steps/s, loss, host and GPU memory, "
+     "camera, dropped frames and events, rollbacks); 0 = off", SET},
+    {"health", "log_level", "log-level", P_CHOICE, O(health_log_level), 0, 0, "debug|info|warn|error", "info",
+     "the least important log lines shown: debug (all), info, warn (problems only), error", SET},
+    {"health", "http_port", NULL, P_INT, O(health_http_port), 0, 65535, NULL, "0",
+     "TCP port of the health endpoint on 127.0.0.1 (GET /health: JSON for monitoring tools); 0 = off", SET},
 
     {"files", "load", "load", P_STR, O(load), 0, 0, NULL, "",
      "start from these weights (safetensors) instead of a blank network", SET},

@@ -71,7 +71,7 @@ static void log_line(Run *r, const char *source, const char *what, float value) 
     int w = fprintf(r->events, "%s\n", line);
     if (w < 0 || fflush(r->events) != 0) {
         // A full disk must not stop the show: say it once, keep going.
-        tb_log("events %s: %s: no more events will be written", r->s->events, strerror(errno));
+        tb_warn("events %s: %s: no more events will be written", r->s->events, strerror(errno));
         r->events_failed = 1;
     }
 }

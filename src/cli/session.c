@@ -3,16 +3,28 @@
 #include "session.h"
 
 #include <glob.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "autosave.h"
 #include "checkpoint.h"
 #include "params.h"
 #include "parse.h"
 
+// Where the bundled clip is: beside an installed binary (PREFIX/bin/tabula ->
+// PREFIX/share/tabula, found from the binary's own path, so it holds for any
+// --prefix or DESTDIR given at install time), else the source tree's assets/
+// (a binary in a build folder), else the data folder configured at build time.
 #ifndef TABULA_ASSET_DIR
 #define TABULA_ASSET_DIR "assets"
+#endif
+#ifndef TABULA_DATA_FROM_BIN
+#define TABULA_DATA_FROM_BIN "../share/tabula"
+#endif
+#ifndef TABULA_DATA_DIR
+#define TABULA_DATA_DIR "/usr/local/share/tabula"
 #endif
 
 static int exists(const char *path) {
@@ -20,13 +32,36 @@ static int exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
+// The first folder holding NAME: "DIR/NAME" in buf, or 0 if none does.
+static int find_asset(const char *name, char *buf, size_t n) {
+    char exe[PATH_MAX] = "", rel[PATH_MAX + 32], beside[PATH_MAX] = "";
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+        snprintf(rel, sizeof rel, "%s/" TABULA_DATA_FROM_BIN, exe);
+        if (!realpath(rel, beside)) beside[0] = 0;  // no such folder
+    }
+    const char *dirs[] = {beside, TABULA_ASSET_DIR, TABULA_DATA_DIR};
+    for (int i = 0; i < 3; i++) {
+        if (!dirs[i][0]) continue;
+        snprintf(buf, n, "%s/%s", dirs[i], name);
+        if (exists(buf)) return 1;
+    }
+    return 0;
+}
+
 void session_default_clip(char *buf, size_t n) {
-    const char *clips[] = {"file:" TABULA_ASSET_DIR "/default_clip.mp4",
-                           "file:" TABULA_ASSET_DIR "/default_clip.webm"};
+    const char *names[] = {"default_clip.mp4", "default_clip.webm"};
+    char path[PATH_MAX + 64], spec[PATH_MAX + 80];
     for (int i = 0; i < 2; i++)
-        if (exists(clips[i] + 5) && source_can_open(clips[i])) {
-            snprintf(buf, n, "%s", clips[i]);
-            return;
+        if (find_asset(names[i], path, sizeof path)) {
+            snprintf(spec, sizeof spec, "file:%s", path);
+            if (source_can_open(spec)) {
+                snprintf(buf, n, "%s", spec);
+                return;
+            }
         }
     snprintf(buf, n, "pattern");
 }

@@ -61,7 +61,9 @@ typedef struct {
     char midi_devices[CFG_STR];  // comma-separated parts of controller names ("" = every hardware input)
     char midi_maps[CFG_STR];     // folder of mapping files ("" = the shipped config/midi)
     // [health]
-    float health_every_s;  // seconds between health lines (0 = off)
+    float health_every_s;      // seconds between health lines (0 = off)
+    char health_log_level[8];  // debug | info | warn | error
+    int health_http_port;      // TCP port of GET /health on 127.0.0.1 (0 = off)
     // [files]
     char load[CFG_STR], save[CFG_STR], save_init[CFG_STR], metrics[CFG_STR], events[CFG_STR];
     char snapshot_dir[CFG_STR];

@@ -50,6 +50,12 @@ struct Backend {
     int (*slot_save)(Backend *b, int i, TbErr *err);
     void (*slot_recall)(Backend *b, int i);
     void (*slot_blend)(Backend *b, int i, float a, int with_state);
+
+    // Device memory in use and in all, in bytes, for the health report: 0, or
+    // -1 if unknown. Device-wide (other processes count too), never waits for
+    // the stream, callable from any thread. NULL on the CPU (host memory is
+    // the process's own, in health.h).
+    int (*mem_info)(Backend *b, size_t *used, size_t *total);
 };
 
 // Slots a backend holds: the trainer's 1..TB_SLOTS and its scratch slot 0.

@@ -212,5 +212,6 @@ Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     b->slot_save = cpu_slot_save;
     b->slot_recall = cpu_slot_recall;
     b->slot_blend = cpu_slot_blend;
+    b->mem_info = NULL;  // host memory: the health report reads the process's own
     return b;
 }

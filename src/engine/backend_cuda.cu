@@ -448,6 +448,20 @@ extern "C" void *backend_cuda_stream(Backend *b) {
     return ((CudaCtx *)b->ctx)->stream;
 }
 
+// Device-wide memory for the health report (any thread: the runtime is
+// thread-safe and the backend uses device 0, every thread's default).
+static int cuda_mem_info(Backend *b, size_t *used, size_t *total) {
+    (void)b;
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return -1;
+    }
+    *used = total_b - free_b;
+    *total = total_b;
+    return 0;
+}
+
 // ---------------------------------------------------------------- creation
 // backend_cuda_create in steps of one job each. A step returns 0, or -1 with err
 // filled; what it made before failing stays in the context, and cuda_destroy
@@ -484,6 +498,7 @@ static Backend *backend_table_new(const Model *m, int max_batch, CudaCtx *c) {
     b->slot_save = cuda_slot_save;
     b->slot_recall = cuda_slot_recall;
     b->slot_blend = cuda_slot_blend;
+    b->mem_info = cuda_mem_info;
     return b;
 }
 

@@ -23,7 +23,7 @@ int metrics_open(Metrics *m, const char *path, const Trainer *t, TbErr *err) {
 
 void metrics_close(Metrics *m) {
     if (m->f && fclose(m->f) != 0 && !m->write_failed)
-        tb_log("metrics %s: %s", m->path, strerror(errno));
+        tb_warn("metrics %s: %s", m->path, strerror(errno));
     free(m->good_params);
     free(m->scratch);
     memset(m, 0, sizeof *m);
@@ -122,14 +122,14 @@ int metrics_flush(Metrics *m, Trainer *t) {
                             (double)m->fps, t->be->name);
             if (w < 0) {
                 // A full disk must not stop the show: say it once, keep training.
-                tb_log("metrics %s: %s: no more metrics will be written", m->path, strerror(errno));
+                tb_warn("metrics %s: %s: no more metrics will be written", m->path, strerror(errno));
                 m->write_failed = 1;
             }
             m->frames_written++;
         }
     }
     if (m->f && !m->write_failed && fflush(m->f) != 0) {
-        tb_log("metrics %s: %s: no more metrics will be written", m->path, strerror(errno));
+        tb_warn("metrics %s: %s: no more metrics will be written", m->path, strerror(errno));
         m->write_failed = 1;
     }
     m->n_pending = 0;
@@ -140,7 +140,7 @@ int metrics_flush(Metrics *m, Trainer *t) {
         // good weights, with fresh optimizer state.
         m->diverged++;
         snprintf(m->why, sizeof m->why, "%s", why);
-        tb_log("training diverged (%s) at step %ld: rolled back to the weights of step %ld (rollback %ld)",
+        tb_warn("training diverged (%s) at step %ld: rolled back to the weights of step %ld (rollback %ld)",
                why, t->step, m->good_step, m->diverged);
         t->be->set_params(t->be, m->good_params);
         t->be->reset_opt_state(t->be);

@@ -22,6 +22,7 @@
 
 #include "common.h"
 #include "controls.h"
+#include "health.h"
 #include "osc.h"
 #include "params.h"
 #include "settings.h"
@@ -87,6 +88,7 @@ typedef struct {
     int n;
     char path[64][64];
     float v[64];
+    char text[64][64];  // a string argument
     int bundle;
 } Got;
 
@@ -108,6 +110,7 @@ static void parse_packet(uint8_t *d, size_t n, Got *g) {
     lo_arg **argv = lo_message_get_argv(m);
     snprintf(g->path[g->n], sizeof g->path[0], "%s", lo_get_path(d, (ssize_t)n));
     g->v[g->n] = types[0] == 'f' ? argv[0]->f : types[0] == 'i' ? (float)argv[0]->i : NAN;
+    if (types[0] == 's') snprintf(g->text[g->n], sizeof g->text[0], "%s", &argv[0]->s);
     g->n++;
     lo_message_free(m);
 }
@@ -451,6 +454,42 @@ TEST_IMPL(get_answers_what_is_in_force) {
     rig_stop(&r);
 }
 
+// Once a driver publishes a health sample, the status carries its fields as
+// /health has them (strings as s), leaving out what is unknown.
+TEST_IMPL(status_carries_the_health_sample) {
+    Rig r;
+    if (!rig_start(&r, NULL)) return;
+    HealthSample hs = {.step = 77, .frame = 9, .draws = -1, .camera = HEALTH_CAMERA_LOST, .dropped_frames = 7,
+                       .dropped_events = 2, .rollbacks = 3, .gpu_used_mb = -1, .gpu_total_mb = -1,
+                       .t = tb_now(), .uptime_s = 12.5, .fps = -1, .rss_mb = 100, .mem_available_mb = 2000,
+                       .status = HEALTH_DEGRADED};
+    snprintf(hs.camera_msg, sizeof hs.camera_msg, "camera lost: gone");
+    health_publish(&hs);
+    Got g;
+    float up = 0, dropped = 0, rb = 0, x;
+    EXPECT(ask(r.cl, r.port, NULL, &g, 3000) && got_value(&g, "/tabula/status/uptime_s", &up) &&
+               got_value(&g, "/tabula/status/dropped_frames", &dropped) &&
+               got_value(&g, "/tabula/status/rollbacks", &rb),
+           "status bundle: %d messages", g.n);
+    EXPECT(up == 12.5f && dropped == 7 && rb == 3, "uptime %g dropped %g rollbacks %g", (double)up,
+           (double)dropped, (double)rb);
+    const char *want_text[][2] = {{"/tabula/status/status", "degraded"},
+                                  {"/tabula/status/camera", "lost"},
+                                  {"/tabula/status/camera_msg", "camera lost: gone"}};
+    for (int k = 0; k < 3; k++) {
+        int found = 0;
+        for (int i = 0; i < g.n; i++)
+            if (strcmp(g.path[i], want_text[k][0]) == 0) found = strcmp(g.text[i], want_text[k][1]) == 0;
+        EXPECT(found, "%s is not \"%s\"", want_text[k][0], want_text[k][1]);
+    }
+    EXPECT(!got_value(&g, "/tabula/status/fps", &x) && !got_value(&g, "/tabula/status/gpu_mem_used_mb", &x),
+           "unknown fields sent");
+    // The run's own four are sent once, from the RunView: 5 + 9 health fields.
+    EXPECT(g.n == 5 + 9 + PARAM_COUNT, "%d messages in the status, want %d", g.n, 5 + 9 + PARAM_COUNT);
+    health_publish(NULL);
+    rig_stop(&r);
+}
+
 static int status_port;
 static void status_to_client(Settings *s) {
     snprintf(s->osc_status_to, sizeof s->osc_status_to, "127.0.0.1:%d", status_port);
@@ -713,5 +752,6 @@ TEST_MAIN(TEST_ENTRY(off_when_port_is_0), TEST_ENTRY(listens_on_loopback_only_by
           TEST_ENTRY(port_in_use_or_bad_address_fails_cleanly), TEST_ENTRY(messages_become_events),
           TEST_ENTRY(slot_and_scene_actions_carry_their_number),
           TEST_ENTRY(bad_messages_ignored_and_counted), TEST_ENTRY(get_answers_what_is_in_force),
+          TEST_ENTRY(status_carries_the_health_sample),
           TEST_ENTRY(status_bundles_at_the_rate), TEST_ENTRY(status_to_its_own_port_refused),
           TEST_ENTRY(readme_table_is_the_parameter_table), TEST_ENTRY(headless_end_to_end))

@@ -20,8 +20,10 @@ trap 'rm -rf "$T"' EXIT
 cd "$T" || exit 1
 RUN=(--backend cpu --size 32x32 --source pattern --hud 1 --autosave.minutes 0 --midi 0 --osc.port 0)
 
-# Run tabula for SECS seconds, then SIGTERM (as systemd stops it), collecting
-# what it tells NOTIFY_SOCKET into $T/msgs; exit status as tabula's.
+# Run tabula for SECS seconds after it says READY=1 (its first frame is on the
+# screen: start-up time on a loaded machine does not count), then SIGTERM (as
+# systemd stops it), collecting what it tells NOTIFY_SOCKET into $T/msgs; exit
+# status as tabula's. No READY=1 within 60 s: stopped then.
 cat > "$T/run.py" <<'PYEOF'
 import os, signal, socket, subprocess, sys, time
 secs, path, out, cmd = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
@@ -29,13 +31,16 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(path)
 s.settimeout(0.05)
 p = subprocess.Popen(cmd, env=dict(os.environ, NOTIFY_SOCKET=path))
-msgs, t0 = [], time.time()
+msgs, t0, ready = [], time.time(), False
 while p.poll() is None:
-    if time.time() - t0 > secs and p.returncode is None:
+    if time.time() - t0 > (secs if ready else 60):
         p.send_signal(signal.SIGTERM)
-        secs = 1e9
+        t0 = 1e18
     try:
-        msgs.append(s.recv(4096).decode().strip())
+        m = s.recv(4096).decode().strip()
+        msgs.append(m)
+        if m == "READY=1" and not ready:
+            ready, t0 = True, time.time()
     except socket.timeout:
         pass
 open(out, "w").write("\n".join(msgs) + "\n")

@@ -1,8 +1,9 @@
 // fuzz_ini.c: the INI reader (--config) and every value parser behind it, and
-// the same text as command-line flags.
+// the same text as command-line flags; then whether the settings make a network.
 #include <string.h>
 
 #include "fuzz_file.h"
+#include "session.h"
 #include "settings.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -10,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     Settings s;
     settings_default(&s);
     TbErr err;
-    settings_load_file(&s, path, &err);
+    if (settings_load_file(&s, path, &err) == 0) session_check(&s, &err);  // the settings together
     // The bytes as "--name value" pairs split at NULs.
     char buf[512];
     size_t n = size < sizeof buf - 1 ? size : sizeof buf - 1;
@@ -21,6 +22,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (char *p = buf; p < buf + n && argc < 7; p += strlen(p) + 1) argv[argc++] = p;
     argv[argc] = NULL;
     settings_default(&s);
-    settings_parse_args(&s, argc, argv, &err);
+    if (settings_parse_args(&s, argc, argv, &err) == 0) session_check(&s, &err);
     return 0;
 }
