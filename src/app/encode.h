@@ -1,7 +1,8 @@
 // encode.h: one video stream into one Matroska file (libavcodec + libavformat),
 // written as it goes so that a killed process leaves a file that plays up to
 // its last second: the header goes out at once, clusters close every second,
-// and every packet is pushed to the kernel as soon as it is muxed.
+// and every packet is pushed to the kernel as soon as it is muxed (the take's
+// writer also syncs the files to the disk each second, for power cuts).
 //
 // Two halves for two threads (record_take.c): the encoding half turns RGB8
 // frames into packets (mkv_encode, mkv_repeat, mkv_drain), the file half

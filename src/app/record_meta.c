@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 // s as a JSON string's contents (quotes, backslashes, control characters escaped).
 static void json_str(FILE *f, const char *s) {
@@ -86,7 +87,7 @@ int take_json_write(const char *dir, const char *meta, const TakeCounts *c, cons
     fprintf(f, "  \"events\": {\"written\": %ld, \"dropped\": %ld},\n", c->events, c->events_dropped);
     fprintf(f, "  \"bytes\": %lld,\n  \"duration_s\": %.3f\n}\n", (long long)c->bytes,
             fps.num > 0 ? (double)c->written * fps.den / fps.num : 0.0);
-    int bad = ferror(f);
+    int bad = ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0;  // on disk before it replaces the last
     if (fclose(f) != 0 || bad) {
         int e = errno;
         remove(tmp);
