@@ -8,6 +8,7 @@
 //    live (frames dropped, never waited for), blocks of frames alternating
 //    off / on, steps per second and the take's drops.
 //   bench_app_record [--clip PATH.y4m] [--frames N] [--size WxH] [--record-size WxH]
+//                    [--preset P] [--no-encode 1]
 #define _DEFAULT_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +27,9 @@
 #include "source.h"
 
 typedef struct {
-    const char *clip;
+    const char *clip, *preset;  // preset: the take's in the training part
     int frames;  // per encode measure, and per training block
+    int no_encode;  // 1: the training part only
     int tw, th, rw, rh;
 } Opts;
 
@@ -144,6 +146,7 @@ static void bench_training(const Opts *o) {
     s.autosave_minutes = 0;
     snprintf(s.record_dir, sizeof s.record_dir, "/tmp/bench-takes-%d", (int)getpid());
     snprintf(s.record_size, sizeof s.record_size, "%dx%d", o->rw, o->rh);
+    snprintf(s.record_preset, sizeof s.record_preset, "%s", o->preset);
     Recorder *rec = recorder_new(&s);
     Run r;
     TbErr err = {{0}};
@@ -179,7 +182,7 @@ static void bench_training(const Opts *o) {
 }
 
 int main(int argc, char **argv) {
-    Opts o = {.frames = 90, .tw = 128, .th = 128, .rw = 1280, .rh = 720};
+    Opts o = {.preset = "veryfast", .frames = 90, .tw = 128, .th = 128, .rw = 1280, .rh = 720};
     static char clip[1024];
     snprintf(clip, sizeof clip, "%s/hikers_forest_320x240.y4m", getenv("TABULA_DATA") ? getenv("TABULA_DATA") : "../shared/data");
     o.clip = clip;
@@ -188,6 +191,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--frames")) o.frames = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--size")) tb_parse_size(argv[i + 1], 16, 4096, &o.tw, &o.th);
         else if (!strcmp(argv[i], "--record-size")) tb_parse_size(argv[i + 1], 16, 7680, &o.rw, &o.rh);
+        else if (!strcmp(argv[i], "--preset")) o.preset = argv[i + 1];
+        else if (!strcmp(argv[i], "--no-encode")) o.no_encode = atoi(argv[i + 1]);
         else fprintf(stderr, "unknown option %s\n", argv[i]), exit(2);
     }
     app_register_sources();
@@ -199,14 +204,14 @@ int main(int argc, char **argv) {
     printf("load average at the start: %s\n\n", load);
     printf("| what | size | preset | compose ms | encode+write ms | frames/s |\n|---|---|---|---|---|---|\n");
     static const int sizes[2][2] = {{1280, 720}, {1920, 1080}};
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 2 && !o.no_encode; k++) {
         bench_encode(&o, "h264", sizes[k][0], sizes[k][1], MKV_H264, "ultrafast");
         bench_encode(&o, "h264", sizes[k][0], sizes[k][1], MKV_H264, "veryfast");
         bench_encode(&o, "ffv1", sizes[k][0], sizes[k][1], MKV_FFV1, NULL);
     }
-    bench_input(&o);
-    printf("\ntraining %dx%d, recording %dx%d h264 veryfast (live: frames dropped, never waited for)\n", o.tw, o.th,
-           o.rw, o.rh);
+    if (!o.no_encode) bench_input(&o);
+    printf("\ntraining %dx%d, recording %dx%d h264 %s (live: frames dropped, never waited for)\n", o.tw, o.th, o.rw,
+           o.rh, o.preset);
     printf("| round | take | steps/s | run_output us | take |\n|---|---|---|---|---|\n");
     bench_training(&o);
     return 0;
