@@ -74,6 +74,7 @@ static Display *open_display(App *a, Panel *pn, TbErr *err) {
     display_set_layout(d, (DisplayLayout)display_layout_parse(s->layout));
     panel_init(pn, d, s);
     a->rec_rgb = tb_calloc((size_t)W * H, 3);
+    a->net_rgb = tb_calloc((size_t)W * H, 3);
     if (strcmp(t->be->name, "cuda") == 0) {
         a->rg = recon_gpu_create(t->be, d, W, H, err);
         if (!a->rg) tb_log("%s: reconstructions go through host memory", err->msg);
@@ -146,6 +147,7 @@ static int take_training(App *a, Display *d, LoopState *ls) {
     if (a->rec_seq != ls->rec_seen) {
         if (a->rec_on_gpu) recon_gpu_consume(a->rg);
         else display_set_recon(d, a->rec_rgb, W, H);
+        display_set_net_input(d, a->net_on ? a->net_rgb : NULL, W, H);
         ls->rec_seen = a->rec_seq;
         ls->delay_ms = 1e3 * (tb_now() - a->rec_arrival);
         ls->delays[ls->n_delay++ % cap] = ls->delay_ms;
@@ -332,6 +334,7 @@ int app_run(const Settings *s, ControlQueue *q) {
     recon_gpu_destroy(a->rg);
     display_close(d);
     free(a->rec_rgb);
+    free(a->net_rgb);
 out_run:
     run_close(&a->run);
 out_cap:

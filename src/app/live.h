@@ -36,6 +36,8 @@ typedef struct {
     uint64_t rec_seq;
     double rec_arrival;  // arrival time of the frame it reconstructs
     int rec_on_gpu;      // the newest went through rg, not rec_rgb
+    uint8_t *net_rgb;    // what the network was given for it (an input transform in force)
+    int net_on;          // 0: no transform, net_rgb is stale
     ReconGpu *rg;  // CUDA-GL interop, or NULL: reconstructions through rec_rgb
     char status[256];
     double status_secs;

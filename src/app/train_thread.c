@@ -71,6 +71,9 @@ static int publish(App *a, const uint8_t *rec, size_t rec_bytes, int on_gpu, dou
     pthread_mutex_lock(&a->mu);
     a->rec_on_gpu = on_gpu;
     if (!on_gpu) memcpy(a->rec_rgb, rec, rec_bytes);
+    // The triptych's "network input" pane, while an input transform is in force.
+    a->net_on = r->t.tf_last && trainer_input(&r->t);
+    if (a->net_on) memcpy(a->net_rgb, trainer_input(&r->t), rec_bytes);
     a->rec_seq++;
     a->rec_arrival = arrival;
     if (r->pres_change > 0) presence_describe(&r->pres, a->presence, sizeof a->presence);

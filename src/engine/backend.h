@@ -29,6 +29,11 @@ struct Backend {
     void (*reset_opt_state)(Backend *b);
     // Upload B frames (RGB8 interleaved at the model's training size) as the batch.
     void (*load_batch)(Backend *b, const uint8_t *const *frames, int B);
+    // After load_batch: the loss compares the output with these B frames instead
+    // of the input (the clean frames of a transformed input). Without it, the
+    // input is its own target. Held in the image's gradient slot (dacts[0]),
+    // which no step writes: the image gets no gradient.
+    void (*load_targets)(Backend *b, const uint8_t *const *frames, int B);
     // One training step on the loaded batch: forward, loss, backward, clip, update.
     // Its stats go into slot `slot` of a small ring (slot < TB_STATS_RING); nothing
     // here waits for the device.

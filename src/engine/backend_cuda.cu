@@ -184,9 +184,10 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
     int nl = c->L;
     float *d_loss = c->d_scalars, *d_norm = c->d_scalars + 1;
     enqueue_forward(c, B);
-    // Loss (MSE or L1) against the input itself; its gradient seeds the backward pass.
+    // Loss (MSE or L1) against the target in dacts[0] (the input itself, or the
+    // clean frames of a transformed input); its gradient seeds the backward pass.
     float *dout = act_at(c, c->dacts, nl, B);
-    const float *out = act_at(c, c->acts, nl, B), *target = act_at(c, c->acts, 0, B);
+    const float *out = act_at(c, c->acts, nl, B), *target = act_at(c, c->dacts, 0, B);
     size_t nout = (size_t)B * m->act_n[nl];
     if (kind & STEP_L1)
         l1_forward_backward_cuda(dout, d_loss, out, target, nout, c->reduce_scratch, c->stream);
@@ -337,11 +338,10 @@ static void cuda_reset_opt_state(Backend *b) {
     cudaCheck(cudaMemsetAsync(c->mom, 0, 2 * c->m->n_params * sizeof(float), c->stream));
 }
 
-static void cuda_load_batch(Backend *b, const uint8_t *const *frames, int B) {
-    CudaCtx *c = (CudaCtx *)b->ctx;
-    CHECK(B >= 1 && B <= c->max_batch, "batch %d outside 1..%d", B, c->max_batch);
-    // Stage through pinned memory so the upload is truly async; the staging buffer
-    // is reused only after its previous upload has finished.
+// Upload B frames into d_frames through pinned memory so the upload is truly
+// async; a staging buffer is reused only after its previous upload has finished.
+// d_frames is reused in stream order: the kernel that read it before is done.
+static void upload_frames(CudaCtx *c, const uint8_t *const *frames, int B) {
     int k = (int)(c->frame_count % FRAME_RING);
     if (c->frame_ev_used[k]) cudaCheck(cudaEventSynchronize(c->frame_ev[k]));
     uint8_t *stage = c->h_frames + (size_t)k * c->max_batch * c->frame_bytes;
@@ -351,8 +351,25 @@ static void cuda_load_batch(Backend *b, const uint8_t *const *frames, int B) {
     cudaCheck(cudaEventRecord(c->frame_ev[k], c->stream));
     c->frame_ev_used[k] = 1;
     c->frame_count++;
+}
+
+// The input, and the target too (dacts[0], the one place a captured step reads
+// it from) until load_targets says otherwise. The input transforms (ops.h)
+// run on the host before this upload; a kernel for them would go here.
+static void cuda_load_batch(Backend *b, const uint8_t *const *frames, int B) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    CHECK(B >= 1 && B <= c->max_batch, "batch %d outside 1..%d", B, c->max_batch);
+    upload_frames(c, frames, B);
     frame_to_tensor_cuda(act_at(c, c->acts, 0, B), c->d_frames, B, c->H, c->W, c->stream);
+    frame_to_tensor_cuda(act_at(c, c->dacts, 0, B), c->d_frames, B, c->H, c->W, c->stream);
     c->batch = B;
+}
+
+static void cuda_load_targets(Backend *b, const uint8_t *const *frames, int B) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    CHECK(B == c->batch, "targets for %d samples, %d loaded", B, c->batch);
+    upload_frames(c, frames, B);
+    frame_to_tensor_cuda(act_at(c, c->dacts, 0, B), c->d_frames, B, c->H, c->W, c->stream);
 }
 
 static void cuda_train_step(Backend *b, int B, const Hyper *h, int slot) {
@@ -491,6 +508,7 @@ static Backend *backend_table_new(const Model *m, int max_batch, CudaCtx *c) {
     b->get_opt_state = cuda_get_opt_state;
     b->reset_opt_state = cuda_reset_opt_state;
     b->load_batch = cuda_load_batch;
+    b->load_targets = cuda_load_targets;
     b->train_step = cuda_train_step;
     b->forward = cuda_forward;
     b->read_stats = cuda_read_stats;
