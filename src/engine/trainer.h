@@ -17,6 +17,7 @@ typedef struct {
     int ring;          // replay ring length (frames)
     int max_batch;     // largest batch: 1 + the most replayed frames per step
     uint64_t seed;     // initial weights and replay draws
+    int deterministic; // 1: the backend gives the same bits on every run (BackendOpts)
 } TrainerConfig;
 
 // What the trainer knows of a snapshot slot (the backend holds its numbers).
