@@ -86,6 +86,7 @@ int session_trainer_config(const Settings *s, const ModelSpec *arch, TrainerConf
     c->ring = s->ring;
     c->max_batch = params_max_batch();
     c->seed = (uint64_t)s->seed;
+    c->deterministic = s->deterministic;
     return 0;
 }
 
