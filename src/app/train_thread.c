@@ -106,8 +106,9 @@ void *train_thread_main(void *arg) {
         }
         if (run_frame(r, frame, w, h)) app_status(a, 4, "training diverged: restored the last good weights");
         // On the GPU the reconstruction stays there (no wait, no output smoothing,
-        // which is done on the host); else it waits for this frame's steps.
-        int on_gpu = a->rg && r->p.v[PARAM_SMOOTH_OUT] <= 0;
+        // which is done on the host); else, and for good once interop has
+        // failed, it waits for this frame's steps and goes through the host slot.
+        int on_gpu = recon_gpu_route(a->rg, r->p.v[PARAM_SMOOTH_OUT]);
         if (on_gpu) recon_gpu_produce(a->rg);
         else run_output(r, rec);
         if (publish(a, rec, fb, on_gpu, arrival)) break;

@@ -53,6 +53,10 @@ static const Param PARAMS[] = {
      "training height in pixels (multiple of 16 for the default net)", SET},
     {"train", "backend", "backend", P_CHOICE, O(backend), 0, 0, "auto|cpu|cuda", "auto",
      "compute backend: auto picks CUDA when a GPU is usable, else the CPU", SET},
+    {"train", "deterministic", "deterministic", P_INT, O(deterministic), 0, 1, NULL, "0",
+     "1 = on CUDA, only cuDNN algorithms that give the same bits every run, picked without "
+     "timing, so a replay can be reproduced (can be slower); the CPU backend is always "
+     "deterministic", SET},
     // Switching live keeps the weights and starts the new optimizer's state afresh.
     {"train", "optimizer", "optimizer", P_CHOICE, O(optimizer), 0, 0, "sgd|adam", "sgd",
      "sgd (with momentum) or adam", LIVE(PARAM_OPTIMIZER, SCALE_LIN, 1, 0, 0, "opt")},

@@ -125,6 +125,7 @@ int session_trainer_config(const Settings *s, const ModelSpec *arch, TrainerConf
     c->transform.blur = s->blur;
     c->transform.jitter = s->jitter;
     c->seed = (uint64_t)s->seed;
+    c->deterministic = s->deterministic;
     return 0;
 }
 

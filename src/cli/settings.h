@@ -21,6 +21,7 @@ typedef struct {
     // [train]
     int width, height;
     char backend[16];    // auto | cpu | cuda
+    int deterministic;   // 1: only deterministic cuDNN algorithms (the CPU always is)
     char optimizer[16];  // sgd | adam
     char loss[16];       // mse | l1
     float lr, momentum, clip, weight_decay;

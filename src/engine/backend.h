@@ -67,10 +67,19 @@ struct Backend {
 #define TB_SLOTS 8
 
 
+// Choices fixed when a backend is made (all zero: the defaults).
+typedef struct {
+    // 1: CUDA uses only cuDNN algorithms that give the same bits on every run
+    // (a replay can be reproduced); the CPU backend always does.
+    int deterministic;
+} BackendOpts;
+
 // Create a backend by name: "cpu", "cuda" or "auto" (cuda if usable, else cpu,
 // with one log line saying why). Returns NULL with err filled when the named
-// backend cannot be used (e.g. "cuda" without a GPU).
+// backend cannot be used (e.g. "cuda" without a GPU). o may be NULL (defaults).
 Backend *backend_create(const char *name, const Model *m, int max_batch, TbErr *err);
+Backend *backend_create_opts(const char *name, const Model *m, int max_batch, const BackendOpts *o,
+                             TbErr *err);
 void backend_destroy(Backend *b);
 
 // The CPU backend (backend_cpu.c); the CUDA one is in backend_cuda.h.

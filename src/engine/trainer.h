@@ -18,6 +18,7 @@ typedef struct {
     int max_batch;     // largest batch: 1 + the most replayed frames per step
     uint64_t seed;     // initial weights and replay draws
     Transform transform;  // what the network is given (ops.h); zero = the frame itself
+    int deterministic; // 1: the backend gives the same bits on every run (BackendOpts)
 } TrainerConfig;
 
 // What the trainer knows of a snapshot slot (the backend holds its numbers).
