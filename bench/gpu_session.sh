@@ -5,7 +5,10 @@
 # cuDNN, runs the CUDA parity test and the whole engine suite, then the train-step
 # benchmark of tabula and of PyTorch (eager and torch.compile) back to back.
 # Logs go to OUTDIR (default $OUT or ./gpu-out); a short table is printed last.
+# TABULA_REQUIRE_CUDA=1: here a GPU that cannot be used (driver, device, cuDNN)
+# fails the parity test, naming why, instead of skipping it.
 set -u
+export TABULA_REQUIRE_CUDA=1
 cd "$(dirname "$0")/.."
 OUTDIR=${1:-${OUT:-gpu-out}}
 mkdir -p "$OUTDIR"

@@ -11,7 +11,7 @@
 // ---- kernels
 
 // Activation from its pre-activation value, as the CPU op. __fdiv_rn: IEEE
-// division even under --use_fast_math (and 1/(1+inf) = 0 for large negative x).
+// division whatever the compiler flags (and 1/(1+inf) = 0 for large negative x).
 __device__ __forceinline__ float act_apply(float x, int act, float slope) {
     if (act == ACT_LEAKY) return x > 0.0f ? x : x * slope;
     if (act == ACT_SIGMOID) return __fdiv_rn(1.0f, 1.0f + expf(-x));

@@ -60,46 +60,49 @@ static cudnnStatus_t algo_workspace(cudnnHandle_t h, const ConvPlan *p,
 }
 
 // Candidates perf[0..n) come sorted best first (by time for Find, by expected
-// speed for Get). Take the first that succeeded, fits the workspace, and uses
-// the allowed math; then set that math type on cd and ask cuDNN again for its
-// workspace, which also confirms the algorithm runs with that descriptor.
-// Without TF32, cd is pinned to FMA math and tensor-op results are skipped.
-// ALLOW_CONVERSION (down-conversion below TF32) is never taken. Fills *algo_out
-// and *ws_out and returns 0, or -1 with err filled (`direction` names it).
+// speed for Get). Take the first that succeeded, fits the workspace, uses the
+// allowed math and, when asked, is deterministic; then set that math type on cd
+// and ask cuDNN again for its workspace, which also confirms the algorithm runs
+// with that descriptor. Without TF32, cd is pinned to FMA math and tensor-op
+// results are skipped. ALLOW_CONVERSION (down-conversion below TF32) is never
+// taken. Fills *algo_out and *ws_out and returns 0, or -1 with err filled
+// (`direction` names it).
 template <typename PerfT, typename AlgoT>
 static int pick_algo(const PerfT *perf, int n, cudnnHandle_t h, const ConvPlan *p,
-                     cudnnConvolutionDescriptor_t cd, int tf32, int find, size_t ws_limit,
+                     cudnnConvolutionDescriptor_t cd, const ConvChoice *ch,
                      const char *direction, AlgoT *algo_out, size_t *ws_out, TbErr *err) {
     for (int i = 0; i < n; i++) {
         const PerfT *r = &perf[i];
         if (r->status != CUDNN_STATUS_SUCCESS) continue;
         if (r->mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
-        if (!tf32 && is_tensor_math(r->mathType)) continue;
-        if (find && r->memory > ws_limit) continue;
-        cudnnMathType_t mt = tf32 ? r->mathType : CUDNN_FMA_MATH;
+        if (!ch->tf32 && is_tensor_math(r->mathType)) continue;
+        // Some algorithms (e.g. backward-filter ALGO_0 and ALGO_3) sum with atomics.
+        if (ch->deterministic && r->determinism != CUDNN_DETERMINISTIC) continue;
+        if (ch->find && r->memory > ch->ws_limit) continue;
+        cudnnMathType_t mt = ch->tf32 ? r->mathType : CUDNN_FMA_MATH;
         CUDNN_TRY(err, cudnnSetConvolutionMathType(cd, mt));
         size_t ws = 0;
-        if (algo_workspace(h, p, cd, r->algo, &ws) != CUDNN_STATUS_SUCCESS || ws > ws_limit)
+        if (algo_workspace(h, p, cd, r->algo, &ws) != CUDNN_STATUS_SUCCESS || ws > ch->ws_limit)
             continue;
         *algo_out = r->algo;
         *ws_out = ws;
         return 0;
     }
-    return tb_fail(err, "cuDNN: no usable %s algorithm for %s %dx%dx%dx%d -> %d, k%d s%d p%d",
-                   direction, p->transposed ? "convT" : "conv", p->B, p->C, p->H, p->W, p->OC,
-                   p->K, p->S, p->P);
+    return tb_fail(err, "cuDNN: no usable %s%s algorithm for %s %dx%dx%dx%d -> %d, k%d s%d p%d",
+                   ch->deterministic ? "deterministic " : "", direction,
+                   p->transposed ? "convT" : "conv", p->B, p->C, p->H, p->W, p->OC, p->K, p->S,
+                   p->P);
 }
 
 // The math type every search starts from: cuDNN's default, or FMA without TF32.
 static cudnnMathType_t base_math(int tf32) { return tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }
 
 // in -> out. find = 1 times the candidates (cudnnFind*), 0 asks the heuristics.
-static int plan_fwd_algo(ConvPlan *p, cudnnHandle_t h, int tf32, int find, size_t ws_limit,
-                         TbErr *err) {
+static int plan_fwd_algo(ConvPlan *p, cudnnHandle_t h, const ConvChoice *ch, TbErr *err) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int n = 0;
-    CUDNN_TRY(err, cudnnSetConvolutionMathType(p->cd_fwd, base_math(tf32)));
-    if (find)
+    CUDNN_TRY(err, cudnnSetConvolutionMathType(p->cd_fwd, base_math(ch->tf32)));
+    if (ch->find)
         CUDNN_TRY(err, cudnnFindConvolutionForwardAlgorithm(h, p->in_desc, p->w_desc, p->cd_fwd,
                                                             p->out_desc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
                                                             &n, perf));
@@ -107,17 +110,15 @@ static int plan_fwd_algo(ConvPlan *p, cudnnHandle_t h, int tf32, int find, size_
         CUDNN_TRY(err, cudnnGetConvolutionForwardAlgorithm_v7(h, p->in_desc, p->w_desc, p->cd_fwd,
                                                               p->out_desc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
                                                               &n, perf));
-    return pick_algo(perf, n, h, p, p->cd_fwd, tf32, find, ws_limit, "forward", &p->algo_fwd,
-                     &p->ws_fwd, err);
+    return pick_algo(perf, n, h, p, p->cd_fwd, ch, "forward", &p->algo_fwd, &p->ws_fwd, err);
 }
 
 // d(out) -> d(in)
-static int plan_bwd_data_algo(ConvPlan *p, cudnnHandle_t h, int tf32, int find, size_t ws_limit,
-                              TbErr *err) {
+static int plan_bwd_data_algo(ConvPlan *p, cudnnHandle_t h, const ConvChoice *ch, TbErr *err) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int n = 0;
-    CUDNN_TRY(err, cudnnSetConvolutionMathType(p->cd_bwd_data, base_math(tf32)));
-    if (find)
+    CUDNN_TRY(err, cudnnSetConvolutionMathType(p->cd_bwd_data, base_math(ch->tf32)));
+    if (ch->find)
         CUDNN_TRY(err, cudnnFindConvolutionBackwardDataAlgorithm(h, p->w_desc, p->out_desc, p->cd_bwd_data,
                                                                  p->in_desc, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
                                                                  &n, perf));
@@ -125,17 +126,17 @@ static int plan_bwd_data_algo(ConvPlan *p, cudnnHandle_t h, int tf32, int find, 
         CUDNN_TRY(err, cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w_desc, p->out_desc, p->cd_bwd_data,
                                                                    p->in_desc, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
                                                                    &n, perf));
-    return pick_algo(perf, n, h, p, p->cd_bwd_data, tf32, find, ws_limit, "backward-data",
-                     &p->algo_bwd_data, &p->ws_bwd_data, err);
+    return pick_algo(perf, n, h, p, p->cd_bwd_data, ch, "backward-data", &p->algo_bwd_data,
+                     &p->ws_bwd_data, err);
 }
 
 // (in, d(out)) -> d(filter)
-static int plan_bwd_filter_algo(ConvPlan *p, cudnnHandle_t h, int tf32, int find, size_t ws_limit,
+static int plan_bwd_filter_algo(ConvPlan *p, cudnnHandle_t h, const ConvChoice *ch,
                                 TbErr *err) {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int n = 0;
-    CUDNN_TRY(err, cudnnSetConvolutionMathType(p->cd_bwd_filter, base_math(tf32)));
-    if (find)
+    CUDNN_TRY(err, cudnnSetConvolutionMathType(p->cd_bwd_filter, base_math(ch->tf32)));
+    if (ch->find)
         CUDNN_TRY(err, cudnnFindConvolutionBackwardFilterAlgorithm(h, p->in_desc, p->out_desc, p->cd_bwd_filter,
                                                                    p->w_desc, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
                                                                    &n, perf));
@@ -143,15 +144,14 @@ static int plan_bwd_filter_algo(ConvPlan *p, cudnnHandle_t h, int tf32, int find
         CUDNN_TRY(err, cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->in_desc, p->out_desc, p->cd_bwd_filter,
                                                                      p->w_desc, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
                                                                      &n, perf));
-    return pick_algo(perf, n, h, p, p->cd_bwd_filter, tf32, find, ws_limit, "backward-filter",
-                     &p->algo_bwd_filter, &p->ws_bwd_filter, err);
+    return pick_algo(perf, n, h, p, p->cd_bwd_filter, ch, "backward-filter", &p->algo_bwd_filter,
+                     &p->ws_bwd_filter, err);
 }
 
-static int plan_algos(ConvPlan *p, cudnnHandle_t h, int tf32, int find, size_t ws_limit,
-                      TbErr *err) {
-    if (plan_fwd_algo(p, h, tf32, find, ws_limit, err)) return -1;
-    if (plan_bwd_data_algo(p, h, tf32, find, ws_limit, err)) return -1;
-    return plan_bwd_filter_algo(p, h, tf32, find, ws_limit, err);
+static int plan_algos(ConvPlan *p, cudnnHandle_t h, const ConvChoice *ch, TbErr *err) {
+    if (plan_fwd_algo(p, h, ch, err)) return -1;
+    if (plan_bwd_data_algo(p, h, ch, err)) return -1;
+    return plan_bwd_filter_algo(p, h, ch, err);
 }
 
 static int plan_descriptors(ConvPlan *p, TbErr *err) {
@@ -184,8 +184,8 @@ static int plan_descriptors(ConvPlan *p, TbErr *err) {
 }
 
 extern "C" int conv_plan_init(ConvPlan *p, cudnnHandle_t h, int transposed, int B, int C, int H,
-                              int W, int OC, int K, int S, int P, int tf32, int find,
-                              size_t ws_limit, TbErr *err) {
+                              int W, int OC, int K, int S, int P, const ConvChoice *ch,
+                              TbErr *err) {
     memset(p, 0, sizeof *p);
     p->transposed = transposed;
     p->B = B, p->C = C, p->H = H, p->W = W, p->OC = OC, p->K = K, p->S = S, p->P = P;
@@ -195,7 +195,7 @@ extern "C" int conv_plan_init(ConvPlan *p, cudnnHandle_t h, int transposed, int 
         tb_fail(err, "conv plan: empty shape %dx%dx%dx%d -> %d, k%d s%d p%d", B, C, H, W, OC, K, S, P);
         return -1;
     }
-    if (plan_descriptors(p, err) || plan_algos(p, h, tf32, find, ws_limit, err)) {
+    if (plan_descriptors(p, err) || plan_algos(p, h, ch, err)) {
         conv_plan_destroy(p);
         return -1;
     }

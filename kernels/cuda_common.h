@@ -3,7 +3,8 @@
 // cudnnCheck, which print the expression, where, and the library's own message;
 // every kernel launch goes through LAUNCH, which names the kernel.
 // These are for broken invariants and failures mid-run; code that may meet a
-// missing GPU (cuda_available, backend creation) returns a status instead.
+// missing GPU (cuda_available, backend creation) returns a status instead. While
+// a step is captured as a CUDA graph they record instead of exiting (below).
 #pragma once
 #include <cuda_runtime.h>
 #include <cudnn.h>
@@ -11,34 +12,84 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static inline void cuda_check_(cudaError_t e, const char *expr, const char *file, int line) {
-    if (e != cudaSuccess) {
-        fprintf(stderr, "tabula: %s:%d: CUDA error %d (%s): %s\n  in %s\n", file, line, (int)e,
-                cudaGetErrorName(e), cudaGetErrorString(e), expr);
-        exit(1);
+#ifdef __cplusplus
+extern "C" {
+#endif
+// Capture mode (capture.cu), per thread: while a step is being captured as a
+// CUDA graph, a failing check must not exit, because the step can still run
+// eagerly. Between cuda_capture_begin and cuda_capture_end on this thread the
+// checks record the first failure (with where and what) and carry on; the
+// caller always ends the capture and, if anything failed, runs the step without
+// a graph. inject = 1 makes the first check inside the capture report a failure
+// (TABULA_INJECT_CAPTURE_FAIL=1, a test hook). Checks on other threads are not
+// affected.
+void cuda_capture_begin(int inject);
+// Leaves capture mode. Returns 1 if a check failed in it (its message in msg),
+// else 0.
+int cuda_capture_end(char *msg, size_t n);
+// The checks' side of it: -1 outside capture mode; inside it, 1 if this check
+// is to be recorded as a failure (failed, or the injected one), else 0.
+int cuda_capture_failing_(int failed);
+void cuda_capture_record_(const char *msg);
+#ifdef __cplusplus
+}
+#endif
+
+// A failed check: exit with the message, or record it in capture mode (cap > 0).
+static inline void cuda_check_fail_(int cap, const char *msg) {
+    if (cap > 0) {
+        cuda_capture_record_(msg);
+        return;
     }
+    fprintf(stderr, "tabula: %s\n", msg);
+    exit(1);
+}
+
+static inline void cuda_check_(cudaError_t e, const char *expr, const char *file, int line) {
+    int cap = cuda_capture_failing_(e != cudaSuccess);
+    if (cap == 0 || (cap < 0 && e == cudaSuccess)) return;
+    char msg[640];
+    if (e == cudaSuccess)
+        snprintf(msg, sizeof msg, "%s:%d: injected failure (TABULA_INJECT_CAPTURE_FAIL)\n  in %s", file,
+                 line, expr);
+    else
+        snprintf(msg, sizeof msg, "%s:%d: CUDA error %d (%s): %s\n  in %s", file, line, (int)e,
+                 cudaGetErrorName(e), cudaGetErrorString(e), expr);
+    cuda_check_fail_(cap, msg);
 }
 #define cudaCheck(expr) cuda_check_((expr), #expr, __FILE__, __LINE__)
 
 static inline void cudnn_check_(cudnnStatus_t s, const char *expr, const char *file, int line) {
-    if (s != CUDNN_STATUS_SUCCESS) {
+    int cap = cuda_capture_failing_(s != CUDNN_STATUS_SUCCESS);
+    if (cap == 0 || (cap < 0 && s == CUDNN_STATUS_SUCCESS)) return;
+    char msg[640];
+    if (s == CUDNN_STATUS_SUCCESS) {
+        snprintf(msg, sizeof msg, "%s:%d: injected failure (TABULA_INJECT_CAPTURE_FAIL)\n  in %s", file,
+                 line, expr);
+    } else {
         char detail[256] = {0};
         cudnnGetLastErrorString(detail, sizeof detail);
-        fprintf(stderr, "tabula: %s:%d: cuDNN error %d (%s)%s%s\n  in %s\n", file, line, (int)s,
-                cudnnGetErrorString(s), detail[0] ? ": " : "", detail, expr);
-        exit(1);
+        snprintf(msg, sizeof msg, "%s:%d: cuDNN error %d (%s)%s%s\n  in %s", file, line, (int)s,
+                 cudnnGetErrorString(s), detail[0] ? ": " : "", detail, expr);
     }
+    cuda_check_fail_(cap, msg);
 }
 #define cudnnCheck(expr) cudnn_check_((expr), #expr, __FILE__, __LINE__)
 
 // A kernel launch failed to start (bad configuration, no kernel image for this
-// device, an earlier asynchronous error): say which kernel, where, and exit.
+// device, an earlier asynchronous error): say which kernel, where, and exit
+// (or record it, in capture mode).
 static inline void cuda_launch_check_(cudaError_t e, const char *kernel, const char *file, int line) {
-    if (e != cudaSuccess) {
-        fprintf(stderr, "tabula: %s:%d: CUDA error %d (%s) launching %s: %s\n", file, line, (int)e,
-                cudaGetErrorName(e), kernel, cudaGetErrorString(e));
-        exit(1);
-    }
+    int cap = cuda_capture_failing_(e != cudaSuccess);
+    if (cap == 0 || (cap < 0 && e == cudaSuccess)) return;
+    char msg[640];
+    if (e == cudaSuccess)
+        snprintf(msg, sizeof msg, "%s:%d: injected failure (TABULA_INJECT_CAPTURE_FAIL) launching %s",
+                 file, line, kernel);
+    else
+        snprintf(msg, sizeof msg, "%s:%d: CUDA error %d (%s) launching %s: %s", file, line, (int)e,
+                 cudaGetErrorName(e), kernel, cudaGetErrorString(e));
+    cuda_check_fail_(cap, msg);
 }
 
 // Threads per block for the elementwise and reduction kernels.

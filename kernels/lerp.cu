@@ -8,7 +8,8 @@
 // ---- kernels
 
 // (1-a)*w rounded on its own, then one fused multiply-add, as the CPU op: the
-// explicit intrinsics keep --use_fast_math from contracting it differently.
+// explicit intrinsics keep nvcc (which contracts a*b+c by default) from fusing
+// it differently.
 __global__ void lerp_kernel(float *w, const float *s, size_t n, float a) {
     float b = 1.0f - a;
     size_t stride = (size_t)gridDim.x * blockDim.x;

@@ -126,13 +126,18 @@ typedef struct {
 
 // 1 unless the environment turns TF32 off (NVIDIA_TF32_OVERRIDE=0 or TABULA_NO_TF32=1).
 int cuda_tf32_enabled(void);
+// How a plan chooses its three algorithms.
+typedef struct {
+    int tf32;           // 0: FMA math only
+    int find;           // 1: time the candidates on the device (cudnnFind*, synchronises,
+                        // never while capturing); 0: cuDNN's heuristics (cudnnGet*_v7, no device work)
+    int deterministic;  // 1: only algorithms that give the same bits on every run
+    size_t ws_limit;    // most workspace an algorithm may need (bytes)
+} ConvChoice;
 // Build descriptors and choose the three algorithms for a layer's shapes.
-// find = 1: time the candidates on the device (cudnnFind*, synchronises; for
-// init); find = 0: cuDNN's heuristics (cudnnGet*_v7, no device work). Only
-// algorithms needing at most ws_limit bytes of workspace are taken; tf32 = 0
-// restricts cuDNN to FMA math. Returns 0, or -1 with err filled.
+// Returns 0, or -1 with err filled.
 int conv_plan_init(ConvPlan *p, cudnnHandle_t h, int transposed, int B, int C, int H, int W,
-                   int OC, int K, int S, int P, int tf32, int find, size_t ws_limit, TbErr *err);
+                   int OC, int K, int S, int P, const ConvChoice *ch, TbErr *err);
 void conv_plan_destroy(ConvPlan *p);
 // Largest workspace the plan's three algorithms need (bytes).
 size_t conv_plan_workspace(const ConvPlan *p);

@@ -26,7 +26,7 @@ __global__ void sumsq_kernel(double *partial, const float *g, size_t n) {
 // clip_grad_norm_'s factor as clip_scale() on the CPU: c/(norm+1e-6) clamped to
 // at most 1 (so 1 unless norm > c), NaN for a NaN norm; clip <= 0 disables it.
 // Every thread computes it from the same two scalars. __fdiv_rn: IEEE division
-// even under --use_fast_math.
+// whatever the compiler flags.
 __device__ __forceinline__ float clip_factor(float norm, float clip) {
     if (!(clip > 0.0f)) return 1.0f;
     float s = __fdiv_rn(clip, norm + 1e-6f);

@@ -115,6 +115,17 @@ architecture_comes_from_the_file() {
   "$BIN" $H --source pattern --size 64x64 --channels 4,8,8,8 --load "$T/w.safetensors" 2>"$T/err" && ok || bad "arch from file"
 }
 
+# A world (trained on a transformed input) brings its transform back on --load;
+# one naming a transform this tabula does not know is exit 2 naming the file.
+world_transform_loads_and_unknown_exits_2() {
+  "$BIN" $H --source pattern --size 64x64 --transform grey --blur 4 --jitter 0.1 \
+    --save "$T/world.safetensors" 2>"$T/err" && ok || { bad "a grey world did not train"; cat "$T/err" >&2; }
+  "$BIN" $H --source pattern --size 64x64 --load "$T/world.safetensors" 2>"$T/err"
+  grep -q "input transform grey, blur 4, jitter 0.1" "$T/err" && ok || { bad "the file's transform not set"; cat "$T/err" >&2; }
+  perl -pe 's/"grey"/"gray"/' "$T/world.safetensors" > "$T/gray.safetensors"
+  expect 2 "gray.safetensors.*\"gray\"" -- $H --source pattern --size 64x64 --load "$T/gray.safetensors"
+}
+
 help_lists_steps_per_frame() {
   "$BIN" --help | grep -q -- "--steps-per-frame" && ok || bad "--help lacks --steps-per-frame"
 }
@@ -129,5 +140,6 @@ run_case save_init_and_save_write_different_weights
 run_case truncated_weights_exit_2_naming_the_file
 run_case reload_continues_at_step_12
 run_case architecture_comes_from_the_file
+run_case world_transform_loads_and_unknown_exits_2
 run_case help_lists_steps_per_frame
 finish

@@ -9,7 +9,8 @@
 // backend, then the snapshot slots (lerp, save / blend / recall). TF32 is off (TABULA_NO_TF32=1, cuDNN on FMA math) so the two can
 // agree to float rounding. Odd shapes, fresh random inputs per op, device
 // outputs poisoned with NaN before each call. Skips (77) as a whole, with the
-// reason, when built without CUDA or without a usable GPU.
+// reason, when built without CUDA or without a usable GPU; with
+// TABULA_REQUIRE_CUDA=1 that fails (exit 1) instead, naming the cause.
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -81,8 +82,9 @@ static void check_conv(cudnnHandle_t h, cudaStream_t s, ConvCase cc, int find) {
 
     ConvPlan plan;
     TbErr err = {{0}};
+    ConvChoice ch = {.tf32 = 0, .find = find, .ws_limit = (size_t)256 << 20};
     int rc = conv_plan_init(&plan, h, cc.transposed, cc.B, cc.C, cc.H, cc.W, cc.OC, cc.K, cc.S,
-                            cc.P, 0, find, (size_t)256 << 20, &err);
+                            cc.P, &ch, &err);
     EXPECT(rc == 0, "%s plan (find=%d): %s", kind, find, err.msg);
     if (rc) return;
     size_t ws_size = conv_plan_workspace(&plan);
@@ -475,8 +477,8 @@ typedef struct {
     uint8_t out[48 * 32 * 3];
 } RunResult;
 
-// NSTEPS steps at batch 2 (heuristic cuDNN plans: the backend's max batch is 3),
-// then at batch 3 (timed plans), with the learning rate changing every step so a
+// 6 steps at batch 2, then 4 at batch 3 (each batch size's cuDNN algorithms
+// timed at its first step), with the learning rate changing every step so a
 // replayed graph that kept stale hyperparameters would show. loss_every > 0:
 // the loss goes MSE, L1, MSE, ... every loss_every steps (else base's loss).
 static void run_training(Backend *be, const Model *m, const float *p0, uint8_t **frames,
@@ -615,7 +617,7 @@ static Training *training(void) {
         CHECK(model_build(&tr.m, &spec, &err) == 0, "%s", err.msg);
         tr.cpu = backend_cpu_create(&tr.m, 3, &err);
         CHECK(tr.cpu, "%s", err.msg);
-        tr.gpu = backend_cuda_create(&tr.m, 3, &tr.gpu_err);
+        tr.gpu = backend_cuda_create(&tr.m, 3, NULL, &tr.gpu_err);
         if (tr.gpu) {
             tr.p0 = hnew(tr.m.n_params);
             model_init_params(&tr.m, tr.p0, 1234);
@@ -640,11 +642,18 @@ static void training_free(void) {
     backend_destroy(tr.cpu);
 }
 
-// SGD with momentum, weight decay and clipping, the step captured as CUDA graphs.
+// SGD with momentum, weight decay and clipping, the step captured as CUDA graphs
+// (and replayed: batches 2 and 3 each run eagerly once, are captured at their
+// second step, and the later steps replay them).
 TEST_IMPL(training_sgd_graphs) {
     Training *t = training();
     if (!t) return;
     compare_runs(&t->m, t->p0, &t->rc, &t->rg, "sgd (graphs)", 1e-3);
+    long launches = backend_cuda_graph_launches(t->gpu);
+    printf("sgd (graphs): %ld of %d steps replayed from a CUDA graph\n", launches, NSTEPS);
+    // All but the first step of each batch size (run eagerly before the capture).
+    EXPECT(launches == NSTEPS - 2, "%ld of %d steps were graph replays, want %d", launches, NSTEPS,
+           NSTEPS - 2);
     int clipped = 0;
     for (int k = 0; k < NSTEPS; k++) clipped += t->rc.stats[k].grad_norm > t->sgd.clip;
     EXPECT(clipped > 0, "no step was clipped (clip %g)", (double)t->sgd.clip);
@@ -704,16 +713,61 @@ TEST_IMPL(training_sgd_eager) {
     if (!t) return;
     TbErr err = {{0}};
     setenv("TABULA_NO_GRAPH", "1", 1);
-    Backend *eager = backend_cuda_create(&t->m, 3, &err);
+    Backend *eager = backend_cuda_create(&t->m, 3, NULL, &err);
     EXPECT(eager != NULL, "backend_cuda_create without graphs: %s", err.msg);
     if (eager) {
         RunResult re;
         run_training(eager, &t->m, t->p0, t->frames, &t->sgd, 0, &re);
         compare_runs(&t->m, t->p0, &t->rc, &re, "sgd (eager)", 1e-3);
+        EXPECT(backend_cuda_graph_launches(eager) == 0, "%ld graph launches with graphs off",
+               backend_cuda_graph_launches(eager));
         free(re.params), free(re.state);
         backend_destroy(eager);
     }
     unsetenv("TABULA_NO_GRAPH");
+}
+
+// A failure inside the capture of a step (injected: the first check in it
+// reports one) must not exit: the capture is ended, that step and every later
+// one run eagerly, and the run is the same as the CPU's.
+TEST_IMPL(capture_failure_falls_back_to_eager) {
+    Training *t = training();
+    if (!t) return;
+    TbErr err = {{0}};
+    setenv("TABULA_INJECT_CAPTURE_FAIL", "1", 1);
+    Backend *be = backend_cuda_create(&t->m, 3, NULL, &err);
+    unsetenv("TABULA_INJECT_CAPTURE_FAIL");
+    EXPECT(be != NULL, "backend_cuda_create: %s", err.msg);
+    if (!be) return;
+    RunResult rf;
+    run_training(be, &t->m, t->p0, t->frames, &t->sgd, 0, &rf);
+    compare_runs(&t->m, t->p0, &t->rc, &rf, "sgd (capture failed, eager)", 1e-3);
+    EXPECT(backend_cuda_graph_launches(be) == 0, "%ld graph launches after the capture failed",
+           backend_cuda_graph_launches(be));
+    free(rf.params), free(rf.state);
+    backend_destroy(be);
+}
+
+// [train] deterministic = 1: two runs from the same start give the same bits
+// (graphs on, batch sizes 2 and 3), and still agree with the CPU.
+TEST_IMPL(deterministic_runs_repeat_bit_for_bit) {
+    Training *t = training();
+    if (!t) return;
+    TbErr err = {{0}};
+    BackendOpts o = {.deterministic = 1};
+    RunResult r[2];
+    for (int k = 0; k < 2; k++) {
+        Backend *be = backend_cuda_create(&t->m, 3, &o, &err);
+        EXPECT(be != NULL, "backend_cuda_create (deterministic): %s", err.msg);
+        if (!be) return;
+        run_training(be, &t->m, t->p0, t->frames, &t->sgd, 0, &r[k]);
+        backend_destroy(be);
+    }
+    compare_runs(&t->m, t->p0, &t->rc, &r[0], "sgd (deterministic)", 1e-3);
+    size_t n = t->m.n_params;
+    EXPECT(memcmp(r[0].params, r[1].params, n * sizeof(float)) == 0, "weights differ between two deterministic runs");
+    EXPECT(memcmp(r[0].stats, r[1].stats, sizeof r[0].stats) == 0, "losses differ between two deterministic runs");
+    for (int k = 0; k < 2; k++) free(r[k].params), free(r[k].state);
 }
 
 // The loss switched MSE -> L1 -> ... every 2 steps, graphs on: each (batch,
@@ -819,17 +873,32 @@ TEST_IMPL(slots_match_cpu) {
 TEST_IMPL(tf32_off) { EXPECT(!cuda_tf32_enabled(), "TF32 still on with TABULA_NO_TF32=1"); }
 #endif  // TABULA_HAVE_CUDA
 
+// TABULA_REQUIRE_CUDA=1 (bench/gpu_session.sh sets it on the GPU machine): a
+// GPU that cannot be used is a failure, named, not a skip.
+static int require_cuda(void) {
+    const char *r = getenv("TABULA_REQUIRE_CUDA");
+    return r && strcmp(r, "1") == 0;
+}
+
+static int no_gpu(const char *why) {
+    if (require_cuda()) {
+        fprintf(stderr, "FAIL: TABULA_REQUIRE_CUDA=1 but %s\n", why);
+        return 1;
+    }
+    TEST_SKIP("%s", why);
+}
+
 // Not TEST_MAIN: the cases share a cuDNN handle and a stream made here, after
 // the whole program has skipped if there is no GPU, and freed after them.
 int main(int argc, char **argv) {
 #ifndef TABULA_HAVE_CUDA
     (void)argc, (void)argv;
-    TEST_SKIP("built without the CUDA backend");
+    return no_gpu("built without the CUDA backend");
 #else
     // Before anything touches cuDNN: FMA math, so CUDA and CPU agree to rounding.
     setenv("TABULA_NO_TF32", "1", 1);
     TbErr err = {{0}};
-    if (!cuda_available(&err)) TEST_SKIP("%s", err.msg);
+    if (!cuda_available(&err)) return no_gpu(err.msg);
     tb_rng_seed(&rng, 42);
     cudnnCheck(cudnnCreate(&g_cudnn));
     cudaCheck(cudaStreamCreate(&g_stream));
@@ -851,6 +920,8 @@ int main(int argc, char **argv) {
         TEST_ENTRY(forward_only_matches_cpu),
         TEST_ENTRY(training_adam_graphs),
         TEST_ENTRY(training_sgd_eager),
+        TEST_ENTRY(capture_failure_falls_back_to_eager),
+        TEST_ENTRY(deterministic_runs_repeat_bit_for_bit),
         TEST_ENTRY(training_loss_switch_graphs),
         TEST_ENTRY(lerp),
         TEST_ENTRY(slots_match_cpu),

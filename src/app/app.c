@@ -74,6 +74,7 @@ static Display *open_display(App *a, Panel *pn, TbErr *err) {
     display_set_layout(d, (DisplayLayout)display_layout_parse(s->layout));
     panel_init(pn, d, s);
     a->rec_rgb = tb_calloc((size_t)W * H, 3);
+    a->net_rgb = tb_calloc((size_t)W * H, 3);
     if (strcmp(t->be->name, "cuda") == 0) {
         a->rg = recon_gpu_create(t->be, d, W, H, err);
         if (!a->rg) tb_log("%s: reconstructions go through host memory", err->msg);
@@ -138,19 +139,37 @@ static void show_capture_state(App *a, Display *d, LoopState *ls) {
     if (state != CAPTURE_LOST) snprintf(ls->src, sizeof ls->src, "%s", ls->spec);
 }
 
+int app_show_recon(App *a, Display *d, uint64_t *seen, double *arrival) {
+    const int W = a->run.t.model.spec.width, H = a->run.t.model.spec.height;
+    pthread_mutex_lock(&a->mu);
+    uint64_t seq = a->rec_seq;
+    int on_gpu = a->rec_on_gpu, shown = seq != *seen && !on_gpu;
+    *arrival = a->rec_arrival;
+    if (shown) display_set_recon(d, a->rec_rgb, W, H);
+    if (seq != *seen) display_set_net_input(d, a->net_on ? a->net_rgb : NULL, W, H);
+    pthread_mutex_unlock(&a->mu);
+    if (seq == *seen) return 0;
+    if (on_gpu) {
+        // Outside the lock: a map can wait on the driver, and the training
+        // thread must not wait for that.
+        int rc = recon_gpu_consume(a->rg);
+        if (rc == 0) return 0;  // not written yet: the screen keeps the last one, try next turn
+        shown = rc > 0;         // -1: interop is off; the next one comes through the host slot
+    }
+    *seen = seq;
+    return shown;
+}
+
 // The newest reconstruction onto the texture and any status line from the
 // training thread. Returns 1 when training is done.
 static int take_training(App *a, Display *d, LoopState *ls) {
-    const int W = a->run.t.model.spec.width, H = a->run.t.model.spec.height;
     const long cap = (long)(sizeof ls->delays / sizeof ls->delays[0]);
-    pthread_mutex_lock(&a->mu);
-    if (a->rec_seq != ls->rec_seen) {
-        if (a->rec_on_gpu) recon_gpu_consume(a->rg);
-        else display_set_recon(d, a->rec_rgb, W, H);
-        ls->rec_seen = a->rec_seq;
-        ls->delay_ms = 1e3 * (tb_now() - a->rec_arrival);
+    double arrival;
+    if (app_show_recon(a, d, &ls->rec_seen, &arrival)) {
+        ls->delay_ms = 1e3 * (tb_now() - arrival);
         ls->delays[ls->n_delay++ % cap] = ls->delay_ms;
     }
+    pthread_mutex_lock(&a->mu);
     int done = a->done;
     snprintf(ls->presence, sizeof ls->presence, "%s", a->presence);
     if (a->status[0]) {
@@ -341,6 +360,7 @@ int app_run(const Settings *s, ControlQueue *q) {
     recon_gpu_destroy(a->rg);
     display_close(d);
     free(a->rec_rgb);
+    free(a->net_rgb);
 out_run:
     run_close(&a->run);  // ends a take (its files closed) before the recorder goes
     recorder_free(a->rec);

@@ -19,7 +19,7 @@
 #include <stb_image_write.h>
 
 enum { KEY_RING = 64, TEXT_LINES = 48, TEXT_LEN = 160 };
-enum { PANE_CAMERA = 0, PANE_RECON = 1, PANE_ERROR = 2 };
+enum { PANE_CAMERA = 0, PANE_RECON = 1, PANE_ERROR = 2, PANE_NET = 3, PANE_KINDS };
 
 typedef struct {
     char line[TEXT_LINES][TEXT_LEN];
@@ -38,9 +38,10 @@ struct Display {
     int win_x, win_y, win_w, win_h;  // windowed geometry to restore after fullscreen
     GLint max_tex;
 
-    PaneProg pane[3][2];  // [PANE_*][bicubic]
-    GLuint vao, tex_in, tex_rec, pbo;
+    PaneProg pane[PANE_KINDS][2];  // [PANE_*][bicubic]
+    GLuint vao, tex_in, tex_rec, tex_net, pbo;
     int in_w, in_h;    // 0: nothing uploaded yet
+    int net_w, net_h, net_on;  // what the network is given (net_on: a transform is in force)
     int rec_w, rec_h;  // size of the reconstruction texture
     int pbo_w, pbo_h;
     int train_w, train_h;  // 0: follow the reconstruction's size
@@ -140,6 +141,11 @@ void display_set_input(Display *d, const uint8_t *rgb, int w, int h) {
     upload_rgb(d, d->tex_in, &d->in_w, &d->in_h, rgb, w, h, "camera texture");
 }
 
+void display_set_net_input(Display *d, const uint8_t *rgb, int w, int h) {
+    d->net_on = rgb != NULL;
+    if (rgb) upload_rgb(d, d->tex_net, &d->net_w, &d->net_h, rgb, w, h, "network input texture");
+}
+
 void display_set_recon(Display *d, const uint8_t *rgb, int w, int h) {
     upload_rgb(d, d->tex_rec, &d->rec_w, &d->rec_h, rgb, w, h, "reconstruction texture");
 }
@@ -234,6 +240,14 @@ static void input_crop(const Display *d, float crop[4]) {
 
 static const int pane_modes[DISPLAY_LAYOUT_COUNT][3] = {
     {PANE_RECON}, {PANE_CAMERA, PANE_RECON}, {PANE_CAMERA, PANE_RECON, PANE_ERROR}};
+
+// What pane i shows. With an input transform in force the triptych is camera |
+// network input | reconstruction: the error against the camera would mostly
+// show the transform, and the middle pane shows what the network repaints.
+static int pane_mode(const Display *d, int i) {
+    static const int world[3] = {PANE_CAMERA, PANE_NET, PANE_RECON};
+    return d->layout == DISPLAY_TRIPTYCH && d->net_on ? world[i] : pane_modes[d->layout][i];
+}
 
 // Panes in a row, each with the training aspect, as large as fits, centred;
 // what is left is black (letterbox or pillarbox). Returns the pane count.
@@ -367,9 +381,9 @@ static void draw_overlays(Display *d, int fw, int fh, int rect[3][4], int n, dou
     int s = text_scale(fh);
     if (d->show_hud && !(d->show_help && d->help.n > 0)) {  // help covers the HUD
         // Pane names at each pane's bottom-left, away from the HUD block.
-        static const char *names[3] = {"camera", "reconstruction", "error"};
+        static const char *names[PANE_KINDS] = {"camera", "reconstruction", "error", "network input"};
         for (int i = 0; i < n; i++) {
-            int mode = pane_modes[d->layout][i];
+            int mode = pane_mode(d, i);
             char label[64];
             if (mode == PANE_ERROR) snprintf(label, sizeof label, "error x%g", (double)d->gain);
             else snprintf(label, sizeof label, "%s", names[mode]);
@@ -429,12 +443,14 @@ static void render(Display *d, double t) {
     glBindTexture(GL_TEXTURE_2D, d->tex_in);
     glActiveTexture(GL_TEXTURE1);
     glBindTexture(GL_TEXTURE_2D, d->tex_rec);
+    glActiveTexture(GL_TEXTURE2);
+    glBindTexture(GL_TEXTURE_2D, d->tex_net);
     glActiveTexture(GL_TEXTURE0);
     glBindVertexArray(d->vao);
     for (int i = 0; i < n; i++) {
         // GL's viewport origin is the bottom-left; rect is from the top-left.
         glViewport(rect[i][0], fh - rect[i][1] - rect[i][3], rect[i][2], rect[i][3]);
-        const PaneProg *p = &d->pane[pane_modes[d->layout][i]][d->bicubic];
+        const PaneProg *p = &d->pane[pane_mode(d, i)][d->bicubic];
         glUseProgram(p->prog);
         glUniform4fv(p->u_crop, 1, crop);
         glUniform1f(p->u_flip, (float)d->flip);
@@ -602,8 +618,9 @@ static void free_gl(Display *d) {
     if (d->pbo) glDeleteBuffers(1, &d->pbo);
     if (d->tex_in) glDeleteTextures(1, &d->tex_in);
     if (d->tex_rec) glDeleteTextures(1, &d->tex_rec);
+    if (d->tex_net) glDeleteTextures(1, &d->tex_net);
     if (d->vao) glDeleteVertexArrays(1, &d->vao);
-    for (int m = 0; m < 3; m++)
+    for (int m = 0; m < PANE_KINDS; m++)
         for (int b = 0; b < 2; b++)
             if (d->pane[m][b].prog) glDeleteProgram(d->pane[m][b].prog);
 }
@@ -665,7 +682,7 @@ static int init_gl(Display *d, TbErr *err) {
         tb_log("display: software renderer: bilinear upscaling (display_set_bicubic to change)");
     }
     glGetIntegerv(GL_MAX_TEXTURE_SIZE, &d->max_tex);
-    for (int m = 0; m < 3; m++)
+    for (int m = 0; m < PANE_KINDS; m++)
         for (int b = 0; b < 2; b++) {
             char defs[64];
             snprintf(defs, sizeof defs, "#define MODE %d\n#define BICUBIC %d\n", m, b);
@@ -674,14 +691,16 @@ static int init_gl(Display *d, TbErr *err) {
             p->u_crop = glGetUniformLocation(p->prog, "u_crop");
             p->u_flip = glGetUniformLocation(p->prog, "u_flip");
             p->u_gain = glGetUniformLocation(p->prog, "u_gain");
-            glUseProgram(p->prog);  // samplers: camera on unit 0, reconstruction on 1
+            glUseProgram(p->prog);  // samplers: camera on unit 0, reconstruction 1, network input 2
             glUniform1i(glGetUniformLocation(p->prog, "u_input"), 0);
             glUniform1i(glGetUniformLocation(p->prog, "u_recon"), 1);
+            glUniform1i(glGetUniformLocation(p->prog, "u_net"), 2);
         }
     glUseProgram(0);
     glGenVertexArrays(1, &d->vao);  // core profile draws need one, even empty
     d->tex_in = make_texture();
     d->tex_rec = make_texture();
+    d->tex_net = make_texture();
     if (!gl_ok("display init")) return tb_fail(err, "display: could not set up textures (GL error above)");
     return hud_init(&d->hud, err);
 }

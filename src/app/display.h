@@ -18,7 +18,8 @@ typedef struct Display Display;
 typedef enum {
     DISPLAY_MIRROR = 0,    // reconstruction only, as large as the window allows
     DISPLAY_SIDE = 1,      // camera | reconstruction
-    DISPLAY_TRIPTYCH = 2,  // camera | reconstruction | error
+    DISPLAY_TRIPTYCH = 2,  // camera | reconstruction | error; with an input transform
+                           // camera | network input | reconstruction
     DISPLAY_LAYOUT_COUNT
 } DisplayLayout;
 
@@ -45,6 +46,9 @@ void display_close(Display *d);
 // sets the training aspect unless display_set_train_size says otherwise.
 void display_set_input(Display *d, const uint8_t *rgb, int w, int h);
 void display_set_recon(Display *d, const uint8_t *rgb, int w, int h);
+// What the network is given (the transformed frame, at the training size), or
+// NULL when no input transform is in force: the triptych then shows the error.
+void display_set_net_input(Display *d, const uint8_t *rgb, int w, int h);
 // Aspect the trainer crops the camera frame to (same rounding as frame_fit):
 // the camera pane shows exactly the region the network sees.
 void display_set_train_size(Display *d, int w, int h);

@@ -38,7 +38,12 @@ typedef struct {
     uint64_t rec_seq;
     double rec_arrival;  // arrival time of the frame it reconstructs
     int rec_on_gpu;      // the newest went through rg, not rec_rgb
-    ReconGpu *rg;  // CUDA-GL interop, or NULL: reconstructions through rec_rgb
+    uint8_t *net_rgb;    // what the network was given for it (an input transform in force)
+    int net_on;          // 0: no transform, net_rgb is stale
+    // CUDA-GL interop, or NULL: reconstructions through rec_rgb. Not guarded by
+    // mu: it stays until teardown; once interop fails recon_gpu_ok says 0 and
+    // the training thread uses rec_rgb again.
+    ReconGpu *rg;
     char status[256];
     double status_secs;
     int quit, done;
@@ -56,6 +61,12 @@ void app_status(App *a, double secs, const char *fmt, ...)
 // The training thread (arg: App *). Returns when told to quit or after
 // s->frames frames.
 void *train_thread_main(void *arg);
+
+// Main thread: the newest reconstruction onto the display, from rec_rgb (under
+// mu) or through rg (outside mu). *seen is the rec_seq last taken; *arrival
+// gets its frame's arrival time. Returns 1 if a new one was shown; a GPU one
+// not yet written is left for the next call.
+int app_show_recon(App *a, Display *d, uint64_t *seen, double *arrival);
 
 // The keyboard panel (panel.c): display keys act at once, training keys become
 // events (a step, a toggle, a value) the training loop applies to the values

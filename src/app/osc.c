@@ -520,7 +520,7 @@ void osc_params_markdown(FILE *f) {
     fprintf(f, "| key | values | \"+\" / \"-\" step |\n|---|---|---|\n");
     for (int id = 0; id < PARAM_COUNT; id++) {
         const Param *r = param_live(id);
-        char values[160], step[160], name[64];
+        char values[320], step[160], name[64];
         if (r->type == P_CHOICE) {
             size_t at = 0;
             for (int c = 0; param_choice_name(r, c, name, sizeof name) && at < sizeof values; c++)

@@ -71,6 +71,9 @@ static int publish(App *a, const uint8_t *rec, size_t rec_bytes, int on_gpu, dou
     pthread_mutex_lock(&a->mu);
     a->rec_on_gpu = on_gpu;
     if (!on_gpu) memcpy(a->rec_rgb, rec, rec_bytes);
+    // The triptych's "network input" pane, while an input transform is in force.
+    a->net_on = r->t.tf_last && trainer_input(&r->t);
+    if (a->net_on) memcpy(a->net_rgb, trainer_input(&r->t), rec_bytes);
     a->rec_seq++;
     a->rec_arrival = arrival;
     if (r->pres_change > 0) presence_describe(&r->pres, a->presence, sizeof a->presence);
@@ -103,9 +106,10 @@ void *train_thread_main(void *arg) {
         }
         if (run_frame(r, frame, w, h)) app_status(a, 4, "training diverged: restored the last good weights");
         // On the GPU the reconstruction stays there (no wait, no output smoothing,
-        // which is done on the host, no take to record); else it waits for this
-        // frame's steps.
-        int on_gpu = a->rg && r->p.v[PARAM_SMOOTH_OUT] <= 0 && !run_output_active(r);
+        // which is done on the host, no take to record); else, and for good once
+        // interop has failed, it waits for this frame's steps and goes through
+        // the host slot.
+        int on_gpu = !run_output_active(r) && recon_gpu_route(a->rg, r->p.v[PARAM_SMOOTH_OUT]);
         if (on_gpu) recon_gpu_produce(a->rg);
         else run_output(r, rec);
         if (publish(a, rec, fb, on_gpu, arrival)) break;

@@ -1,6 +1,7 @@
 // params.c: the parameter table (see params.h), lookup, and parsing a value.
 #include "params.h"
 
+#include "ops.h"
 #include "parse.h"
 #include "schedule.h"
 
@@ -60,6 +61,10 @@ static const Param PARAMS[] = {
      "training height in pixels (multiple of 16 for the default net)", SET},
     {"train", "backend", "backend", P_CHOICE, O(backend), 0, 0, "auto|cpu|cuda", "auto",
      "compute backend: auto picks CUDA when a GPU is usable, else the CPU", SET},
+    {"train", "deterministic", "deterministic", P_INT, O(deterministic), 0, 1, NULL, "0",
+     "1 = on CUDA, only cuDNN algorithms that give the same bits every run, picked without "
+     "timing, so a replay can be reproduced (can be slower); the CPU backend is always "
+     "deterministic", SET},
     // Switching live keeps the weights and starts the new optimizer's state afresh.
     {"train", "optimizer", "optimizer", P_CHOICE, O(optimizer), 0, 0, "sgd|adam", "sgd",
      "sgd (with momentum) or adam", LIVE(PARAM_OPTIMIZER, SCALE_LIN, 1, 0, 0, "opt")},
@@ -105,6 +110,18 @@ static const Param PARAMS[] = {
     {"train", "pause", "pause", P_INT, O(pause), 0, 1, NULL, "0",
      "1 = start with learning paused (the reconstruction still follows the camera)",
      LIVE(PARAM_PAUSE, SCALE_LIN, 1, 0, 0, "paused")},
+    // Worlds: the network is given a degraded frame and learns to rebuild the
+    // clean one (README "Worlds: transforms"). blur: x2 a step.
+    {"train", "transform", "transform", P_CHOICE, O(transform), 0, 0, TF_CHOICES, "none",
+     "what the network is given in place of the frame (it still learns the clean frame): none, "
+     "grey (luminance only) or edges (Sobel outlines, grey)",
+     LIVE(PARAM_TRANSFORM, SCALE_LIN, 1, 0, 0, "input")},
+    {"train", "blur", "blur", P_INT, O(blur), 1, 64, NULL, "1",
+     "blur the network's input: area-average down to 1/N of the size, bilinear back up (1 = off; "
+     "24 leaves only shapes and colours)", LIVE(PARAM_BLUR, SCALE_LOG, 2, 0, 0, "blur")},
+    {"train", "jitter", "jitter", P_FLOAT, O(jitter), 0, 0.5, NULL, "0",
+     "training inputs only: a random brightness +-J and contrast x(1+-J) per frame (0 = off)",
+     LIVE(PARAM_JITTER, SCALE_LIN, 0.05, 0, 0, "jitter")},
     {"train", "seed", "seed", P_INT, O(seed), 0, 2147483647, NULL, "1",
      "random seed for the initial weights and the replay draws", SET},
     {"train", "stats_every", NULL, P_INT, O(stats_every), 1, 60, NULL, "8",

@@ -33,6 +33,9 @@ typedef enum {
     PARAM_SMOOTH_OUT,    // blend of each reconstruction with the previous one
     PARAM_FREEZE,        // 1 = train on and show the last frame
     PARAM_PAUSE,         // 1 = frozen: keep showing reconstructions, no steps
+    PARAM_TRANSFORM,     // what the network is given: 0 none, 1 grey, 2 edges (TF_*)
+    PARAM_BLUR,          // blur factor of the network's input (1 = off)
+    PARAM_JITTER,        // brightness/contrast jitter of training inputs (0 = off)
     PARAM_FADE_TIME,     // seconds a slot cross-fade takes (modulate.h)
     PARAM_LFO_PARAM,     // the parameter the LFO moves: 0 none, else an index in LFO_TARGETS
     PARAM_LFO_SHAPE,     // 0 sine, 1 triangle, 2 random walk
@@ -45,7 +48,8 @@ typedef enum {
 // parameter but fade_time and the LFO's own (not a choice, not a 0/1 switch;
 // tests/test_modulate.c checks the list against the table).
 #define LFO_TARGETS \
-    "none|lr|momentum|clip|weight_decay|steps_per_frame|memory|ring|input_smoothing|output_smoothing"
+    "none|lr|momentum|clip|weight_decay|steps_per_frame|memory|ring|input_smoothing|output_smoothing|" \
+    "blur|jitter"
 
 typedef struct {
     const char *section, *key;  // INI name; section NULL = command line only

@@ -10,6 +10,13 @@
 
 static void publish(Run *r);
 
+// The trainer's transform into the live values (after a checkpoint set it).
+static void transform_to_live(Run *r) {
+    live_params_set(&r->p, PARAM_TRANSFORM, (float)r->t.tf.kind);
+    live_params_set(&r->p, PARAM_BLUR, (float)r->t.tf.blur);
+    live_params_set(&r->p, PARAM_JITTER, r->t.tf.jitter);
+}
+
 static size_t frame_bytes(const Run *r) {
     return (size_t)r->t.model.spec.width * r->t.model.spec.height * 3;
 }
@@ -36,6 +43,7 @@ int run_open(Run *r, const Settings *s, ControlQueue *q, TbErr *err) {
     }
     if (r->as.on) tb_log("autosave: every %.4g min to %s/, keeping %d", (double)s->autosave_minutes, s->autosave_dir, s->autosave_keep);
     live_params_from_settings(&r->p, s);
+    transform_to_live(r);  // a loaded world brings the transform it was trained with
     PresenceConfig pc = {.mode = presence_mode_parse(s->presence_mode), .threshold = s->presence_threshold,
                          .after_s = s->presence_after_s, .slow_factor = s->presence_slow_factor};
     presence_init(&r->pres, &pc);
@@ -280,6 +288,7 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
         if (snapshot_load_newest(r->s->snapshot_dir, &r->t, path, sizeof path, &err))
             snprintf(msg, n, "%.400s", err.msg);
         else snprintf(msg, n, "loaded %.400s", path);
+        if (r->t.tf_from_file) transform_to_live(r);
         log_event(r, e, "\"action\":\"load\"", 0);
         break;
     case CMD_RECORD: record_action(r, e, msg, n); break;
@@ -318,6 +327,9 @@ static void apply_params(Trainer *t, const LiveParams *p, float lr_scale) {
     trainer_set_optimizer(t, (int)p->v[PARAM_OPTIMIZER]);
     int ring = (int)p->v[PARAM_RING];
     t->ring_limit = ring < t->ring_cap ? ring : t->ring_cap;
+    t->tf.kind = (int)p->v[PARAM_TRANSFORM];
+    t->tf.blur = (int)p->v[PARAM_BLUR];
+    t->tf.jitter = p->v[PARAM_JITTER];
 }
 
 // acc = a*acc + (1-a)*x over n bytes (acc starts at x), written back as bytes.

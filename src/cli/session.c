@@ -120,7 +120,12 @@ int session_trainer_config(const Settings *s, const ModelSpec *arch, TrainerConf
     h->t = 1;
     c->ring = s->ring;
     c->max_batch = params_max_batch();
+    c->transform.kind = param_choice_index(param_find_ini("train", "transform"), s->transform);
+    if (c->transform.kind < 0) c->transform.kind = TF_NONE;
+    c->transform.blur = s->blur;
+    c->transform.jitter = s->jitter;
     c->seed = (uint64_t)s->seed;
+    c->deterministic = s->deterministic;
     return 0;
 }
 
@@ -204,6 +209,11 @@ int session_setup_trainer(Trainer *t, const Settings *s, TbErr *err) {
             return -1;
         }
         tb_log("loaded %s (step %ld)", s->load, t->step);
+        if (t->tf_from_file)
+            tb_log("%s: input transform %s, blur %d, jitter %.3g: the file's (it was trained with them; "
+                   "[train] transform, blur and jitter are set aside)", s->load,
+                   t->tf.kind == TF_GREY ? "grey" : t->tf.kind == TF_EDGES ? "edges" : "none", t->tf.blur,
+                   (double)t->tf.jitter);
     }
     if (s->save_init[0] && checkpoint_save(s->save_init, t, 0, err)) {
         trainer_free(t);

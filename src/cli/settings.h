@@ -21,6 +21,7 @@ typedef struct {
     // [train]
     int width, height;
     char backend[16];    // auto | cpu | cuda
+    int deterministic;   // 1: only deterministic cuDNN algorithms (the CPU always is)
     char optimizer[16];  // sgd | adam
     char loss[16];       // mse | l1
     float lr, momentum, clip, weight_decay;
@@ -31,6 +32,9 @@ typedef struct {
     int pause;            // 1 = learning paused (a live parameter; the start value)
     float input_smoothing, output_smoothing;  // 0 = off, up to 0.99
     int freeze;           // 1 = train on and show the last frame
+    char transform[16];   // none | grey | edges: what the network is given (ops.h)
+    int blur;             // blur the network's input by this factor (1 = off)
+    float jitter;         // training inputs: brightness +-J, contrast x(1+-J) (0 = off)
     int seed;
     int stats_every;      // read the loss back every N frames (each read waits for the GPU)
     float rollback_lr_factor;  // lr *= this after the watchdog rolls back (1 = keep)

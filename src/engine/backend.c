@@ -7,11 +7,18 @@
 #endif
 
 Backend *backend_create(const char *name, const Model *m, int max_batch, TbErr *err) {
+    return backend_create_opts(name, m, max_batch, NULL, err);
+}
+
+Backend *backend_create_opts(const char *name, const Model *m, int max_batch, const BackendOpts *o,
+                             TbErr *err) {
+    BackendOpts none = {0};
+    if (!o) o = &none;
     if (strcmp(name, "cpu") == 0) return backend_cpu_create(m, max_batch, err);
+    // backend_cuda_create checks the GPU itself (its one cuDNN handle is the cuDNN check).
     if (strcmp(name, "cuda") == 0) {
 #ifdef TABULA_HAVE_CUDA
-        if (!cuda_available(err)) return NULL;
-        return backend_cuda_create(m, max_batch, err);
+        return backend_cuda_create(m, max_batch, o, err);
 #else
         tb_fail(err, "backend cuda: this build has no CUDA backend (CUDA toolkit or cuDNN missing at build time)");
         return NULL;
@@ -20,10 +27,8 @@ Backend *backend_create(const char *name, const Model *m, int max_batch, TbErr *
     if (strcmp(name, "auto") == 0) {
 #ifdef TABULA_HAVE_CUDA
         TbErr why = {{0}};
-        if (cuda_available(&why)) {
-            Backend *b = backend_cuda_create(m, max_batch, &why);
-            if (b) return b;
-        }
+        Backend *b = backend_cuda_create(m, max_batch, o, &why);
+        if (b) return b;
         tb_log("backend: using the CPU (%s)", why.msg);
 #else
         tb_log("backend: using the CPU (this build has no CUDA backend)");

@@ -29,6 +29,11 @@ struct Backend {
     void (*reset_opt_state)(Backend *b);
     // Upload B frames (RGB8 interleaved at the model's training size) as the batch.
     void (*load_batch)(Backend *b, const uint8_t *const *frames, int B);
+    // After load_batch: the loss compares the output with these B frames instead
+    // of the input (the clean frames of a transformed input). Without it, the
+    // input is its own target. Held in the image's gradient slot (dacts[0]),
+    // which no step writes: the image gets no gradient.
+    void (*load_targets)(Backend *b, const uint8_t *const *frames, int B);
     // One training step on the loaded batch: forward, loss, backward, clip, update.
     // Its stats go into slot `slot` of a small ring (slot < TB_STATS_RING); nothing
     // here waits for the device.
@@ -62,10 +67,19 @@ struct Backend {
 #define TB_SLOTS 8
 
 
+// Choices fixed when a backend is made (all zero: the defaults).
+typedef struct {
+    // 1: CUDA uses only cuDNN algorithms that give the same bits on every run
+    // (a replay can be reproduced); the CPU backend always does.
+    int deterministic;
+} BackendOpts;
+
 // Create a backend by name: "cpu", "cuda" or "auto" (cuda if usable, else cpu,
 // with one log line saying why). Returns NULL with err filled when the named
-// backend cannot be used (e.g. "cuda" without a GPU).
+// backend cannot be used (e.g. "cuda" without a GPU). o may be NULL (defaults).
 Backend *backend_create(const char *name, const Model *m, int max_batch, TbErr *err);
+Backend *backend_create_opts(const char *name, const Model *m, int max_batch, const BackendOpts *o,
+                             TbErr *err);
 void backend_destroy(Backend *b);
 
 // The CPU backend (backend_cpu.c); the CUDA one is in backend_cuda.h.

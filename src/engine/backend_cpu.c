@@ -10,6 +10,7 @@ typedef struct {
     float *params, *grads, *m, *v;  // m: SGD momentum buffer or Adam first moment
     float *acts, *dacts;            // max_batch * act_total each
     int batch;                      // B of the last load_batch/step
+    int own_target;                 // 1: load_targets since load_batch (target in dacts[0])
     StepStats stats[TB_STATS_RING];
     float *slots[TB_SLOTS + 1];     // params | m | v each (3n floats), NULL until saved
 } CpuCtx;
@@ -66,6 +67,17 @@ static void cpu_load_batch(Backend *b, const uint8_t *const *frames, int B) {
     for (int i = 0; i < B; i++)
         frame_to_tensor(x + (size_t)i * b->model->act_n[0], frames[i], s->height, s->width);
     c->batch = B;
+    c->own_target = 0;
+}
+
+static void cpu_load_targets(Backend *b, const uint8_t *const *frames, int B) {
+    CpuCtx *c = b->ctx;
+    CHECK(B == c->batch, "targets for %d samples, %d loaded", B, c->batch);
+    const ModelSpec *s = &b->model->spec;
+    float *t = act_ptr(b, c->dacts, 0, B);
+    for (int i = 0; i < B; i++)
+        frame_to_tensor(t + (size_t)i * b->model->act_n[0], frames[i], s->height, s->width);
+    c->own_target = 1;
 }
 
 static void cpu_forward_impl(Backend *b, int B) {
@@ -100,11 +112,11 @@ static void cpu_train_step(Backend *b, int B, const Hyper *h, int slot) {
     int nl = m->n_layers;
     cpu_forward_impl(b, B);
 
-    // Loss (h->loss: MSE or L1) against the input itself; its gradient seeds the
-    // backward pass.
+    // Loss (h->loss: MSE or L1) against the input itself, or the clean frames
+    // of a transformed input; its gradient seeds the backward pass.
     float *out = act_ptr(b, c->acts, nl, B);
     float *dout = act_ptr(b, c->dacts, nl, B);
-    const float *target = act_ptr(b, c->acts, 0, B);
+    const float *target = act_ptr(b, c->own_target ? c->dacts : c->acts, 0, B);
     size_t nout = (size_t)B * m->act_n[nl];
     float loss = h->loss == LOSS_L1 ? l1_forward_backward(dout, out, target, nout)
                                     : mse_forward_backward(dout, out, target, nout);
@@ -205,6 +217,7 @@ Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     b->get_opt_state = cpu_get_opt_state;
     b->reset_opt_state = cpu_reset_opt_state;
     b->load_batch = cpu_load_batch;
+    b->load_targets = cpu_load_targets;
     b->train_step = cpu_train_step;
     b->forward = cpu_forward;
     b->read_stats = cpu_read_stats;

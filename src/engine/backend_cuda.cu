@@ -13,11 +13,21 @@
 // is captured as a CUDA graph and replayed; the pinned-struct copy is issued
 // just before each launch, so a replay sees the current values. The optimizer
 // and the loss pick which kernels a step launches, so a switch of either
-// selects (or captures) another graph.
+// selects (or captures) another graph. A failure inside a capture does not
+// exit: the capture is ended and the backend goes on with eager launches.
+//
+// Convolution algorithms are timed (cudnnFind) for each batch size the first
+// time it is used, outside any capture: batch 1 at creation, others at their
+// first step. When they need a larger workspace it grows, and the captured
+// graphs (which hold the old one) are dropped and captured again.
+//
+// BackendOpts.deterministic: only deterministic algorithms, chosen by cuDNN's
+// heuristics (not timed), so the same ones every run.
 //
 // Environment: NVIDIA_TF32_OVERRIDE=0 or TABULA_NO_TF32=1 keep cuDNN on FMA math;
 // TABULA_NO_GRAPH=1 launches every step eagerly; TABULA_CUDNN_FIND=0 takes
-// cuDNN's heuristic algorithm choices at init instead of timing them.
+// cuDNN's heuristic algorithm choices instead of timing them;
+// TABULA_INJECT_CAPTURE_FAIL=1 (a test hook) makes the first capture fail.
 //
 // Holds: one probe kernel (never launched: it tells whether this build has code
 // for the device), then the host side: cuda_available, the passes of a step
@@ -32,7 +42,7 @@
 
 #define PIN_RING 16    // pinned hyperparameter structs: the host may run this many steps ahead
 #define FRAME_RING 4   // pinned staging buffers for load_batch
-#define WS_MIN (32u << 20)   // workspace floor: room for the heuristics' picks at other batch sizes
+#define WS_MIN (32u << 20)   // workspace floor: fewer regrowths (and recaptures) as batch sizes come
 #define WS_CAP (256u << 20)  // largest workspace an algorithm may ask for
 #define STEP_KINDS 4          // graphs per batch size: one per step_kind (optimizer x loss)
 
@@ -41,7 +51,9 @@ typedef struct {
     int max_batch, L;
     int H, W;            // training size
     size_t frame_bytes;  // H*W*3
-    int tf32, use_graphs, find;
+    int tf32, use_graphs, find, deterministic;
+    int inject_capture_fail;  // TABULA_INJECT_CAPTURE_FAIL=1: the first capture fails (test hook)
+    long graph_launches;      // steps replayed from a graph
     cudaStream_t stream;
     cudnnHandle_t cudnn;
 
@@ -71,7 +83,7 @@ typedef struct {
     ConvPlan *plans;  // (max_batch + 1) * L, row B filled on first use of B
     int *plans_ready;
     cudaGraphExec_t *graphs;  // (max_batch + 1) * STEP_KINDS: key B*STEP_KINDS + step_kind
-    int *graph_runs;
+    int *graph_runs;          // steps run per key (the first runs eagerly)
     int batch;  // B of the last load_batch
     float *slots[TB_SLOTS + 1];  // device: params | m | v each (3n floats), NULL until saved
 } CudaCtx;
@@ -93,17 +105,30 @@ __global__ void probe_kernel(void) {}
 #define STR_(...) #__VA_ARGS__  // the arch list is comma-separated
 #define STR(...) STR_(__VA_ARGS__)
 
-extern "C" int cuda_available(TbErr *err) {
-    int n = 0;
+// The device side of cuda_available, each failure named by its cause: the
+// driver, the device, this build's code for it, the cuDNN library. Makes no
+// cuDNN handle. Returns 0, or -1 with err filled.
+static int device_check(TbErr *err) {
+    int n = 0, drv = 0, rt = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
+    if (e == cudaErrorInsufficientDriver) {
+        (void)cudaGetLastError();
+        (void)cudaDriverGetVersion(&drv);
+        (void)cudaRuntimeGetVersion(&rt);
+        if (drv == 0)
+            return tb_fail(err, "no usable CUDA device: no NVIDIA driver is loaded (the CUDA %d.%d "
+                           "runtime needs one; %s)", rt / 1000, rt % 1000 / 10, cudaGetErrorName(e));
+        return tb_fail(err, "no usable CUDA device: the NVIDIA driver (CUDA %d.%d) is too old for the "
+                       "CUDA %d.%d runtime (%s)", drv / 1000, drv % 1000 / 10, rt / 1000,
+                       rt % 1000 / 10, cudaGetErrorName(e));
+    }
+    if (e == cudaErrorNoDevice || (e == cudaSuccess && n < 1)) {
+        (void)cudaGetLastError();
+        return tb_fail(err, "no usable CUDA device: no CUDA device found (the driver sees none)");
+    }
     if (e != cudaSuccess) {
         (void)cudaGetLastError();
-        tb_fail(err, "no usable CUDA device: %s", cudaGetErrorString(e));
-        return 0;
-    }
-    if (n < 1) {
-        tb_fail(err, "no usable CUDA device: none found");
-        return 0;
+        return tb_fail(err, "no usable CUDA device: %s (%s)", cudaGetErrorString(e), cudaGetErrorName(e));
     }
     // A device this build has no kernels for (e.g. older than the arch list).
     cudaFuncAttributes fa;
@@ -114,24 +139,33 @@ extern "C" int cuda_available(TbErr *err) {
         int major = 0, minor = 0;
         if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) major = prop.major, minor = prop.minor;
 #ifdef __CUDA_ARCH_LIST__
-        tb_fail(err, "no usable CUDA device: %s (compute capability %d.%d; built for %s)",
-                cudaGetErrorString(e), major, minor, STR(__CUDA_ARCH_LIST__));
+        return tb_fail(err, "no usable CUDA device: no code for it in this build: %s (compute "
+                       "capability %d.%d; built for %s)", cudaGetErrorString(e), major, minor,
+                       STR(__CUDA_ARCH_LIST__));
 #else
-        tb_fail(err, "no usable CUDA device: %s (compute capability %d.%d)", cudaGetErrorString(e),
-                major, minor);
+        return tb_fail(err, "no usable CUDA device: no code for it in this build: %s (compute "
+                       "capability %d.%d)", cudaGetErrorString(e), major, minor);
 #endif
-        return 0;
     }
     size_t ver = cudnnGetVersion();
-    if (ver / 10000 != CUDNN_MAJOR) {
-        tb_fail(err, "no usable CUDA device: cuDNN %zu loaded, built against %d.%d", ver,
-                CUDNN_MAJOR, CUDNN_MINOR);
-        return 0;
-    }
+    if (ver / 10000 != CUDNN_MAJOR)
+        return tb_fail(err, "no usable CUDA device: cuDNN %zu loaded, built against %d.%d", ver,
+                       CUDNN_MAJOR, CUDNN_MINOR);
+    return 0;
+}
+
+// cudnnCreate failing: cuDNN's parts missing or unusable with this driver.
+static int cudnn_fail(TbErr *err, cudnnStatus_t s) {
+    return tb_fail(err, "no usable CUDA device: cuDNN missing or unusable: %s (cuDNN %zu)",
+                   cudnnGetErrorString(s), cudnnGetVersion());
+}
+
+extern "C" int cuda_available(TbErr *err) {
+    if (device_check(err)) return 0;
     cudnnHandle_t h;
     cudnnStatus_t s = cudnnCreate(&h);
     if (s != CUDNN_STATUS_SUCCESS) {
-        tb_fail(err, "no usable CUDA device: cuDNN: %s", cudnnGetErrorString(s));
+        cudnn_fail(err, s);
         return 0;
     }
     cudnnDestroy(h);
@@ -140,19 +174,68 @@ extern "C" int cuda_available(TbErr *err) {
 
 // ---------------------------------------------------------------- the passes
 
-static void ensure_plans(CudaCtx *c, int B) {
-    if (c->plans_ready[B]) return;
-    // Batch sizes other than max_batch: cuDNN's heuristics (no device work, no
-    // sync), restricted to the workspace sized at init.
+// A failing CUDA call where the caller can report it: fill err and return -1.
+#define CU_TRY(err, expr)                                                                   \
+    do {                                                                                    \
+        cudaError_t e_ = (expr);                                                            \
+        if (e_ != cudaSuccess) {                                                            \
+            (void)cudaGetLastError();                                                       \
+            return tb_fail((err), "cuda backend: %s: %s", #expr, cudaGetErrorString(e_));  \
+        }                                                                                   \
+    } while (0)
+
+// Captured graphs hold the workspace pointer (and the plans' algorithms): drop
+// them all; each key is captured again at its next step.
+static void drop_graphs(CudaCtx *c) {
+    for (int k = 0; k < (c->max_batch + 1) * STEP_KINDS; k++)
+        if (c->graphs[k]) {
+            cudaCheck(cudaGraphExecDestroy(c->graphs[k]));
+            c->graphs[k] = NULL;
+        }
+}
+
+// The one workspace, grown to `need` bytes once the queued work (and any graph
+// replay) that uses the old one is done.
+static int grow_workspace(CudaCtx *c, size_t need, TbErr *err) {
+    CU_TRY(err, cudaStreamSynchronize(c->stream));
+    drop_graphs(c);
+    if (c->ws) CU_TRY(err, cudaFree(c->ws));
+    c->ws = NULL;
+    c->ws_size = 0;
+    CU_TRY(err, cudaMalloc(&c->ws, need));
+    c->ws_size = need;
+    return 0;
+}
+
+// The plans of batch size B, chosen for B itself (timed unless TABULA_CUDNN_FIND=0)
+// on its first step or forward: never inside a capture, since a step is
+// captured only at its second run. Grows the workspace when they need more.
+static int plan_batch(CudaCtx *c, int B, size_t ws_floor, TbErr *err) {
+    ConvChoice ch = {c->tf32, c->find, c->deterministic, WS_CAP};
+    size_t need = ws_floor;
     for (int l = 0; l < c->L; l++) {
         const Layer *L = &c->m->layers[l];
-        TbErr e = {{0}};
-        int rc = conv_plan_init(plan_at(c, B, l), c->cudnn, L->kind == LAYER_CONVT, B, L->cin,
-                                L->hin, L->win, L->cout, L->k, L->stride, L->pad, c->tf32, 0,
-                                c->ws_size, &e);
-        CHECK(rc == 0, "layer %s at batch %d: %s", L->name, B, e.msg);
+        if (conv_plan_init(plan_at(c, B, l), c->cudnn, L->kind == LAYER_CONVT, B, L->cin, L->hin,
+                           L->win, L->cout, L->k, L->stride, L->pad, &ch, err)) {
+            // Row B is not marked ready, so cuda_destroy leaves it: free it here.
+            for (int k = 0; k < l; k++) conv_plan_destroy(plan_at(c, B, k));
+            return -1;
+        }
+        size_t w = conv_plan_workspace(plan_at(c, B, l));
+        if (w > need) need = w;
     }
     c->plans_ready[B] = 1;
+    if (need <= c->ws_size) return 0;
+    if (c->ws)
+        tb_log("cuda: batch %d needs a %.0f MiB workspace: grown (CUDA graphs captured again)", B,
+               (double)need / (1024.0 * 1024.0));
+    return grow_workspace(c, need, err);
+}
+
+static void ensure_plans(CudaCtx *c, int B) {
+    if (c->plans_ready[B]) return;
+    TbErr e = {{0}};
+    CHECK(plan_batch(c, B, 0, &e) == 0, "batch %d: %s", B, e.msg);
 }
 
 static void enqueue_forward(CudaCtx *c, int B) {
@@ -184,9 +267,10 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
     int nl = c->L;
     float *d_loss = c->d_scalars, *d_norm = c->d_scalars + 1;
     enqueue_forward(c, B);
-    // Loss (MSE or L1) against the input itself; its gradient seeds the backward pass.
+    // Loss (MSE or L1) against the target in dacts[0] (the input itself, or the
+    // clean frames of a transformed input); its gradient seeds the backward pass.
     float *dout = act_at(c, c->dacts, nl, B);
-    const float *out = act_at(c, c->acts, nl, B), *target = act_at(c, c->acts, 0, B);
+    const float *out = act_at(c, c->acts, nl, B), *target = act_at(c, c->dacts, 0, B);
     size_t nout = (size_t)B * m->act_n[nl];
     if (kind & STEP_L1)
         l1_forward_backward_cuda(dout, d_loss, out, target, nout, c->reduce_scratch, c->stream);
@@ -230,39 +314,60 @@ static void push_step_params(CudaCtx *c, const Hyper *h, int slot) {
     c->step_count++;
 }
 
+// Captures the step into a graph ready to launch. Whatever fails inside (a
+// check records the first failure instead of exiting), the capture is always
+// ended; returns NULL with the reason in why if anything failed.
+static cudaGraphExec_t capture_step(CudaCtx *c, int B, int kind, char *why, size_t n) {
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t exec = NULL;
+    cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        snprintf(why, n, "cudaStreamBeginCapture: %s", cudaGetErrorString(e));
+        return NULL;
+    }
+    cuda_capture_begin(c->inject_capture_fail);
+    c->inject_capture_fail = 0;  // once
+    enqueue_step(c, B, kind);
+    int failed = cuda_capture_end(why, n);
+    e = cudaStreamEndCapture(c->stream, &g);
+    if (!failed && e != cudaSuccess)
+        failed = 1, snprintf(why, n, "cudaStreamEndCapture: %s", cudaGetErrorString(e));
+    if (!failed && (e = cudaGraphInstantiate(&exec, g, 0)) != cudaSuccess)
+        failed = 1, exec = NULL, snprintf(why, n, "cudaGraphInstantiate: %s", cudaGetErrorString(e));
+    if (g) (void)cudaGraphDestroy(g);
+    (void)cudaGetLastError();  // a failed capture leaves its error behind: clear it
+    for (char *p = why; failed && *p; p++)
+        if (*p == '\n') *p = ' ';  // one log line
+    return failed ? NULL : exec;
+}
+
 static void run_step(CudaCtx *c, int B, int kind) {
     if (!c->use_graphs) {
         enqueue_step(c, B, kind);
         return;
     }
     int key = B * STEP_KINDS + kind;
-    if (c->graphs[key]) {
-        cudaCheck(cudaGraphLaunch(c->graphs[key], c->stream));
-        return;
-    }
     // First use of this shape runs eagerly, so that cuDNN and the runtime load
     // their kernels (and do any lazy setup) outside of a capture.
-    if (c->graph_runs[key]++ == 0) {
+    if (!c->graphs[key] && c->graph_runs[key]++ == 0) {
         enqueue_step(c, B, kind);
         return;
     }
-    cudaGraph_t g = NULL;
-    cudaGraphExec_t exec = NULL;
-    cudaCheck(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
-    enqueue_step(c, B, kind);
-    cudaError_t e = cudaStreamEndCapture(c->stream, &g);
-    if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, g, 0);
-    if (g) cudaCheck(cudaGraphDestroy(g));
-    if (e != cudaSuccess) {
-        (void)cudaGetLastError();
-        tb_log("cuda: capturing the training step failed (%s); running it without CUDA graphs",
-               cudaGetErrorString(e));
-        c->use_graphs = 0;
-        enqueue_step(c, B, kind);  // the captured work never ran
-        return;
+    if (!c->graphs[key]) {
+        char why[640];
+        c->graphs[key] = capture_step(c, B, kind, why, sizeof why);
+        if (!c->graphs[key]) {
+            tb_log("cuda: capturing the training step failed (%s); running it without CUDA graphs",
+                   why);
+            c->use_graphs = 0;
+            drop_graphs(c);
+            enqueue_step(c, B, kind);  // the captured work never ran
+            return;
+        }
     }
-    c->graphs[key] = exec;
-    cudaCheck(cudaGraphLaunch(exec, c->stream));
+    cudaCheck(cudaGraphLaunch(c->graphs[key], c->stream));
+    c->graph_launches++;
 }
 
 // ---------------------------------------------------------------- the table
@@ -337,11 +442,10 @@ static void cuda_reset_opt_state(Backend *b) {
     cudaCheck(cudaMemsetAsync(c->mom, 0, 2 * c->m->n_params * sizeof(float), c->stream));
 }
 
-static void cuda_load_batch(Backend *b, const uint8_t *const *frames, int B) {
-    CudaCtx *c = (CudaCtx *)b->ctx;
-    CHECK(B >= 1 && B <= c->max_batch, "batch %d outside 1..%d", B, c->max_batch);
-    // Stage through pinned memory so the upload is truly async; the staging buffer
-    // is reused only after its previous upload has finished.
+// Upload B frames into d_frames through pinned memory so the upload is truly
+// async; a staging buffer is reused only after its previous upload has finished.
+// d_frames is reused in stream order: the kernel that read it before is done.
+static void upload_frames(CudaCtx *c, const uint8_t *const *frames, int B) {
     int k = (int)(c->frame_count % FRAME_RING);
     if (c->frame_ev_used[k]) cudaCheck(cudaEventSynchronize(c->frame_ev[k]));
     uint8_t *stage = c->h_frames + (size_t)k * c->max_batch * c->frame_bytes;
@@ -351,8 +455,25 @@ static void cuda_load_batch(Backend *b, const uint8_t *const *frames, int B) {
     cudaCheck(cudaEventRecord(c->frame_ev[k], c->stream));
     c->frame_ev_used[k] = 1;
     c->frame_count++;
+}
+
+// The input, and the target too (dacts[0], the one place a captured step reads
+// it from) until load_targets says otherwise. The input transforms (ops.h)
+// run on the host before this upload; a kernel for them would go here.
+static void cuda_load_batch(Backend *b, const uint8_t *const *frames, int B) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    CHECK(B >= 1 && B <= c->max_batch, "batch %d outside 1..%d", B, c->max_batch);
+    upload_frames(c, frames, B);
     frame_to_tensor_cuda(act_at(c, c->acts, 0, B), c->d_frames, B, c->H, c->W, c->stream);
+    frame_to_tensor_cuda(act_at(c, c->dacts, 0, B), c->d_frames, B, c->H, c->W, c->stream);
     c->batch = B;
+}
+
+static void cuda_load_targets(Backend *b, const uint8_t *const *frames, int B) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    CHECK(B == c->batch, "targets for %d samples, %d loaded", B, c->batch);
+    upload_frames(c, frames, B);
+    frame_to_tensor_cuda(act_at(c, c->dacts, 0, B), c->d_frames, B, c->H, c->W, c->stream);
 }
 
 static void cuda_train_step(Backend *b, int B, const Hyper *h, int slot) {
@@ -442,6 +563,12 @@ extern "C" void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size
                         c->stream);
 }
 
+extern "C" long backend_cuda_graph_launches(Backend *b) {
+    CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_graph_launches on a %s backend",
+          b && b->name ? b->name : "null");
+    return ((CudaCtx *)b->ctx)->graph_launches;
+}
+
 extern "C" void *backend_cuda_stream(Backend *b) {
     CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_stream on a %s backend",
           b && b->name ? b->name : "null");
@@ -467,16 +594,6 @@ static int cuda_mem_info(Backend *b, size_t *used, size_t *total) {
 // filled; what it made before failing stays in the context, and cuda_destroy
 // (the one cleanup path) frees whatever exists.
 
-// A failing CUDA call during creation: fill err and return -1 from the caller.
-#define CU_TRY(err, expr)                                                                   \
-    do {                                                                                    \
-        cudaError_t e_ = (expr);                                                            \
-        if (e_ != cudaSuccess) {                                                            \
-            (void)cudaGetLastError();                                                       \
-            return tb_fail((err), "cuda backend: %s: %s", #expr, cudaGetErrorString(e_));  \
-        }                                                                                   \
-    } while (0)
-
 // The Backend table over context c.
 static Backend *backend_table_new(const Model *m, int max_batch, CudaCtx *c) {
     Backend *b = (Backend *)tb_calloc(1, sizeof *b);
@@ -491,6 +608,7 @@ static Backend *backend_table_new(const Model *m, int max_batch, CudaCtx *c) {
     b->get_opt_state = cuda_get_opt_state;
     b->reset_opt_state = cuda_reset_opt_state;
     b->load_batch = cuda_load_batch;
+    b->load_targets = cuda_load_targets;
     b->train_step = cuda_train_step;
     b->forward = cuda_forward;
     b->read_stats = cuda_read_stats;
@@ -504,7 +622,7 @@ static Backend *backend_table_new(const Model *m, int max_batch, CudaCtx *c) {
 
 // Shapes, the environment's switches, and the host tables of plans and graphs
 // (filled on first use of a batch size); no device work.
-static void ctx_init(CudaCtx *c, const Model *m, int max_batch) {
+static void ctx_init(CudaCtx *c, const Model *m, int max_batch, const BackendOpts *o) {
     int nl = m->n_layers;
     c->m = m;
     c->max_batch = max_batch;
@@ -516,8 +634,13 @@ static void ctx_init(CudaCtx *c, const Model *m, int max_batch) {
     // Escape hatches for debugging on a new machine: eager launches, and
     // cuDNN's heuristics instead of timing the algorithms at init.
     const char *g = getenv("TABULA_NO_GRAPH"), *f = getenv("TABULA_CUDNN_FIND");
+    const char *inj = getenv("TABULA_INJECT_CAPTURE_FAIL");
     c->use_graphs = !(g && strcmp(g, "1") == 0);
-    c->find = !(f && strcmp(f, "0") == 0);
+    c->deterministic = o && o->deterministic;
+    // Deterministic runs take the heuristics' picks, the same every run: timing
+    // could pick another (deterministic, but different) algorithm next time.
+    c->find = !(f && strcmp(f, "0") == 0) && !c->deterministic;
+    c->inject_capture_fail = inj && strcmp(inj, "1") == 0;
     c->plans = (ConvPlan *)tb_calloc((size_t)(max_batch + 1) * nl, sizeof(ConvPlan));
     c->plans_ready = (int *)tb_calloc((size_t)max_batch + 1, sizeof(int));
     c->graphs = (cudaGraphExec_t *)tb_calloc((size_t)(max_batch + 1) * STEP_KINDS,
@@ -540,13 +663,14 @@ static size_t bias_scratch_floats(const CudaCtx *c) {
     return most;
 }
 
-// The non-blocking stream all work runs on, and the cuDNN handle bound to it.
+// The non-blocking stream all work runs on, and the cuDNN handle bound to it:
+// the backend's one handle, made here and destroyed with it.
 static int create_stream_and_handle(CudaCtx *c, TbErr *err) {
     CU_TRY(err, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     cudnnStatus_t st = cudnnCreate(&c->cudnn);
     if (st != CUDNN_STATUS_SUCCESS) {
         c->cudnn = NULL;
-        return tb_fail(err, "no usable CUDA device: cuDNN: %s", cudnnGetErrorString(st));
+        return cudnn_fail(err, st);
     }
     if ((st = cudnnSetStream(c->cudnn, c->stream)) != CUDNN_STATUS_SUCCESS)
         return tb_fail(err, "cuda backend: cudnnSetStream: %s", cudnnGetErrorString(st));
@@ -596,28 +720,10 @@ static int alloc_host_rings(CudaCtx *c, TbErr *err) {
     return 0;
 }
 
-// The steady-state batch (max_batch) gets timed algorithm choices; the one
-// workspace is sized to the largest of them.
-static int build_plans_and_workspace(CudaCtx *c, TbErr *err) {
-    int B = c->max_batch;
-    size_t ws = WS_MIN;
-    for (int l = 0; l < c->L; l++) {
-        const Layer *L = &c->m->layers[l];
-        if (conv_plan_init(plan_at(c, B, l), c->cudnn, L->kind == LAYER_CONVT, B, L->cin, L->hin,
-                           L->win, L->cout, L->k, L->stride, L->pad, c->tf32, c->find, WS_CAP,
-                           err)) {
-            // Row B is not marked ready yet, so cuda_destroy leaves it: free it here.
-            for (int k = 0; k < l; k++) conv_plan_destroy(plan_at(c, B, k));
-            return -1;
-        }
-        size_t need = conv_plan_workspace(plan_at(c, B, l));
-        if (need > ws) ws = need;
-    }
-    c->plans_ready[B] = 1;
-    c->ws_size = ws;
-    CU_TRY(err, cudaMalloc(&c->ws, c->ws_size));
-    return 0;
-}
+// Batch 1 (the live default, memory 0) is planned now, so that a layer cuDNN
+// has no algorithm for fails creation instead of the first step; the workspace
+// starts at WS_MIN or what batch 1 needs. Other batch sizes come at first use.
+static int plan_first_batch(CudaCtx *c, TbErr *err) { return plan_batch(c, 1, WS_MIN, err); }
 
 // Wait for the zeroing queued above, so creation ends with the device idle.
 static int wait_for_init(CudaCtx *c, TbErr *err) {
@@ -634,22 +740,24 @@ static int log_device(const CudaCtx *c, TbErr *err) {
     size_t n = c->m->n_params;
     double mib = (double)(4 * n * sizeof(float) + 2 * acts_floats(c) * sizeof(float) + c->ws_size) /
                  (1024.0 * 1024.0);
-    tb_log("cuda: %s (sm_%d%d), cuDNN %zu, TF32 %s, algorithms %s, CUDA graphs %s, "
-           "%.0f MiB (workspace %.0f MiB)",
+    tb_log("cuda: %s (sm_%d%d), cuDNN %zu, TF32 %s, algorithms %s%s, CUDA graphs %s, "
+           "%.0f MiB (workspace %.0f MiB, grows with the batch sizes used)",
            prop.name, prop.major, prop.minor, cudnnGetVersion(), c->tf32 ? "on" : "off",
-           c->find ? "timed" : "by heuristics", c->use_graphs ? "on" : "off", mib,
+           c->find ? "timed per batch size" : "by heuristics",
+           c->deterministic ? ", deterministic only" : "", c->use_graphs ? "on" : "off", mib,
            (double)c->ws_size / (1024.0 * 1024.0));
     return 0;
 }
 
 // Returns the backend, or NULL with the reason in err (no usable GPU, out of
 // device memory, no usable cuDNN algorithm): never exits for those.
-extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, TbErr *err) {
+extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, const BackendOpts *o,
+                                       TbErr *err) {
     if (max_batch < 1) {
         tb_fail(err, "cuda backend: batch %d < 1", max_batch);
         return NULL;
     }
-    if (!cuda_available(err)) return NULL;
+    if (device_check(err)) return NULL;  // cuDNN is checked by making the handle
     int nl = m->n_layers;
     CHECK(nl >= 1 && m->layers[0].cin == 3 && m->layers[nl - 1].cout == 3 &&
               m->act_n[nl] == m->act_n[0],
@@ -657,9 +765,9 @@ extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, TbErr *er
 
     CudaCtx *c = (CudaCtx *)tb_calloc(1, sizeof *c);
     Backend *b = backend_table_new(m, max_batch, c);
-    ctx_init(c, m, max_batch);
+    ctx_init(c, m, max_batch, o);
     if (create_stream_and_handle(c, err) || alloc_device_blocks(c, err) ||
-        alloc_host_rings(c, err) || build_plans_and_workspace(c, err) || wait_for_init(c, err) ||
+        alloc_host_rings(c, err) || plan_first_batch(c, err) || wait_for_init(c, err) ||
         log_device(c, err)) {
         cuda_destroy(b);
         return NULL;

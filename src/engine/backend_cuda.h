@@ -9,12 +9,18 @@
 extern "C" {
 #endif
 
-// 1 if a CUDA device and cuDNN are usable; else 0 with the reason in err.
+// 1 if a CUDA device and cuDNN are usable; else 0 with the reason in err, which
+// names the cause: no NVIDIA driver or one too old for this CUDA runtime, no
+// device, no code in this build for the device, cuDNN missing or unusable.
 int cuda_available(TbErr *err);
-// The CUDA backend for batches of up to max_batch samples of model m; NULL with
-// the reason in err when there is no usable device, device memory runs out or
-// cuDNN has no algorithm for a layer (it never exits for those).
-Backend *backend_cuda_create(const Model *m, int max_batch, TbErr *err);
+// The CUDA backend for batches of up to max_batch samples of model m (o may be
+// NULL: defaults); NULL with the reason in err when there is no usable device,
+// device memory runs out or cuDNN has no algorithm for a layer (it never exits
+// for those). Makes one cuDNN handle, kept for its life.
+Backend *backend_cuda_create(const Model *m, int max_batch, const BackendOpts *o, TbErr *err);
+// Training steps launched as a replay of a captured CUDA graph so far (0 when
+// graphs are off, or fell back to eager launches after a failed capture).
+long backend_cuda_graph_launches(Backend *b);
 
 // Extras beyond the Backend table, for CUDA-GL interop:
 // Sample i of the last forward/step as RGBA8 into device memory (rows pitch_bytes

@@ -19,8 +19,14 @@ static int layer_shape(const Layer *L, int bias, int64_t *shape) {
     return 4;
 }
 
-int checkpoint_save_host(const char *path, const Model *m, const Hyper *h, long step, long opt_t0,
-                         uint64_t seed, const float *p, const float *s, TbErr *err) {
+static const char *tf_name(int kind) {
+    static const char *const names[TF_KINDS] = {"none", "grey", "edges"};  // TF_CHOICES
+    return kind >= 0 && kind < TF_KINDS ? names[kind] : "none";
+}
+
+// tf: the input transform the network was trained with (NULL: not recorded).
+static int save_host(const char *path, const Model *m, const Hyper *h, long step, long opt_t0,
+                     uint64_t seed, const float *p, const float *s, const Transform *tf, TbErr *err) {
     int with_opt = s != NULL;
     int adam = h->optimizer == OPT_ADAM;
     size_t n = m->n_params;
@@ -63,11 +69,21 @@ int checkpoint_save_host(const char *path, const Model *m, const Hyper *h, long 
     META_F("adam_beta2", h->beta2);
     META_F("adam_eps", h->eps);
     META_I("seed", seed);
+    if (tf) {
+        st_writer_meta(&w, "transform", tf_name(tf->kind));
+        META_I("blur", tf->blur > 1 ? tf->blur : 1);
+        META_F("jitter", tf->jitter);
+    }
 #undef META_I
 #undef META_F
     int rc = st_writer_save(&w, path, err);
     st_writer_free(&w);
     return rc;
+}
+
+int checkpoint_save_host(const char *path, const Model *m, const Hyper *h, long step, long opt_t0,
+                         uint64_t seed, const float *p, const float *s, TbErr *err) {
+    return save_host(path, m, h, step, opt_t0, seed, p, s, NULL, err);
 }
 
 int checkpoint_save(const char *path, Trainer *t, int with_opt, TbErr *err) {
@@ -76,7 +92,7 @@ int checkpoint_save(const char *path, Trainer *t, int with_opt, TbErr *err) {
     float *s = with_opt ? tb_malloc(2 * n * sizeof(float)) : NULL;
     t->be->get_params(t->be, p);
     if (s) t->be->get_opt_state(t->be, s, t->hyper.optimizer);
-    int rc = checkpoint_save_host(path, &t->model, &t->hyper, t->step, t->opt_t0, t->seed, p, s, err);
+    int rc = save_host(path, &t->model, &t->hyper, t->step, t->opt_t0, t->seed, p, s, &t->tf, err);
     free(p);
     free(s);
     return rc;
@@ -133,9 +149,39 @@ static int meta_count(const StFile *f, const char *key, long *out) {
     return 0;
 }
 
+// The input transform in the metadata, if any: 1 with *tf filled, 0 if the file
+// names none (older files), -1 with err naming the file (one this build does
+// not know, a blur or jitter out of range).
+static int meta_transform(const StFile *f, const char *path, Transform *tf, TbErr *err) {
+    const char *kind = st_meta(f, "transform"), *jit = st_meta(f, "jitter");
+    if (!kind) return 0;
+    tf->kind = -1;
+    for (int i = 0; i < TF_KINDS; i++)
+        if (strcmp(kind, tf_name(i)) == 0) tf->kind = i;
+    if (tf->kind < 0)
+        return tb_fail(err, "%s: the network was trained with the input transform \"%.40s\", which this "
+                       "tabula does not know (it knows " TF_CHOICES ")", path, kind);
+    long blur = 1;
+    if (st_meta(f, "blur") && (meta_count(f, "blur", &blur) || blur < 1 || blur > 64))
+        return tb_fail(err, "%s: \"blur\" = \"%.40s\" is not a factor of 1 to 64", path, st_meta(f, "blur"));
+    char *end = NULL;
+    double j = jit ? strtod(jit, &end) : 0;
+    if (jit && (end == jit || *end || !(j >= 0 && j <= 0.5)))
+        return tb_fail(err, "%s: \"jitter\" = \"%.40s\" is not a number from 0 to 0.5", path, jit);
+    tf->blur = (int)blur;
+    tf->jitter = (float)j;
+    return 1;
+}
+
 int checkpoint_load(const char *path, Trainer *t, TbErr *err) {
     StFile f;
     if (st_read(&f, path, err)) return -1;
+    Transform tf;
+    int has_tf = meta_transform(&f, path, &tf, err);
+    if (has_tf < 0) {
+        st_free(&f);
+        return -1;
+    }
     const Model *m = &t->model;
     size_t n = m->n_params;
     float *p = tb_malloc(n * sizeof(float));
@@ -178,6 +224,8 @@ int checkpoint_load(const char *path, Trainer *t, TbErr *err) {
             rc = tb_fail(err, "%s: \"step\" or \"optimizer_start\" is not a count of steps", path);
     }
     if (!rc) {
+        if (has_tf) t->tf = tf;  // a world brings the transform it was trained with
+        t->tf_from_file = has_tf;
         t->be->set_params(t->be, p);
         if (have_state) {
             t->be->set_opt_state(t->be, s, t->hyper.optimizer);

@@ -1,7 +1,8 @@
 // checkpoint.h: trainer state <-> safetensors file.
 // Tensors: enc.{i}.weight/bias, dec.{i}.weight/bias in PyTorch layouts; with
 // optimizer state also opt.<name> (SGD momentum or Adam m) and opt_v.<name>
-// (Adam v). __metadata__: format, arch, width, height, step, optimizer settings.
+// (Adam v). __metadata__: format, arch, width, height, step, optimizer settings,
+// and the input transform (transform, blur, jitter; ops.h) from checkpoint_save.
 // Loads into PyTorch with safetensors.torch.load_file.
 #pragma once
 #include "trainer.h"
@@ -19,7 +20,9 @@ int checkpoint_save_host(const char *path, const Model *m, const Hyper *h, long 
 // The architecture a checkpoint was trained with (to build the model to load into).
 int checkpoint_peek_spec(const char *path, ModelSpec *spec, TbErr *err);
 // Load weights (and optimizer state and step count if present and the optimizer
-// matches). Shapes must match the trainer's model: else a clear error.
+// matches). Shapes must match the trainer's model: else a clear error. A file
+// that names an input transform sets t->tf (and t->tf_from_file = 1); one this
+// build does not know is an error naming the file, and nothing is loaded.
 int checkpoint_load(const char *path, Trainer *t, TbErr *err);
 
 #ifdef __cplusplus

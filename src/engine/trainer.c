@@ -22,7 +22,8 @@ int trainer_init(Trainer *t, const TrainerConfig *c, TbErr *err) {
                        (double)(net + ring) / 1e9, (double)net / 1e9, c->ring, (double)ring / 1e9,
                        (double)avail / 1e9);
     t->max_batch = c->max_batch;
-    t->be = backend_create(c->backend, &t->model, t->max_batch, err);
+    BackendOpts bo = {.deterministic = c->deterministic};
+    t->be = backend_create_opts(c->backend, &t->model, t->max_batch, &bo, err);
     if (!t->be) return -1;
     t->hyper = c->hyper;
     t->hyper.t = 1;
@@ -30,6 +31,8 @@ int trainer_init(Trainer *t, const TrainerConfig *c, TbErr *err) {
     t->ring_limit = c->ring;
     t->ring = tb_calloc((size_t)t->ring_cap, (size_t)c->spec.width * c->spec.height * 3);
     t->batch = tb_calloc((size_t)t->max_batch, sizeof *t->batch);
+    t->tf_in = tb_calloc((size_t)t->max_batch, sizeof *t->tf_in);
+    t->tf = c->transform;
     trainer_reset(t, c->seed);
     const char *inj = getenv("TABULA_INJECT_NAN_AT_STEP");  // test hook only
     if (inj && *inj) t->inject_nan_step = strtol(inj, NULL, 10);
@@ -40,6 +43,8 @@ void trainer_free(Trainer *t) {
     backend_destroy(t->be);
     free(t->ring);
     free(t->batch);
+    free(t->tf_buf);
+    free(t->tf_in);
     memset(t, 0, sizeof *t);
 }
 
@@ -80,9 +85,29 @@ const uint8_t *trainer_newest(const Trainer *t) {
     return t->ring_len ? t->ring + (size_t)t->ring_head * frame_bytes(t) : NULL;
 }
 
+// The batch's inputs through the transform in force, the clean frames as
+// targets. Jitter (training only) draws from the trainer's seeded RNG, so a
+// CPU run stays reproducible; without a transform nothing changes.
+static void load_inputs(Trainer *t, const uint8_t **frames, int B, int training) {
+    t->tf_last = transform_active(&t->tf, training);
+    if (!t->tf_last) {
+        t->be->load_batch(t->be, frames, B);
+        return;
+    }
+    int W = t->model.spec.width, H = t->model.spec.height;
+    if (!t->tf_buf) t->tf_buf = tb_malloc((size_t)t->max_batch * frame_bytes(t));
+    for (int i = 0; i < B; i++) {
+        uint8_t *dst = t->tf_buf + (size_t)i * frame_bytes(t);
+        transform_apply(&t->tf, dst, frames[i], W, H, training ? &t->rng : NULL);
+        t->tf_in[i] = dst;
+    }
+    t->be->load_batch(t->be, t->tf_in, B);
+    t->be->load_targets(t->be, frames, B);
+}
+
 // The batch: newest first, then `memory` frames drawn (with replacement) from
 // the older frames in the ring, at most ring_limit back.
-static int load_batch(Trainer *t, int memory) {
+static int load_batch(Trainer *t, int memory, int training) {
     const uint8_t **frames = t->batch;
     int older = (t->ring_len < t->ring_limit ? t->ring_len : t->ring_limit) - 1;
     int B = 1 + (older > 0 ? memory : 0);
@@ -93,7 +118,7 @@ static int load_batch(Trainer *t, int memory) {
         int idx = (t->ring_head - back + t->ring_cap) % t->ring_cap;
         frames[i] = t->ring + (size_t)idx * frame_bytes(t);
     }
-    t->be->load_batch(t->be, frames, B);
+    load_inputs(t, frames, B, training);
     t->last_batch = B;
     return B;
 }
@@ -104,14 +129,14 @@ int trainer_train(Trainer *t, int K, int memory) {
     CHECK(t->ring_len > 0, "train before the first frame");
     CHECK(K <= trainer_slots_free(t), "%d steps but %d stats slots free", K, trainer_slots_free(t));
     if (K <= 0) {
-        int B = load_batch(t, 0);
+        int B = load_batch(t, 0, 0);
         t->be->forward(t->be, B);
         return -1;
     }
     int slot = -1;
     for (int k = 0; k < K; k++) {
         // A new draw of replayed frames every step; the newest stays in each batch.
-        int B = load_batch(t, memory);
+        int B = load_batch(t, memory, 1);
         t->hyper.t = (int)(t->step - t->opt_t0 + 1);
         slot = t->slot_next++;
         t->be->train_step(t->be, B, &t->hyper, slot);
@@ -138,6 +163,11 @@ int trainer_read_stats(Trainer *t, StepStats *out) {
 }
 
 void trainer_output(Trainer *t, uint8_t *rgb) { t->be->get_output(t->be, 0, rgb); }
+
+const uint8_t *trainer_input(const Trainer *t) {
+    if (!t->last_batch) return NULL;
+    return t->tf_last ? t->tf_buf : t->batch[0];
+}
 
 int trainer_slot_full(const Trainer *t, int i) { return i >= 0 && i <= TB_SLOTS && t->slots[i].full; }
 

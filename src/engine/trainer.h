@@ -17,6 +17,8 @@ typedef struct {
     int ring;          // replay ring length (frames)
     int max_batch;     // largest batch: 1 + the most replayed frames per step
     uint64_t seed;     // initial weights and replay draws
+    Transform transform;  // what the network is given (ops.h); zero = the frame itself
+    int deterministic; // 1: the backend gives the same bits on every run (BackendOpts)
 } TrainerConfig;
 
 // What the trainer knows of a snapshot slot (the backend holds its numbers).
@@ -33,6 +35,14 @@ typedef struct {
     Hyper hyper;
     int max_batch;
     const uint8_t **batch;  // max_batch frame pointers, filled per step
+    // Input transform (live; ops.h): with one in force, each step's inputs are
+    // transformed copies of the batch (tf_buf, max_batch frames, made on first
+    // use) and the clean frames are the targets. The ring keeps clean frames.
+    Transform tf;
+    uint8_t *tf_buf;
+    const uint8_t **tf_in;
+    int tf_last;  // 1: the last step/forward was given tf_buf
+    int tf_from_file;  // 1: the last checkpoint_load set tf from the file
     // Replay ring: ring_cap frames of W*H*3 bytes; the newest is at ring_head.
     uint8_t *ring;
     int ring_cap, ring_len, ring_head;
@@ -72,6 +82,10 @@ int trainer_slots_free(const Trainer *t);
 int trainer_read_stats(Trainer *t, StepStats *out);
 // Reconstruction of the newest frame (sample 0 of the last step/forward), RGB8.
 void trainer_output(Trainer *t, uint8_t *rgb);
+// What the network was given for the newest frame (sample 0 of the last
+// step/forward: the transformed frame, or the frame itself), at the training
+// size; NULL before the first step/forward. Valid until the next one.
+const uint8_t *trainer_input(const Trainer *t);
 
 // Snapshot slots 1..TB_SLOTS, held in the backend's memory (on the GPU for
 // CUDA): the weights and the optimizer's state. They survive a reset; the step

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -21,7 +23,7 @@ static inline int convt_out(int in, int K, int S, int P) { return (in - 1) * S -
 
 // ---- Scratch: a growing buffer per calling thread and use, reused by every op
 // (so a warm training step allocates nothing); freed when the thread ends.
-enum { TB_BUF_COLS = 0, TB_BUF_BIAS_SUMS, TB_BUF_COUNT };
+enum { TB_BUF_COLS = 0, TB_BUF_BIAS_SUMS, TB_BUF_TRANSFORM, TB_BUF_COUNT };
 void *tb_thread_buffer(int which, size_t bytes);
 
 // ---- GEMM (row-major): C = alpha * op(A) * op(B) + beta * C, op = transpose if tX.
@@ -114,6 +116,25 @@ void tensor_to_frame(uint8_t *rgb, const float *x, int H, int W);
 // [0,1]; a = 0 leaves w, a = 1 gives s exactly. No gradient (never trained through).
 void lerp(float *w, const float *s, size_t n, float a);
 void lerp_ref(float *w, const float *s, size_t n, float a);
+
+// ---- Input transforms: what the network is given in place of the camera frame
+// (the loss still compares with the clean frame). On RGB8 (H,W,3), per frame,
+// in this order: blur (area-average down to 1/blur of the size, bilinear back
+// up: the factor sets the cut-off), then the kind (grey: BT.601 luminance;
+// edges: Sobel magnitude of the luminance, as grey), then jitter (training
+// only: brightness +-jitter*255 and contrast x(1+-jitter) about mid-grey, one
+// draw of each per frame from rng). One rounding at the end.
+enum { TF_NONE = 0, TF_GREY = 1, TF_EDGES = 2, TF_KINDS };
+#define TF_CHOICES "none|grey|edges"  // the names of the kinds, in order
+typedef struct {
+    int kind;      // TF_NONE, TF_GREY or TF_EDGES
+    int blur;      // downscale factor; 1 (or less) = off
+    float jitter;  // 0 = off
+} Transform;
+// 1 if the transform changes a frame (training: jitter counts; else it does not).
+int transform_active(const Transform *tf, int training);
+// out = transform of in (w x h). rng NULL: not training (no jitter). out != in.
+void transform_apply(const Transform *tf, uint8_t *out, const uint8_t *in, int w, int h, TbRng *rng);
 
 #ifdef __cplusplus
 }

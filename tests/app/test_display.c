@@ -498,6 +498,34 @@ TEST_IMPL(triptych_error_pane_black_for_identical_images) {
     display_set_recon(d, g_grad, RS, RS);
 }
 
+// An input transform in force: camera | network input | reconstruction; without
+// one the triptych is camera | reconstruction | error again.
+TEST_IMPL(triptych_shows_network_input_while_a_transform_is_on) {
+    Display *d = window();
+    display_set_layout(d, DISPLAY_TRIPTYCH);
+    display_set_flip(d, 0);
+    int c[4], m[4], r[4];
+    display_pane_rect(d, 0, c), display_pane_rect(d, 1, m), display_pane_rect(d, 2, r);
+    static uint8_t grey[RS * RS * 3], rec[RS * RS * 3];
+    memset(grey, 90, sizeof grey);
+    for (int i = 0; i < RS * RS; i++) rec[3 * i] = 0, rec[3 * i + 1] = 200, rec[3 * i + 2] = 0;
+    display_set_recon(d, rec, RS, RS);
+    display_set_net_input(d, grey, RS, RS);
+    draw_n(d, 2);
+    Img im = grab(d);
+    EXPECT_RGB(pane_px(&im, c, 0.25, 0.5), 255, 0, 0, 12, "camera pane");
+    EXPECT_RGB(pane_px(&im, m, 0.5, 0.5), 90, 90, 90, 6, "network input pane");
+    EXPECT_RGB(pane_px(&im, r, 0.5, 0.5), 0, 200, 0, 6, "reconstruction pane");
+    shot(d, "display_triptych_world");
+    display_set_net_input(d, NULL, RS, RS);
+    draw_n(d, 2);
+    im = grab(d);
+    EXPECT_RGB(pane_px(&im, m, 0.5, 0.5), 0, 200, 0, 6, "reconstruction back in the middle");
+    const uint8_t *p = pane_px(&im, r, 0.25, 0.5);
+    EXPECT(p[0] + p[1] + p[2] > 300, "error pane back on the right: (%d,%d,%d)", p[0], p[1], p[2]);
+    display_set_recon(d, g_grad, RS, RS);
+}
+
 static void set_hud_lines(Display *d) {
     const char *lines[] = {"tabula  cpu  256x256", "loss 0.01234  lr 0.01", "fps 60.0  steps 1234"};
     display_set_hud(d, lines, 3);
@@ -858,7 +886,8 @@ TEST_MAIN(TEST_ENTRY(no_display_and_dead_display_give_clear_messages), TEST_ENTR
           TEST_ENTRY(side_panes_flipped_show_both_mirrored),
           TEST_ENTRY(triptych_error_pane_bright_where_images_differ),
           TEST_ENTRY(triptych_error_pane_dark_where_images_agree),
-          TEST_ENTRY(triptych_error_pane_black_for_identical_images), TEST_ENTRY(hud_and_pane_label_only_when_on),
+          TEST_ENTRY(triptych_error_pane_black_for_identical_images),
+          TEST_ENTRY(triptych_shows_network_input_while_a_transform_is_on), TEST_ENTRY(hud_and_pane_label_only_when_on),
           TEST_ENTRY(side_layout_labels_the_camera_pane), TEST_ENTRY(status_message_shown_then_cleared),
           TEST_ENTRY(help_overlay_shown_then_hidden),
           TEST_ENTRY(real_frame_pane_is_training_crop_blur_lights_error),
