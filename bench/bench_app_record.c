@@ -82,7 +82,7 @@ static void bench_encode(const Opts *o, const char *what, int ow, int oh, MkvCod
     double t_comp = 0, t_enc = 0;
     for (int i = 0; i < o->frames; i++) {
         double t0 = tb_now();
-        compose_frame(c, in[i], rec[i], pic);
+        compose_frame(c, in[i], NULL, rec[i], pic);
         double t1 = tb_now();
         CHECK(mkv_encode(m, pic, i, write_packet, m, &err) == 0, "%s", err.msg);
         t_comp += t1 - t0, t_enc += tb_now() - t1;

@@ -92,10 +92,12 @@ void compose_free(Composer *c) {
     free(c);
 }
 
-// Pane content at the training size: the frame (flipped if asked), or the error.
-static const uint8_t *pane_source(Composer *c, int mode, const uint8_t *in, const uint8_t *rec) {
+// Pane content at the training size: a frame (flipped if asked: 0 input,
+// 1 reconstruction, 3 the network's input), or the error (2).
+static const uint8_t *pane_source(Composer *c, int mode, const uint8_t *in, const uint8_t *net, const uint8_t *rec) {
     int w = c->o.tw, h = c->o.th;
-    const uint8_t *src = mode == 0 ? in : rec;
+    const uint8_t *src = mode == 0 ? in : mode == 3 ? net : rec;
+    if (mode == 3) mode = 0;
     if (mode < 2 && !c->o.flip) return src;
     for (int y = 0; y < h; y++) {
         uint8_t *d = c->pane + (size_t)y * w * 3;
@@ -113,13 +115,16 @@ static const uint8_t *pane_source(Composer *c, int mode, const uint8_t *in, cons
     return c->pane;
 }
 
-void compose_frame(Composer *c, const uint8_t *in, const uint8_t *rec, uint8_t *out) {
-    // Pane kinds per layout: 0 input, 1 reconstruction, 2 error.
+void compose_frame(Composer *c, const uint8_t *in, const uint8_t *net, const uint8_t *rec, uint8_t *out) {
+    // Pane kinds per layout: 0 input, 1 reconstruction, 2 error, 3 the network's
+    // input (the triptych's middle while a transform is in force).
     static const int modes[COMPOSE_LAYOUTS][3] = {{1}, {0, 1}, {0, 1, 2}};
+    static const int world[3] = {0, 3, 1};
     memset(out, 0, (size_t)c->o.ow * c->o.oh * 3);
     int pw = c->rect[0][2], ph = c->rect[0][3];
     for (int i = 0; i < c->n; i++) {
-        const uint8_t *src = pane_source(c, modes[c->o.layout][i], in, rec);
+        int mode = c->o.layout == COMPOSE_TRIPTYCH && net ? world[i] : modes[c->o.layout][i];
+        const uint8_t *src = pane_source(c, mode, in, net, rec);
         const uint8_t *sp[4] = {src, NULL, NULL, NULL};
         int ss[4] = {c->o.tw * 3, 0, 0, 0};
         uint8_t *dp[4] = {c->scaled, NULL, NULL, NULL};

@@ -7,8 +7,10 @@
 // times a gain, through the inferno colour map (shaders/display_frag.glsl).
 // Panes keep the training aspect, side by side with the window's gap (1.25% of
 // the height), centred on black, and are mirrored left-right with flip on.
-// The input pane is the frame the network was shown (fitted to the training
-// size), where the window shows the camera's crop at the camera's resolution.
+// With an input transform in force (a world) the triptych is input | what the
+// network was given | reconstruction, as in the window. The input pane is the
+// frame that went into the replay ring (fitted to the training size), where
+// the window shows the camera's crop at the camera's resolution.
 #pragma once
 #include <stdint.h>
 
@@ -29,9 +31,9 @@ typedef struct Composer Composer;
 // NULL with err (a size swscale cannot take).
 Composer *compose_new(const ComposeOpts *o, TbErr *err);
 void compose_free(Composer *c);
-// The picture (ow*oh*3 bytes, RGB8) from the input frame and the
-// reconstruction (tw*th*3 each).
-void compose_frame(Composer *c, const uint8_t *input, const uint8_t *recon, uint8_t *out);
+// The picture (ow*oh*3 bytes, RGB8) from the input frame, what the network
+// was given (NULL: no transform in force) and the reconstruction (tw*th*3 each).
+void compose_frame(Composer *c, const uint8_t *input, const uint8_t *net, const uint8_t *recon, uint8_t *out);
 // Where pane i of n lies in an ow x oh picture (x, y, w, h), as the window
 // places it: returns n, the number of panes of the layout.
 int compose_panes(int layout, int tw, int th, int ow, int oh, int rect[3][4]);

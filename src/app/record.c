@@ -262,7 +262,8 @@ static void on_frame(void *u, Run *r, const uint8_t *in, const uint8_t *rec) {
     if (ipts <= R->last_ipts) ipts = R->last_ipts + 1;
     R->last_ipts = ipts;
     R->n++;
-    take_push(R->take, in, rec, vpts, ipts, frame_layout(R), atomic_load(&R->view_flip));
+    const uint8_t *net = r->t.tf_last ? trainer_input(&r->t) : NULL;  // a world's transform in force
+    take_push(R->take, in, net, rec, vpts, ipts, frame_layout(R), atomic_load(&R->view_flip));
 }
 
 static void on_event(void *u, const char *line) {

@@ -3,8 +3,9 @@
 // from the start with --record DIR (into DIR). A take folder holds:
 //   video.mkv            the picture in the layout to record ([record] layout,
 //                        size, fps, codec: H.264 CRF or FFV1), constant rate
-//   input.mkv            every frame the network was shown (FFV1, lossless;
-//                        time stamps in ms since the take began), for replay
+//   input.mkv            every frame as it went into the replay ring (before a
+//                        world's transform; FFV1, lossless; time stamps in ms
+//                        since the take began), for replay
 //   events.jsonl         every parameter change and action, as --events writes them
 //   take.json            version, architecture, backend, start, counts, drops
 //   config.ini           the settings the run started with

@@ -16,9 +16,9 @@
 #include "record_meta.h"
 
 typedef struct {
-    uint8_t *in, *rec;
+    uint8_t *in, *net, *rec;
     int64_t vpts, ipts;
-    int layout, flip;
+    int layout, flip, net_on;
 } Slot;
 
 // What the writer writes: a packet of one file, an event line, or the end.
@@ -235,7 +235,7 @@ static void encode_slot(Take *t, Slot *s, Composer **cmp, int key[2], uint8_t *c
         for (int64_t p = *last + 1; p < s->vpts; p++, rep++)
             if (mkv_repeat(t->video, p, emit_video, t, &err)) return fail(t, err.msg);
         COUNT(t, repeated, rep);
-        compose_frame(*cmp, s->in, s->rec, canvas);
+        compose_frame(*cmp, s->in, s->net_on ? s->net : NULL, s->rec, canvas);
         if (mkv_encode(t->video, canvas, s->vpts, emit_video, t, &err)) return fail(t, err.msg);
         *last = s->vpts;
     }
@@ -469,10 +469,11 @@ Take *take_start(TakeSpec *sp, TbErr *err) {
     pthread_cond_init(&t->wq_cv, &ca);
     pthread_condattr_destroy(&ca);
     size_t fb = (size_t)t->sp.tw * t->sp.th * 3;
-    t->n_slots = (int)(TAKE_SLOTS_BYTES / (2 * fb));
+    t->n_slots = (int)(TAKE_SLOTS_BYTES / (3 * fb));
     t->n_slots = t->n_slots < 2 ? 2 : t->n_slots > TAKE_SLOTS ? TAKE_SLOTS : t->n_slots;
     for (int i = 0; i < t->n_slots; i++) {
         t->slot[i].in = tb_malloc(fb);
+        t->slot[i].net = tb_malloc(fb);
         t->slot[i].rec = tb_malloc(fb);
     }
     if (pthread_create(&t->wr_th, NULL, writer_main, t) != 0) {
@@ -493,7 +494,8 @@ Take *take_start(TakeSpec *sp, TbErr *err) {
     return t;
 }
 
-void take_push(Take *t, const uint8_t *in, const uint8_t *rec, int64_t vpts, int64_t ipts, int layout, int flip) {
+void take_push(Take *t, const uint8_t *in, const uint8_t *net, const uint8_t *rec, int64_t vpts, int64_t ipts,
+               int layout, int flip) {
     pthread_mutex_lock(&t->fq_mu);
     while (t->fq_len == t->n_slots && t->sp.wait && !t->fq_end && !take_failed(t))
         pthread_cond_wait(&t->fq_cv, &t->fq_mu);
@@ -510,6 +512,7 @@ void take_push(Take *t, const uint8_t *in, const uint8_t *rec, int64_t vpts, int
     Slot *s = &t->slot[i];
     memcpy(s->in, in, fb);
     memcpy(s->rec, rec, fb);
+    if ((s->net_on = net && vpts >= 0)) memcpy(s->net, net, fb);  // only the picture shows it
     s->vpts = vpts, s->ipts = ipts, s->layout = layout, s->flip = flip;
     pthread_mutex_lock(&t->fq_mu);
     t->fq_len++;
@@ -531,7 +534,7 @@ void take_free(Take *t) {
     if (t->enc_started) pthread_join(t->enc_th, NULL);
     if (t->wr_started) pthread_join(t->wr_th, NULL);
     for (WItem *it = t->wq_first, *nx; it; it = nx) nx = it->next, witem_free(it);
-    for (int i = 0; i < t->n_slots; i++) free(t->slot[i].in), free(t->slot[i].rec);
+    for (int i = 0; i < t->n_slots; i++) free(t->slot[i].in), free(t->slot[i].net), free(t->slot[i].rec);
     free(t->sp.meta);
     free(t->sp.config);
     free(t->sp.w.params);

@@ -76,12 +76,14 @@ typedef struct Take Take;
 // Start the threads (the writer makes the folder and files). Takes the
 // buffers of sp in every case. NULL with err if a thread cannot start.
 Take *take_start(TakeSpec *sp, TbErr *err);
-// Loop thread: one trained frame (copied; or dropped and counted). vpts: its
-// frame number in video.mkv, or -1 for input.mkv only (the rate has a frame
-// at that time already); ipts: its time in input.mkv. layout, flip: the
-// picture's (compose.h), which may change between frames.
-void take_push(Take *t, const uint8_t *input, const uint8_t *recon, int64_t vpts, int64_t ipts, int layout,
-               int flip);
+// Loop thread: one trained frame (copied; or dropped and counted): the frame
+// that went into the ring, what the network was given (NULL: no transform in
+// force) and the reconstruction. vpts: its frame number in video.mkv, or -1
+// for input.mkv only (the rate has a frame at that time already); ipts: its
+// time in input.mkv. layout, flip: the picture's (compose.h), which may
+// change between frames.
+void take_push(Take *t, const uint8_t *input, const uint8_t *net, const uint8_t *recon, int64_t vpts, int64_t ipts,
+               int layout, int flip);
 // Loop thread: one events.jsonl line (copied; dropped and counted when
 // TAKE_QUEUE_LINES wait already).
 void take_line(Take *t, const char *line);

@@ -34,8 +34,9 @@ typedef struct {
     void (*detach)(void *user, Run *r);  // first in run_close: a take ends, and is waited for
     // 1 while it wants every frame (a take is running; run_output must run).
     int (*active)(void *user, Run *r);
-    // The frame the network was shown and the reconstruction shown (RGB8 at
-    // the training size), from run_output.
+    // The frame that went into the ring (before any input transform:
+    // trainer_input has what the network was given) and the reconstruction
+    // shown, RGB8 at the training size, from run_output.
     void (*frame)(void *user, Run *r, const uint8_t *input, const uint8_t *recon);
     // Each line of the event log (without its newline), as --events gets it.
     void (*event)(void *user, const char *line);

@@ -200,7 +200,7 @@ TEST_IMPL(compose_draws_input_reconstruction_and_error) {
     Composer *c = compose_new(&o, &err);
     EXPECT(c != NULL, "%s", err.msg);
     if (!c) return;
-    compose_frame(c, in, rec, out);
+    compose_frame(c, in, NULL, rec, out);
     int r[3][4];
     compose_panes(COMPOSE_SIDE, W, H, 64, 32, r);
     const uint8_t *left = out + ((size_t)16 * 64 + r[0][0] + 4) * 3, *right = out + ((size_t)16 * 64 + r[0][0] + r[0][2] - 4) * 3;
@@ -208,13 +208,13 @@ TEST_IMPL(compose_draws_input_reconstruction_and_error) {
     compose_free(c);
     o.flip = 1;
     c = compose_new(&o, &err);
-    compose_frame(c, in, rec, out);
+    compose_frame(c, in, NULL, rec, out);
     EXPECT(left[0] < 60 && right[0] > 150, "flip: bright on the right (%d, %d)", left[0], right[0]);
     compose_free(c);
     ComposeOpts t = {COMPOSE_TRIPTYCH, W, H, 96, 32, 0, 4};
     c = compose_new(&t, &err);
     rec[3 * (8 * W + 2)] = 0;  // one wrong pixel, by 200 in red
-    compose_frame(c, in, rec, out);
+    compose_frame(c, in, NULL, rec, out);
     compose_panes(COMPOSE_TRIPTYCH, W, H, 96, 32, r);
     uint8_t black[3], hot[3];
     compose_inferno(0, black);
@@ -222,6 +222,30 @@ TEST_IMPL(compose_draws_input_reconstruction_and_error) {
     const uint8_t *agree = out + ((size_t)(r[2][1] + 2) * 96 + r[2][0] + 20) * 3;
     EXPECT(memcmp(agree, black, 3) == 0, "error pane where they agree: %d %d %d", agree[0], agree[1], agree[2]);
     EXPECT(hot[0] > 150 && black[0] < 5, "inferno: %d at 0, %d at 1", black[0], hot[0]);
+    compose_free(c);
+}
+
+// With an input transform in force the triptych is input | what the network
+// was given | reconstruction, as the window shows it.
+TEST_IMPL(compose_world_triptych_shows_the_network_input) {
+    enum { W = 16, H = 16 };
+    uint8_t in[W * H * 3], net[W * H * 3], rec[W * H * 3], out[96 * 32 * 3];
+    memset(in, 200, sizeof in);
+    memset(net, 0, sizeof net);
+    for (int i = 0; i < W * H; i++) net[3 * i + 1] = 180;  // green
+    memset(rec, 40, sizeof rec);
+    TbErr err;
+    ComposeOpts o = {COMPOSE_TRIPTYCH, W, H, 96, 32, 1, 4};
+    Composer *c = compose_new(&o, &err);
+    EXPECT(c != NULL, "%s", err.msg);
+    if (!c) return;
+    compose_frame(c, in, net, rec, out);
+    int r[3][4];
+    compose_panes(COMPOSE_TRIPTYCH, W, H, 96, 32, r);
+    const uint8_t *p[3];
+    for (int i = 0; i < 3; i++) p[i] = out + ((size_t)(r[i][1] + r[i][3] / 2) * 96 + r[i][0] + r[i][2] / 2) * 3;
+    EXPECT(p[0][0] == 200 && p[1][0] == 0 && p[1][1] == 180 && p[2][0] == 40, "panes %d | %d,%d | %d", p[0][0],
+           p[1][0], p[1][1], p[2][0]);
     compose_free(c);
 }
 
@@ -321,11 +345,11 @@ TEST_IMPL(headless_take_is_what_was_shown) {
     uint8_t *want = tb_malloc(320 * 240 * 3);
     double worst = 99, other = 0;
     for (int k = 0; k < d.n && k < N; k++) {
-        compose_frame(c, shown_in[k], shown_rec[k], want);
+        compose_frame(c, shown_in[k], NULL, shown_rec[k], want);
         double p = psnr(d.rgb[k], want, 320 * 240 * 3);
         worst = p < worst ? p : worst;
         if (k >= 15) {  // the same picture against the one of half a second before
-            compose_frame(c, shown_in[k - 15], shown_rec[k - 15], want);
+            compose_frame(c, shown_in[k - 15], NULL, shown_rec[k - 15], want);
             double q = psnr(d.rgb[k], want, 320 * 240 * 3);
             other = q > other ? q : other;
         }
@@ -481,7 +505,7 @@ TEST_IMPL(full_frame_queue_drops_and_counts_encoder_overloaded) {
     EXPECT(t != NULL, "%s", err.msg);
     if (!t) return;
     for (int k = 0; k < N; k++) {
-        take_push(t, in, in, k, k * 33, COMPOSE_SIDE, 0);
+        take_push(t, in, NULL, in, k, k * 33, COMPOSE_SIDE, 0);
         usleep(4000);  // 250 frames a second
     }
     take_stop(t, "stopped");
@@ -520,7 +544,7 @@ TEST_IMPL(slow_disk_drops_and_counts_disk_too_slow) {
     EXPECT(t != NULL, "%s", err.msg);
     if (!t) return;
     for (int k = 0; k < N; k++) {
-        take_push(t, f[k], f[k], k, k * 33, COMPOSE_MIRROR, 0);
+        take_push(t, f[k], NULL, f[k], k, k * 33, COMPOSE_MIRROR, 0);
         usleep(3000);
     }
     take_stop(t, "stopped");
@@ -586,7 +610,7 @@ TEST_IMPL(unwritable_folder_ends_the_take) {
     EXPECT(t != NULL, "%s", err.msg);
     if (!t) return;
     uint8_t px[16 * 16 * 3] = {0};
-    for (int i = 0; i < 500 && !take_failed(t); i++) take_push(t, px, px, i, i, 0, 0), usleep(10000);
+    for (int i = 0; i < 500 && !take_failed(t); i++) take_push(t, px, NULL, px, i, i, 0, 0), usleep(10000);
     take_stop(t, "stopped");
     wait_done(t);
     char reason[600];
@@ -608,6 +632,7 @@ int main(int argc, char **argv) {
     static const TestCase cases[] = {
         TEST_ENTRY(compose_places_panes_as_the_window_does),
         TEST_ENTRY(compose_draws_input_reconstruction_and_error),
+        TEST_ENTRY(compose_world_triptych_shows_the_network_input),
         TEST_ENTRY(ffv1_round_trip_is_bit_exact),
         TEST_ENTRY(headless_take_is_what_was_shown),
         TEST_ENTRY(live_take_holds_a_constant_rate),
