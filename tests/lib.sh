@@ -29,6 +29,14 @@ bad() {
 check() { if "$@"; then ok; else bad "$*"; fi; }
 
 skip_case() { _skipped=1; echo "SKIP $_case: $*"; }
+# A window test needs a display: with none, run this script again inside a
+# virtual one (Xvfb), or skip when there is none to be had. Call as
+# need_display "$@" before anything else runs.
+need_display() {
+  [ -n "${DISPLAY:-}" ] && return
+  command -v xvfb-run >/dev/null || skip_all "no DISPLAY and no xvfb-run (install xvfb)"
+  exec xvfb-run -a -s "-screen 0 1280x720x24" bash "$0" "$@"
+}
 skip_all() { echo "SKIP: $*"; exit 77; }
 
 # run_case NAME: runs the function NAME as a case (unless another was asked for).

@@ -16,7 +16,6 @@ struct Composer {
 };
 
 int compose_panes(int layout, int tw, int th, int ow, int oh, int rect[3][4]) {
-    // display.c's layout_panes, on a picture of ow x oh.
     int n = layout + 1;
     double a = (double)tw / (double)th;
     int gap = n > 1 ? (int)lround(oh * 0.0125) : 0;

@@ -9,6 +9,7 @@
 #include <GL/glew.h>
 #include <GLFW/glfw3.h>
 
+#include "compose.h"
 #include "hud.h"
 
 // A private copy (static: no clash with another user of stb_image_write);
@@ -249,32 +250,12 @@ static int pane_mode(const Display *d, int i) {
     return d->layout == DISPLAY_TRIPTYCH && d->net_on ? world[i] : pane_modes[d->layout][i];
 }
 
-// Panes in a row, each with the training aspect, as large as fits, centred;
-// what is left is black (letterbox or pillarbox). Returns the pane count.
+// Panes in a row, each with the training aspect, as large as fits, centred
+// (compose.h: the recorded picture uses the same geometry). Returns the count.
 static int layout_panes(const Display *d, int fw, int fh, int rect[3][4]) {
-    int n = (int)d->layout + 1, tw, th;
+    int tw, th;
     train_size(d, &tw, &th);
-    double a = (double)tw / (double)th;
-    int gap = n > 1 ? (int)lround(fh * 0.0125) : 0;
-    int pw, ph;
-    double avail = (double)(fw - (n - 1) * gap) / n;
-    if (avail / a <= fh) {  // width-limited
-        pw = (int)floor(avail);
-        ph = (int)lround(pw / a);
-    } else {
-        ph = fh;
-        pw = (int)lround(fh * a);
-    }
-    if (pw < 1) pw = 1;
-    if (ph < 1) ph = 1;
-    int x = (fw - (n * pw + (n - 1) * gap)) / 2, y = (fh - ph) / 2;
-    for (int i = 0; i < n; i++) {
-        rect[i][0] = x + i * (pw + gap);
-        rect[i][1] = y;
-        rect[i][2] = pw;
-        rect[i][3] = ph;
-    }
-    return n;
+    return compose_panes((int)d->layout, tw, th, fw, fh, rect);
 }
 
 void display_size(const Display *d, int *w, int *h) {

@@ -6,11 +6,8 @@
 set -u
 BIN=${TABULA_BIN:?set by CTest}
 DATA=${TABULA_DATA:?set by CTest}
-if [ -z "${DISPLAY:-}" ]; then
-  command -v xvfb-run >/dev/null || { echo "SKIP: no DISPLAY and no xvfb-run (install xvfb)"; exit 77; }
-  exec xvfb-run -a -s "-screen 0 1280x720x24" bash "$0" "$@"
-fi
 . "$(dirname "$0")/../lib.sh"
+need_display "$@"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 CLIP="file:$DATA/asl_signer_a_320x240.y4m"

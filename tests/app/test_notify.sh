@@ -7,11 +7,8 @@
 # display, and the window's health line has fps and the camera's state.
 set -u
 BIN=${TABULA_BIN:?set by CTest}
-if [ -z "${DISPLAY:-}" ]; then
-  command -v xvfb-run >/dev/null || { echo "SKIP: no DISPLAY and no xvfb-run (install xvfb)"; exit 77; }
-  exec xvfb-run -a -s "-screen 0 1280x720x24" bash "$0" "$@"
-fi
 . "$(dirname "$0")/../lib.sh"
+need_display "$@"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 cd "$T" || exit 1

@@ -8,11 +8,8 @@
 # backend on the pattern.
 set -u
 BIN=${TABULA_BIN:?set by CTest}
-if [ -z "${DISPLAY:-}" ]; then
-  command -v xvfb-run >/dev/null || { echo "SKIP: no DISPLAY and no xvfb-run (install xvfb)"; exit 77; }
-  exec xvfb-run -a -s "-screen 0 1280x720x24" bash "$0" "$@"
-fi
 . "$(dirname "$0")/../lib.sh"
+need_display "$@"
 PY=/usr/bin/python3
 $PY -c "import PIL" 2>/dev/null || skip_all "/usr/bin/python3 has no PIL (install python3-pil)"
 T=$(mktemp -d)

@@ -7,10 +7,7 @@ set -u
 . "$(dirname "$0")/../lib.sh"
 BIN=${TABULA_BIN:?set by CTest}
 DATA=${TABULA_DATA:?set by CTest}
-if [ -z "${DISPLAY:-}" ]; then
-  command -v xvfb-run >/dev/null || skip_all "no DISPLAY and no xvfb-run (install xvfb)"
-  exec xvfb-run -a -s "-screen 0 1280x720x24" bash "$0" "$@"
-fi
+need_display "$@"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 RUN=(--backend cpu --size 32x32 --source "file:$DATA/asl_signer_a_320x240.y4m" --frames 100000)

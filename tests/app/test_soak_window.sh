@@ -9,10 +9,7 @@ set -u
 . "$(dirname "$0")/../lib.sh"
 BIN=${TABULA_BIN:?set by CTest}
 DATA=${TABULA_DATA:?set by CTest}
-if [ -z "${DISPLAY:-}" ]; then
-  command -v xvfb-run >/dev/null || skip_all "no DISPLAY and no xvfb-run (install xvfb)"
-  exec xvfb-run -a -s "-screen 0 1280x720x24" bash "$0" "$@"
-fi
+need_display "$@"
 FRAMES=${SOAK_WINDOW_FRAMES:-1200}
 T=$(mktemp -d)
 pid=

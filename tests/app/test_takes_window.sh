@@ -8,11 +8,8 @@
 set -u
 BIN=${TABULA_BIN:?set by CTest}
 DATA=${TABULA_DATA:?set by CTest}
-if [ -z "${DISPLAY:-}" ]; then
-  command -v xvfb-run >/dev/null || { echo "SKIP: no DISPLAY and no xvfb-run (install xvfb)"; exit 77; }
-  exec xvfb-run -a -s "-screen 0 1280x720x24" bash "$0" "$@"
-fi
 . "$(dirname "$0")/../lib.sh"
+need_display "$@"
 command -v oscsend >/dev/null || skip_all "no oscsend (install liblo-tools)"
 command -v ffprobe >/dev/null || skip_all "no ffprobe (install ffmpeg)"
 command -v ss >/dev/null || skip_all "no ss (install iproute2)"
