@@ -13,6 +13,7 @@
 // data whether it runs alone or with the others.
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -226,10 +227,24 @@ static const Shape SMALL[] = {
 static const Shape BIG[] = {{1, 32, 34, 30, 24, 4, 2, 1}, {2, 24, 17, 15, 40, 4, 2, 1},
                             {2, 64, 8, 6, 96, 4, 2, 1}};
 
+// The default network's layers at 128x128 (conv2d: the encoder; convt2d: the
+// decoder, read with C and OC swapped by the test that uses it).
+static const Shape NET[] = {{1, 3, 128, 128, 32, 4, 2, 1}, {1, 32, 64, 64, 64, 4, 2, 1},
+                            {1, 64, 32, 32, 128, 4, 2, 1}, {1, 128, 16, 16, 256, 4, 2, 1}};
+static Shape net_shape(const ConvOp *op, int i) {
+    if (!op->transposed) return NET[i];
+    Shape s = NET[3 - i];  // decoder layer i undoes encoder layer 3 - i
+    int c = s.C;
+    s.C = s.OC, s.OC = c, s.H /= 2, s.W /= 2;
+    return s;
+}
+
 static void check_parity_all_shapes(const ConvOp *op) {
     seed();
+    printf("  convolutions: %s\n", conv_impl_name());
     for (size_t i = 0; i < sizeof SMALL / sizeof SMALL[0]; i++) check_conv_parity(op, SMALL[i]);
     for (size_t i = 0; i < sizeof BIG / sizeof BIG[0]; i++) check_conv_parity(op, BIG[i]);
+    for (int i = 0; i < 4; i++) check_conv_parity(op, net_shape(op, i));
 }
 
 // Both backward ops (fast and reference) against finite differences.
@@ -239,6 +254,51 @@ static void check_gradients_small_shapes(const ConvOp *op) {
         check_conv_gradcheck(op, SMALL[i], op->bwd, "fast");
         check_conv_gradcheck(op, SMALL[i], op->bwd_ref, "ref");
     }
+}
+
+// The ops above test whichever implementation is in force; CTest runs this
+// program once as built (oneDNN when found) and once with TABULA_CPU_CONV=gemm.
+// Here: the one in force is the one asked for, and oneDNN, when it is, runs
+// every shape above itself (a silent fallback to GEMM would test GEMM twice).
+static int dnnl_runs(const ConvOp *op, Shape s) {
+    int Ho, Wo;
+    out_size(op, &s, &Ho, &Wo);
+    size_t nx = (size_t)s.B * s.C * s.H * s.W, ny = (size_t)s.B * s.OC * Ho * Wo;
+    size_t nw = (size_t)s.OC * s.C * s.K * s.K;
+    float *x = alloc_f(nx), *w = alloc_f(nw), *y = alloc_f(ny), *dx = alloc_f(nx);
+    float *dw = alloc_f(nw);
+    fill(x, nx, -1, 1), fill(w, nw, -1, 1), fill(y, ny, -1, 1);
+    int r = conv_dnnl_forward(op->transposed, y, x, w, s.B, s.C, s.H, s.W, s.OC, s.K, s.S, s.P);
+    r |= conv_dnnl_backward(op->transposed, dx, dw, y, x, w, s.B, s.C, s.H, s.W, s.OC, s.K, s.S,
+                            s.P);
+    free(x), free(w), free(y), free(dx), free(dw);
+    return r;
+}
+
+TEST_IMPL(conv_impl_is_the_one_asked_for) {
+    const char *e = getenv("TABULA_CPU_CONV");
+    int gemm_asked = e && !strcmp(e, "gemm");
+    printf("  TABULA_CPU_CONV=%s: %s\n", e ? e : "(unset)", conv_impl_name());
+#ifdef TABULA_HAVE_DNNL
+    EXPECT(conv_impl() == (gemm_asked ? CONV_IMPL_GEMM : CONV_IMPL_DNNL), "conv_impl %d",
+           conv_impl());
+    seed();
+    for (int t = 0; t < 2; t++) {
+        for (size_t i = 0; i < sizeof SMALL / sizeof SMALL[0]; i++)
+            EXPECT(!dnnl_runs(&CONV_OPS[t], SMALL[i]), "%s: oneDNN refused SMALL[%zu]",
+                   CONV_OPS[t].name, i);
+        for (size_t i = 0; i < sizeof BIG / sizeof BIG[0]; i++)
+            EXPECT(!dnnl_runs(&CONV_OPS[t], BIG[i]), "%s: oneDNN refused BIG[%zu]",
+                   CONV_OPS[t].name, i);
+        for (int i = 0; i < 4; i++)
+            EXPECT(!dnnl_runs(&CONV_OPS[t], net_shape(&CONV_OPS[t], i)),
+                   "%s: oneDNN refused net layer %d", CONV_OPS[t].name, i);
+    }
+#else
+    (void)gemm_asked;
+    EXPECT(conv_impl() == CONV_IMPL_GEMM, "conv_impl %d without oneDNN", conv_impl());
+    EXPECT(conv_impl_set(CONV_IMPL_DNNL) == -1, "oneDNN selectable without oneDNN");
+#endif
 }
 
 TEST_IMPL(conv2d_fast_matches_reference) { check_parity_all_shapes(&CONV_OPS[0]); }
@@ -656,6 +716,7 @@ TEST_IMPL(tensor_to_frame_clamps_and_rounds) {
 
 TEST_MAIN(TEST_ENTRY(gemm_matches_reference_all_transposes),
           TEST_ENTRY(builtin_gemm_matches_reference_past_cache_blocks),
+          TEST_ENTRY(conv_impl_is_the_one_asked_for),
           TEST_ENTRY(conv2d_fast_matches_reference), TEST_ENTRY(conv2d_gradients_match_finite_differences),
           TEST_ENTRY(convt2d_fast_matches_reference), TEST_ENTRY(convt2d_gradients_match_finite_differences),
           TEST_ENTRY(bias_act_matches_definition_and_finite_differences), TEST_ENTRY(bias_act_hand_values),

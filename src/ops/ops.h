@@ -1,6 +1,7 @@
 // ops.h: the CPU ops of tabula. Each op has
 //   - a readable reference (`*_ref`, plain loops) used by tests as ground truth,
-//   - a fast version (im2col + GEMM, OpenMP) used by the CPU backend.
+//   - a fast version used by the CPU backend (OpenMP; convolutions through oneDNN
+//     or im2col + GEMM, see conv_impl).
 // The CUDA twins in kernels/ (ops_cuda.h) take the same arguments plus a stream.
 //
 // Layouts: activations NCHW float32; Conv2d weight (OC, C, K, K); ConvTranspose2d
@@ -51,6 +52,22 @@ void convt2d_forward_ref(float *y, const float *x, const float *w, int B, int C,
                          int OC, int K, int S, int P);
 void convt2d_backward_ref(float *dx, float *dw, const float *dy, const float *x, const float *w,
                           int B, int C, int H, int W, int OC, int K, int S, int P);
+
+// ---- The fast convolutions' implementation, chosen at run time: oneDNN
+// (conv_dnnl.c) when built with it (TABULA_HAVE_DNNL) and usable, else im2col +
+// GEMM. TABULA_CPU_CONV=dnnl|gemm in the environment forces one (read once).
+enum { CONV_IMPL_GEMM = 0, CONV_IMPL_DNNL = 1 };
+int conv_impl(void);
+// Selects one (tests, benchmarks); -1 if oneDNN is asked for and not usable.
+int conv_impl_set(int which);
+const char *conv_impl_name(void);  // e.g. "oneDNN 2.6.3" or "im2col + GEMM"
+// The oneDNN ops (transposed: ConvTranspose2d, else Conv2d; same arguments as
+// the ops above). They return -1, having written nothing, when oneDNN cannot run
+// that shape (or is not built in): the caller then uses im2col + GEMM.
+int conv_dnnl_forward(int transposed, float *y, const float *x, const float *w, int B, int C,
+                      int H, int W, int OC, int K, int S, int P);
+int conv_dnnl_backward(int transposed, float *dx, float *dw, const float *dy, const float *x,
+                       const float *w, int B, int C, int H, int W, int OC, int K, int S, int P);
 
 // ---- Bias + activation, fused, in place on y (B,C,HW): y = act(y + b[c]).
 enum { ACT_NONE = 0, ACT_LEAKY = 1, ACT_SIGMOID = 2 };
