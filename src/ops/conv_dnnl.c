@@ -50,9 +50,9 @@ typedef struct {
 } Prim;
 
 enum { FWD = 0, BWD_DATA, BWD_WEIGHTS, N_PASS };
-#define KEY_N 10
+#define KEY_N 11
 typedef struct {
-    int key[KEY_N];  // transposed, B, C, H, W, OC, K, S, P, in use
+    int key[KEY_N];  // transposed, blk, B, C, H, W, OC, K, S, P, in use (1) or refused (-1)
     dnnl_primitive_desc_t fwd_pd;  // the hint the backward passes need
     Prim pass[N_PASS];
 } Entry;
@@ -151,13 +151,14 @@ static int prim_run(Prim *p, void *const ptr[3]) {
 // The operation descriptor of one pass, layouts left to oneDNN ("any").
 static int pd_make(const int *k, int pass, const_dnnl_primitive_desc_t hint,
                    dnnl_primitive_desc_t *pd) {
-    int T = k[0], B = k[1], C = k[2], H = k[3], W = k[4], OC = k[5], K = k[6], S = k[7], P = k[8];
+    int T = k[0], B = k[2], C = k[3], H = k[4], W = k[5], OC = k[6], K = k[7], S = k[8], P = k[9];
     int Ho = T ? convt_out(H, K, S, P) : conv_out(H, K, S, P);
     int Wo = T ? convt_out(W, K, S, P) : conv_out(W, K, S, P);
     dnnl_memory_desc_t x, w, y;
-    md_plain(&x, B, C, H, W, dnnl_format_tag_any);
+    // The blocked activations as they are (no reorder), the rest as oneDNN likes.
+    md_plain(&x, B, C, H, W, k[1] & CONV_BLK_X ? dnnl_nChw16c : dnnl_format_tag_any);
     md_plain(&w, OC, C, K, K, dnnl_format_tag_any);
-    md_plain(&y, B, OC, Ho, Wo, dnnl_format_tag_any);
+    md_plain(&y, B, OC, Ho, Wo, k[1] & CONV_BLK_Y ? dnnl_nChw16c : dnnl_format_tag_any);
     // Right padding P as well: oneDNN floors (in - K + 2P)/S as conv_out does.
     dnnl_dims_t st = {S, S}, pad = {P, P};
     dnnl_convolution_desc_t d;
@@ -188,13 +189,14 @@ static int pd_make(const int *k, int pass, const_dnnl_primitive_desc_t hint,
 // The primitive of one pass, with its arguments bound to plain NCHW arrays.
 static int pass_make(Entry *e, int pass) {
     const int *k = e->key;
-    int T = k[0], B = k[1], C = k[2], H = k[3], W = k[4], OC = k[5], K = k[6], S = k[7], P = k[8];
+    int T = k[0], blk = k[1], B = k[2], C = k[3], H = k[4], W = k[5], OC = k[6], K = k[7];
+    int S = k[8], P = k[9];
     int Ho = T ? convt_out(H, K, S, P) : conv_out(H, K, S, P);
     int Wo = T ? convt_out(W, K, S, P) : conv_out(W, K, S, P);
     dnnl_memory_desc_t x, w, y;
-    md_plain(&x, B, C, H, W, dnnl_nchw);
+    md_plain(&x, B, C, H, W, blk & CONV_BLK_X ? dnnl_nChw16c : dnnl_nchw);
     md_plain(&w, OC, C, K, K, T ? dnnl_iohw : dnnl_oihw);
-    md_plain(&y, B, OC, Ho, Wo, dnnl_nchw);
+    md_plain(&y, B, OC, Ho, Wo, blk & CONV_BLK_Y ? dnnl_nChw16c : dnnl_nchw);
     if (!e->fwd_pd && pd_make(k, FWD, NULL, &e->fwd_pd)) return -1;
     dnnl_primitive_desc_t pd;
     if (pass == FWD) {
@@ -225,9 +227,9 @@ static Entry *entry_get(const int key[KEY_N]) {
 
 // One pass on the caller's arrays, in the order of pass_make's `args`.
 // Returns -1 when oneDNN cannot run this shape (the caller falls back).
-static int conv_dnnl_run(int T, int pass, void *p0, void *p1, void *p2, int B, int C, int H,
-                         int W, int OC, int K, int S, int P) {
-    int key[KEY_N] = {T, B, C, H, W, OC, K, S, P, 1};
+static int conv_dnnl_run(int T, int blk, int pass, void *p0, void *p1, void *p2, int B, int C,
+                         int H, int W, int OC, int K, int S, int P) {
+    int key[KEY_N] = {T, blk, B, C, H, W, OC, K, S, P, 1};
     void *ptr[3] = {p0, p1, p2};
     pthread_mutex_lock(&mu);
     int r = dnnl_init();
@@ -238,22 +240,33 @@ static int conv_dnnl_run(int T, int pass, void *p0, void *p1, void *p2, int B, i
         e->key[KEY_N - 1] = -1;
         r = -1;
     }
-    if (!r) r = prim_run(&e->pass[pass], ptr);
+    if (!r && p0) r = prim_run(&e->pass[pass], ptr);  // no arrays: only make it
     pthread_mutex_unlock(&mu);
     return r;
 }
 
-int conv_dnnl_forward(int transposed, float *y, const float *x, const float *w, int B, int C,
-                      int H, int W, int OC, int K, int S, int P) {
-    return conv_dnnl_run(transposed, FWD, (void *)x, (void *)w, y, B, C, H, W, OC, K, S, P);
+int conv_dnnl_forward(int transposed, int blk, float *y, const float *x, const float *w, int B,
+                      int C, int H, int W, int OC, int K, int S, int P) {
+    return conv_dnnl_run(transposed, blk, FWD, (void *)x, (void *)w, y, B, C, H, W, OC, K, S, P);
 }
 
-int conv_dnnl_backward(int transposed, float *dx, float *dw, const float *dy, const float *x,
-                       const float *w, int B, int C, int H, int W, int OC, int K, int S, int P) {
-    if (conv_dnnl_run(transposed, BWD_WEIGHTS, (void *)x, (void *)dy, dw, B, C, H, W, OC, K, S, P))
+int conv_dnnl_backward(int transposed, int blk, float *dx, float *dw, const float *dy,
+                       const float *x, const float *w, int B, int C, int H, int W, int OC, int K,
+                       int S, int P) {
+    if (conv_dnnl_run(transposed, blk, BWD_WEIGHTS, (void *)x, (void *)dy, dw, B, C, H, W, OC, K,
+                      S, P))
         return -1;
     if (!dx) return 0;
-    return conv_dnnl_run(transposed, BWD_DATA, (void *)dy, (void *)w, dx, B, C, H, W, OC, K, S, P);
+    return conv_dnnl_run(transposed, blk, BWD_DATA, (void *)dy, (void *)w, dx, B, C, H, W, OC, K,
+                         S, P);
+}
+
+int conv_dnnl_ready(int transposed, int blk, int B, int C, int H, int W, int OC, int K, int S,
+                    int P) {
+    for (int pass = 0; pass < N_PASS; pass++)
+        if (conv_dnnl_run(transposed, blk, pass, NULL, NULL, NULL, B, C, H, W, OC, K, S, P))
+            return -1;
+    return 0;
 }
 
 static int dnnl_usable(void) {
@@ -270,12 +283,17 @@ static const char *dnnl_version_str(void) {
     return s;
 }
 #else
-int conv_dnnl_forward(int transposed, float *y, const float *x, const float *w, int B, int C,
-                      int H, int W, int OC, int K, int S, int P) {
+int conv_dnnl_forward(int transposed, int blk, float *y, const float *x, const float *w, int B,
+                      int C, int H, int W, int OC, int K, int S, int P) {
     return -1;
 }
-int conv_dnnl_backward(int transposed, float *dx, float *dw, const float *dy, const float *x,
-                       const float *w, int B, int C, int H, int W, int OC, int K, int S, int P) {
+int conv_dnnl_backward(int transposed, int blk, float *dx, float *dw, const float *dy,
+                       const float *x, const float *w, int B, int C, int H, int W, int OC, int K,
+                       int S, int P) {
+    return -1;
+}
+int conv_dnnl_ready(int transposed, int blk, int B, int C, int H, int W, int OC, int K, int S,
+                    int P) {
     return -1;
 }
 static int dnnl_usable(void) { return 0; }

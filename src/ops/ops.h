@@ -64,10 +64,19 @@ const char *conv_impl_name(void);  // e.g. "oneDNN 2.6.3" or "im2col + GEMM"
 // The oneDNN ops (transposed: ConvTranspose2d, else Conv2d; same arguments as
 // the ops above). They return -1, having written nothing, when oneDNN cannot run
 // that shape (or is not built in): the caller then uses im2col + GEMM.
-int conv_dnnl_forward(int transposed, float *y, const float *x, const float *w, int B, int C,
-                      int H, int W, int OC, int K, int S, int P);
-int conv_dnnl_backward(int transposed, float *dx, float *dw, const float *dy, const float *x,
-                       const float *w, int B, int C, int H, int W, int OC, int K, int S, int P);
+// blk: which activations are in the blocked layout nChw16c rather than NCHW
+// (CONV_BLK_X: x and dx, CONV_BLK_Y: y and dy; that side's channels a multiple
+// of 16), so that the CPU backend reorders only at the network's edges.
+enum { CONV_BLK_X = 1, CONV_BLK_Y = 2 };
+int conv_dnnl_forward(int transposed, int blk, float *y, const float *x, const float *w, int B,
+                      int C, int H, int W, int OC, int K, int S, int P);
+int conv_dnnl_backward(int transposed, int blk, float *dx, float *dw, const float *dy,
+                       const float *x, const float *w, int B, int C, int H, int W, int OC, int K,
+                       int S, int P);
+// Whether oneDNN runs this shape with this layout (creates and caches its
+// primitives): 0 if so, else -1.
+int conv_dnnl_ready(int transposed, int blk, int B, int C, int H, int W, int OC, int K, int S,
+                    int P);
 
 // ---- Bias + activation, fused, in place on y (B,C,HW): y = act(y + b[c]).
 enum { ACT_NONE = 0, ACT_LEAKY = 1, ACT_SIGMOID = 2 };
@@ -77,6 +86,11 @@ void bias_act_forward(float *y, const float *b, int B, int C, int HW, int act, f
 // db[c] = sum over (B, HW) of the new d.
 void bias_act_backward(float *d, float *db, const float *y, int B, int C, int HW, int act,
                        float slope);
+// The same two on oneDNN's blocked layout nChw16c (C a multiple of 16: the
+// activations the CPU backend keeps between layers on the oneDNN path).
+void bias_act_forward_c16(float *y, const float *b, int B, int C, int HW, int act, float slope);
+void bias_act_backward_c16(float *d, float *db, const float *y, int B, int C, int HW, int act,
+                           float slope);
 
 // ---- MSE loss, mean over all n elements, and its gradient dy = 2(y-t)/n.
 // Returns the loss (accumulated in double). dy may be NULL (loss only).
