@@ -268,8 +268,8 @@ static int dnnl_runs(const ConvOp *op, Shape s) {
     float *x = alloc_f(nx), *w = alloc_f(nw), *y = alloc_f(ny), *dx = alloc_f(nx);
     float *dw = alloc_f(nw);
     fill(x, nx, -1, 1), fill(w, nw, -1, 1), fill(y, ny, -1, 1);
-    int r = conv_dnnl_forward(op->transposed, y, x, w, s.B, s.C, s.H, s.W, s.OC, s.K, s.S, s.P);
-    r |= conv_dnnl_backward(op->transposed, dx, dw, y, x, w, s.B, s.C, s.H, s.W, s.OC, s.K, s.S,
+    int r = conv_dnnl_forward(op->transposed, 0, y, x, w, s.B, s.C, s.H, s.W, s.OC, s.K, s.S, s.P);
+    r |= conv_dnnl_backward(op->transposed, 0, dx, dw, y, x, w, s.B, s.C, s.H, s.W, s.OC, s.K, s.S,
                             s.P);
     free(x), free(w), free(y), free(dx), free(dw);
     return r;
@@ -373,6 +373,42 @@ TEST_IMPL(bias_act_matches_definition_and_finite_differences) {
 
 // Leaky(0.2) of -1 + 0.5 = -0.1; backward at y = -0.1 scales by 0.2;
 // sigmoid(0) = 0.5 and its slope there is 0.25.
+// The blocked twins (nChw16c, the oneDNN path's activations between layers)
+// against the plain ops on the same numbers: forward and d the same bits, db
+// summed in another order.
+static void to_c16(float *dst, const float *src, int B, int C, int HW, int back) {
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            for (int p = 0; p < HW; p++) {
+                size_t i = ((size_t)b * C + c) * HW + p;
+                size_t j = (((size_t)b * (C / 16) + c / 16) * HW + p) * 16 + c % 16;
+                if (back) dst[i] = src[j];
+                else dst[j] = src[i];
+            }
+}
+
+TEST_IMPL(bias_act_blocked_matches_plain) {
+    seed();
+    int B = 2, C = 32, HW = 37 * 29;  // more than one work block per plane
+    size_t n = (size_t)B * C * HW;
+    float *y = alloc_f(n), *yb = alloc_f(n), *d = alloc_f(n), *db16 = alloc_f(n), *t = alloc_f(n);
+    float bias[32], g[32], g16[32];
+    for (int act = ACT_NONE; act <= ACT_SIGMOID; act++) {
+        fill(y, n, -2, 2), fill(d, n, -1, 1), fill(bias, 32, -1, 1);
+        to_c16(yb, y, B, C, HW, 0), to_c16(db16, d, B, C, HW, 0);
+        bias_act_forward(y, bias, B, C, HW, act, 0.2f);
+        bias_act_forward_c16(yb, bias, B, C, HW, act, 0.2f);
+        to_c16(t, yb, B, C, HW, 1);
+        EXPECT(!memcmp(t, y, n * sizeof(float)), "act %d: blocked forward differs", act);
+        bias_act_backward(d, g, y, B, C, HW, act, 0.2f);
+        bias_act_backward_c16(db16, g16, yb, B, C, HW, act, 0.2f);
+        to_c16(t, db16, B, C, HW, 1);
+        EXPECT(!memcmp(t, d, n * sizeof(float)), "act %d: blocked d differs", act);
+        EXPECT(max_rel_err(g16, g, 32, 1e-3) <= 1e-6, "act %d: blocked db", act);
+    }
+    free(y), free(yb), free(d), free(db16), free(t);
+}
+
 TEST_IMPL(bias_act_hand_values) {
     float v1[2] = {-1.0f, 2.0f}, bb[1] = {0.5f}, g1[2] = {1.0f, 1.0f}, db1[1];
     bias_act_forward(v1, bb, 1, 1, 2, ACT_LEAKY, 0.2f);
@@ -720,6 +756,7 @@ TEST_MAIN(TEST_ENTRY(gemm_matches_reference_all_transposes),
           TEST_ENTRY(conv2d_fast_matches_reference), TEST_ENTRY(conv2d_gradients_match_finite_differences),
           TEST_ENTRY(convt2d_fast_matches_reference), TEST_ENTRY(convt2d_gradients_match_finite_differences),
           TEST_ENTRY(bias_act_matches_definition_and_finite_differences), TEST_ENTRY(bias_act_hand_values),
+          TEST_ENTRY(bias_act_blocked_matches_plain),
           TEST_ENTRY(bias_act_db_of_a_large_map_matches_double_sum), TEST_ENTRY(mse_hand_values),
           TEST_ENTRY(mse_of_196625_values_matches_double_sum),
           TEST_ENTRY(mse_and_grad_norm_same_bits_on_1_and_2_threads), TEST_ENTRY(l1_hand_values),
