@@ -13,6 +13,7 @@ typedef struct {
     StepStats stats[TB_STATS_RING];
     float *slots[TB_SLOTS + 1];     // params | m | v each (3n floats), NULL until saved
     int blk;                        // oneDNN with blocked activations between layers
+    int wblk[TB_MAX_LAYERS];        // layer l's weights (grads, m, v) in oneDNN's layout
 } CpuCtx;
 
 static float *act_ptr(const Backend *b, float *base, int i, int B) {
@@ -30,7 +31,35 @@ static int act_blocked(const Backend *b, int i) {
 }
 
 static int layer_blk(const Backend *b, int l) {
-    return (act_blocked(b, l) ? CONV_BLK_X : 0) | (act_blocked(b, l + 1) ? CONV_BLK_Y : 0);
+    return (act_blocked(b, l) ? CONV_BLK_X : 0) | (act_blocked(b, l + 1) ? CONV_BLK_Y : 0) |
+           (((CpuCtx *)b->ctx)->wblk[l] ? CONV_BLK_W : 0);
+}
+
+// Likewise the weights, where oneDNN's layout for them has their size: the
+// block (params, grads, m, v) holds them so, which the optimizer does not mind
+// (it works element by element), and they are converted only where they leave
+// or enter the backend (get/set of params and optimizer state), not per step.
+static void weights_convert(Backend *b, float *dst, const float *src, int to_dnnl) {
+    const Model *m = b->model;
+    memcpy(dst, src, m->n_params * sizeof(float));
+    for (int l = 0; l < m->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        if (!((CpuCtx *)b->ctx)->wblk[l]) continue;
+        CHECK(!conv_dnnl_weights(L->kind != LAYER_CONV, layer_blk(b, l) & ~CONV_BLK_W, to_dnnl,
+                                 dst + L->w_off, src + L->w_off, L->cin, L->hin, L->win, L->cout,
+                                 L->k, L->stride, L->pad),
+              "oneDNN weights of layer %d", l);
+    }
+}
+
+static void weights_layout_choose(Backend *b) {
+    const Model *m = b->model;
+    CpuCtx *c = b->ctx;
+    for (int l = 0; l < m->n_layers && c->blk; l++) {
+        const Layer *L = &m->layers[l];
+        c->wblk[l] = !conv_dnnl_weights(L->kind != LAYER_CONV, layer_blk(b, l), 1, NULL, NULL,
+                                        L->cin, L->hin, L->win, L->cout, L->k, L->stride, L->pad);
+    }
 }
 
 // Whether oneDNN is in force and runs every layer with blocked activations.
@@ -89,26 +118,26 @@ static void cpu_destroy(Backend *b) {
 
 static void cpu_set_params(Backend *b, const float *p) {
     CpuCtx *c = b->ctx;
-    memcpy(c->params, p, b->model->n_params * sizeof(float));
+    weights_convert(b, c->params, p, 1);
 }
 
 static void cpu_get_params(Backend *b, float *p) {
     CpuCtx *c = b->ctx;
-    memcpy(p, c->params, b->model->n_params * sizeof(float));
+    weights_convert(b, p, c->params, 0);
 }
 
 static void cpu_set_opt_state(Backend *b, const float *s, int optimizer) {
     CpuCtx *c = b->ctx;
     size_t n = b->model->n_params;
-    memcpy(c->m, s, n * sizeof(float));
-    if (optimizer == OPT_ADAM) memcpy(c->v, s + n, n * sizeof(float));
+    weights_convert(b, c->m, s, 1);
+    if (optimizer == OPT_ADAM) weights_convert(b, c->v, s + n, 1);
 }
 
 static void cpu_get_opt_state(Backend *b, float *s, int optimizer) {
     CpuCtx *c = b->ctx;
     size_t n = b->model->n_params;
-    memcpy(s, c->m, n * sizeof(float));
-    if (optimizer == OPT_ADAM) memcpy(s + n, c->v, n * sizeof(float));
+    weights_convert(b, s, c->m, 0);
+    if (optimizer == OPT_ADAM) weights_convert(b, s + n, c->v, 0);
 }
 
 static void cpu_reset_opt_state(Backend *b) {
@@ -263,5 +292,6 @@ Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     b->slot_blend = cpu_slot_blend;
     b->mem_info = NULL;  // host memory: the health report reads the process's own
     c->blk = blocked_usable(b);
+    weights_layout_choose(b);
     return b;
 }

@@ -186,8 +186,9 @@ static int pd_make(const int *k, int pass, const_dnnl_primitive_desc_t hint,
     return ok(dnnl_primitive_desc_create(pd, &d, NULL, eng, hint)) ? 0 : -1;
 }
 
-// The primitive of one pass, with its arguments bound to plain NCHW arrays.
-static int pass_make(Entry *e, int pass) {
+// The primitive of one pass, with its arguments bound to plain NCHW arrays (or
+// the blocked ones of blk), and w, dw to PyTorch's layout or, given, to wmd.
+static int pass_make(Entry *e, int pass, const dnnl_memory_desc_t *wmd) {
     const int *k = e->key;
     int T = k[0], blk = k[1], B = k[2], C = k[3], H = k[4], W = k[5], OC = k[6], K = k[7];
     int S = k[8], P = k[9];
@@ -210,7 +211,8 @@ static int pass_make(Entry *e, int pass) {
         {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
         {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS}};
     static const int outs[3] = {0, 0, 1};
-    const dnnl_memory_desc_t *mds[N_PASS][3] = {{&x, &w, &y}, {&y, &w, &x}, {&x, &y, &w}};
+    const dnnl_memory_desc_t *wu = wmd ? wmd : &w;
+    const dnnl_memory_desc_t *mds[N_PASS][3] = {{&x, wu, &y}, {&y, wu, &x}, {&x, &y, wu}};
     return prim_make(&e->pass[pass], pd, args[pass], outs, mds[pass]);
 }
 
@@ -225,6 +227,23 @@ static Entry *entry_get(const int key[KEY_N]) {
     return e;
 }
 
+// The layout in which the CPU backend may keep a layer's weights between steps
+// (CONV_BLK_W): the one the forward pass at batch 1 takes, so that it needs no
+// reorder. Copied out: making another entry may evict that one. mu held.
+static int stored_wmd(const int *key, dnnl_memory_desc_t *md) {
+    int k1[KEY_N];
+    memcpy(k1, key, sizeof k1);
+    k1[2] = 1;
+    Entry *e = entry_get(k1);
+    if (e->key[KEY_N - 1] < 0) return -1;
+    if (!e->fwd_pd && pd_make(k1, FWD, NULL, &e->fwd_pd)) {
+        e->key[KEY_N - 1] = -1;
+        return -1;
+    }
+    *md = *dnnl_primitive_desc_query_md(e->fwd_pd, dnnl_query_weights_md, 0);
+    return 0;
+}
+
 // One pass on the caller's arrays, in the order of pass_make's `args`.
 // Returns -1 when oneDNN cannot run this shape (the caller falls back).
 static int conv_dnnl_run(int T, int blk, int pass, void *p0, void *p1, void *p2, int B, int C,
@@ -232,10 +251,11 @@ static int conv_dnnl_run(int T, int blk, int pass, void *p0, void *p1, void *p2,
     int key[KEY_N] = {T, blk, B, C, H, W, OC, K, S, P, 1};
     void *ptr[3] = {p0, p1, p2};
     pthread_mutex_lock(&mu);
-    int r = dnnl_init();
+    dnnl_memory_desc_t wmd;
+    int r = dnnl_init() || ((blk & CONV_BLK_W) && stored_wmd(key, &wmd)) ? -1 : 0;
     Entry *e = r ? NULL : entry_get(key);
     if (e && e->key[KEY_N - 1] < 0) r = -1;  // failed before
-    if (e && !r && !e->pass[pass].p && pass_make(e, pass)) {
+    if (e && !r && !e->pass[pass].p && pass_make(e, pass, blk & CONV_BLK_W ? &wmd : NULL)) {
         prim_free(&e->pass[pass]);
         e->key[KEY_N - 1] = -1;
         r = -1;
@@ -269,6 +289,41 @@ int conv_dnnl_ready(int transposed, int blk, int B, int C, int H, int W, int OC,
     return 0;
 }
 
+// One reorder between two layouts of the caller's arrays (rare: no caching).
+static int reorder_once(const dnnl_memory_desc_t *from_md, const void *from,
+                        const dnnl_memory_desc_t *to_md, void *to) {
+    dnnl_memory_t a = NULL, b = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t p = NULL;
+    int r = ok(dnnl_memory_create(&a, from_md, eng, (void *)from)) &&
+                    ok(dnnl_memory_create(&b, to_md, eng, to)) &&
+                    ok(dnnl_reorder_primitive_desc_create(&pd, from_md, eng, to_md, eng, NULL)) &&
+                    ok(dnnl_primitive_create(&p, pd))
+                ? reorder_run(p, a, b)
+                : -1;
+    dnnl_stream_wait(strm);
+    if (p) dnnl_primitive_destroy(p);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (b) dnnl_memory_destroy(b);
+    if (a) dnnl_memory_destroy(a);
+    return r;
+}
+
+int conv_dnnl_weights(int transposed, int blk, int to_dnnl, float *dst, const float *src, int C,
+                      int H, int W, int OC, int K, int S, int P) {
+    int key[KEY_N] = {transposed, blk | CONV_BLK_W, 1, C, H, W, OC, K, S, P, 1};
+    dnnl_memory_desc_t plain, mine;
+    md_plain(&plain, OC, C, K, K, transposed ? dnnl_iohw : dnnl_oihw);
+    pthread_mutex_lock(&mu);
+    int r = dnnl_init() || stored_wmd(key, &mine) ? -1 : 0;
+    // Padded layouts (channels not a multiple of the block) would not fit.
+    if (!r && dnnl_memory_desc_get_size(&mine) != dnnl_memory_desc_get_size(&plain)) r = -1;
+    if (!r && dst)
+        r = to_dnnl ? reorder_once(&plain, src, &mine, dst) : reorder_once(&mine, src, &plain, dst);
+    pthread_mutex_unlock(&mu);
+    return r;
+}
+
 static int dnnl_usable(void) {
     pthread_mutex_lock(&mu);
     int r = dnnl_init();
@@ -294,6 +349,10 @@ int conv_dnnl_backward(int transposed, int blk, float *dx, float *dw, const floa
 }
 int conv_dnnl_ready(int transposed, int blk, int B, int C, int H, int W, int OC, int K, int S,
                     int P) {
+    return -1;
+}
+int conv_dnnl_weights(int transposed, int blk, int to_dnnl, float *dst, const float *src, int C,
+                      int H, int W, int OC, int K, int S, int P) {
     return -1;
 }
 static int dnnl_usable(void) { return 0; }

@@ -66,8 +66,10 @@ const char *conv_impl_name(void);  // e.g. "oneDNN 2.6.3" or "im2col + GEMM"
 // that shape (or is not built in): the caller then uses im2col + GEMM.
 // blk: which activations are in the blocked layout nChw16c rather than NCHW
 // (CONV_BLK_X: x and dx, CONV_BLK_Y: y and dy; that side's channels a multiple
-// of 16), so that the CPU backend reorders only at the network's edges.
-enum { CONV_BLK_X = 1, CONV_BLK_Y = 2 };
+// of 16), so that the CPU backend reorders only at the network's edges;
+// CONV_BLK_W: w and dw in oneDNN's own layout for that layer (its forward
+// pass's), kept so by the backend between steps (see conv_dnnl_weights).
+enum { CONV_BLK_X = 1, CONV_BLK_Y = 2, CONV_BLK_W = 4 };
 int conv_dnnl_forward(int transposed, int blk, float *y, const float *x, const float *w, int B,
                       int C, int H, int W, int OC, int K, int S, int P);
 int conv_dnnl_backward(int transposed, int blk, float *dx, float *dw, const float *dy,
@@ -77,6 +79,12 @@ int conv_dnnl_backward(int transposed, int blk, float *dx, float *dw, const floa
 // primitives): 0 if so, else -1.
 int conv_dnnl_ready(int transposed, int blk, int B, int C, int H, int W, int OC, int K, int S,
                     int P);
+// Converts one layer's weights (or anything of their shape: gradients, optimizer
+// state) from PyTorch's layout to CONV_BLK_W's (to_dnnl = 1) or back; blk: the
+// layer's activation flags. dst = NULL only asks whether that layout has the
+// same size (no padding). Returns 0, or -1 where it cannot be used.
+int conv_dnnl_weights(int transposed, int blk, int to_dnnl, float *dst, const float *src, int C,
+                      int H, int W, int OC, int K, int S, int P);
 
 // ---- Bias + activation, fused, in place on y (B,C,HW): y = act(y + b[c]).
 enum { ACT_NONE = 0, ACT_LEAKY = 1, ACT_SIGMOID = 2 };
