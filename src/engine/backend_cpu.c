@@ -293,5 +293,7 @@ Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     b->mem_info = NULL;  // host memory: the health report reads the process's own
     c->blk = blocked_usable(b);
     weights_layout_choose(b);
+    tb_debug("cpu backend: convolutions through %s%s", conv_impl_name(),
+             c->blk ? ", blocked layouts between layers" : "");
     return b;
 }
