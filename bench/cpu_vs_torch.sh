@@ -5,7 +5,8 @@
 # (bench/torch_bench.py), back to back, and one table at the end.
 #   bench/cpu_vs_torch.sh [BUILD_DIR] [PYTHON]
 # Environment: SIZES (default 128x128,256x256,448x256), ROUNDS (3), THREADS (2),
-# WAIT (OMP_WAIT_POLICY for every run, default passive as in window runs).
+# WAIT (OMP_WAIT_POLICY for every run: passive (default, as in window runs),
+# active, or default for the OpenMP runtime's own).
 # PYTHON: a Python with a current torch, e.g. after
 #   python3 -m venv /tmp/tv && /tmp/tv/bin/pip install torch numpy pillow
 # On a machine shared with other work the wall times swing from run to run:
@@ -19,9 +20,11 @@ PY=${2:-/tmp/tv/bin/python}
 SIZES=${SIZES:-128x128,256x256,448x256}
 ROUNDS=${ROUNDS:-3}
 export OMP_NUM_THREADS=${THREADS:-2} OMP_WAIT_POLICY=${WAIT:-passive}
+if [ "$OMP_WAIT_POLICY" = default ]; then unset OMP_WAIT_POLICY; fi  # the runtime's own
 OUT=$(mktemp)
 trap 'rm -f "$OUT"' EXIT
-echo "$(lscpu | grep 'Model name' | sed 's/  */ /g'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$(lscpu | grep 'Model name' | sed 's/  */ /g'), $(nproc) cores, $OMP_NUM_THREADS threads," \
+  "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}, load $(cut -d' ' -f1-3 /proc/loadavg)"
 "$PY" -c 'import torch; print("torch", torch.__version__)'
 for r in $(seq "$ROUNDS"); do
   echo "round $r/$ROUNDS" >&2
