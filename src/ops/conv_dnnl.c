@@ -8,6 +8,10 @@
 // layout, outputs back to NCHW (a reorder is a copy; the convolution it buys is
 // far cheaper than im2col + GEMM on these shapes). Reorders and primitives are
 // created once per shape and pass and cached: a network's shapes are fixed.
+// The CPU backend goes further (the blk flags, ops.h): it keeps activations
+// between layers in nChw16c and the weights in the forward pass's layout, so
+// that a step reorders little more than the image, the output and the
+// backward-data weights.
 //
 // Weights: Conv2d (OC,C,K,K) is oneDNN's oihw; ConvTranspose2d (C,OC,K,K) is
 // iohw of a deconvolution from C to OC channels, so no op transposes anything.
