@@ -260,6 +260,7 @@ static void check_gradients_small_shapes(const ConvOp *op) {
 // program once as built (oneDNN when found) and once with TABULA_CPU_CONV=gemm.
 // Here: the one in force is the one asked for, and oneDNN, when it is, runs
 // every shape above itself (a silent fallback to GEMM would test GEMM twice).
+#ifdef TABULA_HAVE_DNNL
 static int dnnl_runs(const ConvOp *op, Shape s) {
     int Ho, Wo;
     out_size(op, &s, &Ho, &Wo);
@@ -274,6 +275,7 @@ static int dnnl_runs(const ConvOp *op, Shape s) {
     free(x), free(w), free(y), free(dx), free(dw);
     return r;
 }
+#endif
 
 TEST_IMPL(conv_impl_is_the_one_asked_for) {
     const char *e = getenv("TABULA_CPU_CONV");
