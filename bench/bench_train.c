@@ -3,15 +3,26 @@
 //   bench_train [--backend cpu|cuda|all] [--sizes 128x128,256x256,...]
 //               [--steps N] [--warmup N] [--memory R]
 // Prints a table and one JSON line per (backend, size). Pair it with
-// bench/torch_bench.py on the same machine, back to back.
+// bench/torch_bench.py on the same machine, back to back (bench/cpu_vs_torch.sh).
+// Besides wall time it reports the process's CPU time per step: on a machine
+// shared with other work (time slices lost to others) that is the steadier
+// figure, as long as no thread spins while it waits (OMP_WAIT_POLICY=passive).
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend.h"
 #ifdef TABULA_HAVE_CUDA
 #include "backend_cuda.h"
 #endif
 #include "model.h"
+#include "ops.h"
+
+static double cpu_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
 
 static int bench_one(const char *backend, int W, int H, int steps, int warmup, int memory) {
     Model m;
@@ -46,21 +57,22 @@ static int bench_one(const char *backend, int W, int H, int steps, int warmup, i
     be->load_batch(be, (const uint8_t *const *)frames, B);
     for (int i = 0; i < warmup; i++) be->train_step(be, B, &h, i % TB_STATS_RING);
     be->read_stats(be, st, 1);  // waits for the device
-    double t0 = tb_now();
+    double t0 = tb_now(), c0 = cpu_seconds();
     for (int i = 0; i < steps; i++) {
         // Upload a frame every step, as the live loop does.
         be->load_batch(be, (const uint8_t *const *)frames, B);
         be->train_step(be, B, &h, i % TB_STATS_RING);
     }
     be->read_stats(be, st, 1);
-    double dt = tb_now() - t0;
+    double dt = tb_now() - t0, cpu_ms = 1e3 * (cpu_seconds() - c0) / steps;
     double ms = 1e3 * dt / steps;
     double gflops = 3.0 * model_forward_flops(&m) * B / (ms * 1e-3) * 1e-9;
-    printf("%-5s %9dx%-5d batch %2d  %9.3f ms/step  %8.1f steps/s  %7.1f GFLOP/s\n", be->name, W, H, B,
-           ms, 1e3 / ms, gflops);
-    printf("{\"impl\":\"tabula\",\"backend\":\"%s\",\"size\":\"%dx%d\",\"batch\":%d,\"ms_per_step\":%.4f,"
-           "\"steps_per_s\":%.2f}\n",
-           be->name, W, H, B, ms, 1e3 / ms);
+    const char *conv = strcmp(be->name, "cpu") ? "" : conv_impl() == CONV_IMPL_DNNL ? "dnnl" : "gemm";
+    printf("%-5s %-4s %9dx%-5d batch %2d  %9.3f ms/step  %8.1f steps/s  %7.1f GFLOP/s  %8.3f cpu ms/step\n",
+           be->name, conv, W, H, B, ms, 1e3 / ms, gflops, cpu_ms);
+    printf("{\"impl\":\"tabula\",\"backend\":\"%s\",\"conv\":\"%s\",\"size\":\"%dx%d\",\"batch\":%d,"
+           "\"ms_per_step\":%.4f,\"steps_per_s\":%.2f,\"cpu_ms_per_step\":%.4f}\n",
+           be->name, conv, W, H, B, ms, 1e3 / ms, cpu_ms);
     fflush(stdout);
     for (int b = 0; b < B; b++) free(frames[b]);
     backend_destroy(be);

@@ -68,7 +68,9 @@ def bench_size(args, device, width, height):
         with torch.no_grad():
             return net(x)
 
-    return timed(step, args, device), timed(forward, args, device)
+    step_ms = timed(step, args, device)
+    cpu_ms = getattr(timed, "cpu_ms", None)
+    return step_ms, cpu_ms, timed(forward, args, device)
 
 
 def timed(fn, args, device):
@@ -85,9 +87,10 @@ def timed(fn, args, device):
         end.record()
         torch.cuda.synchronize()
         return start.elapsed_time(end) / args.steps
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(args.steps):
         fn()
+    timed.cpu_ms = (time.process_time() - c0) * 1e3 / args.steps  # CPU time, all threads
     return (time.perf_counter() - t0) * 1e3 / args.steps
 
 
@@ -129,12 +132,13 @@ def main():
     for text in args.sizes.split(","):
         w, h = parse_size(text)
         tw, th = round16(w), round16(h)
-        step_ms, fwd_ms = bench_size(args, device, tw, th)
+        step_ms, cpu_ms, fwd_ms = bench_size(args, device, tw, th)
         rows.append({
             "impl": impl, "device": device_name, "size": f"{w}x{h}",
             "train_size": f"{tw}x{th}", "batch": args.batch,
             "ms_per_step": round(step_ms, 3), "steps_per_s": round(1e3 / step_ms, 2),
             "fwd_ms": round(fwd_ms, 3), "torch": torch.__version__,
+            "cpu_ms_per_step": round(cpu_ms, 3) if cpu_ms is not None else None,
         })
         if device.type == "cuda":
             torch.cuda.empty_cache()

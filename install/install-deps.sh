@@ -15,7 +15,7 @@ PKGS=(
   libglfw3-dev libglew-dev libgl1-mesa-dri libegl-dev
   portaudio19-dev libv4l-dev libasound2-dev liblo-dev liblo-tools libmicrohttpd-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev  # libavcodec59 brings libx264 (takes)
-  libjpeg-dev libpng-dev libstb-dev libopenblas-dev libopenblas0-pthread libsystemd-dev
+  libjpeg-dev libpng-dev libstb-dev libopenblas-dev libopenblas0-pthread libdnnl-dev libsystemd-dev
   ffmpeg xvfb xauth jackd2
 )
 for opt in "$@"; do

@@ -13,6 +13,7 @@
 // data whether it runs alone or with the others.
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -226,10 +227,24 @@ static const Shape SMALL[] = {
 static const Shape BIG[] = {{1, 32, 34, 30, 24, 4, 2, 1}, {2, 24, 17, 15, 40, 4, 2, 1},
                             {2, 64, 8, 6, 96, 4, 2, 1}};
 
+// The default network's layers at 128x128 (conv2d: the encoder; convt2d: the
+// decoder, read with C and OC swapped by the test that uses it).
+static const Shape NET[] = {{1, 3, 128, 128, 32, 4, 2, 1}, {1, 32, 64, 64, 64, 4, 2, 1},
+                            {1, 64, 32, 32, 128, 4, 2, 1}, {1, 128, 16, 16, 256, 4, 2, 1}};
+static Shape net_shape(const ConvOp *op, int i) {
+    if (!op->transposed) return NET[i];
+    Shape s = NET[3 - i];  // decoder layer i undoes encoder layer 3 - i
+    int c = s.C;
+    s.C = s.OC, s.OC = c, s.H /= 2, s.W /= 2;
+    return s;
+}
+
 static void check_parity_all_shapes(const ConvOp *op) {
     seed();
+    printf("  convolutions: %s\n", conv_impl_name());
     for (size_t i = 0; i < sizeof SMALL / sizeof SMALL[0]; i++) check_conv_parity(op, SMALL[i]);
     for (size_t i = 0; i < sizeof BIG / sizeof BIG[0]; i++) check_conv_parity(op, BIG[i]);
+    for (int i = 0; i < 4; i++) check_conv_parity(op, net_shape(op, i));
 }
 
 // Both backward ops (fast and reference) against finite differences.
@@ -239,6 +254,53 @@ static void check_gradients_small_shapes(const ConvOp *op) {
         check_conv_gradcheck(op, SMALL[i], op->bwd, "fast");
         check_conv_gradcheck(op, SMALL[i], op->bwd_ref, "ref");
     }
+}
+
+// The ops above test whichever implementation is in force; CTest runs this
+// program once as built (oneDNN when found) and once with TABULA_CPU_CONV=gemm.
+// Here: the one in force is the one asked for, and oneDNN, when it is, runs
+// every shape above itself (a silent fallback to GEMM would test GEMM twice).
+#ifdef TABULA_HAVE_DNNL
+static int dnnl_runs(const ConvOp *op, Shape s) {
+    int Ho, Wo;
+    out_size(op, &s, &Ho, &Wo);
+    size_t nx = (size_t)s.B * s.C * s.H * s.W, ny = (size_t)s.B * s.OC * Ho * Wo;
+    size_t nw = (size_t)s.OC * s.C * s.K * s.K;
+    float *x = alloc_f(nx), *w = alloc_f(nw), *y = alloc_f(ny), *dx = alloc_f(nx);
+    float *dw = alloc_f(nw);
+    fill(x, nx, -1, 1), fill(w, nw, -1, 1), fill(y, ny, -1, 1);
+    int r = conv_dnnl_forward(op->transposed, 0, y, x, w, s.B, s.C, s.H, s.W, s.OC, s.K, s.S, s.P);
+    r |= conv_dnnl_backward(op->transposed, 0, dx, dw, y, x, w, s.B, s.C, s.H, s.W, s.OC, s.K, s.S,
+                            s.P);
+    free(x), free(w), free(y), free(dx), free(dw);
+    return r;
+}
+#endif
+
+TEST_IMPL(conv_impl_is_the_one_asked_for) {
+    const char *e = getenv("TABULA_CPU_CONV");
+    int gemm_asked = e && !strcmp(e, "gemm");
+    printf("  TABULA_CPU_CONV=%s: %s\n", e ? e : "(unset)", conv_impl_name());
+#ifdef TABULA_HAVE_DNNL
+    EXPECT(conv_impl() == (gemm_asked ? CONV_IMPL_GEMM : CONV_IMPL_DNNL), "conv_impl %d",
+           conv_impl());
+    seed();
+    for (int t = 0; t < 2; t++) {
+        for (size_t i = 0; i < sizeof SMALL / sizeof SMALL[0]; i++)
+            EXPECT(!dnnl_runs(&CONV_OPS[t], SMALL[i]), "%s: oneDNN refused SMALL[%zu]",
+                   CONV_OPS[t].name, i);
+        for (size_t i = 0; i < sizeof BIG / sizeof BIG[0]; i++)
+            EXPECT(!dnnl_runs(&CONV_OPS[t], BIG[i]), "%s: oneDNN refused BIG[%zu]",
+                   CONV_OPS[t].name, i);
+        for (int i = 0; i < 4; i++)
+            EXPECT(!dnnl_runs(&CONV_OPS[t], net_shape(&CONV_OPS[t], i)),
+                   "%s: oneDNN refused net layer %d", CONV_OPS[t].name, i);
+    }
+#else
+    (void)gemm_asked;
+    EXPECT(conv_impl() == CONV_IMPL_GEMM, "conv_impl %d without oneDNN", conv_impl());
+    EXPECT(conv_impl_set(CONV_IMPL_DNNL) == -1, "oneDNN selectable without oneDNN");
+#endif
 }
 
 TEST_IMPL(conv2d_fast_matches_reference) { check_parity_all_shapes(&CONV_OPS[0]); }
@@ -313,6 +375,42 @@ TEST_IMPL(bias_act_matches_definition_and_finite_differences) {
 
 // Leaky(0.2) of -1 + 0.5 = -0.1; backward at y = -0.1 scales by 0.2;
 // sigmoid(0) = 0.5 and its slope there is 0.25.
+// The blocked twins (nChw16c, the oneDNN path's activations between layers)
+// against the plain ops on the same numbers: forward and d the same bits, db
+// summed in another order.
+static void to_c16(float *dst, const float *src, int B, int C, int HW, int back) {
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            for (int p = 0; p < HW; p++) {
+                size_t i = ((size_t)b * C + c) * HW + p;
+                size_t j = (((size_t)b * (C / 16) + c / 16) * HW + p) * 16 + c % 16;
+                if (back) dst[i] = src[j];
+                else dst[j] = src[i];
+            }
+}
+
+TEST_IMPL(bias_act_blocked_matches_plain) {
+    seed();
+    int B = 2, C = 32, HW = 37 * 29;  // more than one work block per plane
+    size_t n = (size_t)B * C * HW;
+    float *y = alloc_f(n), *yb = alloc_f(n), *d = alloc_f(n), *db16 = alloc_f(n), *t = alloc_f(n);
+    float bias[32], g[32], g16[32];
+    for (int act = ACT_NONE; act <= ACT_SIGMOID; act++) {
+        fill(y, n, -2, 2), fill(d, n, -1, 1), fill(bias, 32, -1, 1);
+        to_c16(yb, y, B, C, HW, 0), to_c16(db16, d, B, C, HW, 0);
+        bias_act_forward(y, bias, B, C, HW, act, 0.2f);
+        bias_act_forward_c16(yb, bias, B, C, HW, act, 0.2f);
+        to_c16(t, yb, B, C, HW, 1);
+        EXPECT(!memcmp(t, y, n * sizeof(float)), "act %d: blocked forward differs", act);
+        bias_act_backward(d, g, y, B, C, HW, act, 0.2f);
+        bias_act_backward_c16(db16, g16, yb, B, C, HW, act, 0.2f);
+        to_c16(t, db16, B, C, HW, 1);
+        EXPECT(!memcmp(t, d, n * sizeof(float)), "act %d: blocked d differs", act);
+        EXPECT(max_rel_err(g16, g, 32, 1e-3) <= 1e-6, "act %d: blocked db", act);
+    }
+    free(y), free(yb), free(d), free(db16), free(t);
+}
+
 TEST_IMPL(bias_act_hand_values) {
     float v1[2] = {-1.0f, 2.0f}, bb[1] = {0.5f}, g1[2] = {1.0f, 1.0f}, db1[1];
     bias_act_forward(v1, bb, 1, 1, 2, ACT_LEAKY, 0.2f);
@@ -656,9 +754,11 @@ TEST_IMPL(tensor_to_frame_clamps_and_rounds) {
 
 TEST_MAIN(TEST_ENTRY(gemm_matches_reference_all_transposes),
           TEST_ENTRY(builtin_gemm_matches_reference_past_cache_blocks),
+          TEST_ENTRY(conv_impl_is_the_one_asked_for),
           TEST_ENTRY(conv2d_fast_matches_reference), TEST_ENTRY(conv2d_gradients_match_finite_differences),
           TEST_ENTRY(convt2d_fast_matches_reference), TEST_ENTRY(convt2d_gradients_match_finite_differences),
           TEST_ENTRY(bias_act_matches_definition_and_finite_differences), TEST_ENTRY(bias_act_hand_values),
+          TEST_ENTRY(bias_act_blocked_matches_plain),
           TEST_ENTRY(bias_act_db_of_a_large_map_matches_double_sum), TEST_ENTRY(mse_hand_values),
           TEST_ENTRY(mse_of_196625_values_matches_double_sum),
           TEST_ENTRY(mse_and_grad_norm_same_bits_on_1_and_2_threads), TEST_ENTRY(l1_hand_values),

@@ -13,10 +13,98 @@ typedef struct {
     int own_target;                 // 1: load_targets since load_batch (target in dacts[0])
     StepStats stats[TB_STATS_RING];
     float *slots[TB_SLOTS + 1];     // params | m | v each (3n floats), NULL until saved
+    int blk;                        // oneDNN with blocked activations between layers
+    int wblk[TB_MAX_LAYERS];        // layer l's weights (grads, m, v) in oneDNN's layout
 } CpuCtx;
 
 static float *act_ptr(const Backend *b, float *base, int i, int B) {
     return base + (size_t)B * b->model->act_off[i];
+}
+
+// On the oneDNN path the activations between layers whose channels are a
+// multiple of 16 stay in oneDNN's blocked layout nChw16c (the same size as
+// NCHW), so that only the network's edges, the image and the output, are
+// reordered. The blocks of m->acts are then opaque to everything but these ops.
+static int act_blocked(const Backend *b, int i) {
+    const Model *m = b->model;
+    if (!((CpuCtx *)b->ctx)->blk || i == 0 || i == m->n_layers) return 0;
+    return m->layers[i - 1].cout % 16 == 0;
+}
+
+static int layer_blk(const Backend *b, int l) {
+    return (act_blocked(b, l) ? CONV_BLK_X : 0) | (act_blocked(b, l + 1) ? CONV_BLK_Y : 0) |
+           (((CpuCtx *)b->ctx)->wblk[l] ? CONV_BLK_W : 0);
+}
+
+// Likewise the weights, where oneDNN's layout for them has their size: the
+// block (params, grads, m, v) holds them so, which the optimizer does not mind
+// (it works element by element), and they are converted only where they leave
+// or enter the backend (get/set of params and optimizer state), not per step.
+static void weights_convert(Backend *b, float *dst, const float *src, int to_dnnl) {
+    const Model *m = b->model;
+    memcpy(dst, src, m->n_params * sizeof(float));
+    for (int l = 0; l < m->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        if (!((CpuCtx *)b->ctx)->wblk[l]) continue;
+        CHECK(!conv_dnnl_weights(L->kind != LAYER_CONV, layer_blk(b, l) & ~CONV_BLK_W, to_dnnl,
+                                 dst + L->w_off, src + L->w_off, L->cin, L->hin, L->win, L->cout,
+                                 L->k, L->stride, L->pad),
+              "oneDNN weights of layer %d", l);
+    }
+}
+
+static void weights_layout_choose(Backend *b) {
+    const Model *m = b->model;
+    CpuCtx *c = b->ctx;
+    for (int l = 0; l < m->n_layers && c->blk; l++) {
+        const Layer *L = &m->layers[l];
+        c->wblk[l] = !conv_dnnl_weights(L->kind != LAYER_CONV, layer_blk(b, l), 1, NULL, NULL,
+                                        L->cin, L->hin, L->win, L->cout, L->k, L->stride, L->pad);
+    }
+}
+
+// Whether oneDNN is in force and runs every layer with blocked activations.
+static int blocked_usable(Backend *b) {
+    const Model *m = b->model;
+    if (conv_impl() != CONV_IMPL_DNNL) return 0;
+    ((CpuCtx *)b->ctx)->blk = 1;
+    for (int l = 0; l < m->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        if (conv_dnnl_ready(L->kind != LAYER_CONV, layer_blk(b, l), 1, L->cin, L->hin, L->win,
+                            L->cout, L->k, L->stride, L->pad))
+            return 0;
+    }
+    return 1;
+}
+
+static void conv_fwd(Backend *b, const Layer *L, int l, float *y, const float *x, const float *w,
+                     int B) {
+    int T = L->kind != LAYER_CONV;
+    if (((CpuCtx *)b->ctx)->blk) {
+        CHECK(!conv_dnnl_forward(T, layer_blk(b, l), y, x, w, B, L->cin, L->hin, L->win, L->cout,
+                                 L->k, L->stride, L->pad),
+              "oneDNN refused layer %d at batch %d", l, B);
+    } else if (!T) {
+        conv2d_forward(y, x, w, B, L->cin, L->hin, L->win, L->cout, L->k, L->stride, L->pad);
+    } else {
+        convt2d_forward(y, x, w, B, L->cin, L->hin, L->win, L->cout, L->k, L->stride, L->pad);
+    }
+}
+
+static void conv_bwd(Backend *b, const Layer *L, int l, float *dx, float *dw, const float *d,
+                     const float *x, const float *w, int B) {
+    int T = L->kind != LAYER_CONV;
+    if (((CpuCtx *)b->ctx)->blk) {
+        CHECK(!conv_dnnl_backward(T, layer_blk(b, l), dx, dw, d, x, w, B, L->cin, L->hin, L->win,
+                                  L->cout, L->k, L->stride, L->pad),
+              "oneDNN refused layer %d at batch %d", l, B);
+    } else if (!T) {
+        conv2d_backward(dx, dw, d, x, w, B, L->cin, L->hin, L->win, L->cout, L->k, L->stride,
+                        L->pad);
+    } else {
+        convt2d_backward(dx, dw, d, x, w, B, L->cin, L->hin, L->win, L->cout, L->k, L->stride,
+                         L->pad);
+    }
 }
 
 static void cpu_destroy(Backend *b) {
@@ -31,26 +119,26 @@ static void cpu_destroy(Backend *b) {
 
 static void cpu_set_params(Backend *b, const float *p) {
     CpuCtx *c = b->ctx;
-    memcpy(c->params, p, b->model->n_params * sizeof(float));
+    weights_convert(b, c->params, p, 1);
 }
 
 static void cpu_get_params(Backend *b, float *p) {
     CpuCtx *c = b->ctx;
-    memcpy(p, c->params, b->model->n_params * sizeof(float));
+    weights_convert(b, p, c->params, 0);
 }
 
 static void cpu_set_opt_state(Backend *b, const float *s, int optimizer) {
     CpuCtx *c = b->ctx;
     size_t n = b->model->n_params;
-    memcpy(c->m, s, n * sizeof(float));
-    if (optimizer == OPT_ADAM) memcpy(c->v, s + n, n * sizeof(float));
+    weights_convert(b, c->m, s, 1);
+    if (optimizer == OPT_ADAM) weights_convert(b, c->v, s + n, 1);
 }
 
 static void cpu_get_opt_state(Backend *b, float *s, int optimizer) {
     CpuCtx *c = b->ctx;
     size_t n = b->model->n_params;
-    memcpy(s, c->m, n * sizeof(float));
-    if (optimizer == OPT_ADAM) memcpy(s + n, c->v, n * sizeof(float));
+    weights_convert(b, s, c->m, 0);
+    if (optimizer == OPT_ADAM) weights_convert(b, s + n, c->v, 0);
 }
 
 static void cpu_reset_opt_state(Backend *b) {
@@ -87,13 +175,9 @@ static void cpu_forward_impl(Backend *b, int B) {
         const Layer *L = &m->layers[l];
         const float *x = act_ptr(b, c->acts, l, B);
         float *y = act_ptr(b, c->acts, l + 1, B);
-        const float *w = c->params + L->w_off;
-        if (L->kind == LAYER_CONV)
-            conv2d_forward(y, x, w, B, L->cin, L->hin, L->win, L->cout, L->k, L->stride, L->pad);
-        else
-            convt2d_forward(y, x, w, B, L->cin, L->hin, L->win, L->cout, L->k, L->stride, L->pad);
-        bias_act_forward(y, c->params + L->b_off, B, L->cout, L->hout * L->wout, L->act,
-                         m->spec.slope);
+        conv_fwd(b, L, l, y, x, c->params + L->w_off, B);
+        (act_blocked(b, l + 1) ? bias_act_forward_c16 : bias_act_forward)(
+            y, c->params + L->b_off, B, L->cout, L->hout * L->wout, L->act, m->spec.slope);
     }
 }
 
@@ -127,15 +211,9 @@ static void cpu_train_step(Backend *b, int B, const Hyper *h, int slot) {
         const float *y = act_ptr(b, c->acts, l + 1, B);
         const float *x = act_ptr(b, c->acts, l, B);
         float *dx = l > 0 ? act_ptr(b, c->dacts, l, B) : NULL;  // no gradient for the image
-        bias_act_backward(d, c->grads + L->b_off, y, B, L->cout, L->hout * L->wout, L->act,
-                          m->spec.slope);
-        const float *w = c->params + L->w_off;
-        if (L->kind == LAYER_CONV)
-            conv2d_backward(dx, c->grads + L->w_off, d, x, w, B, L->cin, L->hin, L->win, L->cout,
-                            L->k, L->stride, L->pad);
-        else
-            convt2d_backward(dx, c->grads + L->w_off, d, x, w, B, L->cin, L->hin, L->win, L->cout,
-                             L->k, L->stride, L->pad);
+        (act_blocked(b, l + 1) ? bias_act_backward_c16 : bias_act_backward)(
+            d, c->grads + L->b_off, y, B, L->cout, L->hout * L->wout, L->act, m->spec.slope);
+        conv_bwd(b, L, l, dx, c->grads + L->w_off, d, x, c->params + L->w_off, B);
     }
 
     size_t n = m->n_params;
@@ -226,5 +304,9 @@ Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     b->slot_recall = cpu_slot_recall;
     b->slot_blend = cpu_slot_blend;
     b->mem_info = NULL;  // host memory: the health report reads the process's own
+    c->blk = blocked_usable(b);
+    weights_layout_choose(b);
+    tb_debug("cpu backend: convolutions through %s%s", conv_impl_name(),
+             c->blk ? ", blocked layouts between layers" : "");
     return b;
 }

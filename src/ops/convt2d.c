@@ -86,6 +86,9 @@ void convt2d_backward_ref(float *dx, float *dw, const float *dy, const float *x,
 
 void convt2d_forward(float *y, const float *x, const float *w, int B, int C, int H, int W, int OC,
                      int K, int S, int P) {
+    if (conv_impl() == CONV_IMPL_DNNL &&
+        !conv_dnnl_forward(1, 0, y, x, w, B, C, H, W, OC, K, S, P))
+        return;
     int Ho = convt_out(H, K, S, P), Wo = convt_out(W, K, S, P);
     int OKK = OC * K * K, N = H * W;
     float *cols = tb_scratch((size_t)OKK * N);
@@ -116,6 +119,9 @@ void convt2d_forward(float *y, const float *x, const float *w, int B, int C, int
 
 void convt2d_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
                       int B, int C, int H, int W, int OC, int K, int S, int P) {
+    if (conv_impl() == CONV_IMPL_DNNL &&
+        !conv_dnnl_backward(1, 0, dx, dw, dy, x, w, B, C, H, W, OC, K, S, P))
+        return;
     int Ho = convt_out(H, K, S, P), Wo = convt_out(W, K, S, P);
     int OKK = OC * K * K, N = H * W;
     float *cols = tb_scratch((size_t)OKK * N);

@@ -1,6 +1,7 @@
 // ops.h: the CPU ops of tabula. Each op has
 //   - a readable reference (`*_ref`, plain loops) used by tests as ground truth,
-//   - a fast version (im2col + GEMM, OpenMP) used by the CPU backend.
+//   - a fast version used by the CPU backend (OpenMP; convolutions through oneDNN
+//     or im2col + GEMM, see conv_impl).
 // The CUDA twins in kernels/ (ops_cuda.h) take the same arguments plus a stream.
 //
 // Layouts: activations NCHW float32; Conv2d weight (OC, C, K, K); ConvTranspose2d
@@ -54,6 +55,39 @@ void convt2d_forward_ref(float *y, const float *x, const float *w, int B, int C,
 void convt2d_backward_ref(float *dx, float *dw, const float *dy, const float *x, const float *w,
                           int B, int C, int H, int W, int OC, int K, int S, int P);
 
+// ---- The fast convolutions' implementation, chosen at run time: oneDNN
+// (conv_dnnl.c) when built with it (TABULA_HAVE_DNNL) and usable, else im2col +
+// GEMM. TABULA_CPU_CONV=dnnl|gemm in the environment forces one (read once).
+enum { CONV_IMPL_GEMM = 0, CONV_IMPL_DNNL = 1 };
+int conv_impl(void);
+// Selects one (tests, benchmarks); -1 if oneDNN is asked for and not usable.
+int conv_impl_set(int which);
+const char *conv_impl_name(void);  // e.g. "oneDNN 2.6.3" or "im2col + GEMM"
+// The oneDNN ops (transposed: ConvTranspose2d, else Conv2d; same arguments as
+// the ops above). They return -1, having written nothing, when oneDNN cannot run
+// that shape (or is not built in): the caller then uses im2col + GEMM.
+// blk: which activations are in the blocked layout nChw16c rather than NCHW
+// (CONV_BLK_X: x and dx, CONV_BLK_Y: y and dy; that side's channels a multiple
+// of 16), so that the CPU backend reorders only at the network's edges;
+// CONV_BLK_W: w and dw in oneDNN's own layout for that layer (its forward
+// pass's), kept so by the backend between steps (see conv_dnnl_weights).
+enum { CONV_BLK_X = 1, CONV_BLK_Y = 2, CONV_BLK_W = 4 };
+int conv_dnnl_forward(int transposed, int blk, float *y, const float *x, const float *w, int B,
+                      int C, int H, int W, int OC, int K, int S, int P);
+int conv_dnnl_backward(int transposed, int blk, float *dx, float *dw, const float *dy,
+                       const float *x, const float *w, int B, int C, int H, int W, int OC, int K,
+                       int S, int P);
+// Whether oneDNN runs this shape with this layout (creates and caches its
+// primitives): 0 if so, else -1.
+int conv_dnnl_ready(int transposed, int blk, int B, int C, int H, int W, int OC, int K, int S,
+                    int P);
+// Converts one layer's weights (or anything of their shape: gradients, optimizer
+// state) from PyTorch's layout to CONV_BLK_W's (to_dnnl = 1) or back; blk: the
+// layer's activation flags. dst = NULL only asks whether that layout has the
+// same size (no padding). Returns 0, or -1 where it cannot be used.
+int conv_dnnl_weights(int transposed, int blk, int to_dnnl, float *dst, const float *src, int C,
+                      int H, int W, int OC, int K, int S, int P);
+
 // ---- Bias + activation, fused, in place on y (B,C,HW): y = act(y + b[c]).
 enum { ACT_NONE = 0, ACT_LEAKY = 1, ACT_SIGMOID = 2 };
 void bias_act_forward(float *y, const float *b, int B, int C, int HW, int act, float slope);
@@ -62,6 +96,11 @@ void bias_act_forward(float *y, const float *b, int B, int C, int HW, int act, f
 // db[c] = sum over (B, HW) of the new d.
 void bias_act_backward(float *d, float *db, const float *y, int B, int C, int HW, int act,
                        float slope);
+// The same two on oneDNN's blocked layout nChw16c (C a multiple of 16: the
+// activations the CPU backend keeps between layers on the oneDNN path).
+void bias_act_forward_c16(float *y, const float *b, int B, int C, int HW, int act, float slope);
+void bias_act_backward_c16(float *d, float *db, const float *y, int B, int C, int HW, int act,
+                           float slope);
 
 // ---- MSE loss, mean over all n elements, and its gradient dy = 2(y-t)/n.
 // Returns the loss (accumulated in double). dy may be NULL (loss only).
