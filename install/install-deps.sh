@@ -20,7 +20,7 @@ PKGS=(
 )
 for opt in "$@"; do
   case $opt in
-    # xset: tests/test_install.sh checks that the kiosk session turns blanking off.
+    # xset: tests/app/test_install.sh checks that the kiosk session turns blanking off.
     --test) PKGS+=(python3-torch python3-numpy python3-pil xdotool x11-xserver-utils) ;;
     # A bare X server with no desktop: Xorg with its drivers (xserver-xorg);
     # Xorg.wrap, which starts it as root where a GPU driver needs that

@@ -88,17 +88,22 @@ TEST_IMPL(autosaves_appear_at_the_interval_and_only_keep_remain) {
     EXPECT(autosave_open(&a, &s, &t, &err) == 0, "%s", err.msg);
     Source *src = clip();
     double t0 = tb_now();
-    int handed = 0, before_first = 0;
+    int handed = 0, before_first = 0, ticks = 0;
     while (tb_now() - t0 < 1.05) {
         train_frames(&t, src, 1, NULL);
         int h = autosave_tick(&a, &t, tb_now());
         if (h && !handed) before_first = tb_now() - t0 < 0.09;
         handed += h;
+        ticks++;
     }
     autosave_wait(&a);
+    // A slow build (sanitizers, a loaded machine) ticks only a few times in the
+    // second; then every tick after the first interval hands one over.
+    int want = ticks >= 8 ? 4 : ticks - 1;
     EXPECT(!before_first, "an autosave came before its interval");
-    EXPECT(handed >= 4 && handed <= 11, "%d autosaves handed over in ~1 s at 0.1 s", handed);
-    EXPECT(a.written + a.skipped >= 4, "written %ld, skipped %ld", a.written, a.skipped);
+    EXPECT(handed >= want && handed <= 11, "%d autosaves handed over in ~1 s at 0.1 s (%d ticks)", handed,
+           ticks);
+    EXPECT(a.written + a.skipped >= want, "written %ld, skipped %ld", a.written, a.skipped);
     int others;
     EXPECT(count_files(&others) == 2 && others == 0, "%d autosaves (keep 2), %d other files",
            count_files(&others), others);

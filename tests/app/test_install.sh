@@ -13,7 +13,7 @@
 # server writes (as under xvfb-run): its socket and lock in /tmp, keymaps it
 # compiles in /var/lib/xkb.
 set -u
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 BIN=${TABULA_BIN:?set by CTest}
 SRC=${TABULA_SRC:?set by CTest}
 BUILD=$(dirname "$BIN")
