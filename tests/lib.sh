@@ -37,6 +37,18 @@ need_display() {
   command -v xvfb-run >/dev/null || skip_all "no DISPLAY and no xvfb-run (install xvfb)"
   exec xvfb-run -a -s "-screen 0 1280x720x24" bash "$0" "$@"
 }
+# sample_run PID METRICS OUT: until PID ends, every 0.2 s append a line
+# "metrics-lines rss-kB open-descriptors" to OUT (the soak tests' samples).
+sample_run() {
+  local pid=$1 metrics=$2 out=$3 rss fds lines
+  while kill -0 "$pid" 2>/dev/null; do
+    rss=$(awk '/^VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null)
+    fds=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)
+    lines=$(wc -l < "$metrics" 2>/dev/null || echo 0)
+    [ -n "$rss" ] && echo "$lines $rss $fds" >> "$out"
+    sleep 0.2
+  done
+}
 skip_all() { echo "SKIP: $*"; exit 77; }
 
 # run_case NAME: runs the function NAME as a case (unless another was asked for).

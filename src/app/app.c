@@ -305,8 +305,7 @@ static void display_loop(App *a, Display *d, Panel *pn, LoopState *ls) {
     log_summary(a, ls, tb_now() - t_start);
 }
 
-// Tell the training thread to stop and wait for it (the trainer is ours again).
-static void stop_training(App *a) {
+void app_stop_training(App *a) {
     control_push(a->q, (ControlEvent){.cmd = CMD_QUIT, .source = SRC_KEY});
     pthread_mutex_lock(&a->mu);
     a->quit = 1;
@@ -351,7 +350,7 @@ int app_run(const Settings *s, ControlQueue *q) {
         tb_error("%s", err.msg);
         rc = TB_EXIT_INPUT;
     }
-    stop_training(a);
+    app_stop_training(a);
     if (session_save(&a->run.t, s, &err)) {
         tb_error("%s", err.msg);
         rc = TB_EXIT_INPUT;

@@ -61,6 +61,8 @@ void app_status(App *a, double secs, const char *fmt, ...)
 // The training thread (arg: App *). Returns when told to quit or after
 // s->frames frames.
 void *train_thread_main(void *arg);
+// Tell the training thread to stop and wait for it (the trainer is ours again).
+void app_stop_training(App *a);
 
 // Main thread: the newest reconstruction onto the display, from rec_rgb (under
 // mu) or through rg (outside mu). *seen is the rec_seq last taken; *arrival

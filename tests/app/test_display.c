@@ -25,6 +25,7 @@
 #include "frame_fit.h"
 #include "source.h"
 #include "test.h"
+#include "xvfb.h"
 
 // A private copy of stb_image (static: the app library may carry its own).
 // One of its static declarations is never defined, which GCC reports at the
@@ -38,51 +39,7 @@ enum { W = 960, H = 540 };
 
 // ---------------------------------------------------------------- helpers
 
-static int in_path(const char *prog) {
-    const char *path = getenv("PATH");
-    if (!path) path = "/usr/bin:/bin";
-    char dir[4096];
-    for (const char *p = path; *p;) {
-        size_t n = strcspn(p, ":");
-        snprintf(dir, sizeof dir, "%.*s/%s", (int)n, p, prog);
-        if (access(dir, X_OK) == 0) return 1;
-        p += n + (p[n] == ':');
-    }
-    return 0;
-}
 
-// Runs this program again inside a fresh Xvfb when there is no display.
-static void ensure_display(void) {
-    const char *d = getenv("DISPLAY");
-    if (d && d[0]) return;
-    if (getenv("TABULA_TEST_UNDER_XVFB")) TEST_SKIP("xvfb-run ran us without a DISPLAY");
-    if (!in_path("xvfb-run"))
-        TEST_SKIP("no DISPLAY and no xvfb-run (install xvfb and xauth) to make one");
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) TEST_SKIP("cannot find this program's path: %s", strerror(errno));
-    self[n] = 0;
-    setenv("TABULA_TEST_UNDER_XVFB", "1", 1);
-    printf("no DISPLAY: running again under xvfb-run\n");
-    fflush(stdout);
-    // -noreset: the server would otherwise reset when our first window closes,
-    // and the second window (the hidden one) could find it gone for a moment.
-    char *args[16] = {"xvfb-run", "-a", "-s", "-screen 0 1280x720x24 -noreset", self};
-    int na = 5;
-    // Our own arguments (a case name) go along: they are in /proc/self/cmdline
-    // after the program's path.
-    static char cmdline[4096];
-    FILE *f = fopen("/proc/self/cmdline", "rb");
-    size_t len = f ? fread(cmdline, 1, sizeof cmdline - 1, f) : 0;
-    if (f) fclose(f);
-    cmdline[len] = 0;
-    for (size_t i = strlen(cmdline) + 1; i < len && na < 15; i += strlen(cmdline + i) + 1)
-        args[na++] = cmdline + i;
-    args[na] = NULL;
-    execvp("xvfb-run", args);
-    fprintf(stderr, "exec xvfb-run: %s\n", strerror(errno));
-    exit(1);
-}
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -243,7 +200,7 @@ static void remove_tmpdir(void) { rmdir(g_tmpdir); }
 static Display *window(void) {
     if (g_win) return g_win;
     CHECK(!g_win_closed, "the shared window was already closed");
-    ensure_display();
+    test_ensure_display();
     snprintf(g_tmpdir, sizeof g_tmpdir, "/tmp/test_display_XXXXXX");
     if (!mkdtemp(g_tmpdir)) {
         fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
@@ -271,7 +228,7 @@ static Display *window(void) {
 // ---------------------------------------------------------------- checks
 
 TEST_IMPL(no_display_and_dead_display_give_clear_messages) {
-    ensure_display();
+    test_ensure_display();
     char *saved = strdup(getenv("DISPLAY"));
     DisplayOpts o = {.width = 320, .height = 240, .hidden = 1};
     TbErr err = {{0}};
@@ -721,7 +678,7 @@ TEST_IMPL(injected_keys_queue_in_order_newest_64_kept) {
 TEST_IMPL(real_x_key_presses_arrive_with_modifiers) {
     Display *d = window();
     DisplayKey k;
-    if (!in_path("xdotool")) TEST_SKIP_CASE("xdotool not installed: real key events not checked");
+    if (!test_in_path("xdotool")) TEST_SKIP_CASE("xdotool not installed: real key events not checked");
     while (display_poll_key(d, &k)) {}
     draw_n(d, 2);
     int rc = system("timeout 10 xdotool search --sync --onlyvisible --name '^tabula$' "
@@ -860,7 +817,7 @@ TEST_IMPL(no_gl_error_left_over) {
 
 // A hidden window (after the shared one is closed) draws at its own size.
 TEST_IMPL(hidden_window_draws_at_its_size) {
-    ensure_display();
+    test_ensure_display();
     make_images();
     close_window();
     DisplayOpts o = {.width = 640, .height = 360, .hidden = 1};

@@ -20,41 +20,13 @@
 
 #include "live.h"
 #include "test.h"
+#include "xvfb.h"
 
 enum { W = 32, H = 32 };
 
 // ---------------------------------------------------------------- helpers
 
-static int in_path(const char *prog) {
-    const char *path = getenv("PATH");
-    if (!path) path = "/usr/bin:/bin";
-    char dir[4096];
-    for (const char *p = path; *p;) {
-        size_t n = strcspn(p, ":");
-        snprintf(dir, sizeof dir, "%.*s/%s", (int)n, p, prog);
-        if (access(dir, X_OK) == 0) return 1;
-        p += n + (p[n] == ':');
-    }
-    return 0;
-}
 
-// Runs this program again inside a fresh Xvfb when there is no display
-// (passing a case name along).
-static void ensure_display(int argc, char **argv) {
-    const char *d = getenv("DISPLAY");
-    if (d && d[0]) return;
-    if (getenv("TABULA_TEST_UNDER_XVFB")) TEST_SKIP("xvfb-run ran us without a DISPLAY");
-    if (!in_path("xvfb-run")) TEST_SKIP("no DISPLAY and no xvfb-run (install xvfb and xauth) to make one");
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) TEST_SKIP("cannot find this program's path: %s", strerror(errno));
-    self[n] = 0;
-    setenv("TABULA_TEST_UNDER_XVFB", "1", 1);
-    char *args[8] = {"xvfb-run", "-a", "-s", "-screen 0 640x480x24", self, argc > 1 ? argv[1] : NULL, NULL};
-    execvp("xvfb-run", args);
-    fprintf(stderr, "exec xvfb-run: %s\n", strerror(errno));
-    exit(1);
-}
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -219,12 +191,7 @@ static int rig_wait_rec(Rig *r, uint64_t after) {
 
 static void rig_close(Rig *r) {
     App *a = &r->a;
-    control_push(a->q, (ControlEvent){.cmd = CMD_QUIT, .source = SRC_KEY});
-    pthread_mutex_lock(&a->mu);
-    a->quit = 1;
-    pthread_cond_signal(&a->cond);
-    pthread_mutex_unlock(&a->mu);
-    pthread_join(a->thread, NULL);
+    app_stop_training(a);
     recon_gpu_destroy(a->rg);
     run_close(&a->run);
     free(a->rec_rgb);
@@ -328,7 +295,7 @@ TEST_IMPL(unwritten_buffer_waits_for_a_later_turn) {
 }
 
 int main(int argc, char **argv) {
-    ensure_display(argc, argv);
+    test_ensure_display();
     static const TestCase cases[] = {
         TEST_ENTRY(route_needs_interop_and_no_smoothing),
         TEST_ENTRY(interop_failure_falls_back_to_host),

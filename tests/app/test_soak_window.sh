@@ -21,13 +21,7 @@ OMP_WAIT_POLICY=passive "$BIN" --backend cpu --size 32x32 --frames "$FRAMES" --f
   --source "file:$DATA/asl_signer_a_320x240.y4m" --metrics "$T/m.jsonl" --events "$T/e.jsonl" \
   --health.every_s 1 --autosave.dir "$T/autosave" 2>"$T/err" &
 pid=$!
-while kill -0 "$pid" 2>/dev/null; do
-  rss=$(awk '/^VmRSS/{print $2}' "/proc/$pid/status" 2>/dev/null)
-  fds=$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)
-  lines=$(wc -l < "$T/m.jsonl" 2>/dev/null || echo 0)
-  [ -n "$rss" ] && echo "$lines $rss $fds" >> "$T/samples"
-  sleep 0.2
-done
+sample_run "$pid" "$T/m.jsonl" "$T/samples"
 wait "$pid"; rc=$?
 
 window_run_finishes() {
