@@ -292,6 +292,12 @@ static const Param PARAMS[] = {
      "events, weights; with --frames or --duration for an unattended take", SET},
     {NULL, "screenshot", "screenshot", P_STR, O(screenshot), 0, 0, NULL, "",
      "write the window's content to this PNG at exit", SET},
+    {NULL, "replay", "replay", P_STR, O(replay), 0, 0, NULL, "",
+     "re-run the take in this folder offline (its input frames, weights and events) and render "
+     "it to --output FILE.mkv", SET},
+    {NULL, "output", "output", P_STR, O(output), 0, 0, NULL, "",
+     "send the picture out: v4l2:/dev/videoN (a v4l2loopback virtual camera), or with --replay "
+     "the video file to render", SET},
     // clang-format on
 };
 #define N_PARAMS (sizeof PARAMS / sizeof PARAMS[0])

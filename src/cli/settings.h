@@ -102,6 +102,8 @@ typedef struct {
     float duration;  // seconds of the run's clock to run (0 = no limit)
     char record[CFG_STR];  // --record DIR: a take into DIR from the start ("" = none)
     char screenshot[CFG_STR];
+    char replay[CFG_STR];  // --replay TAKE: re-run a take offline ("" = none)
+    char output[CFG_STR];  // --output v4l2:/dev/videoN, or the file --replay renders
     // Where each value came from, by its row in the parameter table: "show.ini:12"
     // or "--width"; "" = the default. Errors found only when settings meet
     // (a size the network cannot take) name it (settings_set_at).
