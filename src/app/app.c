@@ -278,6 +278,7 @@ static void display_loop(App *a, Display *d, Panel *pn, LoopState *ls) {
         int open = schedule_turn(a, d, pn, ls), done = 0;
         RecordStatus rs;
         recorder_view(a->rec, display_layout(d), pn->flip);  // [record] layout = display follows it
+        if (a->vcam) vcam_view(a->vcam, display_layout(d), pn->flip);  // and [output] layout = display
         recorder_status(a->rec, &rs);
         if (rs.msg_seq != ls->take_msg_seen) display_status(d, rs.msg, 5), ls->take_msg_seen = rs.msg_seq;
         if (open) {
@@ -333,12 +334,18 @@ int app_run(const Settings *s, ControlQueue *q) {
     ls->open = -1;
     if (!(a->cap = open_capture(s, spec, sizeof spec, &err))) goto out_free;
     if (run_open(&a->run, s, q, &err)) goto out_cap;
+    if (vcam_wanted(s, NULL) && !(a->vcam = vcam_start(s, NULL, &err))) goto out_run;
     if (!(d = open_display(a, &pn, &err))) goto out_run;
     ls->black = tb_calloc((size_t)a->run.t.model.spec.width * a->run.t.model.spec.height, 3);
     a->rec = recorder_new(s);
     recorder_view(a->rec, display_layout(d), pn.flip);
     RunOutput out = recorder_output(a->rec);
     run_attach(&a->run, &out);  // --record starts its take here
+    if (a->vcam) {
+        vcam_view(a->vcam, display_layout(d), pn.flip);
+        out = vcam_output(a->vcam);
+        run_attach(&a->run, &out);
+    }
     tb_log("live: source %s, backend %s, training %dx%d", spec, a->run.t.be->name,
            a->run.t.model.spec.width, a->run.t.model.spec.height);
     CHECK(pthread_create(&a->thread, NULL, train_thread_main, a) == 0, "pthread_create");
@@ -363,6 +370,7 @@ int app_run(const Settings *s, ControlQueue *q) {
 out_run:
     run_close(&a->run);  // ends a take (its files closed) before the recorder goes
     recorder_free(a->rec);
+    vcam_stop(a->vcam);
 out_cap:
     capture_stop(a->cap);
 out_free:
