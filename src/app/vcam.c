@@ -34,6 +34,7 @@ struct Vcam {
     int back, mid, front, fresh, stop;
     int tw, th;  // the training size (set at attach)
     long written, dropped, lost;
+    atomic_long busy;  // frames the loop dropped because the thread held the slot
     int away;
     VcamDevInfo info;
     atomic_int view_layout, view_flip;
@@ -184,7 +185,10 @@ static void on_frame(void *u, Run *r, const uint8_t *in, const uint8_t *rec) {
     if (f->net_on) memcpy(f->net, trainer_input(&r->t), n);
     f->layout = frame_layout(v);
     f->flip = atomic_load(&v->view_flip);
-    pthread_mutex_lock(&v->mu);
+    if (pthread_mutex_trylock(&v->mu) != 0) {  // the thread is at the slot: never wait for it
+        atomic_fetch_add(&v->busy, 1);
+        return;
+    }
     int t = v->mid;
     v->mid = v->back, v->back = t;
     if (v->fresh) v->dropped++;  // the thread had not taken the last one
@@ -235,8 +239,8 @@ Vcam *vcam_start(const Settings *s, const VcamOpts *o, TbErr *err) {
 
 void vcam_stats(Vcam *v, VcamStats *st) {
     pthread_mutex_lock(&v->mu);
-    *st = (VcamStats){.written = v->written, .dropped = v->dropped, .lost = v->lost, .away = v->away,
-                      .dev = v->info};
+    *st = (VcamStats){.written = v->written, .dropped = v->dropped + atomic_load(&v->busy), .lost = v->lost,
+                      .away = v->away, .dev = v->info};
     pthread_mutex_unlock(&v->mu);
 }
 
@@ -249,7 +253,7 @@ void vcam_stop(Vcam *v) {
     pthread_join(v->thread, NULL);
     vcam_dev_close(v->dev);
     tb_log("virtual camera %s: %ld frames written, %ld dropped (newest wins), the device went away %ld "
-           "time(s)", v->path, v->written, v->dropped, v->lost);
+           "time(s)", v->path, v->written, v->dropped + atomic_load(&v->busy), v->lost);
     for (int i = 0; i < 3; i++) free(v->f[i].in), free(v->f[i].net), free(v->f[i].rec);
     pthread_cond_destroy(&v->cond);
     pthread_mutex_destroy(&v->mu);
