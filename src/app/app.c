@@ -332,9 +332,10 @@ int app_run(const Settings *s, ControlQueue *q) {
     Display *d = NULL;
     if (schedule_parse(&ls->sched, s->sched_hours, s->sched_days, &err)) goto out_free;
     ls->open = -1;
+    // The virtual camera first: a wrong node stops the start before anything is written.
+    if (vcam_wanted(s, NULL) && !(a->vcam = vcam_start(s, NULL, &err))) goto out_free;
     if (!(a->cap = open_capture(s, spec, sizeof spec, &err))) goto out_free;
     if (run_open(&a->run, s, q, &err)) goto out_cap;
-    if (vcam_wanted(s, NULL) && !(a->vcam = vcam_start(s, NULL, &err))) goto out_run;
     if (!(d = open_display(a, &pn, &err))) goto out_run;
     ls->black = tb_calloc((size_t)a->run.t.model.spec.width * a->run.t.model.spec.height, 3);
     a->rec = recorder_new(s);
@@ -370,10 +371,10 @@ int app_run(const Settings *s, ControlQueue *q) {
 out_run:
     run_close(&a->run);  // ends a take (its files closed) before the recorder goes
     recorder_free(a->rec);
-    vcam_stop(a->vcam);
 out_cap:
     capture_stop(a->cap);
 out_free:
+    vcam_stop(a->vcam);  // after run_close: the run no longer hands it frames
     if (err.msg[0]) tb_error("%s", err.msg);
     free(a->in_rgb);
     pthread_cond_destroy(&a->cond);
