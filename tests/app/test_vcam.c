@@ -431,6 +431,56 @@ TEST_IMPL(frames_written_match_the_layout) {
     free(pic);
 }
 
+// Two outputs: the record action reaches the recorder whichever was attached
+// first, a take gets its frames and events while the camera keeps getting
+// every frame, and stopping the take leaves the camera running.
+TEST_IMPL(a_take_beside_the_camera) {
+    enum { F = 64 * 64 * 3 };
+    reset(OUT_CAPS);
+    uint8_t *frame = clip(0), recbuf[F];
+    if (!frame) TEST_SKIP_CASE("cannot read the hikers clip");
+    Settings s = vcam_settings("320x180", "display");
+    char dir[] = "/tmp/tabula-vcam-takes-XXXXXX";
+    EXPECT(mkdtemp(dir) != NULL, "mkdtemp");
+    snprintf(s.record_dir, sizeof s.record_dir, "%s", dir);
+    snprintf(s.record_size, sizeof s.record_size, "320x240");
+    TbErr err = {{0}};
+    Vcam *v = vcam_start(&s, &(VcamOpts){.io = &g_io}, &err);
+    EXPECT(v != NULL, "%s", err.msg);
+    if (!v) return free(frame);
+    Recorder *rec = recorder_new(&s);
+    Run r;
+    EXPECT(run_open(&r, &s, NULL, &err) == 0, "%s", err.msg);
+    RunOutput outs[2] = {vcam_output(v), recorder_output(rec)};
+    run_attach(&r, &outs[0]);
+    run_attach(&r, &outs[1]);
+    char msg[512];
+    long n = 0;
+    run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_OSC}, msg, sizeof msg);
+    EXPECT(strstr(msg, "recording to") != NULL, "start: %s", msg);
+    for (int k = 0; k < 5; k++, n++) run_frame(&r, frame, 320, 240), run_output(&r, recbuf), wait_writes(n);
+    run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_OSC}, msg, sizeof msg);
+    EXPECT(strstr(msg, "recording stopped") != NULL, "stop: %s", msg);
+    EXPECT(run_output_active(&r), "the camera still wants frames");
+    RecordStatus st;
+    for (int k = 0; k < 1000; k++, n++) {  // the camera goes on while the take's files close
+        run_frame(&r, frame, 320, 240), run_output(&r, recbuf), wait_writes(n);
+        recorder_status(rec, &st);
+        if (strncmp(st.msg, "take ", 5) == 0) break;
+    }
+    EXPECT(strstr(st.msg, "5 frames written") != NULL, "take summary: %s", st.msg);
+    run_close(&r);
+    recorder_free(rec);
+    VcamStats vs;
+    vcam_stats(v, &vs);
+    EXPECT(vs.written == n + 1 || vs.written == n, "camera wrote %ld of %ld frames", vs.written, n);
+    vcam_stop(v);
+    free(frame);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    EXPECT(system(cmd) == 0, "%s", cmd);
+}
+
 // ---------------------------------------------------------------- a slow device, a lost device
 
 // Frames handed straight to the hook (no training: the point is the timing).
@@ -588,5 +638,6 @@ TEST_IMPL(device_vanishing_is_reported_once_and_recovers) {
 
 TEST_MAIN(TEST_ENTRY(negotiates_yuyv_at_the_asked_size), TEST_ENTRY(yuyv_refused_falls_back_to_yuv420),
           TEST_ENTRY(odd_widths_refused), TEST_ENTRY(not_an_output_device_refused),
-          TEST_ENTRY(frames_written_match_the_layout), TEST_ENTRY(slow_device_never_blocks_the_loop),
+          TEST_ENTRY(frames_written_match_the_layout), TEST_ENTRY(a_take_beside_the_camera),
+          TEST_ENTRY(slow_device_never_blocks_the_loop),
           TEST_ENTRY(device_vanishing_is_reported_once_and_recovers))
