@@ -96,19 +96,21 @@ static void send_frame(Vcam *v, Canvas *c, double *next_retry) {
     VcamDevInfo info;
     vcam_dev_info(v->dev, &info);
     int key[4] = {f->layout, f->flip, info.width, info.height};
-    if (!c->cmp || memcmp(key, c->key, sizeof key) != 0) {
+    if (memcmp(key, c->key, sizeof key) != 0) {
         compose_free(c->cmp);
         ComposeOpts co = {f->layout, v->tw, v->th, info.width, info.height, f->flip, 4};
         TbErr err = {{0}};
-        c->cmp = compose_new(&co, &err);
-        CHECK(c->cmp, "%s", err.msg);  // sizes checked by the settings and the negotiation
+        if (!(c->cmp = compose_new(&co, &err))) tb_warn("virtual camera %s: %s: sending nothing", v->path, err.msg);
         memcpy(c->key, key, sizeof key);
         size_t n = (size_t)info.width * info.height * 3;
         if (n > c->pic_n) free(c->pic), c->pic = tb_malloc(n), c->pic_n = n;
     }
-    compose_frame(c->cmp, f->in, f->net_on ? f->net : NULL, f->rec, c->pic);
     TbErr err = {{0}};
-    int r = vcam_dev_write(v->dev, c->pic, &err);
+    int r = 1;  // no picture (the composer refused the size): dropped
+    if (c->cmp) {
+        compose_frame(c->cmp, f->in, f->net_on ? f->net : NULL, f->rec, c->pic);
+        r = vcam_dev_write(v->dev, c->pic, &err);
+    }
     pthread_mutex_lock(&v->mu);
     if (r == 0) v->written++;
     else v->dropped++;
@@ -123,7 +125,7 @@ static void send_frame(Vcam *v, Canvas *c, double *next_retry) {
 
 static void *vcam_main(void *arg) {
     Vcam *v = arg;
-    Canvas c = {0};
+    Canvas c = {.key = {-1, -1, -1, -1}};
     double next_retry = 0;
     pthread_mutex_lock(&v->mu);
     while (!v->stop) {
@@ -251,6 +253,7 @@ void vcam_stop(Vcam *v) {
     pthread_cond_signal(&v->cond);
     pthread_mutex_unlock(&v->mu);
     pthread_join(v->thread, NULL);
+    v->dropped += v->fresh;  // handed but not sent before the end
     vcam_dev_close(v->dev);
     tb_log("virtual camera %s: %ld frames written, %ld dropped (newest wins), the device went away %ld "
            "time(s)", v->path, v->written, v->dropped + atomic_load(&v->busy), v->lost);

@@ -91,9 +91,9 @@ static int set_format(VcamDev *d, const VcamDevOpts *o, TbErr *err) {
                        px->pixelformat ? "the driver chose " : "both refused",
                        px->pixelformat ? fourcc_str(px->pixelformat, cc) : "");
     int w = (int)px->width, h = (int)px->height, yuyv = px->pixelformat == V4L2_PIX_FMT_YUYV;
-    if (w < 2 || h < 2 || w > 7680 || h > 7680 || (w & 1))
-        return tb_fail(err, "virtual camera %s: the driver chose %dx%d, which tabula cannot send (an even "
-                       "width up to 7680)", d->info.path, w, h);
+    if (w < 16 || h < 16 || w > 7680 || h > 7680 || (w & 1))
+        return tb_fail(err, "virtual camera %s: the driver chose %dx%d, which tabula cannot send (16 to "
+                       "7680, an even width)", d->info.path, w, h);
     size_t min_stride = (size_t)w * (yuyv ? 2 : 1);
     d->stride = px->bytesperline >= min_stride ? px->bytesperline : min_stride;
     size_t need = yuyv ? d->stride * h : d->stride * h + 2 * (d->stride / 2) * (size_t)((h + 1) / 2);
@@ -120,9 +120,9 @@ static int set_rate(VcamDev *d, double fps, TbErr *err) {
 VcamDev *vcam_dev_open(const char *path, const VcamDevOpts *o, TbErr *err) {
     if (strlen(path) >= sizeof ((VcamDevInfo *)0)->path)
         return tb_fail(err, "virtual camera %.64s...: path too long", path), NULL;
-    if (o->width < 2 || o->height < 2 || (o->width & 1))
-        return tb_fail(err, "virtual camera %s: size %dx%d: the width must be even", path, o->width, o->height),
-               NULL;
+    if (o->width < 16 || o->height < 16 || o->width > 7680 || o->height > 7680 || (o->width & 1))
+        return tb_fail(err, "virtual camera %s: size %dx%d: 16 to 7680 with an even width", path, o->width,
+                       o->height), NULL;
     VcamDev *d = tb_calloc(1, sizeof *d);
     d->io = o->io ? o->io : &v4l2_io_default;
     snprintf(d->info.path, sizeof d->info.path, "%s", path);

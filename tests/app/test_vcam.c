@@ -273,11 +273,11 @@ static void expect_refused(int w, int h, const char *want) {
 // answers one, and by the [output] size row.
 TEST_IMPL(odd_widths_refused) {
     reset(OUT_CAPS);
-    expect_refused(641, 480, "virtual camera /fake/video10: size 641x480: the width must be even");
+    expect_refused(641, 480, "virtual camera /fake/video10: size 641x480: 16 to 7680 with an even width");
     g.force_w = 321, g.force_h = 240;
     expect_refused(320, 240,
-                   "virtual camera /fake/video10: the driver chose 321x240, which tabula cannot send (an "
-                   "even width up to 7680)");
+                   "virtual camera /fake/video10: the driver chose 321x240, which tabula cannot send (16 "
+                   "to 7680, an even width)");
     g.force_w = 640, g.force_h = 480;  // an even size the driver keeps is taken, and said
     TbErr err = {{0}};
     VcamDev *d = open_dev(320, 240, &err);
