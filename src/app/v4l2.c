@@ -38,7 +38,9 @@ static int sys_poll(int fd, int timeout_ms) {
     return (p.revents & POLLIN) ? 1 : 2;
 }
 
-const V4l2Io v4l2_io_default = {lv_open, lv_close, lv_ioctl, lv_mmap, lv_munmap, sys_poll, "/dev"};
+static ssize_t lv_write(int fd, const void *buf, size_t n) { return v4l2_write(fd, buf, n); }
+
+const V4l2Io v4l2_io_default = {lv_open, lv_close, lv_ioctl, lv_mmap, lv_munmap, sys_poll, "/dev", lv_write};
 
 
 // ---------------------------------------------------------------- state

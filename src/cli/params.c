@@ -34,6 +34,9 @@ static int valid_record_size(const char *v, TbErr *err) {
     return 0;
 }
 
+// [output] size: "" (the recording's size) or a size as [record] size takes.
+static int valid_output_size(const char *v, TbErr *err) { return v[0] ? valid_record_size(v, err) : 0; }
+
 // [schedule] hours and days: checked where they are read (FILE:LINE in a file).
 static int valid_hours(const char *v, TbErr *err) {
     Schedule sc;
@@ -251,6 +254,15 @@ static const Param PARAMS[] = {
      "what video.mkv shows: display = the window's layout (followed live), or a fixed one", SET},
     {"record", "min_free_mb", NULL, P_INT, O(record_min_free_mb), 0, 10000000, NULL, "500",
      "a take ends cleanly when its disk has less than this free (MB); the mirror keeps running", SET},
+
+    // The virtual camera (app/vcam.h): --output v4l2:/dev/videoN, a v4l2loopback device.
+    {"output", "layout", NULL, P_CHOICE, O(output_layout), 0, 0, "display|mirror|side|triptych", "display",
+     "what the virtual camera shows: display = the window's layout (followed live), or a fixed one", SET},
+    {"output", "size", NULL, P_STR, O(output_size), 0, 0, NULL, "",
+     "the virtual camera's picture size WxH, even numbers (empty = [record] size)", SET,
+     .valid = valid_output_size},
+    {"output", "fps", NULL, P_FLOAT, O(output_fps), 1, 240, NULL, "30",
+     "frame rate the virtual camera announces to its readers; frames are sent as they are made", SET},
 
     // Opening hours (src/cli/schedule.h): the window and live runs only.
     {"schedule", "hours", NULL, P_STR, O(sched_hours), 0, 0, NULL, "",

@@ -68,13 +68,17 @@ fail_events:
 
 // One line of the event log: when, at which frame and step, from where, what.
 // The same line goes to --events and to the output (a take's events.jsonl).
+static int out_active(Run *r, const RunOutput *o) { return o->active && o->active(o->user, r); }
+
 static void log_line(Run *r, const char *source, const char *what, float value) {
-    int have_out = r->out.event && run_output_active(r);
+    int have_out = 0;
+    for (int i = 0; i < r->nout; i++) have_out |= r->out[i].event && out_active(r, &r->out[i]);
     if ((!r->events || r->events_failed) && !have_out) return;
     char line[512];
     snprintf(line, sizeof line, "{\"t\":%.4f,\"frame\":%ld,\"step\":%ld,\"source\":\"%s\",%s,\"value\":%.7g}",
              tb_now() - r->t_start, r->frames, r->t.step, source, what, (double)value);
-    if (have_out) r->out.event(r->out.user, line);
+    for (int i = 0; i < r->nout; i++)
+        if (r->out[i].event && out_active(r, &r->out[i])) r->out[i].event(r->out[i].user, line);
     if (!r->events || r->events_failed) return;
     int w = fprintf(r->events, "%s\n", line);
     if (w < 0 || fflush(r->events) != 0) {
@@ -212,15 +216,18 @@ static void scene_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
 // Start a take, or stop the one running. The event is the last line of the
 // take it stops and the first of the take it starts.
 static void record_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
-    int on = run_output_active(r);
-    if (!r->out.record) {
+    const RunOutput *o = NULL;
+    for (int i = 0; i < r->nout && !o; i++)
+        if (r->out[i].record) o = &r->out[i];
+    if (!o) {
         snprintf(msg, n, "record: this build cannot record (no app)");
         log_event(r, e, "\"action\":\"record\"", 0);
         return;
     }
+    int on = out_active(r, o);
     if (on) log_event(r, e, "\"action\":\"record\"", 0);
-    r->out.record(r->out.user, r, !on, msg, n);
-    if (!on) log_event(r, e, "\"action\":\"record\"", (float)run_output_active(r));
+    o->record(o->user, r, !on, msg, n);
+    if (!on) log_event(r, e, "\"action\":\"record\"", (float)out_active(r, o));
 }
 
 // A blank network from seed (a reset, a rebirth at opening): a fade in flight
@@ -439,16 +446,24 @@ void run_output(Run *r, uint8_t *rgb) {
     float a = r->p.v[PARAM_SMOOTH_OUT];
     if (a <= 0) r->have_out = 0;
     else smooth(r->smooth_out, &r->have_out, rgb, frame_bytes(r), a);
-    if (r->out.frame && run_output_active(r)) r->out.frame(r->out.user, r, trainer_newest(&r->t), rgb);
+    for (int i = 0; i < r->nout; i++)
+        if (r->out[i].frame && out_active(r, &r->out[i]))
+            r->out[i].frame(r->out[i].user, r, trainer_newest(&r->t), rgb);
 }
 
 void run_attach(Run *r, const RunOutput *out) {
     if (!out) return;
-    r->out = *out;
-    if (r->out.attach) r->out.attach(r->out.user, r);
+    CHECK(r->nout < RUN_OUTPUTS, "run_attach: more than %d outputs", RUN_OUTPUTS);
+    RunOutput *o = &r->out[r->nout++];
+    *o = *out;
+    if (o->attach) o->attach(o->user, r);
 }
 
-int run_output_active(Run *r) { return r->out.active && r->out.active(r->out.user, r); }
+int run_output_active(Run *r) {
+    int on = 0;
+    for (int i = 0; i < r->nout; i++) on |= out_active(r, &r->out[i]);
+    return on;
+}
 
 void run_flush(Run *r) {
     metrics_flush(&r->m, &r->t);
@@ -456,7 +471,8 @@ void run_flush(Run *r) {
 }
 
 void run_close(Run *r) {
-    if (r->out.detach) r->out.detach(r->out.user, r);  // the take ends with the run
+    for (int i = r->nout - 1; i >= 0; i--)  // the take ends with the run
+        if (r->out[i].detach) r->out[i].detach(r->out[i].user, r);
     autosave_final(&r->as, &r->t);  // the end of a run, a signal's too: what it learned stays
     autosave_close(&r->as);
     metrics_close(&r->m);

@@ -85,6 +85,10 @@ typedef struct {
     char record_preset[16];     // x264 preset
     char record_layout[16];     // display | mirror | side | triptych
     int record_min_free_mb;     // a take ends when the disk has less free
+    // [output] (app/vcam.h): the virtual camera (--output v4l2:/dev/videoN)
+    char output_layout[16];     // display | mirror | side | triptych
+    char output_size[CFG_STR];  // "WxH", "" = [record] size
+    float output_fps;           // the rate announced to the camera's readers
     // [schedule] (schedule.h): opening hours of the live app
     char sched_hours[CFG_STR];  // "10:00-18:00,20:00-02:00" ("" = the whole day)
     char sched_days[CFG_STR];   // "mon-fri,sun" ("" = every day)
