@@ -7,8 +7,7 @@
 #      fails, naming why, instead of skipping);
 #   3. the engine suite (ctest);
 #   4. a 200-frame learning run on a real clip at 256x256, CUDA against the CPU
-#      (the PSNR curves must agree: mean of the last 30 frames within 0.5 dB),
-#      and test_learning with the CUDA backend;
+#      (the PSNR curves must agree: mean of the last 30 frames within 0.5 dB);
 #   5. bench_train --backend cuda against PyTorch eager and torch.compile,
 #      back to back, at 256x256, 1280x720 and 1920x1088;
 # then prints one markdown table for bench/RESULTS.md and exits non-zero if any
@@ -33,6 +32,11 @@ stage() { echo "== $1 ($(($(date +%s) - T0)) s)"; }
 nvidia-smi > "$OUTDIR/nvidia-smi.txt" 2>&1 || true
 GPU=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)
 
+DATA=${TABULA_DATA:-}
+[ -z "$DATA" ] && [ -d gpu-data ] && DATA=$ROOT/gpu-data
+[ -z "$DATA" ] && [ -d ../shared/data ] && DATA=$(cd ../shared/data && pwd)
+DATA=${DATA:-/nonexistent}
+
 # 1. Build.
 stage build
 CUDNN_ROOT=""
@@ -46,7 +50,7 @@ if ! ls /usr/local/cuda/include/cudnn.h /usr/include/cudnn.h >/dev/null 2>&1; th
   fi
 fi
 ARCH=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d .)
-if ! timeout 300 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DTABULA_APP=OFF -DTABULA_CUDA=ON \
+if ! timeout 300 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DTABULA_APP=OFF -DTABULA_CUDA=ON -DTABULA_DATA="$DATA" \
     ${ARCH:+-DCMAKE_CUDA_ARCHITECTURES=$ARCH} ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} \
     > "$OUTDIR/cmake.log" 2>&1; then
   tail -30 "$OUTDIR/cmake.log"; echo "FAIL: cmake"; exit 1
@@ -65,13 +69,10 @@ else
   fail "test_cuda_parity (see parity.log)"; tail -20 "$OUTDIR/parity.log"
 fi
 
-# 3. The engine suite (test_learning runs below, on both backends).
-DATA=${TABULA_DATA:-}
-[ -z "$DATA" ] && [ -d gpu-data ] && DATA=$ROOT/gpu-data
-[ -z "$DATA" ] && [ -d ../shared/data ] && DATA=$(cd ../shared/data && pwd)
-export TABULA_DATA=${DATA:-/nonexistent}
+# 3. The engine suite. gpu-data holds only the start of each clip: the tests
+# that read whole clips (test_y4m's loop, test_learning) are left to CI.
 stage ctest
-if (cd "$B" && timeout 240 ctest --output-on-failure -j8 -E 'test_learning') > "$OUTDIR/ctest.log" 2>&1; then
+if (cd "$B" && timeout 240 ctest --output-on-failure -j8 -E 'test_learning|test_y4m') > "$OUTDIR/ctest.log" 2>&1; then
   pass "ctest: $(grep -E 'tests passed' "$OUTDIR/ctest.log")"
 else
   fail "ctest: $(grep -E 'tests passed|tests failed' "$OUTDIR/ctest.log")"
@@ -80,7 +81,8 @@ fi
 
 # 4. Learning: the same 200 frames on both backends.
 stage learning
-CLIP=$(ls "$DATA"/hikers_forest_320x240.y4m "$DATA"/*.y4m 2>/dev/null | head -1)
+CLIP=$DATA/hikers_forest_320x240.y4m
+[ -f "$CLIP" ] || CLIP=
 if [ -z "$CLIP" ]; then
   fail "learning: no clip (run bench/gpu_prepare.sh and carry gpu-data)"
 else
@@ -89,7 +91,7 @@ else
       --autosave.minutes 0 --metrics "$OUTDIR/curve_$be.jsonl" > "$OUTDIR/curve_$be.log" 2>&1 ||
       fail "learning run on $be (see curve_$be.log)"
   done
-  python3 - "$OUTDIR" > "$OUTDIR/curve.txt" <<'EOF' || fail "learning curves differ: $(cat "$OUTDIR/curve.txt")"
+  if python3 - "$OUTDIR" > "$OUTDIR/curve.txt" 2>&1 <<'EOF'; then
 import json, sys
 d = sys.argv[1]
 def psnr(be):
@@ -100,15 +102,9 @@ c0, c1, nc = psnr("cpu"); g0, g1, ng = psnr("cuda")
 print(f"cpu {c0:.2f} -> {c1:.2f} dB, cuda {g0:.2f} -> {g1:.2f} dB over {nc}/{ng} frames")
 sys.exit(0 if nc == ng == 200 and abs(c1 - g1) <= 0.5 and g1 - g0 > 5 else 1)
 EOF
-  [ -s "$OUTDIR/curve.txt" ] && pass "learning curves agree: $(cat "$OUTDIR/curve.txt")"
-  # test_learning needs all three clips (more than the device tool carries).
-  if [ ! -f "$DATA/asl_signer_a_320x240.y4m" ] || [ ! -f "$DATA/flower_timelapse_320x240.y4m" ]; then
-    echo "test_learning on cuda: not run (needs all three clips in $DATA)" | tee -a "$OUTDIR/summary.txt"
-  elif TABULA_BIN=$B/tabula TABULA_TEST_BACKEND=cuda timeout 120 bash tests/test_learning.sh \
-      > "$OUTDIR/learning_cuda.log" 2>&1; then
-    pass "test_learning on cuda"
+    pass "learning curves agree: $(cat "$OUTDIR/curve.txt")"
   else
-    fail "test_learning on cuda (see learning_cuda.log)"
+    fail "learning curves: $(tail -1 "$OUTDIR/curve.txt")"
   fi
 fi
 
