@@ -85,6 +85,7 @@ typedef struct {
     char record_preset[16];     // x264 preset
     char record_layout[16];     // display | mirror | side | triptych
     int record_min_free_mb;     // a take ends when the disk has less free
+    char record_audio_device[CFG_STR];  // part of an input device's name; "" = default, "none"
     // [schedule] (schedule.h): opening hours of the live app
     char sched_hours[CFG_STR];  // "10:00-18:00,20:00-02:00" ("" = the whole day)
     char sched_days[CFG_STR];   // "mon-fri,sun" ("" = every day)
