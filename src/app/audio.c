@@ -19,6 +19,7 @@ struct AudioIn {
     int16_t *ring;
     atomic_llong w, r;      // frames written (callback) and read (reader), ever
     atomic_llong captured, lost;
+    atomic_llong gap_at, gap_len;  // frames lost after frame gap_at (-1: none waiting for the reader)
     atomic_uint seq;        // odd while the callback updates captured and t_cb
     _Atomic double t_cb;
 };
@@ -37,6 +38,11 @@ static int on_input(const void *in, void *out, unsigned long n, const PaStreamCa
         memcpy(a->ring + at * a->ch, src + i * a->ch, (size_t)a->ch * sizeof(int16_t));
     }
     if (!src) for (int64_t i = 0; i < k; i++) memset(a->ring + ((w + i) % a->cap) * a->ch, 0, (size_t)a->ch * 2);
+    if (k < (int64_t)n) {  // the ring is full: the rest is lost, after what it holds
+        long long none = -1;
+        atomic_compare_exchange_strong(&a->gap_at, &none, (long long)(w + k));
+        atomic_fetch_add(&a->gap_len, (long long)n - k);
+    }
     atomic_store_explicit(&a->w, w + k, memory_order_release);
     double now = tb_now();
     atomic_fetch_add_explicit(&a->seq, 1, memory_order_acq_rel);
@@ -47,9 +53,17 @@ static int on_input(const void *in, void *out, unsigned long n, const PaStreamCa
     return paContinue;
 }
 
-int audio_read(AudioIn *a, int16_t *dst, int max) {
+int audio_read(AudioIn *a, int16_t *dst, int max, int64_t *gap) {
     int64_t r = atomic_load_explicit(&a->r, memory_order_relaxed);
     int64_t w = atomic_load_explicit(&a->w, memory_order_acquire);
+    int64_t g = atomic_load(&a->gap_at);
+    *gap = 0;
+    if (g >= 0 && g == r) {  // the reader is at the gap: hand its length over
+        *gap = atomic_exchange(&a->gap_len, 0);
+        atomic_store(&a->gap_at, -1);
+        return 0;
+    }
+    if (g >= 0 && g < w) w = g;
     int n = (int)(w - r < max ? w - r : max);
     for (int i = 0; i < n; i++) memcpy(dst + (size_t)i * a->ch, a->ring + ((r + i) % a->cap) * a->ch, (size_t)a->ch * 2);
     atomic_store_explicit(&a->r, r + n, memory_order_release);
@@ -124,6 +138,7 @@ AudioIn *audio_open(const char *want, AudioInfo *info, char *why, size_t n) {
     info->channels = a->ch;
     snprintf(info->name, sizeof info->name, "%s (%s)", d->name, Pa_GetHostApiInfo(d->hostApi)->name);
     a->cap = (int64_t)info->rate * AUDIO_RING_S;
+    atomic_store(&a->gap_at, -1);
     a->ring = tb_malloc((size_t)a->cap * a->ch * sizeof(int16_t));
     PaStreamParameters p = {dev, a->ch, paInt16, d->defaultLowInputLatency, NULL};
     e = Pa_OpenStream(&a->st, &p, NULL, info->rate, paFramesPerBufferUnspecified, paNoFlag, on_input, a);

@@ -38,8 +38,10 @@ typedef struct {
 // matter; "" = the default input). NULL with the reason in why (no device,
 // none matches, PortAudio failed): the take then has no audio.
 AudioIn *audio_open(const char *want, AudioInfo *info, char *why, size_t n);
-// Up to max frames (interleaved int16) from the ring; the number read.
-int audio_read(AudioIn *a, int16_t *dst, int max);
+// Up to max frames (interleaved int16) from the ring; the number read. It
+// stops at a gap (an overrun): once there it reads none and sets *gap to the
+// frames lost (0 otherwise), so the reader puts silence where they were.
+int audio_read(AudioIn *a, int16_t *dst, int max, int64_t *gap);
 // Frames waiting in the ring.
 int audio_avail(AudioIn *a);
 void audio_clock(AudioIn *a, AudioClock *c);

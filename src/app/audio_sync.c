@@ -57,7 +57,6 @@ static void spread(AudioSync *s, const int16_t *in, int n, int k, int ins, Audio
 void audio_sync_chunk(AudioSync *s, const int16_t *in, int n, double origin, int64_t limit, AudioPut put,
                       void *user) {
     double lag = audio_sync_lag(s, origin), band = AUDIO_SYNC_BAND_S * s->rate, hard = AUDIO_SYNC_HARD_S * s->rate;
-    if (s->out >= AUDIO_SYNC_SETTLE_S * s->rate && fabs(lag) / s->rate > s->max_err) s->max_err = fabs(lag) / s->rate;
     if (lag > hard) {  // lost or late input: silence where it belongs
         int64_t k = llround(lag);
         if (k > limit - s->out) k = limit - s->out > 0 ? limit - s->out : 0;
@@ -76,6 +75,8 @@ void audio_sync_chunk(AudioSync *s, const int16_t *in, int n, double origin, int
     int k = 0, most = n / 200 > 0 ? n / 200 : 1;
     if (fabs(lag) > band) k = (int)fmin(fabs(lag) - band + 1, most);
     spread(s, in, n, k, lag > 0, put, user);
+    lag = fabs(audio_sync_lag(s, origin)) / s->rate;  // where this chunk's sound ended up
+    if (s->out >= AUDIO_SYNC_SETTLE_S * s->rate && lag > s->max_err) s->max_err = lag;
 }
 
 void audio_sync_pad(AudioSync *s, int64_t to, AudioPut put, void *user) {

@@ -30,7 +30,7 @@
 #define AUDIO_SYNC_BAND_S 0.002
 #define AUDIO_SYNC_HARD_S 0.015
 #define AUDIO_SYNC_WIN_S 0.1   // off's minimum over two such windows
-#define AUDIO_SYNC_SETTLE_S 0.5  // max_err counts from this much output on
+#define AUDIO_SYNC_SETTLE_S 0.5  // max_err counts from this much output on (the start's silence)
 
 typedef struct {
     int rate, ch;
@@ -39,7 +39,7 @@ typedef struct {
     int have_off;
     int64_t in_pos, out;        // input frames consumed (lost ones included), output frames given
     int64_t inserted, dropped;  // frames added or removed to hold the clock
-    double max_err;             // the largest |lag| met (seconds), from SETTLE on
+    double max_err;             // the largest |lag| left after a chunk (seconds), from SETTLE on
 } AudioSync;
 
 // Output frames (interleaved int16) for the encoder.

@@ -312,7 +312,7 @@ typedef struct {
     Take *t;
     AudioSync s;
     int16_t *buf;
-    int64_t lost_seen;
+    int64_t lost;  // overruns so far (the device's count)
     TbErr err;
 } AudioRun;
 
@@ -328,17 +328,19 @@ static void audio_pass(AudioRun *A, int have_clock, double origin, int64_t limit
     AudioClock c;
     audio_clock(t->ain, &c);
     if (c.t_cb > 0) audio_sync_clock(&A->s, c.captured, c.t_cb);
-    if (c.lost > A->lost_seen) audio_sync_lost(&A->s, c.lost - A->lost_seen), A->lost_seen = c.lost;
+    A->lost = c.lost;
     int hold = AUDIO_HOLD_S * A->s.rate;
-    for (int avail; (avail = audio_avail(t->ain)) > 0;) {
-        int n = avail < AUDIO_CHUNK ? avail : AUDIO_CHUNK;
+    for (;;) {
+        int avail = audio_avail(t->ain), n = avail < AUDIO_CHUNK ? avail : AUDIO_CHUNK;
         int drop = !have_clock || avail > hold;  // before the take's picture, or a stall to be cut
         if (!drop && n > limit - A->s.out) n = limit - A->s.out > 0 ? (int)(limit - A->s.out) : 0;
         if (drop && have_clock && n > avail - hold) n = avail - hold;
-        if (n <= 0) break;
-        n = audio_read(t->ain, A->buf, n);
+        int64_t gap;  // an overrun's place reached: its frames count as consumed (silence)
+        n = audio_read(t->ain, A->buf, n, &gap);
+        if (gap) audio_sync_lost(&A->s, gap);
+        else if (n <= 0) break;
         if (drop) A->s.in_pos += n, A->s.dropped += have_clock ? n : 0;
-        else audio_sync_chunk(&A->s, A->buf, n, origin, limit, audio_put, A);
+        else if (n > 0) audio_sync_chunk(&A->s, A->buf, n, origin, limit, audio_put, A);
     }
 }
 
@@ -373,12 +375,12 @@ static void *audio_main(void *arg) {
             pthread_mutex_unlock(&t->st_mu);
             audio_pass(&A, have, origin, limit);
             if (stop && !take_failed(t)) audio_sync_pad(&A.s, limit, audio_put, &A);
-            audio_counts(&A, A.lost_seen);
+            audio_counts(&A, A.lost);
             if (!stop) usleep(AUDIO_TICK_US);
         }
         if (!A.err.msg[0] && !take_failed(t)) mkv_audio_drain(t->video, emit_audio, t, &A.err);
         if (A.err.msg[0]) fail(t, A.err.msg);
-        audio_counts(&A, A.lost_seen);
+        audio_counts(&A, A.lost);
         free(A.buf);
     }
     audio_close(t->ain);
