@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 
 #include "audio.h"
@@ -230,7 +231,8 @@ static int live_take(const char *dir, const char *device, double secs) {
 typedef struct {
     int streams, rate, channels;
     char acodec[32];
-    double vdur, adur;  // seconds: video frames / fps, audio samples / rate
+    double vdur, adur;  // seconds: video frames / fps, audio packets' end
+    long decoded, bad;  // audio samples decoded, packets that failed
 } Probe;
 
 // video.mkv's streams, read back with libavformat: the video's length from
@@ -248,14 +250,28 @@ static int probe(const char *path, Probe *p) {
         p->rate = c->sample_rate, p->channels = c->ch_layout.nb_channels;
         snprintf(p->acodec, sizeof p->acodec, "%s", avcodec_get_name(c->codec_id));
     }
+    AVCodecContext *dec = NULL;
+    if (ai >= 0) {
+        const AVCodec *c = avcodec_find_decoder(fmt->streams[ai]->codecpar->codec_id);
+        dec = avcodec_alloc_context3(c);
+        avcodec_parameters_to_context(dec, fmt->streams[ai]->codecpar);
+        if (avcodec_open2(dec, c, NULL) < 0) avcodec_free_context(&dec);
+    }
     AVPacket *pk = av_packet_alloc();
+    AVFrame *fr = av_frame_alloc();
     long vframes = 0;
     int64_t aend = 0;
     while (av_read_frame(fmt, pk) >= 0) {
         if (pk->stream_index == vi) vframes++;
         if (pk->stream_index == ai && pk->pts + pk->duration > aend) aend = pk->pts + pk->duration;
+        if (pk->stream_index == ai && dec) {  // the sound decodes, every sample of it
+            p->bad += avcodec_send_packet(dec, pk) < 0;
+            while (avcodec_receive_frame(dec, fr) == 0) p->decoded += fr->nb_samples, av_frame_unref(fr);
+        }
         av_packet_unref(pk);
     }
+    av_frame_free(&fr);
+    avcodec_free_context(&dec);
     if (vi >= 0) p->vdur = vframes * av_q2d(av_inv_q(fmt->streams[vi]->avg_frame_rate));
     if (ai >= 0) p->adur = aend * av_q2d(fmt->streams[ai]->time_base);
     av_packet_free(&pk);
@@ -303,7 +319,8 @@ TEST_IMPL(jack_take_has_audio_as_long_as_the_video) {
     EXPECT(j && strstr(j, "\"device\": \"system (JACK Audio Connection Kit)\", \"rate\": 48000, \"channels\": 2"),
            "take.json: %s", j ? j : "(none)");
     EXPECT(err_ms >= 0 && err_ms < 1000.0 / 30, "the sound met %.1f ms from the picture", err_ms);
-    EXPECT(fabs(samples / 48000 - p.adur) < 1e-3, "take.json %.0f samples, the stream %.3f s", samples, p.adur);
+    EXPECT(fabs(samples / 48000 - p.adur) < 1e-3 && p.decoded == (long)samples && p.bad == 0,
+           "take.json %.0f samples, the stream %.3f s, %ld decoded, %ld bad packets", samples, p.adur, p.decoded, p.bad);
     char log[400];
     snprintf(log, sizeof log, "%s.log", dir);
     const char *l = test_read_all(log);
