@@ -8,8 +8,12 @@
 // 2. A live take with JACK's dummy backend as the input (a paced PortAudio
 //    device with no sound card): video.mkv has a FLAC stream, its length is the
 //    video's within one frame, take.json and the log say so.
-// 3. No input device (PortAudio with none): the take is valid, video only,
+// 3. The same take killed (SIGKILL) mid-way: both streams decode up to its
+//    last second or so (Matroska written as it goes).
+// 4. No input device (PortAudio with none): the take is valid, video only,
 //    and one line says why; a device name that matches nothing says which.
+// Each JACK case starts its own jackd under a name of its own (stopped by
+// its PID; it dies with the test) and skips with the reason without jackd.
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <math.h>
@@ -329,6 +333,34 @@ TEST_IMPL(jack_take_has_audio_as_long_as_the_video) {
            "log:\n%s", l ? l : "");
 }
 
+// A take killed (SIGKILL) mid-way keeps its sound: video.mkv opens with both
+// streams and the sound decodes up to about where the picture stops (the
+// muxer holds a cluster, a second, and interleaves within half a second).
+TEST_IMPL(killed_take_keeps_its_sound) {
+    char why[200], dir[300];
+    if (jack_start(why, sizeof why)) TEST_SKIP_CASE("%s", why);
+    snprintf(dir, sizeof dir, "%s/killed", g_tmp);
+    pid_t pid = fork();
+    if (pid == 0) _exit(live_take(dir, "system", 30.0) ? 3 : 0);
+    double written = -1;
+    for (int i = 0; i < 300 && written < 90; i++) {  // 3 s of picture, as take.json counts (each second)
+        usleep(100000);
+        written = json_num(test_read_all(file_in(dir, "take.json")), "written");
+    }
+    usleep(500000);
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    jack_stop();
+    Probe p;
+    EXPECT(written >= 90, "take.json: %.0f frames written", written);
+    EXPECT(probe(file_in(dir, "video.mkv"), &p) == 0 && p.streams == 2, "video.mkv: %d streams", p.streams);
+    printf("killed at about %.1f s: video %.3f s, audio %.3f s, %ld samples decoded, %ld bad packets\n",
+           written / 30 + 0.5, p.vdur, p.adur, p.decoded, p.bad);
+    EXPECT(p.vdur >= 1.0 && p.adur >= p.vdur - 1.0 && p.decoded >= (long)((p.vdur - 1.0) * 48000) && p.bad == 0,
+           "video %.3f s, audio %.3f s, %ld samples decoded, %ld bad", p.vdur, p.adur, p.decoded, p.bad);
+}
+
 // PortAudio with no input device: video.mkv has the picture only, take.json
 // says why, and so does exactly one log line; a name that matches no device
 // is named in the reason.
@@ -372,6 +404,7 @@ int main(int argc, char **argv) {
     static const TestCase cases[] = {
         TEST_ENTRY(drift_correction_holds_an_hour_within_a_frame),
         TEST_ENTRY(jack_take_has_audio_as_long_as_the_video),
+        TEST_ENTRY(killed_take_keeps_its_sound),
         TEST_ENTRY(no_input_device_gives_a_valid_take_without_audio),
     };
     return test_run(cases, sizeof cases / sizeof cases[0], argc, argv);
