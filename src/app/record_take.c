@@ -630,6 +630,9 @@ Take *take_start(TakeSpec *sp, TbErr *err) {
     if (pthread_create(&t->enc_th, NULL, encode_main, t) != 0) {
         take_stop(t, "cannot start the encoder thread");
         fail(t, "cannot start the encoder thread");
+        pthread_mutex_lock(&t->st_mu);  // the audio thread lets video.mkv go first
+        while (t->au_started && !t->au_done) pthread_cond_wait(&t->st_cv, &t->st_mu);
+        pthread_mutex_unlock(&t->st_mu);
         WItem *end = tb_calloc(1, sizeof *end);
         end->kind = W_END;
         wq_push(t, end, 0, PUSH_ALWAYS);  // the writer closes what it opened

@@ -79,7 +79,7 @@ typedef struct {
     int64_t bytes;         // the take's files on disk (updated each second and at the end)
     // The audio stream (audio_rate 0: none; audio_sync.h for the corrections).
     int audio_rate, audio_ch;
-    char audio_device[256];
+    char audio_device[256];    // its name, or why the take has none
     int64_t audio_samples;     // frames in video.mkv's audio stream
     int64_t audio_overruns;    // frames lost before the ring (it was full)
     int64_t audio_inserted, audio_dropped;  // frames added or removed to hold the clock

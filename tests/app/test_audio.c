@@ -392,6 +392,40 @@ TEST_IMPL(no_input_device_gives_a_valid_take_without_audio) {
     }
 }
 
+// A headless take's picture runs on frame counts: it records no sound, says
+// so once, and take.json says why.
+TEST_IMPL(headless_take_has_no_audio_and_says_why) {
+    char dir[300], log[400];
+    snprintf(dir, sizeof dir, "%s/headless", g_tmp);
+    snprintf(log, sizeof log, "%s.log", dir);
+    Settings s = live_settings(dir, "");
+    s.headless = 1;
+    int w, h;
+    uint8_t *frame = clip_y4m_frame(test_data("hikers_forest_320x240.y4m"), 0, &w, &h), rec[64 * 64 * 3];
+    if (!frame) TEST_SKIP_CASE("no clip at %s", test_data("hikers_forest_320x240.y4m"));
+    capture_log(log);
+    Recorder *R = recorder_new(&s);
+    Run r;
+    TbErr err = {{0}};
+    CHECK(run_open(&r, &s, NULL, &err) == 0, "%s", err.msg);
+    RunOutput out = recorder_output(R);
+    run_attach(&r, &out);
+    for (int k = 0; k < 10; k++) run_frame(&r, frame, w, h), run_output(&r, rec);
+    run_close(&r);
+    recorder_free(R);
+    restore_log();
+    free(frame);
+    Probe p;
+    EXPECT(probe(file_in(dir, "video.mkv"), &p) == 0 && p.streams == 1, "video.mkv: %d streams", p.streams);
+    const char *j = test_read_all(file_in(dir, "take.json"));
+    EXPECT(j && strstr(j, "\"audio\": null,\n  \"no_audio\": \"a headless take runs on frame counts"), "take.json: %s",
+           j ? j : "(none)");
+    const char *l = test_read_all(log);
+    EXPECT(test_count(l, "record: this take has no audio: a headless take runs on frame counts") == 1 &&
+               test_count(l, "has no audio") == 1,
+           "log:\n%s", l ? l : "");
+}
+
 static void cleanup(void) {
     jack_stop();
     char cmd[300];
@@ -410,6 +444,7 @@ int main(int argc, char **argv) {
         TEST_ENTRY(jack_take_has_audio_as_long_as_the_video),
         TEST_ENTRY(killed_take_keeps_its_sound),
         TEST_ENTRY(no_input_device_gives_a_valid_take_without_audio),
+        TEST_ENTRY(headless_take_has_no_audio_and_says_why),
     };
     return test_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
