@@ -55,7 +55,7 @@ static double run(int kind, int seconds, double *bytes_per_s) {
             buf[2 * k] = buf[2 * k + 1] = v;
         }
         audio_sync_clock(&sync, (i + 1) * chunk, (double)(i + 1) * chunk / rate);
-        audio_sync_chunk(&sync, buf, chunk, 0, INT64_MAX, put, &s);
+        audio_sync_chunk(&sync, buf, chunk, 0, put, &s);
     }
     if (mkv_audio_drain(s.m, write_pkt, &s, &s.err) || mkv_close(s.m, &s.err)) fprintf(stderr, "%s\n", s.err.msg), exit(1);
     double cpu = (double)clock() / CLOCKS_PER_SEC - c0;

@@ -54,21 +54,25 @@ static void spread(AudioSync *s, const int16_t *in, int n, int k, int ins, Audio
     s->in_pos += n;
 }
 
-void audio_sync_chunk(AudioSync *s, const int16_t *in, int n, double origin, int64_t limit, AudioPut put,
-                      void *user) {
+int audio_sync_fill(AudioSync *s, double origin, int64_t limit, AudioPut put, void *user) {
+    double lag = audio_sync_lag(s, origin);
+    if (lag <= AUDIO_SYNC_HARD_S * s->rate) return 0;
+    int64_t k = llround(lag), room = limit - s->out;
+    if (k > room) k = room > 0 ? room : 0;
+    silence(s, k, put, user);
+    s->inserted += k;
+    return audio_sync_lag(s, origin) > AUDIO_SYNC_HARD_S * s->rate;
+}
+
+void audio_sync_chunk(AudioSync *s, const int16_t *in, int n, double origin, AudioPut put, void *user) {
     double lag = audio_sync_lag(s, origin), band = AUDIO_SYNC_BAND_S * s->rate, hard = AUDIO_SYNC_HARD_S * s->rate;
-    if (lag > hard) {  // lost or late input: silence where it belongs
+    if (lag > hard) {  // lost or late input: silence where it belongs (audio_sync_fill does it within a limit)
         int64_t k = llround(lag);
-        if (k > limit - s->out) k = limit - s->out > 0 ? limit - s->out : 0;
         silence(s, k, put, user);
         s->inserted += k;
     } else if (lag < -hard) {  // early input (before the origin, a cut stall): dropped
         int d = -lag < n ? (int)llround(-lag) : n;
         s->in_pos += d, s->dropped += d, in += (size_t)d * s->ch, n -= d;
-    }
-    if (n > limit - s->out) {  // beyond the picture's end so far
-        int d = limit - s->out > 0 ? (int)(limit - s->out) : 0;
-        s->in_pos += n - d, s->dropped += n - d, n = d;
     }
     if (n <= 0) return;
     lag = audio_sync_lag(s, origin);

@@ -52,9 +52,11 @@ void audio_sync_clock(AudioSync *s, int64_t captured, double t);
 void audio_sync_lost(AudioSync *s, int64_t n);
 // The output's shortfall in frames against the clock (0 before any clock).
 double audio_sync_lag(const AudioSync *s, double origin);
-// Pass n input frames on to put, corrected. Output stops at limit frames
-// (inserted silence included; input beyond it is dropped).
-void audio_sync_chunk(AudioSync *s, const int16_t *in, int n, double origin, int64_t limit, AudioPut put,
-                      void *user);
+// Silence owed (a shortfall over HARD: lost or late input) given, up to limit
+// output frames. 1 while some is still owed: read no input until the limit
+// moves on (the input goes after the silence).
+int audio_sync_fill(AudioSync *s, double origin, int64_t limit, AudioPut put, void *user);
+// Pass n input frames on to put, corrected (after audio_sync_fill).
+void audio_sync_chunk(AudioSync *s, const int16_t *in, int n, double origin, AudioPut put, void *user);
 // Silence up to `to` output frames (the end of the picture).
 void audio_sync_pad(AudioSync *s, int64_t to, AudioPut put, void *user);

@@ -81,10 +81,11 @@ static void take_json_audio(FILE *f, const TakeCounts *c) {
     fprintf(f, "  \"audio\": {\"file\": \"video.mkv\", \"stream\": 1, \"codec\": \"flac\", \"device\": ");
     json_str(f, c->audio_device);
     fprintf(f,
-            ", \"rate\": %d, \"channels\": %d, \"samples\": %lld, \"duration_s\": %.3f, \"overruns\": %lld, "
+            ", \"rate\": %d, \"channels\": %d, \"samples\": %lld, \"duration_s\": %.3f, \"captured\": %lld, "
+            "\"overruns\": %lld, "
             "\"inserted\": %lld, \"dropped\": %lld, \"packets_dropped\": %ld, \"max_error_ms\": %.1f},\n",
             c->audio_rate, c->audio_ch, (long long)c->audio_samples, (double)c->audio_samples / c->audio_rate,
-            (long long)c->audio_overruns, (long long)c->audio_inserted, (long long)c->audio_dropped,
+            (long long)c->audio_captured, (long long)c->audio_overruns, (long long)c->audio_inserted, (long long)c->audio_dropped,
             c->audio_packets_dropped, c->audio_max_err * 1e3);
 }
 

@@ -9,7 +9,8 @@
 //    step, t, live: {every live parameter}}, "video": {...}, "input": {...},
 //    "files": {...}, "frames": {trained, written, repeated, dropped_encoder,
 //    dropped_disk, input_written, input_dropped}, "events", "audio": {file,
-//    stream, codec, device, rate, channels, samples, duration_s, overruns,
+//    stream, codec, device, rate, channels, samples, duration_s, captured,
+//    overruns,
 //    inserted, dropped, packets_dropped, max_error_ms} | null with "no_audio":
 //    why, "bytes", "duration_s"}
 #pragma once

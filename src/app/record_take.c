@@ -312,7 +312,7 @@ typedef struct {
     Take *t;
     AudioSync s;
     int16_t *buf;
-    int64_t lost;  // overruns so far (the device's count)
+    int64_t lost, captured;  // the device's counts so far
     TbErr err;
 } AudioRun;
 
@@ -328,19 +328,23 @@ static void audio_pass(AudioRun *A, int have_clock, double origin, int64_t limit
     AudioClock c;
     audio_clock(t->ain, &c);
     if (c.t_cb > 0) audio_sync_clock(&A->s, c.captured, c.t_cb);
-    A->lost = c.lost;
+    A->lost = c.lost, A->captured = c.captured;
     int hold = AUDIO_HOLD_S * A->s.rate;
     for (;;) {
         int avail = audio_avail(t->ain), n = avail < AUDIO_CHUNK ? avail : AUDIO_CHUNK;
         int drop = !have_clock || avail > hold;  // before the take's picture, or a stall to be cut
-        if (!drop && n > limit - A->s.out) n = limit - A->s.out > 0 ? (int)(limit - A->s.out) : 0;
         if (drop && have_clock && n > avail - hold) n = avail - hold;
+        if (!drop && audio_sync_fill(&A->s, origin, limit, audio_put, A)) break;  // silence owed first
+        if (!drop && n > limit - A->s.out) n = limit - A->s.out > 0 ? (int)(limit - A->s.out) : 0;
         int64_t gap;  // an overrun's place reached: its frames count as consumed (silence)
         n = audio_read(t->ain, A->buf, n, &gap);
-        if (gap) audio_sync_lost(&A->s, gap);
-        else if (n <= 0) break;
+        if (gap) {
+            audio_sync_lost(&A->s, gap);
+            continue;
+        }
+        if (n <= 0) break;
         if (drop) A->s.in_pos += n, A->s.dropped += have_clock ? n : 0;
-        else if (n > 0) audio_sync_chunk(&A->s, A->buf, n, origin, limit, audio_put, A);
+        else audio_sync_chunk(&A->s, A->buf, n, origin, audio_put, A);
     }
 }
 
@@ -349,6 +353,7 @@ static void audio_counts(AudioRun *A, int64_t lost) {
     pthread_mutex_lock(&t->st_mu);
     t->c.audio_samples = mkv_audio_frames(t->video);
     t->c.audio_overruns = lost;
+    t->c.audio_captured = A->captured;
     t->c.audio_inserted = A->s.inserted, t->c.audio_dropped = A->s.dropped;
     t->c.audio_max_err = A->s.max_err;
     pthread_mutex_unlock(&t->st_mu);

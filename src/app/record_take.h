@@ -81,6 +81,7 @@ typedef struct {
     int audio_rate, audio_ch;
     char audio_device[256];    // its name, or why the take has none
     int64_t audio_samples;     // frames in video.mkv's audio stream
+    int64_t audio_captured;    // frames the device delivered (its clock against the take's)
     int64_t audio_overruns;    // frames lost before the ring (it was full)
     int64_t audio_inserted, audio_dropped;  // frames added or removed to hold the clock
     long audio_packets_dropped;             // packets lost to a full write queue
