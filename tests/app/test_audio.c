@@ -4,7 +4,8 @@
 // 1. The drift correction (audio_sync.c) on simulated clocks: a device 6 %
 //    slow with late callbacks and an overrun (what JACK's dummy backend does on
 //    this loaded machine: 44 900 samples a second for 48 000 measured) and a
-//    sound card 100 ppm fast, each for a simulated hour.
+//    sound card 100 ppm fast, each for a simulated hour; then the card with a
+//    stall the picture cuts.
 // 2. A live take with JACK's dummy backend as the input (a paced PortAudio
 //    device with no sound card): video.mkv has a FLAC stream, its length is the
 //    video's within one frame, take.json and the log say so.
@@ -53,10 +54,14 @@ static void sink_put(void *u, const int16_t *f, int n) {
 // holds, as audio.c marks it). The reader takes the ring every 10 ms up to the
 // newest frame's time, as the take's audio thread does. The worst distance
 // of a chunk's last sample from where the true clock puts it, from the first
-// second on.
-static double simulate(double ratio, double seconds, AudioSync *s) {
+// second on (chunks that were all dropped place nothing).
+// With stall > 0, no frame comes for that long from 30 minutes on, and the
+// picture cuts it as record.c does (its origin moves on by the stall less a
+// frame): the sound of the stall must go, what follows must stay in place.
+static double simulate(double ratio, double seconds, double stall, AudioSync *s) {
     const int rate = 48000, period = 256;
-    const double origin = 0.3;  // the first frame came 0.3 s after the device started
+    const double stall_at = 1800;
+    double origin = 0.3;  // the first frame came 0.3 s after the device started
     audio_sync_init(s, rate, 2, 0);
     static int16_t buf[4096 * 2];
     Sink sink = {0};
@@ -78,12 +83,14 @@ static double simulate(double ratio, double seconds, AudioSync *s) {
             audio_sync_clock(s, captured, next_cb + late);
             next_cb = (captured + period) / (rate * ratio);
         }
-        int64_t limit = t > origin ? (int64_t)((t - origin) * rate) : 0;
+        if (stall > 0 && t >= stall_at + stall && origin < 1) origin += stall - 1.0 / 30;  // the cut
+        double vt = stall > 0 && t >= stall_at && t < stall_at + stall ? stall_at : t;  // the newest frame's time
+        int64_t limit = vt > origin ? (int64_t)((vt - origin) * rate) : 0;
         for (;;) {
             if (gap_at >= 0 && gap_at == r) audio_sync_lost(s, gap_len), gap_at = -1, gap_len = 0;
             int64_t end = gap_at >= 0 ? gap_at : w;
             int n = end - r < 4096 ? (int)(end - r) : 4096;
-            if (t <= origin) {  // before the first frame the take lets the sound go
+            if (t <= 0.3) {  // before the first frame the take lets the sound go
                 s->in_pos += n, r += n;
                 if (n <= 0) break;
                 continue;
@@ -91,8 +98,10 @@ static double simulate(double ratio, double seconds, AudioSync *s) {
             if (audio_sync_fill(s, origin, limit, sink_put, &sink)) break;
             if (n > limit - s->out) n = limit - s->out > 0 ? (int)(limit - s->out) : 0;
             if (n <= 0) break;
+            int64_t out0 = s->out;
             audio_sync_chunk(s, buf, n, origin, sink_put, &sink);
             r += n;
+            if (s->out == out0) continue;  // all dropped (the cut stall): nothing was placed
             double true_t = (double)(s->in_pos - 1) / (rate * ratio);  // the chunk's last input frame
             double err = fabs((true_t - origin) * rate - (double)(s->out - 1)) / rate;
             if (t > origin + 1 && err > worst) worst = err;
@@ -104,15 +113,16 @@ static double simulate(double ratio, double seconds, AudioSync *s) {
 // Measured (60 simulated minutes each, a fixed seed): the slow device's worst
 // error is 25.1 ms (0.2 s of its 6 % drift hides in the clock's window, then
 // up to 15 ms before a hard correction), the sound card's 2.1 ms; uncorrected
-// they would drift by 216 s and 0.36 s. The bounds: one frame at 30 fps
-// (33 ms), and 5 ms for a sound card (the gradual correction's band and step).
+// they would drift by 216 s and 0.36 s; with the cut stall 2.4 ms. The bounds:
+// one frame at 30 fps (33 ms), and 5 ms for a sound card (the gradual
+// correction's band and step).
 TEST_IMPL(drift_correction_holds_an_hour_within_a_frame) {
     AudioSync s;
-    double slow = simulate(0.94, 3600, &s);
+    double slow = simulate(0.94, 3600, 0, &s);
     printf("6 %% slow device: worst %.1f ms; inserted %lld, dropped %lld frames\n", slow * 1e3,
            (long long)s.inserted, (long long)s.dropped);
     EXPECT(slow < 1.0 / 30, "a slow device drifts %.1f ms from the picture", slow * 1e3);
-    double card = simulate(1.0001, 3600, &s);
+    double card = simulate(1.0001, 3600, 0, &s);
     printf("100 ppm fast card: worst %.1f ms; inserted %lld, dropped %lld frames\n", card * 1e3,
            (long long)s.inserted, (long long)s.dropped);
     EXPECT(card < 0.005, "a sound card drifts %.1f ms from the picture", card * 1e3);
@@ -120,6 +130,14 @@ TEST_IMPL(drift_correction_holds_an_hour_within_a_frame) {
     // silence (4772: the rest is within the band).
     EXPECT(s.dropped > 15000 && s.dropped < 20000 && s.inserted >= 4500 && s.inserted < 6000,
            "corrections: %lld dropped, %lld inserted", (long long)s.dropped, (long long)s.inserted);
+    // A 5.5 s stall the picture cuts: the sound of the stall goes (5.47 s of
+    // frames dropped at once, besides the drift's), the rest stays in place.
+    double cut = simulate(1.0001, 3600, 5.5, &s);
+    printf("the same card, a 5.5 s stall cut: worst %.1f ms; inserted %lld, dropped %lld frames\n", cut * 1e3,
+           (long long)s.inserted, (long long)s.dropped);
+    EXPECT(cut < 0.005, "after a cut the sound is %.1f ms from the picture", cut * 1e3);
+    EXPECT(s.dropped > 17000 + 5.4 * 48000 && s.dropped < 20000 + 5.5 * 48000, "%lld frames dropped",
+           (long long)s.dropped);
 }
 
 // ---------------------------------------------------------------- live takes
