@@ -17,9 +17,10 @@
 //   |lag| <= HARD (15 ms)  up to 1 frame in 200 duplicated or skipped, spread
 //                          over the chunk (a 0.5 % speed change: inaudible,
 //                          and far above any sound card's drift);
-//   |lag| >  HARD          silence inserted (lost samples, a late start) or
-//                          input dropped (before the first frame, a cut stall)
-//                          at once.
+//   |lag| >  HARD          at once: silence inserted before the input (lost
+//                          samples, a device that opened after the first frame
+//                          or fell behind; audio_sync_fill, no further than
+//                          the picture so far), or input dropped (a cut stall).
 // Pure arithmetic on what it is given: tests/app/test_audio.c drives it with
 // simulated clocks.
 #pragma once
