@@ -254,6 +254,9 @@ static const Param PARAMS[] = {
      "what video.mkv shows: display = the window's layout (followed live), or a fixed one", SET},
     {"record", "min_free_mb", NULL, P_INT, O(record_min_free_mb), 0, 10000000, NULL, "500",
      "a take ends cleanly when its disk has less than this free (MB); the mirror keeps running", SET},
+    {"record", "audio_device", NULL, P_STR, O(record_audio_device), 0, 0, NULL, "",
+     "the room's sound in video.mkv from the input device whose name contains this (--check lists "
+     "them); empty = the default input, none = no audio; live takes only", SET},
 
     // The virtual camera (app/vcam.h): --output v4l2:/dev/videoN, a v4l2loopback device.
     {"output", "layout", NULL, P_CHOICE, O(output_layout), 0, 0, "display|mirror|side|triptych", "display",

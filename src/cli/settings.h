@@ -89,6 +89,7 @@ typedef struct {
     char output_layout[16];     // display | mirror | side | triptych
     char output_size[CFG_STR];  // "WxH", "" = [record] size
     float output_fps;           // the rate announced to the camera's readers
+    char record_audio_device[CFG_STR];  // part of an input device's name; "" = default, "none"
     // [schedule] (schedule.h): opening hours of the live app
     char sched_hours[CFG_STR];  // "10:00-18:00,20:00-02:00" ("" = the whole day)
     char sched_days[CFG_STR];   // "mon-fri,sun" ("" = every day)
