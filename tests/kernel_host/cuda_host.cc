@@ -54,8 +54,6 @@ int in_block;  // between a block's start and end (for the reports)
 int nerrors, launch_errors;  // since kh_clear; in this launch (only its first is printed)
 char first_error[640];
 cudaError_t last_error = cudaSuccess;
-long nlaunches;
-long long nthread_runs;
 
 // Device allocations: user bytes between two guards (kGuard bytes each side,
 // plus the padding to 256 bytes after).
@@ -182,7 +180,6 @@ void run_block(dim3 block) {
         slots[t].state = READY;
         slots[t].tid = uint3{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
     }
-    nthread_runs += nthreads;
     in_block = 1;
     do {
         for (int k = 0; k < nthreads; k++) {
@@ -247,7 +244,6 @@ void kh_launch(const char *kernel, const char *file, int line, dim3 grid, dim3 b
     launch_file = file;
     launch_line = line;
     launch_errors = 0;
-    nlaunches++;
     if (!config_ok(grid, block)) {
         last_error = cudaErrorInvalidConfiguration;
         return;
@@ -327,10 +323,6 @@ void kh_clear(void) {
     last_error = cudaSuccess;
 }
 void kh_set_reverse(int r) { reverse = r; }
-void kh_counts(long *launches, long long *threads) {
-    *launches = nlaunches;
-    *threads = nthread_runs;
-}
 
 // ---- runtime API
 

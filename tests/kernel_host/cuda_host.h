@@ -269,5 +269,3 @@ void kh_clear(void);
 // 1: run blocks, and the threads of a block between barriers, in reverse order
 // (a result that changes with it depends on an order the GPU does not promise).
 void kh_set_reverse(int reverse);
-// Launches and thread runs since the start (for the report line).
-void kh_counts(long *launches, long long *threads);
