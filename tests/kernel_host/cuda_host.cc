@@ -34,8 +34,7 @@ struct Slot {
     char *stack;
     int started;  // its stack holds a live slot_main
     int state;
-    unsigned mask;  // of its pending warp operation
-    const char *what;
+    const char *what;  // its pending warp operation
     uint3 tid;
 };
 
@@ -134,7 +133,7 @@ int release_warp(int w) {
     }
     if (waiting == 0 || waiting + done < hi - lo) return 0;
     if (done > 0) {
-        Slot *s = cur;
+        Slot *s = cur;  // the report names the first waiting lane
         cur = &slots[lo];
         while (cur->state != WAIT_WARP) cur++;
         report("%s in warp %d while %d of its lanes have exited (their values are undefined)",
@@ -284,7 +283,6 @@ const unsigned char *kh_warp_deposit(const void *v, size_t bytes, unsigned mask,
         report("%s with mask 0x%08x in a warp of %d threads (mask 0x%08x): lanes outside the "
                "block or left out of the mask", what, mask, lanes, all);
     memcpy(&xchg[w][8 * (t - lo)], v, bytes);
-    cur->mask = mask;
     cur->what = what;
     cur->state = WAIT_WARP;
     yield_to_scheduler();
