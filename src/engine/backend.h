@@ -61,6 +61,18 @@ struct Backend {
     // the stream, callable from any thread. NULL on the CPU (host memory is
     // the process's own, in health.h).
     int (*mem_info)(Backend *b, size_t *used, size_t *total);
+
+    // Looking inside (the atlas and journeys, app/atlas.h, cli/journey.h).
+    // get_activation: activation i (0 the image, l+1 the output of layer l:
+    // model.h) of sample 0 of the last forward/step, as NCHW floats (act_n[i])
+    // into out on the host; waits for the device. decode: the decoder alone
+    // (layers n_enc..) on one code, act_n[n_enc] NCHW floats from the host, to
+    // RGB8 at the training size; waits. It works on scratch of its own, so the
+    // batch's activations (get_output, get_activation) stay as they were; with
+    // the same weights, decode(get_activation(n_enc)) is get_output(0) of a
+    // forward on one sample, bit for bit.
+    void (*get_activation)(Backend *b, int i, float *out);
+    void (*decode)(Backend *b, const float *code, uint8_t *rgb);
 };
 
 // Slots a backend holds: the trainer's 1..TB_SLOTS and its scratch slot 0.

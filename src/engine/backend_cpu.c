@@ -15,6 +15,7 @@ typedef struct {
     float *slots[TB_SLOTS + 1];     // params | m | v each (3n floats), NULL until saved
     int blk;                        // oneDNN with blocked activations between layers
     int wblk[TB_MAX_LAYERS];        // layer l's weights (grads, m, v) in oneDNN's layout
+    float *dec;                     // decode's own activations (one sample), NULL until used
 } CpuCtx;
 
 static float *act_ptr(const Backend *b, float *base, int i, int B) {
@@ -112,6 +113,7 @@ static void cpu_destroy(Backend *b) {
     free(c->params);  // one allocation for params | grads | m | v
     free(c->acts);
     free(c->dacts);
+    free(c->dec);
     for (int i = 0; i <= TB_SLOTS; i++) free(c->slots[i]);
     free(c);
     free(b);
@@ -269,6 +271,52 @@ static void cpu_slot_blend(Backend *b, int i, float a, int with_state) {
     if (with_state) lerp(c->m, c->slots[i] + n, 2 * n, a);
 }
 
+// ---------------------------------------------------------------- looking inside
+
+// One sample's activation between NCHW and nChw16c (act.c: channel c of pixel p
+// at ((c/16)*HW + p)*16 + c%16).
+static void c16_to_nchw(float *dst, const float *src, int C, int HW) {
+    for (int c = 0; c < C; c++)
+        for (int p = 0; p < HW; p++) dst[(size_t)c * HW + p] = src[((size_t)(c / 16) * HW + p) * 16 + c % 16];
+}
+
+static void nchw_to_c16(float *dst, const float *src, int C, int HW) {
+    for (int c = 0; c < C; c++)
+        for (int p = 0; p < HW; p++) dst[((size_t)(c / 16) * HW + p) * 16 + c % 16] = src[(size_t)c * HW + p];
+}
+
+static int act_channels(const Model *m, int i) { return i == 0 ? 3 : m->layers[i - 1].cout; }
+
+static void cpu_get_activation(Backend *b, int i, float *out) {
+    CpuCtx *c = b->ctx;
+    const Model *m = b->model;
+    CHECK(i >= 0 && i <= m->n_layers && c->batch > 0, "activation %d (batch %d)", i, c->batch);
+    const float *x = act_ptr(b, c->acts, i, c->batch);  // sample 0 comes first
+    int C = act_channels(m, i);
+    if (act_blocked(b, i)) c16_to_nchw(out, x, C, (int)(m->act_n[i] / C));
+    else memcpy(out, x, m->act_n[i] * sizeof(float));
+}
+
+// The decoder's layers at batch 1 on the scratch block, the code put in at the
+// bottleneck in the layout the layers keep there.
+static void cpu_decode(Backend *b, const float *code, uint8_t *rgb) {
+    CpuCtx *c = b->ctx;
+    const Model *m = b->model;
+    int nb = m->spec.n_enc, C = act_channels(m, nb);
+    if (!c->dec) c->dec = tb_calloc(m->act_total, sizeof(float));
+    float *x = act_ptr(b, c->dec, nb, 1);
+    if (act_blocked(b, nb)) nchw_to_c16(x, code, C, (int)(m->act_n[nb] / C));
+    else memcpy(x, code, m->act_n[nb] * sizeof(float));
+    for (int l = nb; l < m->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        float *y = act_ptr(b, c->dec, l + 1, 1);
+        conv_fwd(b, L, l, y, act_ptr(b, c->dec, l, 1), c->params + L->w_off, 1);
+        (act_blocked(b, l + 1) ? bias_act_forward_c16 : bias_act_forward)(
+            y, c->params + L->b_off, 1, L->cout, L->hout * L->wout, L->act, m->spec.slope);
+    }
+    tensor_to_frame(rgb, act_ptr(b, c->dec, m->n_layers, 1), m->spec.height, m->spec.width);
+}
+
 Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     if (max_batch < 1) {
         tb_fail(err, "cpu backend: batch %d < 1", max_batch);
@@ -304,6 +352,8 @@ Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     b->slot_recall = cpu_slot_recall;
     b->slot_blend = cpu_slot_blend;
     b->mem_info = NULL;  // host memory: the health report reads the process's own
+    b->get_activation = cpu_get_activation;
+    b->decode = cpu_decode;
     c->blk = blocked_usable(b);
     weights_layout_choose(b);
     tb_debug("cpu backend: convolutions through %s%s", conv_impl_name(),

@@ -86,6 +86,7 @@ typedef struct {
     int *graph_runs;          // steps run per key (the first runs eagerly)
     int batch;  // B of the last load_batch
     float *slots[TB_SLOTS + 1];  // device: params | m | v each (3n floats), NULL until saved
+    float *d_dec;  // decode's own activations (one sample), NULL until used
 } CudaCtx;
 
 static float *act_at(const CudaCtx *c, float *base, int i, int B) {
@@ -394,6 +395,7 @@ static void cuda_destroy(Backend *b) {
             if (dev[k]) (void)cudaFree(dev[k]);
         for (int i = 0; i <= TB_SLOTS; i++)
             if (c->slots[i]) (void)cudaFree(c->slots[i]);
+        if (c->d_dec) (void)cudaFree(c->d_dec);
         void *host[] = {c->h_step, c->h_frames, c->h_stats, c->h_rgb};
         for (size_t k = 0; k < sizeof host / sizeof host[0]; k++)
             if (host[k]) (void)cudaFreeHost(host[k]);
@@ -589,6 +591,42 @@ static int cuda_mem_info(Backend *b, size_t *used, size_t *total) {
     return 0;
 }
 
+// ---------------------------------------------------------------- looking inside
+// The activations are NCHW on the device: a read-out is one copy. Both wait.
+
+static void cuda_get_activation(Backend *b, int i, float *out) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    CHECK(i >= 0 && i <= c->L && c->batch > 0, "activation %d (batch %d)", i, c->batch);
+    copy_sync(c, out, act_at(c, c->acts, i, c->batch), c->m->act_n[i] * sizeof(float),
+              cudaMemcpyDeviceToHost);
+}
+
+// The decoder at batch 1 (its plans are made at creation) on a block of its own.
+static void cuda_decode(Backend *b, const float *code, uint8_t *rgb) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    const Model *m = c->m;
+    int nb = m->spec.n_enc;
+    if (!c->d_dec) cudaCheck(cudaMalloc(&c->d_dec, m->act_total * sizeof(float)));
+    ensure_plans(c, 1);
+    cudaCheck(cudaMemcpyAsync(act_at(c, c->d_dec, nb, 1), code, m->act_n[nb] * sizeof(float),
+                              cudaMemcpyHostToDevice, c->stream));
+    for (int l = nb; l < c->L; l++) {
+        const Layer *L = &m->layers[l];
+        const float *x = act_at(c, c->d_dec, l, 1);
+        float *y = act_at(c, c->d_dec, l + 1, 1);
+        const float *w = c->params + L->w_off;
+        if (L->kind == LAYER_CONV)
+            conv2d_forward_cuda(y, x, w, plan_at(c, 1, l), c->cudnn, c->ws, c->ws_size, c->stream);
+        else
+            convt2d_forward_cuda(y, x, w, plan_at(c, 1, l), c->cudnn, c->ws, c->ws_size, c->stream);
+        bias_act_forward_cuda(y, c->params + L->b_off, 1, L->cout, L->hout * L->wout, L->act,
+                              m->spec.slope, c->stream);
+    }
+    tensor_to_frame_cuda(c->d_rgb, act_at(c, c->d_dec, c->L, 1), c->H, c->W, c->stream);
+    copy_sync(c, c->h_rgb, c->d_rgb, c->frame_bytes, cudaMemcpyDeviceToHost);
+    memcpy(rgb, c->h_rgb, c->frame_bytes);
+}
+
 // ---------------------------------------------------------------- creation
 // backend_cuda_create in steps of one job each. A step returns 0, or -1 with err
 // filled; what it made before failing stays in the context, and cuda_destroy
@@ -617,6 +655,8 @@ static Backend *backend_table_new(const Model *m, int max_batch, CudaCtx *c) {
     b->slot_recall = cuda_slot_recall;
     b->slot_blend = cuda_slot_blend;
     b->mem_info = cuda_mem_info;
+    b->get_activation = cuda_get_activation;
+    b->decode = cuda_decode;
     return b;
 }
 
