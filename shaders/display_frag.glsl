@@ -4,7 +4,7 @@
 // display.c compiles one program per pane kind (MODE) and filter (BICUBIC):
 // a software rasteriser runs both sides of a branch, so choices are made here.
 #ifndef MODE
-#define MODE 1  // 0 camera, 1 reconstruction, 2 error, 3 network input
+#define MODE 1  // 0 camera, 1 reconstruction, 2 error, 3 network input, 4 atlas
 #endif
 #ifndef BICUBIC
 #define BICUBIC 1  // 1: Catmull-Rom, 0: bilinear
@@ -15,6 +15,7 @@ out vec4 frag;
 uniform sampler2D u_input;
 uniform sampler2D u_recon;
 uniform sampler2D u_net;  // what the network is given (an input transform's output)
+uniform sampler2D u_atlas;  // the layer atlas (atlas.h), sampled as it is: no filter, no flip
 uniform vec4 u_crop;   // camera crop in UV: offset (xy), size (zw)
 uniform float u_flip;  // 1: mirror left-right
 uniform float u_gain;  // error amplification
@@ -75,6 +76,8 @@ void main() {
     vec3 c = fetch(u_recon, uv);
 #elif MODE == 3
     vec3 c = fetch(u_net, uv);
+#elif MODE == 4
+    vec3 c = texture(u_atlas, v_uv).rgb;
 #else
     vec3 d = abs(fetch(u_input, u_crop.xy + uv * u_crop.zw) - fetch(u_recon, uv));
     vec3 c = inferno(u_gain * (d.r + d.g + d.b) / 3.0);

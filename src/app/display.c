@@ -20,7 +20,7 @@
 #include <stb_image_write.h>
 
 enum { KEY_RING = 64, TEXT_LINES = 48, TEXT_LEN = 160 };
-enum { PANE_CAMERA = 0, PANE_RECON = 1, PANE_ERROR = 2, PANE_NET = 3, PANE_KINDS };
+enum { PANE_CAMERA = 0, PANE_RECON = 1, PANE_ERROR = 2, PANE_NET = 3, PANE_ATLAS = 4, PANE_KINDS };
 
 typedef struct {
     char line[TEXT_LINES][TEXT_LEN];
@@ -40,7 +40,8 @@ struct Display {
     GLint max_tex;
 
     PaneProg pane[PANE_KINDS][2];  // [PANE_*][bicubic]
-    GLuint vao, tex_in, tex_rec, tex_net, pbo;
+    GLuint vao, tex_in, tex_rec, tex_net, tex_atlas, pbo;
+    int atlas_w, atlas_h;  // 0: nothing uploaded yet
     int in_w, in_h;    // 0: nothing uploaded yet
     int net_w, net_h, net_on;  // what the network is given (net_on: a transform is in force)
     int rec_w, rec_h;  // size of the reconstruction texture
@@ -151,6 +152,10 @@ void display_set_recon(Display *d, const uint8_t *rgb, int w, int h) {
     upload_rgb(d, d->tex_rec, &d->rec_w, &d->rec_h, rgb, w, h, "reconstruction texture");
 }
 
+void display_set_atlas(Display *d, const uint8_t *rgb, int w, int h) {
+    upload_rgb(d, d->tex_atlas, &d->atlas_w, &d->atlas_h, rgb, w, h, "atlas texture");
+}
+
 void display_set_train_size(Display *d, int w, int h) {
     d->train_w = w > 0 && h > 0 ? w : 0;
     d->train_h = w > 0 && h > 0 ? h : 0;
@@ -240,7 +245,7 @@ static void input_crop(const Display *d, float crop[4]) {
 }
 
 static const int pane_modes[DISPLAY_LAYOUT_COUNT][3] = {
-    {PANE_RECON}, {PANE_CAMERA, PANE_RECON}, {PANE_CAMERA, PANE_RECON, PANE_ERROR}};
+    {PANE_RECON}, {PANE_CAMERA, PANE_RECON}, {PANE_CAMERA, PANE_RECON, PANE_ERROR}, {PANE_ATLAS}};
 
 // What pane i shows. With an input transform in force the triptych is camera |
 // network input | reconstruction: the error against the camera would mostly
@@ -255,6 +260,8 @@ static int pane_mode(const Display *d, int i) {
 static int layout_panes(const Display *d, int fw, int fh, int rect[3][4]) {
     int tw, th;
     train_size(d, &tw, &th);
+    if (d->layout == DISPLAY_ATLAS)  // one pane at the atlas's own aspect
+        return compose_panes(COMPOSE_MIRROR, d->atlas_w ? d->atlas_w : tw, d->atlas_h ? d->atlas_h : th, fw, fh, rect);
     return compose_panes((int)d->layout, tw, th, fw, fh, rect);
 }
 
@@ -362,7 +369,7 @@ static void draw_overlays(Display *d, int fw, int fh, int rect[3][4], int n, dou
     int s = text_scale(fh);
     if (d->show_hud && !(d->show_help && d->help.n > 0)) {  // help covers the HUD
         // Pane names at each pane's bottom-left, away from the HUD block.
-        static const char *names[PANE_KINDS] = {"camera", "reconstruction", "error", "network input"};
+        static const char *names[PANE_KINDS] = {"camera", "reconstruction", "error", "network input", "atlas"};
         for (int i = 0; i < n; i++) {
             int mode = pane_mode(d, i);
             char label[64];
@@ -426,6 +433,8 @@ static void render(Display *d, double t) {
     glBindTexture(GL_TEXTURE_2D, d->tex_rec);
     glActiveTexture(GL_TEXTURE2);
     glBindTexture(GL_TEXTURE_2D, d->tex_net);
+    glActiveTexture(GL_TEXTURE3);
+    glBindTexture(GL_TEXTURE_2D, d->tex_atlas);
     glActiveTexture(GL_TEXTURE0);
     glBindVertexArray(d->vao);
     for (int i = 0; i < n; i++) {
@@ -511,7 +520,7 @@ int display_screenshot(Display *d, const char *path_png, TbErr *err) {
 
 // ---------------------------------------------------------------- settings
 
-static const char *layout_names[DISPLAY_LAYOUT_COUNT] = {"mirror", "side", "triptych"};
+static const char *layout_names[DISPLAY_LAYOUT_COUNT] = {"mirror", "side", "triptych", "atlas"};
 
 const char *display_layout_name(DisplayLayout layout) {
     return layout >= 0 && layout < DISPLAY_LAYOUT_COUNT ? layout_names[layout] : "?";
@@ -600,6 +609,7 @@ static void free_gl(Display *d) {
     if (d->tex_in) glDeleteTextures(1, &d->tex_in);
     if (d->tex_rec) glDeleteTextures(1, &d->tex_rec);
     if (d->tex_net) glDeleteTextures(1, &d->tex_net);
+    if (d->tex_atlas) glDeleteTextures(1, &d->tex_atlas);
     if (d->vao) glDeleteVertexArrays(1, &d->vao);
     for (int m = 0; m < PANE_KINDS; m++)
         for (int b = 0; b < 2; b++)
@@ -676,12 +686,16 @@ static int init_gl(Display *d, TbErr *err) {
             glUniform1i(glGetUniformLocation(p->prog, "u_input"), 0);
             glUniform1i(glGetUniformLocation(p->prog, "u_recon"), 1);
             glUniform1i(glGetUniformLocation(p->prog, "u_net"), 2);
+            glUniform1i(glGetUniformLocation(p->prog, "u_atlas"), 3);
         }
     glUseProgram(0);
     glGenVertexArrays(1, &d->vao);  // core profile draws need one, even empty
     d->tex_in = make_texture();
     d->tex_rec = make_texture();
     d->tex_net = make_texture();
+    d->tex_atlas = make_texture();
+    glBindTexture(GL_TEXTURE_2D, d->tex_atlas);  // magnified: sharp tiles; shrunk: smooth
+    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
     if (!gl_ok("display init")) return tb_fail(err, "display: could not set up textures (GL error above)");
     return hud_init(&d->hud, err);
 }

@@ -20,6 +20,8 @@ typedef enum {
     DISPLAY_SIDE = 1,      // camera | reconstruction
     DISPLAY_TRIPTYCH = 2,  // camera | reconstruction | error; with an input transform
                            // camera | network input | reconstruction
+    DISPLAY_ATLAS = 3,     // the layer atlas (atlas.h): one pane of the picture set by
+                           // display_set_atlas, at its own aspect
     DISPLAY_LAYOUT_COUNT
 } DisplayLayout;
 
@@ -49,6 +51,10 @@ void display_set_recon(Display *d, const uint8_t *rgb, int w, int h);
 // What the network is given (the transformed frame, at the training size), or
 // NULL when no input transform is in force: the triptych then shows the error.
 void display_set_net_input(Display *d, const uint8_t *rgb, int w, int h);
+// The atlas picture (any size; its aspect sets the atlas pane's). Magnified it
+// is drawn with nearest sampling (every tile and gap stays sharp), shrunk
+// bilinear.
+void display_set_atlas(Display *d, const uint8_t *rgb, int w, int h);
 // Aspect the trainer crops the camera frame to (same rounding as frame_fit):
 // the camera pane shows exactly the region the network sees.
 void display_set_train_size(Display *d, int w, int h);
@@ -68,7 +74,7 @@ void display_set_flip(Display *d, int on);    // mirror every pane left-right
 // Catmull-Rom upscaling vs bilinear; default: on, off on a software renderer.
 void display_set_bicubic(Display *d, int on);
 void display_set_error_gain(Display *d, float gain);  // error pane: |in-rec|*gain (default 4)
-const char *display_layout_name(DisplayLayout layout);  // "mirror", "side", "triptych"
+const char *display_layout_name(DisplayLayout layout);  // "mirror", "side", "triptych", "atlas"
 int display_layout_parse(const char *name);             // -1 if unknown
 
 // Overlays. Lines are copied (up to 48 of 159 characters); non-ASCII is

@@ -1,0 +1,153 @@
+// atlas.c: the layer atlas on the CPU (atlas.h).
+#include "atlas.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "compose.h"
+
+enum { BLOCK_GAP = 6 };  // pixels between layers and between the rows
+
+static int act_channels(const Model *m, int i) { return i == 0 ? 3 : m->layers[i - 1].cout; }
+
+// Block of activation i at scale s: a near-square grid of its channels, or an
+// RGB image for the output (act n_layers) and the solo view (act -1).
+static AtlasBlock block_of(const Model *m, int act, int s) {
+    AtlasBlock b = {.act = act, .scale = s};
+    if (act < 0 || act == m->n_layers) {
+        b.ch = 1, b.cols = b.rows = 1;
+        b.tw = m->spec.width * s, b.th = m->spec.height * s;
+        b.w = b.tw, b.h = b.th;
+        return b;
+    }
+    const Layer *L = &m->layers[act - 1];
+    b.ch = L->cout;
+    b.cols = (int)ceil(sqrt((double)b.ch));
+    b.rows = (b.ch + b.cols - 1) / b.cols;
+    b.tw = L->wout * s, b.th = L->hout * s;
+    b.w = b.cols * (b.tw + 1) - 1, b.h = b.rows * (b.th + 1) - 1;
+    return b;
+}
+
+// Blocks in a row from x = 0 at y, each centred in the row's height; returns the width.
+static int place_row(AtlasBlock *b, int n, int y, int row_h) {
+    int x = 0;
+    for (int i = 0; i < n; i++) {
+        b[i].x = x, b[i].y = y + (row_h - b[i].h) / 2;
+        x += b[i].w + BLOCK_GAP;
+    }
+    return n ? x - BLOCK_GAP : 0;
+}
+
+static int row_height(const AtlasBlock *b, int n) {
+    int h = 0;
+    for (int i = 0; i < n; i++) h = b[i].h > h ? b[i].h : h;
+    return h;
+}
+
+int atlas_geometry(const Model *m, int focus, int solo, AtlasBlock *b, int *w, int *h) {
+    int nb = m->spec.n_enc, nl = m->n_layers;
+    if (focus >= 1 && focus < nl) {
+        b[0] = block_of(m, focus, focus == nb ? ATLAS_BN_SCALE : 1);
+        *w = b[0].w, *h = b[0].h;
+        return 1;
+    }
+    int n0 = 0, n = 0;
+    for (int i = 1; i <= nb; i++) b[n++] = block_of(m, i, i == nb ? ATLAS_BN_SCALE : 1);
+    n0 = n;
+    for (int i = nb + 1; i <= nl; i++) b[n++] = block_of(m, i, 1);
+    if (solo) b[n++] = block_of(m, -1, 1);
+    int h0 = row_height(b, n0), h1 = row_height(b + n0, n - n0);
+    int w0 = place_row(b, n0, 0, h0), w1 = place_row(b + n0, n - n0, h0 + BLOCK_GAP, h1);
+    *w = w0 > w1 ? w0 : w1;
+    *h = h0 + BLOCK_GAP + h1;
+    return n;
+}
+
+size_t atlas_max_bytes(const Model *m) {
+    AtlasBlock b[ATLAS_MAX_BLOCKS];
+    int w, h;
+    atlas_geometry(m, -1, 1, b, &w, &h);
+    size_t most = (size_t)w * h * 3;
+    for (int i = 1; i < m->n_layers; i++) {  // a focused layer is never larger, but say so
+        atlas_geometry(m, i, 0, b, &w, &h);
+        if ((size_t)w * h * 3 > most) most = (size_t)w * h * 3;
+    }
+    return most;
+}
+
+void atlas_read(Backend *be, const Model *m, float *acts) {
+    for (int i = 0; i <= m->n_layers; i++) be->get_activation(be, i, acts + m->act_off[i]);
+}
+
+// One channel (hw floats) into its tile: min..max through the colour map,
+// each value a scale x scale square.
+static void draw_tile(uint8_t *out, int ow, const AtlasBlock *b, int tx, int ty, const float *x,
+                      const uint8_t (*lut)[3]) {
+    int s = b->scale, w = b->tw / s, h = b->th / s;
+    float lo = x[0], hi = x[0];
+    for (int i = 1; i < w * h; i++) lo = x[i] < lo ? x[i] : lo, hi = x[i] > hi ? x[i] : hi;
+    float k = hi > lo ? 255.0f / (hi - lo) : 0.0f;
+    for (int y = 0; y < b->th; y++) {
+        uint8_t *row = out + ((size_t)(ty + y) * ow + tx) * 3;
+        const float *src = x + (size_t)(y / s) * w;
+        for (int xx = 0; xx < b->tw; xx++) {
+            int v = (int)((src[xx / s] - lo) * k + 0.5f);
+            memcpy(row + 3 * xx, lut[v < 0 ? 0 : v > 255 ? 255 : v], 3);
+        }
+    }
+}
+
+static void draw_rgb(uint8_t *out, int ow, const AtlasBlock *b, const uint8_t *rgb, int W) {
+    int s = b->scale;
+    for (int y = 0; y < b->h; y++) {
+        uint8_t *row = out + ((size_t)(b->y + y) * ow + b->x) * 3;
+        const uint8_t *src = rgb + (size_t)(y / s) * W * 3;
+        for (int x = 0; x < b->w; x++) memcpy(row + 3 * x, src + (size_t)(x / s) * 3, 3);
+    }
+}
+
+static void fill_rect(uint8_t *out, int ow, int x, int y, int w, int h, uint8_t v) {
+    for (int r = 0; r < h; r++) memset(out + ((size_t)(y + r) * ow + x) * 3, v, (size_t)w * 3);
+}
+
+void atlas_draw(const Model *m, int focus, const float *acts, const uint8_t *solo_rgb, uint8_t *out) {
+    uint8_t lut[256][3];  // 256 polynomials: nothing next to the tiles
+    for (int i = 0; i < 256; i++) compose_inferno((float)i / 255.0f, lut[i]);
+    AtlasBlock b[ATLAS_MAX_BLOCKS];
+    int w, h, n = atlas_geometry(m, focus, solo_rgb != NULL, b, &w, &h);
+    memset(out, ATLAS_BG_RGB, (size_t)w * h * 3);
+    uint8_t *frame = tb_malloc((size_t)m->spec.width * m->spec.height * 3);
+    for (int k = 0; k < n; k++) {
+        const AtlasBlock *B = &b[k];
+        if (B->act < 0 || B->act == m->n_layers) {
+            const uint8_t *src = solo_rgb;
+            if (B->act >= 0) {  // the output activation is the reconstruction
+                tensor_to_frame(frame, acts + m->act_off[B->act], m->spec.height, m->spec.width);
+                src = frame;
+            }
+            draw_rgb(out, w, B, src, m->spec.width);
+            continue;
+        }
+        fill_rect(out, w, B->x, B->y, B->w, B->h, ATLAS_GAP_RGB);
+        // Unused cells of the last row: background, not tiles.
+        int used = B->ch - (B->rows - 1) * B->cols;
+        if (used < B->cols) {
+            int x0 = B->x + used * (B->tw + 1) - 1;
+            fill_rect(out, w, x0, B->y + (B->rows - 1) * (B->th + 1), B->x + B->w - x0, B->th, ATLAS_BG_RGB);
+        }
+        size_t hw = (size_t)(B->tw / B->scale) * (B->th / B->scale);
+        for (int c = 0; c < B->ch; c++)
+            draw_tile(out, w, B, B->x + (c % B->cols) * (B->tw + 1), B->y + (c / B->cols) * (B->th + 1),
+                      acts + m->act_off[B->act] + (size_t)c * hw, (const uint8_t(*)[3])lut);
+    }
+    free(frame);
+}
+
+void atlas_solo(Backend *be, const Model *m, const float *code, int c, float *scratch, uint8_t *rgb) {
+    int nb = m->spec.n_enc, C = act_channels(m, nb);
+    size_t hw = m->act_n[nb] / (size_t)C;
+    memset(scratch, 0, m->act_n[nb] * sizeof(float));
+    if (c >= 0 && c < C) memcpy(scratch + (size_t)c * hw, code + (size_t)c * hw, hw * sizeof(float));
+    be->decode(be, scratch, rgb);
+}
