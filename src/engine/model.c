@@ -225,3 +225,9 @@ void model_print_summary(const Model *m, FILE *f) {
     fprintf(f, "  total: %zu parameters, %.3f GFLOP per training step (batch 1)\n", m->n_params,
             3.0 * model_forward_flops(m) * 1e-9);
 }
+
+int model_bottleneck_act(const Model *m) { return m->spec.n_enc; }
+
+int model_bottleneck_channels(const Model *m) { return m->layers[m->spec.n_enc - 1].cout; }
+
+size_t model_decoder_off(const Model *m) { return m->layers[m->spec.n_enc].w_off; }
