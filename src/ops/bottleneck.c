@@ -1,5 +1,7 @@
 // bottleneck.c: the bottleneck control, on the encoder's last activation
 // (x (B,C,HW)): y = mask[c] * (x + noise * N(0,1)); backward dx = mask[c] * dy.
+// A channel with mask 0 is written as +0 (not 0 * x: no -0, and a NaN or inf
+// there cannot leak through).
 // The normal draws are a counter-based hash of (pass, NCHW index), so they do
 // not depend on the layout, the thread count or the backend (bottleneck.cu
 // computes the same formula).
@@ -28,7 +30,7 @@ void bottleneck_forward_ref(float *y, const float *x, const float *mask, int B, 
                 size_t i = ((size_t)b * C + c) * HW + p;
                 float v = x[i];
                 if (noise > 0) v += noise * bottleneck_gauss(pass, i);
-                y[i] = mask[c] * v;
+                y[i] = mask[c] != 0 ? mask[c] * v : 0.0f;
             }
 }
 
@@ -56,7 +58,7 @@ void bottleneck_forward(float *y, const float *x, const float *mask, int B, int 
         where(e, C, HW, c16, &c, &i);
         float v = x[e];
         if (noise > 0) v += noise * bottleneck_gauss(pass, i);
-        y[e] = mask[c] * v;
+        y[e] = mask[c] != 0 ? mask[c] * v : 0.0f;
     }
 }
 
@@ -65,7 +67,7 @@ void bottleneck_backward_ref(float *dx, const float *dy, const float *mask, int 
         for (int c = 0; c < C; c++)
             for (int p = 0; p < HW; p++) {
                 size_t i = ((size_t)b * C + c) * HW + p;
-                dx[i] = mask[c] * dy[i];
+                dx[i] = mask[c] != 0 ? mask[c] * dy[i] : 0.0f;
             }
 }
 
@@ -77,7 +79,7 @@ void bottleneck_backward(float *dx, const float *dy, const float *mask, int B, i
         int c;
         size_t i;
         where(e, C, HW, c16, &c, &i);
-        dx[e] = mask[c] * dy[e];
+        dx[e] = mask[c] != 0 ? mask[c] * dy[e] : 0.0f;
     }
 }
 
