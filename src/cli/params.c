@@ -165,10 +165,10 @@ static const Param PARAMS[] = {
      "the network's input is the camera blended with its own last output, warped (0 = camera "
      "only, 1 = pure feedback: with learning paused it dreams alone)",
      LIVE(PARAM_FEEDBACK, SCALE_LIN, 0.05, 0, 0, "feedback")},
-    // zoom: about a quarter of a percent a step.
+    // zoom: 1% a step.
     {"dream", "zoom", "zoom", P_FLOAT, O(zoom), 0.5, 2, NULL, "1",
      "zoom of the fed-back picture each pass, about the centre (1 = none, above 1 zooms in)",
-     LIVE(PARAM_ZOOM, SCALE_LOG, 1.0025, 0, 0, "zoom")},
+     LIVE(PARAM_ZOOM, SCALE_LOG, 1.01, 0, 0, "zoom")},
     {"dream", "rotate", "rotate", P_FLOAT, O(rotate), -45, 45, NULL, "0",
      "rotation of the fed-back picture each pass, degrees clockwise about the centre",
      LIVE(PARAM_ROTATE, SCALE_LIN, 0.25, 0, 0, "rotate")},

@@ -29,7 +29,7 @@ void bottleneck_forward_ref(float *y, const float *x, const float *mask, int B, 
             for (int p = 0; p < HW; p++) {
                 size_t i = ((size_t)b * C + c) * HW + p;
                 float v = x[i];
-                if (noise > 0) v += noise * bottleneck_gauss(pass, i);
+                if (noise > 0) v = fmaf(noise, bottleneck_gauss(pass, i), v);
                 y[i] = mask[c] != 0 ? mask[c] * v : 0.0f;
             }
 }
@@ -57,7 +57,7 @@ void bottleneck_forward(float *y, const float *x, const float *mask, int B, int 
         size_t i;
         where(e, C, HW, c16, &c, &i);
         float v = x[e];
-        if (noise > 0) v += noise * bottleneck_gauss(pass, i);
+        if (noise > 0) v = fmaf(noise, bottleneck_gauss(pass, i), v);
         y[e] = mask[c] != 0 ? mask[c] * v : 0.0f;
     }
 }
