@@ -63,7 +63,8 @@ void model_init_params(const Model *m, float *params, uint64_t seed);
 void model_print_summary(const Model *m, FILE *f);
 // Host memory a backend needs for this network at batch max_batch (parameter
 // block with gradients and optimizer state, activations and their gradients,
-// the largest im2col scratch, load/save copies), in bytes, computed in 64 bits.
+// the largest im2col scratch, load/save copies, the bottleneck control's
+// buffers), in bytes, computed in 64 bits.
 uint64_t model_host_bytes(const Model *m, int max_batch);
 // The bottleneck: activation index of the encoder's last output (spec.n_enc),
 // its channels, and where the decoder's parameters start in the block (the
