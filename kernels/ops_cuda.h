@@ -20,7 +20,9 @@
 //     sample, and the CPU backend loops over them).
 // Device-only helpers with no CPU twin: sum_partials_cuda (second stage of the
 // reductions), stats_record_cuda (the CPU backend writes its stats ring
-// directly), tensor_to_rgba_cuda (GL interop), step_params_fill, conv_plan_*.
+// directly), tensor_to_rgba_cuda (GL interop), step_params_fill, conv_plan_*,
+// bottleneck_next_cuda (the device's pass counter; the CPU backend counts on
+// the host and passes the pass to bottleneck_forward).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
