@@ -148,6 +148,43 @@ TEST_IMPL(a_take_records_the_dream) {
     free(f);
 }
 
+// A replay feeds the recorded ring frames back with dream_recorded set: the
+// same outputs, bit for bit, as the dreamed run (learning on).
+static uint8_t rec_[FRAMES][N];
+static int rec_n_;
+static void keep_ring(void *u, Run *r, const uint8_t *in, const uint8_t *recon) {
+    (void)u, (void)r, (void)recon;
+    if (rec_n_ < FRAMES) memcpy(rec_[rec_n_++], in, N);
+}
+
+TEST_IMPL(a_replay_is_not_dreamed_twice) {
+    uint8_t *f = clip("hikers_forest_320x240.y4m", FRAMES);
+    if (!f) return;
+    uint8_t *a = tb_malloc((size_t)FRAMES * N), *b = tb_malloc((size_t)FRAMES * N);
+    Settings s = settings();
+    s.feedback = 0.6f, s.zoom = 1.05f;
+    for (int replay = 0; replay < 2; replay++) {
+        Run r;
+        TbErr err = {{0}};
+        if (run_open(&r, &s, NULL, &err)) {
+            EXPECT(0, "%s", err.msg);
+            break;
+        }
+        RunOutput o = {.active = always, .frame = keep_ring};
+        if (!replay) run_attach(&r, &o);
+        r.dream_recorded = replay;
+        for (int i = 0; i < FRAMES; i++) {
+            if (replay) run_frame(&r, rec_[i], W, H);
+            else run_frame(&r, f + (size_t)i * CW * CH * 3, CW, CH);
+            run_output(&r, (replay ? b : a) + (size_t)i * N);
+        }
+        run_close(&r);
+    }
+    EXPECT(rec_n_ == FRAMES, "%d frames recorded", rec_n_);
+    EXPECT(memcmp(a, b, (size_t)FRAMES * N) == 0, "the replay differs from the dreamed run");
+    free(a), free(b), free(f);
+}
+
 // A white square on black, moved by the warp: its centroid and its size.
 static void centroid(const uint8_t *img, int w, int h, double *cx, double *cy, double *mass) {
     double sx = 0, sy = 0, m = 0;
@@ -194,4 +231,5 @@ TEST_IMPL(warp_moves_a_square_by_the_set_amount) {
 
 TEST_MAIN(TEST_ENTRY(amount_zero_is_the_plain_mirror), TEST_ENTRY(full_feedback_ignores_the_camera),
           TEST_ENTRY(tau_glides_and_lands), TEST_ENTRY(a_take_records_the_dream),
+          TEST_ENTRY(a_replay_is_not_dreamed_twice),
           TEST_ENTRY(warp_moves_a_square_by_the_set_amount))

@@ -397,7 +397,8 @@ static void push_frame(Run *r, const uint8_t *rgb, int w, int h) {
     Trainer *t = &r->t;
     int W = t->model.spec.width, H = t->model.spec.height;
     float a = r->p.v[PARAM_SMOOTH_IN], fb = dream_amount(r);
-    int dream = fb > 0 && r->have_prev;  // the first frame of a dream is the camera's
+    // The first frame of a dream is the camera's; a replayed one is already dreamed.
+    int dream = fb > 0 && r->have_prev && !r->dream_recorded;
     if (a <= 0 && !dream) {
         r->have_in = 0;  // start afresh when smoothing comes back on
         trainer_push_frame(t, rgb, w, h);
@@ -455,7 +456,7 @@ int run_frame(Run *r, const uint8_t *rgb, int w, int h) {
     }
     int slot = trainer_train(t, K, R);
     // Dreaming (or about to): keep this frame's reconstruction for the next.
-    r->have_prev = r->p.v[PARAM_FEEDBACK] > 0 || r->dream_a > 0;
+    r->have_prev = (r->p.v[PARAM_FEEDBACK] > 0 || r->dream_a > 0) && !r->dream_recorded;
     if (r->have_prev) trainer_output(t, r->dream_prev);
     metrics_frame(&r->m, t, r->frames, slot, K, R);
     r->frames++;

@@ -77,6 +77,9 @@ struct Run {
     // it last moved (run_now).
     uint8_t *dream_prev, *dream_warp;
     int have_prev;
+    // 1: the frames given already hold the dream (a replay of a take's
+    // input.mkv, which records what went into the ring): it is not applied again.
+    int dream_recorded;
     float dream_a;
     double dream_t;
 };
