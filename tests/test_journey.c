@@ -96,12 +96,12 @@ static void decode_is_reconstruction(const char *channels) {
     if (small_trainer(&t, channels)) return;
     train(&t, 3);
     const Model *m = &t.model;
-    size_t nc = m->act_n[m->spec.n_enc], fb = (size_t)W * H * 3;
+    size_t nc = m->act_n[model_bottleneck_act(m)], fb = (size_t)W * H * 3;
     float *code = tb_malloc(nc * sizeof(float));
     uint8_t *rec = tb_malloc(fb), *out = tb_malloc(fb), *again = tb_malloc(fb);
     for (int k = 10; k < 13; k++) {
         forward_frame(&t, k);
-        t.be->get_activation(t.be, m->spec.n_enc, code);
+        t.be->get_activation(t.be, model_bottleneck_act(m), code);
         trainer_output(&t, rec);
         t.be->decode(t.be, code, out);
         EXPECT(memcmp(out, rec, fb) == 0, "%s: frame %d: decode(code) is not the reconstruction", channels, k);
@@ -128,7 +128,7 @@ static void keyframes_exact(int mode) {
     const Model *m = &t.model;
     size_t fb = (size_t)W * H * 3;
     Journey j;
-    journey_init(&j, m->act_n[m->spec.n_enc], fb, mode, 2.0f);
+    journey_init(&j, m->act_n[model_bottleneck_act(m)], fb, mode, 2.0f);
     for (int k = 0; k < 3; k++) {
         forward_frame(&t, 20 + 5 * k);
         EXPECT(journey_store_trainer(&j, &t, -1) == k, "mode %d: stored into slot %d", mode, k);
@@ -156,7 +156,7 @@ TEST_IMPL(linear_midpoint_is_mean) {
     if (small_trainer(&t, "16,32")) return;
     train(&t, 3);
     const Model *m = &t.model;
-    size_t nc = m->act_n[m->spec.n_enc], fb = (size_t)W * H * 3;
+    size_t nc = m->act_n[model_bottleneck_act(m)], fb = (size_t)W * H * 3;
     Journey j;
     journey_init(&j, nc, fb, JOURNEY_LINEAR, 1.0f);
     forward_frame(&t, 30);

@@ -8,8 +8,6 @@
 
 enum { BLOCK_GAP = 6 };  // pixels between layers and between the rows
 
-static int act_channels(const Model *m, int i) { return i == 0 ? 3 : m->layers[i - 1].cout; }
-
 // Block of activation i at scale s: a near-square grid of its channels, or an
 // RGB image for the output (act n_layers) and the solo view (act -1).
 static AtlasBlock block_of(const Model *m, int act, int s) {
@@ -46,7 +44,7 @@ static int row_height(const AtlasBlock *b, int n) {
 }
 
 int atlas_geometry(const Model *m, int focus, int solo, AtlasBlock *b, int *w, int *h) {
-    int nb = m->spec.n_enc, nl = m->n_layers;
+    int nb = model_bottleneck_act(m), nl = m->n_layers;
     if (focus >= 1 && focus < nl) {
         b[0] = block_of(m, focus, focus == nb ? ATLAS_BN_SCALE : 1);
         *w = b[0].w, *h = b[0].h;
@@ -145,9 +143,12 @@ void atlas_draw(const Model *m, int focus, const float *acts, const uint8_t *sol
 }
 
 void atlas_solo(Backend *be, const Model *m, const float *code, int c, float *scratch, uint8_t *rgb) {
-    int nb = m->spec.n_enc, C = act_channels(m, nb);
-    size_t hw = m->act_n[nb] / (size_t)C;
-    memset(scratch, 0, m->act_n[nb] * sizeof(float));
-    if (c >= 0 && c < C) memcpy(scratch + (size_t)c * hw, code + (size_t)c * hw, hw * sizeof(float));
+    // The bottleneck control's own op (ops.h) with a mask that keeps channel c:
+    // the decoder sees what it would with only that channel kept.
+    int nb = model_bottleneck_act(m), C = model_bottleneck_channels(m);
+    float *mask = tb_calloc((size_t)C, sizeof(float));
+    if (c >= 0 && c < C) mask[c] = 1.0f;
+    bottleneck_forward(scratch, code, mask, 1, C, (int)(m->act_n[nb] / (size_t)C), 0.0f, 0, 0);
+    free(mask);
     be->decode(be, scratch, rgb);
 }

@@ -109,7 +109,7 @@ const float *journey_code(Journey *j, double now) {
 int journey_store_trainer(Journey *j, Trainer *t, int i) {
     Backend *b = t->be;
     uint8_t *rec = tb_malloc(j->frame_bytes);
-    b->get_activation(b, t->model.spec.n_enc, j->cur);
+    b->get_activation(b, model_bottleneck_act(&t->model), j->cur);
     b->get_output(b, 0, rec);
     int slot = journey_store(j, i, j->cur, rec);
     free(rec);

@@ -2,6 +2,7 @@
 #include "run.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include "frame_fit.h"
@@ -54,6 +55,8 @@ int run_open(Run *r, const Settings *s, ControlQueue *q, TbErr *err) {
     r->smooth_in = tb_malloc(n * sizeof(float));
     r->smooth_out = tb_malloc(n * sizeof(float));
     r->fitted = tb_malloc(n);
+    r->dream_prev = tb_malloc(n);
+    r->dream_warp = tb_malloc(n);
     r->window_t0 = r->t_start = tb_now();
     publish(r);  // the values in force, before the first frame
     return 0;
@@ -337,6 +340,34 @@ static void apply_params(Trainer *t, const LiveParams *p, float lr_scale) {
     t->tf.kind = (int)p->v[PARAM_TRANSFORM];
     t->tf.blur = (int)p->v[PARAM_BLUR];
     t->tf.jitter = p->v[PARAM_JITTER];
+    trainer_set_bottleneck(t, (int)p->v[PARAM_BN_KEEP], p->v[PARAM_BN_NOISE], p->v[PARAM_BN_FREEZE] > 0);
+}
+
+// The blend in force follows [dream] feedback with time constant tau (run
+// time, so a headless run is reproducible); within 1/1024 it lands exactly,
+// so turning feedback to 0 gives back the plain path bit for bit.
+static float dream_amount(Run *r) {
+    double now = run_now(r), dt = now - r->dream_t;
+    float target = r->p.v[PARAM_FEEDBACK], tau = r->p.v[PARAM_TAU];
+    r->dream_t = now;
+    if (tau <= 0 || dt < 0) r->dream_a = target;
+    else r->dream_a += (target - r->dream_a) * (float)(1 - exp(-dt / tau));
+    if (fabsf(target - r->dream_a) < 1.0f / 1024) r->dream_a = target;
+    return r->dream_a;
+}
+
+// The dream: frame = (1-a)*frame + a*warp(last reconstruction), in RGB8 (what
+// the ring holds and a take's input.mkv records, so a replay sees the same
+// bytes). The warp moves only the fed-back picture: the camera stays put and
+// the dream drifts. a = 1 leaves no trace of the camera.
+static void dream_blend(Run *r, uint8_t *frame, float a) {
+    int W = r->t.model.spec.width, H = r->t.model.spec.height;
+    Warp wp = {.zoom = r->p.v[PARAM_ZOOM], .rotate = r->p.v[PARAM_ROTATE],
+               .shift_x = r->p.v[PARAM_SHIFT_X], .shift_y = r->p.v[PARAM_SHIFT_Y]};
+    warp_apply(&wp, r->dream_warp, r->dream_prev, W, H);
+    size_t n = frame_bytes(r);
+    for (size_t i = 0; i < n; i++)
+        frame[i] = (uint8_t)((1 - a) * frame[i] + a * r->dream_warp[i] + 0.5f);
 }
 
 // acc = a*acc + (1-a)*x over n bytes (acc starts at x), written back as bytes.
@@ -367,12 +398,15 @@ static void presence_look(Run *r, const uint8_t *fitted) {
     log_line(r, "presence", r->pres.empty ? "\"action\":\"empty\"" : "\"action\":\"motion\"", m);
 }
 
-// The frame that goes into the ring: fitted, then blended with the ones before.
+// The frame that goes into the ring: fitted, then blended with the ones before,
+// then (dreaming) with the last reconstruction.
 static void push_frame(Run *r, const uint8_t *rgb, int w, int h) {
     Trainer *t = &r->t;
     int W = t->model.spec.width, H = t->model.spec.height;
-    float a = r->p.v[PARAM_SMOOTH_IN];
-    if (a <= 0) {
+    float a = r->p.v[PARAM_SMOOTH_IN], fb = dream_amount(r);
+    // The first frame of a dream is the camera's; a replayed one is already dreamed.
+    int dream = fb > 0 && r->have_prev && !r->dream_recorded;
+    if (a <= 0 && !dream) {
         r->have_in = 0;  // start afresh when smoothing comes back on
         trainer_push_frame(t, rgb, w, h);
         presence_look(r, trainer_newest(t));
@@ -381,7 +415,9 @@ static void push_frame(Run *r, const uint8_t *rgb, int w, int h) {
     if (w == W && h == H) memcpy(r->fitted, rgb, frame_bytes(r));
     else frame_fit(r->fitted, W, H, rgb, w, h);
     presence_look(r, r->fitted);
-    smooth(r->smooth_in, &r->have_in, r->fitted, frame_bytes(r), a);
+    if (a > 0) smooth(r->smooth_in, &r->have_in, r->fitted, frame_bytes(r), a);
+    else r->have_in = 0;
+    if (dream) dream_blend(r, r->fitted, fb);
     trainer_push_frame(t, r->fitted, W, H);
 }
 
@@ -426,6 +462,9 @@ int run_frame(Run *r, const uint8_t *rgb, int w, int h) {
         apply_params(t, &r->p, presence_lr_factor(&r->pres));
     }
     int slot = trainer_train(t, K, R);
+    // Dreaming (or about to): keep this frame's reconstruction for the next.
+    r->have_prev = (r->p.v[PARAM_FEEDBACK] > 0 || r->dream_a > 0) && !r->dream_recorded;
+    if (r->have_prev) trainer_output(t, r->dream_prev);
     metrics_frame(&r->m, t, r->frames, slot, K, R);
     r->frames++;
     r->window_steps += K;
@@ -482,6 +521,8 @@ void run_close(Run *r) {
     free(r->smooth_in);
     free(r->smooth_out);
     free(r->fitted);
+    free(r->dream_prev);
+    free(r->dream_warp);
     scenes_free(&r->scenes);
     memset(r, 0, sizeof *r);
 }

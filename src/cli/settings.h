@@ -45,6 +45,15 @@ typedef struct {
     char lfo_shape[16];   // sine | triangle | random
     float lfo_rate;       // Hz
     float lfo_depth;      // swing either side, fraction of the parameter's range
+    // [bottleneck] (the encoder's last activation; README "Dreaming and the bottleneck")
+    int bn_keep;          // channels kept (0 = all)
+    float bn_noise;       // std of the added Gaussian noise (0 = none)
+    int bn_freeze;        // 1 = latent freeze: the decoder sees a held code, only it learns
+    // [dream] (the feedback dream: the input is the camera blended with the last output)
+    float feedback;       // 0 = camera only .. 1 = pure feedback
+    float zoom, rotate;   // per pass: factor (1 = none), degrees clockwise
+    float shift_x, shift_y;  // per pass: pixels right, down
+    float tau;            // seconds the blend in force takes to follow feedback (0 = at once)
     // [source]
     char source[CFG_STR];  // "" = camera if present, else the bundled clip
     int camera_width, camera_height, camera_fps;
