@@ -135,7 +135,7 @@ TEST_IMPL(bad_files_name_file_and_line) {
     expect_file_error("[nope]\n", ":1: unknown section [nope]");
     expect_file_error("lr = 1\n", ":1: \"lr\" outside any [section]");
     expect_file_error("[train]\njust words\n", ":2: expected key = value");
-    expect_file_error("[display]\nlayout = diagonal\n", ":2: layout: \"diagonal\" is not one of mirror|side|triptych");
+    expect_file_error("[display]\nlayout = diagonal\n", ":2: layout: \"diagonal\" is not one of mirror|side|triptych|atlas");
     expect_file_error("[train\n", ":1: bad section header");
     expect_file_error("[model]\nchannels = 32,,64\n", ":2: channels: \"32,,64\" is not 1 to 8 comma-separated");
     expect_file_error("[model]\nchannels = 32,64x\n", ":2: channels: \"32,64x\" is not");

@@ -75,6 +75,7 @@ static Display *open_display(App *a, Panel *pn, TbErr *err) {
     panel_init(pn, d, s);
     a->rec_rgb = tb_calloc((size_t)W * H, 3);
     a->net_rgb = tb_calloc((size_t)W * H, 3);
+    a->atlas_focus = a->atlas_solo = -1;  // every layer, no channel solo
     if (strcmp(t->be->name, "cuda") == 0) {
         a->rg = recon_gpu_create(t->be, d, W, H, err);
         if (!a->rg) tb_log("%s: reconstructions go through host memory", err->msg);
@@ -124,6 +125,7 @@ typedef struct {
     Schedule sched;     // [schedule]: the opening hours
     int open;           // open at the last turn (-1 before the first)
     uint8_t *black;     // a black frame at the training size (closed hours)
+    uint64_t atlas_seen;  // the atlas picture last shown (atlas_feed.c)
 } LoopState;
 
 // A pulled cable shows its reason until the camera is back.
@@ -169,6 +171,7 @@ static int take_training(App *a, Display *d, LoopState *ls) {
         ls->delay_ms = 1e3 * (tb_now() - arrival);
         ls->delays[ls->n_delay++ % cap] = ls->delay_ms;
     }
+    atlas_show(a, d, display_layout(d) == DISPLAY_ATLAS, &ls->atlas_seen);
     pthread_mutex_lock(&a->mu);
     int done = a->done;
     snprintf(ls->presence, sizeof ls->presence, "%s", a->presence);
@@ -265,6 +268,13 @@ static int schedule_turn(App *a, Display *d, const Panel *pn, LoopState *ls) {
     return open;
 }
 
+// The layout takes and the virtual camera follow: the atlas is not handed to
+// them (a picture of every layer per frame would be a second, larger video
+// stream), so they show the mirror while the window shows the atlas.
+static int recorded_layout(const Display *d) {
+    return display_layout(d) == DISPLAY_ATLAS ? DISPLAY_MIRROR : display_layout(d);
+}
+
 // The display loop: keys, frames in, reconstructions out, at the monitor's rate
 // (outside the opening hours, a black screen a few times a second).
 static void display_loop(App *a, Display *d, Panel *pn, LoopState *ls) {
@@ -277,8 +287,8 @@ static void display_loop(App *a, Display *d, Panel *pn, LoopState *ls) {
         RunView v = control_view(a->q);
         int open = schedule_turn(a, d, pn, ls), done = 0;
         RecordStatus rs;
-        recorder_view(a->rec, display_layout(d), pn->flip);  // [record] layout = display follows it
-        if (a->vcam) vcam_view(a->vcam, display_layout(d), pn->flip);  // and [output] layout = display
+        recorder_view(a->rec, recorded_layout(d), pn->flip);  // [record] layout = display follows it
+        if (a->vcam) vcam_view(a->vcam, recorded_layout(d), pn->flip);  // and [output] layout = display
         recorder_status(a->rec, &rs);
         if (rs.msg_seq != ls->take_msg_seen) display_status(d, rs.msg, 5), ls->take_msg_seen = rs.msg_seq;
         if (open) {
@@ -339,11 +349,11 @@ int app_run(const Settings *s, ControlQueue *q) {
     if (!(d = open_display(a, &pn, &err))) goto out_run;
     ls->black = tb_calloc((size_t)a->run.t.model.spec.width * a->run.t.model.spec.height, 3);
     a->rec = recorder_new(s);
-    recorder_view(a->rec, display_layout(d), pn.flip);
+    recorder_view(a->rec, recorded_layout(d), pn.flip);
     RunOutput out = recorder_output(a->rec);
     run_attach(&a->run, &out);  // --record starts its take here
     if (a->vcam) {
-        vcam_view(a->vcam, display_layout(d), pn.flip);
+        vcam_view(a->vcam, recorded_layout(d), pn.flip);
         out = vcam_output(a->vcam);
         run_attach(&a->run, &out);
     }
@@ -368,6 +378,8 @@ int app_run(const Settings *s, ControlQueue *q) {
     display_close(d);
     free(a->rec_rgb);
     free(a->net_rgb);
+    free(a->atlas_mid);
+    free(a->atlas_show);
 out_run:
     run_close(&a->run);  // ends a take (its files closed) before the recorder goes
     recorder_free(a->rec);

@@ -51,6 +51,16 @@ typedef struct {
     int quit, done;
     int opening;         // [schedule]: the hours just opened (the training thread wakes the run)
     char presence[96];   // [presence]: "empty room: learning paused" while it lasts, else ""
+    // The layer atlas (atlas.h), drawn only while the window shows it. The main
+    // thread says what it wants (atlas_on; atlas_focus: -1 every layer, i:
+    // activation i alone; atlas_solo: the bottleneck channel shown alone, -1
+    // none); the training thread draws into a buffer of its own after a frame
+    // and swaps it with atlas_mid (atlas_seq counts them), and the main thread
+    // swaps atlas_mid with atlas_show (its own): no copy and no wait under mu.
+    int atlas_on, atlas_focus, atlas_solo;
+    uint8_t *atlas_mid, *atlas_show;
+    int atlas_w, atlas_h;
+    uint64_t atlas_seq;
 } App;
 
 // A line for the operator: logged, and shown on screen for `secs` seconds.
@@ -72,12 +82,24 @@ void app_stop_training(App *a);
 // not yet written is left for the next call.
 int app_show_recon(App *a, Display *d, uint64_t *seen, double *arrival);
 
+// The atlas's two halves (atlas_feed.c). Training thread, after a frame: while
+// the atlas is wanted, read the activations, draw, and hand the picture over
+// (*f: that thread's buffers, made on first use; atlas_feed_free at the end).
+// Main thread, each turn: on = whether the window shows the atlas (its
+// buffers are made the first time), and the newest picture onto the display;
+// *seen is the atlas_seq last shown.
+typedef struct AtlasFeed AtlasFeed;
+void atlas_feed(App *a, AtlasFeed **f);
+void atlas_feed_free(AtlasFeed *f);
+void atlas_show(App *a, Display *d, int on, uint64_t *seen);
+
 // The keyboard panel (panel.c): display keys act at once, training keys become
 // events (a step, a toggle, a value) the training loop applies to the values
 // in force.
 typedef struct {
     float clip_saved;  // what X turns clip back on to
     int flip, hud, help;
+    int layout_before;  // what A goes back to from the atlas
 } Panel;
 void panel_init(Panel *pn, Display *d, const Settings *s);
 void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k);

@@ -243,6 +243,8 @@ static void on_action(Osc *o, const char *path, const char *name, lo_message m) 
         e.value = v >= 0 ? (float)v : -1;
     } else if (has && v == 0) {
         return;  // a button's release (a float, or false): nothing to do
+    } else if (a->cmd == CMD_CODE_STORE || a->cmd == CMD_JOURNEY) {
+        e.value = has ? (float)v : -1;  // a keyframe number, or none: the next one
     } else if (a->cmd >= CMD_SLOT_SAVE) {
         // Slots and scenes: the number says which (the run loop checks the range).
         if (!has) {

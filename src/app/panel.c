@@ -50,6 +50,42 @@ void panel_init(Panel *pn, Display *d, const Settings *s) {
     set_help(d);
 }
 
+// i + dir in -1..n-1, past either end to -1 (none) and from -1 to an end.
+static int cycle(int i, int dir, int n) {
+    i += dir;
+    if (i < -1) i = n - 1;
+    return i >= n ? -1 : i;
+}
+
+// The atlas's keys: the layout (A toggles it and remembers the one before),
+// one layer alone, a bottleneck channel solo. The training thread reads the
+// choice after its next frame.
+static void atlas_key(App *a, Display *d, Panel *pn, const KeyBinding *b) {
+    const Model *m = &a->run.t.model;  // fixed once the run is open
+    char msg[96] = "";
+    if (b->kind == KA_ATLAS) {
+        int on = display_layout(d) != DISPLAY_ATLAS;
+        if (on) pn->layout_before = display_layout(d);
+        display_set_layout(d, on ? DISPLAY_ATLAS : (DisplayLayout)pn->layout_before);
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    if (b->kind == KA_ATLAS_FOCUS) {
+        // Layers 1..n_layers-1 (the output is the mirror): focus i-1 in 0..n-2.
+        int f = cycle(a->atlas_focus < 0 ? -1 : a->atlas_focus - 1, b->arg, m->n_layers - 1);
+        a->atlas_focus = f < 0 ? -1 : f + 1;
+        if (f < 0) snprintf(msg, sizeof msg, "atlas: every layer");
+        else snprintf(msg, sizeof msg, "atlas: %s alone", m->layers[f].name);
+    } else {
+        int C = model_bottleneck_channels(m);
+        a->atlas_solo = cycle(a->atlas_solo, b->arg, C);
+        if (a->atlas_solo < 0) snprintf(msg, sizeof msg, "solo: off");
+        else snprintf(msg, sizeof msg, "solo: bottleneck channel %d of %d", a->atlas_solo + 1, C);
+    }
+    pthread_mutex_unlock(&a->mu);
+    display_status(d, msg, 1.5);
+}
+
 void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k) {
     // Keys act relative to the values in force (a scene, an LFO, MIDI or OSC may
     // have moved them): steps and toggles are applied by the training loop.
@@ -104,6 +140,11 @@ void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k) {
     case KA_SLOT_FADE: push_cmd(a, CMD_SLOT_FADE, (float)b->arg); break;
     case KA_SLOT_SAVE: push_cmd(a, CMD_SLOT_SAVE, (float)b->arg); break;
     case KA_SLOT_RECALL: push_cmd(a, CMD_SLOT_RECALL, (float)b->arg); break;
+    case KA_ATLAS:
+    case KA_ATLAS_FOCUS:
+    case KA_SOLO: atlas_key(a, d, pn, b); break;
+    case KA_CODE_STORE: push_cmd(a, CMD_CODE_STORE, -1); break;
+    case KA_JOURNEY: push_cmd(a, CMD_JOURNEY, 0); break;
     }
 }
 

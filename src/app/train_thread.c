@@ -92,6 +92,7 @@ void *train_thread_main(void *arg) {
     size_t frame_cap = 0;
     uint64_t seen = 0;
     int quit = 0;
+    AtlasFeed *atlas = NULL;
     while (!quit) {
         if (drain_events(a)) break;
         int w, h;
@@ -109,11 +110,13 @@ void *train_thread_main(void *arg) {
         // which is done on the host, no take to record); else, and for good once
         // interop has failed, it waits for this frame's steps and goes through
         // the host slot.
-        int on_gpu = !run_output_active(r) && recon_gpu_route(a->rg, r->p.v[PARAM_SMOOTH_OUT]);
+        int on_gpu = !run_output_active(r) && !r->jr.playing && recon_gpu_route(a->rg, r->p.v[PARAM_SMOOTH_OUT]);
         if (on_gpu) recon_gpu_produce(a->rg);
         else run_output(r, rec);
+        atlas_feed(a, &atlas);  // while the window shows the atlas
         if (publish(a, rec, fb, on_gpu, arrival)) break;
     }
+    atlas_feed_free(atlas);
     run_flush(r);
     free(frame);
     free(rec);

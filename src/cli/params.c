@@ -214,8 +214,9 @@ static const Param PARAMS[] = {
     {"osc", "status_rate", NULL, P_FLOAT, O(osc_status_rate), 0.1, 100, NULL, "10",
      "status bundles per second", SET},
 
-    {"display", "layout", "layout", P_CHOICE, O(layout), 0, 0, "mirror|side|triptych", "side",
-     "mirror: reconstruction only; side: camera | reconstruction; triptych: adds the error", SET},
+    {"display", "layout", "layout", P_CHOICE, O(layout), 0, 0, "mirror|side|triptych|atlas", "side",
+     "mirror: reconstruction only; side: camera | reconstruction; triptych: adds the error; "
+     "atlas: every layer's activations (recorded as the mirror)", SET},
     {"display", "flip", "flip", P_INT, O(flip), 0, 1, NULL, "1",
      "1 = mirror the picture horizontally", SET},
     {"display", "fullscreen", "fullscreen", P_INT, O(fullscreen), 0, 1, NULL, "0",
@@ -228,6 +229,13 @@ static const Param PARAMS[] = {
      "window width when not fullscreen", SET},
     {"display", "window_height", NULL, P_INT, O(window_height), 120, 16384, NULL, "720",
      "window height when not fullscreen", SET},
+
+    // Journeys through stored bottleneck codes (src/cli/journey.h).
+    {"journey", "mode", "journey-mode", P_CHOICE, O(journey_mode), 0, 0, "linear|slerp|curve", "slerp",
+     "the path between stored codes: linear, slerp (along the sphere, keeping the codes' length) "
+     "or curve (Catmull-Rom through every stored code)", SET},
+    {"journey", "seconds", "journey-seconds", P_FLOAT, O(journey_seconds), 0.1, 3600, NULL, "4",
+     "seconds from one stored code to the next", SET},
 
     {"midi", "enable", "midi", P_INT, O(midi_enable), 0, 1, NULL, "1",
      "1 = play tabula from MIDI controllers through the ALSA sequencer (without one: a log line, no MIDI)", SET},

@@ -55,6 +55,9 @@ int run_open(Run *r, const Settings *s, ControlQueue *q, TbErr *err) {
     r->smooth_in = tb_malloc(n * sizeof(float));
     r->smooth_out = tb_malloc(n * sizeof(float));
     r->fitted = tb_malloc(n);
+    const Model *m = &r->t.model;
+    int mode = param_choice_index(param_find_ini("journey", "mode"), s->journey_mode);
+    journey_init(&r->jr, m->act_n[model_bottleneck_act(m)], n, mode, s->journey_seconds);
     r->dream_prev = tb_malloc(n);
     r->dream_warp = tb_malloc(n);
     r->window_t0 = r->t_start = tb_now();
@@ -233,6 +236,29 @@ static void record_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
     if (!on) log_event(r, e, "\"action\":\"record\"", (float)out_active(r, o));
 }
 
+// Journeys: store the current code as keyframe N (or the next), or play /
+// stop. Learning goes on while one plays: the codes were stored under weights
+// that have moved on anyway, and the room keeps teaching the decoder that
+// paints them ([train] pause holds it still).
+static void journey_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
+    Journey *j = &r->jr;
+    float v = e->value;
+    int want = v == v && v >= 1 && v <= JOURNEY_KEYS ? (int)v - 1 : -1, got = -1;
+    if (e->cmd == CMD_JOURNEY) {
+        if (j->playing) journey_stop(j), snprintf(msg, n, "journey stopped");
+        else if (journey_start(j, run_now(r)) == 0)
+            snprintf(msg, n, "journey through %d code%s, %.3g s each", j->n, j->n == 1 ? "" : "s", (double)j->seconds);
+        else snprintf(msg, n, "journey: no codes stored yet (code_store)");
+        log_event(r, e, "\"action\":\"journey\"", (float)j->playing);
+        return;
+    }
+    if (!r->t.last_batch) snprintf(msg, n, "code_store: no frame yet");
+    else if ((got = journey_store_trainer(j, &r->t, want)) < 0)
+        snprintf(msg, n, "code_store: keyframe %d: keyframes are filled in order (%d stored)", want + 1, j->n);
+    else snprintf(msg, n, "code stored as keyframe %d of %d", got + 1, j->n);
+    log_event(r, e, "\"action\":\"code_store\"", (float)(got + 1));
+}
+
 // A blank network from seed (a reset, a rebirth at opening): a fade in flight
 // ends, the shown reconstruction starts afresh.
 static void reset_network(Run *r, uint64_t seed) {
@@ -302,6 +328,8 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
         log_event(r, e, "\"action\":\"load\"", 0);
         break;
     case CMD_RECORD: record_action(r, e, msg, n); break;
+    case CMD_CODE_STORE:
+    case CMD_JOURNEY: journey_action(r, e, msg, n); break;
     case CMD_QUIT: return 1;
     }
     if (is_param) modulate_touch(&r->mod, &r->p, e->param);
@@ -481,7 +509,8 @@ int run_frame(Run *r, const uint8_t *rgb, int w, int h) {
 }
 
 void run_output(Run *r, uint8_t *rgb) {
-    trainer_output(&r->t, rgb);
+    if (r->jr.playing) journey_render(&r->jr, &r->t, run_now(r), rgb);
+    else trainer_output(&r->t, rgb);
     float a = r->p.v[PARAM_SMOOTH_OUT];
     if (a <= 0) r->have_out = 0;
     else smooth(r->smooth_out, &r->have_out, rgb, frame_bytes(r), a);
@@ -523,6 +552,7 @@ void run_close(Run *r) {
     free(r->fitted);
     free(r->dream_prev);
     free(r->dream_warp);
+    journey_free(&r->jr);
     scenes_free(&r->scenes);
     memset(r, 0, sizeof *r);
 }

@@ -11,6 +11,7 @@
 
 #include "autosave.h"
 #include "controls.h"
+#include "journey.h"
 #include "metrics.h"
 #include "modulate.h"
 #include "presence.h"
@@ -85,6 +86,9 @@ struct Run {
     int dream_recorded;
     float dream_a;
     double dream_t;
+    // Stored bottleneck codes and the journey through them (journey.h): while
+    // it plays, run_output shows (and hands the outputs) its decoded frames.
+    Journey jr;
 };
 
 // Trainer from the settings (--load, --save-init, summary), metrics (--metrics),
@@ -116,7 +120,8 @@ int run_frame(Run *r, const uint8_t *rgb, int w, int h);
 // and written to --events with source "schedule". A line for the operator goes
 // to msg (or msg[0] = 0).
 void run_opening(Run *r, char *msg, size_t n);
-// The reconstruction to show (RGB8 at the training size), output smoothing
+// The reconstruction to show (RGB8 at the training size; while a journey
+// plays, the decoder's picture of the journey's code), output smoothing
 // applied. Waits for the device. It also goes to the attached output with the
 // frame the network was shown, so what is recorded is what is shown.
 void run_output(Run *r, uint8_t *rgb);

@@ -66,9 +66,12 @@ typedef struct {
     char osc_status_to[CFG_STR];   // "host:port" to send /tabula/status to ("" = nobody)
     float osc_status_rate;         // status messages per second
     // [display]
-    char layout[16];  // mirror | side | triptych
+    char layout[16];  // mirror | side | triptych | atlas
     int flip, fullscreen, monitor, vsync, hud;
     int window_width, window_height;
+    // [journey] (journey.h)
+    char journey_mode[16];  // linear | slerp | curve
+    float journey_seconds;  // per segment
     // [midi]
     int midi_enable;
     char midi_devices[CFG_STR];  // comma-separated parts of controller names ("" = every hardware input)
