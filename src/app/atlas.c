@@ -27,14 +27,15 @@ static AtlasBlock block_of(const Model *m, int act, int s) {
     return b;
 }
 
-// Blocks in a row from x = 0 at y, each centred in the row's height; returns the width.
+// Blocks in a row from the left margin at y, each centred in the row's
+// height; returns the row's right end.
 static int place_row(AtlasBlock *b, int n, int y, int row_h) {
-    int x = 0;
+    int x = BLOCK_GAP;
     for (int i = 0; i < n; i++) {
         b[i].x = x, b[i].y = y + (row_h - b[i].h) / 2;
         x += b[i].w + BLOCK_GAP;
     }
-    return n ? x - BLOCK_GAP : 0;
+    return x;
 }
 
 static int row_height(const AtlasBlock *b, int n) {
@@ -45,7 +46,7 @@ static int row_height(const AtlasBlock *b, int n) {
 
 int atlas_geometry(const Model *m, int focus, int solo, AtlasBlock *b, int *w, int *h) {
     int nb = model_bottleneck_act(m), nl = m->n_layers;
-    if (focus >= 1 && focus < nl) {
+    if (focus >= 1 && focus < nl) {  // alone, with no margin: it fills the pane
         b[0] = block_of(m, focus, focus == nb ? ATLAS_BN_SCALE : 1);
         *w = b[0].w, *h = b[0].h;
         return 1;
@@ -56,9 +57,9 @@ int atlas_geometry(const Model *m, int focus, int solo, AtlasBlock *b, int *w, i
     for (int i = nb + 1; i <= nl; i++) b[n++] = block_of(m, i, 1);
     if (solo) b[n++] = block_of(m, -1, 1);
     int h0 = row_height(b, n0), h1 = row_height(b + n0, n - n0);
-    int w0 = place_row(b, n0, 0, h0), w1 = place_row(b + n0, n - n0, h0 + BLOCK_GAP, h1);
-    *w = w0 > w1 ? w0 : w1;
-    *h = h0 + BLOCK_GAP + h1;
+    int w0 = place_row(b, n0, BLOCK_GAP, h0), w1 = place_row(b + n0, n - n0, h0 + 2 * BLOCK_GAP, h1);
+    *w = w0 > w1 ? w0 : w1;  // a margin of BLOCK_GAP all round
+    *h = h0 + h1 + 3 * BLOCK_GAP;
     return n;
 }
 
