@@ -7,7 +7,8 @@
 // batch as it was; a journey renders each stored frame's reconstruction at
 // its keyframe; the linear path's midpoint is the mean code's decode; slerp
 // and the curve end exactly on their keys, and slerp keeps the length that
-// linear loses.
+// linear loses. With a GPU, the CUDA read-out and decode against the CPU's
+// (skipped without one).
 #include <string.h>
 
 #include "journey.h"
@@ -235,7 +236,51 @@ TEST_IMPL(curve_through_keys) {
     journey_free(&j);
 }
 
+// On a GPU: the CUDA backend's read-out agrees with the CPU's on the same
+// weights and frame (cuDNN sums in other orders: 1e-4 of the largest value),
+// and its decode of its own code is its reconstruction (the same plans at
+// batch 1: to the bit measured nowhere yet, so within one level).
+TEST_IMPL(cuda_readout_and_decode) {
+    Settings s;
+    settings_default(&s);
+    snprintf(s.backend, sizeof s.backend, "cuda");
+    snprintf(s.channels, sizeof s.channels, "16,32");
+    s.width = W, s.height = H;
+    Trainer g, c;
+    TbErr err = {{0}};
+    if (trainer_init_settings(&g, &s, NULL, &err)) TEST_SKIP_CASE("no CUDA backend: %s", err.msg);
+    if (small_trainer(&c, "16,32")) return;
+    const Model *m = &c.model;
+    float *p = tb_malloc(m->n_params * sizeof(float));
+    c.be->get_params(c.be, p);
+    g.be->set_params(g.be, p);
+    forward_frame(&c, 3);
+    forward_frame(&g, 3);
+    float *a = tb_malloc(m->act_total * sizeof(float)), *b = tb_malloc(m->act_total * sizeof(float));
+    for (int i = 0; i <= m->n_layers; i++) {
+        c.be->get_activation(c.be, i, a);
+        g.be->get_activation(g.be, i, b);
+        double worst = 0, big = 1e-6;
+        for (size_t k = 0; k < m->act_n[i]; k++) {
+            worst = fmax(worst, fabs((double)a[k] - b[k]));
+            big = fmax(big, fabs((double)a[k]));
+        }
+        EXPECT(worst <= 1e-4 * big, "activation %d: CUDA differs by %g (largest %g)", i, worst, big);
+    }
+    size_t fb = (size_t)W * H * 3;
+    uint8_t *rec = tb_malloc(fb), *out = tb_malloc(fb);
+    g.be->get_activation(g.be, model_bottleneck_act(m), a);
+    trainer_output(&g, rec);
+    g.be->decode(g.be, a, out);
+    int worst = 0;
+    for (size_t k = 0; k < fb; k++) worst = abs(out[k] - rec[k]) > worst ? abs(out[k] - rec[k]) : worst;
+    EXPECT(worst <= 1, "CUDA decode(code) differs from the reconstruction by %d levels", worst);
+    free(p), free(a), free(b), free(rec), free(out);
+    trainer_free(&g);
+    trainer_free(&c);
+}
+
 TEST_MAIN(TEST_ENTRY(readout_nchw_blocked), TEST_ENTRY(readout_nchw_plain), TEST_ENTRY(decode_is_reconstruction_blocked),
           TEST_ENTRY(decode_is_reconstruction_plain), TEST_ENTRY(keyframes_exact_linear),
           TEST_ENTRY(keyframes_exact_slerp), TEST_ENTRY(keyframes_exact_curve), TEST_ENTRY(linear_midpoint_is_mean),
-          TEST_ENTRY(slerp_ends_and_length), TEST_ENTRY(curve_through_keys))
+          TEST_ENTRY(slerp_ends_and_length), TEST_ENTRY(curve_through_keys), TEST_ENTRY(cuda_readout_and_decode))
