@@ -8,13 +8,24 @@
 
 enum { BLOCK_GAP = 6 };  // pixels between layers and between the rows
 
+// Drawn size of an sw x sh picture at s pixels per value, or, larger than
+// `most` on a side, shrunk by a whole factor to fit (a training size of
+// 1920x1088 would otherwise make an atlas wider than a texture may be).
+static void fit(AtlasBlock *b, int sw, int sh, int s, int most) {
+    int big = sw > sh ? sw : sh, sub = (big + most - 1) / most;
+    while (s > 1 && big * s > most) s--;
+    b->sw = sw, b->sh = sh;
+    if (sub > 1) b->scale = 1, b->tw = (sw + sub - 1) / sub, b->th = (sh + sub - 1) / sub;
+    else b->scale = s, b->tw = sw * s, b->th = sh * s;
+}
+
 // Block of activation i at scale s: a near-square grid of its channels, or an
 // RGB image for the output (act n_layers) and the solo view (act -1).
 static AtlasBlock block_of(const Model *m, int act, int s) {
-    AtlasBlock b = {.act = act, .scale = s};
+    AtlasBlock b = {.act = act};
     if (act < 0 || act == m->n_layers) {
         b.ch = 1, b.cols = b.rows = 1;
-        b.tw = m->spec.width * s, b.th = m->spec.height * s;
+        fit(&b, m->spec.width, m->spec.height, s, ATLAS_IMAGE_MAX);
         b.w = b.tw, b.h = b.th;
         return b;
     }
@@ -22,7 +33,7 @@ static AtlasBlock block_of(const Model *m, int act, int s) {
     b.ch = L->cout;
     b.cols = (int)ceil(sqrt((double)b.ch));
     b.rows = (b.ch + b.cols - 1) / b.cols;
-    b.tw = L->wout * s, b.th = L->hout * s;
+    fit(&b, L->wout, L->hout, s, ATLAS_TILE_MAX);
     b.w = b.cols * (b.tw + 1) - 1, b.h = b.rows * (b.th + 1) - 1;
     return b;
 }
@@ -79,30 +90,28 @@ void atlas_read(Backend *be, const Model *m, float *acts) {
     for (int i = 0; i <= m->n_layers; i++) be->get_activation(be, i, acts + m->act_off[i]);
 }
 
-// One channel (hw floats) into its tile: min..max through the colour map,
-// each value a scale x scale square.
+// One channel (sw x sh floats) into its tile: min..max through the colour
+// map, each pixel the nearest value.
 static void draw_tile(uint8_t *out, int ow, const AtlasBlock *b, int tx, int ty, const float *x,
                       const uint8_t (*lut)[3]) {
-    int s = b->scale, w = b->tw / s, h = b->th / s;
     float lo = x[0], hi = x[0];
-    for (int i = 1; i < w * h; i++) lo = x[i] < lo ? x[i] : lo, hi = x[i] > hi ? x[i] : hi;
+    for (int i = 1; i < b->sw * b->sh; i++) lo = x[i] < lo ? x[i] : lo, hi = x[i] > hi ? x[i] : hi;
     float k = hi > lo ? 255.0f / (hi - lo) : 0.0f;
     for (int y = 0; y < b->th; y++) {
         uint8_t *row = out + ((size_t)(ty + y) * ow + tx) * 3;
-        const float *src = x + (size_t)(y / s) * w;
+        const float *src = x + (size_t)(y * b->sh / b->th) * b->sw;
         for (int xx = 0; xx < b->tw; xx++) {
-            int v = (int)((src[xx / s] - lo) * k + 0.5f);
+            int v = (int)((src[xx * b->sw / b->tw] - lo) * k + 0.5f);
             memcpy(row + 3 * xx, lut[v < 0 ? 0 : v > 255 ? 255 : v], 3);
         }
     }
 }
 
-static void draw_rgb(uint8_t *out, int ow, const AtlasBlock *b, const uint8_t *rgb, int W) {
-    int s = b->scale;
+static void draw_rgb(uint8_t *out, int ow, const AtlasBlock *b, const uint8_t *rgb) {
     for (int y = 0; y < b->h; y++) {
         uint8_t *row = out + ((size_t)(b->y + y) * ow + b->x) * 3;
-        const uint8_t *src = rgb + (size_t)(y / s) * W * 3;
-        for (int x = 0; x < b->w; x++) memcpy(row + 3 * x, src + (size_t)(x / s) * 3, 3);
+        const uint8_t *src = rgb + (size_t)(y * b->sh / b->th) * b->sw * 3;
+        for (int x = 0; x < b->w; x++) memcpy(row + 3 * x, src + (size_t)(x * b->sw / b->tw) * 3, 3);
     }
 }
 
@@ -125,7 +134,7 @@ void atlas_draw(const Model *m, int focus, const float *acts, const uint8_t *sol
                 tensor_to_frame(frame, acts + m->act_off[B->act], m->spec.height, m->spec.width);
                 src = frame;
             }
-            draw_rgb(out, w, B, src, m->spec.width);
+            draw_rgb(out, w, B, src);
             continue;
         }
         fill_rect(out, w, B->x, B->y, B->w, B->h, ATLAS_GAP_RGB);
@@ -135,7 +144,7 @@ void atlas_draw(const Model *m, int focus, const float *acts, const uint8_t *sol
             int x0 = B->x + used * (B->tw + 1) - 1;
             fill_rect(out, w, x0, B->y + (B->rows - 1) * (B->th + 1), B->x + B->w - x0, B->th, ATLAS_BG_RGB);
         }
-        size_t hw = (size_t)(B->tw / B->scale) * (B->th / B->scale);
+        size_t hw = (size_t)B->sw * B->sh;
         for (int c = 0; c < B->ch; c++)
             draw_tile(out, w, B, B->x + (c % B->cols) * (B->tw + 1), B->y + (c / B->cols) * (B->th + 1),
                       acts + m->act_off[B->act] + (size_t)c * hw, (const uint8_t(*)[3])lut);

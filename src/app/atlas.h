@@ -21,13 +21,16 @@ extern "C" {
 #define ATLAS_GAP_RGB 90   // between tiles (r = g = b: not a colour of the map)
 #define ATLAS_BG_RGB 24    // between layers and in a grid's unused cells
 #define ATLAS_BN_SCALE 2   // the bottleneck's tiles, in pixels per activation
+#define ATLAS_TILE_MAX 128  // a larger tile is shrunk to fit (nearest value)
+#define ATLAS_IMAGE_MAX 512 // likewise the reconstruction and the solo view
 
 // One block of the picture: activation `act` (model.h), at x, y, w x h.
-// Tiled: `ch` tiles of tw x th pixels in cols x rows; act = n_layers is the
+// Tiled: `ch` tiles of tw x th pixels in cols x rows, each from sw x sh
+// values (scale pixels per value; 1 also when shrunk); act = n_layers is the
 // reconstruction and act = -1 the solo view, drawn as RGB images.
 typedef struct {
     int act, x, y, w, h;
-    int ch, cols, rows, tw, th, scale;
+    int ch, cols, rows, tw, th, sw, sh, scale;
 } AtlasBlock;
 
 #define ATLAS_MAX_BLOCKS (TB_MAX_LAYERS + 2)

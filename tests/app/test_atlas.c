@@ -84,6 +84,14 @@ TEST_IMPL(default_net_one_tile_per_channel) {
     }
     EXPECT(b[3].tw == 2 * 16 && b[3].scale == ATLAS_BN_SCALE, "the bottleneck's tiles are %d px", b[3].tw);
     printf("default net: atlas %dx%d\n", w, h);
+    // At 1920x1088 the large layers' tiles are shrunk: the picture stays a
+    // texture any GL 3.3 device takes (8192): measured 5108x1879.
+    ModelSpec big = model_spec_default(1920, 1088);
+    Model mb;
+    EXPECT(model_build(&mb, &big, &err) == 0, "%s", err.msg);
+    int bw, bh;
+    atlas_geometry(&mb, -1, 1, b, &bw, &bh);
+    EXPECT(bw <= 8192 && bh <= 8192 && b[0].tw <= ATLAS_TILE_MAX, "1920x1088: atlas %dx%d, tiles %d px", bw, bh, b[0].tw);
     free(pic);
     free(acts);
 }
