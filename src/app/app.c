@@ -232,6 +232,7 @@ static void show_closed(App *a, Display *d, LoopState *ls) {
     pthread_mutex_unlock(&a->mu);
     display_set_input(d, ls->black, W, H);
     display_set_recon(d, ls->black, W, H);
+    display_set_atlas(d, ls->black, W, H);
     display_show_hud(d, 0);
     display_show_help(d, 0);
     display_status(d, NULL, 0);
