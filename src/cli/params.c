@@ -298,6 +298,8 @@ static const Param PARAMS[] = {
     {"world", "dir", NULL, P_STR, O(world_dir), 0, 0, NULL, "weights",
      "folder of worlds (*.safetensors): the world action N loads the Nth by name into a slot and "
      "cross-fades to it", SET},
+    {"world", "slot", NULL, P_INT, O(world_slot), 1, 8, NULL, "8",
+     "the snapshot slot the world action loads a world into (it overwrites that slot)", SET},
     {"world", "batch", NULL, P_INT, O(world_batch), 1, 16, NULL, "4",
      "--train-world: frames per step (random crops of the data)", SET},
     {"world", "steps", NULL, P_LONG, O(world_steps), 1, 1e9, NULL, "2000",

@@ -102,6 +102,7 @@ typedef struct {
     float presence_slow_factor; // lr multiplier in slow mode
     // [world] (world_train.h): theme training, and the worlds the world action loads
     char world_dir[CFG_STR];    // folder of worlds (*.safetensors), world N = the Nth by name
+    int world_slot;             // the slot the world action loads into
     int world_batch;            // frames per step
     long world_steps;           // steps in all
     char world_optimizer[16];   // adam | sgd
