@@ -17,10 +17,10 @@
 
 enum { S = 256, FB = S * S * 3, BINS = 8 };
 // Margins, measured below each case.
-#define COLOUR_MARGIN 0.05
-#define HELD_MARGIN_DB 1.0
+#define COLOUR_MARGIN 0.08
+#define HELD_MARGIN_DB 5.0
 #define TAKEOVER_FRAMES 120
-#define TAKEOVER_GAIN_DB 3.0
+#define TAKEOVER_GAIN_DB 4.5
 
 static const char *world_file(void) {
     static char path[1024];
@@ -99,7 +99,11 @@ static double psnr(const uint8_t *a, const uint8_t *b, size_t n) {
 
 // Shown the ASL signer's office (a clip it never saw), the forest world paints
 // in the forest's colours: the joint RGB histogram of its output is nearer the
-// hikers clip's than the office's. MEASURED_COLOUR below.
+// hikers clip's than the office's. Measured (total variation distance of 8x8x8
+// bin histograms, 30 frames each): output to theme 0.52, output to camera 0.68
+// (camera to theme 0.80; the world at 750 of its 1000 steps: 0.50 and 0.71).
+// Asked: nearer the theme by 0.08; a world that passed the camera's colours
+// through would be nearer the camera.
 TEST_IMPL(unseen_camera_takes_the_themes_colours) {
     Trainer t;
     if (open_world(&t, world_file())) return;
@@ -120,6 +124,8 @@ TEST_IMPL(unseen_camera_takes_the_themes_colours) {
 
 // The hikers clip's last 60 frames were held back from training: the world
 // rebuilds them better than a blank network given the same transform.
+// Measured: 21.5 dB against 12.1 dB (every 4th of frames 240-299; the trainer's
+// own report over all 60: 21.46 and 12.07). Asked: 5 dB better.
 TEST_IMPL(held_back_theme_frames_beat_the_blank_network) {
     Trainer world, blank;
     if (open_world(&world, world_file())) return;
@@ -162,7 +168,13 @@ static double mean(const float *v, int a, int b) {
     return s / (b - a);
 }
 
-// Learning on: the camera's scene takes over. MEASURED_TAKEOVER below.
+// Learning on: the camera's scene takes over from the world. Start: the PSNR
+// of the world's own picture of the first frame (before any step). Taken over:
+// the first frame where the mean of the last 10 frames is 3 dB above it.
+// Measured (forest world, ASL clip, defaults: SGD lr 2, one step a frame):
+// start 18.7 dB; the first steps shake it (about 10 dB at frames 1-10), taken
+// over at frame 57 (README: about 60 steps), 25.4 dB at frames 110-120 (+6.8 dB).
+// Asked: taken over within 120 frames and +4.5 dB at the end.
 TEST_IMPL(learning_on_the_camera_takes_over) {
     enum { N = TAKEOVER_FRAMES };
     float p[N];
@@ -171,10 +183,14 @@ TEST_IMPL(learning_on_the_camera_takes_over) {
     float *w = tb_malloc(t.model.n_params * sizeof(float));
     trainer_free(&t);
     live_run(0, N, p, w);
-    double start = mean(p, 0, 5), end = mean(p, N - 10, N);
-    printf("learning on: PSNR against the camera %.2f dB (first 5 frames) -> %.2f dB (frames %d-%d)\n", start, end,
-           N - 10, N);
-    for (int i = 0; i < N; i += 10) printf("  frame %3d: %.2f dB\n", i, p[i]);
+    double start = p[0], end = mean(p, N - 10, N);
+    int over = -1;
+    for (int i = 10; i <= N && over < 0; i++)
+        if (mean(p, i - 10, i) > start + 3) over = i;
+    printf("learning on: PSNR against the camera %.2f dB (the world's, frame 0) -> %.2f dB (frames %d-%d); "
+           "taken over (10-frame mean +3 dB) at frame %d\n", start, end, N - 10, N, over);
+    for (int i = 0; i < N; i += 5) printf("  frame %3d: %.2f dB\n", i, p[i]);
+    EXPECT(over > 0, "the camera did not take over in %d frames", N);
     EXPECT(end > start + TAKEOVER_GAIN_DB, "%.2f -> %.2f dB", start, end);
     free(w);
 }
