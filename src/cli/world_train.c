@@ -53,14 +53,29 @@ static int data_spec(const char *path, char *spec, size_t n, TbErr *err) {
     return 0;
 }
 
-// Frames until the source loops (a frame equal to the first one) or max frames.
-static int data_read(Data *d, const char *path, int max, TbErr *err) {
+// A frame larger than twice the training size (both sides) is kept at twice
+// it, aspect kept: the smallest crop (scale_min) still has all the detail the
+// network can use, and a folder of camera photos fits in memory.
+static void still_shrink(Still *s, int W, int H) {
+    double k = fmax(2.0 * W / s->w, 2.0 * H / s->h);
+    if (k >= 1) return;
+    int w = (int)(s->w * k + 0.5), h = (int)(s->h * k + 0.5);
+    uint8_t *small = tb_malloc((size_t)w * h * 3);
+    frame_fit(small, w, h, s->rgb, s->w, s->h);
+    free(s->rgb);
+    *s = (Still){w, h, small};
+}
+
+// Frames until the source loops (a frame equal to the first one) or max frames,
+// each shrunk to at most twice the training size W x H.
+static int data_read(Data *d, const char *path, int max, int W, int H, TbErr *err) {
     char spec[CFG_STR + 8];
     memset(d, 0, sizeof *d);
     if (data_spec(path, spec, sizeof spec, err)) return -1;
     Source *src = source_open(spec, NULL, err);
     if (!src) return -1;
     d->f = tb_calloc((size_t)max, sizeof *d->f);
+    Still first = {0, 0, NULL};
     int rc = 0;
     while (d->n < max) {
         Still s = {src->width, src->height, NULL};
@@ -71,16 +86,23 @@ static int data_read(Data *d, const char *path, int max, TbErr *err) {
             usleep(1000);
             continue;
         }
-        int loop = got > 0 && d->n > 0 && s.w == d->f[0].w && s.h == d->f[0].h &&
-                   memcmp(s.rgb, d->f[0].rgb, (size_t)s.w * s.h * 3) == 0;
+        int loop = got > 0 && d->n > 0 && s.w == first.w && s.h == first.h &&
+                   memcmp(s.rgb, first.rgb, (size_t)s.w * s.h * 3) == 0;
         if (got <= 0 || loop) {
             free(s.rgb);
             rc = got < 0 ? -1 : 0;
             break;
         }
+        if (d->n == 0) {  // the first frame as read: the source loops when it comes again
+            first = s;
+            first.rgb = tb_malloc((size_t)s.w * s.h * 3);
+            memcpy(first.rgb, s.rgb, (size_t)s.w * s.h * 3);
+        }
+        still_shrink(&s, W, H);
         d->f[d->n++] = s;
     }
     source_close(src);
+    free(first.rgb);
     if (!rc && d->n == 0) rc = tb_fail(err, "--train-world %s: no frames", path);
     if (rc) data_free(d);
     return rc;
@@ -241,7 +263,7 @@ int world_train_run(const Settings *s) {
         return TB_EXIT_INPUT;
     }
     Data d;
-    if (data_read(&d, s->train_world, s->world_max_frames, &err)) {
+    if (data_read(&d, s->train_world, s->world_max_frames, s->width, s->height, &err)) {
         tb_error("%s", err.msg);
         return TB_EXIT_INPUT;
     }
