@@ -15,6 +15,7 @@
 #include "session.h"
 #include "settings.h"
 #include "signals.h"
+#include "world_train.h"
 #ifdef TABULA_HAVE_APP
 #include "app.h"
 #include "app_check.h"
@@ -145,6 +146,7 @@ int main(int argc, char **argv) {
     // A file size limit (ulimit -f) makes a write fail with EFBIG, which a
     // take, the metrics or an autosave report and survive, not a kill.
     signal(SIGXFSZ, SIG_IGN);
+    if (s.train_world[0]) return world_train_run(&s);  // theme training, then exit
     // The window (llvmpipe on a machine without a GPU) and the camera share the
     // cores with training: OpenMP threads that spin while waiting then steal
     // time from them (measured: 24 -> 29 steps/s at 128x128, 6 -> 9 at 256x256

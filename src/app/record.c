@@ -96,6 +96,7 @@ static void copy_weights(TakeWeights *w, Trainer *t) {
     w->step = t->step;
     w->opt_t0 = t->opt_t0;
     w->seed = t->seed;
+    w->tf = t->tf;
     w->params = tb_malloc(n * sizeof(float));
     w->opt = tb_malloc(2 * n * sizeof(float));
     t->be->get_params(t->be, w->params);

@@ -519,7 +519,8 @@ static int open_take(Take *t) {
     write_json(t, 0);
     TakeWeights *w = &t->sp.w;
     snprintf(path, sizeof path, "%s/weights.safetensors", t->sp.dir);
-    if (checkpoint_save_host(path, &w->model, &w->hyper, w->step, w->opt_t0, w->seed, w->params, w->opt, &err))
+    if (checkpoint_save_host(path, &w->model, &w->hyper, w->step, w->opt_t0, w->seed, w->params, w->opt,
+                             &w->tf, &err))
         return fail(t, err.msg), -1;
     return 0;
 }

@@ -42,6 +42,7 @@
 typedef struct {
     Model model;
     Hyper hyper;
+    Transform tf;  // the input transform in force (recorded in the weights file)
     long step, opt_t0;
     uint64_t seed;
     float *params, *opt;  // n_params and 2 * n_params floats (owned)

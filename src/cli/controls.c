@@ -68,6 +68,8 @@ static const ActionInfo ACTIONS[] = {
     {"slot_write", CMD_SLOT_WRITE, -1, "write slot N to snapshot_dir/slot-N.safetensors"},
     {"slot_read", CMD_SLOT_READ, -1, "read snapshot_dir/slot-N.safetensors into slot N"},
     {"scene", CMD_SCENE, -1, "recall scene N (1 = the first file in the scenes folder by name)"},
+    {"world", CMD_WORLD, -1, "load world N (the Nth .safetensors in [world] dir by name) into [world] slot "
+     "and cross-fade to it over fade_time, with its transform"},
 };
 
 const ActionInfo *actions_table(size_t *n) {
