@@ -71,9 +71,10 @@ fail_events:
 static void log_line(Run *r, const char *source, const char *what, float value) {
     int have_out = r->out.event && run_output_active(r);
     if ((!r->events || r->events_failed) && !have_out) return;
-    char line[512];
-    snprintf(line, sizeof line, "{\"t\":%.4f,\"frame\":%ld,\"step\":%ld,\"source\":\"%s\",%s,\"value\":%.7g}",
-             tb_now() - r->t_start, r->frames, r->t.step, source, what, (double)value);
+    char line[512], v[24];
+    // The value exactly (tb_fmt_float), so a replayed take sets the same bits.
+    snprintf(line, sizeof line, "{\"t\":%.4f,\"frame\":%ld,\"step\":%ld,\"source\":\"%s\",%s,\"value\":%s}",
+             tb_now() - r->t_start, r->frames, r->t.step, source, what, tb_fmt_float(v, value));
     if (have_out) r->out.event(r->out.user, line);
     if (!r->events || r->events_failed) return;
     int w = fprintf(r->events, "%s\n", line);
