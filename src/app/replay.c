@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libavutil/log.h>
+
 #include "compose.h"
 #include "encode.h"
 #include "params.h"
@@ -261,6 +263,8 @@ int replay_main(const Settings *cli) {
     if (!cli->output[0]) return tb_error("--replay %s needs --output FILE.mkv (the video to render)", cli->replay), 2;
     if (strncmp(cli->output, "v4l2:", 5) == 0)
         return tb_error("--replay renders a video file: --output FILE.mkv, not %s", cli->output), 2;
+    // x264 and the demuxer talk at "info" and "warning" level; errors reach the log through TbErr.
+    if (av_log_get_level() > AV_LOG_ERROR) av_log_set_level(AV_LOG_ERROR);
     ReplayTake tk;
     if (replay_take_read(&tk, cli->replay, &err)) return fail_input(&err);
     int rc = TB_EXIT_INPUT;
