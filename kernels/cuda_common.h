@@ -117,6 +117,12 @@ static inline unsigned tb_grid(size_t n, unsigned block, unsigned cap) {
         kernel<<<(grid), (block), 0, (stream)>>>(__VA_ARGS__);                      \
         cuda_launch_check_(cudaGetLastError(), #kernel, __FILE__, __LINE__);        \
     } while (0)
+#endif
+
+// The device helpers below also compile on the host under the test shim of
+// tests/kernel_host (TB_KERNEL_HOST), which runs the kernels without a GPU and
+// defines its own LAUNCH.
+#if defined(__CUDACC__) || defined(TB_KERNEL_HOST)
 
 // Sum over a warp; every lane of the warp must call it. Lane 0 holds the result.
 template <typename T>

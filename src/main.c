@@ -24,6 +24,7 @@
 #include "osc.h"
 #include "record.h"
 #include "replay.h"
+#include "vcam.h"
 #endif
 
 // The control surfaces beside the keys, writing into q.
@@ -62,17 +63,37 @@ static void surfaces_stop(Surfaces *sf) {
 }
 
 // Headless, with the app's recorder as its output where the app is built
-// (--record, the record action).
+// (--record, the record action), and the virtual camera (--output v4l2:...).
 static int headless(const Settings *s, ControlQueue *q) {
 #ifdef TABULA_HAVE_APP
+    TbErr err = {{0}};
+    Vcam *vc = NULL;
+    if (vcam_wanted(s, NULL) && !(vc = vcam_start(s, NULL, &err))) {
+        tb_error("%s", err.msg);
+        return TB_EXIT_INPUT;
+    }
     Recorder *rec = recorder_new(s);
-    RunOutput out = recorder_output(rec);
-    int rc = run_headless(s, q, &out);
+    RunOutput out[2] = {recorder_output(rec)};
+    if (vc) out[1] = vcam_output(vc);
+    int rc = run_headless(s, q, out, vc ? 2 : 1);
     recorder_free(rec);
+    vcam_stop(vc);
     return rc;
 #else
-    return run_headless(s, q, NULL);
+    return run_headless(s, q, NULL, 0);
 #endif
+}
+
+// --output outside --replay is the virtual camera, v4l2:/dev/videoN, or nothing.
+static int check_output(const Settings *s, TbErr *err) {
+    if (!s->output[0] || s->replay[0]) return 0;
+    if (strncmp(s->output, "v4l2:", 5) != 0 || !s->output[5])
+        return tb_fail(err, "--output \"%s\": without --replay it is a virtual camera, v4l2:/dev/videoN "
+                       "(a video file is rendered with --replay TAKE --output FILE.mkv)", s->output);
+#ifndef TABULA_HAVE_APP
+    return tb_fail(err, "--output %s: this build has no virtual camera (built with TABULA_APP=OFF)", s->output);
+#endif
+    return 0;
 }
 
 // The run (headless or the window) with its queue and surfaces.
@@ -103,7 +124,7 @@ int main(int argc, char **argv) {
     TbErr err = {{0}};
     int rc = settings_parse_args(&s, argc, argv, &err);
     if (rc == 1) return TB_EXIT_OK;  // --help
-    if (rc < 0 || session_check(&s, &err)) {
+    if (rc < 0 || session_check(&s, &err) || check_output(&s, &err)) {
         tb_error("%s", err.msg);
         return TB_EXIT_INPUT;
     }

@@ -8,15 +8,17 @@
 # (14.0 -> 21.1), flower +11.3..11.9 (13.3 -> 25.1). The margins below leave room
 # for rounding differences between machines, not for a network that stopped learning:
 # a flat picture of the mean colour only reaches about 14 dB.
+# TABULA_TEST_BACKEND=cuda runs the same cases on the GPU (bench/gpu_session.sh).
 set -u
 . "$(dirname "$0")/lib.sh"
 BIN=${TABULA_BIN:?set by CTest}
 DATA=${TABULA_DATA:?set by CTest}
+BACKEND=${TABULA_TEST_BACKEND:-cpu}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 learns() {  # clip min_gain min_final
   local clip=$1 gain=$2 final=$3
-  if ! "$BIN" --headless --backend cpu --size 128x128 --frames 300 \
+  if ! "$BIN" --headless --backend "$BACKEND" --size 128x128 --autosave.minutes 0 --frames 300 \
       --source "file:$DATA/$clip" --metrics "$T/m.jsonl" 2>"$T/err"; then
     bad "$clip: run failed"; cat "$T/err"; return
   fi

@@ -278,6 +278,7 @@ static void display_loop(App *a, Display *d, Panel *pn, LoopState *ls) {
         int open = schedule_turn(a, d, pn, ls), done = 0;
         RecordStatus rs;
         recorder_view(a->rec, display_layout(d), pn->flip);  // [record] layout = display follows it
+        if (a->vcam) vcam_view(a->vcam, display_layout(d), pn->flip);  // and [output] layout = display
         recorder_status(a->rec, &rs);
         if (rs.msg_seq != ls->take_msg_seen) display_status(d, rs.msg, 5), ls->take_msg_seen = rs.msg_seq;
         if (open) {
@@ -331,6 +332,8 @@ int app_run(const Settings *s, ControlQueue *q) {
     Display *d = NULL;
     if (schedule_parse(&ls->sched, s->sched_hours, s->sched_days, &err)) goto out_free;
     ls->open = -1;
+    // The virtual camera first: a wrong node stops the start before anything is written.
+    if (vcam_wanted(s, NULL) && !(a->vcam = vcam_start(s, NULL, &err))) goto out_free;
     if (!(a->cap = open_capture(s, spec, sizeof spec, &err))) goto out_free;
     if (run_open(&a->run, s, q, &err)) goto out_cap;
     if (!(d = open_display(a, &pn, &err))) goto out_run;
@@ -339,6 +342,11 @@ int app_run(const Settings *s, ControlQueue *q) {
     recorder_view(a->rec, display_layout(d), pn.flip);
     RunOutput out = recorder_output(a->rec);
     run_attach(&a->run, &out);  // --record starts its take here
+    if (a->vcam) {
+        vcam_view(a->vcam, display_layout(d), pn.flip);
+        out = vcam_output(a->vcam);
+        run_attach(&a->run, &out);
+    }
     tb_log("live: source %s, backend %s, training %dx%d", spec, a->run.t.be->name,
            a->run.t.model.spec.width, a->run.t.model.spec.height);
     CHECK(pthread_create(&a->thread, NULL, train_thread_main, a) == 0, "pthread_create");
@@ -366,6 +374,7 @@ out_run:
 out_cap:
     capture_stop(a->cap);
 out_free:
+    vcam_stop(a->vcam);  // after run_close: the run no longer hands it frames
     if (err.msg[0]) tb_error("%s", err.msg);
     free(a->in_rgb);
     pthread_cond_destroy(&a->cond);

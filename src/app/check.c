@@ -11,6 +11,7 @@
 
 #include <GLFW/glfw3.h>
 
+#include "audio.h"
 #include "session.h"
 #include "v4l2.h"
 
@@ -77,9 +78,26 @@ static void check_display(const Settings *s, CheckReport *r) {
     glfwSetErrorCallback(NULL);
 }
 
+static void audio_line(void *user, const char *text) {
+    check_line(*(int *)user ? "" : "audio:", "%s", text);
+    *(int *)user = 1;
+}
+
+// The input devices a take can record from ([record] audio_device picks one
+// by a part of its name). None is no failure: takes are then silent.
+static void check_audio(const Settings *s) {
+    int said = 0;
+    if (audio_list(audio_line, &said) == 0 && !said)
+        check_line("audio:", "no input device (takes record no sound)");
+    if (strcmp(s->record_audio_device, "none") == 0)
+        check_line("", "[record] audio_device = none: takes record no sound");
+    else if (s->record_audio_device[0])
+        check_line("", "[record] audio_device = \"%s\": a take records the first input whose name contains it",
+                   s->record_audio_device);
+}
+
 void app_check_probes(const Settings *s, CheckReport *r) {
     check_cameras(s);
-    // The app records no sound: PortAudio is not linked into this build.
-    check_line("audio:", "not checked (this build does not link PortAudio)");
+    check_audio(s);
     check_display(s, r);
 }

@@ -1,4 +1,4 @@
-// encode.c: one video stream into one Matroska file (see encode.h).
+// encode.c: one video stream (and the room's audio) into one Matroska file (see encode.h).
 #include "encode.h"
 
 #include <string.h>
@@ -13,6 +13,10 @@
 // decodes on its own.
 #define CLUSTER_MS "1000"
 #define CLUSTER_BYTES "2097152"
+// With two streams the muxer holds a packet until the other stream passes its
+// time; a stream that falls silent holds the other at most this long (µs).
+#define INTERLEAVE_US 500000
+#define AUDIO_FRAME 1024  // samples per FLAC frame (21 ms at 48 kHz)
 
 struct MkvFile {
     char path[1024];
@@ -24,6 +28,11 @@ struct MkvFile {
     struct SwsContext *sws; // RGB24 -> the encoder's pixel format
     int have_frame, want_key;
     int header_written;
+    // The audio stream (stream 1), when asked for.
+    AVCodecContext *aenc;
+    AVFrame *aframe;  // being filled: afill of its nb_samples
+    int afill;
+    int64_t apts;     // samples handed to the encoder
 };
 
 static int av_fail(TbErr *err, const char *path, const char *what, int code) {
@@ -79,7 +88,30 @@ static int open_encoder(MkvFile *m, const MkvOpts *o, int global_header, TbErr *
     return 0;
 }
 
-// The file, its one stream, and the header, on disk before the first frame.
+// FLAC at the device's rate, 16-bit interleaved, AUDIO_FRAME samples a frame.
+static int open_audio(MkvFile *m, const MkvAudio *o, int global_header, TbErr *err) {
+    const AVCodec *c = avcodec_find_encoder(AV_CODEC_ID_FLAC);
+    if (!c) return tb_fail(err, "%s: this libavcodec has no FLAC encoder", m->path);
+    AVCodecContext *e = m->aenc = avcodec_alloc_context3(c);
+    if (!e) return tb_fail(err, "%s: out of memory for the audio encoder", m->path);
+    e->sample_fmt = AV_SAMPLE_FMT_S16;
+    e->sample_rate = o->rate;
+    e->time_base = (AVRational){1, o->rate};
+    e->frame_size = AUDIO_FRAME;
+    av_channel_layout_default(&e->ch_layout, o->channels);
+    if (global_header) e->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    int r = avcodec_open2(e, c, NULL);
+    if (r < 0) return av_fail(err, m->path, "cannot open the audio encoder", r);
+    m->aframe = av_frame_alloc();
+    if (!m->aframe) return tb_fail(err, "%s: out of memory for a frame", m->path);
+    m->aframe->format = e->sample_fmt, m->aframe->nb_samples = e->frame_size, m->aframe->sample_rate = e->sample_rate;
+    if ((r = av_channel_layout_copy(&m->aframe->ch_layout, &e->ch_layout)) < 0 ||
+        (r = av_frame_get_buffer(m->aframe, 0)) < 0)
+        return av_fail(err, m->path, "audio frame buffer", r);
+    return 0;
+}
+
+// The file, its streams, and the header, on disk before the first frame.
 static int open_file(MkvFile *m, const MkvOpts *o, TbErr *err) {
     AVStream *st = avformat_new_stream(m->fmt, NULL);
     if (!st) return tb_fail(err, "%s: out of memory for a stream", m->path);
@@ -87,6 +119,14 @@ static int open_file(MkvFile *m, const MkvOpts *o, TbErr *err) {
     st->avg_frame_rate = o->rate;
     int r = avcodec_parameters_from_context(st->codecpar, m->enc);
     if (r < 0) return av_fail(err, m->path, "stream parameters", r);
+    if (m->aenc) {
+        AVStream *as = avformat_new_stream(m->fmt, NULL);
+        if (!as) return tb_fail(err, "%s: out of memory for a stream", m->path);
+        as->time_base = m->aenc->time_base;
+        if ((r = avcodec_parameters_from_context(as->codecpar, m->aenc)) < 0)
+            return av_fail(err, m->path, "audio stream parameters", r);
+        m->fmt->max_interleave_delta = INTERLEAVE_US;
+    }
     if ((r = avio_open(&m->fmt->pb, m->path, AVIO_FLAG_WRITE)) < 0) return av_fail(err, m->path, "cannot create", r);
     AVDictionary *opt = NULL;
     av_dict_set(&opt, "cluster_time_limit", CLUSTER_MS, 0);
@@ -106,12 +146,16 @@ static void mkv_free(MkvFile *m) {
         avformat_free_context(m->fmt);
     }
     avcodec_free_context(&m->enc);
+    avcodec_free_context(&m->aenc);
     av_frame_free(&m->frame);
+    av_frame_free(&m->aframe);
     sws_freeContext(m->sws);
     free(m);
 }
 
-MkvFile *mkv_open(const char *path, const MkvOpts *o, TbErr *err) {
+MkvFile *mkv_open(const char *path, const MkvOpts *o, TbErr *err) { return mkv_open_av(path, o, NULL, err); }
+
+MkvFile *mkv_open_av(const char *path, const MkvOpts *o, const MkvAudio *a, TbErr *err) {
     MkvFile *m = tb_calloc(1, sizeof *m);
     snprintf(m->path, sizeof m->path, "%s", path);
     m->codec = o->codec;
@@ -122,28 +166,34 @@ MkvFile *mkv_open(const char *path, const MkvOpts *o, TbErr *err) {
         return NULL;
     }
     int global = (m->fmt->oformat->flags & AVFMT_GLOBALHEADER) != 0;
-    if (open_encoder(m, o, global, err) || open_file(m, o, err)) {
+    if (open_encoder(m, o, global, err) || (a && open_audio(m, a, global, err)) ||
+        open_file(m, o, err)) {
         mkv_free(m);
         return NULL;
     }
     return m;
 }
 
-// Send a frame (NULL: the end) and hand every packet out.
-static int send(MkvFile *m, const AVFrame *f, MkvEmit emit, void *user, TbErr *err) {
-    int r = avcodec_send_frame(m->enc, f);
+// Send a frame (NULL: the end) to encoder e (stream si) and hand every packet out.
+static int send_to(MkvFile *m, AVCodecContext *e, int si, const AVFrame *f, MkvEmit emit, void *user, TbErr *err) {
+    int r = avcodec_send_frame(e, f);
     if (r < 0 && !(f == NULL && r == AVERROR_EOF)) return av_fail(err, m->path, "encoding", r);
     for (;;) {
         AVPacket *p = av_packet_alloc();
         if (!p) return tb_fail(err, "%s: out of memory for a packet", m->path);
-        r = avcodec_receive_packet(m->enc, p);
+        r = avcodec_receive_packet(e, p);
         if (r < 0) {
             av_packet_free(&p);
             if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return 0;
             return av_fail(err, m->path, "encoding", r);
         }
+        p->stream_index = si;
         emit(user, p);
     }
+}
+
+static int send(MkvFile *m, const AVFrame *f, MkvEmit emit, void *user, TbErr *err) {
+    return send_to(m, m->enc, 0, f, emit, user, err);
 }
 
 static int send_frame(MkvFile *m, int64_t pts, MkvEmit emit, void *user, TbErr *err) {
@@ -171,10 +221,42 @@ void mkv_want_key(MkvFile *m) { m->want_key = 1; }
 
 int mkv_drain(MkvFile *m, MkvEmit emit, void *user, TbErr *err) { return send(m, NULL, emit, user, err); }
 
+// The audio frame being filled goes to the encoder (a short last one at the end).
+static int send_audio(MkvFile *m, MkvEmit emit, void *user, TbErr *err) {
+    m->aframe->nb_samples = m->afill;
+    m->aframe->pts = m->apts;
+    m->apts += m->afill;
+    m->afill = 0;
+    return send_to(m, m->aenc, 1, m->aframe, emit, user, err);
+}
+
+int mkv_audio(MkvFile *m, const int16_t *frames, int n, MkvEmit emit, void *user, TbErr *err) {
+    int ch = m->aenc->ch_layout.nb_channels;
+    while (n > 0) {
+        if (m->afill == 0) {
+            int r = av_frame_make_writable(m->aframe);
+            if (r < 0) return av_fail(err, m->path, "audio frame buffer", r);
+        }
+        int k = m->aenc->frame_size - m->afill < n ? m->aenc->frame_size - m->afill : n;
+        memcpy((int16_t *)m->aframe->data[0] + (size_t)m->afill * ch, frames, (size_t)k * ch * sizeof(int16_t));
+        m->afill += k, frames += (size_t)k * ch, n -= k;
+        if (m->afill == m->aenc->frame_size && send_audio(m, emit, user, err)) return -1;
+    }
+    return 0;
+}
+
+int mkv_audio_drain(MkvFile *m, MkvEmit emit, void *user, TbErr *err) {
+    if (m->afill > 0 && send_audio(m, emit, user, err)) return -1;
+    return send_to(m, m->aenc, 1, NULL, emit, user, err);
+}
+
+int64_t mkv_audio_frames(const MkvFile *m) { return m->apts + m->afill; }
+
 int mkv_write(MkvFile *m, AVPacket *p, TbErr *err) {
-    AVStream *st = m->fmt->streams[0];
-    p->stream_index = 0;
-    av_packet_rescale_ts(p, m->enc_tb, st->time_base);
+    int si = m->aenc && p->stream_index == 1;
+    AVStream *st = m->fmt->streams[si];
+    p->stream_index = si;
+    av_packet_rescale_ts(p, si ? m->aenc->time_base : m->enc_tb, st->time_base);
     int r = av_interleaved_write_frame(m->fmt, p);  // takes the packet's data
     av_packet_free(&p);
     if (r >= 0) {

@@ -1,4 +1,5 @@
-// encode.h: one video stream into one Matroska file (libavcodec + libavformat),
+// encode.h: one video stream, and the room's sound beside it when asked, into
+// one Matroska file (libavcodec + libavformat),
 // written as it goes so that a killed process leaves a file that plays up to
 // its last second: the header goes out at once, clusters close every second,
 // and every packet is pushed to the kernel as soon as it is muxed (the take's
@@ -7,8 +8,15 @@
 // Two halves for two threads (record_take.c): the encoding half turns RGB8
 // frames into packets (mkv_encode, mkv_repeat, mkv_drain), the file half
 // writes them (mkv_write, mkv_close). They share nothing but the file's
-// fixed parameters, so each may run on its own thread. An audio stream and a
-// reader for replay belong beside these, in encode.c.
+// fixed parameters, so each may run on its own thread. The audio stream's
+// encoding half (mkv_audio, mkv_audio_drain) is a third, for a third thread.
+//
+// Audio is FLAC (libavcodec's own encoder, 16-bit): lossless, cheap (well
+// under 1 % of a core for 48 kHz stereo, bench/RESULTS.md), no encoder delay
+// or priming samples (AAC and Opus start with some, which a player trims
+// only if told: the sound would start late), and Matroska carries it.
+// Its time stamps are its sample count (1/rate); audio_sync.h puts the
+// samples where the picture's clock says.
 #pragma once
 #include <stdint.h>
 
@@ -29,10 +37,18 @@ typedef struct {
     int threads;          // encoder threads (0 = the codec's choice)
 } MkvOpts;
 
+// A second stream: the room's sound, FLAC.
+typedef struct {
+    int rate;      // samples per second
+    int channels;  // 1 or 2
+} MkvAudio;
+
 typedef struct MkvFile MkvFile;
 
 // Open the encoder, create the file and write its header. NULL with err.
 MkvFile *mkv_open(const char *path, const MkvOpts *o, TbErr *err);
+// The same with an audio stream (stream 1) when a is not NULL.
+MkvFile *mkv_open_av(const char *path, const MkvOpts *o, const MkvAudio *a, TbErr *err);
 
 // ---- the encoding half (one thread)
 // Receives each packet the encoder gives (it owns it: av_packet_free when
@@ -48,8 +64,16 @@ void mkv_want_key(MkvFile *m);
 // End of the stream: what the encoder still holds.
 int mkv_drain(MkvFile *m, MkvEmit emit, void *user, TbErr *err);
 
+// ---- the audio's encoding half (one thread; files opened with a MkvAudio)
+// n frames of interleaved int16 samples; they are the stream's next ones.
+int mkv_audio(MkvFile *m, const int16_t *frames, int n, MkvEmit emit, void *user, TbErr *err);
+// End of the audio: the last partial frame and what the encoder holds.
+int mkv_audio_drain(MkvFile *m, MkvEmit emit, void *user, TbErr *err);
+// Audio frames given so far (the next one's time stamp).
+int64_t mkv_audio_frames(const MkvFile *m);
+
 // ---- the file half (one thread)
-// Write one packet from the encoding half (consumed in every case). 0, or -1
+// Write one packet from either encoding half (consumed in every case). 0, or -1
 // with err (a full disk: EFBIG, ENOSPC).
 int mkv_write(MkvFile *m, AVPacket *pkt, TbErr *err);
 // Write the trailer (index, durations) and close; frees m (NULL: nothing).

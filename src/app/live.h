@@ -17,12 +17,14 @@
 #include "recon_gpu.h"
 #include "record.h"
 #include "run.h"
+#include "vcam.h"
 
 typedef struct {
     const Settings *s;
     Run run;          // the trainer: the training thread's while it runs
     Capture *cap;
     Recorder *rec;    // takes (record.h): the run loop's output
+    Vcam *vcam;       // --output v4l2:...: the virtual camera, a second output (or NULL)
     ControlQueue *q;  // keys, MIDI, OSC -> training thread; its view -> HUD
     pthread_t thread;
     pthread_mutex_t mu;  // guards everything below

@@ -123,6 +123,13 @@ static void make_spec(Recorder *R, Run *r, const char *dir, TakeSpec *sp) {
     snprintf(sp->preset, sizeof sp->preset, "%s", s->record_preset);
     sp->wait = s->headless;
     sp->min_free_mb = s->record_min_free_mb;
+    // The room's sound: live takes only (a headless take's picture runs on
+    // frame counts, not on the clock the sound comes in on).
+    sp->audio = !s->headless && strcmp(s->record_audio_device, "none") != 0;
+    snprintf(sp->audio_device, sizeof sp->audio_device, "%s", s->record_audio_device);
+    snprintf(sp->no_audio, sizeof sp->no_audio, "%s",
+             s->headless ? "a headless take runs on frame counts, not the room's clock"
+                         : "[record] audio_device = none");
     // Fault injection for the tests (a slow disk), nothing else.
     const char *d = getenv("TABULA_RECORD_WRITE_DELAY_MS");
     sp->write_delay = d ? atof(d) / 1000 : 0;
@@ -297,6 +304,7 @@ static void on_frame(void *u, Run *r, const uint8_t *in, const uint8_t *rec) {
     if (ipts <= R->last_ipts) ipts = R->last_ipts + 1;
     R->last_ipts = ipts;
     R->n++;
+    if (!R->s->headless) take_clock(R->take, R->t0 + R->cut, now);  // the sound follows this clock
     const uint8_t *net = r->t.tf_last ? trainer_input(&r->t) : NULL;  // a world's transform in force
     take_push(R->take, in, net, rec, vpts, ipts, frame_layout(R), atomic_load(&R->view_flip));
 }

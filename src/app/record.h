@@ -2,7 +2,10 @@
 // MIDI, OSC /tabula/action/record) into [record] dir/YYYYmmdd-HHMMSS/, or runs
 // from the start with --record DIR (into DIR). A take folder holds:
 //   video.mkv            the picture in the layout to record ([record] layout,
-//                        size, fps, codec: H.264 CRF or FFV1), constant rate
+//                        size, fps, codec: H.264 CRF or FFV1), constant rate; in live takes
+//                        the room's sound beside it ([record] audio_device:
+//                        FLAC from a PortAudio input, placed on the picture's
+//                        clock: audio.h, audio_sync.h), or none, said once
 //   input.mkv            every frame as it went into the replay ring (before a
 //                        world's transform; FFV1, lossless; time stamps in ms
 //                        since the take began), for replay
@@ -11,7 +14,7 @@
 //                        writes them (the run's metrics stream is teed while the
 //                        take runs: record_tee.h; a take stopped by hand misses
 //                        the last few frames, not yet read back)
-//   take.json            version, architecture, backend, start, counts, drops
+//   take.json            version, architecture, backend, start, counts, drops, audio
 //   config.ini           the settings the run started with
 //   weights.safetensors  the network (and optimizer state) as the take began
 //

@@ -74,6 +74,26 @@ char *take_meta(const Run *r, const TakeSpec *sp, const char *layout_name, const
     return buf;
 }
 
+// "audio": the stream's device, format and counts, or null with the reason
+// there is none.
+static void take_json_audio(FILE *f, const TakeCounts *c) {
+    if (!c->audio_rate) {
+        fprintf(f, "  \"audio\": null,\n  \"no_audio\": ");
+        json_str(f, c->audio_device[0] ? c->audio_device : "not asked for");
+        fprintf(f, ",\n");
+        return;
+    }
+    fprintf(f, "  \"audio\": {\"file\": \"video.mkv\", \"stream\": 1, \"codec\": \"flac\", \"device\": ");
+    json_str(f, c->audio_device);
+    fprintf(f,
+            ", \"rate\": %d, \"channels\": %d, \"samples\": %lld, \"duration_s\": %.3f, \"captured\": %lld, "
+            "\"overruns\": %lld, "
+            "\"inserted\": %lld, \"dropped\": %lld, \"packets_dropped\": %ld, \"max_error_ms\": %.1f},\n",
+            c->audio_rate, c->audio_ch, (long long)c->audio_samples, (double)c->audio_samples / c->audio_rate,
+            (long long)c->audio_captured, (long long)c->audio_overruns, (long long)c->audio_inserted, (long long)c->audio_dropped,
+            c->audio_packets_dropped, c->audio_max_err * 1e3);
+}
+
 int take_json_write(const char *dir, const char *meta, const TakeCounts *c, const AVRational fps, int done,
                     const char *reason, TbErr *err) {
     char path[CFG_STR + 128], tmp[CFG_STR + 160];
@@ -90,6 +110,7 @@ int take_json_write(const char *dir, const char *meta, const TakeCounts *c, cons
             c->frames, c->written, c->repeated, c->dropped_encoder, c->dropped_disk, c->input_written,
             c->input_dropped);
     fprintf(f, "  \"events\": {\"written\": %ld, \"dropped\": %ld},\n", c->events, c->events_dropped);
+    take_json_audio(f, c);
     fprintf(f, "  \"bytes\": %lld,\n  \"duration_s\": %.3f\n}\n", (long long)c->bytes,
             fps.num > 0 ? (double)c->written * fps.den / fps.num : 0.0);
     int bad = ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0;  // on disk before it replaces the last
@@ -119,9 +140,13 @@ int64_t take_dir_bytes(const char *dir) {
 
 void take_summary(char *buf, size_t n, const char *dir, const TakeCounts *c, AVRational fps, const char *reason) {
     double secs = fps.num > 0 ? (double)c->written * fps.den / fps.num : 0;
+    char audio[160] = "no audio";
+    if (c->audio_rate)
+        snprintf(audio, sizeof audio, "audio %.1f s (%d Hz, %d ch, %lld overruns)", (double)c->audio_samples / c->audio_rate,
+                 c->audio_rate, c->audio_ch, (long long)c->audio_overruns);
     snprintf(buf, n,
              "record: take %s: %.1f s, %ld frames written (%ld repeated), dropped %ld (encoder overloaded) + "
-             "%ld (disk too slow), %.1f MB on disk; ended: %s",
+             "%ld (disk too slow), %.1f MB on disk; ended: %s; %s",
              dir, secs, c->written, c->repeated, c->dropped_encoder, c->dropped_disk, (double)c->bytes / 1e6,
-             reason && reason[0] ? reason : "stopped");
+             reason && reason[0] ? reason : "stopped", audio);
 }

@@ -8,8 +8,11 @@
 //    "started": ISO-8601, "backend", "architecture": {...}, "start": {frame,
 //    step, t, live: {every live parameter}}, "video": {...}, "input": {...},
 //    "files": {...}, "frames": {trained, written, repeated, dropped_encoder,
-//    dropped_disk, input_written, input_dropped}, "events", "bytes",
-//    "duration_s"}
+//    dropped_disk, input_written, input_dropped}, "events", "audio": {file,
+//    stream, codec, device, rate, channels, samples, duration_s, captured,
+//    overruns,
+//    inserted, dropped, packets_dropped, max_error_ms} | null with "no_audio":
+//    why, "bytes", "duration_s"}
 #pragma once
 #include "record_take.h"
 #include "run.h"
@@ -22,7 +25,7 @@ char *take_meta(const Run *r, const TakeSpec *sp, const char *layout_name, const
 int take_json_write(const char *dir, const char *meta, const TakeCounts *c, const AVRational fps, int done,
                     const char *reason, TbErr *err);
 // The one line that ends a take: duration, frames written, dropped by cause,
-// size on disk, and why it ended.
+// size on disk, why it ended, and its audio (or "no audio").
 void take_summary(char *buf, size_t n, const char *dir, const TakeCounts *c, AVRational fps, const char *reason);
 // The bytes of the files in dir (not below).
 int64_t take_dir_bytes(const char *dir);

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audio.h"
+#include "audio_sync.h"
 #include "checkpoint.h"
 #include "compose.h"
 #include "record_meta.h"
@@ -22,7 +24,7 @@ typedef struct {
 } Slot;
 
 // What the writer writes: a packet of one file, an event or metrics line, or the end.
-enum { W_VIDEO = 0, W_INPUT, W_LINE, W_METRICS, W_END };
+enum { W_VIDEO = 0, W_INPUT, W_AUDIO, W_LINE, W_METRICS, W_END };
 typedef struct WItem {
     int kind;
     AVPacket *pkt;
@@ -32,8 +34,8 @@ typedef struct WItem {
 
 struct Take {
     TakeSpec sp;
-    pthread_t enc_th, wr_th;
-    int enc_started, wr_started;
+    pthread_t enc_th, wr_th, au_th;
+    int enc_started, wr_started, au_started;
     // Frame queue: the loop thread fills slot (head + len) % n_slots, the
     // encode thread works on slot head outside the lock.
     pthread_mutex_t fq_mu;
@@ -57,6 +59,14 @@ struct Take {
     int opened, failed, enc_done, wr_done;
     char reason[600];
     TakeCounts c;
+    // The audio (opened by the writer with the files; then the audio thread's).
+    AudioIn *ain;
+    AudioInfo ainfo;
+    // Its clock and end (under st_mu): video time 0 at monotonic origin, the
+    // newest frame handed at time vt_now; at the end, video.mkv's frames.
+    double origin, vt_now;
+    int have_clock, au_stop, au_done;
+    int64_t video_end;
 };
 
 // ---------------------------------------------------------------- state
@@ -90,7 +100,7 @@ int take_failed(Take *t) {
 
 int take_done(Take *t) {
     pthread_mutex_lock(&t->st_mu);
-    int d = (!t->enc_started || t->enc_done) && (!t->wr_started || t->wr_done);
+    int d = (!t->enc_started || t->enc_done) && (!t->wr_started || t->wr_done) && (!t->au_started || t->au_done);
     pthread_mutex_unlock(&t->st_mu);
     return d;
 }
@@ -200,12 +210,15 @@ static void emit(Take *t, int kind, AVPacket *p) {
         COUNT(t, dropped_disk, 1);
         t->video_broken = 1;
         mkv_want_key(t->video);
+    } else if (kind == W_AUDIO) {
+        COUNT(t, audio_packets_dropped, 1);  // a gap in the sound; its time stamps hold the rest in place
     } else {
         COUNT(t, input_dropped, 1);
     }
 }
 static void emit_video(void *u, AVPacket *p) { emit(u, W_VIDEO, p); }
 static void emit_input(void *u, AVPacket *p) { emit(u, W_INPUT, p); }
+static void emit_audio(void *u, AVPacket *p) { emit(u, W_AUDIO, p); }
 
 static void push_line(Take *t, const char *line, int kind) {
     WItem *it = tb_calloc(1, sizeof *it);
@@ -276,6 +289,13 @@ static void *encode_main(void *arg) {
         fail(t, err.msg);
     compose_free(cmp);
     free(canvas);
+    // The picture's end is known: the audio ends there, its packets before W_END.
+    pthread_mutex_lock(&t->st_mu);
+    t->video_end = last + 1;
+    t->au_stop = 1;
+    pthread_cond_broadcast(&t->st_cv);
+    while (t->au_started && !t->au_done) pthread_cond_wait(&t->st_cv, &t->st_mu);
+    pthread_mutex_unlock(&t->st_mu);
     WItem *end = tb_calloc(1, sizeof *end);
     end->kind = W_END;
     wq_push(t, end, 0, PUSH_ALWAYS);
@@ -283,6 +303,107 @@ static void *encode_main(void *arg) {
     t->enc_done = 1;
     pthread_mutex_unlock(&t->st_mu);
     return NULL;
+}
+
+// ---------------------------------------------------------------- audio thread
+
+#define AUDIO_TICK_US 10000  // the ring is read this often (it holds AUDIO_RING_S)
+#define AUDIO_HOLD_S 6       // sound held back waiting for the picture: a longer stall is cut (record.c)
+#define AUDIO_CHUNK 4096
+
+typedef struct {
+    Take *t;
+    AudioSync s;
+    int16_t *buf;
+    int64_t lost, captured;  // the device's counts so far
+    TbErr err;
+} AudioRun;
+
+static void audio_put(void *u, const int16_t *frames, int n) {
+    AudioRun *A = u;
+    if (!A->err.msg[0] && !take_failed(A->t)) mkv_audio(A->t->video, frames, n, emit_audio, A->t, &A->err);
+}
+
+// What the ring holds, onto the picture's clock, up to limit output frames.
+// Before the first frame (no clock) the sound is let go.
+static void audio_pass(AudioRun *A, int have_clock, double origin, int64_t limit) {
+    Take *t = A->t;
+    AudioClock c;
+    audio_clock(t->ain, &c);
+    if (c.t_cb > 0) audio_sync_clock(&A->s, c.captured, c.t_cb);
+    A->lost = c.lost, A->captured = c.captured;
+    int hold = AUDIO_HOLD_S * A->s.rate;
+    for (;;) {
+        int avail = audio_avail(t->ain), n = avail < AUDIO_CHUNK ? avail : AUDIO_CHUNK;
+        int drop = !have_clock || avail > hold;  // before the take's picture, or a stall to be cut
+        if (drop && have_clock && n > avail - hold) n = avail - hold;
+        if (!drop && audio_sync_fill(&A->s, origin, limit, audio_put, A)) break;  // silence owed first
+        if (!drop && n > limit - A->s.out) n = limit - A->s.out > 0 ? (int)(limit - A->s.out) : 0;
+        int64_t gap;  // an overrun's place reached: its frames count as consumed (silence)
+        n = audio_read(t->ain, A->buf, n, &gap);
+        if (gap) {
+            audio_sync_lost(&A->s, gap);
+            continue;
+        }
+        if (n <= 0) break;
+        if (drop) A->s.in_pos += n, A->s.dropped += have_clock ? n : 0;
+        else audio_sync_chunk(&A->s, A->buf, n, origin, audio_put, A);
+    }
+}
+
+static void audio_counts(AudioRun *A, int64_t lost) {
+    Take *t = A->t;
+    pthread_mutex_lock(&t->st_mu);
+    t->c.audio_samples = mkv_audio_frames(t->video);
+    t->c.audio_overruns = lost;
+    t->c.audio_captured = A->captured;
+    t->c.audio_inserted = A->s.inserted, t->c.audio_dropped = A->s.dropped;
+    t->c.audio_max_err = A->s.max_err;
+    pthread_mutex_unlock(&t->st_mu);
+}
+
+// Every tick: the ring onto the clock, up to the newest frame's time. At the
+// end: up to video.mkv's last frame, silence to its end if the sound is short.
+static void *audio_main(void *arg) {
+    Take *t = arg;
+    pthread_mutex_lock(&t->st_mu);
+    while (!t->opened && !t->failed) pthread_cond_wait(&t->st_cv, &t->st_mu);
+    pthread_mutex_unlock(&t->st_mu);
+    if (t->ain && !take_failed(t)) {
+        AudioRun A = {.t = t};
+        audio_sync_init(&A.s, t->ainfo.rate, t->ainfo.channels, t->ainfo.latency);
+        A.buf = tb_malloc((size_t)AUDIO_CHUNK * t->ainfo.channels * sizeof(int16_t));
+        double rate = t->ainfo.rate, fps = av_q2d(t->sp.fps);
+        for (int stop = 0; !stop && !take_failed(t) && !A.err.msg[0];) {
+            pthread_mutex_lock(&t->st_mu);
+            stop = t->au_stop;
+            int have = t->have_clock;
+            double origin = t->origin;
+            int64_t limit = stop ? llround((double)t->video_end / fps * rate) : llround(t->vt_now * rate);
+            pthread_mutex_unlock(&t->st_mu);
+            audio_pass(&A, have, origin, limit);
+            if (stop && !take_failed(t)) audio_sync_pad(&A.s, limit, audio_put, &A);
+            audio_counts(&A, A.lost);
+            if (!stop) usleep(AUDIO_TICK_US);
+        }
+        if (!A.err.msg[0] && !take_failed(t)) mkv_audio_drain(t->video, emit_audio, t, &A.err);
+        if (A.err.msg[0]) fail(t, A.err.msg);
+        audio_counts(&A, A.lost);
+        free(A.buf);
+    }
+    audio_close(t->ain);
+    t->ain = NULL;
+    pthread_mutex_lock(&t->st_mu);
+    t->au_done = 1;
+    pthread_cond_broadcast(&t->st_cv);
+    pthread_mutex_unlock(&t->st_mu);
+    return NULL;
+}
+
+void take_clock(Take *t, double origin, double now) {
+    pthread_mutex_lock(&t->st_mu);
+    t->origin = origin, t->vt_now = now - origin, t->have_clock = 1;
+    pthread_mutex_unlock(&t->st_mu);
 }
 
 // ---------------------------------------------------------------- writer thread
@@ -342,6 +463,27 @@ static void write_json(Take *t, int done) {
         tb_warn("record: %s", err.msg);
 }
 
+// The input device, if the take has sound (before video.mkv: its header
+// names the stream). No device is no error: one line says the take has none.
+static void open_audio(Take *t) {
+    char why[300] = "";
+    if (t->sp.audio && !(t->ain = audio_open(t->sp.audio_device, &t->ainfo, why, sizeof why)))
+        memset(&t->ainfo, 0, sizeof t->ainfo);
+    if (!t->sp.audio) snprintf(why, sizeof why, "%s", t->sp.no_audio);
+    if (t->ain) {
+        tb_log("record: audio from %s, %d Hz, %d ch", t->ainfo.name, t->ainfo.rate, t->ainfo.channels);
+        pthread_mutex_lock(&t->st_mu);
+        t->c.audio_rate = t->ainfo.rate, t->c.audio_ch = t->ainfo.channels;
+        snprintf(t->c.audio_device, sizeof t->c.audio_device, "%s", t->ainfo.name);
+        pthread_mutex_unlock(&t->st_mu);
+    } else if (why[0]) {
+        tb_log("record: this take has no audio: %s", why);
+        pthread_mutex_lock(&t->st_mu);
+        snprintf(t->c.audio_device, sizeof t->c.audio_device, "%s", why);  // the reason, for take.json
+        pthread_mutex_unlock(&t->st_mu);
+    }
+}
+
 // The folder, both video files (headers on disk) and the event log; then
 // the encoder may start. Then config.ini, take.json and the weights.
 static int open_take(Take *t) {
@@ -353,11 +495,13 @@ static int open_take(Take *t) {
     }
     check_space(t);
     if (take_failed(t)) return -1;
+    open_audio(t);
     MkvOpts vo = {t->sp.ow, t->sp.oh, av_inv_q(t->sp.fps), t->sp.fps, t->sp.codec, t->sp.crf, t->sp.preset,
                   (int)(av_q2d(t->sp.fps) + 0.5), 0};
+    MkvAudio ao = {t->ainfo.rate, t->ainfo.channels};
     MkvOpts io = {t->sp.tw, t->sp.th, t->sp.input_tb, t->sp.fps, MKV_FFV1, 0, NULL, 1, 0};
     snprintf(path, sizeof path, "%s/video.mkv", t->sp.dir);
-    if (!(t->video = mkv_open(path, &vo, &err))) return fail(t, err.msg), -1;
+    if (!(t->video = mkv_open_av(path, &vo, t->ain ? &ao : NULL, &err))) return fail(t, err.msg), -1;
     snprintf(path, sizeof path, "%s/input.mkv", t->sp.dir);
     if (!(t->input = mkv_open(path, &io, &err))) return fail(t, err.msg), -1;
     snprintf(path, sizeof path, "%s/events.jsonl", t->sp.dir);
@@ -410,12 +554,12 @@ static void write_item(Take *t, WItem *it) {
     }
     if (t->sp.write_delay > 0) usleep((useconds_t)(t->sp.write_delay * 1e6));
     AVPacket *p = it->pkt;
-    int video = it->kind == W_VIDEO;
+    int kind = it->kind;
     it->pkt = NULL;
     witem_free(it);
-    if (mkv_write(video ? t->video : t->input, p, &err)) fail(t, err.msg);
-    else if (video) COUNT(t, written, 1);
-    else COUNT(t, input_written, 1);
+    if (mkv_write(kind == W_INPUT ? t->input : t->video, p, &err)) fail(t, err.msg);
+    else if (kind == W_VIDEO) COUNT(t, written, 1);
+    else if (kind == W_INPUT) COUNT(t, input_written, 1);
 }
 
 // The files closed as cleanly as the disk allows, the last take.json, the summary.
@@ -488,7 +632,14 @@ Take *take_start(TakeSpec *sp, TbErr *err) {
         t->slot[i].net = tb_malloc(fb);
         t->slot[i].rec = tb_malloc(fb);
     }
+    // Before the writer, which reads sp.audio: without its thread a take records no sound.
+    if (t->sp.audio && pthread_create(&t->au_th, NULL, audio_main, t) != 0) {
+        t->sp.audio = 0;
+        snprintf(t->sp.no_audio, sizeof t->sp.no_audio, "cannot start the audio thread");
+    }
+    t->au_started = t->sp.audio;
     if (pthread_create(&t->wr_th, NULL, writer_main, t) != 0) {
+        fail(t, "cannot start the writer thread");  // lets the audio thread go
         take_free(t);
         return tb_fail(err, "record: cannot start the writer thread"), NULL;
     }
@@ -496,6 +647,9 @@ Take *take_start(TakeSpec *sp, TbErr *err) {
     if (pthread_create(&t->enc_th, NULL, encode_main, t) != 0) {
         take_stop(t, "cannot start the encoder thread");
         fail(t, "cannot start the encoder thread");
+        pthread_mutex_lock(&t->st_mu);  // the audio thread lets video.mkv go first
+        while (t->au_started && !t->au_done) pthread_cond_wait(&t->st_cv, &t->st_mu);
+        pthread_mutex_unlock(&t->st_mu);
         WItem *end = tb_calloc(1, sizeof *end);
         end->kind = W_END;
         wq_push(t, end, 0, PUSH_ALWAYS);  // the writer closes what it opened
@@ -545,6 +699,8 @@ void take_free(Take *t) {
     if (t->enc_started || t->wr_started) take_stop(t, "stopped");
     if (t->enc_started) pthread_join(t->enc_th, NULL);
     if (t->wr_started) pthread_join(t->wr_th, NULL);
+    if (t->au_started) pthread_join(t->au_th, NULL);
+    audio_close(t->ain);  // opened, but its thread never ran
     for (WItem *it = t->wq_first, *nx; it; it = nx) nx = it->next, witem_free(it);
     for (int i = 0; i < t->n_slots; i++) free(t->slot[i].in), free(t->slot[i].net), free(t->slot[i].rec);
     free(t->sp.meta);

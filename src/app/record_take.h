@@ -14,6 +14,11 @@
 //      metrics lines)          input.mkv, events.jsonl, metrics.jsonl, take.json,
 //                              config.ini, weights.safetensors); free space each second
 //
+//   PortAudio's thread --ring--> audio thread (live takes with a device):
+//     audio.h                    places the samples on the picture's clock
+//                                (audio_sync.h), encodes FLAC, packets into
+//                                the write queue (full: dropped, counted)
+//
 // The loop thread never waits (wait = 0), except in headless takes (wait = 1),
 // which keep every frame: there a full queue holds the producer instead.
 // A write error or too little free space ends the take from the writer
@@ -58,6 +63,9 @@ typedef struct {
     char *meta;              // take.json's fixed members (record_meta.c; owned)
     char *config;            // config.ini's text (owned)
     TakeWeights w;           // owned
+    int audio;               // 1: the room's sound into video.mkv, from audio_device
+    char audio_device[CFG_STR];  // a part of the input device's name ("" = the default)
+    char no_audio[200];      // audio 0: why, said once as the take starts ("" = say nothing)
 } TakeSpec;
 
 typedef struct {
@@ -69,6 +77,15 @@ typedef struct {
     long input_written, input_dropped;
     long events, events_dropped;
     int64_t bytes;         // the take's files on disk (updated each second and at the end)
+    // The audio stream (audio_rate 0: none; audio_sync.h for the corrections).
+    int audio_rate, audio_ch;
+    char audio_device[256];    // its name, or why the take has none
+    int64_t audio_samples;     // frames in video.mkv's audio stream
+    int64_t audio_captured;    // frames the device delivered (its clock against the take's)
+    int64_t audio_overruns;    // frames lost before the ring (it was full)
+    int64_t audio_inserted, audio_dropped;  // frames added or removed to hold the clock
+    long audio_packets_dropped;             // packets lost to a full write queue
+    double audio_max_err;      // the largest gap met between sound and picture (s)
 } TakeCounts;
 
 typedef struct Take Take;
@@ -84,6 +101,10 @@ Take *take_start(TakeSpec *sp, TbErr *err);
 // change between frames.
 void take_push(Take *t, const uint8_t *input, const uint8_t *net, const uint8_t *recon, int64_t vpts, int64_t ipts,
                int layout, int flip);
+// Loop thread, live takes: video.mkv's time 0 is at monotonic time origin
+// (it moves when a stall is cut), and a frame was handed at time now (the
+// audio is written up to the picture, not beyond).
+void take_clock(Take *t, double origin, double now);
 // Loop thread: one events.jsonl line (copied; dropped and counted when
 // TAKE_QUEUE_LINES wait already).
 void take_line(Take *t, const char *line);

@@ -194,6 +194,7 @@ static void apply_events(Run *r, const ReplayTake *tk, EventPlay *ep) {
 // Where the take began: its frame count, seed, random states and live values.
 static void restore_start(Run *r, const ReplayTake *tk, const Settings *s, int hold_steps) {
     r->frames = tk->start_frame;
+    r->dream_recorded = 1;  // input.mkv holds the frames as dreamed: not dreamed again
     if (tk->have_rng) r->t.seed = tk->seed, r->t.rng.s = tk->rng, r->mod.lfo.rng.s = tk->mod_rng;
     else tb_warn("replay: %s/take.json has no seed or random states (an older take): the replay draws differ", tk->dir);
     for (int id = 0; id < PARAM_COUNT; id++)

@@ -1,8 +1,10 @@
 // v4l2.h: webcams through V4L2 (libv4l2), with the device calls behind a seam
-// so tests can drive negotiation and capture against a fake device.
+// so tests can drive negotiation and capture against a fake device. The
+// virtual camera (vcam_dev.h) goes through the same seam.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "source.h"
 
@@ -16,6 +18,8 @@ typedef struct V4l2Io {
     // Wait for a frame: 1 readable, 2 error condition (unplugged), 0 timeout, -1 errno.
     int (*poll)(int fd, int timeout_ms);
     const char *dev_dir;  // where "camera" looks for video<N> nodes: "/dev"
+    // One frame to an output device (the virtual camera, vcam_dev.c); NULL = write(2).
+    ssize_t (*write)(int fd, const void *buf, size_t n);
 } V4l2Io;
 
 extern const V4l2Io v4l2_io_default;
@@ -45,3 +49,5 @@ typedef struct {
     double fps;
 } CameraInfo;
 int camera_info(const Source *s, CameraInfo *info);  // 0, or -1 if s is not a camera
+// "YUYV" for logs (unprintable bytes as '?').
+const char *v4l2_fourcc_str(uint32_t f, char out[5]);

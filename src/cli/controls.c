@@ -58,6 +58,7 @@ static const ActionInfo ACTIONS[] = {
     {"reset", CMD_RESET, -1, "a fresh blank network (a number argument: its seed)"},
     {"pause", CMD_TOGGLE, PARAM_PAUSE, "pause / resume learning"},
     {"freeze", CMD_TOGGLE, PARAM_FREEZE, "freeze / unfreeze the camera"},
+    {"latent_freeze", CMD_TOGGLE, PARAM_BN_FREEZE, "hold the bottleneck (only the decoder learns) / let go"},
     {"save", CMD_SAVE, -1, "save a snapshot of the weights"},
     {"load", CMD_LOAD, -1, "load the newest snapshot"},
     {"record", CMD_RECORD, -1, "start a take (record dir), or stop the one running"},

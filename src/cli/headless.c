@@ -34,7 +34,7 @@ static int done(const Settings *s, Run *r) {
     return (s->frames > 0 && r->frames >= s->frames) || (s->duration > 0 && run_now(r) >= s->duration - 1e-9);
 }
 
-int run_headless(const Settings *s, ControlQueue *q, const RunOutput *out) {
+int run_headless(const Settings *s, ControlQueue *q, const RunOutput *out, int nout) {
     TbErr err = {{0}};
     if (s->frames <= 0 && s->duration <= 0) {
         tb_error("--headless needs --frames N (N > 0) or --duration S");
@@ -61,7 +61,7 @@ int run_headless(const Settings *s, ControlQueue *q, const RunOutput *out) {
     if (s->sched_hours[0] || s->sched_days[0]) tb_log("schedule: opening hours do not apply to --headless runs");
     tb_log("headless: %s, %ld frames, backend %s, %d step(s)/frame, memory %d", spec, s->frames,
            r.t.be->name, (int)r.p.v[PARAM_STEPS], (int)r.p.v[PARAM_MEMORY]);
-    run_attach(&r, out);  // --record starts its take here
+    for (int i = 0; i < nout; i++) run_attach(&r, &out[i]);  // --record starts its take here
 
     int rc = TB_EXIT_OK;
     size_t cap = 0;

@@ -11,9 +11,9 @@ extern "C" {
 
 // Train on s->source for s->frames frames (or s->duration seconds of the run's
 // clock), applying the events of q (may be NULL; e.g. from OSC) before each
-// frame. out (may be NULL): an output to attach (main.c gives the app's
-// recorder). Returns an exit code.
-int run_headless(const Settings *s, ControlQueue *q, const RunOutput *out);
+// frame. out: nout outputs to attach (main.c gives the app's recorder and the
+// virtual camera; NULL, 0 for none). Returns an exit code.
+int run_headless(const Settings *s, ControlQueue *q, const RunOutput *out, int nout);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,9 @@ static int valid_record_size(const char *v, TbErr *err) {
     return 0;
 }
 
+// [output] size: "" (the recording's size) or a size as [record] size takes.
+static int valid_output_size(const char *v, TbErr *err) { return v[0] ? valid_record_size(v, err) : 0; }
+
 // [schedule] hours and days: checked where they are read (FILE:LINE in a file).
 static int valid_hours(const char *v, TbErr *err) {
     Schedule sc;
@@ -150,6 +153,39 @@ static const Param PARAMS[] = {
      "logarithm for a log-scaled one such as lr: 0.1 of lr's 1e-5..10 is about 2 octaves)",
      LIVE(PARAM_LFO_DEPTH, SCALE_LIN, 0.05, 0, 0, "depth")},
 
+    // The bottleneck and the feedback dream (README "Dreaming and the bottleneck").
+    // keep_channels: x2 a step; a step down below 1 gives 0 (all), up from 0 gives 1.
+    {"bottleneck", "keep_channels", "keep-channels", P_INT, O(bn_keep), 0, 4096, NULL, "0",
+     "keep only the first N channels of the bottleneck (the encoder's last layer) and zero the "
+     "rest, in training and display (0 = all)", LIVE(PARAM_BN_KEEP, SCALE_LOG, 2, 1, 1, "keep ch")},
+    {"bottleneck", "noise", "noise", P_FLOAT, O(bn_noise), 0, 4, NULL, "0",
+     "add Gaussian noise of this std to the bottleneck, in training and display (0 = none)",
+     LIVE(PARAM_BN_NOISE, SCALE_LIN, 0.05, 0, 0, "bn noise")},
+    {"bottleneck", "latent_freeze", "latent-freeze", P_INT, O(bn_freeze), 0, 1, NULL, "0",
+     "1 = hold the bottleneck: the decoder sees the code of the last frame before it, and only "
+     "the decoder learns", LIVE(PARAM_BN_FREEZE, SCALE_LIN, 1, 0, 0, "latent frz")},
+    {"dream", "feedback", "feedback", P_FLOAT, O(feedback), 0, 1, NULL, "0",
+     "the network's input is the camera blended with its own last output, warped (0 = camera "
+     "only, 1 = pure feedback: with learning paused it dreams alone)",
+     LIVE(PARAM_FEEDBACK, SCALE_LIN, 0.05, 0, 0, "feedback")},
+    // zoom: 1% a step.
+    {"dream", "zoom", "zoom", P_FLOAT, O(zoom), 0.5, 2, NULL, "1",
+     "zoom of the fed-back picture each pass, about the centre (1 = none, above 1 zooms in)",
+     LIVE(PARAM_ZOOM, SCALE_LOG, 1.01, 0, 0, "zoom")},
+    {"dream", "rotate", "rotate", P_FLOAT, O(rotate), -45, 45, NULL, "0",
+     "rotation of the fed-back picture each pass, degrees clockwise about the centre",
+     LIVE(PARAM_ROTATE, SCALE_LIN, 0.25, 0, 0, "rotate")},
+    {"dream", "shift_x", "shift-x", P_FLOAT, O(shift_x), -64, 64, NULL, "0",
+     "shift of the fed-back picture each pass, pixels of the training size to the right",
+     LIVE(PARAM_SHIFT_X, SCALE_LIN, 0.25, 0, 0, "shift x")},
+    {"dream", "shift_y", "shift-y", P_FLOAT, O(shift_y), -64, 64, NULL, "0",
+     "shift of the fed-back picture each pass, pixels of the training size down",
+     LIVE(PARAM_SHIFT_Y, SCALE_LIN, 0.25, 0, 0, "shift y")},
+    // tau: x2 a step; below 0.25 s it is instant, up from 0 gives 0.25 s.
+    {"dream", "tau", "dream-tau", P_FLOAT, O(tau), 0, 60, NULL, "0",
+     "time constant in seconds with which the blend in force follows feedback (0 = at once)",
+     LIVE(PARAM_TAU, SCALE_LOG, 2, 0.25, 0.25, "tau s")},
+
     {"source", "source", "source", P_STR, O(source), 0, 0, NULL, "",
      "frames from: camera, camera:/dev/videoN, file:PATH (.y4m, or any video in the app "
      "build), dir:PATH (PNG/JPEG), pattern; empty = a camera if present, else the bundled clip", SET},
@@ -251,6 +287,18 @@ static const Param PARAMS[] = {
      "what video.mkv shows: display = the window's layout (followed live), or a fixed one", SET},
     {"record", "min_free_mb", NULL, P_INT, O(record_min_free_mb), 0, 10000000, NULL, "500",
      "a take ends cleanly when its disk has less than this free (MB); the mirror keeps running", SET},
+    {"record", "audio_device", NULL, P_STR, O(record_audio_device), 0, 0, NULL, "",
+     "the room's sound in video.mkv from the input device whose name contains this (--check lists "
+     "them); empty = the default input, none = no audio; live takes only", SET},
+
+    // The virtual camera (app/vcam.h): --output v4l2:/dev/videoN, a v4l2loopback device.
+    {"output", "layout", NULL, P_CHOICE, O(output_layout), 0, 0, "display|mirror|side|triptych", "display",
+     "what the virtual camera shows: display = the window's layout (followed live), or a fixed one", SET},
+    {"output", "size", NULL, P_STR, O(output_size), 0, 0, NULL, "",
+     "the virtual camera's picture size WxH, even numbers (empty = [record] size)", SET,
+     .valid = valid_output_size},
+    {"output", "fps", NULL, P_FLOAT, O(output_fps), 1, 240, NULL, "30",
+     "frame rate the virtual camera announces to its readers; frames are sent as they are made", SET},
 
     // Opening hours (src/cli/schedule.h): the window and live runs only.
     {"schedule", "hours", NULL, P_STR, O(sched_hours), 0, 0, NULL, "",

@@ -2,6 +2,7 @@
 #include "run.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include "frame_fit.h"
@@ -54,6 +55,8 @@ int run_open(Run *r, const Settings *s, ControlQueue *q, TbErr *err) {
     r->smooth_in = tb_malloc(n * sizeof(float));
     r->smooth_out = tb_malloc(n * sizeof(float));
     r->fitted = tb_malloc(n);
+    r->dream_prev = tb_malloc(n);
+    r->dream_warp = tb_malloc(n);
     r->window_t0 = r->t_start = tb_now();
     publish(r);  // the values in force, before the first frame
     return 0;
@@ -68,14 +71,18 @@ fail_events:
 
 // One line of the event log: when, at which frame and step, from where, what.
 // The same line goes to --events and to the output (a take's events.jsonl).
+static int out_active(Run *r, const RunOutput *o) { return o->active && o->active(o->user, r); }
+
 static void log_line(Run *r, const char *source, const char *what, float value) {
-    int have_out = r->out.event && run_output_active(r);
+    int have_out = 0;
+    for (int i = 0; i < r->nout; i++) have_out |= r->out[i].event && out_active(r, &r->out[i]);
     if ((!r->events || r->events_failed) && !have_out) return;
     char line[512], v[24];
     // The value exactly (tb_fmt_float), so a replayed take sets the same bits.
     snprintf(line, sizeof line, "{\"t\":%.4f,\"frame\":%ld,\"step\":%ld,\"source\":\"%s\",%s,\"value\":%s}",
              tb_now() - r->t_start, r->frames, r->t.step, source, what, tb_fmt_float(v, value));
-    if (have_out) r->out.event(r->out.user, line);
+    for (int i = 0; i < r->nout; i++)
+        if (r->out[i].event && out_active(r, &r->out[i])) r->out[i].event(r->out[i].user, line);
     if (!r->events || r->events_failed) return;
     int w = fprintf(r->events, "%s\n", line);
     if (w < 0 || fflush(r->events) != 0) {
@@ -213,15 +220,18 @@ static void scene_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
 // Start a take, or stop the one running. The event is the last line of the
 // take it stops and the first of the take it starts.
 static void record_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
-    int on = run_output_active(r);
-    if (!r->out.record) {
+    const RunOutput *o = NULL;
+    for (int i = 0; i < r->nout && !o; i++)
+        if (r->out[i].record) o = &r->out[i];
+    if (!o) {
         snprintf(msg, n, "record: this build cannot record (no app)");
         log_event(r, e, "\"action\":\"record\"", 0);
         return;
     }
+    int on = out_active(r, o);
     if (on) log_event(r, e, "\"action\":\"record\"", 0);
-    r->out.record(r->out.user, r, !on, msg, n);
-    if (!on) log_event(r, e, "\"action\":\"record\"", (float)run_output_active(r));
+    o->record(o->user, r, !on, msg, n);
+    if (!on) log_event(r, e, "\"action\":\"record\"", (float)out_active(r, o));
 }
 
 // A blank network from seed (a reset, a rebirth at opening): a fade in flight
@@ -331,6 +341,34 @@ static void apply_params(Trainer *t, const LiveParams *p, float lr_scale) {
     t->tf.kind = (int)p->v[PARAM_TRANSFORM];
     t->tf.blur = (int)p->v[PARAM_BLUR];
     t->tf.jitter = p->v[PARAM_JITTER];
+    trainer_set_bottleneck(t, (int)p->v[PARAM_BN_KEEP], p->v[PARAM_BN_NOISE], p->v[PARAM_BN_FREEZE] > 0);
+}
+
+// The blend in force follows [dream] feedback with time constant tau (run
+// time, so a headless run is reproducible); within 1/1024 it lands exactly,
+// so turning feedback to 0 gives back the plain path bit for bit.
+static float dream_amount(Run *r) {
+    double now = run_now(r), dt = now - r->dream_t;
+    float target = r->p.v[PARAM_FEEDBACK], tau = r->p.v[PARAM_TAU];
+    r->dream_t = now;
+    if (tau <= 0 || dt < 0) r->dream_a = target;
+    else r->dream_a += (target - r->dream_a) * (float)(1 - exp(-dt / tau));
+    if (fabsf(target - r->dream_a) < 1.0f / 1024) r->dream_a = target;
+    return r->dream_a;
+}
+
+// The dream: frame = (1-a)*frame + a*warp(last reconstruction), in RGB8 (what
+// the ring holds and a take's input.mkv records, so a replay sees the same
+// bytes). The warp moves only the fed-back picture: the camera stays put and
+// the dream drifts. a = 1 leaves no trace of the camera.
+static void dream_blend(Run *r, uint8_t *frame, float a) {
+    int W = r->t.model.spec.width, H = r->t.model.spec.height;
+    Warp wp = {.zoom = r->p.v[PARAM_ZOOM], .rotate = r->p.v[PARAM_ROTATE],
+               .shift_x = r->p.v[PARAM_SHIFT_X], .shift_y = r->p.v[PARAM_SHIFT_Y]};
+    warp_apply(&wp, r->dream_warp, r->dream_prev, W, H);
+    size_t n = frame_bytes(r);
+    for (size_t i = 0; i < n; i++)
+        frame[i] = (uint8_t)((1 - a) * frame[i] + a * r->dream_warp[i] + 0.5f);
 }
 
 // acc = a*acc + (1-a)*x over n bytes (acc starts at x), written back as bytes.
@@ -361,12 +399,15 @@ static void presence_look(Run *r, const uint8_t *fitted) {
     log_line(r, "presence", r->pres.empty ? "\"action\":\"empty\"" : "\"action\":\"motion\"", m);
 }
 
-// The frame that goes into the ring: fitted, then blended with the ones before.
+// The frame that goes into the ring: fitted, then blended with the ones before,
+// then (dreaming) with the last reconstruction.
 static void push_frame(Run *r, const uint8_t *rgb, int w, int h) {
     Trainer *t = &r->t;
     int W = t->model.spec.width, H = t->model.spec.height;
-    float a = r->p.v[PARAM_SMOOTH_IN];
-    if (a <= 0) {
+    float a = r->p.v[PARAM_SMOOTH_IN], fb = dream_amount(r);
+    // The first frame of a dream is the camera's; a replayed one is already dreamed.
+    int dream = fb > 0 && r->have_prev && !r->dream_recorded;
+    if (a <= 0 && !dream) {
         r->have_in = 0;  // start afresh when smoothing comes back on
         trainer_push_frame(t, rgb, w, h);
         presence_look(r, trainer_newest(t));
@@ -375,7 +416,9 @@ static void push_frame(Run *r, const uint8_t *rgb, int w, int h) {
     if (w == W && h == H) memcpy(r->fitted, rgb, frame_bytes(r));
     else frame_fit(r->fitted, W, H, rgb, w, h);
     presence_look(r, r->fitted);
-    smooth(r->smooth_in, &r->have_in, r->fitted, frame_bytes(r), a);
+    if (a > 0) smooth(r->smooth_in, &r->have_in, r->fitted, frame_bytes(r), a);
+    else r->have_in = 0;
+    if (dream) dream_blend(r, r->fitted, fb);
     trainer_push_frame(t, r->fitted, W, H);
 }
 
@@ -420,6 +463,9 @@ int run_frame(Run *r, const uint8_t *rgb, int w, int h) {
         apply_params(t, &r->p, presence_lr_factor(&r->pres));
     }
     int slot = trainer_train(t, K, R);
+    // Dreaming (or about to): keep this frame's reconstruction for the next.
+    r->have_prev = (r->p.v[PARAM_FEEDBACK] > 0 || r->dream_a > 0) && !r->dream_recorded;
+    if (r->have_prev) trainer_output(t, r->dream_prev);
     metrics_frame(&r->m, t, r->frames, slot, K, R);
     r->frames++;
     r->window_steps += K;
@@ -440,16 +486,24 @@ void run_output(Run *r, uint8_t *rgb) {
     float a = r->p.v[PARAM_SMOOTH_OUT];
     if (a <= 0) r->have_out = 0;
     else smooth(r->smooth_out, &r->have_out, rgb, frame_bytes(r), a);
-    if (r->out.frame && run_output_active(r)) r->out.frame(r->out.user, r, trainer_newest(&r->t), rgb);
+    for (int i = 0; i < r->nout; i++)
+        if (r->out[i].frame && out_active(r, &r->out[i]))
+            r->out[i].frame(r->out[i].user, r, trainer_newest(&r->t), rgb);
 }
 
 void run_attach(Run *r, const RunOutput *out) {
     if (!out) return;
-    r->out = *out;
-    if (r->out.attach) r->out.attach(r->out.user, r);
+    CHECK(r->nout < RUN_OUTPUTS, "run_attach: more than %d outputs", RUN_OUTPUTS);
+    RunOutput *o = &r->out[r->nout++];
+    *o = *out;
+    if (o->attach) o->attach(o->user, r);
 }
 
-int run_output_active(Run *r) { return r->out.active && r->out.active(r->out.user, r); }
+int run_output_active(Run *r) {
+    int on = 0;
+    for (int i = 0; i < r->nout; i++) on |= out_active(r, &r->out[i]);
+    return on;
+}
 
 void run_flush(Run *r) {
     metrics_flush(&r->m, &r->t);
@@ -457,7 +511,8 @@ void run_flush(Run *r) {
 }
 
 void run_close(Run *r) {
-    if (r->out.detach) r->out.detach(r->out.user, r);  // the take ends with the run
+    for (int i = r->nout - 1; i >= 0; i--)  // the take ends with the run
+        if (r->out[i].detach) r->out[i].detach(r->out[i].user, r);
     autosave_final(&r->as, &r->t);  // the end of a run, a signal's too: what it learned stays
     autosave_close(&r->as);
     metrics_close(&r->m);
@@ -467,6 +522,8 @@ void run_close(Run *r) {
     free(r->smooth_in);
     free(r->smooth_out);
     free(r->fitted);
+    free(r->dream_prev);
+    free(r->dream_warp);
     scenes_free(&r->scenes);
     memset(r, 0, sizeof *r);
 }

@@ -23,11 +23,12 @@ extern "C" {
 
 typedef struct Run Run;
 
-// An output that follows the run: the app's recorder (app/record.h), next a
-// virtual camera. The run loop calls it on its own thread; every call copies or
+// An output that follows the run: the app's recorder (app/record.h), the
+// virtual camera (app/vcam.h). The run loop calls it on its own thread; every call copies or
 // queues and returns at once, never waiting on a disk or an encoder. The hook
 // lives here so that the loop needs no app library: the app attaches it
 // (run_attach), the headless driver gets it from main.c. Any member may be NULL.
+// Up to RUN_OUTPUTS are attached; the one with `record` takes the record action.
 typedef struct {
     void *user;
     void (*attach)(void *user, Run *r);  // after run_attach (--record starts a take here)
@@ -43,6 +44,7 @@ typedef struct {
     // CMD_RECORD: start (on = 1) or stop (0) a take; a line for the operator in msg.
     void (*record)(void *user, Run *r, int on, char *msg, size_t n);
 } RunOutput;
+#define RUN_OUTPUTS 2
 
 struct Run {
     const Settings *s;
@@ -66,11 +68,23 @@ struct Run {
     Modulator mod;
     // [autosave]: a writer thread; run_frame hands it copies, run_close writes the last.
     Autosave as;
-    RunOutput out;  // an output hook (zeros: none)
+    RunOutput out[RUN_OUTPUTS];  // the outputs attached (run_attach), in order
+    int nout;
     // [presence]: the empty-room detector, fed each frame; pres_change is its
     // change at the last frame (+1 empty, -1 motion again, 0 none) for the driver.
     Presence pres;
     int pres_change;
+    // The feedback dream ([dream]): the last reconstruction (RGB8 at the
+    // training size, before output smoothing) and its warped copy; the blend in
+    // force (dream_a follows [dream] feedback with time constant tau) and when
+    // it last moved (run_now).
+    uint8_t *dream_prev, *dream_warp;
+    int have_prev;
+    // 1: the frames given already hold the dream (a replay of a take's
+    // input.mkv, which records what went into the ring): it is not applied again.
+    int dream_recorded;
+    float dream_a;
+    double dream_t;
 };
 
 // Trainer from the settings (--load, --save-init, summary), metrics (--metrics),
@@ -86,7 +100,8 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n);
 // line for the operator goes to msg (n > 0), or msg[0] = 0.
 int run_drain(Run *r, char *msg, size_t n);
 // One frame (any size: it is fitted to the training size): glides, LFO and
-// fade first (modulate_step), into the replay ring, then the steps the live
+// fade first (modulate_step), blended with the last reconstruction when the
+// feedback dream is on ([dream]), into the replay ring, then the steps the live
 // parameters ask for, then the metrics and the view. An empty room ([presence])
 // pauses the steps as [train] pause does (the frame still goes in and the
 // reconstruction follows it) or scales the lr; each change is one log line.
@@ -105,9 +120,10 @@ void run_opening(Run *r, char *msg, size_t n);
 // applied. Waits for the device. It also goes to the attached output with the
 // frame the network was shown, so what is recorded is what is shown.
 void run_output(Run *r, uint8_t *rgb);
-// Attach an output (after run_open; out may be NULL): its attach() runs now.
+// Attach an output (after run_open; out may be NULL; at most RUN_OUTPUTS):
+// its attach() runs now.
 void run_attach(Run *r, const RunOutput *out);
-// 1 while the attached output wants every frame (the drivers then call
+// 1 while an attached output wants every frame (the drivers then call
 // run_output on each frame, even where the picture stays on the GPU).
 int run_output_active(Run *r);
 // The run's clock for glides, LFOs and fades (seconds): the wall clock since

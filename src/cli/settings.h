@@ -45,6 +45,15 @@ typedef struct {
     char lfo_shape[16];   // sine | triangle | random
     float lfo_rate;       // Hz
     float lfo_depth;      // swing either side, fraction of the parameter's range
+    // [bottleneck] (the encoder's last activation; README "Dreaming and the bottleneck")
+    int bn_keep;          // channels kept (0 = all)
+    float bn_noise;       // std of the added Gaussian noise (0 = none)
+    int bn_freeze;        // 1 = latent freeze: the decoder sees a held code, only it learns
+    // [dream] (the feedback dream: the input is the camera blended with the last output)
+    float feedback;       // 0 = camera only .. 1 = pure feedback
+    float zoom, rotate;   // per pass: factor (1 = none), degrees clockwise
+    float shift_x, shift_y;  // per pass: pixels right, down
+    float tau;            // seconds the blend in force takes to follow feedback (0 = at once)
     // [source]
     char source[CFG_STR];  // "" = camera if present, else the bundled clip
     int camera_width, camera_height, camera_fps;
@@ -85,6 +94,11 @@ typedef struct {
     char record_preset[16];     // x264 preset
     char record_layout[16];     // display | mirror | side | triptych
     int record_min_free_mb;     // a take ends when the disk has less free
+    // [output] (app/vcam.h): the virtual camera (--output v4l2:/dev/videoN)
+    char output_layout[16];     // display | mirror | side | triptych
+    char output_size[CFG_STR];  // "WxH", "" = [record] size
+    float output_fps;           // the rate announced to the camera's readers
+    char record_audio_device[CFG_STR];  // part of an input device's name; "" = default, "none"
     // [schedule] (schedule.h): opening hours of the live app
     char sched_hours[CFG_STR];  // "10:00-18:00,20:00-02:00" ("" = the whole day)
     char sched_days[CFG_STR];   // "mon-fri,sun" ("" = every day)

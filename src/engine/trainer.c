@@ -45,6 +45,7 @@ void trainer_free(Trainer *t) {
     free(t->batch);
     free(t->tf_buf);
     free(t->tf_in);
+    free(t->bn_mask);
     memset(t, 0, sizeof *t);
 }
 
@@ -167,6 +168,18 @@ void trainer_output(Trainer *t, uint8_t *rgb) { t->be->get_output(t->be, 0, rgb)
 const uint8_t *trainer_input(const Trainer *t) {
     if (!t->last_batch) return NULL;
     return t->tf_last ? t->tf_buf : t->batch[0];
+}
+
+void trainer_set_bottleneck(Trainer *t, int keep, float noise, int freeze) {
+    int C = model_bottleneck_channels(&t->model);
+    if (keep <= 0 || keep > C) keep = 0;  // 0: all
+    if (!(noise > 0)) noise = 0;
+    freeze = freeze != 0;
+    if (t->bn_mask && keep == t->bn_keep && noise == t->bn_noise && freeze == t->bn_freeze) return;
+    if (!t->bn_mask) t->bn_mask = tb_malloc((size_t)C * sizeof(float));
+    bottleneck_mask_keep(t->bn_mask, C, keep);
+    t->be->bottleneck(t->be, t->bn_mask, noise, freeze);
+    t->bn_keep = keep, t->bn_noise = noise, t->bn_freeze = freeze;
 }
 
 int trainer_slot_full(const Trainer *t, int i) { return i >= 0 && i <= TB_SLOTS && t->slots[i].full; }

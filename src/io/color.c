@@ -1,5 +1,6 @@
 // color.c: BT.601 limited-range YUV -> RGB8 for the Y4M reader and the camera path
-// (planar 4:2:0 and 4:4:4, packed YUYV 4:2:2), all through yuv_px.
+// (planar 4:2:0 and 4:4:4, packed YUYV 4:2:2), all through yuv_px; and RGB8 ->
+// YUYV / I420 for the virtual camera, through luma and chroma.
 #include "color.h"
 
 // BT.601, limited range (Y 16..235, Cb/Cr 16..240), in 16.16 fixed point:
@@ -56,4 +57,60 @@ void yuyv_to_rgb(uint8_t *rgb, const uint8_t *yuyv, int w, int h, size_t stride)
         }
         if (x < w) yuv_px(o, p[0], p[1], p[3]);  // odd width: last pixel of a pair
     }
+}
+
+// RGB -> YUV, the same matrix inverted, in 16.16 fixed point:
+//   Y  = 16  + ( 65.481 R + 128.553 G +  24.966 B) / 255
+//   Cb = 128 + (-37.797 R -  74.203 G + 112.0   B) / 255
+//   Cr = 128 + (112.0   R -  93.786 G -  18.214 B) / 255
+#define YR 16829  // 65.481 / 255 * 65536
+#define YG 33039
+#define YB 6416
+#define UR 9714
+#define UG 19070
+#define UVB 28784  // 112 / 255: Cb's B and Cr's R
+#define VG 24103
+#define VB 4681
+
+static inline uint8_t luma(const uint8_t *p) {
+    return (uint8_t)((YR * p[0] + YG * p[1] + YB * p[2] + (16 << 16) + 32768) >> 16);
+}
+
+// Cb and Cr of the mean of n pixels whose channel sums are s[3] (n = 1, 2 or 4).
+// The bias keeps the numerator positive, so the division rounds to nearest.
+static inline void chroma(const int32_t s[3], int n, uint8_t *u, uint8_t *v) {
+    int32_t bias = (128 * n << 16) + (n << 15), d = n << 16;
+    *u = (uint8_t)((-UR * s[0] - UG * s[1] + UVB * s[2] + bias) / d);
+    *v = (uint8_t)((UVB * s[0] - VG * s[1] - VB * s[2] + bias) / d);
+}
+
+void rgb_to_yuyv(uint8_t *yuyv, const uint8_t *rgb, int w, int h, size_t stride) {
+    if (!stride) stride = (size_t)w * 2;
+    for (int r = 0; r < h; r++) {
+        const uint8_t *p = rgb + (size_t)r * w * 3;
+        uint8_t *o = yuyv + (size_t)r * stride;
+        for (int x = 0; x + 1 < w; x += 2, p += 6, o += 4) {
+            int32_t s[3] = {p[0] + p[3], p[1] + p[4], p[2] + p[5]};
+            o[0] = luma(p), o[2] = luma(p + 3);
+            chroma(s, 2, &o[1], &o[3]);
+        }
+    }
+}
+
+void rgb_to_i420(uint8_t *y, uint8_t *u, uint8_t *v, const uint8_t *rgb, int w, int h, size_t stride) {
+    size_t cs = stride ? stride / 2 : (size_t)(w + 1) / 2;
+    if (!stride) stride = (size_t)w;
+    for (int r = 0; r < h; r++)
+        for (int x = 0; x < w; x++) y[(size_t)r * stride + x] = luma(rgb + ((size_t)r * w + x) * 3);
+    for (int r = 0; r < h; r += 2)
+        for (int x = 0; x < w; x += 2) {
+            int32_t s[3] = {0, 0, 0};
+            int n = 0;
+            for (int dy = 0; dy < 2 && r + dy < h; dy++)
+                for (int dx = 0; dx < 2 && x + dx < w; dx++, n++) {
+                    const uint8_t *p = rgb + ((size_t)(r + dy) * w + x + dx) * 3;
+                    s[0] += p[0], s[1] += p[1], s[2] += p[2];
+                }
+            chroma(s, n, &u[(size_t)(r / 2) * cs + x / 2], &v[(size_t)(r / 2) * cs + x / 2]);
+        }
 }

@@ -358,7 +358,7 @@ static int fake_poll(int fd, int timeout_ms) {
 }
 
 static char g_dir[256];
-static V4l2Io g_io = {fake_open, fake_close, fake_ioctl, fake_mmap, fake_munmap, fake_poll, g_dir};
+static V4l2Io g_io = {fake_open, fake_close, fake_ioctl, fake_mmap, fake_munmap, fake_poll, g_dir, NULL};
 
 static void reset_devs(void);
 

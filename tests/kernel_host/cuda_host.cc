@@ -1,0 +1,419 @@
+// cuda_host.cc: the launcher, barriers, warp operations and device memory of
+// cuda_host.h. One launch at a time, on the calling thread.
+//
+// Each thread of a block runs on a slot: a small stack of its own, entered the
+// first time through makecontext and afterwards by _setjmp/_longjmp, which
+// switch in nanoseconds (swapcontext makes a system call each time, and a
+// reduction kernel switches some twenty times per thread). A thread runs until
+// it finishes or waits (at __syncthreads or a warp operation); when every
+// thread waits, the scheduler releases a warp whose lanes all wait at a warp
+// operation, else the block if all its live threads wait at __syncthreads, else
+// it reports the deadlock the GPU would hang in.
+#undef _FORTIFY_SOURCE  // its longjmp refuses to jump to another stack
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <ucontext.h>
+
+#include <vector>
+
+#include "cuda_host.h"
+
+uint3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+
+namespace {
+
+enum { READY, WAIT_BLOCK, WAIT_WARP, DONE };
+constexpr int kMaxThreads = 1024;
+constexpr size_t kStack = 64 * 1024;  // kernels keep a few scalars on it
+
+struct Slot {
+    jmp_buf jb;  // where the thread waits
+    char *stack;
+    int started;  // its stack holds a live slot_main
+    int state;
+    const char *what;  // its pending warp operation
+    uint3 tid;
+};
+
+Slot slots[kMaxThreads];
+int nthreads;      // in the block being run
+Slot *cur;         // the thread running, NULL between threads
+jmp_buf sched;     // where the scheduler waits for it
+KhBody body;       // the launch's per-thread body
+void *body_ctx;
+unsigned char xchg[kMaxThreads / 32][32 * 8];  // warp operations' deposits
+
+const char *launch_kernel = "", *launch_file = "";
+int launch_line;
+int reverse;
+int in_block;  // between a block's start and end (for the reports)
+int nerrors, launch_errors;  // since kh_clear; in this launch (only its first is printed)
+char first_error[640];
+cudaError_t last_error = cudaSuccess;
+
+// Device allocations: user bytes between two guards (kGuard bytes each side,
+// plus the padding to 256 bytes after).
+constexpr size_t kGuard = 256;
+constexpr unsigned char kGuardByte = 0xA5;
+struct Alloc {
+    unsigned char *base;  // user pointer - kGuard
+    size_t bytes, total;
+};
+std::vector<Alloc> allocs;
+
+void report(const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char line[640];
+    char where[96] = "";
+    if (cur)
+        snprintf(where, sizeof where, " block (%u,%u,%u) thread (%u,%u,%u)", blockIdx.x,
+                 blockIdx.y, blockIdx.z, cur->tid.x, cur->tid.y, cur->tid.z);
+    else if (in_block)
+        snprintf(where, sizeof where, " block (%u,%u,%u)", blockIdx.x, blockIdx.y, blockIdx.z);
+    snprintf(line, sizeof line, "%s (%s:%d)%s: %s", launch_kernel, launch_file, launch_line,
+             where, msg);
+    if (launch_errors++ == 0) fprintf(stderr, "kernel_host: %s\n", line);
+    if (nerrors++ == 0) snprintf(first_error, sizeof first_error, "%s", line);
+}
+
+// ---- threads as coroutines
+
+void yield_to_scheduler() {
+    if (!_setjmp(cur->jb)) _longjmp(sched, 1);
+}
+
+// A slot's stack runs this forever: one thread body after another.
+void slot_main() {
+    for (;;) {
+        body(body_ctx);
+        cur->state = DONE;
+        yield_to_scheduler();
+    }
+}
+
+// Runs s's thread until it waits or finishes.
+void resume(Slot *s) {
+    cur = s;
+    threadIdx = s->tid;
+    if (_setjmp(sched)) {
+        cur = NULL;
+        return;
+    }
+    if (s->started) _longjmp(s->jb, 1);
+    s->started = 1;
+    if (!s->stack) s->stack = (char *)malloc(kStack);
+    if (!s->stack) {
+        fprintf(stderr, "kernel_host: out of memory for a thread stack\n");
+        exit(1);
+    }
+    static ucontext_t uc, from;
+    getcontext(&uc);
+    uc.uc_stack.ss_sp = s->stack;
+    uc.uc_stack.ss_size = kStack;
+    uc.uc_link = NULL;
+    makecontext(&uc, slot_main, 0);
+    swapcontext(&from, &uc);  // comes back through sched, never through `from`
+}
+
+// Releases the lanes of warp w if they all wait at a warp operation. Returns 1
+// if it released them.
+int release_warp(int w) {
+    int lo = w * 32, hi = lo + 32 < nthreads ? lo + 32 : nthreads;
+    int waiting = 0, done = 0;
+    for (int t = lo; t < hi; t++) {
+        waiting += slots[t].state == WAIT_WARP;
+        done += slots[t].state == DONE;
+    }
+    if (waiting == 0 || waiting + done < hi - lo) return 0;
+    if (done > 0) {
+        Slot *s = cur;  // the report names the first waiting lane
+        cur = &slots[lo];
+        while (cur->state != WAIT_WARP) cur++;
+        report("%s in warp %d while %d of its lanes have exited (their values are undefined)",
+               cur->what, w, done);
+        cur = s;
+    }
+    for (int t = lo; t < hi; t++)
+        if (slots[t].state == WAIT_WARP) slots[t].state = READY;
+    return 1;
+}
+
+// After a pass in which every thread ran until it waited or finished: release
+// what can go on. Returns 0 when the block is over (done, or deadlocked: then
+// reported and its threads' stacks dropped).
+int release(void) {
+    int done = 0, at_block = 0, at_warp = 0;
+    for (int t = 0; t < nthreads; t++) {
+        done += slots[t].state == DONE;
+        at_block += slots[t].state == WAIT_BLOCK;
+        at_warp += slots[t].state == WAIT_WARP;
+    }
+    if (done == nthreads) return 0;
+    int released = 0;
+    for (int w = 0; w * 32 < nthreads; w++) released |= release_warp(w);
+    if (released) return 1;
+    if (at_block == nthreads - done) {
+        if (done > 0)
+            report("__syncthreads reached by %d of the block's %d threads (the others exited)",
+                   at_block, nthreads);
+        for (int t = 0; t < nthreads; t++)
+            if (slots[t].state == WAIT_BLOCK) slots[t].state = READY;
+        return 1;
+    }
+    report("deadlock: %d threads at __syncthreads, %d at a warp operation whose warp is not all "
+           "there, %d exited", at_block, at_warp, done);
+    for (int t = 0; t < nthreads; t++)
+        if (slots[t].state != DONE) slots[t].started = 0;  // drop the stuck frames
+    return 0;
+}
+
+void run_block(dim3 block) {
+    for (int t = 0; t < nthreads; t++) {
+        slots[t].state = READY;
+        slots[t].tid = uint3{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)};
+    }
+    in_block = 1;
+    do {
+        for (int k = 0; k < nthreads; k++) {
+            Slot *s = &slots[reverse ? nthreads - 1 - k : k];
+            if (s->state == READY) resume(s);
+        }
+    } while (release());
+    in_block = 0;
+}
+
+// Guard bytes of every allocation still intact? Reports the first bad byte of each.
+void check_guards(void) {
+    for (const Alloc &a : allocs) {
+        for (size_t i = 0; i < a.total; i++) {
+            if (i == kGuard) i = kGuard + a.bytes;  // skip the user bytes
+            if (a.base[i] == kGuardByte) continue;
+            long off = (long)i - (long)kGuard;
+            report("wrote outside a %zu-byte device allocation, at byte %ld (%s)", a.bytes, off,
+                   off < 0 ? "before its start" : "past its end");
+            break;
+        }
+    }
+}
+
+const Alloc *find_alloc(const void *p) {
+    for (const Alloc &a : allocs)
+        if ((const unsigned char *)p >= a.base + kGuard &&
+            (const unsigned char *)p < a.base + kGuard + (a.bytes ? a.bytes : 1))
+            return &a;
+    return NULL;
+}
+
+// A copy or memset of `bytes` at p, if p is device memory: inside its allocation?
+int device_range_ok(const void *p, size_t bytes, const char *what) {
+    const Alloc *a = find_alloc(p);
+    if (!a) return 1;  // host memory: nothing to check
+    size_t off = (size_t)((const unsigned char *)p - (a->base + kGuard));
+    if (off + bytes <= a->bytes) return 1;
+    report("%s of %zu bytes at byte %zu of a %zu-byte device allocation", what, bytes, off,
+           a->bytes);
+    return 0;
+}
+
+int config_ok(dim3 grid, dim3 block) {
+    unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
+    return threads >= 1 && threads <= kMaxThreads && block.z <= 64 && grid.x >= 1 &&
+           grid.x <= 0x7fffffffu && grid.y >= 1 && grid.y <= 65535 && grid.z >= 1 &&
+           grid.z <= 65535;
+}
+
+}  // namespace
+
+// ---- launches
+
+void kh_launch(const char *kernel, const char *file, int line, dim3 grid, dim3 block,
+               KhBody b, void *ctx) {
+    if (cur) {
+        report("launch of %s from inside a kernel (dynamic parallelism) is not emulated", kernel);
+        return;
+    }
+    launch_kernel = kernel;
+    launch_file = file;
+    launch_line = line;
+    launch_errors = 0;
+    if (!config_ok(grid, block)) {
+        last_error = cudaErrorInvalidConfiguration;
+        return;
+    }
+    body = b;
+    body_ctx = ctx;
+    gridDim = grid;
+    blockDim = block;
+    nthreads = (int)(block.x * block.y * block.z);
+    size_t nb = (size_t)grid.x * grid.y * grid.z;
+    for (size_t k = 0; k < nb; k++) {
+        size_t i = reverse ? nb - 1 - k : k;
+        blockIdx = uint3{(unsigned)(i % grid.x), (unsigned)(i / grid.x % grid.y),
+                         (unsigned)(i / ((size_t)grid.x * grid.y))};
+        run_block(block);
+    }
+    check_guards();
+    if (launch_errors > 1)
+        fprintf(stderr, "kernel_host: %s: %d more problems in this launch\n", kernel,
+                launch_errors - 1);
+}
+
+void __syncthreads(void) {
+    cur->state = WAIT_BLOCK;
+    yield_to_scheduler();
+}
+
+int kh_lane(void) {
+    return (int)((cur->tid.x + blockDim.x * (cur->tid.y + blockDim.y * cur->tid.z)) % 32);
+}
+
+const unsigned char *kh_warp_deposit(const void *v, size_t bytes, unsigned mask,
+                                     const char *what) {
+    int t = (int)(cur - slots), w = t / 32, lo = w * 32;
+    int lanes = nthreads - lo < 32 ? nthreads - lo : 32;
+    unsigned all = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1;
+    if (mask != all)
+        report("%s with mask 0x%08x in a warp of %d threads (mask 0x%08x): lanes outside the "
+               "block or left out of the mask", what, mask, lanes, all);
+    memcpy(&xchg[w][8 * (t - lo)], v, bytes);
+    cur->what = what;
+    cur->state = WAIT_WARP;
+    yield_to_scheduler();
+    return xchg[w];
+}
+
+void kh_warp_done(void) {
+    cur->state = WAIT_WARP;
+    yield_to_scheduler();
+}
+
+void __syncwarp(unsigned mask) {
+    kh_warp_deposit(&mask, sizeof mask, mask, "__syncwarp");
+}
+
+unsigned __ballot_sync(unsigned mask, int pred) {
+    int lo = (int)(cur - slots) / 32 * 32;
+    int lanes = nthreads - lo < 32 ? nthreads - lo : 32;
+    int p = pred != 0;
+    const unsigned char *d = kh_warp_deposit(&p, sizeof p, mask, "__ballot_sync");
+    unsigned r = 0;
+    for (int l = 0; l < lanes; l++) {
+        int v;
+        memcpy(&v, d + 8 * l, sizeof v);
+        if (v) r |= 1u << l;
+    }
+    kh_warp_done();
+    return r;
+}
+
+int kh_errors(void) { return nerrors; }
+const char *kh_first_error(void) { return first_error; }
+void kh_clear(void) {
+    nerrors = 0;
+    first_error[0] = 0;
+    last_error = cudaSuccess;
+}
+void kh_set_reverse(int r) { reverse = r; }
+
+// ---- runtime API
+
+cudaError_t cudaMalloc(void **p, size_t bytes) {
+    size_t total = kGuard + (bytes + 255) / 256 * 256 + kGuard;
+    unsigned char *base = (unsigned char *)aligned_alloc(256, total);
+    if (!base) return cudaErrorMemoryAllocation;
+    memset(base, kGuardByte, total);
+    memset(base + kGuard, 0xFF, bytes);
+    allocs.push_back(Alloc{base, bytes, total});
+    *p = base + kGuard;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p) {
+    if (!p) return cudaSuccess;
+    for (size_t i = 0; i < allocs.size(); i++) {
+        if (allocs[i].base + kGuard != p) continue;
+        free(allocs[i].base);
+        allocs.erase(allocs.begin() + (long)i);
+        return cudaSuccess;
+    }
+    return cudaErrorInvalidValue;
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind) {
+    if (!device_range_ok(dst, bytes, "cudaMemcpy to") || !device_range_ok(src, bytes, "cudaMemcpy from"))
+        return cudaErrorInvalidValue;
+    memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                            cudaStream_t) {
+    return cudaMemcpy(dst, src, bytes, kind);
+}
+
+cudaError_t cudaMemset(void *p, int value, size_t bytes) {
+    if (!device_range_ok(p, bytes, "cudaMemset")) return cudaErrorInvalidValue;
+    memset(p, value, bytes);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t) {
+    return cudaMemset(p, value, bytes);
+}
+
+cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamCreate(cudaStream_t *s) {
+    static char token;
+    *s = (cudaStream_t)&token;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaEventCreate(cudaEvent_t *e) {
+    static char token;
+    *e = (cudaEvent_t)&token;
+    return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t, cudaEvent_t) {
+    *ms = 0.0f;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGetLastError(void) {
+    cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    return e;
+}
+cudaError_t cudaPeekAtLastError(void) { return last_error; }
+
+const char *cudaGetErrorName(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    }
+    return "cudaErrorUnknown";
+}
+
+const char *cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    }
+    return "unknown error";
+}

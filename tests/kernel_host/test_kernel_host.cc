@@ -1,0 +1,676 @@
+// test_kernel_host.cc: why it exists: this machine and most CI machines have
+// no GPU, so the hand-written kernels (kernels/*.cu) are otherwise only ever
+// compiled. Here each one runs on the host over the grid its launcher chooses
+// (cuda_host.h: blocks in turn, a block's threads as cooperating contexts) and
+// is held to its CPU twin in ops.h, on fresh seeded random inputs of several
+// sizes, odd ones included (part-filled blocks, grid-stride loops, several
+// reduction chunks). Every case runs twice, threads and blocks in forward and
+// in reverse order, and the two must agree bit for bit. The last cases prove
+// the tool can fail: a launch one block short, a write one past the end, a
+// barrier or a shuffle not every thread reaches, a race on shared memory.
+//
+// Tolerances (the kernels are written to give the CPU's IEEE results):
+//   - elementwise ops (bias+act, the loss gradients, frames, lerp): the same
+//     bits as the CPU op;
+//   - the optimizer updates: within 8 float ulps of the largest value, since
+//     the CPU op is built with -march=native, where the compiler may fuse
+//     a*b+c into one rounding, and the host kernels are built without fusing;
+//   - reductions in double (losses, norm) sum in another order: the double
+//     sums differ by about n * 2^-53 of the total, so the float results are
+//     equal or one rounding apart: relative 2^-22 (2^-23 for the norm);
+//   - the bias gradient with several chunks per channel rounds each chunk's
+//     partial to float before the final sum: |error| <= (chunks + 2) * 2^-24
+//     * sum |d| over the channel.
+// Measured (each case prints its worst error as a fraction of its bound): the
+// updates within one ulp (0.12 of the bound), the bias gradients 0.006 of
+// theirs; the losses and the norm gave the CPU's bits on these inputs. Each
+// bound was checked to fail when the kernel is broken slightly: a shuffle
+// offset, block_sum's barrier, one partial skipped, sigmoid' multiplied in
+// another order (one rounding), clipping ignored, Adam's (1 - beta1).
+#include <stdio.h>
+#include <string.h>
+
+#include <vector>
+
+#include "ops_cuda.h"
+#include "test.h"
+
+// Kernels of kernels/*.cu the negative checks launch wrongly on purpose.
+__global__ void tensor_to_frame_kernel(uint8_t *rgb, const float *x, int HW);
+__global__ void lerp_kernel(float *w, const float *s, size_t n, float a);
+
+// One seeded generator; the cases draw from it in list order.
+static TbRng rng = [] {
+    TbRng r;
+    tb_rng_seed(&r, 20261129);
+    return r;
+}();
+
+// ---------------------------------------------------------------- helpers
+
+template <typename T>
+static T *dnew(size_t n) {
+    void *p = NULL;
+    cudaCheck(cudaMalloc(&p, (n ? n : 1) * sizeof(T)));  // poisoned: 0xFF bytes
+    return (T *)p;
+}
+
+template <typename T>
+static void up(T *d, const std::vector<T> &h) {
+    cudaCheck(cudaMemcpy(d, h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
+}
+
+template <typename T>
+static std::vector<T> down(const T *d, size_t n) {
+    std::vector<T> h(n);
+    cudaCheck(cudaMemcpy(h.data(), d, n * sizeof(T), cudaMemcpyDeviceToHost));
+    return h;
+}
+
+static std::vector<float> randv(size_t n, float lo, float hi) {
+    std::vector<float> v(n);
+    for (float &x : v) x = lo + (hi - lo) * tb_rng_uniform(&rng);
+    return v;
+}
+
+// Elements whose bits differ.
+template <typename T>
+static size_t diff_bits(const std::vector<T> &a, const std::vector<T> &b) {
+    size_t k = 0;
+    for (size_t i = 0; i < a.size() && i < b.size(); i++) k += memcmp(&a[i], &b[i], sizeof(T)) != 0;
+    return k + (a.size() > b.size() ? a.size() - b.size() : b.size() - a.size());
+}
+
+// Largest |a-b| in units of the float ulp of the largest |b| (NaN: infinite).
+static double ulps_of_max(const std::vector<float> &a, const std::vector<float> &b) {
+    return max_rel_err(a.data(), b.data(), a.size(), 1e-30) / ldexp(1.0, -23);
+}
+
+static float rel(float got, float want) {
+    return fabsf(got - want) / (fabsf(want) > 1e-30f ? fabsf(want) : 1e-30f);
+}
+
+// Runs run(order) in forward and reverse order: both results must have the
+// same bits; returns the forward one. The emulator must have seen no misuse.
+template <typename F>
+static auto both_orders(const char *what, F run) -> decltype(run()) {
+    kh_clear();
+    kh_set_reverse(0);
+    auto fwd = run();
+    kh_set_reverse(1);
+    auto rev = run();
+    kh_set_reverse(0);
+    EXPECT(diff_bits(fwd, rev) == 0, "%s: %zu elements differ between thread orders", what,
+           diff_bits(fwd, rev));
+    EXPECT(kh_errors() == 0, "%s: %s", what, kh_first_error());
+    return fwd;
+}
+
+// The worst measured error of a case as a fraction of its bound (printed).
+static double worst;
+static void note(double err, double bound) {
+    if (err / bound > worst) worst = err / bound;
+}
+static void print_worst(const char *what) {
+    printf("  %s: worst error %.3g of its bound\n", what, worst);
+    worst = 0;
+}
+
+struct Shape {
+    int B, C, HW;
+};
+static const Shape kShapes[] = {{1, 1, 1}, {2, 3, 255}, {3, 5, 257}, {1, 4, 1000}, {2, 2, 4097},
+                                {2, 3, 5000}, {4, 2, 70000}};
+static const size_t kSizes[] = {1, 31, 256, 257, 1000, 65537, 300001};  // 300001: grid-stride
+
+// ---------------------------------------------------------------- act.cu
+
+TEST_IMPL(bias_act_forward) {
+    for (const Shape &s : kShapes) {
+        size_t n = (size_t)s.B * s.C * s.HW;
+        for (int act = ACT_NONE; act <= ACT_SIGMOID; act++) {
+            for (int with_b = 0; with_b < 2; with_b++) {
+                std::vector<float> y = randv(n, -4, 4), b = randv((size_t)s.C, -1, 1), want = y;
+                bias_act_forward(want.data(), with_b ? b.data() : NULL, s.B, s.C, s.HW, act, 0.2f);
+                float *dy = dnew<float>(n), *db = dnew<float>((size_t)s.C);
+                up(db, b);
+                char what[96];
+                snprintf(what, sizeof what, "bias_act_forward %dx%dx%d act %d bias %d", s.B, s.C,
+                         s.HW, act, with_b);
+                auto got = both_orders(what, [&] {
+                    up(dy, y);
+                    bias_act_forward_cuda(dy, with_b ? db : NULL, s.B, s.C, s.HW, act, 0.2f, NULL);
+                    return down(dy, n);
+                });
+                EXPECT(diff_bits(got, want) == 0, "%s: %zu of %zu differ", what,
+                       diff_bits(got, want), n);
+                cudaFree(dy);
+                cudaFree(db);
+            }
+        }
+    }
+}
+
+// The bias gradient's bound (top of file) for channel c of the CPU's new d.
+static double db_bound(const std::vector<float> &d, const Shape &s, int c, int chunks) {
+    double sum_abs = 0;
+    for (int b = 0; b < s.B; b++)
+        for (int p = 0; p < s.HW; p++) sum_abs += fabs(d[((size_t)b * s.C + c) * s.HW + p]);
+    return (chunks + 2) * ldexp(1.0, -24) * sum_abs + 1e-30;
+}
+
+TEST_IMPL(bias_act_backward) {
+    for (const Shape &s : kShapes) {
+        size_t n = (size_t)s.B * s.C * s.HW, ns = bias_act_backward_scratch(s.B, s.C, s.HW);
+        int chunks = ns ? (int)(ns / (size_t)s.C) : 1;
+        for (int act = ACT_NONE; act <= ACT_SIGMOID; act++) {
+            std::vector<float> d = randv(n, -1, 1), y = randv(n, -1, 1);
+            if (act == ACT_SIGMOID) y = randv(n, 0, 1);  // an output of the sigmoid
+            std::vector<float> want = d, want_db((size_t)s.C);
+            bias_act_backward(want.data(), want_db.data(), y.data(), s.B, s.C, s.HW, act, 0.2f);
+            float *dd = dnew<float>(n), *dout = dnew<float>(n), *ddb = dnew<float>((size_t)s.C);
+            float *scratch = ns ? dnew<float>(ns) : NULL;
+            up(dout, y);
+            for (int with_db = 0; with_db < 2; with_db++) {
+                char what[96];
+                snprintf(what, sizeof what, "bias_act_backward %dx%dx%d act %d db %d (%d chunks)",
+                         s.B, s.C, s.HW, act, with_db, chunks);
+                auto got = both_orders(what, [&] {
+                    up(dd, d);
+                    cudaMemset(ddb, 0xFF, (size_t)s.C * sizeof(float));
+                    bias_act_backward_cuda(dd, with_db ? ddb : NULL, dout, s.B, s.C, s.HW, act,
+                                           0.2f, scratch, NULL);
+                    std::vector<float> out = down(dd, n), g = down(ddb, (size_t)s.C);
+                    if (with_db) out.insert(out.end(), g.begin(), g.end());
+                    return out;
+                });
+                std::vector<float> got_d(got.begin(), got.begin() + (long)n);
+                EXPECT(diff_bits(got_d, want) == 0, "%s: d: %zu of %zu differ", what,
+                       diff_bits(got_d, want), n);
+                for (int c = 0; with_db && c < s.C; c++) {
+                    double err = fabs((double)got[n + c] - want_db[c]);
+                    note(err, db_bound(want, s, c, chunks));
+                    EXPECT(err <= db_bound(want, s, c, chunks), "%s: db[%d] %.9g vs %.9g", what,
+                           c, got[n + c], want_db[c]);
+                }
+            }
+            cudaFree(dd);
+            cudaFree(dout);
+            cudaFree(ddb);
+            cudaFree(scratch);
+        }
+    }
+    print_worst("bias gradient");
+}
+
+// ---------------------------------------------------------------- loss.cu
+
+typedef float (*CpuLoss)(float *dy, const float *y, const float *t, size_t n);
+typedef void (*CudaLoss)(float *dy, float *loss, const float *y, const float *t, size_t n,
+                         double *scratch, cudaStream_t stream);
+
+static void check_loss(const char *name, CpuLoss cpu, CudaLoss gpu) {
+    double *scratch = dnew<double>(TB_REDUCE_BLOCKS);
+    for (size_t n : kSizes) {
+        std::vector<float> y = randv(n, -1, 1), t = randv(n, -1, 1);
+        for (size_t i = 0; i < n; i += 7) t[i] = y[i];  // zero errors: sign(0) = 0
+        float *dy = dnew<float>(n), *dt = dnew<float>(n), *ddy = dnew<float>(n);
+        float *dloss = dnew<float>(1);
+        up(dy, y);
+        up(dt, t);
+        for (int with_dy = 0; with_dy < 2; with_dy++) {
+            std::vector<float> want(n);
+            float want_loss = cpu(with_dy ? want.data() : NULL, y.data(), t.data(), n);
+            char what[96];
+            snprintf(what, sizeof what, "%s n %zu dy %d", name, n, with_dy);
+            auto got = both_orders(what, [&] {
+                gpu(with_dy ? ddy : NULL, dloss, dy, dt, n, scratch, NULL);
+                std::vector<float> out = down(ddy, n);
+                out.push_back(down(dloss, 1)[0]);
+                return out;
+            });
+            note(rel(got[n], want_loss), ldexp(1.0, -22));
+            EXPECT(rel(got[n], want_loss) <= ldexp(1.0, -22), "%s: loss %.9g vs %.9g", what,
+                   got[n], want_loss);
+            got.pop_back();
+            EXPECT(!with_dy || diff_bits(got, want) == 0, "%s: dy: %zu of %zu differ", what,
+                   diff_bits(got, want), n);
+        }
+        cudaFree(dy);
+        cudaFree(dt);
+        cudaFree(ddy);
+        cudaFree(dloss);
+    }
+    cudaFree(scratch);
+    print_worst(name);
+}
+
+TEST_IMPL(mse) { check_loss("mse", mse_forward_backward, mse_forward_backward_cuda); }
+TEST_IMPL(l1) { check_loss("l1", l1_forward_backward_ref, l1_forward_backward_cuda); }
+
+// ---------------------------------------------------------------- optim.cu
+
+TEST_IMPL(grad_norm) {
+    double *scratch = dnew<double>(TB_REDUCE_BLOCKS);
+    float *dnorm = dnew<float>(1);
+    for (size_t n : kSizes) {
+        std::vector<float> g = randv(n, -2, 2);
+        float *dg = dnew<float>(n);
+        up(dg, g);
+        float want = grad_norm(g.data(), n);
+        auto got = both_orders("grad_norm", [&] {
+            grad_norm_cuda(dnorm, dg, n, scratch, NULL);
+            return down(dnorm, 1);
+        });
+        note(rel(got[0], want), ldexp(1.0, -23));
+        EXPECT(rel(got[0], want) <= ldexp(1.0, -23), "grad_norm n %zu: %.9g vs %.9g", n, got[0],
+               want);
+        cudaFree(dg);
+    }
+    cudaFree(scratch);
+    cudaFree(dnorm);
+    print_worst("norm");
+}
+
+// Three steps of SGD or Adam on device and CPU, clipping off and on (the clip
+// half the norm, so it scales). The device reads the norm it computed itself.
+static void check_update(int optimizer) {
+    double *scratch = dnew<double>(TB_REDUCE_BLOCKS);
+    float *dnorm = dnew<float>(1);
+    StepParams *dp = dnew<StepParams>(1);
+    for (size_t n : {(size_t)1, (size_t)257, (size_t)70001}) {
+        for (int clipped = 0; clipped < 2; clipped++) {
+            std::vector<float> w = randv(n, -1, 1), m(n, 0.0f), v(n, 0.0f);
+            float *dw = dnew<float>(n), *dm = dnew<float>(n), *dv = dnew<float>(n);
+            float *dg = dnew<float>(n);
+            up(dw, w);
+            up(dm, m);
+            up(dv, v);
+            Hyper h = {};
+            h.optimizer = optimizer;
+            h.lr = optimizer == OPT_ADAM ? 1e-3f : 0.01f;
+            h.momentum = 0.9f;
+            h.weight_decay = 1e-4f;
+            h.beta1 = 0.9f;
+            h.beta2 = 0.999f;
+            h.eps = 1e-8f;
+            for (h.t = 1; h.t <= 3; h.t++) {
+                std::vector<float> g = randv(n, -2, 2);
+                up(dg, g);
+                float norm = grad_norm(g.data(), n);
+                h.clip = clipped ? 0.5f * norm : 0.0f;
+                float scale = clip_scale(norm, h.clip);
+                if (optimizer == OPT_ADAM)
+                    adam_update(w.data(), m.data(), v.data(), g.data(), n, scale, h.lr, h.beta1,
+                                h.beta2, h.eps, h.weight_decay, h.t);
+                else
+                    sgd_update(w.data(), m.data(), g.data(), n, scale, h.lr, h.momentum,
+                               h.weight_decay);
+                StepParams p;
+                step_params_fill(&p, &h, 0);
+                cudaCheck(cudaMemcpy(dp, &p, sizeof p, cudaMemcpyHostToDevice));
+                grad_norm_cuda(dnorm, dg, n, scratch, NULL);
+                if (optimizer == OPT_ADAM)
+                    adam_update_cuda(dw, dm, dv, dg, n, dnorm, dp, NULL);
+                else
+                    sgd_update_cuda(dw, dm, dg, n, dnorm, dp, NULL);
+                EXPECT(kh_errors() == 0, "%s", kh_first_error());
+            }
+            double ew = ulps_of_max(down(dw, n), w), em = ulps_of_max(down(dm, n), m);
+            note(fmax(ew, em), 8);
+            EXPECT(ew <= 8 && em <= 8, "%s n %zu clipped %d: w %.3g, state %.3g ulps",
+                   optimizer == OPT_ADAM ? "adam" : "sgd", n, clipped, ew, em);
+            if (optimizer == OPT_ADAM) {
+                double ev = ulps_of_max(down(dv, n), v);
+                note(ev, 8);
+                EXPECT(ev <= 8, "adam n %zu clipped %d: v %.3g ulps", n, clipped, ev);
+            }
+            cudaFree(dw);
+            cudaFree(dm);
+            cudaFree(dv);
+            cudaFree(dg);
+        }
+    }
+    cudaFree(scratch);
+    cudaFree(dnorm);
+    cudaFree(dp);
+    print_worst(optimizer == OPT_ADAM ? "adam" : "sgd");
+}
+
+TEST_IMPL(sgd_update) { check_update(OPT_SGD); }
+TEST_IMPL(adam_update) { check_update(OPT_ADAM); }
+
+// Several launches of the whole update in both orders give the same bits.
+TEST_IMPL(update_same_bits_either_order) {
+    size_t n = 70001;
+    std::vector<float> w = randv(n, -1, 1), g = randv(n, -2, 2);
+    float *dw = dnew<float>(n), *dm = dnew<float>(n), *dv = dnew<float>(n), *dg = dnew<float>(n);
+    float *dnorm = dnew<float>(1);
+    double *scratch = dnew<double>(TB_REDUCE_BLOCKS);
+    StepParams *dp = dnew<StepParams>(1);
+    Hyper h = {OPT_ADAM, LOSS_MSE, 1e-3f, 0.9f, 1.0f, 1e-4f, 0.9f, 0.999f, 1e-8f, 1};
+    StepParams p;
+    step_params_fill(&p, &h, 0);
+    cudaMemcpy(dp, &p, sizeof p, cudaMemcpyHostToDevice);
+    up(dg, g);
+    both_orders("adam step", [&] {
+        up(dw, w);
+        cudaMemset(dm, 0, n * sizeof(float));
+        cudaMemset(dv, 0, n * sizeof(float));
+        grad_norm_cuda(dnorm, dg, n, scratch, NULL);
+        adam_update_cuda(dw, dm, dv, dg, n, dnorm, dp, NULL);
+        return down(dw, n);
+    });
+    cudaFree(dw);
+    cudaFree(dm);
+    cudaFree(dv);
+    cudaFree(dg);
+    cudaFree(dnorm);
+    cudaFree(scratch);
+    cudaFree(dp);
+}
+
+TEST_IMPL(stats_record) {
+    StepStats *ring = dnew<StepStats>(TB_STATS_RING);
+    float *dloss = dnew<float>(1), *dnorm = dnew<float>(1);
+    StepParams *dp = dnew<StepParams>(1);
+    up(dloss, std::vector<float>{0.25f});
+    up(dnorm, std::vector<float>{3.5f});
+    cudaMemset(ring, 0, TB_STATS_RING * sizeof(StepStats));
+    for (int slot : {5, TB_STATS_RING - 1, TB_STATS_RING, -1}) {  // the last two: ignored
+        StepParams p = {};
+        p.slot = slot;
+        cudaMemcpy(dp, &p, sizeof p, cudaMemcpyHostToDevice);
+        stats_record_cuda(ring, dloss, dnorm, dp, NULL);
+    }
+    std::vector<StepStats> got = down(ring, TB_STATS_RING);
+    int written = 0;
+    for (int i = 0; i < TB_STATS_RING; i++) written += got[i].loss != 0.0f;
+    EXPECT(written == 2, "%d slots written, 2 expected", written);
+    EXPECT(got[5].loss == 0.25f && got[5].grad_norm == 3.5f, "slot 5: %g %g", got[5].loss,
+           got[5].grad_norm);
+    EXPECT(got[TB_STATS_RING - 1].loss == 0.25f, "last slot %g", got[TB_STATS_RING - 1].loss);
+    EXPECT(kh_errors() == 0, "%s", kh_first_error());
+    cudaFree(ring);
+    cudaFree(dloss);
+    cudaFree(dnorm);
+    cudaFree(dp);
+}
+
+// ---------------------------------------------------------------- frame.cu
+
+struct Size2 {
+    int H, W;
+};
+static const Size2 kFrames[] = {{1, 1}, {5, 7}, {16, 17}, {9, 33}, {31, 40}};
+
+TEST_IMPL(frame_to_tensor) {
+    const int B = 3;
+    for (const Size2 &f : kFrames) {
+        size_t hw = (size_t)f.H * f.W;
+        std::vector<uint8_t> rgb(B * hw * 3);
+        for (uint8_t &c : rgb) c = (uint8_t)(tb_rng_u32(&rng) & 255);
+        rgb[0] = 0;
+        rgb[rgb.size() - 1] = 255;
+        std::vector<float> want(B * 3 * hw);
+        for (int b = 0; b < B; b++)
+            frame_to_tensor(want.data() + b * 3 * hw, rgb.data() + b * hw * 3, f.H, f.W);
+        uint8_t *drgb = dnew<uint8_t>(rgb.size());
+        float *dx = dnew<float>(want.size());
+        up(drgb, rgb);
+        auto got = both_orders("frame_to_tensor", [&] {
+            frame_to_tensor_cuda(dx, drgb, B, f.H, f.W, NULL);
+            return down(dx, want.size());
+        });
+        EXPECT(diff_bits(got, want) == 0, "frame_to_tensor %dx%d: %zu differ", f.W, f.H,
+               diff_bits(got, want));
+        cudaFree(drgb);
+        cudaFree(dx);
+    }
+}
+
+// A reconstruction with the awkward values: out of range, NaN, infinities,
+// exact k/255 and the half-way points (k+0.5)/255 of the rounding.
+static std::vector<float> recon(size_t n) {
+    std::vector<float> x = randv(n, -0.2f, 1.2f);
+    const float special[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1.0f};
+    for (size_t i = 0; i < n; i++) {
+        int k = (int)(tb_rng_u32(&rng) % 256);
+        if (i % 5 == 1) x[i] = (float)k / 255.0f;
+        if (i % 5 == 2) x[i] = ((float)k + 0.5f) / 255.0f;
+        if (i % 11 == 3) x[i] = special[i % 6];
+    }
+    return x;
+}
+
+TEST_IMPL(tensor_to_frame) {
+    for (const Size2 &f : kFrames) {
+        size_t hw = (size_t)f.H * f.W;
+        std::vector<float> x = recon(3 * hw);
+        std::vector<uint8_t> want(hw * 3);
+        tensor_to_frame(want.data(), x.data(), f.H, f.W);
+        float *dx = dnew<float>(x.size());
+        uint8_t *drgb = dnew<uint8_t>(want.size());
+        up(dx, x);
+        auto got = both_orders("tensor_to_frame", [&] {
+            tensor_to_frame_cuda(drgb, dx, f.H, f.W, NULL);
+            return down(drgb, want.size());
+        });
+        EXPECT(diff_bits(got, want) == 0, "tensor_to_frame %dx%d: %zu of %zu bytes differ", f.W,
+               f.H, diff_bits(got, want), want.size());
+        cudaFree(dx);
+        cudaFree(drgb);
+    }
+}
+
+TEST_IMPL(tensor_to_rgba) {
+    for (const Size2 &f : kFrames) {
+        size_t hw = (size_t)f.H * f.W, pitch = 4 * (size_t)f.W + 12;
+        std::vector<float> x = recon(3 * hw);
+        std::vector<uint8_t> rgb(hw * 3), want(pitch * f.H, 0x5A);  // 0x5A: row padding, untouched
+        tensor_to_frame(rgb.data(), x.data(), f.H, f.W);
+        for (size_t p = 0; p < hw; p++) {
+            uint8_t *o = &want[p / f.W * pitch + 4 * (p % f.W)];
+            o[0] = rgb[3 * p], o[1] = rgb[3 * p + 1], o[2] = rgb[3 * p + 2], o[3] = 255;
+        }
+        float *dx = dnew<float>(x.size());
+        uint8_t *drgba = dnew<uint8_t>(want.size());
+        up(dx, x);
+        auto got = both_orders("tensor_to_rgba", [&] {
+            cudaMemset(drgba, 0x5A, want.size());
+            tensor_to_rgba_cuda(drgba, pitch, dx, f.H, f.W, NULL);
+            return down(drgba, want.size());
+        });
+        EXPECT(diff_bits(got, want) == 0, "tensor_to_rgba %dx%d: %zu of %zu bytes differ", f.W,
+               f.H, diff_bits(got, want), want.size());
+        cudaFree(dx);
+        cudaFree(drgba);
+    }
+}
+
+// ---------------------------------------------------------------- lerp.cu
+
+TEST_IMPL(lerp) {
+    for (size_t n : {(size_t)1, (size_t)255, (size_t)257, (size_t)1048577}) {  // > 4096 blocks
+        std::vector<float> w = randv(n, -3, 3), s = randv(n, -3, 3);
+        float *dw = dnew<float>(n), *ds = dnew<float>(n);
+        up(ds, s);
+        for (float a : {0.0f, 0.25f, 0.7f, 1.0f}) {
+            std::vector<float> want = w, ref = w;
+            lerp(want.data(), s.data(), n, a);
+            lerp_ref(ref.data(), s.data(), n, a);
+            auto got = both_orders("lerp", [&] {
+                up(dw, w);
+                lerp_cuda(dw, ds, n, a, NULL);
+                return down(dw, n);
+            });
+            EXPECT(diff_bits(got, want) == 0, "lerp n %zu a %g: %zu differ from lerp()", n, a,
+                   diff_bits(got, want));
+            size_t far = 0;  // one rounding of each of two terms: 2^-22 of the larger input
+            for (size_t i = 0; i < n; i++)
+                far += fabs(got[i] - ref[i]) > ldexp(fmax(fabs(w[i]), fabs(s[i])), -22);
+            EXPECT(far == 0, "lerp n %zu a %g: %zu beyond 2^-22 of lerp_ref", n, a, far);
+            if (a == 1.0f) EXPECT(diff_bits(got, s) == 0, "lerp a = 1 is not s");
+        }
+        cudaFree(dw);
+        cudaFree(ds);
+    }
+}
+
+// ---------------------------------------------------------------- capture.cu
+
+TEST_IMPL(capture_records_failures) {
+    char msg[640];
+    cuda_capture_begin(0);
+    cudaCheck(cudaErrorInvalidValue);       // recorded, no exit
+    cudaCheck(cudaErrorMemoryAllocation);   // later failures are not
+    EXPECT(cuda_capture_end(msg, sizeof msg) == 1, "no failure recorded");
+    EXPECT(strstr(msg, "cudaErrorInvalidValue") && strstr(msg, "test_kernel_host.cc"), "%s", msg);
+    EXPECT(cuda_capture_failing_(1) == -1, "still in capture mode after the end");
+
+    cuda_capture_begin(1);  // the injected failure: the first check, though it passed
+    cudaCheck(cudaSuccess);
+    EXPECT(cuda_capture_end(msg, sizeof msg) == 1 && strstr(msg, "injected"), "%s", msg);
+
+    // A launch the device would refuse (2048 threads a block), recorded by name.
+    float *w = dnew<float>(4);
+    cuda_capture_begin(0);
+    LAUNCH(lerp_kernel, 1, 2048, NULL, w, w, (size_t)4, 0.5f);
+    EXPECT(cuda_capture_end(msg, sizeof msg) == 1 &&
+               strstr(msg, "(cudaErrorInvalidConfiguration) launching lerp_kernel"),
+           "%s", msg);
+
+    cuda_capture_begin(0);  // a clean capture stays clean
+    lerp_cuda(w, w, 4, 0.5f, NULL);
+    EXPECT(cuda_capture_end(msg, sizeof msg) == 0 && msg[0] == 0, "%s", msg);
+    cudaFree(w);
+}
+
+// ---------------------------------------------------------------- the tool can fail
+
+// tensor_to_frame launched one block short: the last pixels are never written.
+TEST_IMPL(missing_block_is_caught) {
+    int H = 20, W = 50, HW = H * W;  // 4 blocks of 256
+    std::vector<float> x = recon(3 * (size_t)HW);
+    std::vector<uint8_t> want(3 * (size_t)HW);
+    tensor_to_frame(want.data(), x.data(), H, W);
+    float *dx = dnew<float>(x.size());
+    uint8_t *drgb = dnew<uint8_t>(want.size());
+    up(dx, x);
+    LAUNCH(tensor_to_frame_kernel, (unsigned)tb_ceil_div((size_t)HW, TB_BLOCK) - 1, TB_BLOCK, NULL,
+           drgb, dx, HW);
+    size_t bad = diff_bits(down(drgb, want.size()), want);
+    EXPECT(bad > 0, "a launch one block short matched the CPU");
+    printf("  one block short: %zu of %zu bytes differ\n", bad, want.size());
+    cudaFree(dx);
+    cudaFree(drgb);
+}
+
+__global__ void double_past_end_kernel(float *x, int n) {
+    int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (i > n) return;  // the bug: i == n passes
+    x[i] *= 2.0f;
+}
+
+TEST_IMPL(write_past_end_is_caught) {
+    int n = 256;
+    float *x = dnew<float>((size_t)n);
+    kh_clear();
+    LAUNCH(double_past_end_kernel, 2, TB_BLOCK, NULL, x, n);
+    EXPECT(kh_errors() == 1 && strstr(kh_first_error(), "1024-byte device allocation") &&
+               strstr(kh_first_error(), "past its end"),
+           "%s", kh_first_error());
+    kh_clear();
+    cudaFree(x);
+}
+
+__global__ void early_exit_sync_kernel(float *out, int n) {
+    if ((int)threadIdx.x >= n) return;
+    out[threadIdx.x] = 1.0f;
+    __syncthreads();
+}
+
+TEST_IMPL(divergent_syncthreads_is_caught) {
+    float *out = dnew<float>(128);
+    kh_clear();
+    LAUNCH(early_exit_sync_kernel, 1, 128, NULL, out, 100);
+    EXPECT(kh_errors() == 1 && strstr(kh_first_error(), "reached by 100 of the block's 128"),
+           "%s", kh_first_error());
+    kh_clear();
+    cudaFree(out);
+}
+
+__global__ void block_sum_kernel(double *out, int lanes_out) {
+    double v = (double)threadIdx.x;
+    if ((int)(threadIdx.x % 32) >= 32 - lanes_out) return;  // lanes_out lanes leave early
+    v = block_sum(v);
+    if (threadIdx.x == 0) *out = v;
+}
+
+TEST_IMPL(bad_warp_sum_is_caught) {
+    double *out = dnew<double>(1);
+    kh_clear();
+    LAUNCH(block_sum_kernel, 1, 256, NULL, out, 0);  // the right use
+    EXPECT(kh_errors() == 0 && down(out, 1)[0] == 255.0 * 256 / 2, "block_sum %g: %s",
+           down(out, 1)[0], kh_first_error());
+    LAUNCH(block_sum_kernel, 1, 48, NULL, out, 0);  // not a multiple of 32
+    EXPECT(kh_errors() >= 1 && strstr(kh_first_error(), "__shfl_down_sync with mask 0xffffffff "
+                                                        "in a warp of 16 threads"),
+           "%s", kh_first_error());
+    kh_clear();
+    LAUNCH(block_sum_kernel, 1, 64, NULL, out, 1);  // lane 31 of each warp has exited
+    EXPECT(kh_errors() >= 1 && strstr(kh_first_error(), "lanes have exited"), "%s",
+           kh_first_error());
+    kh_clear();
+    cudaFree(out);
+}
+
+// Lane 0 at __syncthreads, the rest of its warp in a warp_sum: a GPU hangs.
+__global__ void deadlock_kernel(float *out) {
+    float v = 1.0f;
+    if (threadIdx.x == 0)
+        __syncthreads();
+    else
+        v = warp_sum(v);
+    out[threadIdx.x] = v;
+}
+
+TEST_IMPL(deadlock_is_caught) {
+    float *out = dnew<float>(64);
+    kh_clear();
+    LAUNCH(deadlock_kernel, 1, 32, NULL, out);
+    EXPECT(kh_errors() >= 1 && strstr(kh_first_error(), "deadlock"), "%s", kh_first_error());
+    kh_clear();
+    cudaFree(out);
+}
+
+// Thread 0 writes what the others read, with no barrier between: a race, seen
+// here as a result that depends on the order the threads run in.
+__global__ void racy_kernel(float *out) {
+    __shared__ float first;
+    if (threadIdx.x == 0) first = (float)blockIdx.x + 1.0f;
+    out[blockIdx.x * blockDim.x + threadIdx.x] = first;
+}
+
+TEST_IMPL(shared_memory_race_is_caught) {
+    float *out = dnew<float>(512);
+    kh_clear();
+    kh_set_reverse(0);
+    LAUNCH(racy_kernel, 2, 256, NULL, out);
+    std::vector<float> fwd = down(out, 512);
+    kh_set_reverse(1);
+    LAUNCH(racy_kernel, 2, 256, NULL, out);
+    std::vector<float> rev = down(out, 512);
+    kh_set_reverse(0);
+    EXPECT(diff_bits(fwd, rev) > 0, "a race on shared memory gave the same result in both orders");
+    cudaFree(out);
+}
+
+TEST_MAIN(TEST_ENTRY(bias_act_forward), TEST_ENTRY(bias_act_backward), TEST_ENTRY(mse),
+          TEST_ENTRY(l1), TEST_ENTRY(grad_norm), TEST_ENTRY(sgd_update), TEST_ENTRY(adam_update),
+          TEST_ENTRY(update_same_bits_either_order), TEST_ENTRY(stats_record),
+          TEST_ENTRY(frame_to_tensor), TEST_ENTRY(tensor_to_frame), TEST_ENTRY(tensor_to_rgba),
+          TEST_ENTRY(lerp), TEST_ENTRY(capture_records_failures),
+          TEST_ENTRY(missing_block_is_caught), TEST_ENTRY(write_past_end_is_caught),
+          TEST_ENTRY(divergent_syncthreads_is_caught), TEST_ENTRY(bad_warp_sum_is_caught),
+          TEST_ENTRY(deadlock_is_caught), TEST_ENTRY(shared_memory_race_is_caught))
