@@ -24,6 +24,7 @@
 #include "midi.h"
 #include "osc.h"
 #include "record.h"
+#include "replay.h"
 #include "vcam.h"
 #endif
 
@@ -135,6 +136,10 @@ int main(int argc, char **argv) {
     if (s.check) return check_run(&s, app_check_probes);
 #else
     if (s.check) return check_run(&s, NULL);
+    if (s.replay[0]) {
+        tb_error("this build cannot replay a take (built with TABULA_APP=OFF)");
+        return TB_EXIT_INPUT;
+    }
     if (!s.headless) {
         tb_error("this build has no window (built with TABULA_APP=OFF): use --headless");
         return TB_EXIT_INPUT;
@@ -158,5 +163,8 @@ int main(int argc, char **argv) {
         setenv("OMP_WAIT_POLICY", "passive", 1);
         execv("/proc/self/exe", argv);  // if this fails, go on as we are
     }
+#ifdef TABULA_HAVE_APP
+    if (s.replay[0]) return replay_main(&s);  // a take run again offline (replay.h)
+#endif
     return run(&s, argv);
 }

@@ -78,9 +78,10 @@ static void log_line(Run *r, const char *source, const char *what, float value) 
     int have_out = 0;
     for (int i = 0; i < r->nout; i++) have_out |= r->out[i].event && out_active(r, &r->out[i]);
     if ((!r->events || r->events_failed) && !have_out) return;
-    char line[512];
-    snprintf(line, sizeof line, "{\"t\":%.4f,\"frame\":%ld,\"step\":%ld,\"source\":\"%s\",%s,\"value\":%.7g}",
-             tb_now() - r->t_start, r->frames, r->t.step, source, what, (double)value);
+    char line[512], v[24];
+    // The value exactly (tb_fmt_float), so a replayed take sets the same bits.
+    snprintf(line, sizeof line, "{\"t\":%.4f,\"frame\":%ld,\"step\":%ld,\"source\":\"%s\",%s,\"value\":%s}",
+             tb_now() - r->t_start, r->frames, r->t.step, source, what, tb_fmt_float(v, value));
     for (int i = 0; i < r->nout; i++)
         if (r->out[i].event && out_active(r, &r->out[i])) r->out[i].event(r->out[i].user, line);
     if (!r->events || r->events_failed) return;
