@@ -24,6 +24,7 @@ typedef enum {
     KA_SLOT_SAVE,   // live network into slot `arg`
     KA_SLOT_RECALL, // slot `arg` at once
     KA_RECORD,      // start a take, or stop the one running
+    KA_WORLD,       // world `arg` ([world] dir) into [world] slot, cross-faded to
     KA_ATLAS,       // the atlas layout, or back to the layout before it
     KA_ATLAS_FOCUS, // arg +1 / -1: the next / previous layer alone (past the ends: every layer)
     KA_SOLO,        // arg +1 / -1: the next / previous bottleneck channel solo (past the ends: none)

@@ -68,6 +68,8 @@ static const ActionInfo ACTIONS[] = {
     {"slot_write", CMD_SLOT_WRITE, -1, "write slot N to snapshot_dir/slot-N.safetensors"},
     {"slot_read", CMD_SLOT_READ, -1, "read snapshot_dir/slot-N.safetensors into slot N"},
     {"scene", CMD_SCENE, -1, "recall scene N (1 = the first file in the scenes folder by name)"},
+    {"world", CMD_WORLD, -1, "load world N (the Nth .safetensors in [world] dir by name) into [world] slot "
+     "and cross-fade to it over fade_time, with its transform"},
     {"code_store", CMD_CODE_STORE, -1, "store the current bottleneck code as keyframe N (1 to 8; no number: the next)"},
     {"journey", CMD_JOURNEY, -1, "play a journey through the stored codes ([journey] mode, seconds), or stop it"},
 };

@@ -334,6 +334,35 @@ static const Param PARAMS[] = {
     {"presence", "slow_factor", NULL, P_FLOAT, O(presence_slow_factor), 0, 1, NULL, "0.1",
      "lr multiplier while the room is empty (mode slow)", SET},
 
+    // Worlds (src/cli/world_train.h): theme training with --train-world, and the
+    // folder the world action loads from.
+    {"world", "dir", NULL, P_STR, O(world_dir), 0, 0, NULL, "weights",
+     "folder of worlds (*.safetensors): the world action N loads the Nth by name into a slot and "
+     "cross-fades to it", SET},
+    {"world", "slot", NULL, P_INT, O(world_slot), 1, 8, NULL, "8",
+     "the snapshot slot the world action loads a world into (it overwrites that slot)", SET},
+    {"world", "batch", NULL, P_INT, O(world_batch), 1, 16, NULL, "4",
+     "--train-world: frames per step (random crops of the data)", SET},
+    {"world", "steps", NULL, P_LONG, O(world_steps), 1, 1e9, NULL, "2000",
+     "--train-world: steps in all", SET},
+    {"world", "optimizer", NULL, P_CHOICE, O(world_optimizer), 0, 0, "adam|sgd", "adam",
+     "--train-world: the optimizer ([train] momentum, clip, weight_decay and adam_* apply)", SET},
+    {"world", "lr", NULL, P_FLOAT, O(world_lr), 0, 10, NULL, "0.001",
+     "--train-world: peak learning rate (after a warm-up of 2% of the steps)", SET},
+    {"world", "schedule", NULL, P_CHOICE, O(world_schedule), 0, 0, "cosine|step|constant", "cosine",
+     "--train-world: learning-rate schedule: cosine down to 0, step (x0.1 at 60% and 85% of the "
+     "steps) or constant", SET},
+    {"world", "scale_min", NULL, P_FLOAT, O(world_scale_min), 0.05, 1, NULL, "0.5",
+     "--train-world: the smallest random crop, as a fraction of the largest the image allows", SET},
+    {"world", "holdout", NULL, P_FLOAT, O(world_holdout), 0, 0.9, NULL, "0",
+     "--train-world: fraction of the frames, the last ones, held back and tested on at the end", SET},
+    {"world", "max_frames", NULL, P_INT, O(world_max_frames), 1, 100000, NULL, "1000",
+     "--train-world: frames read from the data at most (a folder or video is read once)", SET},
+    {"world", "checkpoint_every", NULL, P_LONG, O(world_checkpoint_every), 0, 1e9, NULL, "500",
+     "--train-world: steps between checkpoints written to --save (0 = only at the end)", SET},
+    {"world", "preview_every", NULL, P_LONG, O(world_preview_every), 0, 1e9, NULL, "250",
+     "--train-world: steps between preview images (SAVE-preview.ppm: input | target | output; 0 = off)", SET},
+
     {NULL, "headless", "headless", P_FLAG, O(headless), 0, 1, NULL, "0",
      "no window: train on the source and exit after --frames", SET},
     {NULL, "check", "check", P_FLAG, O(check), 0, 1, NULL, "0",
@@ -354,6 +383,9 @@ static const Param PARAMS[] = {
     {NULL, "output", "output", P_STR, O(output), 0, 0, NULL, "",
      "send the picture out: v4l2:/dev/videoN (a v4l2loopback virtual camera), or with --replay "
      "the video file to render", SET},
+    {NULL, "train_world", "train-world", P_STR, O(train_world), 0, 0, NULL, "",
+     "train a world on this image folder or video file with [world]'s settings, write it to "
+     "--save and exit", SET},
     // clang-format on
 };
 #define N_PARAMS (sizeof PARAMS / sizeof PARAMS[0])

@@ -8,6 +8,7 @@
 #include "frame_fit.h"
 #include "session.h"
 #include "snapshot.h"
+#include "world.h"
 
 static void publish(Run *r);
 
@@ -80,9 +81,10 @@ static void log_line(Run *r, const char *source, const char *what, float value) 
     int have_out = 0;
     for (int i = 0; i < r->nout; i++) have_out |= r->out[i].event && out_active(r, &r->out[i]);
     if ((!r->events || r->events_failed) && !have_out) return;
-    char line[512];
-    snprintf(line, sizeof line, "{\"t\":%.4f,\"frame\":%ld,\"step\":%ld,\"source\":\"%s\",%s,\"value\":%.7g}",
-             tb_now() - r->t_start, r->frames, r->t.step, source, what, (double)value);
+    char line[512], v[24];
+    // The value exactly (tb_fmt_float), so a replayed take sets the same bits.
+    snprintf(line, sizeof line, "{\"t\":%.4f,\"frame\":%ld,\"step\":%ld,\"source\":\"%s\",%s,\"value\":%s}",
+             tb_now() - r->t_start, r->frames, r->t.step, source, what, tb_fmt_float(v, value));
     for (int i = 0; i < r->nout; i++)
         if (r->out[i].event && out_active(r, &r->out[i])) r->out[i].event(r->out[i].user, line);
     if (!r->events || r->events_failed) return;
@@ -199,6 +201,23 @@ static void slot_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
     log_notes(r);
 }
 
+// World N: into [world] slot (its transform becomes the live one), then a
+// cross-fade into that slot as slot_fade does.
+static void world_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
+    TbErr err = {{0}};
+    char path[CFG_STR + 300];
+    int w = e->value == e->value && e->value >= 1 && e->value < 1e6 ? (int)e->value : 0;
+    if (world_load(&r->t, r->s->world_dir, w, r->s->world_slot, path, sizeof path, &err)) {
+        snprintf(msg, n, "world failed: %.400s", err.msg);
+    } else {
+        transform_to_live(r);
+        ControlEvent f = {.cmd = CMD_SLOT_FADE, .value = (float)r->s->world_slot, .source = e->source};
+        slot_action(r, &f, msg, n);
+        tb_log("world %d: %.400s", w, path);
+    }
+    log_event(r, e, "\"action\":\"world\"", e->value);
+}
+
 // Scene N (1-based): glide to its values over its transition.
 static void scene_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
     float v = e->value;
@@ -306,6 +325,7 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
     case CMD_SLOT_WRITE:
     case CMD_SLOT_READ: slot_action(r, e, msg, n); break;
     case CMD_SCENE: scene_action(r, e, msg, n); break;
+    case CMD_WORLD: world_action(r, e, msg, n); break;
     case CMD_RESET: {
         uint64_t seed = e->value >= 0 ? (uint64_t)e->value : r->t.seed + 1;
         reset_network(r, seed);
@@ -335,7 +355,7 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
     if (is_param) modulate_touch(&r->mod, &r->p, e->param);
     // Another network or loss function: its loss level is not an explosion.
     if ((is_param && e->param == PARAM_LOSS) || e->cmd == CMD_RESET || e->cmd == CMD_LOAD ||
-        e->cmd == CMD_SLOT_RECALL || e->cmd == CMD_SLOT_FADE || e->cmd == CMD_SLOT_READ)
+        e->cmd == CMD_SLOT_RECALL || e->cmd == CMD_SLOT_FADE || e->cmd == CMD_SLOT_READ || e->cmd == CMD_WORLD)
         metrics_watchdog_reset(&r->m);
     log_notes(r);
     if (msg[0]) tb_log("%s", msg);

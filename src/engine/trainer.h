@@ -81,6 +81,11 @@ const uint8_t *trainer_newest(const Trainer *t);
 // pass on the newest frame so the reconstruction is current).
 // Needs trainer_slots_free(t) >= K.
 int trainer_train(Trainer *t, int K, int memory);
+// One step on B given frames (B <= max_batch, each at the training size): the
+// theme trainer's batches of random crops. The transform in force applies as
+// in trainer_train; the ring is untouched. Returns the step's stats slot.
+// Needs trainer_slots_free(t) >= 1.
+int trainer_train_batch(Trainer *t, const uint8_t *const *frames, int B);
 int trainer_slots_free(const Trainer *t);
 // Read back all stats slots used since the last call (waits for the device)
 // and free them. Returns how many were read into out (TB_STATS_RING max).
