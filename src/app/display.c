@@ -19,7 +19,7 @@
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image_write.h>
 
-enum { KEY_RING = 64, TEXT_LINES = 48, TEXT_LEN = 160 };
+enum { KEY_RING = 64, TEXT_LINES = 64, TEXT_LEN = 160 };  // 64: every key's help line
 enum { PANE_CAMERA = 0, PANE_RECON = 1, PANE_ERROR = 2, PANE_NET = 3, PANE_ATLAS = 4, PANE_KINDS };
 
 typedef struct {

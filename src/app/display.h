@@ -77,7 +77,7 @@ void display_set_error_gain(Display *d, float gain);  // error pane: |in-rec|*ga
 const char *display_layout_name(DisplayLayout layout);  // "mirror", "side", "triptych", "atlas"
 int display_layout_parse(const char *name);             // -1 if unknown
 
-// Overlays. Lines are copied (up to 48 of 159 characters); non-ASCII is
+// Overlays. Lines are copied (up to 64 of 159 characters); non-ASCII is
 // shown as '?', dashes as '-'.
 void display_set_hud(Display *d, const char *const *lines, int n);
 void display_show_hud(Display *d, int on);  // also shows the pane labels

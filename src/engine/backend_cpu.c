@@ -338,14 +338,17 @@ static void cpu_bottleneck(Backend *b, const float *mask, float noise, int freez
 
 // One sample's activation between NCHW and nChw16c (act.c: channel c of pixel p
 // at ((c/16)*HW + p)*16 + c%16).
+// The blocked side is walked in order (16 channels of one pixel together).
 static void c16_to_nchw(float *dst, const float *src, int C, int HW) {
-    for (int c = 0; c < C; c++)
-        for (int p = 0; p < HW; p++) dst[(size_t)c * HW + p] = src[((size_t)(c / 16) * HW + p) * 16 + c % 16];
+    for (int cb = 0; cb < C / 16; cb++)
+        for (int p = 0; p < HW; p++)
+            for (int j = 0; j < 16; j++) dst[(size_t)(cb * 16 + j) * HW + p] = src[((size_t)cb * HW + p) * 16 + j];
 }
 
 static void nchw_to_c16(float *dst, const float *src, int C, int HW) {
-    for (int c = 0; c < C; c++)
-        for (int p = 0; p < HW; p++) dst[((size_t)(c / 16) * HW + p) * 16 + c % 16] = src[(size_t)c * HW + p];
+    for (int cb = 0; cb < C / 16; cb++)
+        for (int p = 0; p < HW; p++)
+            for (int j = 0; j < 16; j++) dst[((size_t)cb * HW + p) * 16 + j] = src[(size_t)(cb * 16 + j) * HW + p];
 }
 
 static int act_channels(const Model *m, int i) { return i == 0 ? 3 : m->layers[i - 1].cout; }
