@@ -7,11 +7,12 @@
 // batch as it was; a journey renders each stored frame's reconstruction at
 // its keyframe; the linear path's midpoint is the mean code's decode; slerp
 // and the curve end exactly on their keys, and slerp keeps the length that
-// linear loses. With a GPU, the CUDA read-out and decode against the CPU's
+// linear loses; the run loop plays the stored frames at their times. With a GPU, the CUDA read-out and decode against the CPU's
 // (skipped without one).
 #include <string.h>
 
 #include "journey.h"
+#include "run.h"
 #include "settings_trainer.h"
 #include "test.h"
 
@@ -236,6 +237,61 @@ TEST_IMPL(curve_through_keys) {
     journey_free(&j);
 }
 
+// Through the run loop as the drivers use it: code_store and journey events,
+// then run_output each frame shows the journey. Learning paused (the decoder
+// that made the codes stays) and the run's clock headless (frames / fps, with
+// fps 32 every time is exact in binary): at every whole second after the start
+// the frame shown is a stored frame's reconstruction, in order and round
+// again; half-way it is neither neighbour.
+TEST_IMPL(run_loop_plays_the_keyframes) {
+    Settings s;
+    settings_default(&s);
+    snprintf(s.backend, sizeof s.backend, "cpu");
+    snprintf(s.channels, sizeof s.channels, "16,32");
+    s.width = W, s.height = H, s.headless = 1, s.fps = 32, s.pause = 1;
+    s.autosave_minutes = 0, s.journey_seconds = 1;
+    snprintf(s.journey_mode, sizeof s.journey_mode, "curve");
+    Run r;
+    TbErr err = {{0}};
+    if (run_open(&r, &s, NULL, &err)) {
+        EXPECT(0, "run_open: %s", err.msg);
+        return;
+    }
+    uint8_t rgb[W * H * 3], out[W * H * 3];
+    char msg[256];
+    ControlEvent store = {.cmd = CMD_CODE_STORE, .value = -1}, play = {.cmd = CMD_JOURNEY};
+    run_control(&r, &store, msg, sizeof msg);
+    EXPECT(r.jr.n == 0 && strstr(msg, "no frame"), "a store before any frame: %s", msg);
+    for (int k = 0; k < 3; k++) {
+        make_frame(rgb, 50 + 9 * k);
+        run_frame(&r, rgb, W, H);
+        run_control(&r, &store, msg, sizeof msg);
+    }
+    EXPECT(r.jr.n == 3, "%d keyframes stored (%s)", r.jr.n, msg);
+    run_control(&r, &play, msg, sizeof msg);
+    EXPECT(r.jr.playing, "not playing: %s", msg);
+    long f0 = r.frames, hits = 0;
+    for (int k = 0; k < 4 * 32 && r.jr.playing; k++) {
+        make_frame(rgb, k);
+        run_frame(&r, rgb, W, H);
+        run_output(&r, out);
+        long since = r.frames - f0;
+        int key = (int)(since / 32) % 3;
+        if (since % 32 == 0) {
+            EXPECT(memcmp(out, r.jr.rec[key], sizeof out) == 0, "second %ld: not keyframe %d", since / 32, key);
+            hits++;
+        } else if (since % 32 == 16) {
+            EXPECT(memcmp(out, r.jr.rec[key], sizeof out) != 0 && memcmp(out, r.jr.rec[(key + 1) % 3], sizeof out) != 0,
+                   "half-way after keyframe %d is a keyframe", key);
+        }
+    }
+    EXPECT(hits == 4, "%ld keyframe times checked", hits);
+    run_control(&r, &play, msg, sizeof msg);
+    run_output(&r, out);
+    EXPECT(!r.jr.playing && memcmp(out, r.jr.rec[0], sizeof out) != 0, "stopped: the mirror again (%s)", msg);
+    run_close(&r);
+}
+
 // On a GPU: the CUDA backend's read-out agrees with the CPU's on the same
 // weights and frame (cuDNN sums in other orders: 1e-4 of the largest value),
 // and its decode of its own code is its reconstruction (the same plans at
@@ -283,4 +339,5 @@ TEST_IMPL(cuda_readout_and_decode) {
 TEST_MAIN(TEST_ENTRY(readout_nchw_blocked), TEST_ENTRY(readout_nchw_plain), TEST_ENTRY(decode_is_reconstruction_blocked),
           TEST_ENTRY(decode_is_reconstruction_plain), TEST_ENTRY(keyframes_exact_linear),
           TEST_ENTRY(keyframes_exact_slerp), TEST_ENTRY(keyframes_exact_curve), TEST_ENTRY(linear_midpoint_is_mean),
-          TEST_ENTRY(slerp_ends_and_length), TEST_ENTRY(curve_through_keys), TEST_ENTRY(cuda_readout_and_decode))
+          TEST_ENTRY(slerp_ends_and_length), TEST_ENTRY(curve_through_keys), TEST_ENTRY(run_loop_plays_the_keyframes),
+          TEST_ENTRY(cuda_readout_and_decode))
