@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
         atlas_draw(m, -1, acts, rgb, pic);
         tdraw[i] = tb_now() - t0;
         t0 = tb_now();
-        atlas_solo(t.be, m, acts + m->act_off[nb], 0, scratch, rgb);
+        atlas_solo(t.be, m, acts + m->act_off[nb], 0, 1, scratch, rgb);
         tsolo[i] = tb_now() - t0;
         journey_start(&j, 0);
         t0 = tb_now();

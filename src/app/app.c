@@ -76,6 +76,7 @@ static Display *open_display(App *a, Panel *pn, TbErr *err) {
     a->rec_rgb = tb_calloc((size_t)W * H, 3);
     a->net_rgb = tb_calloc((size_t)W * H, 3);
     a->atlas_focus = a->atlas_solo = -1;  // every layer, no channel solo
+    a->atlas_solo_n = 1;
     if (strcmp(t->be->name, "cuda") == 0) {
         a->rg = recon_gpu_create(t->be, d, W, H, err);
         if (!a->rg) tb_log("%s: reconstructions go through host memory", err->msg);

@@ -152,12 +152,12 @@ void atlas_draw(const Model *m, int focus, const float *acts, const uint8_t *sol
     free(frame);
 }
 
-void atlas_solo(Backend *be, const Model *m, const float *code, int c, float *scratch, uint8_t *rgb) {
-    // The bottleneck control's own op (ops.h) with a mask that keeps channel c:
-    // the decoder sees what it would with only that channel kept.
+void atlas_solo(Backend *be, const Model *m, const float *code, int c, int n, float *scratch, uint8_t *rgb) {
+    // The bottleneck control's own op (ops.h) with a mask that keeps channels
+    // c.. c+n-1: the decoder sees what it would with only those kept.
     int nb = model_bottleneck_act(m), C = model_bottleneck_channels(m);
     float *mask = tb_calloc((size_t)C, sizeof(float));
-    if (c >= 0 && c < C) mask[c] = 1.0f;
+    for (int i = c < 0 ? 0 : c; i < c + n && i < C; i++) mask[i] = 1.0f;
     bottleneck_forward(scratch, code, mask, 1, C, (int)(m->act_n[nb] / (size_t)C), 0.0f, 0, 0);
     free(mask);
     be->decode(be, scratch, rgb);

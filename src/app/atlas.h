@@ -45,9 +45,9 @@ void atlas_read(Backend *be, const Model *m, float *acts);
 // The picture (w*h*3 bytes from atlas_geometry) from the activations; solo_rgb
 // (the training size, RGB8) or NULL for none.
 void atlas_draw(const Model *m, int focus, const float *acts, const uint8_t *solo_rgb, uint8_t *out);
-// The decoder's picture of the bottleneck code with only channel `c` kept
-// (code: act_n[n_enc] floats, NCHW; scratch of the same size).
-void atlas_solo(Backend *be, const Model *m, const float *code, int c, float *scratch, uint8_t *rgb);
+// The decoder's picture of the bottleneck code with only channels c to
+// c + n - 1 kept (code: act_n[n_enc] floats, NCHW; scratch of the same size).
+void atlas_solo(Backend *be, const Model *m, const float *code, int c, int n, float *scratch, uint8_t *rgb);
 // Largest picture of this model (bytes), for buffers made once.
 size_t atlas_max_bytes(const Model *m);
 

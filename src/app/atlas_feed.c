@@ -28,7 +28,7 @@ void atlas_feed_free(AtlasFeed *f) {
 
 void atlas_feed(App *a, AtlasFeed **fp) {
     pthread_mutex_lock(&a->mu);
-    int on = a->atlas_on && a->atlas_mid, focus = a->atlas_focus, solo = a->atlas_solo;
+    int on = a->atlas_on && a->atlas_mid, focus = a->atlas_focus, solo = a->atlas_solo, solo_n = a->atlas_solo_n;
     pthread_mutex_unlock(&a->mu);
     Trainer *t = &a->run.t;
     const Model *m = &t->model;
@@ -36,7 +36,7 @@ void atlas_feed(App *a, AtlasFeed **fp) {
     if (!*fp) *fp = atlas_feed_new(m);  // on first use: a window that never shows it pays nothing
     AtlasFeed *f = *fp;
     atlas_read(t->be, m, f->acts);
-    if (solo >= 0) atlas_solo(t->be, m, f->acts + m->act_off[model_bottleneck_act(m)], solo, f->scratch, f->solo);
+    if (solo >= 0) atlas_solo(t->be, m, f->acts + m->act_off[model_bottleneck_act(m)], solo, solo_n, f->scratch, f->solo);
     AtlasBlock b[ATLAS_MAX_BLOCKS];
     int w, h;
     atlas_geometry(m, focus, solo >= 0, b, &w, &h);

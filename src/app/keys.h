@@ -27,7 +27,8 @@ typedef enum {
     KA_WORLD,       // world `arg` ([world] dir) into [world] slot, cross-faded to
     KA_ATLAS,       // the atlas layout, or back to the layout before it
     KA_ATLAS_FOCUS, // arg +1 / -1: the next / previous layer alone (past the ends: every layer)
-    KA_SOLO,        // arg +1 / -1: the next / previous bottleneck channel solo (past the ends: none)
+    KA_SOLO,        // arg +1 / -1: the next / previous bottleneck channel (or group) solo (past the ends: none)
+    KA_SOLO_GROUP,  // the solo group's size: 1, 4, 16, 64 channels, round again
     KA_CODE_STORE,  // the current bottleneck code into the next keyframe
     KA_JOURNEY,     // play the journey through the keyframes, or stop it
 } KeyActionKind;

@@ -53,11 +53,11 @@ typedef struct {
     char presence[96];   // [presence]: "empty room: learning paused" while it lasts, else ""
     // The layer atlas (atlas.h), drawn only while the window shows it. The main
     // thread says what it wants (atlas_on; atlas_focus: -1 every layer, i:
-    // activation i alone; atlas_solo: the bottleneck channel shown alone, -1
-    // none); the training thread draws into a buffer of its own after a frame
+    // activation i alone; atlas_solo: the first of the atlas_solo_n bottleneck
+    // channels shown alone, -1 none); the training thread draws into a buffer of its own after a frame
     // and swaps it with atlas_mid (atlas_seq counts them), and the main thread
     // swaps atlas_mid with atlas_show (its own): no copy and no wait under mu.
-    int atlas_on, atlas_focus, atlas_solo;
+    int atlas_on, atlas_focus, atlas_solo, atlas_solo_n;
     uint8_t *atlas_mid, *atlas_show;
     int atlas_w, atlas_h;
     uint64_t atlas_seq;

@@ -76,11 +76,15 @@ static void atlas_key(App *a, Display *d, Panel *pn, const KeyBinding *b) {
         a->atlas_focus = f < 0 ? -1 : f + 1;
         if (f < 0) snprintf(msg, sizeof msg, "atlas: every layer");
         else snprintf(msg, sizeof msg, "atlas: %s alone", m->layers[f].name);
-    } else {
-        int C = model_bottleneck_channels(m);
-        a->atlas_solo = cycle(a->atlas_solo, b->arg, C);
-        if (a->atlas_solo < 0) snprintf(msg, sizeof msg, "solo: off");
-        else snprintf(msg, sizeof msg, "solo: bottleneck channel %d of %d", a->atlas_solo + 1, C);
+    } else {  // groups of n channels from 0, n, 2n, ...: solo steps by groups
+        int C = model_bottleneck_channels(m), n = a->atlas_solo_n;
+        if (b->kind == KA_SOLO_GROUP) a->atlas_solo_n = n = n >= 64 || n * 4 > C ? 1 : n * 4;
+        int g = cycle(a->atlas_solo < 0 ? -1 : a->atlas_solo / n, b->kind == KA_SOLO ? b->arg : 0, (C + n - 1) / n);
+        a->atlas_solo = g < 0 ? -1 : g * n;
+        int last = a->atlas_solo + n < C ? a->atlas_solo + n : C;
+        if (a->atlas_solo < 0) snprintf(msg, sizeof msg, "solo: off (groups of %d)", n);
+        else if (n == 1) snprintf(msg, sizeof msg, "solo: bottleneck channel %d of %d", a->atlas_solo + 1, C);
+        else snprintf(msg, sizeof msg, "solo: bottleneck channels %d to %d of %d", a->atlas_solo + 1, last, C);
     }
     pthread_mutex_unlock(&a->mu);
     display_status(d, msg, 1.5);
@@ -143,7 +147,8 @@ void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k) {
     case KA_WORLD: push_cmd(a, CMD_WORLD, (float)b->arg); break;
     case KA_ATLAS:
     case KA_ATLAS_FOCUS:
-    case KA_SOLO: atlas_key(a, d, pn, b); break;
+    case KA_SOLO:
+    case KA_SOLO_GROUP: atlas_key(a, d, pn, b); break;
     case KA_CODE_STORE: push_cmd(a, CMD_CODE_STORE, -1); break;
     case KA_JOURNEY: push_cmd(a, CMD_JOURNEY, 0); break;
     }
