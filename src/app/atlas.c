@@ -91,8 +91,9 @@ void atlas_read(Backend *be, const Model *m, float *acts) {
 }
 
 // One channel (sw x sh floats) into its tile: min..max through the colour
-// map, each pixel the nearest value.
-static void draw_tile(uint8_t *out, int ow, const AtlasBlock *b, int tx, int ty, const float *x,
+// map, each pixel the nearest value (xmap: the value's column for each of the
+// tile's tw columns, made once per layer: no division per pixel).
+static void draw_tile(uint8_t *out, int ow, const AtlasBlock *b, int tx, int ty, const float *x, const int *xmap,
                       const uint8_t (*lut)[3]) {
     float lo = x[0], hi = x[0];
     for (int i = 1; i < b->sw * b->sh; i++) lo = x[i] < lo ? x[i] : lo, hi = x[i] > hi ? x[i] : hi;
@@ -101,8 +102,9 @@ static void draw_tile(uint8_t *out, int ow, const AtlasBlock *b, int tx, int ty,
         uint8_t *row = out + ((size_t)(ty + y) * ow + tx) * 3;
         const float *src = x + (size_t)(y * b->sh / b->th) * b->sw;
         for (int xx = 0; xx < b->tw; xx++) {
-            int v = (int)((src[xx * b->sw / b->tw] - lo) * k + 0.5f);
-            memcpy(row + 3 * xx, lut[v < 0 ? 0 : v > 255 ? 255 : v], 3);
+            int v = (int)((src[xmap[xx]] - lo) * k + 0.5f);
+            const uint8_t *c = lut[v < 0 ? 0 : v > 255 ? 255 : v];
+            row[3 * xx] = c[0], row[3 * xx + 1] = c[1], row[3 * xx + 2] = c[2];
         }
     }
 }
@@ -145,9 +147,12 @@ void atlas_draw(const Model *m, int focus, const float *acts, const uint8_t *sol
             fill_rect(out, w, x0, B->y + (B->rows - 1) * (B->th + 1), B->x + B->w - x0, B->th, ATLAS_BG_RGB);
         }
         size_t hw = (size_t)B->sw * B->sh;
+        int *xmap = tb_malloc((size_t)B->tw * sizeof(int));
+        for (int xx = 0; xx < B->tw; xx++) xmap[xx] = xx * B->sw / B->tw;
         for (int c = 0; c < B->ch; c++)
             draw_tile(out, w, B, B->x + (c % B->cols) * (B->tw + 1), B->y + (c / B->cols) * (B->th + 1),
-                      acts + m->act_off[B->act] + (size_t)c * hw, (const uint8_t(*)[3])lut);
+                      acts + m->act_off[B->act] + (size_t)c * hw, xmap, (const uint8_t(*)[3])lut);
+        free(xmap);
     }
     free(frame);
 }
