@@ -54,11 +54,13 @@ void journey_slerp(float *out, const float *a, const float *b, size_t n, double 
         ab += (double)a[i] * b[i];
     }
     double cosv = aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 1.0;
-    if (cosv > 0.9995) {  // nearly parallel (or a zero code): the angle says nothing
+    // Nearly parallel (or a zero code): the angle says nothing; nearly
+    // opposite: no one great circle, and sin(th) near 0. Linear then.
+    if (cosv > 0.9995 || cosv < -0.9995) {
         journey_lerp(out, a, b, n, u);
         return;
     }
-    double th = acos(cosv < -1 ? -1 : cosv), s = sin(th);
+    double th = acos(cosv), s = sin(th);
     // At u = 0: sin(th)/sin(th) = 1 and sin(0) = 0, so the ends are exact.
     double wa = sin((1.0 - u) * th) / s, wb = sin(u * th) / s;
     for (size_t i = 0; i < n; i++) out[i] = (float)(wa * a[i] + wb * b[i]);
