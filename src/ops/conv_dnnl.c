@@ -63,8 +63,9 @@ typedef struct {
     int key[KEY_N];  // transposed, blk, B, C, H, W, OC, K, S, P, in use (1) or refused (-1)
     dnnl_primitive_desc_t fwd_pd;  // the hint the backward passes need
     Prim pass[N_PASS];
-    int act;      // FWD_ACT's activation (ACT_*) and LeakyReLU slope
+    int act;         // FWD_ACT's activation (ACT_*) and LeakyReLU slope
     float slope;
+    int act_refused;  // oneDNN cannot fuse that one (the plain passes may still run)
 } Entry;
 
 #define CACHE_N 64
@@ -297,11 +298,13 @@ static int conv_dnnl_run(int T, int blk, int pass, void *const ptr[4], int act, 
     if (e && e->key[KEY_N - 1] < 0) r = -1;  // failed before
     if (e && !r && pass == FWD_ACT && (e->act != act || e->slope != slope)) {
         prim_free(&e->pass[FWD_ACT]);  // another activation: made anew
-        e->act = act, e->slope = slope;
+        e->act = act, e->slope = slope, e->act_refused = 0;
     }
+    if (e && !r && pass == FWD_ACT && e->act_refused) r = -1;
     if (e && !r && !e->pass[pass].p && pass_make(e, pass, blk & CONV_BLK_W ? &wmd : NULL)) {
         prim_free(&e->pass[pass]);
-        e->key[KEY_N - 1] = -1;
+        if (pass == FWD_ACT) e->act_refused = 1;  // the caller runs FWD, then bias_act
+        else e->key[KEY_N - 1] = -1;
         r = -1;
     }
     if (!r && ptr) r = prim_run(&e->pass[pass], ptr);  // no arrays: only make it
