@@ -167,8 +167,8 @@ static dnnl_primitive_attr_t act_attr(int act, float slope) {
     dnnl_post_ops_t po = NULL;
     if (act == ACT_NONE || !ok(dnnl_primitive_attr_create(&attr))) return attr;
     int r = ok(dnnl_post_ops_create(&po));
-    if (r && act == ACT_LEAKY) r = ok(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, slope, 0.0f));
-    if (r && act == ACT_SIGMOID) r = ok(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_logistic, 0.0f, 0.0f));
+    dnnl_alg_kind_t alg = act == ACT_LEAKY ? dnnl_eltwise_relu : dnnl_eltwise_logistic;
+    if (r) r = ok(dnnl_post_ops_append_eltwise(po, 1.0f, alg, act == ACT_LEAKY ? slope : 0, 0));
     if (r) r = ok(dnnl_primitive_attr_set_post_ops(attr, po));
     if (po) dnnl_post_ops_destroy(po);
     if (!r) dnnl_primitive_attr_destroy(attr);
