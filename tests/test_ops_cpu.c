@@ -411,6 +411,50 @@ TEST_IMPL(bias_act_blocked_matches_plain) {
     free(y), free(yb), free(d), free(db16), free(t);
 }
 
+// oneDNN's forward with bias + activation fused (the CPU backend's forward on
+// that path) against the reference convolution then bias_act_forward, every
+// activation, on the network's edges (3-channel image in, 3-channel sigmoid out)
+// and a middle layer, at batch 2. The sums differ in order only, as in
+// check_conv_parity (~1e-7 relative, 2e-5 allowed; the sigmoid is oneDNN's own
+// exp): measured at most 6e-7 for every case; a LeakyReLU slope off by 0.1%
+// gives 2e-4 and fails.
+#ifdef TABULA_HAVE_DNNL
+static double fused_err(const ConvOp *op, Shape s, int act) {
+    int Ho, Wo;
+    out_size(op, &s, &Ho, &Wo);
+    size_t nx = (size_t)s.B * s.C * s.H * s.W, ny = (size_t)s.B * s.OC * Ho * Wo;
+    size_t nw = (size_t)s.OC * s.C * s.K * s.K;
+    float *x = alloc_f(nx), *w = alloc_f(nw), *bias = alloc_f(s.OC), *y = alloc_f(ny);
+    float *yr = alloc_f(ny);
+    fill(x, nx, -1, 1), fill(w, nw, -0.2f, 0.2f), fill(bias, s.OC, -1, 1);
+    poison(y, ny);
+    op->fwd_ref(yr, x, w, s.B, s.C, s.H, s.W, s.OC, s.K, s.S, s.P);
+    bias_act_forward(yr, bias, s.B, s.OC, Ho * Wo, act, 0.2f);
+    double e = conv_dnnl_forward_act(op->transposed, 0, y, x, w, bias, act, 0.2f, s.B, s.C, s.H,
+                                     s.W, s.OC, s.K, s.S, s.P)
+                   ? 1.0
+                   : max_rel_err(y, yr, ny, 1e-3);
+    free(x), free(w), free(bias), free(y), free(yr);
+    return e;
+}
+#endif
+
+TEST_IMPL(dnnl_fused_bias_act_matches_reference) {
+#ifdef TABULA_HAVE_DNNL
+    seed();
+    Shape enc0 = {2, 3, 64, 48, 32, 4, 2, 1}, mid = {2, 32, 16, 12, 64, 4, 2, 1};
+    Shape dec3 = {2, 32, 32, 24, 3, 4, 2, 1};
+    for (int act = ACT_NONE; act <= ACT_SIGMOID; act++) {
+        double e0 = fused_err(&CONV_OPS[0], enc0, act), e1 = fused_err(&CONV_OPS[0], mid, act);
+        double e2 = fused_err(&CONV_OPS[1], mid, act), e3 = fused_err(&CONV_OPS[1], dec3, act);
+        EXPECT(e0 <= 2e-5 && e1 <= 2e-5, "act %d: conv2d fused %.3g %.3g", act, e0, e1);
+        EXPECT(e2 <= 2e-5 && e3 <= 2e-5, "act %d: convt2d fused %.3g %.3g", act, e2, e3);
+    }
+#else
+    printf("  built without oneDNN\n");
+#endif
+}
+
 TEST_IMPL(bias_act_hand_values) {
     float v1[2] = {-1.0f, 2.0f}, bb[1] = {0.5f}, g1[2] = {1.0f, 1.0f}, db1[1];
     bias_act_forward(v1, bb, 1, 1, 2, ACT_LEAKY, 0.2f);
@@ -759,6 +803,7 @@ TEST_MAIN(TEST_ENTRY(gemm_matches_reference_all_transposes),
           TEST_ENTRY(convt2d_fast_matches_reference), TEST_ENTRY(convt2d_gradients_match_finite_differences),
           TEST_ENTRY(bias_act_matches_definition_and_finite_differences), TEST_ENTRY(bias_act_hand_values),
           TEST_ENTRY(bias_act_blocked_matches_plain),
+          TEST_ENTRY(dnnl_fused_bias_act_matches_reference),
           TEST_ENTRY(bias_act_db_of_a_large_map_matches_double_sum), TEST_ENTRY(mse_hand_values),
           TEST_ENTRY(mse_of_196625_values_matches_double_sum),
           TEST_ENTRY(mse_and_grad_norm_same_bits_on_1_and_2_threads), TEST_ENTRY(l1_hand_values),

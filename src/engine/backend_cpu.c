@@ -85,18 +85,29 @@ static int blocked_usable(Backend *b) {
     return 1;
 }
 
+// The convolution, then bias + activation. On oneDNN the Conv2d layers have
+// them inside the primitive (its JIT kernel applies them as it stores); oneDNN
+// 2.6 adds a deconvolution's bias and post-ops in scalar loops afterwards
+// (2-4x slower than bias_act), so the decoder keeps the separate pass, as does
+// a layer whose fusion oneDNN refuses.
 static void conv_fwd(Backend *b, const Layer *L, int l, float *y, const float *x, const float *w,
-                     int B) {
-    int T = L->kind != LAYER_CONV;
-    if (((CpuCtx *)b->ctx)->blk) {
-        CHECK(!conv_dnnl_forward(T, layer_blk(b, l), y, x, w, B, L->cin, L->hin, L->win, L->cout,
-                                 L->k, L->stride, L->pad),
+                     const float *bias, int B) {
+    int T = L->kind != LAYER_CONV, blk = layer_blk(b, l);
+    float slope = b->model->spec.slope;
+    if (((CpuCtx *)b->ctx)->blk && !T &&
+        !conv_dnnl_forward_act(0, blk, y, x, w, bias, L->act, slope, B, L->cin, L->hin, L->win,
+                               L->cout, L->k, L->stride, L->pad))
+        return;
+    if (((CpuCtx *)b->ctx)->blk)
+        CHECK(!conv_dnnl_forward(T, blk, y, x, w, B, L->cin, L->hin, L->win, L->cout, L->k,
+                                 L->stride, L->pad),
               "oneDNN refused layer %d at batch %d", l, B);
-    } else if (!T) {
+    else if (!T)
         conv2d_forward(y, x, w, B, L->cin, L->hin, L->win, L->cout, L->k, L->stride, L->pad);
-    } else {
+    else
         convt2d_forward(y, x, w, B, L->cin, L->hin, L->win, L->cout, L->k, L->stride, L->pad);
-    }
+    (blk & CONV_BLK_Y ? bias_act_forward_c16 : bias_act_forward)(y, bias, B, L->cout,
+                                                                 L->hout * L->wout, L->act, slope);
 }
 
 static void conv_bwd(Backend *b, const Layer *L, int l, float *dx, float *dw, const float *d,
@@ -211,9 +222,7 @@ static void cpu_forward_impl(Backend *b, int B) {
         if (c->bn_on && l == nb) bottleneck_fwd(b, B);
         const float *x = layer_in(b, l, B);
         float *y = act_ptr(b, c->acts, l + 1, B);
-        conv_fwd(b, L, l, y, x, c->params + L->w_off, B);
-        (act_blocked(b, l + 1) ? bias_act_forward_c16 : bias_act_forward)(
-            y, c->params + L->b_off, B, L->cout, L->hout * L->wout, L->act, m->spec.slope);
+        conv_fwd(b, L, l, y, x, c->params + L->w_off, c->params + L->b_off, B);
     }
     c->fwd_batch = B;
 }

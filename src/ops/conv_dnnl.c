@@ -49,16 +49,23 @@ typedef struct {
 
 typedef struct {
     dnnl_primitive_t p;  // NULL until first used
-    Arg a[3];
+    int n;               // arguments in a
+    Arg a[4];
     dnnl_memory_t scratch;
 } Prim;
 
-enum { FWD = 0, BWD_DATA, BWD_WEIGHTS, N_PASS };
+// FWD_ACT: the forward pass with the bias and the activation fused into the
+// primitive (a bias argument and an eltwise post-op), so that the output is
+// written once instead of written, then read and written again.
+enum { FWD = 0, BWD_DATA, BWD_WEIGHTS, FWD_ACT, N_PASS };
 #define KEY_N 11
 typedef struct {
     int key[KEY_N];  // transposed, blk, B, C, H, W, OC, K, S, P, in use (1) or refused (-1)
     dnnl_primitive_desc_t fwd_pd;  // the hint the backward passes need
     Prim pass[N_PASS];
+    int act;         // FWD_ACT's activation (ACT_*) and LeakyReLU slope
+    float slope;
+    int act_refused;  // oneDNN cannot fuse that one (the plain passes may still run)
 } Entry;
 
 #define CACHE_N 64
@@ -89,7 +96,7 @@ static void arg_free(Arg *a) {
 static void prim_free(Prim *p) {
     if (p->p) dnnl_primitive_destroy(p->p);
     if (p->scratch) dnnl_memory_destroy(p->scratch);
-    for (int i = 0; i < 3; i++) arg_free(&p->a[i]);
+    for (int i = 0; i < 4; i++) arg_free(&p->a[i]);
     memset(p, 0, sizeof *p);
 }
 
@@ -115,11 +122,12 @@ static int arg_make(Arg *a, const_dnnl_primitive_desc_t pd, int arg, int out,
     return ok(s) ? 0 : -1;
 }
 
-// Creates the primitive of pd (which it takes over) with its three arguments.
-static int prim_make(Prim *p, dnnl_primitive_desc_t pd, const int args[3], const int outs[3],
-                     const dnnl_memory_desc_t *mds[3]) {
+// Creates the primitive of pd (which it takes over) with its n arguments.
+static int prim_make(Prim *p, dnnl_primitive_desc_t pd, int n, const int *args, const int *outs,
+                     const dnnl_memory_desc_t *const *mds) {
     int r = ok(dnnl_primitive_create(&p->p, pd)) ? 0 : -1;
-    for (int i = 0; i < 3 && !r; i++) r = arg_make(&p->a[i], pd, args[i], outs[i], mds[i]);
+    p->n = n;
+    for (int i = 0; i < n && !r; i++) r = arg_make(&p->a[i], pd, args[i], outs[i], mds[i]);
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     if (!r && smd && smd->ndims > 0)
         r = ok(dnnl_memory_create(&p->scratch, smd, eng, DNNL_MEMORY_ALLOCATE)) ? 0 : -1;
@@ -133,10 +141,10 @@ static int reorder_run(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to)
 }
 
 // Runs p on the caller's arrays ptr[i] (argument i of prim_make).
-static int prim_run(Prim *p, void *const ptr[3]) {
-    dnnl_exec_arg_t args[4];
+static int prim_run(Prim *p, void *const ptr[4]) {
+    dnnl_exec_arg_t args[5];
     int n = 0, r = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < p->n; i++) {
         Arg *a = &p->a[i];
         dnnl_memory_set_data_handle(a->user, ptr[i]);
         if (a->mine && !a->out) r |= reorder_run(a->reorder, a->user, a->mine);
@@ -144,7 +152,7 @@ static int prim_run(Prim *p, void *const ptr[3]) {
     }
     if (p->scratch) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, p->scratch};
     r |= ok(dnnl_primitive_execute(p->p, strm, n, args)) ? 0 : -1;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < p->n; i++) {
         Arg *a = &p->a[i];
         if (a->mine && a->out) r |= reorder_run(a->reorder, a->mine, a->user);
     }
@@ -152,8 +160,23 @@ static int prim_run(Prim *p, void *const ptr[3]) {
     return r;
 }
 
+// The attributes of FWD_ACT: the activation as a post-op (LeakyReLU is
+// oneDNN's relu with alpha = slope, the sigmoid its logistic).
+static dnnl_primitive_attr_t act_attr(int act, float slope) {
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    if (act == ACT_NONE || !ok(dnnl_primitive_attr_create(&attr))) return attr;
+    int r = ok(dnnl_post_ops_create(&po));
+    dnnl_alg_kind_t alg = act == ACT_LEAKY ? dnnl_eltwise_relu : dnnl_eltwise_logistic;
+    if (r) r = ok(dnnl_post_ops_append_eltwise(po, 1.0f, alg, act == ACT_LEAKY ? slope : 0, 0));
+    if (r) r = ok(dnnl_primitive_attr_set_post_ops(attr, po));
+    if (po) dnnl_post_ops_destroy(po);
+    if (!r) dnnl_primitive_attr_destroy(attr);
+    return r ? attr : NULL;
+}
+
 // The operation descriptor of one pass, layouts left to oneDNN ("any").
-static int pd_make(const int *k, int pass, const_dnnl_primitive_desc_t hint,
+static int pd_make(const int *k, int pass, const_dnnl_primitive_desc_t hint, int act, float slope,
                    dnnl_primitive_desc_t *pd) {
     int T = k[0], B = k[2], C = k[3], H = k[4], W = k[5], OC = k[6], K = k[7], S = k[8], P = k[9];
     int Ho = T ? convt_out(H, K, S, P) : conv_out(H, K, S, P);
@@ -164,12 +187,16 @@ static int pd_make(const int *k, int pass, const_dnnl_primitive_desc_t hint,
     md_plain(&w, OC, C, K, K, dnnl_format_tag_any);
     md_plain(&y, B, OC, Ho, Wo, k[1] & CONV_BLK_Y ? dnnl_nChw16c : dnnl_format_tag_any);
     // Right padding P as well: oneDNN floors (in - K + 2P)/S as conv_out does.
-    dnnl_dims_t st = {S, S}, pad = {P, P};
+    dnnl_dims_t st = {S, S}, pad = {P, P}, bdim = {OC};
+    dnnl_memory_desc_t bias;
+    dnnl_memory_desc_init_by_tag(&bias, 1, bdim, dnnl_f32, dnnl_a);
+    const dnnl_memory_desc_t *bp = pass == FWD_ACT ? &bias : NULL;
+    if (pass == FWD_ACT) pass = FWD;
     dnnl_convolution_desc_t d;
     dnnl_status_t s;
     if (!T && pass == FWD)
         s = dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_direct,
-                                               &x, &w, NULL, &y, st, pad, pad);
+                                               &x, &w, bp, &y, st, pad, pad);
     else if (!T && pass == BWD_DATA)
         s = dnnl_convolution_backward_data_desc_init(&d, dnnl_convolution_direct, &x, &w, &y, st,
                                                      pad, pad);
@@ -178,7 +205,7 @@ static int pd_make(const int *k, int pass, const_dnnl_primitive_desc_t hint,
                                                         &y, st, pad, pad);
     else if (pass == FWD)
         s = dnnl_deconvolution_forward_desc_init(&d, dnnl_forward_training,
-                                                 dnnl_deconvolution_direct, &x, &w, NULL, &y, st,
+                                                 dnnl_deconvolution_direct, &x, &w, bp, &y, st,
                                                  pad, pad);
     else if (pass == BWD_DATA)
         s = dnnl_deconvolution_backward_data_desc_init(&d, dnnl_deconvolution_direct, &x, &w, &y,
@@ -186,7 +213,12 @@ static int pd_make(const int *k, int pass, const_dnnl_primitive_desc_t hint,
     else
         s = dnnl_deconvolution_backward_weights_desc_init(&d, dnnl_deconvolution_direct, &x, &w,
                                                           NULL, &y, st, pad, pad);
-    if (!ok(s) || !ok(dnnl_primitive_desc_create(pd, &d, NULL, eng, hint))) return -1;
+    if (!ok(s)) return -1;
+    dnnl_primitive_attr_t attr = bp ? act_attr(act, slope) : NULL;
+    if (bp && act != ACT_NONE && !attr) return -1;
+    s = dnnl_primitive_desc_create(pd, &d, attr, eng, hint);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (!ok(s)) return -1;
     // oneDNN's "ref:any" plain loops (it picks them where no kernel of its own
     // fits, e.g. 8 channels at the network's edge) run tens of times slower
     // than im2col + GEMM: refuse them, so the caller falls back.
@@ -212,22 +244,28 @@ static int pass_make(Entry *e, int pass, const dnnl_memory_desc_t *wmd) {
     md_plain(&x, B, C, H, W, blk & CONV_BLK_X ? dnnl_nChw16c : dnnl_nchw);
     md_plain(&w, OC, C, K, K, T ? dnnl_iohw : dnnl_oihw);
     md_plain(&y, B, OC, Ho, Wo, blk & CONV_BLK_Y ? dnnl_nChw16c : dnnl_nchw);
-    if (!e->fwd_pd && pd_make(k, FWD, NULL, &e->fwd_pd)) return -1;
+    if (!e->fwd_pd && pd_make(k, FWD, NULL, 0, 0, &e->fwd_pd)) return -1;
     dnnl_primitive_desc_t pd;
     if (pass == FWD) {
         if (!ok(dnnl_primitive_desc_clone(&pd, e->fwd_pd))) return -1;
-    } else if (pd_make(k, pass, e->fwd_pd, &pd)) {
+    } else if (pd_make(k, pass, pass == FWD_ACT ? NULL : e->fwd_pd, e->act, e->slope, &pd)) {
         return -1;
     }
     // Argument order = the order of the caller's pointers in conv_dnnl_run.
-    static const int args[N_PASS][3] = {
+    static const int args[N_PASS][4] = {
         {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
         {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC},
-        {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS}};
-    static const int outs[3] = {0, 0, 1};
+        {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS},
+        {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS}};
+    static const int outs[N_PASS][4] = {{0, 0, 1}, {0, 0, 1}, {0, 0, 1}, {0, 0, 1, 0}};
+    dnnl_dims_t bdim = {OC};
+    dnnl_memory_desc_t bias;
+    dnnl_memory_desc_init_by_tag(&bias, 1, bdim, dnnl_f32, dnnl_a);
     const dnnl_memory_desc_t *wu = wmd ? wmd : &w;
-    const dnnl_memory_desc_t *mds[N_PASS][3] = {{&x, wu, &y}, {&y, wu, &x}, {&x, &y, wu}};
-    return prim_make(&e->pass[pass], pd, args[pass], outs, mds[pass]);
+    const dnnl_memory_desc_t *mds[N_PASS][4] = {
+        {&x, wu, &y}, {&y, wu, &x}, {&x, &y, wu}, {&x, wu, &y, &bias}};
+    return prim_make(&e->pass[pass], pd, pass == FWD_ACT ? 4 : 3, args[pass], outs[pass],
+                     mds[pass]);
 }
 
 static Entry *entry_get(const int key[KEY_N]) {
@@ -250,7 +288,7 @@ static int stored_wmd(const int *key, dnnl_memory_desc_t *md) {
     k1[2] = 1;
     Entry *e = entry_get(k1);
     if (e->key[KEY_N - 1] < 0) return -1;
-    if (!e->fwd_pd && pd_make(k1, FWD, NULL, &e->fwd_pd)) {
+    if (!e->fwd_pd && pd_make(k1, FWD, NULL, 0, 0, &e->fwd_pd)) {
         e->key[KEY_N - 1] = -1;
         return -1;
     }
@@ -258,48 +296,60 @@ static int stored_wmd(const int *key, dnnl_memory_desc_t *md) {
     return 0;
 }
 
-// One pass on the caller's arrays, in the order of pass_make's `args`.
-// Returns -1 when oneDNN cannot run this shape (the caller falls back).
-static int conv_dnnl_run(int T, int blk, int pass, void *p0, void *p1, void *p2, int B, int C,
-                         int H, int W, int OC, int K, int S, int P) {
+// One pass on the caller's arrays, in the order of pass_make's `args` (ptr[3]:
+// FWD_ACT's bias, of activation act). Returns -1 when oneDNN cannot run this
+// shape (the caller falls back).
+static int conv_dnnl_run(int T, int blk, int pass, void *const ptr[4], int act, float slope,
+                         int B, int C, int H, int W, int OC, int K, int S, int P) {
     int key[KEY_N] = {T, blk, B, C, H, W, OC, K, S, P, 1};
-    void *ptr[3] = {p0, p1, p2};
     pthread_mutex_lock(&mu);
     dnnl_memory_desc_t wmd;
     int r = dnnl_init() || ((blk & CONV_BLK_W) && stored_wmd(key, &wmd)) ? -1 : 0;
     Entry *e = r ? NULL : entry_get(key);
     if (e && e->key[KEY_N - 1] < 0) r = -1;  // failed before
+    if (e && !r && pass == FWD_ACT && (e->act != act || e->slope != slope)) {
+        prim_free(&e->pass[FWD_ACT]);  // another activation: made anew
+        e->act = act, e->slope = slope, e->act_refused = 0;
+    }
+    if (e && !r && pass == FWD_ACT && e->act_refused) r = -1;
     if (e && !r && !e->pass[pass].p && pass_make(e, pass, blk & CONV_BLK_W ? &wmd : NULL)) {
         prim_free(&e->pass[pass]);
-        e->key[KEY_N - 1] = -1;
+        if (pass == FWD_ACT) e->act_refused = 1;  // the caller runs FWD, then bias_act
+        else e->key[KEY_N - 1] = -1;
         r = -1;
     }
-    if (!r && p0) r = prim_run(&e->pass[pass], ptr);  // no arrays: only make it
+    if (!r && ptr) r = prim_run(&e->pass[pass], ptr);  // no arrays: only make it
     pthread_mutex_unlock(&mu);
     return r;
 }
 
 int conv_dnnl_forward(int transposed, int blk, float *y, const float *x, const float *w, int B,
                       int C, int H, int W, int OC, int K, int S, int P) {
-    return conv_dnnl_run(transposed, blk, FWD, (void *)x, (void *)w, y, B, C, H, W, OC, K, S, P);
+    void *ptr[4] = {(void *)x, (void *)w, y};
+    return conv_dnnl_run(transposed, blk, FWD, ptr, 0, 0, B, C, H, W, OC, K, S, P);
+}
+
+int conv_dnnl_forward_act(int transposed, int blk, float *y, const float *x, const float *w,
+                          const float *bias, int act, float slope, int B, int C, int H, int W,
+                          int OC, int K, int S, int P) {
+    void *ptr[4] = {(void *)x, (void *)w, y, (void *)bias};
+    return conv_dnnl_run(transposed, blk, FWD_ACT, ptr, act, slope, B, C, H, W, OC, K, S, P);
 }
 
 int conv_dnnl_backward(int transposed, int blk, float *dx, float *dw, const float *dy,
                        const float *x, const float *w, int B, int C, int H, int W, int OC, int K,
                        int S, int P) {
-    if (conv_dnnl_run(transposed, blk, BWD_WEIGHTS, (void *)x, (void *)dy, dw, B, C, H, W, OC, K,
-                      S, P))
-        return -1;
+    void *pw[4] = {(void *)x, (void *)dy, dw}, *pd[4] = {(void *)dy, (void *)w, dx};
+    if (conv_dnnl_run(transposed, blk, BWD_WEIGHTS, pw, 0, 0, B, C, H, W, OC, K, S, P)) return -1;
     if (!dx) return 0;
-    return conv_dnnl_run(transposed, blk, BWD_DATA, (void *)dy, (void *)w, dx, B, C, H, W, OC, K,
-                         S, P);
+    return conv_dnnl_run(transposed, blk, BWD_DATA, pd, 0, 0, B, C, H, W, OC, K, S, P);
 }
 
+// The plain passes; FWD_ACT is made on its first call (it needs the activation).
 int conv_dnnl_ready(int transposed, int blk, int B, int C, int H, int W, int OC, int K, int S,
                     int P) {
-    for (int pass = 0; pass < N_PASS; pass++)
-        if (conv_dnnl_run(transposed, blk, pass, NULL, NULL, NULL, B, C, H, W, OC, K, S, P))
-            return -1;
+    for (int pass = 0; pass < FWD_ACT; pass++)
+        if (conv_dnnl_run(transposed, blk, pass, NULL, 0, 0, B, C, H, W, OC, K, S, P)) return -1;
     return 0;
 }
 
@@ -359,6 +409,11 @@ int conv_dnnl_forward(int transposed, int blk, float *y, const float *x, const f
 int conv_dnnl_backward(int transposed, int blk, float *dx, float *dw, const float *dy,
                        const float *x, const float *w, int B, int C, int H, int W, int OC, int K,
                        int S, int P) {
+    return -1;
+}
+int conv_dnnl_forward_act(int transposed, int blk, float *y, const float *x, const float *w,
+                          const float *bias, int act, float slope, int B, int C, int H, int W,
+                          int OC, int K, int S, int P) {
     return -1;
 }
 int conv_dnnl_ready(int transposed, int blk, int B, int C, int H, int W, int OC, int K, int S,

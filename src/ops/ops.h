@@ -74,6 +74,12 @@ const char *conv_impl_name(void);  // e.g. "oneDNN 2.6.3" or "im2col + GEMM"
 enum { CONV_BLK_X = 1, CONV_BLK_Y = 2, CONV_BLK_W = 4 };
 int conv_dnnl_forward(int transposed, int blk, float *y, const float *x, const float *w, int B,
                       int C, int H, int W, int OC, int K, int S, int P);
+// The same followed by y = act(y + bias[c]) as bias_act_forward, inside the
+// primitive (bias_act_backward is unchanged: it reads the output). -1 where
+// oneDNN cannot fuse them: the caller then runs conv_dnnl_forward and bias_act.
+int conv_dnnl_forward_act(int transposed, int blk, float *y, const float *x, const float *w,
+                          const float *bias, int act, float slope, int B, int C, int H, int W,
+                          int OC, int K, int S, int P);
 int conv_dnnl_backward(int transposed, int blk, float *dx, float *dw, const float *dy,
                        const float *x, const float *w, int B, int C, int H, int W, int OC, int K,
                        int S, int P);
