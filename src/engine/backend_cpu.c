@@ -385,9 +385,7 @@ static void cpu_decode(Backend *b, const float *code, uint8_t *rgb) {
     for (int l = nb; l < m->n_layers; l++) {
         const Layer *L = &m->layers[l];
         float *y = act_ptr(b, c->dec, l + 1, 1);
-        conv_fwd(b, L, l, y, act_ptr(b, c->dec, l, 1), c->params + L->w_off, 1);
-        (act_blocked(b, l + 1) ? bias_act_forward_c16 : bias_act_forward)(
-            y, c->params + L->b_off, 1, L->cout, L->hout * L->wout, L->act, m->spec.slope);
+        conv_fwd(b, L, l, y, act_ptr(b, c->dec, l, 1), c->params + L->w_off, c->params + L->b_off, 1);
     }
     tensor_to_frame(rgb, act_ptr(b, c->dec, m->n_layers, 1), m->spec.height, m->spec.width);
 }
