@@ -41,6 +41,7 @@ typedef enum {
     PARAM_LFO_SHAPE,     // 0 sine, 1 triangle, 2 random walk
     PARAM_LFO_RATE,      // Hz
     PARAM_LFO_DEPTH,     // swing either side, as a fraction of the parameter's range
+    PARAM_COUPLING,      // [channels] coupling: pull of each net toward the channels' mean
     PARAM_COUNT
 } ParamId;
 
@@ -49,7 +50,7 @@ typedef enum {
 // tests/test_modulate.c checks the list against the table).
 #define LFO_TARGETS \
     "none|lr|momentum|clip|weight_decay|steps_per_frame|memory|ring|input_smoothing|output_smoothing|" \
-    "blur|jitter"
+    "blur|jitter|coupling"
 
 typedef struct {
     const char *section, *key;  // INI name; section NULL = command line only
