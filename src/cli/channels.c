@@ -119,13 +119,13 @@ static void net_frame(Channel *ch, long frame, int paused, float lr_scale) {
 // A history channel: a snapshot of channel 0 when one is due, then the newest
 // snapshot at least `minutes` old (the oldest while none is) runs forward.
 static void history_frame(Channel *ch, const Trainer *t0, double now) {
-    if (ch->head < 0 || now >= ch->next_t - 1e-9) {
+    if (ch->next_id == 0 || now >= ch->next_t - 1e-9) {  // the first frame takes one
+        ch->next_t = (ch->next_id == 0 ? now : ch->next_t) + ch->refresh;
         ch->head = (ch->head + 1) % ch->cap;
         if (ch->len < ch->cap) ch->len++;
         t0->be->get_params(t0->be, ch->snap[ch->head]);
         ch->snap_t[ch->head] = now;
         ch->snap_id[ch->head] = ch->next_id++;
-        ch->next_t = (ch->len == 1 ? now : ch->next_t) + ch->refresh;
     }
     int pick = (ch->head - ch->len + 1 + ch->cap) % ch->cap;  // the oldest
     for (int k = 0; k < ch->len; k++) {
