@@ -46,6 +46,7 @@ static const KeyBinding KEYS[] = {
     SLOT_KEYS(0, KA_SLOT_FADE, "F2 to F9", "cross-fade into slot 1 to 8 over fade_time seconds"),
     SLOT_KEYS(SH, KA_SLOT_SAVE, "Shift+F2 to F9", "save the network into slot 1 to 8 (in memory)"),
     SLOT_KEYS(CT, KA_SLOT_RECALL, "Ctrl+F2 to F9", "recall slot 1 to 8 at once"),
+    {GLFW_KEY_V, 0, KA_CHANNEL_NEXT, 0, "V", "next channel: the training keys act on it ([channels]; the HUD says which)"},
     {GLFW_KEY_TAB, 0, KA_LAYOUT_NEXT, 0, "Tab", "next layout"},
     {GLFW_KEY_1, 0, KA_LAYOUT_SET, DISPLAY_MIRROR, "1", "layout: mirror (reconstruction only)"},
     {GLFW_KEY_2, 0, KA_LAYOUT_SET, DISPLAY_SIDE, "2", "layout: camera | reconstruction"},
