@@ -128,7 +128,8 @@ static int param_text(const LiveParams *p, int id, char *buf, size_t n) {
     buf[0] = 0;
     if (id == PARAM_PAUSE) return v > 0 ? snprintf(buf, n, "PAUSED") : 0;
     if (id == PARAM_FREEZE) return v > 0 ? snprintf(buf, n, "CAMERA FROZEN") : 0;
-    if ((id == PARAM_SMOOTH_IN || id == PARAM_SMOOTH_OUT || id == PARAM_WEIGHT_DECAY) && v <= 0) return 0;
+    if ((id == PARAM_SMOOTH_IN || id == PARAM_SMOOTH_OUT || id == PARAM_WEIGHT_DECAY || id == PARAM_COUPLING) && v <= 0)
+        return 0;
     // The input transform only when it changes what the network is given.
     if ((id == PARAM_TRANSFORM || id == PARAM_JITTER) && v <= 0) return 0;
     if (id == PARAM_BLUR && v <= 1) return 0;
