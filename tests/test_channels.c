@@ -292,7 +292,31 @@ TEST_IMPL(events_address_one_channel) {
     run_close(&r);
 }
 
+// [schedule] rebirth = fresh: the other nets are reborn with channel 0, each
+// from its own seed, as a fresh start has them.
+TEST_IMPL(opening_rebirth_reaches_every_channel) {
+    Settings s = settings(0.5f);
+    s.ch_count = 2;
+    snprintf(s.sched_rebirth, sizeof s.sched_rebirth, "fresh");
+    TbErr err;
+    settings_channel_set(&s, 1, "seed", "9", &err);
+    Run fresh, r;
+    if (!open_run(&fresh, &s) || !open_run(&r, &s)) return;
+    feed(&r, 4, NULL, NULL);
+    size_t bytes = r.t.model.n_params * sizeof(float);
+    float *before = params_of(&r.chans.ch[1].t), *want = params_of(&fresh.chans.ch[1].t);
+    EXPECT(memcmp(before, want, bytes) != 0, "channel 1 did not learn");
+    char msg[160];
+    run_opening(&r, msg, sizeof msg);
+    float *after = params_of(&r.chans.ch[1].t), *other = params_of(&fresh.t);
+    EXPECT(memcmp(after, want, bytes) == 0, "channel 1 is not its fresh network (seed 9)");
+    EXPECT(memcmp(want, other, bytes) != 0, "seed 9 and seed 1 give the same network");
+    EXPECT(r.chans.ch[1].t.ring_len == 0, "yesterday's frames are kept");
+    free(before), free(want), free(after), free(other);
+    run_close(&r), run_close(&fresh);
+}
+
 TEST_MAIN(TEST_ENTRY(couple_matches_ref_and_pulls_to_the_mean), TEST_ENTRY(settings_read_channel_sections),
           TEST_ENTRY(different_lr_give_different_curves), TEST_ENTRY(coupling_zero_equals_single_runs),
           TEST_ENTRY(coupling_draws_weights_together), TEST_ENTRY(history_shows_the_snapshot),
-          TEST_ENTRY(events_address_one_channel))
+          TEST_ENTRY(events_address_one_channel), TEST_ENTRY(opening_rebirth_reaches_every_channel))

@@ -168,6 +168,19 @@ void channels_frame(Channels *c, Trainer *t0, long frame, int pushed, int paused
     if (coupling > 0) couple_nets(c, t0, coupling);
 }
 
+void channels_rebirth(Channels *c, int sched_seed) {
+    for (int i = 1; i < c->count; i++) {
+        Channel *ch = &c->ch[i];
+        ch->t.ring_len = 0, ch->t.ring_head = 0;
+        if (ch->kind == CH_HISTORY) {  // yesterday's snapshots are not minutes ago
+            ch->len = 0, ch->head = -1, ch->next_id = 0, ch->shown_id = -1;
+            continue;
+        }
+        trainer_reset(&ch->t, (uint64_t)(sched_seed >= 0 ? sched_seed : ch->s->seed));
+        metrics_watchdog_reset(&ch->m);
+    }
+}
+
 void channels_flush(Channels *c) {
     for (int i = 1; i < c->count; i++)
         if (c->ch[i].kind == CH_NET) metrics_flush(&c->ch[i].m, &c->ch[i].t);

@@ -56,6 +56,9 @@ int channels_open(Channels *c, const Settings *s, const Trainer *t0, TbErr *err)
 // lr_scale its slow factor; coupling from the live value; now = run_now.
 void channels_frame(Channels *c, Trainer *t0, long frame, int pushed, int paused, float lr_scale,
                     float coupling, double now);
+// The opening's rebirth ([schedule] rebirth = fresh): every net afresh from
+// sched_seed (or its own seed when < 0), every history channel without snapshots.
+void channels_rebirth(Channels *c, int sched_seed);
 // Read back and write what the channels' metrics hold.
 void channels_flush(Channels *c);
 void channels_close(Channels *c);

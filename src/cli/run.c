@@ -294,6 +294,7 @@ void run_opening(Run *r, char *msg, size_t n) {
     // smoothing starts from the first frame.
     r->t.ring_len = 0, r->t.ring_head = 0;
     r->have_in = 0;
+    channels_rebirth(&r->chans, r->s->sched_seed);
     metrics_watchdog_reset(&r->m);  // a new network: its loss level is not an explosion
     log_line(r, "schedule", "\"action\":\"rebirth\"", (float)seed);
     snprintf(msg, n, "opening: a fresh network (seed %llu)", (unsigned long long)seed);
