@@ -3,8 +3,10 @@
 // describe (coupling 0 changes nothing, bit for bit), different settings must
 // learn differently, coupling must draw the weights together, a history
 // channel must show channel 0's weights from the snapshot it names, and an
-// event for one channel must reach that channel alone. A real clip (hikers,
-// CC0: ../shared/data/LICENSES.md) at 64x64 through a small net (8,16).
+// event for one channel must reach that channel alone. A real clip at 32x32
+// through a small net (8,16): hikers_forest, video by Peter Stevens
+// (https://www.flickr.com/photos/nordique/4094034478/), CC BY 2.0, trimmed,
+// scaled and converted (../shared/data/LICENSES.md; README "Credits").
 #define _DEFAULT_SOURCE
 #include <string.h>
 #include <unistd.h>
@@ -15,7 +17,7 @@
 #include "source.h"
 #include "test.h"
 
-enum { W = 64, H = 64 };
+enum { W = 32, H = 32 };
 
 static Settings settings(float lr) {
     Settings s;
@@ -131,8 +133,9 @@ TEST_IMPL(settings_read_channel_sections) {
 }
 
 // lr 0.5 and lr 4 on the same clip: two metrics files, side by side, whose
-// curves differ. Measured (60 frames, 64x64, 8,16): the mean relative gap of
-// the losses is about 0.5; 0.1 is the margin.
+// curves differ. Measured (40 frames, 32x32, 8,16, cpu-2c): the mean relative
+// gap of the losses is 0.17 (0.35 over 60 frames at 64x64); the check asks for
+// 0.08. Channel 1 training with channel 0's lr gives a gap of exactly 0.
 TEST_IMPL(different_lr_give_different_curves) {
     char m[64], m1[80];
     snprintf(m, sizeof m, "/tmp/tabula-ch-m-%d.jsonl", (int)getpid());
@@ -145,25 +148,25 @@ TEST_IMPL(different_lr_give_different_curves) {
     EXPECT(settings_channel_set(&s, 1, "lr", "4", &err) == 0, "%s", err.msg);
     Run r;
     if (!open_run(&r, &s)) return;
-    feed(&r, 60, NULL, NULL);
+    feed(&r, 40, NULL, NULL);
     run_flush(&r);
     run_close(&r);
     float a[64], b[64];
     int na = read_losses(m, a, 64), nb = read_losses(m1, b, 64);
-    EXPECT(na == 60 && nb == 60, "%d and %d lines", na, nb);
+    EXPECT(na == 40 && nb == 40, "%d and %d lines", na, nb);
     double gap = 0;
     for (int i = 0; i < na && i < nb; i++) gap += fabs(a[i] - b[i]) / fmax(a[i], b[i]);
     gap /= na ? na : 1;
     printf("mean relative loss gap lr 0.5 vs 4: %.3f (last %.5f vs %.5f)\n", gap, (double)a[na - 1],
            (double)b[nb - 1]);
-    EXPECT(gap > 0.1, "curves too close: %.3f", gap);
+    EXPECT(gap > 0.08, "curves too close: %.3f", gap);
     unlink(m), unlink(m1);
 }
 
 // Coupling 0: channel 0 is the single run at lr 0.5 and channel 1 the single
 // run at lr 4, bit for bit.
 TEST_IMPL(coupling_zero_equals_single_runs) {
-    enum { F = 30 };
+    enum { F = 20 };
     Settings s = settings(0.5f), s0 = settings(0.5f), s1 = settings(4);
     s.ch_count = 2;
     TbErr err;
@@ -185,11 +188,12 @@ TEST_IMPL(coupling_zero_equals_single_runs) {
     run_close(&r), run_close(&a), run_close(&b);
 }
 
-// Coupling 0.1 against 0 over the same 40 frames: the weight distance between
-// the lr 0.5 and lr 4 networks falls. Measured: about 0.25 of the uncoupled
-// distance; the margin is 0.6.
+// Coupling 0.1 against 0 over the same 30 frames: the weight distance between
+// the lr 0.5 and lr 4 networks falls. Measured (32x32, cpu-2c): 0.52 of the
+// uncoupled distance (0.35 over 40 frames at 64x64); the check asks for < 0.75
+// (no coupling at all gives 1).
 TEST_IMPL(coupling_draws_weights_together) {
-    enum { F = 40 };
+    enum { F = 30 };
     double d[2];
     for (int k = 0; k < 2; k++) {
         Settings s = settings(0.5f);
@@ -206,7 +210,7 @@ TEST_IMPL(coupling_draws_weights_together) {
     printf("weight distance (rms) after %d frames: coupling 0 %.5g, coupling 0.1 %.5g (ratio %.3f)\n", F, d[0],
            d[1], d[1] / d[0]);
     EXPECT(d[0] > 1e-4, "uncoupled networks did not part (%.3g)", d[0]);
-    EXPECT(d[1] < 0.6 * d[0], "coupling 0.1: %.5g vs %.5g uncoupled", d[1], d[0]);
+    EXPECT(d[1] < 0.75 * d[0], "coupling 0.1: %.5g vs %.5g uncoupled", d[1], d[0]);
 }
 
 // A history channel with a snapshot every second (10 frames at fps 10) and
