@@ -3,7 +3,10 @@
 //   forward  = conv/convT + bias/activation
 //   backward = bias/activation backward + conv/convT backward (no dx for layer 0)
 // plus the loss and the optimizer (norm + SGD over all parameters), so the last
-// line is one whole training step. Warm-up first, then the median of the runs.
+// line is one whole training step. Then the optional extras, none of them in a
+// default step: the bottleneck op (half the channels kept, noise on; forward
+// and backward) on the encoder's output and the feedback dream's warp (zoom and
+// rotate, RGB8 at R x R). Warm-up first, then the median of the runs.
 //   usage: bench_ops_cpu [runs]   (default 21)
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +34,7 @@ static double median(double *t, int n) {
 
 // The per-layer table: medians of forward and backward, and GFLOP/s.
 static void report(int R, int runs, const L *l, double **tf, double **tb, double *tl, double *to,
-                   size_t nparam) {
+                   size_t nparam, double *tx) {
     printf("%dx%d, batch 1, median of %d (ms)\n", R, R, runs);
     printf("  layer                       fwd     bwd  fwd+bwd   GFLOP/s\n");
     double sf = 0, sb = 0;
@@ -49,7 +52,9 @@ static void report(int R, int runs, const L *l, double **tf, double **tb, double
     double ml = median(tl, runs) * 1e3, mo = median(to, runs) * 1e3;
     printf("  layers total               %7.3f %7.3f  %7.3f\n", sf, sb, sf + sb);
     printf("  loss %.3f, optimizer %.3f (%zu params)\n", ml, mo, nparam);
-    printf("  train step (sum of medians) %.2f ms\n\n", sf + sb + ml + mo);
+    printf("  train step (sum of medians) %.2f ms\n", sf + sb + ml + mo);
+    printf("  bottleneck op fwd %.3f, bwd %.3f; dream warp %.3f\n\n", median(tx, runs) * 1e3,
+           median(tx + runs, runs) * 1e3, median(tx + 2 * runs, runs) * 1e3);
 }
 
 static void run(int R, int runs) {
@@ -83,6 +88,13 @@ static void run(int R, int runs) {
     for (size_t i = 0; i < nin; i++) a[0][i] = tb_rng_uniform(&rng);
 
     double *tf[8], *tb[8], *tl = malloc(sizeof(double) * runs), *to = malloc(sizeof(double) * runs);
+    double *tx = malloc(sizeof(double) * 3 * runs);  // bottleneck fwd, bwd; warp
+    int bc = l[3].cout, bhw = l[3].hout * l[3].hout;
+    float *bn = tb_calloc((size_t)bc * bhw, sizeof(float)), *mask = tb_calloc((size_t)bc, sizeof(float));
+    bottleneck_mask_keep(mask, bc, bc / 2);
+    uint8_t *img = tb_calloc((size_t)R * R, 3), *warped = tb_calloc((size_t)R * R, 3);
+    for (size_t i = 0; i < (size_t)R * R * 3; i++) img[i] = (uint8_t)(i * 37 % 251);
+    Warp wp = {.zoom = 1.01f, .rotate = 0.5f};
     for (int i = 0; i < 8; i++) {
         tf[i] = malloc(sizeof(double) * runs);
         tb[i] = malloc(sizeof(double) * runs);
@@ -116,8 +128,16 @@ static void run(int R, int runs) {
         float sc = clip_scale(grad_norm(G, nparam), 1.0f);
         sgd_update(P, M, G, nparam, sc, 1e-4f, 0.9f, 1e-5f);
         if (it >= 0) to[it] = tb_now() - t0;
+        t0 = tb_now();
+        bottleneck_forward(bn, a[4], mask, 1, bc, bhw, 0.3f, (uint64_t)(it + 5), 0);
+        double t1 = tb_now();
+        bottleneck_backward(bn, g[4], mask, 1, bc, bhw, 0);
+        double t2 = tb_now();
+        warp_apply(&wp, warped, img, R, R);
+        if (it >= 0) tx[it] = t1 - t0, tx[runs + it] = t2 - t1, tx[2 * runs + it] = tb_now() - t2;
     }
-    report(R, runs, l, tf, tb, tl, to, nparam);
+    report(R, runs, l, tf, tb, tl, to, nparam, tx);
+    free(tx), free(bn), free(mask), free(img), free(warped);
     for (int i = 0; i < 9; i++) free(a[i]), free(g[i]);
     for (int i = 0; i < 8; i++) free(tf[i]), free(tb[i]);
     free(tl), free(to), free(P), free(G), free(M);

@@ -20,7 +20,9 @@
 //     sample, and the CPU backend loops over them).
 // Device-only helpers with no CPU twin: sum_partials_cuda (second stage of the
 // reductions), stats_record_cuda (the CPU backend writes its stats ring
-// directly), tensor_to_rgba_cuda (GL interop), step_params_fill, conv_plan_*.
+// directly), tensor_to_rgba_cuda (GL interop), step_params_fill, conv_plan_*,
+// bottleneck_next_cuda (the device's pass counter; the CPU backend counts on
+// the host and passes the pass to bottleneck_forward).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -103,6 +105,19 @@ void tensor_to_rgba_cuda(uint8_t *rgba, size_t pitch, const float *x, int H, int
 // ---- lerp.cu: w = (1-a)*w + a*s over n floats (snapshot slots' cross-fade),
 // the same bits as lerp() on the CPU. a is a host value: never captured in a graph.
 void lerp_cuda(float *w, const float *s, size_t n, float a, cudaStream_t stream);
+
+// ---- bottleneck.cu: the bottleneck control on x (B,C,HW), NCHW: y = mask[c] *
+// (x + noise * N(0,1)) (a channel with mask 0 is +0), the draws those of
+// bottleneck_gauss(*pass, NCHW index). noise (one float) and pass are device
+// pointers, read when the kernel runs, so a captured graph replays with the
+// current amplitude; bottleneck_next_cuda adds 1 to *pass (one kernel, in stream
+// order) so the next pass draws anew. y may be x; dx may be dy.
+void bottleneck_forward_cuda(float *y, const float *x, const float *mask, const float *noise,
+                             const unsigned long long *pass, int B, int C, int HW,
+                             cudaStream_t stream);
+void bottleneck_backward_cuda(float *dx, const float *dy, const float *mask, int B, int C, int HW,
+                              cudaStream_t stream);
+void bottleneck_next_cuda(unsigned long long *pass, cudaStream_t stream);
 
 // ---- conv_cudnn.cu: Conv2d and ConvTranspose2d through cuDNN.
 // A plan describes one convolution in cuDNN's terms: `in` (N, Ci, Hi, Wi) ->

@@ -15,6 +15,7 @@
 #include "session.h"
 #include "settings.h"
 #include "signals.h"
+#include "world_train.h"
 #ifdef TABULA_HAVE_APP
 #include "app.h"
 #include "app_check.h"
@@ -23,6 +24,7 @@
 #include "midi.h"
 #include "osc.h"
 #include "record.h"
+#include "replay.h"
 #include "vcam.h"
 #endif
 
@@ -134,6 +136,10 @@ int main(int argc, char **argv) {
     if (s.check) return check_run(&s, app_check_probes);
 #else
     if (s.check) return check_run(&s, NULL);
+    if (s.replay[0]) {
+        tb_error("this build cannot replay a take (built with TABULA_APP=OFF)");
+        return TB_EXIT_INPUT;
+    }
     if (!s.headless) {
         tb_error("this build has no window (built with TABULA_APP=OFF): use --headless");
         return TB_EXIT_INPUT;
@@ -145,6 +151,7 @@ int main(int argc, char **argv) {
     // A file size limit (ulimit -f) makes a write fail with EFBIG, which a
     // take, the metrics or an autosave report and survive, not a kill.
     signal(SIGXFSZ, SIG_IGN);
+    if (s.train_world[0]) return world_train_run(&s);  // theme training, then exit
     // The window (llvmpipe on a machine without a GPU) and the camera share the
     // cores with training: OpenMP threads that spin while waiting then steal
     // time from them (measured: 24 -> 29 steps/s at 128x128, 6 -> 9 at 256x256
@@ -156,5 +163,8 @@ int main(int argc, char **argv) {
         setenv("OMP_WAIT_POLICY", "passive", 1);
         execv("/proc/self/exe", argv);  // if this fails, go on as we are
     }
+#ifdef TABULA_HAVE_APP
+    if (s.replay[0]) return replay_main(&s);  // a take run again offline (replay.h)
+#endif
     return run(&s, argv);
 }

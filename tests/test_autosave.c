@@ -88,30 +88,36 @@ TEST_IMPL(autosaves_appear_at_the_interval_and_only_keep_remain) {
     EXPECT(autosave_open(&a, &s, &t, &err) == 0, "%s", err.msg);
     Source *src = clip();
     double t0 = tb_now();
-    int handed = 0, before_first = 0, ticks = 0;
+    int handed = 0, before_first = 0, ticks = 0, due_n = 0, wrong = 0;
     while (tb_now() - t0 < 1.05) {
         train_frames(&t, src, 1, NULL);
-        int h = autosave_tick(&a, &t, tb_now());
-        if (h && !handed) before_first = tb_now() - t0 < 0.09;
+        // The rule, checked at every tick whatever the machine's speed: a tick
+        // an interval after the last one due hands a copy over, or counts it
+        // skipped while the writer is busy; any other tick does nothing.
+        double now = tb_now();
+        int due = now - a.last >= a.interval;
+        long skipped = a.skipped;  // changes only in autosave_tick, on this thread
+        int h = autosave_tick(&a, &t, now);
+        if (h && !handed) before_first = now - t0 < 0.09;
+        wrong += h + (int)(a.skipped - skipped) != due;
+        due_n += due;
         handed += h;
         ticks++;
     }
     autosave_wait(&a);
-    // A slow build (sanitizers, a loaded machine) ticks only a few times in the
-    // second; ticks at least half an interval apart hand one over at least
-    // every other tick.
-    int want = (ticks - 1) / 2 < 4 ? (ticks - 1) / 2 : 4;
     EXPECT(!before_first, "an autosave came before its interval");
-    EXPECT(handed >= want && handed <= 11, "%d autosaves handed over in ~1 s at 0.1 s (%d ticks)", handed,
-           ticks);
-    EXPECT(a.written + a.skipped >= want, "written %ld, skipped %ld", a.written, a.skipped);
-    int others;
-    EXPECT(count_files(&others) == 2 && others == 0, "%d autosaves (keep 2), %d other files",
-           count_files(&others), others);
+    EXPECT(wrong == 0 && due_n >= 1 && handed >= 1,
+           "%d of %d ticks broke the rule; %d due, %d handed over", wrong, ticks, due_n, handed);
+    EXPECT(a.written == handed, "written %ld, handed %d", a.written, handed);
+    // Keep 2: two files, or one where a loaded writer wrote only one (the rest
+    // were handed over while it was busy, counted as skipped).
+    int others = 0, keep = a.written < 2 ? (int)a.written : 2;
+    EXPECT(a.written >= 1 && count_files(&others) == keep && others == 0,
+           "%d autosaves (keep 2, written %ld), %d other files", count_files(&others), a.written, others);
     // The newest holds the latest handed-over step.
     char names[8][256];
     int n = autosave_list(dir, names, 8);
-    EXPECT(n == 2, "listed %d", n);
+    EXPECT(n == keep, "listed %d", n);
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, names[0]);
     EXPECT(strcmp(path, a.last_path) == 0, "newest listed %s, last written %s", path, a.last_path);

@@ -6,7 +6,8 @@
 //
 // Every CUDA op against the CPU reference of ops.h (one case per op), then
 // whole training runs of a small model on the CUDA backend against the CPU
-// backend, then the snapshot slots (lerp, save / blend / recall). TF32 is off (TABULA_NO_TF32=1, cuDNN on FMA math) so the two can
+// backend, then the snapshot slots (lerp, save / blend / recall), then the
+// bottleneck control (the op, and training with it on both backends). TF32 is off (TABULA_NO_TF32=1, cuDNN on FMA math) so the two can
 // agree to float rounding. Odd shapes, fresh random inputs per op, device
 // outputs poisoned with NaN before each call. Skips (77) as a whole, with the
 // reason, when built without CUDA or without a usable GPU; with
@@ -869,6 +870,75 @@ TEST_IMPL(slots_match_cpu) {
     free(st0);
 }
 
+// The bottleneck op against its CPU reference: 11 of 16 channels kept and one
+// at half weight; the dropped ones +0 exactly on the GPU too; the noise the
+// same counter-hash draws (to the last bits of logf and cosf), the counter
+// moved on by bottleneck_next_cuda; backward one multiply: the same bits.
+TEST_IMPL(bottleneck) {
+    int B = 3, C = 16, HW = 13 * 7;
+    size_t n = (size_t)B * C * HW;
+    float *x = hnew(n), *dy = hnew(n), *want = hnew(n), *got = hnew(n), mask[16];
+    float *d_x = dnew(n), *d_y = dnew(n), *d_mask = dnew(C), *d_noise = dnew(1);
+    unsigned long long pass = 7, *d_pass = NULL;
+    cudaCheck(cudaMalloc((void **)&d_pass, sizeof pass));
+    cudaCheck(cudaMemcpy(d_pass, &pass, sizeof pass, cudaMemcpyHostToDevice));
+    fill(x, n, -2, 2);
+    bottleneck_mask_keep(mask, C, 11);
+    mask[3] = 0.5f;
+    up(d_x, x, n);
+    up(d_mask, mask, C);
+    for (int k = 0; k < 2; k++) {
+        float noise = k ? 0.5f : 0.0f;
+        up(d_noise, &noise, 1);
+        poison(d_y, n * sizeof(float));
+        bottleneck_forward_ref(want, x, mask, B, C, HW, noise, pass);
+        bottleneck_forward_cuda(d_y, d_x, d_mask, d_noise, d_pass, B, C, HW, g_stream);
+        down(got, d_y, n);
+        EXPECT_CLOSE(got, want, n, 1e-5, "bottleneck forward, noise %g", (double)noise);
+        int bad = 0;
+        for (size_t i = 0; i < n; i++)
+            if (mask[i / HW % C] == 0) bad += got[i] != 0.0f || signbit(got[i]);
+        EXPECT(bad == 0, "noise %g: %d values of dropped channels are not +0", (double)noise, bad);
+    }
+    bottleneck_next_cuda(d_pass, g_stream);
+    cudaCheck(cudaStreamSynchronize(g_stream));
+    cudaCheck(cudaMemcpy(&pass, d_pass, sizeof pass, cudaMemcpyDeviceToHost));
+    EXPECT(pass == 8, "the pass counter moved to %llu, want 8", pass);
+    fill(dy, n, -1, 1);
+    up(d_x, dy, n);
+    bottleneck_backward_ref(want, dy, mask, B, C, HW);
+    bottleneck_backward_cuda(d_x, d_x, d_mask, B, C, HW, g_stream);  // in place
+    down(got, d_x, n);
+    EXPECT(memcmp(got, want, n * sizeof(float)) == 0, "bottleneck backward: the same bits");
+    free(x), free(dy), free(want), free(got);
+    cudaFree(d_x), cudaFree(d_y), cudaFree(d_mask), cudaFree(d_noise), cudaFree(d_pass);
+}
+
+// The backends' bottleneck control in training (graphs): half the channels
+// kept plus noise, then a latent freeze, the same on both; frozen, the
+// encoder's weights stay bit for bit on the GPU. Left off at the end.
+TEST_IMPL(bottleneck_training_matches_cpu) {
+    Training *t = training();
+    if (!t) return;
+    int C = model_bottleneck_channels(&t->m);
+    float *mask = hnew(C);
+    bottleneck_mask_keep(mask, C, C / 2);
+    Backend *be[2] = {t->cpu, t->gpu};
+    for (int frozen = 0; frozen < 2; frozen++) {
+        RunResult rc = {0}, rg = {0};
+        for (int b = 0; b < 2; b++) be[b]->bottleneck(be[b], mask, frozen ? 0.0f : 0.1f, frozen);
+        run_training(t->cpu, &t->m, t->p0, t->frames, &t->sgd, 0, &rc);
+        run_training(t->gpu, &t->m, t->p0, t->frames, &t->sgd, 0, &rg);
+        compare_runs(&t->m, t->p0, &rc, &rg, frozen ? "sgd, latent freeze" : "sgd, keep half + noise", 1e-3);
+        size_t dec = model_decoder_off(&t->m);
+        if (frozen)
+            EXPECT(memcmp(rg.params, t->p0, dec * sizeof(float)) == 0, "frozen: the GPU moved the encoder");
+        free(rc.params), free(rc.state), free(rg.params), free(rg.state);
+    }
+    for (int b = 0; b < 2; b++) be[b]->bottleneck(be[b], NULL, 0, 0);
+    free(mask);
+}
+
 // The parity cases rely on it: TABULA_NO_TF32=1 (set by main) turns TF32 off.
 TEST_IMPL(tf32_off) { EXPECT(!cuda_tf32_enabled(), "TF32 still on with TABULA_NO_TF32=1"); }
 #endif  // TABULA_HAVE_CUDA
@@ -925,6 +995,8 @@ int main(int argc, char **argv) {
         TEST_ENTRY(training_loss_switch_graphs),
         TEST_ENTRY(lerp),
         TEST_ENTRY(slots_match_cpu),
+        TEST_ENTRY(bottleneck),
+        TEST_ENTRY(bottleneck_training_matches_cpu),
     };
     int rc = test_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 

@@ -9,7 +9,8 @@
 // tiny tabula network (encoder channels 8,16 at 48x32), its initial weights, six
 // real frames, the batches of 10 training steps, and what PyTorch computed:
 // per-step losses and gradient norms, final weights and optimizer state, for SGD
-// (momentum, weight decay, clipping) and for Adam. We replay the same steps with
+// (momentum, weight decay, clipping) and for Adam; and 5 Adam steps on batches
+// of 4 frames (the theme trainer's batch path). We replay the same steps with
 // the CPU backend and compare.
 #include <math.h>
 #include <stdio.h>
@@ -23,6 +24,8 @@
 
 #define STEPS 10
 #define BATCH 2
+#define B4_STEPS 5
+#define B4 4
 
 // Tolerances: per-step loss and gradient norm (relative), and the largest error
 // over a tensor relative to that tensor's largest |value|. The weight change
@@ -106,33 +109,34 @@ static void compare_delta(const Model *m, const char *what, const float *got, co
     free(dr);
 }
 
-// Run the 10 steps with one optimizer from the initial weights and compare.
-static void run(const char *tag, Backend *b, const Model *m, const Hyper *base, const float *init,
-                const uint8_t *frames, const int64_t *batch_index) {
+// Run the steps (B frames each, as batch_index says) with one optimizer from the
+// initial weights and compare; the optimizer state too where the fixture has it.
+static void run_steps(const char *tag, Backend *b, const Model *m, const Hyper *base, const float *init,
+                      const uint8_t *frames, const int64_t *batch_index, int steps, int B, int with_state) {
     size_t n = m->n_params, frame_bytes = (size_t)m->spec.width * m->spec.height * 3;
     char name[ST_MAX_NAME];
     printf("%s\n", tag);
 
     b->set_params(b, init);
     b->reset_opt_state(b);
-    for (int s = 0; s < STEPS; s++) {
-        const uint8_t *batch[BATCH];
-        for (int j = 0; j < BATCH; j++) batch[j] = frames + (size_t)batch_index[s * BATCH + j] * frame_bytes;
-        b->load_batch(b, batch, BATCH);
+    for (int s = 0; s < steps; s++) {
+        const uint8_t *batch[B4];
+        for (int j = 0; j < B; j++) batch[j] = frames + (size_t)batch_index[s * B + j] * frame_bytes;
+        b->load_batch(b, batch, B);
         Hyper h = *base;
         h.t = s + 1;
-        b->train_step(b, BATCH, &h, s);
+        b->train_step(b, B, &h, s);
     }
     StepStats stats[STEPS];
-    b->read_stats(b, stats, STEPS);
+    b->read_stats(b, stats, steps);
 
     float loss[STEPS], norm[STEPS];
     snprintf(name, sizeof name, "%s.loss", tag);
-    memcpy(loss, need(name, "F32", STEPS)->data, sizeof loss);
+    memcpy(loss, need(name, "F32", steps)->data, sizeof(float) * steps);
     snprintf(name, sizeof name, "%s.grad_norm", tag);
-    memcpy(norm, need(name, "F32", STEPS)->data, sizeof norm);
+    memcpy(norm, need(name, "F32", steps)->data, sizeof(float) * steps);
     printf("  step  loss (tabula)  loss (torch)   norm (tabula)  norm (torch)\n");
-    for (int s = 0; s < STEPS; s++) {
+    for (int s = 0; s < steps; s++) {
         printf("  %4d  %.9f  %.9f  %.9f  %.9f\n", s, stats[s].loss, loss[s], stats[s].grad_norm,
                norm[s]);
         snprintf(name, sizeof name, "%s step %d loss", tag, s);
@@ -151,7 +155,8 @@ static void run(const char *tag, Backend *b, const Model *m, const Hyper *base, 
 
     int adam = base->optimizer == OPT_ADAM;
     b->get_opt_state(b, got, base->optimizer);
-    if (adam) {
+    if (!with_state) {
+    } else if (adam) {
         snprintf(name, sizeof name, "%s.final_exp_avg.", tag);
         gather(m, name, ref);
         snprintf(name, sizeof name, "%s.final_exp_avg_sq.", tag);
@@ -165,6 +170,11 @@ static void run(const char *tag, Backend *b, const Model *m, const Hyper *base, 
     }
     free(got);
     free(ref);
+}
+
+static void run(const char *tag, Backend *b, const Model *m, const Hyper *base, const float *init,
+                const uint8_t *frames, const int64_t *batch_index) {
+    run_steps(tag, b, m, base, init, frames, batch_index, STEPS, BATCH, 1);
 }
 
 // The fixture, the model and CPU backend it describes, and its frames and
@@ -213,7 +223,7 @@ static void load_fixture(void) {
         fprintf(stderr, "model_build: %s\n", err.msg);
         exit(1);
     }
-    be = backend_cpu_create(&net, BATCH, &err);
+    be = backend_cpu_create(&net, B4, &err);
     if (!be) {
         fprintf(stderr, "backend_cpu_create: %s\n", err.msg);
         exit(1);
@@ -254,10 +264,7 @@ TEST_IMPL(sgd_ten_steps_match_pytorch) {
     run("sgd", be, &net, &sgd, init, ft->data, batch_index);
 }
 
-// Adam with weight decay and clipping: losses, gradient norms, final weights
-// and both moment buffers as PyTorch's.
-TEST_IMPL(adam_ten_steps_match_pytorch) {
-    load_fixture();
+static Hyper adam_hyper(void) {
     Hyper adam = {0};
     adam.optimizer = OPT_ADAM;
     adam.lr = meta_f("adam_lr");
@@ -266,8 +273,29 @@ TEST_IMPL(adam_ten_steps_match_pytorch) {
     adam.eps = meta_f("adam_eps");
     adam.weight_decay = meta_f("adam_weight_decay");
     adam.clip = meta_f("clip");
+    return adam;
+}
+
+// Adam with weight decay and clipping: losses, gradient norms, final weights
+// and both moment buffers as PyTorch's.
+TEST_IMPL(adam_ten_steps_match_pytorch) {
+    load_fixture();
+    Hyper adam = adam_hyper();
     run("adam", be, &net, &adam, init, ft->data, batch_index);
 }
 
+// Batches of 4 (theme training's): the loss is the mean over the batch and
+// the gradient its mean, as PyTorch's F.mse_loss; losses, norms and final
+// weights after 5 Adam steps as PyTorch's.
+TEST_IMPL(adam_batch4_matches_pytorch) {
+    load_fixture();
+    int64_t idx[B4_STEPS * B4];
+    memcpy(idx, need("b4.batch_index", "I64", B4_STEPS * B4)->data, sizeof idx);
+    for (int i = 0; i < B4_STEPS * B4; i++)
+        CHECK(idx[i] >= 0 && idx[i] < ft->shape[0], "b4.batch_index %lld", (long long)idx[i]);
+    Hyper adam = adam_hyper();
+    run_steps("b4", be, &net, &adam, init, ft->data, idx, B4_STEPS, B4, 0);
+}
+
 TEST_MAIN(TEST_ENTRY(fixture_describes_the_network), TEST_ENTRY(sgd_ten_steps_match_pytorch),
-          TEST_ENTRY(adam_ten_steps_match_pytorch))
+          TEST_ENTRY(adam_ten_steps_match_pytorch), TEST_ENTRY(adam_batch4_matches_pytorch))

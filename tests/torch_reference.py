@@ -17,6 +17,11 @@ tests/fixtures/torch_ref.safetensors:
   adam.final.<name>             F32
   adam.final_exp_avg.<name>     F32                  Adam first moment (m)
   adam.final_exp_avg_sq.<name>  F32                  Adam second moment (v)
+  b4.batch_index                I64 [5, 4]           batches of 4 frames (theme training)
+  b4.loss, b4.grad_norm         F32 [5]              Adam from init.*, 5 steps of batch 4
+  b4.final.<name>               F32
+
+The batch-4 case comes last in the file, so the others keep their bytes.
 
 <name> is a PyTorch state_dict name: enc.{i}.weight, enc.{i}.bias,
 dec.{i}.weight, dec.{i}.bias. Layouts are PyTorch's: Conv2d (OC, C, K, K),
@@ -55,6 +60,10 @@ FRAME_NUMBERS = (0, 40, 80, 120, 160, 200)  # frames taken from the clip
 STEPS = 10
 BATCH = 2
 SEED = 1234
+
+# The batch-4 case (Adam, the theme trainer's default): fixed batches, no draws,
+# so the draws above are unchanged.
+B4_INDEX = ((0, 1, 2, 3), (2, 3, 4, 5), (5, 1, 3, 0), (4, 4, 2, 1), (3, 5, 0, 2))
 
 SGD_LR, SGD_MOMENTUM, SGD_WD = 0.05, 0.9, 1e-4
 ADAM_LR, ADAM_BETAS, ADAM_EPS, ADAM_WD = 2e-3, (0.9, 0.999), 1e-8, 1e-4
@@ -181,6 +190,14 @@ def main():
     for key in ("exp_avg", "exp_avg_sq"):
         tensors += [(f"adam.final_{key}.{k}", adam_state[params[k]][key].numpy()) for k in names]
     tensors.append(("frames", frames))
+
+    # Batch 4 (after everything else: the file's other tensors keep their bytes).
+    b4_index = np.array(B4_INDEX, np.int64)
+    model.load_state_dict(init)
+    b4_loss, b4_norm, _ = train(model, make_adam, x_all, b4_index, clip)
+    print(f"b4: adam, {len(B4_INDEX)} steps of batch 4, loss {b4_loss[0]:.7f} -> {b4_loss[-1]:.7f}")
+    tensors += [("b4.batch_index", b4_index), ("b4.loss", b4_loss), ("b4.grad_norm", b4_norm)]
+    tensors += [(f"b4.final.{k}", v.detach().clone().numpy()) for k, v in model.state_dict().items()]
 
     meta = {
         "width": str(WIDTH), "height": str(HEIGHT),

@@ -24,6 +24,7 @@ typedef enum {
     KA_SLOT_SAVE,   // live network into slot `arg`
     KA_SLOT_RECALL, // slot `arg` at once
     KA_RECORD,      // start a take, or stop the one running
+    KA_WORLD,       // world `arg` ([world] dir) into [world] slot, cross-faded to
     KA_CHANNEL_NEXT, // [channels]: the keys act on the next channel
 } KeyActionKind;
 

@@ -117,6 +117,7 @@ void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k) {
     case KA_SLOT_FADE: push_cmd(a, CMD_SLOT_FADE, (float)b->arg); break;
     case KA_SLOT_SAVE: push_cmd(a, CMD_SLOT_SAVE, (float)b->arg); break;
     case KA_SLOT_RECALL: push_cmd(a, CMD_SLOT_RECALL, (float)b->arg); break;
+    case KA_WORLD: push_cmd(a, CMD_WORLD, (float)b->arg); break;
     }
 }
 

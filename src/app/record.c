@@ -16,6 +16,7 @@
 #include "parse.h"
 #include "record_meta.h"
 #include "record_take.h"
+#include "record_tee.h"
 
 // Training that stalls longer than this (closed hours, a long load) is cut
 // out of video.mkv rather than filled with one frame repeated.
@@ -37,6 +38,12 @@ struct Recorder {
     double cut;          // seconds of stalls cut out of video.mkv's clock (live)
     int64_t last_vpts, last_ipts;
     atomic_int view_layout, view_flip;
+    // metrics.jsonl: while a take runs, the run's metrics stream is a tee
+    // (record_tee.h) over the one it had (metrics_inner, --metrics or none);
+    // lines of frames from metrics_from on go to the take.
+    Run *run;
+    FILE *tee, *metrics_inner;
+    long metrics_from;
     char msg[600];
     unsigned msg_seq;
 };
@@ -96,6 +103,7 @@ static void copy_weights(TakeWeights *w, Trainer *t) {
     w->step = t->step;
     w->opt_t0 = t->opt_t0;
     w->seed = t->seed;
+    w->tf = t->tf;
     w->params = tb_malloc(n * sizeof(float));
     w->opt = tb_malloc(2 * n * sizeof(float));
     t->be->get_params(t->be, w->params);
@@ -150,8 +158,35 @@ static void reap(Recorder *R) {
     say(R, "%s", line + strlen("record: "));
 }
 
+// A metrics line (loop thread, inside metrics_flush): the take's from its first frame.
+static void on_metrics_line(void *u, const char *line) {
+    Recorder *R = u;
+    const char *f = strstr(line, "\"frame\":");
+    if (R->take && f && strtol(f + 8, NULL, 10) >= R->metrics_from) take_metrics(R->take, line);
+}
+
+static void tee_metrics(Recorder *R, Run *r) {
+    FILE *tee = tee_open(r->m.f, on_metrics_line, R);
+    if (!tee) {
+        tb_warn("record: the take will have no metrics.jsonl (no stream for it)");
+        return;
+    }
+    R->run = r, R->tee = tee, R->metrics_inner = r->m.f, R->metrics_from = r->frames;
+    r->m.f = tee;
+}
+
+// The run's own metrics stream back (lines still buffered go through first).
+static void untee_metrics(Recorder *R) {
+    if (!R->tee) return;
+    fflush(R->tee);
+    R->run->m.f = R->metrics_inner;
+    fclose(R->tee);
+    R->tee = NULL;
+}
+
 static void end_take(Recorder *R, const char *reason) {
     if (!R->take) return;
+    untee_metrics(R);
     take_stop(R->take, reason);
     pthread_mutex_lock(&R->mu);
     R->closing = R->take;
@@ -176,6 +211,7 @@ static int start_take(Recorder *R, Run *r, const char *dir, char *msg, size_t n)
         snprintf(msg, n, "%s", err.msg);
         return -1;
     }
+    tee_metrics(R, r);
     R->n = 0;
     R->cut = 0;
     R->last_vpts = R->last_ipts = -1;

@@ -10,9 +10,19 @@
 //                        world's transform; FFV1, lossless; time stamps in ms
 //                        since the take began), for replay
 //   events.jsonl         every parameter change and action, as --events writes them
+//   metrics.jsonl        the per-frame metrics of the take's frames, as --metrics
+//                        writes them (the run's metrics stream is teed while the
+//                        take runs: record_tee.h; a take stopped by hand misses
+//                        the last few frames, not yet read back)
 //   take.json            version, architecture, backend, start, counts, drops, audio
 //   config.ini           the settings the run started with
 //   weights.safetensors  the network (and optimizer state) as the take began
+//
+// Replay (replay.h) re-runs a take from these: input.mkv's frames, the
+// weights, config.ini, and from take.json's "start" the frame and step, the
+// seed, the trainer's and the modulator's random states and every live value;
+// events.jsonl's moves at their frames; metrics.jsonl's losses to compare. Event
+// values, live values and losses are written exactly (tb_fmt_float) for that.
 //
 // The recorder is the run loop's output hook (run.h: RunOutput): on the loop
 // thread it only copies a frame into a bounded queue, or drops and counts it

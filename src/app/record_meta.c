@@ -36,10 +36,15 @@ static void meta_run(FILE *f, const Run *r) {
     for (int i = 0; i < m->n_enc; i++) fprintf(f, "%s%d", i ? ", " : "", m->channels[i]);
     fprintf(f, "], \"kernel\": %d, \"stride\": %d, \"pad\": %d, \"slope\": %.7g, \"parameters\": %zu},\n", m->kernel,
             m->stride, m->pad, (double)m->slope, r->t.model.n_params);
-    fprintf(f, "  \"start\": {\"frame\": %ld, \"step\": %ld, \"t\": %.4f, \"live\": {", r->frames, r->t.step,
-            run_now(r));
+    // What a replay needs beside the weights: the seed, the trainer's and the
+    // modulator's random states, and the live values exactly (tb_fmt_float).
+    fprintf(f, "  \"start\": {\"frame\": %ld, \"step\": %ld, \"t\": %.4f, \"seed\": %llu, \"rng\": \"%016llx\", "
+               "\"mod_rng\": \"%016llx\", \"live\": {",
+            r->frames, r->t.step, run_now(r), (unsigned long long)r->t.seed, (unsigned long long)r->t.rng.s,
+            (unsigned long long)r->mod.lfo.rng.s);
+    char v[24];
     for (int id = 0; id < PARAM_COUNT; id++)
-        fprintf(f, "%s\"%s\": %.7g", id ? ", " : "", param_live(id)->key, (double)r->p.v[id]);
+        fprintf(f, "%s\"%s\": %s", id ? ", " : "", param_live(id)->key, tb_fmt_float(v, r->p.v[id]));
     fprintf(f, "}},\n");
 }
 
@@ -63,8 +68,8 @@ char *take_meta(const Run *r, const TakeSpec *sp, const char *layout_name, const
     fprintf(f, "},\n  \"input\": {\"file\": \"input.mkv\", \"codec\": \"ffv1\", \"width\": %d, \"height\": %d, "
                "\"time_base\": \"%d/%d\"},\n",
             sp->tw, sp->th, sp->input_tb.num, sp->input_tb.den);
-    fprintf(f, "  \"files\": {\"events\": \"events.jsonl\", \"config\": \"config.ini\", "
-               "\"weights\": \"weights.safetensors\"}");
+    fprintf(f, "  \"files\": {\"events\": \"events.jsonl\", \"metrics\": \"metrics.jsonl\", "
+               "\"config\": \"config.ini\", \"weights\": \"weights.safetensors\"}");
     fclose(f);
     return buf;
 }

@@ -23,8 +23,8 @@ typedef struct {
     int layout, flip, net_on;
 } Slot;
 
-// What the writer writes: a packet of one file, an event line, or the end.
-enum { W_VIDEO = 0, W_INPUT, W_AUDIO, W_LINE, W_END };
+// What the writer writes: a packet of one file, an event or metrics line, or the end.
+enum { W_VIDEO = 0, W_INPUT, W_AUDIO, W_LINE, W_METRICS, W_END };
 typedef struct WItem {
     int kind;
     AVPacket *pkt;
@@ -52,7 +52,7 @@ struct Take {
     // Files: opened by the writer before the encoder starts (then each half
     // belongs to its thread: encode.h).
     MkvFile *video, *input;
-    FILE *events;
+    FILE *events, *metrics;
     // State and counts (under st_mu).
     pthread_mutex_t st_mu;
     pthread_cond_t st_cv;
@@ -155,7 +155,7 @@ static int wq_push(Take *t, WItem *it, size_t bytes, int how) {
     else t->wq_first = it;
     t->wq_last = it;
     t->wq_n++;
-    t->wq_lines += it->kind == W_LINE;
+    t->wq_lines += it->kind == W_LINE || it->kind == W_METRICS;
     t->wq_bytes += bytes;
     pthread_cond_signal(&t->wq_cv);
     pthread_mutex_unlock(&t->wq_mu);
@@ -180,7 +180,7 @@ static WItem *wq_pop(Take *t, double until) {
         t->wq_first = it->next;
         if (!t->wq_first) t->wq_last = NULL;
         t->wq_n--;
-        t->wq_lines -= it->kind == W_LINE;
+        t->wq_lines -= it->kind == W_LINE || it->kind == W_METRICS;
         t->wq_bytes -= it->pkt ? (size_t)it->pkt->size : it->line ? strlen(it->line) : 0;
         pthread_cond_broadcast(&t->wq_space);
     }
@@ -220,16 +220,19 @@ static void emit_video(void *u, AVPacket *p) { emit(u, W_VIDEO, p); }
 static void emit_input(void *u, AVPacket *p) { emit(u, W_INPUT, p); }
 static void emit_audio(void *u, AVPacket *p) { emit(u, W_AUDIO, p); }
 
-void take_line(Take *t, const char *line) {
+static void push_line(Take *t, const char *line, int kind) {
     WItem *it = tb_calloc(1, sizeof *it);
-    it->kind = W_LINE;
+    it->kind = kind;
     size_t n = strlen(line);
     it->line = tb_malloc(n + 1);
     memcpy(it->line, line, n + 1);
     if (wq_push(t, it, n, PUSH_LINE) == 0) return;  // the loop thread: never waits
     witem_free(it);
-    COUNT(t, events_dropped, 1);
+    if (kind == W_LINE) COUNT(t, events_dropped, 1);
 }
+
+void take_line(Take *t, const char *line) { push_line(t, line, W_LINE); }
+void take_metrics(Take *t, const char *line) { push_line(t, line, W_METRICS); }
 
 // ---------------------------------------------------------------- encode thread
 
@@ -434,9 +437,9 @@ static void check_space(Take *t) {
 // cache, so that a power cut loses a second at most (fdatasync on any
 // descriptor of a file flushes the file).
 static void sync_files(Take *t) {
-    static const char *const names[] = {"video.mkv", "input.mkv", "events.jsonl"};
+    static const char *const names[] = {"video.mkv", "input.mkv", "events.jsonl", "metrics.jsonl"};
     char path[CFG_STR + 128];
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         snprintf(path, sizeof path, "%s/%s", t->sp.dir, names[i]);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) continue;
@@ -506,6 +509,11 @@ static int open_take(Take *t) {
         snprintf(why, sizeof why, "cannot create %s: %s", path, strerror(errno));
         return fail(t, why), -1;
     }
+    snprintf(path, sizeof path, "%s/metrics.jsonl", t->sp.dir);
+    if (!(t->metrics = fopen(path, "w"))) {
+        snprintf(why, sizeof why, "cannot create %s: %s", path, strerror(errno));
+        return fail(t, why), -1;
+    }
     pthread_mutex_lock(&t->st_mu);
     t->opened = 1;
     pthread_cond_broadcast(&t->st_cv);
@@ -519,7 +527,8 @@ static int open_take(Take *t) {
     write_json(t, 0);
     TakeWeights *w = &t->sp.w;
     snprintf(path, sizeof path, "%s/weights.safetensors", t->sp.dir);
-    if (checkpoint_save_host(path, &w->model, &w->hyper, w->step, w->opt_t0, w->seed, w->params, w->opt, &err))
+    if (checkpoint_save_host(path, &w->model, &w->hyper, w->step, w->opt_t0, w->seed, w->params, w->opt,
+                             &w->tf, &err))
         return fail(t, err.msg), -1;
     return 0;
 }
@@ -531,12 +540,14 @@ static void write_item(Take *t, WItem *it) {
         witem_free(it);
         return;
     }
-    if (it->kind == W_LINE) {
-        if (fprintf(t->events, "%s\n", it->line) < 0 || fflush(t->events) != 0) {
+    if (it->kind == W_LINE || it->kind == W_METRICS) {
+        int ev = it->kind == W_LINE;
+        FILE *f = ev ? t->events : t->metrics;
+        if (fprintf(f, "%s\n", it->line) < 0 || fflush(f) != 0) {
             char why[600];
-            snprintf(why, sizeof why, "%s/events.jsonl: %s", t->sp.dir, strerror(errno));
+            snprintf(why, sizeof why, "%s/%s: %s", t->sp.dir, ev ? "events.jsonl" : "metrics.jsonl", strerror(errno));
             fail(t, why);
-        } else {
+        } else if (ev) {
             COUNT(t, events, 1);
         }
         witem_free(it);
@@ -561,6 +572,8 @@ static void close_take(Take *t) {
     t->video = t->input = NULL;
     if (t->events && fclose(t->events) != 0 && !take_failed(t)) fail(t, "events.jsonl: cannot close");
     t->events = NULL;
+    if (t->metrics && fclose(t->metrics) != 0 && !take_failed(t)) fail(t, "metrics.jsonl: cannot close");
+    t->metrics = NULL;
     write_json(t, 1);
     TakeCounts c;
     char reason[600], line[1400];

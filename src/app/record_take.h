@@ -5,14 +5,14 @@
 //     copies, or drops when full: "encoder overloaded"       composes the layout,
 //                                                            encodes video + input
 //   loop thread --take_line--> write queue <------------------ packets
-//     (event lines)            bounded in items and bytes: a packet that does
+//     (event lines,            bounded in items and bytes: a packet that does
 //                              not fit is dropped, "disk too slow" (video then
 //                              skips to the next keyframe, which it asks for)
 //                                   |
 //                                   v
-//                              writer thread: every file of the take (video.mkv,
-//                              input.mkv, events.jsonl, take.json, config.ini,
-//                              weights.safetensors); free space each second
+//      take_metrics:           writer thread: every file of the take (video.mkv,
+//      metrics lines)          input.mkv, events.jsonl, metrics.jsonl, take.json,
+//                              config.ini, weights.safetensors); free space each second
 //
 //   PortAudio's thread --ring--> audio thread (live takes with a device):
 //     audio.h                    places the samples on the picture's clock
@@ -42,6 +42,7 @@
 typedef struct {
     Model model;
     Hyper hyper;
+    Transform tf;  // the input transform in force (recorded in the weights file)
     long step, opt_t0;
     uint64_t seed;
     float *params, *opt;  // n_params and 2 * n_params floats (owned)
@@ -108,6 +109,8 @@ void take_clock(Take *t, double origin, double now);
 // Loop thread: one events.jsonl line (copied; dropped and counted when
 // TAKE_QUEUE_LINES wait already).
 void take_line(Take *t, const char *line);
+// Loop thread: one metrics.jsonl line (the same bound as event lines, shared).
+void take_metrics(Take *t, const char *line);
 // Ask the take to end (the threads finish what they hold, then close the
 // files). Never waits. The first reason given is the one kept.
 void take_stop(Take *t, const char *reason);

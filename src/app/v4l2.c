@@ -74,7 +74,7 @@ static int xioctl(Cam *c, unsigned long req, void *arg) {
 #define IOCTL_FAIL(c, err, name) \
     tb_fail(err, "camera %s: %s: %s", (c)->path, name, strerror(errno))
 
-static const char *fourcc_str(uint32_t f, char out[5]) {
+const char *v4l2_fourcc_str(uint32_t f, char out[5]) {
     for (int i = 0; i < 4; i++) {
         char ch = (char)((f >> (8 * i)) & 0xFF);
         out[i] = (ch >= 32 && ch < 127) ? ch : '?';
@@ -133,7 +133,7 @@ static int list_modes(Cam *c, Mode *m, const CameraOpts *o, char *offered, size_
         char cc[5];
         size_t used = strlen(offered);
         snprintf(offered + used, offered_n - used, "%s%s", used ? " " : "",
-                 fourcc_str(fd.pixelformat, cc));
+                 v4l2_fourcc_str(fd.pixelformat, cc));
         if (!pix_supported(fd.pixelformat)) continue;
         int emulated = (fd.flags & V4L2_FMT_FLAG_EMULATED) != 0, sizes = 0;
         for (unsigned k = 0; k < 256; k++) {
@@ -344,7 +344,7 @@ static int set_format(Cam *c, const Mode *m, TbErr *err) {
     if (!pix_supported(px->pixelformat) || px->width == 0 || px->height == 0 ||
         px->width > 16384 || px->height > 16384)
         return tb_fail(err, "camera %s: VIDIOC_S_FMT: driver chose %s %ux%u, which tabula cannot use",
-                       c->path, fourcc_str(px->pixelformat, cc), px->width, px->height);
+                       c->path, v4l2_fourcc_str(px->pixelformat, cc), px->width, px->height);
     c->fourcc = px->pixelformat;
     c->w = (int)px->width, c->h = (int)px->height;
     c->stride = px->bytesperline;
@@ -430,7 +430,7 @@ static Source *cam_source(Cam *c, const char *card) {
     s->width = c->w, s->height = c->h, s->fps = c->fps;
     s->ctx = c, s->read = cam_read, s->close = cam_close;
     char cc[5];
-    tb_log("camera %s: %s %dx%d at %.3g fps, %d buffers (%s)%s%s", c->path, fourcc_str(c->fourcc, cc),
+    tb_log("camera %s: %s %dx%d at %.3g fps, %d buffers (%s)%s%s", c->path, v4l2_fourcc_str(c->fourcc, cc),
            c->w, c->h, c->fps, c->nbuf, card, c->stable[0] ? ", known as " : "", c->stable);
     return s;
 }

@@ -49,3 +49,5 @@ typedef struct {
     double fps;
 } CameraInfo;
 int camera_info(const Source *s, CameraInfo *info);  // 0, or -1 if s is not a camera
+// "YUYV" for logs (unprintable bytes as '?').
+const char *v4l2_fourcc_str(uint32_t f, char out[5]);

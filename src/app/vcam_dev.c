@@ -27,15 +27,6 @@ static int xioctl(VcamDev *d, unsigned long req, void *arg) {
 }
 #define IOCTL_FAIL(d, err, name) tb_fail(err, "virtual camera %s: %s: %s", (d)->info.path, name, strerror(errno))
 
-static const char *fourcc_str(uint32_t f, char out[5]) {
-    for (int i = 0; i < 4; i++) {
-        char ch = (char)((f >> (8 * i)) & 0xFF);
-        out[i] = (ch >= 32 && ch < 127) ? ch : '?';
-    }
-    out[4] = 0;
-    return out;
-}
-
 // A video output with write(): v4l2loopback's nodes are (with exclusive_caps=1
 // until a program writes to them, then they turn into a capture device).
 static int check_caps(VcamDev *d, TbErr *err) {
@@ -89,7 +80,7 @@ static int set_format(VcamDev *d, const VcamDevOpts *o, TbErr *err) {
     if (!got)
         return tb_fail(err, "virtual camera %s: takes neither YUYV nor YUV420 (%s%s)", d->info.path,
                        px->pixelformat ? "the driver chose " : "both refused",
-                       px->pixelformat ? fourcc_str(px->pixelformat, cc) : "");
+                       px->pixelformat ? v4l2_fourcc_str(px->pixelformat, cc) : "");
     int w = (int)px->width, h = (int)px->height, yuyv = px->pixelformat == V4L2_PIX_FMT_YUYV;
     if (w < 16 || h < 16 || w > 7680 || h > 7680 || (w & 1))
         return tb_fail(err, "virtual camera %s: the driver chose %dx%d, which tabula cannot send (16 to "

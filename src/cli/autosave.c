@@ -97,7 +97,8 @@ static void write_job(Autosave *a) {
     if (a->stamp_n > 1) snprintf(path, sizeof path, "%s/auto-%s-%d.safetensors", a->dir, stamp, a->stamp_n);
     else snprintf(path, sizeof path, "%s/auto-%s.safetensors", a->dir, stamp);
     TbErr err = {{0}};
-    int rc = checkpoint_save_host(path, &a->model, &a->hyper, a->step, a->opt_t0, a->seed, a->params, a->opt, &err);
+    int rc = checkpoint_save_host(path, &a->model, &a->hyper, a->step, a->opt_t0, a->seed, a->params, a->opt,
+                                  &a->tf, &err);
     pthread_mutex_lock(&a->mu);
     if (rc) a->failed++;
     else a->written++, snprintf(a->last_path, sizeof a->last_path, "%s", path);
@@ -161,6 +162,7 @@ static void copy_job(Autosave *a, Trainer *t) {
     a->step = t->step;
     a->opt_t0 = t->opt_t0;
     a->seed = t->seed;
+    a->tf = t->tf;
     t->be->get_params(t->be, a->params);
     t->be->get_opt_state(t->be, a->opt, t->hyper.optimizer);
 }

@@ -30,6 +30,7 @@ typedef struct {
     // The job (owned by the writer while busy).
     Model model;
     Hyper hyper;
+    Transform tf;  // the input transform in force (recorded in the file)
     long step, opt_t0;
     uint64_t seed;
     float *params, *opt;  // n_params and 2 * n_params floats

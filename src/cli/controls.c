@@ -58,6 +58,7 @@ static const ActionInfo ACTIONS[] = {
     {"reset", CMD_RESET, -1, "a fresh blank network (a number argument: its seed)"},
     {"pause", CMD_TOGGLE, PARAM_PAUSE, "pause / resume learning"},
     {"freeze", CMD_TOGGLE, PARAM_FREEZE, "freeze / unfreeze the camera"},
+    {"latent_freeze", CMD_TOGGLE, PARAM_BN_FREEZE, "hold the bottleneck (only the decoder learns) / let go"},
     {"save", CMD_SAVE, -1, "save a snapshot of the weights"},
     {"load", CMD_LOAD, -1, "load the newest snapshot"},
     {"record", CMD_RECORD, -1, "start a take (record dir), or stop the one running"},
@@ -67,6 +68,8 @@ static const ActionInfo ACTIONS[] = {
     {"slot_write", CMD_SLOT_WRITE, -1, "write slot N to snapshot_dir/slot-N.safetensors"},
     {"slot_read", CMD_SLOT_READ, -1, "read snapshot_dir/slot-N.safetensors into slot N"},
     {"scene", CMD_SCENE, -1, "recall scene N (1 = the first file in the scenes folder by name)"},
+    {"world", CMD_WORLD, -1, "load world N (the Nth .safetensors in [world] dir by name) into [world] slot "
+     "and cross-fade to it over fade_time, with its transform"},
 };
 
 const ActionInfo *actions_table(size_t *n) {

@@ -29,6 +29,7 @@ typedef enum {
     CMD_SLOT_WRITE,   // slot N to snapshot_dir/slot-N.safetensors
     CMD_SLOT_READ,    // snapshot_dir/slot-N.safetensors into slot N
     CMD_SCENE,        // recall scene N (1 = the first file by name): glide to its values
+    CMD_WORLD,        // world N of [world] dir into [world] slot, then cross-fade to it (world.h)
 } CommandId;
 
 // Who sent an event (for the event log).

@@ -153,6 +153,39 @@ static const Param PARAMS[] = {
      "logarithm for a log-scaled one such as lr: 0.1 of lr's 1e-5..10 is about 2 octaves)",
      LIVE(PARAM_LFO_DEPTH, SCALE_LIN, 0.05, 0, 0, "depth")},
 
+    // The bottleneck and the feedback dream (README "Dreaming and the bottleneck").
+    // keep_channels: x2 a step; a step down below 1 gives 0 (all), up from 0 gives 1.
+    {"bottleneck", "keep_channels", "keep-channels", P_INT, O(bn_keep), 0, 4096, NULL, "0",
+     "keep only the first N channels of the bottleneck (the encoder's last layer) and zero the "
+     "rest, in training and display (0 = all)", LIVE(PARAM_BN_KEEP, SCALE_LOG, 2, 1, 1, "keep ch")},
+    {"bottleneck", "noise", "noise", P_FLOAT, O(bn_noise), 0, 4, NULL, "0",
+     "add Gaussian noise of this std to the bottleneck, in training and display (0 = none)",
+     LIVE(PARAM_BN_NOISE, SCALE_LIN, 0.05, 0, 0, "bn noise")},
+    {"bottleneck", "latent_freeze", "latent-freeze", P_INT, O(bn_freeze), 0, 1, NULL, "0",
+     "1 = hold the bottleneck: the decoder sees the code of the last frame before it, and only "
+     "the decoder learns", LIVE(PARAM_BN_FREEZE, SCALE_LIN, 1, 0, 0, "latent frz")},
+    {"dream", "feedback", "feedback", P_FLOAT, O(feedback), 0, 1, NULL, "0",
+     "the network's input is the camera blended with its own last output, warped (0 = camera "
+     "only, 1 = pure feedback: with learning paused it dreams alone)",
+     LIVE(PARAM_FEEDBACK, SCALE_LIN, 0.05, 0, 0, "feedback")},
+    // zoom: 1% a step.
+    {"dream", "zoom", "zoom", P_FLOAT, O(zoom), 0.5, 2, NULL, "1",
+     "zoom of the fed-back picture each pass, about the centre (1 = none, above 1 zooms in)",
+     LIVE(PARAM_ZOOM, SCALE_LOG, 1.01, 0, 0, "zoom")},
+    {"dream", "rotate", "rotate", P_FLOAT, O(rotate), -45, 45, NULL, "0",
+     "rotation of the fed-back picture each pass, degrees clockwise about the centre",
+     LIVE(PARAM_ROTATE, SCALE_LIN, 0.25, 0, 0, "rotate")},
+    {"dream", "shift_x", "shift-x", P_FLOAT, O(shift_x), -64, 64, NULL, "0",
+     "shift of the fed-back picture each pass, pixels of the training size to the right",
+     LIVE(PARAM_SHIFT_X, SCALE_LIN, 0.25, 0, 0, "shift x")},
+    {"dream", "shift_y", "shift-y", P_FLOAT, O(shift_y), -64, 64, NULL, "0",
+     "shift of the fed-back picture each pass, pixels of the training size down",
+     LIVE(PARAM_SHIFT_Y, SCALE_LIN, 0.25, 0, 0, "shift y")},
+    // tau: x2 a step; below 0.25 s it is instant, up from 0 gives 0.25 s.
+    {"dream", "tau", "dream-tau", P_FLOAT, O(tau), 0, 60, NULL, "0",
+     "time constant in seconds with which the blend in force follows feedback (0 = at once)",
+     LIVE(PARAM_TAU, SCALE_LOG, 2, 0.25, 0.25, "tau s")},
+
     // Channels (src/cli/channels.h): several networks on the same frames; [ch1]
     // to [ch3] sections hold each one's [train] overrides (README "Channels").
     // coupling: x2 a step; a step down below 0.001 turns it off.
@@ -304,6 +337,35 @@ static const Param PARAMS[] = {
     {"presence", "slow_factor", NULL, P_FLOAT, O(presence_slow_factor), 0, 1, NULL, "0.1",
      "lr multiplier while the room is empty (mode slow)", SET},
 
+    // Worlds (src/cli/world_train.h): theme training with --train-world, and the
+    // folder the world action loads from.
+    {"world", "dir", NULL, P_STR, O(world_dir), 0, 0, NULL, "weights",
+     "folder of worlds (*.safetensors): the world action N loads the Nth by name into a slot and "
+     "cross-fades to it", SET},
+    {"world", "slot", NULL, P_INT, O(world_slot), 1, 8, NULL, "8",
+     "the snapshot slot the world action loads a world into (it overwrites that slot)", SET},
+    {"world", "batch", NULL, P_INT, O(world_batch), 1, 16, NULL, "4",
+     "--train-world: frames per step (random crops of the data)", SET},
+    {"world", "steps", NULL, P_LONG, O(world_steps), 1, 1e9, NULL, "2000",
+     "--train-world: steps in all", SET},
+    {"world", "optimizer", NULL, P_CHOICE, O(world_optimizer), 0, 0, "adam|sgd", "adam",
+     "--train-world: the optimizer ([train] momentum, clip, weight_decay and adam_* apply)", SET},
+    {"world", "lr", NULL, P_FLOAT, O(world_lr), 0, 10, NULL, "0.001",
+     "--train-world: peak learning rate (after a warm-up of 2% of the steps)", SET},
+    {"world", "schedule", NULL, P_CHOICE, O(world_schedule), 0, 0, "cosine|step|constant", "cosine",
+     "--train-world: learning-rate schedule: cosine down to 0, step (x0.1 at 60% and 85% of the "
+     "steps) or constant", SET},
+    {"world", "scale_min", NULL, P_FLOAT, O(world_scale_min), 0.05, 1, NULL, "0.5",
+     "--train-world: the smallest random crop, as a fraction of the largest the image allows", SET},
+    {"world", "holdout", NULL, P_FLOAT, O(world_holdout), 0, 0.9, NULL, "0",
+     "--train-world: fraction of the frames, the last ones, held back and tested on at the end", SET},
+    {"world", "max_frames", NULL, P_INT, O(world_max_frames), 1, 100000, NULL, "1000",
+     "--train-world: frames read from the data at most (a folder or video is read once)", SET},
+    {"world", "checkpoint_every", NULL, P_LONG, O(world_checkpoint_every), 0, 1e9, NULL, "500",
+     "--train-world: steps between checkpoints written to --save (0 = only at the end)", SET},
+    {"world", "preview_every", NULL, P_LONG, O(world_preview_every), 0, 1e9, NULL, "250",
+     "--train-world: steps between preview images (SAVE-preview.ppm: input | target | output; 0 = off)", SET},
+
     {NULL, "headless", "headless", P_FLAG, O(headless), 0, 1, NULL, "0",
      "no window: train on the source and exit after --frames", SET},
     {NULL, "check", "check", P_FLAG, O(check), 0, 1, NULL, "0",
@@ -324,6 +386,9 @@ static const Param PARAMS[] = {
     {NULL, "output", "output", P_STR, O(output), 0, 0, NULL, "",
      "send the picture out: v4l2:/dev/videoN (a v4l2loopback virtual camera), or with --replay "
      "the video file to render", SET},
+    {NULL, "train_world", "train-world", P_STR, O(train_world), 0, 0, NULL, "",
+     "train a world on this image folder or video file with [world]'s settings, write it to "
+     "--save and exit", SET},
     // clang-format on
 };
 #define N_PARAMS (sizeof PARAMS / sizeof PARAMS[0])

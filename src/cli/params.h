@@ -41,6 +41,15 @@ typedef enum {
     PARAM_LFO_SHAPE,     // 0 sine, 1 triangle, 2 random walk
     PARAM_LFO_RATE,      // Hz
     PARAM_LFO_DEPTH,     // swing either side, as a fraction of the parameter's range
+    PARAM_BN_KEEP,       // bottleneck channels kept (0 = all; the rest are zeroed)
+    PARAM_BN_NOISE,      // std of the Gaussian noise added to the bottleneck
+    PARAM_BN_FREEZE,     // 1 = the decoder sees a held code; only the decoder learns
+    PARAM_FEEDBACK,      // dream: 0 = camera only, 1 = the network's own output only
+    PARAM_ZOOM,          // dream: zoom of the fed-back picture per pass
+    PARAM_ROTATE,        // dream: degrees per pass, clockwise
+    PARAM_SHIFT_X,       // dream: pixels per pass, right
+    PARAM_SHIFT_Y,       // dream: pixels per pass, down
+    PARAM_TAU,           // dream: seconds the blend takes to follow feedback (0 = at once)
     PARAM_COUPLING,      // [channels] coupling: pull of each net toward the channels' mean
     PARAM_COUNT
 } ParamId;
@@ -50,7 +59,7 @@ typedef enum {
 // tests/test_modulate.c checks the list against the table).
 #define LFO_TARGETS \
     "none|lr|momentum|clip|weight_decay|steps_per_frame|memory|ring|input_smoothing|output_smoothing|" \
-    "blur|jitter|coupling"
+    "blur|jitter|keep_channels|noise|feedback|zoom|rotate|shift_x|shift_y|tau|coupling"
 
 typedef struct {
     const char *section, *key;  // INI name; section NULL = command line only

@@ -8,6 +8,7 @@
 #include "frame_fit.h"
 #include "session.h"
 #include "snapshot.h"
+#include "world.h"
 
 static void publish(Run *r);
 
@@ -60,6 +61,8 @@ int run_open(Run *r, const Settings *s, ControlQueue *q, TbErr *err) {
     r->smooth_in = tb_malloc(n * sizeof(float));
     r->smooth_out = tb_malloc(n * sizeof(float));
     r->fitted = tb_malloc(n);
+    r->dream_prev = tb_malloc(n);
+    r->dream_warp = tb_malloc(n);
     r->window_t0 = r->t_start = tb_now();
     publish(r);  // the values in force, before the first frame
     return 0;
@@ -80,9 +83,10 @@ static void log_line(Run *r, const char *source, const char *what, float value) 
     int have_out = 0;
     for (int i = 0; i < r->nout; i++) have_out |= r->out[i].event && out_active(r, &r->out[i]);
     if ((!r->events || r->events_failed) && !have_out) return;
-    char line[512];
-    snprintf(line, sizeof line, "{\"t\":%.4f,\"frame\":%ld,\"step\":%ld,\"source\":\"%s\",%s,\"value\":%.7g}",
-             tb_now() - r->t_start, r->frames, r->t.step, source, what, (double)value);
+    char line[512], v[24];
+    // The value exactly (tb_fmt_float), so a replayed take sets the same bits.
+    snprintf(line, sizeof line, "{\"t\":%.4f,\"frame\":%ld,\"step\":%ld,\"source\":\"%s\",%s,\"value\":%s}",
+             tb_now() - r->t_start, r->frames, r->t.step, source, what, tb_fmt_float(v, value));
     for (int i = 0; i < r->nout; i++)
         if (r->out[i].event && out_active(r, &r->out[i])) r->out[i].event(r->out[i].user, line);
     if (!r->events || r->events_failed) return;
@@ -238,6 +242,23 @@ static void slot_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
     log_notes(r);
 }
 
+// World N: into [world] slot (its transform becomes the live one), then a
+// cross-fade into that slot as slot_fade does.
+static void world_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
+    TbErr err = {{0}};
+    char path[CFG_STR + 300];
+    int w = e->value == e->value && e->value >= 1 && e->value < 1e6 ? (int)e->value : 0;
+    if (world_load(&r->t, r->s->world_dir, w, r->s->world_slot, path, sizeof path, &err)) {
+        snprintf(msg, n, "world failed: %.400s", err.msg);
+    } else {
+        transform_to_live(r);
+        ControlEvent f = {.cmd = CMD_SLOT_FADE, .value = (float)r->s->world_slot, .source = e->source};
+        slot_action(r, &f, msg, n);
+        tb_log("world %d: %.400s", w, path);
+    }
+    log_event(r, e, "\"action\":\"world\"", e->value);
+}
+
 // Scene N (1-based): glide to its values over its transition.
 static void scene_action(Run *r, const ControlEvent *e, char *msg, size_t n) {
     float v = e->value;
@@ -327,6 +348,7 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
     case CMD_SLOT_WRITE:
     case CMD_SLOT_READ: slot_action(r, e, msg, n); break;
     case CMD_SCENE: scene_action(r, e, msg, n); break;
+    case CMD_WORLD: world_action(r, e, msg, n); break;
     case CMD_RESET: {
         uint64_t seed = e->value >= 0 ? (uint64_t)e->value : r->t.seed + 1;
         reset_network(r, seed);
@@ -354,7 +376,7 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
     if (is_param) modulate_touch(&r->mod, &r->p, e->param);
     // Another network or loss function: its loss level is not an explosion.
     if ((is_param && e->param == PARAM_LOSS) || e->cmd == CMD_RESET || e->cmd == CMD_LOAD ||
-        e->cmd == CMD_SLOT_RECALL || e->cmd == CMD_SLOT_FADE || e->cmd == CMD_SLOT_READ)
+        e->cmd == CMD_SLOT_RECALL || e->cmd == CMD_SLOT_FADE || e->cmd == CMD_SLOT_READ || e->cmd == CMD_WORLD)
         metrics_watchdog_reset(&r->m);
     log_notes(r);
     if (msg[0]) tb_log("%s", msg);
@@ -387,6 +409,34 @@ void run_apply_params(Trainer *t, const LiveParams *p, float lr_scale) {
     t->tf.kind = (int)p->v[PARAM_TRANSFORM];
     t->tf.blur = (int)p->v[PARAM_BLUR];
     t->tf.jitter = p->v[PARAM_JITTER];
+    trainer_set_bottleneck(t, (int)p->v[PARAM_BN_KEEP], p->v[PARAM_BN_NOISE], p->v[PARAM_BN_FREEZE] > 0);
+}
+
+// The blend in force follows [dream] feedback with time constant tau (run
+// time, so a headless run is reproducible); within 1/1024 it lands exactly,
+// so turning feedback to 0 gives back the plain path bit for bit.
+static float dream_amount(Run *r) {
+    double now = run_now(r), dt = now - r->dream_t;
+    float target = r->p.v[PARAM_FEEDBACK], tau = r->p.v[PARAM_TAU];
+    r->dream_t = now;
+    if (tau <= 0 || dt < 0) r->dream_a = target;
+    else r->dream_a += (target - r->dream_a) * (float)(1 - exp(-dt / tau));
+    if (fabsf(target - r->dream_a) < 1.0f / 1024) r->dream_a = target;
+    return r->dream_a;
+}
+
+// The dream: frame = (1-a)*frame + a*warp(last reconstruction), in RGB8 (what
+// the ring holds and a take's input.mkv records, so a replay sees the same
+// bytes). The warp moves only the fed-back picture: the camera stays put and
+// the dream drifts. a = 1 leaves no trace of the camera.
+static void dream_blend(Run *r, uint8_t *frame, float a) {
+    int W = r->t.model.spec.width, H = r->t.model.spec.height;
+    Warp wp = {.zoom = r->p.v[PARAM_ZOOM], .rotate = r->p.v[PARAM_ROTATE],
+               .shift_x = r->p.v[PARAM_SHIFT_X], .shift_y = r->p.v[PARAM_SHIFT_Y]};
+    warp_apply(&wp, r->dream_warp, r->dream_prev, W, H);
+    size_t n = frame_bytes(r);
+    for (size_t i = 0; i < n; i++)
+        frame[i] = (uint8_t)((1 - a) * frame[i] + a * r->dream_warp[i] + 0.5f);
 }
 
 // acc = a*acc + (1-a)*x over n bytes (acc starts at x), written back as bytes.
@@ -417,12 +467,15 @@ static void presence_look(Run *r, const uint8_t *fitted) {
     log_line(r, "presence", r->pres.empty ? "\"action\":\"empty\"" : "\"action\":\"motion\"", m);
 }
 
-// The frame that goes into the ring: fitted, then blended with the ones before.
+// The frame that goes into the ring: fitted, then blended with the ones before,
+// then (dreaming) with the last reconstruction.
 static void push_frame(Run *r, const uint8_t *rgb, int w, int h) {
     Trainer *t = &r->t;
     int W = t->model.spec.width, H = t->model.spec.height;
-    float a = r->p.v[PARAM_SMOOTH_IN];
-    if (a <= 0) {
+    float a = r->p.v[PARAM_SMOOTH_IN], fb = dream_amount(r);
+    // The first frame of a dream is the camera's; a replayed one is already dreamed.
+    int dream = fb > 0 && r->have_prev && !r->dream_recorded;
+    if (a <= 0 && !dream) {
         r->have_in = 0;  // start afresh when smoothing comes back on
         trainer_push_frame(t, rgb, w, h);
         presence_look(r, trainer_newest(t));
@@ -431,7 +484,9 @@ static void push_frame(Run *r, const uint8_t *rgb, int w, int h) {
     if (w == W && h == H) memcpy(r->fitted, rgb, frame_bytes(r));
     else frame_fit(r->fitted, W, H, rgb, w, h);
     presence_look(r, r->fitted);
-    smooth(r->smooth_in, &r->have_in, r->fitted, frame_bytes(r), a);
+    if (a > 0) smooth(r->smooth_in, &r->have_in, r->fitted, frame_bytes(r), a);
+    else r->have_in = 0;
+    if (dream) dream_blend(r, r->fitted, fb);
     trainer_push_frame(t, r->fitted, W, H);
 }
 
@@ -483,6 +538,9 @@ int run_frame(Run *r, const uint8_t *rgb, int w, int h) {
         run_apply_params(t, &r->p, presence_lr_factor(&r->pres));
     }
     int slot = trainer_train(t, K, R);
+    // Dreaming (or about to): keep this frame's reconstruction for the next.
+    r->have_prev = (r->p.v[PARAM_FEEDBACK] > 0 || r->dream_a > 0) && !r->dream_recorded;
+    if (r->have_prev) trainer_output(t, r->dream_prev);
     metrics_frame(&r->m, t, r->frames, slot, K, R);
     if (r->chans.count > 1)  // the other minds see the same frame, then the coupling
         channels_frame(&r->chans, t, r->frames, pushed, presence_pausing(&r->pres), presence_lr_factor(&r->pres),
@@ -549,6 +607,8 @@ void run_close(Run *r) {
     free(r->smooth_in);
     free(r->smooth_out);
     free(r->fitted);
+    free(r->dream_prev);
+    free(r->dream_warp);
     scenes_free(&r->scenes);
     memset(r, 0, sizeof *r);
 }

@@ -75,6 +75,17 @@ struct Run {
     // change at the last frame (+1 empty, -1 motion again, 0 none) for the driver.
     Presence pres;
     int pres_change;
+    // The feedback dream ([dream]): the last reconstruction (RGB8 at the
+    // training size, before output smoothing) and its warped copy; the blend in
+    // force (dream_a follows [dream] feedback with time constant tau) and when
+    // it last moved (run_now).
+    uint8_t *dream_prev, *dream_warp;
+    int have_prev;
+    // 1: the frames given already hold the dream (a replay of a take's
+    // input.mkv, which records what went into the ring): it is not applied again.
+    int dream_recorded;
+    float dream_a;
+    double dream_t;
     // [channels]: the other networks on the same frames (channel 0 is t above).
     Channels chans;
 };
@@ -92,7 +103,8 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n);
 // line for the operator goes to msg (n > 0), or msg[0] = 0.
 int run_drain(Run *r, char *msg, size_t n);
 // One frame (any size: it is fitted to the training size): glides, LFO and
-// fade first (modulate_step), into the replay ring, then the steps the live
+// fade first (modulate_step), blended with the last reconstruction when the
+// feedback dream is on ([dream]), into the replay ring, then the steps the live
 // parameters ask for, then the metrics and the view. An empty room ([presence])
 // pauses the steps as [train] pause does (the frame still goes in and the
 // reconstruction follows it) or scales the lr; each change is one log line.

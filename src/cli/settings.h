@@ -58,6 +58,15 @@ typedef struct {
     char lfo_shape[16];   // sine | triangle | random
     float lfo_rate;       // Hz
     float lfo_depth;      // swing either side, fraction of the parameter's range
+    // [bottleneck] (the encoder's last activation; README "Dreaming and the bottleneck")
+    int bn_keep;          // channels kept (0 = all)
+    float bn_noise;       // std of the added Gaussian noise (0 = none)
+    int bn_freeze;        // 1 = latent freeze: the decoder sees a held code, only it learns
+    // [dream] (the feedback dream: the input is the camera blended with the last output)
+    float feedback;       // 0 = camera only .. 1 = pure feedback
+    float zoom, rotate;   // per pass: factor (1 = none), degrees clockwise
+    float shift_x, shift_y;  // per pass: pixels right, down
+    float tau;            // seconds the blend in force takes to follow feedback (0 = at once)
     // [source]
     char source[CFG_STR];  // "" = camera if present, else the bundled clip
     int camera_width, camera_height, camera_fps;
@@ -113,6 +122,19 @@ typedef struct {
     float presence_threshold;   // still below this mean thumbnail difference (0..1)
     float presence_after_s;     // seconds of stillness before it acts
     float presence_slow_factor; // lr multiplier in slow mode
+    // [world] (world_train.h): theme training, and the worlds the world action loads
+    char world_dir[CFG_STR];    // folder of worlds (*.safetensors), world N = the Nth by name
+    int world_slot;             // the slot the world action loads into
+    int world_batch;            // frames per step
+    long world_steps;           // steps in all
+    char world_optimizer[16];   // adam | sgd
+    float world_lr;             // peak learning rate
+    char world_schedule[16];    // cosine | step | constant
+    float world_scale_min;      // smallest random crop, as a fraction of the largest
+    float world_holdout;        // fraction of the frames (the last ones) held back to test on
+    int world_max_frames;       // frames read from the data at most
+    long world_checkpoint_every;  // steps between checkpoints to --save (0 = only at the end)
+    long world_preview_every;     // steps between preview images (0 = off)
     // [channels] (channels.h)
     int ch_count;       // networks on the same frames, 1 to TB_CHANNELS
     float ch_coupling;  // live: each net pulled toward the channels' mean by this per frame
@@ -127,6 +149,7 @@ typedef struct {
     char screenshot[CFG_STR];
     char replay[CFG_STR];  // --replay TAKE: re-run a take offline ("" = none)
     char output[CFG_STR];  // --output v4l2:/dev/videoN, or the file --replay renders
+    char train_world[CFG_STR];  // --train-world DATA: train a world on a folder or video and exit
     // Where each value came from, by its row in the parameter table: "show.ini:12"
     // or "--width"; "" = the default. Errors found only when settings meet
     // (a size the network cannot take) name it (settings_set_at).

@@ -170,6 +170,15 @@ void *tb_calloc(size_t count, size_t size) {
     return p;
 }
 
+const char *tb_fmt_float(char buf[24], float v) {
+    for (int digits = 7; digits < 9; digits++) {
+        snprintf(buf, 24, "%.*g", digits, (double)v);
+        if (strtof(buf, NULL) == v) return buf;
+    }
+    snprintf(buf, 24, "%.9g", (double)v);  // nine always read back (NaN, inf: as printed)
+    return buf;
+}
+
 void tb_rng_seed(TbRng *r, uint64_t seed) {
     // splitmix64 so that nearby seeds give unrelated streams; never 0.
     uint64_t z = seed + 0x9E3779B97F4A7C15ull;

@@ -86,6 +86,10 @@ const char *tb_proc_read(const char *path, int *fd, char *buf, size_t n);
 void *tb_malloc(size_t n);
 void *tb_calloc(size_t count, size_t size);
 
+// v as the shortest of %.7g, %.8g, %.9g that reads back as the same float, so
+// two logs compare bit for bit as text and 0.5 still reads 0.5. Returns buf.
+const char *tb_fmt_float(char buf[24], float v);
+
 // Deterministic RNG (xorshift64*), used for init and replay sampling so runs
 // with the same --seed are reproducible on every backend.
 typedef struct {

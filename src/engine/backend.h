@@ -56,6 +56,16 @@ struct Backend {
     void (*slot_recall)(Backend *b, int i);
     void (*slot_blend)(Backend *b, int i, float a, int with_state);
 
+    // The bottleneck control (ops.h, bottleneck_*), on the encoder's last
+    // activation in every forward pass (training and display alike). mask: C
+    // floats for its C channels, NULL = all kept. freeze 1: the decoder sees the
+    // code held when it was turned on (sample 0 of the last pass, for every
+    // sample; zeros before any pass), the encoder does not run, and a step
+    // updates only the decoder (its gradient norm and clip too): the encoder's
+    // weights and optimizer state stay as they were. Keeping every channel with
+    // no noise and no freeze is no op at all (the same bits as before).
+    void (*bottleneck)(Backend *b, const float *mask, float noise, int freeze);
+
     // Device memory in use and in all, in bytes, for the health report: 0, or
     // -1 if unknown. Device-wide (other processes count too), never waits for
     // the stream, callable from any thread. NULL on the CPU (host memory is

@@ -15,6 +15,13 @@ typedef struct {
     float *slots[TB_SLOTS + 1];     // params | m | v each (3n floats), NULL until saved
     int blk;                        // oneDNN with blocked activations between layers
     int wblk[TB_MAX_LAYERS];        // layer l's weights (grads, m, v) in oneDNN's layout
+    // The bottleneck control (backend.h): the op's output (the decoder's input
+    // while it is on), its per-channel mask, the held code, the pass counter of
+    // the noise draws, and the batch of the last forward pass.
+    float *bn, *bn_mask, *bn_held;
+    float bn_noise;
+    int bn_on, bn_freeze, fwd_batch;
+    uint64_t bn_pass;
 } CpuCtx;
 
 static float *act_ptr(const Backend *b, float *base, int i, int B) {
@@ -112,6 +119,9 @@ static void cpu_destroy(Backend *b) {
     free(c->params);  // one allocation for params | grads | m | v
     free(c->acts);
     free(c->dacts);
+    free(c->bn);
+    free(c->bn_mask);
+    free(c->bn_held);
     for (int i = 0; i <= TB_SLOTS; i++) free(c->slots[i]);
     free(c);
     free(b);
@@ -168,17 +178,42 @@ static void cpu_load_targets(Backend *b, const uint8_t *const *frames, int B) {
     c->own_target = 1;
 }
 
+// Layer l's input: the bottleneck op's output for the decoder's first layer
+// while the op is on, else the activation before it.
+static const float *layer_in(Backend *b, int l, int B) {
+    CpuCtx *c = b->ctx;
+    if (c->bn_on && l == model_bottleneck_act(b->model)) return c->bn;
+    return act_ptr(b, c->acts, l, B);
+}
+
+// The op on the encoder's output (frozen: on the held code, copied into every
+// sample, the encoder having not run). Each pass draws new noise.
+static void bottleneck_fwd(Backend *b, int B) {
+    CpuCtx *c = b->ctx;
+    const Model *m = b->model;
+    int nb = model_bottleneck_act(m), C = model_bottleneck_channels(m);
+    size_t per = m->act_n[nb];
+    float *x = act_ptr(b, c->acts, nb, B);
+    if (c->bn_freeze)
+        for (int i = 0; i < B; i++) memcpy(x + (size_t)i * per, c->bn_held, per * sizeof(float));
+    bottleneck_forward(c->bn, x, c->bn_mask, B, C, (int)(per / C), c->bn_noise, c->bn_pass++,
+                       act_blocked(b, nb));
+}
+
 static void cpu_forward_impl(Backend *b, int B) {
     CpuCtx *c = b->ctx;
     const Model *m = b->model;
-    for (int l = 0; l < m->n_layers; l++) {
+    int nb = model_bottleneck_act(m);
+    for (int l = c->bn_freeze ? nb : 0; l < m->n_layers; l++) {
         const Layer *L = &m->layers[l];
-        const float *x = act_ptr(b, c->acts, l, B);
+        if (c->bn_on && l == nb) bottleneck_fwd(b, B);
+        const float *x = layer_in(b, l, B);
         float *y = act_ptr(b, c->acts, l + 1, B);
         conv_fwd(b, L, l, y, x, c->params + L->w_off, B);
         (act_blocked(b, l + 1) ? bias_act_forward_c16 : bias_act_forward)(
             y, c->params + L->b_off, B, L->cout, L->hout * L->wout, L->act, m->spec.slope);
     }
+    c->fwd_batch = B;
 }
 
 static void cpu_forward(Backend *b, int B) {
@@ -205,25 +240,35 @@ static void cpu_train_step(Backend *b, int B, const Hyper *h, int slot) {
     float loss = h->loss == LOSS_L1 ? l1_forward_backward(dout, out, target, nout)
                                     : mse_forward_backward(dout, out, target, nout);
 
-    for (int l = nl - 1; l >= 0; l--) {
+    // Frozen, the backward pass ends at the decoder's first layer (the encoder
+    // did not run and learns nothing).
+    int nb = model_bottleneck_act(m), l_end = c->bn_freeze ? nb : 0;
+    for (int l = nl - 1; l >= l_end; l--) {
         const Layer *L = &m->layers[l];
         float *d = act_ptr(b, c->dacts, l + 1, B);
         const float *y = act_ptr(b, c->acts, l + 1, B);
-        const float *x = act_ptr(b, c->acts, l, B);
-        float *dx = l > 0 ? act_ptr(b, c->dacts, l, B) : NULL;  // no gradient for the image
+        const float *x = layer_in(b, l, B);
+        if (c->bn_on && l + 1 == nb) {  // back through the op: masked channels get none
+            int C = model_bottleneck_channels(m);
+            bottleneck_backward(d, d, c->bn_mask, B, C, (int)(m->act_n[nb] / C), act_blocked(b, nb));
+        }
+        // No gradient for the image, nor for the held code.
+        float *dx = l > l_end ? act_ptr(b, c->dacts, l, B) : NULL;
         (act_blocked(b, l + 1) ? bias_act_backward_c16 : bias_act_backward)(
             d, c->grads + L->b_off, y, B, L->cout, L->hout * L->wout, L->act, m->spec.slope);
         conv_bwd(b, L, l, dx, c->grads + L->w_off, d, x, c->params + L->w_off, B);
     }
 
-    size_t n = m->n_params;
-    float norm = grad_norm(c->grads, n);
+    // Frozen, only the decoder's block [off, n) is measured, clipped and updated.
+    size_t off = c->bn_freeze ? model_decoder_off(m) : 0, n = m->n_params - off;
+    float norm = grad_norm(c->grads + off, n);
     float scale = clip_scale(norm, h->clip);
     if (h->optimizer == OPT_ADAM)
-        adam_update(c->params, c->m, c->v, c->grads, n, scale, h->lr, h->beta1, h->beta2, h->eps,
-                    h->weight_decay, h->t);
+        adam_update(c->params + off, c->m + off, c->v + off, c->grads + off, n, scale, h->lr,
+                    h->beta1, h->beta2, h->eps, h->weight_decay, h->t);
     else
-        sgd_update(c->params, c->m, c->grads, n, scale, h->lr, h->momentum, h->weight_decay);
+        sgd_update(c->params + off, c->m + off, c->grads + off, n, scale, h->lr, h->momentum,
+                   h->weight_decay);
     c->stats[slot].loss = loss;
     c->stats[slot].grad_norm = norm;
 }
@@ -269,6 +314,24 @@ static void cpu_slot_blend(Backend *b, int i, float a, int with_state) {
     if (with_state) lerp(c->m, c->slots[i] + n, 2 * n, a);
 }
 
+static void cpu_bottleneck(Backend *b, const float *mask, float noise, int freeze) {
+    CpuCtx *c = b->ctx;
+    const Model *m = b->model;
+    int nb = model_bottleneck_act(m), C = model_bottleneck_channels(m), all = 1;
+    for (int i = 0; i < C; i++) {
+        c->bn_mask[i] = mask ? mask[i] : 1.0f;
+        all &= c->bn_mask[i] == 1.0f;
+    }
+    if (freeze && !c->bn_freeze) {  // hold the newest frame's code of the last pass
+        size_t per = m->act_n[nb];
+        if (c->fwd_batch) memcpy(c->bn_held, act_ptr(b, c->acts, nb, c->fwd_batch), per * sizeof(float));
+        else memset(c->bn_held, 0, per * sizeof(float));
+    }
+    c->bn_noise = noise > 0 ? noise : 0;
+    c->bn_freeze = freeze != 0;
+    c->bn_on = !all || c->bn_noise > 0 || c->bn_freeze;
+}
+
 Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     if (max_batch < 1) {
         tb_fail(err, "cpu backend: batch %d < 1", max_batch);
@@ -284,6 +347,11 @@ Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     c->acts = tb_calloc((size_t)max_batch * m->act_total, sizeof(float));
     c->dacts = tb_calloc((size_t)max_batch * m->act_total, sizeof(float));
     c->batch = 0;
+    int nb = model_bottleneck_act(m), C = model_bottleneck_channels(m);
+    c->bn = tb_calloc((size_t)max_batch * m->act_n[nb], sizeof(float));
+    c->bn_held = tb_calloc(m->act_n[nb], sizeof(float));
+    c->bn_mask = tb_calloc((size_t)C, sizeof(float));
+    bottleneck_mask_keep(c->bn_mask, C, 0);
     b->name = "cpu";
     b->ctx = c;
     b->model = m;
@@ -303,6 +371,7 @@ Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     b->slot_save = cpu_slot_save;
     b->slot_recall = cpu_slot_recall;
     b->slot_blend = cpu_slot_blend;
+    b->bottleneck = cpu_bottleneck;
     b->mem_info = NULL;  // host memory: the health report reads the process's own
     c->blk = blocked_usable(b);
     weights_layout_choose(b);

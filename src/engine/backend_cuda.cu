@@ -21,6 +21,12 @@
 // first step. When they need a larger workspace it grows, and the captured
 // graphs (which hold the old one) are dropped and captured again.
 //
+// The bottleneck control (backend.h): the op's noise amplitude and mask sit in
+// device memory (d_bn: noise, then the mask), written from a pinned ring when
+// they change, and its pass counter too, so a graph replays with the current
+// values. Whether the op runs at all, and whether the encoder is frozen, pick
+// the kernels a step launches: two more bits of the step kind.
+//
 // BackendOpts.deterministic: only deterministic algorithms, chosen by cuDNN's
 // heuristics (not timed), so the same ones every run.
 //
@@ -44,7 +50,7 @@
 #define FRAME_RING 4   // pinned staging buffers for load_batch
 #define WS_MIN (32u << 20)   // workspace floor: fewer regrowths (and recaptures) as batch sizes come
 #define WS_CAP (256u << 20)  // largest workspace an algorithm may ask for
-#define STEP_KINDS 4          // graphs per batch size: one per step_kind (optimizer x loss)
+#define STEP_KINDS 16         // graphs per batch size: one per step_kind (optimizer x loss x bottleneck)
 
 typedef struct {
     const Model *m;
@@ -86,6 +92,16 @@ typedef struct {
     int *graph_runs;          // steps run per key (the first runs eagerly)
     int batch;  // B of the last load_batch
     float *slots[TB_SLOTS + 1];  // device: params | m | v each (3n floats), NULL until saved
+    // The bottleneck control: activation index nb with C channels; the op's
+    // output (the decoder's input while on), the held code, noise | mask on the
+    // device and its pinned staging ring, the pass counter; host flags.
+    int nb, bn_c, bn_on, bn_freeze, fwd_batch;
+    float *d_bnout, *d_held, *d_bn;
+    unsigned long long *d_pass;
+    float *h_bn;  // pinned, PIN_RING * (1 + C)
+    cudaEvent_t bn_ev[PIN_RING];
+    int bn_ev_used[PIN_RING];
+    unsigned bn_count;
 } CudaCtx;
 
 static float *act_at(const CudaCtx *c, float *base, int i, int B) {
@@ -238,11 +254,32 @@ static void ensure_plans(CudaCtx *c, int B) {
     CHECK(plan_batch(c, B, 0, &e) == 0, "batch %d: %s", B, e.msg);
 }
 
+// Layer l's input: the bottleneck op's output for the decoder's first layer
+// while the op is on, else the activation before it.
+static const float *layer_in(CudaCtx *c, int l, int B) {
+    return c->bn_on && l == c->nb ? c->d_bnout : act_at(c, c->acts, l, B);
+}
+
+// The op on the encoder's output (frozen: on the held code, copied into every
+// sample), then the counter moves on so the next pass draws new noise.
+static void enqueue_bottleneck(CudaCtx *c, int B) {
+    size_t per = c->m->act_n[c->nb];
+    float *x = act_at(c, c->acts, c->nb, B);
+    if (c->bn_freeze)
+        for (int i = 0; i < B; i++)
+            cudaCheck(cudaMemcpyAsync(x + (size_t)i * per, c->d_held, per * sizeof(float),
+                                      cudaMemcpyDeviceToDevice, c->stream));
+    bottleneck_forward_cuda(c->d_bnout, x, c->d_bn + 1, c->d_bn, c->d_pass, B, c->bn_c,
+                            (int)(per / c->bn_c), c->stream);
+    bottleneck_next_cuda(c->d_pass, c->stream);
+}
+
 static void enqueue_forward(CudaCtx *c, int B) {
     const Model *m = c->m;
-    for (int l = 0; l < c->L; l++) {
+    for (int l = c->bn_freeze ? c->nb : 0; l < c->L; l++) {
         const Layer *L = &m->layers[l];
-        const float *x = act_at(c, c->acts, l, B);
+        if (c->bn_on && l == c->nb) enqueue_bottleneck(c, B);
+        const float *x = layer_in(c, l, B);
         float *y = act_at(c, c->acts, l + 1, B);
         const float *w = c->params + L->w_off;
         if (L->kind == LAYER_CONV)
@@ -255,10 +292,11 @@ static void enqueue_forward(CudaCtx *c, int B) {
 }
 
 // Which kernels a step launches (and which graph replays it): Adam else SGD,
-// L1 else MSE.
-enum { STEP_ADAM = 1, STEP_L1 = 2 };
-static int step_kind(const Hyper *h) {
-    return (h->optimizer == OPT_ADAM ? STEP_ADAM : 0) | (h->loss == LOSS_L1 ? STEP_L1 : 0);
+// L1 else MSE, the bottleneck op or none, the encoder frozen or not.
+enum { STEP_ADAM = 1, STEP_L1 = 2, STEP_BN = 4, STEP_FROZEN = 8 };
+static int step_kind(const CudaCtx *c, const Hyper *h) {
+    return (h->optimizer == OPT_ADAM ? STEP_ADAM : 0) | (h->loss == LOSS_L1 ? STEP_L1 : 0) |
+           (c->bn_on ? STEP_BN : 0) | (c->bn_freeze ? STEP_FROZEN : 0);
 }
 
 // Everything of one step, in stream order; this is what the graph captures.
@@ -276,12 +314,18 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
         l1_forward_backward_cuda(dout, d_loss, out, target, nout, c->reduce_scratch, c->stream);
     else
         mse_forward_backward_cuda(dout, d_loss, out, target, nout, c->reduce_scratch, c->stream);
-    for (int l = nl - 1; l >= 0; l--) {
+    // Frozen, the backward pass ends at the decoder's first layer.
+    int l_end = (kind & STEP_FROZEN) ? c->nb : 0;
+    for (int l = nl - 1; l >= l_end; l--) {
         const Layer *L = &m->layers[l];
         float *d = act_at(c, c->dacts, l + 1, B);
         const float *y = act_at(c, c->acts, l + 1, B);
-        const float *x = act_at(c, c->acts, l, B);
-        float *dx = l > 0 ? act_at(c, c->dacts, l, B) : NULL;  // no gradient for the image
+        const float *x = layer_in(c, l, B);
+        if ((kind & STEP_BN) && l + 1 == c->nb)  // back through the op
+            bottleneck_backward_cuda(d, d, c->d_bn + 1, B, c->bn_c,
+                                     (int)(m->act_n[c->nb] / c->bn_c), c->stream);
+        // No gradient for the image, nor for the held code.
+        float *dx = l > l_end ? act_at(c, c->dacts, l, B) : NULL;
         bias_act_backward_cuda(d, c->grads + L->b_off, y, B, L->cout, L->hout * L->wout, L->act,
                                m->spec.slope, c->bias_scratch, c->stream);
         const float *w = c->params + L->w_off;
@@ -292,13 +336,16 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
             convt2d_backward_cuda(dx, c->grads + L->w_off, d, x, w, plan_at(c, B, l), c->cudnn,
                                   c->ws, c->ws_size, c->stream);
     }
-    size_t n = m->n_params;
-    grad_norm_cuda(d_norm, c->grads, n, c->reduce_scratch, c->stream);
+    // Frozen, only the decoder's block [off, n) is measured, clipped and updated.
+    size_t off = (kind & STEP_FROZEN) ? model_decoder_off(m) : 0, n = m->n_params - off;
+    grad_norm_cuda(d_norm, c->grads + off, n, c->reduce_scratch, c->stream);
     stats_record_cuda(c->d_ring, d_loss, d_norm, c->d_step, c->stream);
     if (kind & STEP_ADAM)
-        adam_update_cuda(c->params, c->mom, c->var, c->grads, n, d_norm, c->d_step, c->stream);
+        adam_update_cuda(c->params + off, c->mom + off, c->var + off, c->grads + off, n, d_norm,
+                         c->d_step, c->stream);
     else
-        sgd_update_cuda(c->params, c->mom, c->grads, n, d_norm, c->d_step, c->stream);
+        sgd_update_cuda(c->params + off, c->mom + off, c->grads + off, n, d_norm, c->d_step,
+                        c->stream);
 }
 
 // Copy this step's hyperparameters to the device struct, from a pinned slot that
@@ -388,13 +435,16 @@ static void cuda_destroy(Backend *b) {
             if (c->step_ev[j]) (void)cudaEventDestroy(c->step_ev[j]);
         for (int j = 0; j < FRAME_RING; j++)
             if (c->frame_ev[j]) (void)cudaEventDestroy(c->frame_ev[j]);
+        for (int j = 0; j < PIN_RING; j++)
+            if (c->bn_ev[j]) (void)cudaEventDestroy(c->bn_ev[j]);
         void *dev[] = {c->pblock, c->ablock, c->ws, c->bias_scratch, c->reduce_scratch,
-                       c->d_scalars, c->d_step, c->d_ring, c->d_frames, c->d_rgb};
+                       c->d_scalars, c->d_step, c->d_ring, c->d_frames, c->d_rgb,
+                       c->d_bnout, c->d_held, c->d_bn, c->d_pass};
         for (size_t k = 0; k < sizeof dev / sizeof dev[0]; k++)
             if (dev[k]) (void)cudaFree(dev[k]);
         for (int i = 0; i <= TB_SLOTS; i++)
             if (c->slots[i]) (void)cudaFree(c->slots[i]);
-        void *host[] = {c->h_step, c->h_frames, c->h_stats, c->h_rgb};
+        void *host[] = {c->h_step, c->h_frames, c->h_stats, c->h_rgb, c->h_bn};
         for (size_t k = 0; k < sizeof host / sizeof host[0]; k++)
             if (host[k]) (void)cudaFreeHost(host[k]);
         if (c->cudnn) cudnnDestroy(c->cudnn);
@@ -484,7 +534,8 @@ static void cuda_train_step(Backend *b, int B, const Hyper *h, int slot) {
     CHECK(h->loss == LOSS_MSE || h->loss == LOSS_L1, "loss %d", h->loss);
     ensure_plans(c, B);
     push_step_params(c, h, slot);
-    run_step(c, B, step_kind(h));
+    run_step(c, B, step_kind(c, h));
+    c->fwd_batch = B;
 }
 
 static void cuda_forward(Backend *b, int B) {
@@ -492,6 +543,34 @@ static void cuda_forward(Backend *b, int B) {
     CHECK(B == c->batch, "forward on %d samples, %d loaded", B, c->batch);
     ensure_plans(c, B);
     enqueue_forward(c, B);
+    c->fwd_batch = B;
+}
+
+// noise | mask to the device through a pinned slot the device has finished
+// reading; on freeze, the newest frame's code of the last pass is held.
+static void cuda_bottleneck(Backend *b, const float *mask, float noise, int freeze) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    int j = (int)(c->bn_count++ % PIN_RING), all = 1;
+    if (c->bn_ev_used[j]) cudaCheck(cudaEventSynchronize(c->bn_ev[j]));
+    float *h = c->h_bn + (size_t)j * (1 + c->bn_c);
+    h[0] = noise > 0 ? noise : 0;
+    for (int i = 0; i < c->bn_c; i++) {
+        h[1 + i] = mask ? mask[i] : 1.0f;
+        all &= h[1 + i] == 1.0f;
+    }
+    cudaCheck(cudaMemcpyAsync(c->d_bn, h, (1 + c->bn_c) * sizeof(float), cudaMemcpyHostToDevice,
+                              c->stream));
+    cudaCheck(cudaEventRecord(c->bn_ev[j], c->stream));
+    c->bn_ev_used[j] = 1;
+    size_t per = c->m->act_n[c->nb];
+    if (freeze && !c->bn_freeze) {
+        if (c->fwd_batch)
+            cudaCheck(cudaMemcpyAsync(c->d_held, act_at(c, c->acts, c->nb, c->fwd_batch),
+                                      per * sizeof(float), cudaMemcpyDeviceToDevice, c->stream));
+        else cudaCheck(cudaMemsetAsync(c->d_held, 0, per * sizeof(float), c->stream));
+    }
+    c->bn_freeze = freeze != 0;
+    c->bn_on = !all || h[0] > 0 || c->bn_freeze;
 }
 
 static void cuda_read_stats(Backend *b, StepStats *out, int n) {
@@ -616,6 +695,7 @@ static Backend *backend_table_new(const Model *m, int max_batch, CudaCtx *c) {
     b->slot_save = cuda_slot_save;
     b->slot_recall = cuda_slot_recall;
     b->slot_blend = cuda_slot_blend;
+    b->bottleneck = cuda_bottleneck;
     b->mem_info = cuda_mem_info;
     return b;
 }
@@ -630,6 +710,8 @@ static void ctx_init(CudaCtx *c, const Model *m, int max_batch, const BackendOpt
     c->H = m->layers[0].hin;
     c->W = m->layers[0].win;
     c->frame_bytes = (size_t)c->H * c->W * 3;
+    c->nb = model_bottleneck_act(m);
+    c->bn_c = model_bottleneck_channels(m);
     c->tf32 = cuda_tf32_enabled();
     // Escape hatches for debugging on a new machine: eager launches, and
     // cuDNN's heuristics instead of timing the algorithms at init.
@@ -696,6 +778,14 @@ static int alloc_device_blocks(CudaCtx *c, TbErr *err) {
     CU_TRY(err, cudaMalloc((void **)&c->d_ring, TB_STATS_RING * sizeof(StepStats)));
     CU_TRY(err, cudaMalloc((void **)&c->d_frames, (size_t)c->max_batch * c->frame_bytes));
     CU_TRY(err, cudaMalloc((void **)&c->d_rgb, c->frame_bytes));
+    size_t bn_n = c->m->act_n[c->nb];
+    CU_TRY(err, cudaMalloc((void **)&c->d_bnout, (size_t)c->max_batch * bn_n * sizeof(float)));
+    CU_TRY(err, cudaMalloc((void **)&c->d_held, bn_n * sizeof(float)));
+    CU_TRY(err, cudaMalloc((void **)&c->d_bn, (1 + (size_t)c->bn_c) * sizeof(float)));
+    CU_TRY(err, cudaMalloc((void **)&c->d_pass, sizeof(unsigned long long)));
+    CU_TRY(err, cudaMemsetAsync(c->d_held, 0, bn_n * sizeof(float), c->stream));
+    CU_TRY(err, cudaMemsetAsync(c->d_bn, 0, sizeof(float), c->stream));  // noise 0
+    CU_TRY(err, cudaMemsetAsync(c->d_pass, 0, sizeof(unsigned long long), c->stream));
     // Zeroed like the CPU backend: parameters until set_params, optimizer state,
     // activations (so an output read before any step is black, not garbage).
     CU_TRY(err, cudaMemsetAsync(c->pblock, 0, 4 * n * sizeof(float), c->stream));
@@ -717,6 +807,10 @@ static int alloc_host_rings(CudaCtx *c, TbErr *err) {
         CU_TRY(err, cudaEventCreateWithFlags(&c->step_ev[j], cudaEventDisableTiming));
     for (int j = 0; j < FRAME_RING; j++)
         CU_TRY(err, cudaEventCreateWithFlags(&c->frame_ev[j], cudaEventDisableTiming));
+    CU_TRY(err, cudaHostAlloc((void **)&c->h_bn, PIN_RING * (1 + (size_t)c->bn_c) * sizeof(float),
+                              cudaHostAllocDefault));
+    for (int j = 0; j < PIN_RING; j++)
+        CU_TRY(err, cudaEventCreateWithFlags(&c->bn_ev[j], cudaEventDisableTiming));
     return 0;
 }
 

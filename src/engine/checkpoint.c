@@ -82,8 +82,8 @@ static int save_host(const char *path, const Model *m, const Hyper *h, long step
 }
 
 int checkpoint_save_host(const char *path, const Model *m, const Hyper *h, long step, long opt_t0,
-                         uint64_t seed, const float *p, const float *s, TbErr *err) {
-    return save_host(path, m, h, step, opt_t0, seed, p, s, NULL, err);
+                         uint64_t seed, const float *p, const float *s, const Transform *tf, TbErr *err) {
+    return save_host(path, m, h, step, opt_t0, seed, p, s, tf, err);
 }
 
 int checkpoint_save(const char *path, Trainer *t, int with_opt, TbErr *err) {

@@ -14,9 +14,12 @@ extern "C" {
 int checkpoint_save(const char *path, Trainer *t, int with_opt_state, TbErr *err);
 // The same file from host copies (an autosave writer thread has no Trainer):
 // params (n_params floats), opt_state (2*n_params floats, as get_opt_state
-// fills them; NULL = none), and what the trainer knew (step, opt_t0, seed).
+// fills them; NULL = none), what the trainer knew (step, opt_t0, seed) and the
+// input transform in force (tf: every writer records it, so whatever loads
+// the file gets the network's transform back).
 int checkpoint_save_host(const char *path, const Model *m, const Hyper *h, long step, long opt_t0,
-                         uint64_t seed, const float *params, const float *opt_state, TbErr *err);
+                         uint64_t seed, const float *params, const float *opt_state, const Transform *tf,
+                         TbErr *err);
 // The architecture a checkpoint was trained with (to build the model to load into).
 int checkpoint_peek_spec(const char *path, ModelSpec *spec, TbErr *err);
 // Load weights (and optimizer state and step count if present and the optimizer

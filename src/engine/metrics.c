@@ -109,9 +109,10 @@ int metrics_flush(Metrics *m, Trainer *t) {
         if (m->f && !m->write_failed) {
             // JSON has no NaN: write null for a non-finite value.
             char loss[32], psnr[32], gn[32];
-            if (isfinite(s.loss)) snprintf(loss, sizeof loss, "%.7g", (double)s.loss); else strcpy(loss, "null");
+            // The loss and the norm exactly (a replayed take compares them bit for bit).
+            if (isfinite(s.loss)) tb_fmt_float(loss, s.loss); else strcpy(loss, "null");
             if (isfinite(m->psnr)) snprintf(psnr, sizeof psnr, "%.4f", (double)m->psnr); else strcpy(psnr, "null");
-            if (isfinite(s.grad_norm)) snprintf(gn, sizeof gn, "%.7g", (double)s.grad_norm); else strcpy(gn, "null");
+            if (isfinite(s.grad_norm)) tb_fmt_float(gn, s.grad_norm); else strcpy(gn, "null");
             int w = fprintf(m->f,
                             "{\"frame\":%ld,\"step\":%ld,\"loss\":%s,\"psnr\":%s,\"grad_norm\":%s,"
                             "\"lr\":%.7g,\"momentum\":%.7g,\"clip\":%.7g,\"steps_per_frame\":%d,"

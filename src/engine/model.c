@@ -195,7 +195,8 @@ uint64_t model_host_bytes(const Model *m, int max_batch) {
     uint64_t floats = 4 * (uint64_t)m->n_params             // params | grads | m | v
                       + 2 * (uint64_t)max_batch * m->act_total  // activations, their gradients
                       + 2 * scratch                             // one scratch per thread (2 cores)
-                      + 4 * (uint64_t)m->n_params;              // load/save and good-weights copies
+                      + 4 * (uint64_t)m->n_params               // load/save and good-weights copies
+                      + (uint64_t)(max_batch + 1) * m->act_n[m->spec.n_enc];  // bottleneck op, held code
     return floats * sizeof(float);
 }
 
@@ -225,3 +226,9 @@ void model_print_summary(const Model *m, FILE *f) {
     fprintf(f, "  total: %zu parameters, %.3f GFLOP per training step (batch 1)\n", m->n_params,
             3.0 * model_forward_flops(m) * 1e-9);
 }
+
+int model_bottleneck_act(const Model *m) { return m->spec.n_enc; }
+
+int model_bottleneck_channels(const Model *m) { return m->layers[m->spec.n_enc - 1].cout; }
+
+size_t model_decoder_off(const Model *m) { return m->layers[m->spec.n_enc].w_off; }

@@ -63,8 +63,15 @@ void model_init_params(const Model *m, float *params, uint64_t seed);
 void model_print_summary(const Model *m, FILE *f);
 // Host memory a backend needs for this network at batch max_batch (parameter
 // block with gradients and optimizer state, activations and their gradients,
-// the largest im2col scratch, load/save copies), in bytes, computed in 64 bits.
+// the largest im2col scratch, load/save copies, the bottleneck control's
+// buffers), in bytes, computed in 64 bits.
 uint64_t model_host_bytes(const Model *m, int max_batch);
+// The bottleneck: activation index of the encoder's last output (spec.n_enc),
+// its channels, and where the decoder's parameters start in the block (the
+// encoder's come first: a frozen encoder leaves [0, model_decoder_off)).
+int model_bottleneck_act(const Model *m);
+int model_bottleneck_channels(const Model *m);
+size_t model_decoder_off(const Model *m);
 // FLOPs of one forward pass for one sample (multiply-add = 2).
 double model_forward_flops(const Model *m);
 

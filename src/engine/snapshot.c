@@ -84,6 +84,11 @@ int snapshot_slot_write(const char *dir, Trainer *t, int i, char *path, size_t n
 
 int snapshot_slot_read(const char *dir, Trainer *t, int i, char *path, size_t n, TbErr *err) {
     if (slot_path(dir, i, path, n, err)) return -1;
+    return snapshot_slot_read_file(path, t, i, err);
+}
+
+int snapshot_slot_read_file(const char *path, Trainer *t, int i, TbErr *err) {
+    if (i < 1 || i > TB_SLOTS) return tb_fail(err, "slot %d: slots are 1 to %d", i, TB_SLOTS);
     // Which optimizer's state the file holds: the slot keeps it as it is.
     StFile f;
     if (st_read(&f, path, err)) return -1;

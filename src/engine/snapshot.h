@@ -24,6 +24,9 @@ int snapshot_slot_write(const char *dir, Trainer *t, int i, char *path, size_t n
 // dir/slot-i.safetensors into slot i (any checkpoint of the same architecture
 // would do); the live network is untouched. The path goes to path.
 int snapshot_slot_read(const char *dir, Trainer *t, int i, char *path, size_t n, TbErr *err);
+// Any checkpoint file into slot i (a world: world.h). The transform the file
+// names becomes the live one (t->tf, t->tf_from_file), as --load does.
+int snapshot_slot_read_file(const char *path, Trainer *t, int i, TbErr *err);
 
 #ifdef __cplusplus
 }

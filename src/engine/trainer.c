@@ -45,6 +45,7 @@ void trainer_free(Trainer *t) {
     free(t->batch);
     free(t->tf_buf);
     free(t->tf_in);
+    free(t->bn_mask);
     memset(t, 0, sizeof *t);
 }
 
@@ -125,6 +126,24 @@ static int load_batch(Trainer *t, int memory, int training) {
 
 int trainer_slots_free(const Trainer *t) { return TB_STATS_RING - t->slot_next; }
 
+// One optimizer step on the batch already loaded (B frames).
+static int step_loaded(Trainer *t, int B) {
+    t->hyper.t = (int)(t->step - t->opt_t0 + 1);
+    int slot = t->slot_next++;
+    t->be->train_step(t->be, B, &t->hyper, slot);
+    t->step++;
+    return slot;
+}
+
+int trainer_train_batch(Trainer *t, const uint8_t *const *frames, int B) {
+    CHECK(B >= 1 && B <= t->max_batch, "batch of %d (1 to %d)", B, t->max_batch);
+    CHECK(trainer_slots_free(t) >= 1, "no stats slot free");
+    for (int i = 0; i < B; i++) t->batch[i] = frames[i];
+    load_inputs(t, t->batch, B, 1);
+    t->last_batch = B;
+    return step_loaded(t, B);
+}
+
 int trainer_train(Trainer *t, int K, int memory) {
     CHECK(t->ring_len > 0, "train before the first frame");
     CHECK(K <= trainer_slots_free(t), "%d steps but %d stats slots free", K, trainer_slots_free(t));
@@ -137,10 +156,7 @@ int trainer_train(Trainer *t, int K, int memory) {
     for (int k = 0; k < K; k++) {
         // A new draw of replayed frames every step; the newest stays in each batch.
         int B = load_batch(t, memory, 1);
-        t->hyper.t = (int)(t->step - t->opt_t0 + 1);
-        slot = t->slot_next++;
-        t->be->train_step(t->be, B, &t->hyper, slot);
-        t->step++;
+        slot = step_loaded(t, B);
         if (t->inject_nan_step > 0 && t->step >= t->inject_nan_step) {
             // Test hook (see inject_nan_step): one NaN into the first weight.
             float *p = tb_malloc(t->model.n_params * sizeof(float));
@@ -167,6 +183,18 @@ void trainer_output(Trainer *t, uint8_t *rgb) { t->be->get_output(t->be, 0, rgb)
 const uint8_t *trainer_input(const Trainer *t) {
     if (!t->last_batch) return NULL;
     return t->tf_last ? t->tf_buf : t->batch[0];
+}
+
+void trainer_set_bottleneck(Trainer *t, int keep, float noise, int freeze) {
+    int C = model_bottleneck_channels(&t->model);
+    if (keep <= 0 || keep > C) keep = 0;  // 0: all
+    if (!(noise > 0)) noise = 0;
+    freeze = freeze != 0;
+    if (t->bn_mask && keep == t->bn_keep && noise == t->bn_noise && freeze == t->bn_freeze) return;
+    if (!t->bn_mask) t->bn_mask = tb_malloc((size_t)C * sizeof(float));
+    bottleneck_mask_keep(t->bn_mask, C, keep);
+    t->be->bottleneck(t->be, t->bn_mask, noise, freeze);
+    t->bn_keep = keep, t->bn_noise = noise, t->bn_freeze = freeze;
 }
 
 int trainer_slot_full(const Trainer *t, int i) { return i >= 0 && i <= TB_SLOTS && t->slots[i].full; }

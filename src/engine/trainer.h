@@ -54,6 +54,11 @@ typedef struct {
     int slot_next;  // next free stats slot (see trainer_read_stats)
     int last_batch; // B of the last step/forward
     TrainerSlot slots[TB_SLOTS + 1];  // 1..TB_SLOTS played; 0 is scratch (snapshot.c)
+    // The bottleneck control in force (trainer_set_bottleneck); the mask the
+    // backend was given (bn_mask, one float per bottleneck channel).
+    int bn_keep, bn_freeze;
+    float bn_noise;
+    float *bn_mask;
     // Test hook (fault injection): TABULA_INJECT_NAN_AT_STEP=N in the environment
     // at trainer_init writes a NaN into the weights once, after step N (0 = off).
     long inject_nan_step;
@@ -76,6 +81,11 @@ const uint8_t *trainer_newest(const Trainer *t);
 // pass on the newest frame so the reconstruction is current).
 // Needs trainer_slots_free(t) >= K.
 int trainer_train(Trainer *t, int K, int memory);
+// One step on B given frames (B <= max_batch, each at the training size): the
+// theme trainer's batches of random crops. The transform in force applies as
+// in trainer_train; the ring is untouched. Returns the step's stats slot.
+// Needs trainer_slots_free(t) >= 1.
+int trainer_train_batch(Trainer *t, const uint8_t *const *frames, int B);
 int trainer_slots_free(const Trainer *t);
 // Read back all stats slots used since the last call (waits for the device)
 // and free them. Returns how many were read into out (TB_STATS_RING max).
@@ -86,6 +96,13 @@ void trainer_output(Trainer *t, uint8_t *rgb);
 // step/forward: the transformed frame, or the frame itself), at the training
 // size; NULL before the first step/forward. Valid until the next one.
 const uint8_t *trainer_input(const Trainer *t);
+
+// The bottleneck control (backend.h, bottleneck): keep the first `keep`
+// channels of the encoder's output and zero the rest (0 or the channel count
+// or more: all), add Gaussian noise of std `noise`, and freeze (1) the code the
+// decoder sees while only the decoder learns. In training and display alike;
+// the backend hears of it only when something changed.
+void trainer_set_bottleneck(Trainer *t, int keep, float noise, int freeze);
 
 // Snapshot slots 1..TB_SLOTS, held in the backend's memory (on the GPU for
 // CUDA): the weights and the optimizer's state. They survive a reset; the step

@@ -186,8 +186,18 @@ static int pd_make(const int *k, int pass, const_dnnl_primitive_desc_t hint,
     else
         s = dnnl_deconvolution_backward_weights_desc_init(&d, dnnl_deconvolution_direct, &x, &w,
                                                           NULL, &y, st, pad, pad);
-    if (!ok(s)) return -1;
-    return ok(dnnl_primitive_desc_create(pd, &d, NULL, eng, hint)) ? 0 : -1;
+    if (!ok(s) || !ok(dnnl_primitive_desc_create(pd, &d, NULL, eng, hint))) return -1;
+    // oneDNN's "ref:any" plain loops (it picks them where no kernel of its own
+    // fits, e.g. 8 channels at the network's edge) run tens of times slower
+    // than im2col + GEMM: refuse them, so the caller falls back.
+    const char *impl = NULL;
+    if (ok(dnnl_primitive_desc_query(*pd, dnnl_query_impl_info_str, 0, &impl)) && impl &&
+        !strncmp(impl, "ref", 3)) {
+        dnnl_primitive_desc_destroy(*pd);
+        *pd = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 // The primitive of one pass, with its arguments bound to plain NCHW arrays (or

@@ -179,6 +179,35 @@ int transform_active(const Transform *tf, int training);
 // out = transform of in (w x h). rng NULL: not training (no jitter). out != in.
 void transform_apply(const Transform *tf, uint8_t *out, const uint8_t *in, int w, int h, TbRng *rng);
 
+// ---- The bottleneck control (the encoder's last activation, x (B,C,HW)):
+// y = mask[c] * (x + noise * N(0,1)), so a channel with mask 0 is exactly 0.
+// mask: C floats (1 keep, 0 zero; any weight works, e.g. a solo view). The
+// draws come from bottleneck_gauss(pass, NCHW index): a counter-based hash, so
+// a run is reproducible whatever the layout or the thread count, and the CUDA
+// twin draws the same numbers. c16: x and y in oneDNN's nChw16c (C a multiple
+// of 16). y may be x. Backward: dx = mask[c] * dy (the noise is additive: no
+// gradient of its own); dx may be dy.
+float bottleneck_gauss(uint64_t pass, uint64_t i);
+void bottleneck_forward(float *y, const float *x, const float *mask, int B, int C, int HW,
+                        float noise, uint64_t pass, int c16);
+void bottleneck_forward_ref(float *y, const float *x, const float *mask, int B, int C, int HW,
+                            float noise, uint64_t pass);
+void bottleneck_backward(float *dx, const float *dy, const float *mask, int B, int C, int HW,
+                         int c16);
+void bottleneck_backward_ref(float *dx, const float *dy, const float *mask, int B, int C, int HW);
+// mask = 1 for the first `keep` channels, 0 for the rest (keep <= 0: all 1).
+void bottleneck_mask_keep(float *mask, int C, int keep);
+
+// ---- The feedback dream's transform (warp.c), per pass on RGB8 (H,W,3): zoom
+// (> 1 magnifies) and rotate (degrees, clockwise on screen) about the centre,
+// then shift (pixels, right and down), by bilinear sampling with the edges
+// clamped. The identity copies the frame bit for bit.
+typedef struct {
+    float zoom, rotate, shift_x, shift_y;
+} Warp;
+int warp_identity(const Warp *wp);
+void warp_apply(const Warp *wp, uint8_t *out, const uint8_t *in, int w, int h);
+
 #ifdef __cplusplus
 }
 #endif

@@ -134,3 +134,24 @@ static inline double clip_mean_abs(const uint8_t *a, const uint8_t *b, size_t n,
     if (maxd) *maxd = m;
     return s / (double)n;
 }
+
+// Differences between two byte buffers, counted over many frames.
+typedef struct {
+    long long n, differ;
+    int max;
+} Diff;
+
+static inline void diff_add(Diff *d, const uint8_t *a, const uint8_t *b, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int e = abs((int)a[i] - (int)b[i]);
+        d->differ += e != 0;
+        if (e > d->max) d->max = e;
+    }
+    d->n += (long long)n;
+}
+
+static inline double diff_share(const Diff *d) { return d->n ? (double)d->differ / (double)d->n : 0; }
+
+static inline void diff_print(const char *what, const Diff *d) {
+    printf("%-32s max %d, %.3f%% of %lld values differ\n", what, d->max, 100 * diff_share(d), d->n);
+}

@@ -27,8 +27,8 @@ RUN=(--backend cpu --size 32x32 --channels 8,16 --source "$CLIP" --hud 0 --chann
      --ch2.kind history --ch2.minutes 0.05 --ch2.refresh_s 1)
 export OMP_NUM_THREADS=1
 
-# The panes across the screenshot's middle row: runs of lit columns at least
-# 8 px wide (the gaps between panes are black).
+# The panes in the screenshot: runs of columns with any lit pixel, at least
+# 8 px wide (the gaps between panes are black from top to bottom).
 count_panes() {
   local png=$1 w h
   IFS=, read -r w h < <(ffprobe -v error -select_streams v:0 -show_entries stream=width,height -of csv=p=0 "$png")
@@ -36,10 +36,10 @@ count_panes() {
   python3 - "$T/shot.gray" "$w" "$h" <<'PY'
 import sys
 data = open(sys.argv[1], 'rb').read(); w, h = int(sys.argv[2]), int(sys.argv[3])
-row = data[(h // 2) * w:(h // 2 + 1) * w]
+lit = [max(data[y * w + x] for y in range(0, h, 2)) > 8 for x in range(w)]
 runs, run = 0, 0
-for v in list(row) + [0]:
-    if v > 8: run += 1
+for v in lit + [False]:
+    if v: run += 1
     else:
         if run >= 8: runs += 1
         run = 0

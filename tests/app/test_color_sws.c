@@ -99,27 +99,6 @@ static struct SwsContext *sws_like_ours(int w, int h, enum AVPixelFormat fmt) {
     return s;
 }
 
-// Differences between two RGB buffers, over many frames.
-typedef struct {
-    long long n, differ;
-    int max;
-} Diff;
-
-static void diff_add(Diff *d, const uint8_t *a, const uint8_t *b, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        int e = abs((int)a[i] - (int)b[i]);
-        d->differ += e != 0;
-        if (e > d->max) d->max = e;
-    }
-    d->n += (long long)n;
-}
-
-static double diff_share(const Diff *d) { return d->n ? (double)d->differ / (double)d->n : 0; }
-
-static void diff_print(const char *what, const Diff *d) {
-    printf("%-32s max %d, %.3f%% of %lld values differ\n", what, d->max, 100 * diff_share(d), d->n);
-}
-
 // Packed YUYV from 4:2:0 planes: each line takes its chroma row (r/2), so the
 // camera path sees exactly the Y4M path's samples.
 static void planes_to_yuyv(uint8_t *o, const Y4m *c) {

@@ -26,26 +26,6 @@ static const char *const CLIPS[] = {"asl_signer_a_320x240.y4m", "flower_timelaps
 #define N_CLIPS (sizeof CLIPS / sizeof CLIPS[0])
 #define EVERY 10  // frames 0, 10, 20, ... of each clip (75 frames in all)
 
-typedef struct {
-    long long n, differ;
-    int max;
-} Diff;
-
-static void diff_add(Diff *d, const uint8_t *a, const uint8_t *b, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        int e = abs((int)a[i] - (int)b[i]);
-        d->differ += e != 0;
-        if (e > d->max) d->max = e;
-    }
-    d->n += (long long)n;
-}
-
-static double share(const Diff *d) { return d->n ? (double)d->differ / (double)d->n : 0; }
-
-static void diff_print(const char *what, const Diff *d) {
-    printf("%-28s max %d, %.3f%% of %lld values differ\n", what, d->max, 100 * share(d), d->n);
-}
-
 // libswscale RGB24 -> fmt at the same size: full-range BT.601 in, limited out.
 static struct SwsContext *sws_to(int w, int h, enum AVPixelFormat fmt) {
     struct SwsContext *s = sws_getContext(w, h, AV_PIX_FMT_RGB24, w, h, fmt,
@@ -153,14 +133,14 @@ TEST_IMPL(rgb_to_yuv_matches_exact_and_swscale) {
     // luma); round trip 51.62 dB (YUYV) and 50.06 dB (I420) on the worst frame.
     // The bounds leave ten times that for rounding, not a wrong coefficient
     // (which moves whole ranges of values, percents at once).
-    EXPECT(ex_yuyv.max <= 1 && share(&ex_yuyv) < 0.0001, "YUYV vs exact: max %d, %.4f%%", ex_yuyv.max,
-           100 * share(&ex_yuyv));
-    EXPECT(ex_i420.max <= 1 && share(&ex_i420) < 0.0001, "I420 vs exact: max %d, %.4f%%", ex_i420.max,
-           100 * share(&ex_i420));
-    EXPECT(sw_yuyv.max <= 1 && share(&sw_yuyv) < 0.0015, "YUYV vs libswscale: max %d, %.3f%%", sw_yuyv.max,
-           100 * share(&sw_yuyv));
-    EXPECT(sw_i420_y.max <= 1 && share(&sw_i420_y) < 0.0005, "I420 luma vs libswscale: max %d, %.3f%%",
-           sw_i420_y.max, 100 * share(&sw_i420_y));
+    EXPECT(ex_yuyv.max <= 1 && diff_share(&ex_yuyv) < 0.0001, "YUYV vs exact: max %d, %.4f%%", ex_yuyv.max,
+           100 * diff_share(&ex_yuyv));
+    EXPECT(ex_i420.max <= 1 && diff_share(&ex_i420) < 0.0001, "I420 vs exact: max %d, %.4f%%", ex_i420.max,
+           100 * diff_share(&ex_i420));
+    EXPECT(sw_yuyv.max <= 1 && diff_share(&sw_yuyv) < 0.0015, "YUYV vs libswscale: max %d, %.3f%%", sw_yuyv.max,
+           100 * diff_share(&sw_yuyv));
+    EXPECT(sw_i420_y.max <= 1 && diff_share(&sw_i420_y) < 0.0005, "I420 luma vs libswscale: max %d, %.3f%%",
+           sw_i420_y.max, 100 * diff_share(&sw_i420_y));
     EXPECT(worst_yuyv > 48 && worst_i420 > 46, "round trip: YUYV %.2f dB, I420 %.2f dB", worst_yuyv, worst_i420);
 }
 

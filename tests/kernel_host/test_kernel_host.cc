@@ -20,13 +20,23 @@
 //     equal or one rounding apart: relative 2^-22 (2^-23 for the norm);
 //   - the bias gradient with several chunks per channel rounds each chunk's
 //     partial to float before the final sum: |error| <= (chunks + 2) * 2^-24
-//     * sum |d| over the channel.
+//     * sum |d| over the channel;
+//   - the bottleneck: dropped channels exactly +0, the backward pass and the
+//     forward pass without noise the CPU's bits; with noise the draws go
+//     through logf and cosf, whose last bits differ between the device and
+//     glibc: |error| <= |m| a |g| 2^-20 + 2^-21 |y| (see bn_noise_far).
 // Measured (each case prints its worst error as a fraction of its bound): the
 // updates within one ulp (0.12 of the bound), the bias gradients 0.006 of
-// theirs; the losses and the norm gave the CPU's bits on these inputs. Each
+// theirs; the losses and the norm gave the CPU's bits on these inputs; the
+// bottleneck's noise too (0 of its bound: here the kernel calls the same glibc
+// logf and cosf as the CPU op, so the bound is for the device). Each
 // bound was checked to fail when the kernel is broken slightly: a shuffle
 // offset, block_sum's barrier, one partial skipped, sigmoid' multiplied in
-// another order (one rounding), clipping ignored, Adam's (1 - beta1).
+// another order (one rounding), clipping ignored, Adam's (1 - beta1); for the
+// bottleneck 2*pi one float step off (227 times the bound), the draw of the
+// next index, the noise added after the mask, a 32-bit pass, the mask by
+// i % C, noise on for a negative amplitude, the +0 of a dropped channel, the
+// last element skipped, the counter moved by 2.
 #include <stdio.h>
 #include <string.h>
 
@@ -517,6 +527,267 @@ TEST_IMPL(lerp) {
     }
 }
 
+// ---------------------------------------------------------------- bottleneck.cu
+
+// The kernel has one layout (NCHW); the CPU op's nChw16c output, put back in
+// NCHW, is held to it as well where C allows (the draws follow the NCHW index).
+static const Shape kBnShapes[] = {{1, 1, 1},  {2, 3, 255},   {3, 5, 257},   {1, 16, 37},
+                                  {2, 32, 45}, {2, 3, 5000}, {1, 5, 262147}};  // last: grid-stride
+
+// Mask k of C channels: dropped (+0 and -0), kept at 1, kept at another weight
+// (negative ones too); k = 0 and 1 shift the pattern, so C = 1 is dropped once
+// and kept once.
+static std::vector<float> bn_mask(int C, int k) {
+    std::vector<float> m((size_t)C);
+    for (int c = 0; c < C; c++) {
+        int kind = (c + k) % 3;
+        float w = -1.5f + 3 * tb_rng_uniform(&rng);
+        m[c] = kind == 0 ? (c % 2 ? -0.0f : 0.0f) : kind == 1 ? 1.0f : w;
+    }
+    return m;
+}
+
+// Inputs with NaN and infinities: a dropped channel must still give +0.
+static std::vector<float> bn_input(size_t n) {
+    std::vector<float> x = randv(n, -3, 3);
+    for (size_t i = 5; i < n; i += 13) x[i] = NAN;
+    for (size_t i = 3; i < n; i += 17) x[i] = i % 2 ? INFINITY : -INFINITY;
+    return x;
+}
+
+static uint64_t rand64() { return (uint64_t)tb_rng_u32(&rng) << 32 | tb_rng_u32(&rng); }
+
+// NCHW <-> nChw16c (C a multiple of 16), as test_bottleneck.c does.
+static std::vector<float> from_c16(const std::vector<float> &v, const Shape &s) {
+    std::vector<float> o(v.size());
+    for (int b = 0; b < s.B; b++)
+        for (int c = 0; c < s.C; c++)
+            for (int p = 0; p < s.HW; p++)
+                o[((size_t)b * s.C + c) * s.HW + p] =
+                    v[(((size_t)b * (s.C / 16) + c / 16) * s.HW + p) * 16 + c % 16];
+    return o;
+}
+static std::vector<float> to_c16(const std::vector<float> &v, const Shape &s) {
+    std::vector<float> o(v.size());
+    for (int b = 0; b < s.B; b++)
+        for (int c = 0; c < s.C; c++)
+            for (int p = 0; p < s.HW; p++)
+                o[(((size_t)b * (s.C / 16) + c / 16) * s.HW + p) * 16 + c % 16] =
+                    v[((size_t)b * s.C + c) * s.HW + p];
+    return o;
+}
+
+// Values of dropped channels that are not +0 (bits 0).
+static size_t bn_not_plus_zero(const std::vector<float> &y, const std::vector<float> &mask,
+                               int C, int HW) {
+    size_t k = 0;
+    for (size_t i = 0; i < y.size(); i++)
+        if (mask[i / HW % C] == 0.0f) k += y[i] != 0.0f || signbit(y[i]);
+    return k;
+}
+
+// With noise the kernel's draws are bottleneck_gauss's formula through the
+// device's logf (1 ulp) and cosf (2 ulps, CUDA's table), the CPU's through
+// glibc's (1 ulp each): with sqrtf and the product, g differs by at most 8
+// ulps: |dg| <= 2^-20 |g|. Then x + a*g (one fma) and the mask's multiply
+// round once each: |got - want| <= |m| a |g| 2^-20 + 2^-21 |want| (+ 2 float
+// denormal steps). Non-finite values must agree: inf the same, NaN both NaN.
+// Returns the elements beyond the bound; notes the worst fraction of it.
+static size_t bn_noise_far(const std::vector<float> &got, const std::vector<float> &want,
+                           const std::vector<float> &mask, const Shape &s, float a, uint64_t pass) {
+    size_t far = 0;
+    for (size_t i = 0; i < got.size(); i++) {
+        float m = mask[i / s.HW % s.C];
+        if (!isfinite(want[i]) || !isfinite(got[i])) {
+            far += isnan(want[i]) ? !isnan(got[i]) : memcmp(&got[i], &want[i], sizeof(float)) != 0;
+            continue;
+        }
+        double g = bottleneck_gauss(pass, i);
+        double bound = fabs(m) * a * fabs(g) * ldexp(1.0, -20) + ldexp(fabs(want[i]), -21) +
+                       ldexp(1.0, -148);
+        double err = fabs((double)got[i] - want[i]);
+        note(err, bound);
+        far += err > bound;
+    }
+    return far;
+}
+
+// Forward: every shape, two masks, noise off (0, and a negative amplitude
+// draws nothing either) and on, at random passes; in place for mask 1.
+TEST_IMPL(bottleneck_forward) {
+    size_t bits_noise = 0;  // noisy values not bit-identical to the CPU (reported)
+    for (const Shape &s : kBnShapes) {
+        size_t n = (size_t)s.B * s.C * s.HW;
+        std::vector<float> x = bn_input(n);
+        float *dx = dnew<float>(n), *dy = dnew<float>(n), *dmask = dnew<float>((size_t)s.C);
+        float *dnoise = dnew<float>(1);
+        unsigned long long *dpass = dnew<unsigned long long>(1);
+        up(dx, x);
+        for (int k = 0; k < 2; k++) {
+            std::vector<float> mask = bn_mask(s.C, k);
+            up(dmask, mask);
+            for (float a : {0.0f, -0.25f, 0.3f, 2.0f}) {
+                uint64_t pass = s.C == 1 ? (uint64_t)k : rand64();
+                std::vector<float> want(n), fast(n);
+                bottleneck_forward_ref(want.data(), x.data(), mask.data(), s.B, s.C, s.HW, a, pass);
+                bottleneck_forward(fast.data(), x.data(), mask.data(), s.B, s.C, s.HW, a, pass, 0);
+                up(dnoise, std::vector<float>{a});
+                up(dpass, std::vector<unsigned long long>{pass});
+                char what[128];
+                snprintf(what, sizeof what, "bottleneck_forward %dx%dx%d mask %d noise %g%s", s.B,
+                         s.C, s.HW, k, a, k ? " in place" : "");
+                auto got = both_orders(what, [&] {
+                    float *out = dy;
+                    if (k) up(out, x);  // y == x
+                    else cudaMemset(out, 0xFF, n * sizeof(float));  // NaN where nothing writes
+                    bottleneck_forward_cuda(out, k ? out : dx, dmask, dnoise, dpass, s.B, s.C,
+                                            s.HW, NULL);
+                    return down(out, n);
+                });
+                EXPECT(bn_not_plus_zero(got, mask, s.C, s.HW) == 0,
+                       "%s: %zu values of dropped channels are not +0", what,
+                       bn_not_plus_zero(got, mask, s.C, s.HW));
+                std::vector<float> c16;
+                if (s.C % 16 == 0) {
+                    std::vector<float> out(n);
+                    bottleneck_forward(out.data(), to_c16(x, s).data(), mask.data(), s.B, s.C,
+                                       s.HW, a, pass, 1);
+                    c16 = from_c16(out, s);
+                }
+                if (a <= 0) {
+                    EXPECT(diff_bits(got, want) == 0 && diff_bits(got, fast) == 0,
+                           "%s: %zu differ from the _ref, %zu from the op", what,
+                           diff_bits(got, want), diff_bits(got, fast));
+                    EXPECT(c16.empty() || diff_bits(got, c16) == 0, "%s: %zu differ from nChw16c",
+                           what, diff_bits(got, c16));
+                    continue;
+                }
+                size_t far = bn_noise_far(got, want, mask, s, a, pass);
+                EXPECT(far == 0, "%s: %zu of %zu beyond the bound of the _ref", what, far, n);
+                far = bn_noise_far(got, fast, mask, s, a, pass);
+                EXPECT(far == 0, "%s: %zu of %zu beyond the bound of the op", what, far, n);
+                far = c16.empty() ? 0 : bn_noise_far(got, c16, mask, s, a, pass);
+                EXPECT(far == 0, "%s: %zu of %zu beyond the bound of nChw16c", what, far, n);
+                bits_noise += diff_bits(got, want);
+            }
+        }
+        cudaFree(dx);
+        cudaFree(dy);
+        cudaFree(dmask);
+        cudaFree(dnoise);
+        cudaFree(dpass);
+    }
+    printf("  bottleneck noise: %zu values not bit-identical to the CPU\n", bits_noise);
+    print_worst("bottleneck noise");
+}
+
+// Backward: dx = mask[c] * dy, the CPU's bits in every shape (NaN and inf in
+// dy stay out of dropped channels); in place for mask 1.
+TEST_IMPL(bottleneck_backward) {
+    for (const Shape &s : kBnShapes) {
+        size_t n = (size_t)s.B * s.C * s.HW;
+        std::vector<float> d = bn_input(n);
+        float *dd = dnew<float>(n), *ddx = dnew<float>(n), *dmask = dnew<float>((size_t)s.C);
+        up(dd, d);
+        for (int k = 0; k < 2; k++) {
+            std::vector<float> mask = bn_mask(s.C, k), want(n), fast(n);
+            up(dmask, mask);
+            bottleneck_backward_ref(want.data(), d.data(), mask.data(), s.B, s.C, s.HW);
+            bottleneck_backward(fast.data(), d.data(), mask.data(), s.B, s.C, s.HW, 0);
+            char what[128];
+            snprintf(what, sizeof what, "bottleneck_backward %dx%dx%d mask %d%s", s.B, s.C, s.HW,
+                     k, k ? " in place" : "");
+            auto got = both_orders(what, [&] {
+                float *out = ddx;
+                if (k) up(out, d);  // dx == dy
+                else cudaMemset(out, 0xFF, n * sizeof(float));
+                bottleneck_backward_cuda(out, k ? out : dd, dmask, s.B, s.C, s.HW, NULL);
+                return down(out, n);
+            });
+            EXPECT(bn_not_plus_zero(got, mask, s.C, s.HW) == 0,
+                   "%s: %zu values of dropped channels are not +0", what,
+                   bn_not_plus_zero(got, mask, s.C, s.HW));
+            EXPECT(diff_bits(got, want) == 0 && diff_bits(got, fast) == 0,
+                   "%s: %zu differ from the _ref, %zu from the op", what, diff_bits(got, want),
+                   diff_bits(got, fast));
+            if (s.C % 16 == 0) {
+                std::vector<float> out(n);
+                bottleneck_backward(out.data(), to_c16(d, s).data(), mask.data(), s.B, s.C, s.HW,
+                                    1);
+                EXPECT(diff_bits(got, from_c16(out, s)) == 0, "%s: %zu differ from nChw16c", what,
+                       diff_bits(got, from_c16(out, s)));
+            }
+        }
+        cudaFree(dd);
+        cudaFree(ddx);
+        cudaFree(dmask);
+    }
+}
+
+// bottleneck_next_cuda moves the device's counter on by one a call (across
+// the 32-bit boundary and around 2^64), and the forward pass reads it when
+// it runs: its draws are then the CPU's at the new pass.
+TEST_IMPL(bottleneck_next) {
+    unsigned long long *dpass = dnew<unsigned long long>(1);
+    for (unsigned long long start : {0ull, 0xFFFFFFFEull, ~0ull - 1}) {
+        up(dpass, std::vector<unsigned long long>{start});
+        for (int i = 0; i < 3; i++) bottleneck_next_cuda(dpass, NULL);
+        unsigned long long got = down(dpass, 1)[0];
+        EXPECT(got == start + 3, "from %llu: %llu after three calls", start, got);
+        EXPECT(kh_errors() == 0, "%s", kh_first_error());
+    }
+    Shape s = {2, 5, 301};
+    size_t n = (size_t)s.B * s.C * s.HW;
+    std::vector<float> x = randv(n, -1, 1), mask = bn_mask(s.C, 1), want(n), before(n);
+    float *dx = dnew<float>(n), *dy = dnew<float>(n), *dmask = dnew<float>((size_t)s.C);
+    float *dnoise = dnew<float>(1);
+    up(dx, x);
+    up(dmask, mask);
+    up(dnoise, std::vector<float>{1.0f});
+    up(dpass, std::vector<unsigned long long>{41});
+    bottleneck_next_cuda(dpass, NULL);
+    bottleneck_forward_cuda(dy, dx, dmask, dnoise, dpass, s.B, s.C, s.HW, NULL);
+    std::vector<float> got = down(dy, n);
+    bottleneck_forward_ref(want.data(), x.data(), mask.data(), s.B, s.C, s.HW, 1.0f, 42);
+    bottleneck_forward_ref(before.data(), x.data(), mask.data(), s.B, s.C, s.HW, 1.0f, 41);
+    EXPECT(bn_noise_far(got, want, mask, s, 1.0f, 42) == 0, "pass 42: %zu beyond the bound",
+           bn_noise_far(got, want, mask, s, 1.0f, 42));
+    EXPECT(bn_noise_far(got, before, mask, s, 1.0f, 42) > n / 2, "pass 42 drew pass 41's noise");
+    EXPECT(kh_errors() == 0, "%s", kh_first_error());
+    worst = 0;
+    cudaFree(dpass);
+    cudaFree(dx);
+    cudaFree(dy);
+    cudaFree(dmask);
+    cudaFree(dnoise);
+}
+
+// The noise bound is tight enough to see a wrong draw or a wrong formula:
+// the draws of the next index, and the noise added after the mask (m x + a g:
+// the same as the op where m = 1, off by (1 - m) a g elsewhere).
+TEST_IMPL(bottleneck_wrong_noise_is_caught) {
+    Shape s = {2, 6, 257};
+    size_t n = (size_t)s.B * s.C * s.HW, kept_off_one = 0;
+    std::vector<float> x = randv(n, -1, 1), mask = bn_mask(s.C, 0), want(n), shifted(n), after(n);
+    float a = 0.3f;
+    uint64_t pass = rand64();
+    bottleneck_forward_ref(want.data(), x.data(), mask.data(), s.B, s.C, s.HW, a, pass);
+    for (size_t i = 0; i < n; i++) {
+        float m = mask[i / s.HW % s.C];
+        shifted[i] = m != 0 ? m * fmaf(a, bottleneck_gauss(pass, i + 1), x[i]) : 0.0f;
+        after[i] = m != 0 ? fmaf(a, bottleneck_gauss(pass, i), m * x[i]) : 0.0f;
+        kept_off_one += m != 0 && m != 1;
+    }
+    size_t far_shifted = bn_noise_far(shifted, want, mask, s, a, pass);
+    size_t far_after = bn_noise_far(after, want, mask, s, a, pass);
+    worst = 0;
+    EXPECT(far_shifted > n / 2, "draws of the next index: only %zu of %zu beyond", far_shifted, n);
+    EXPECT(far_after > kept_off_one * 9 / 10, "noise after the mask: %zu of %zu beyond",
+           far_after, kept_off_one);
+    printf("  wrong noise: next index %zu of %zu, after the mask %zu of %zu beyond the bound\n",
+           far_shifted, n, far_after, kept_off_one);
+}
+
 // ---------------------------------------------------------------- capture.cu
 
 TEST_IMPL(capture_records_failures) {
@@ -670,7 +941,9 @@ TEST_MAIN(TEST_ENTRY(bias_act_forward), TEST_ENTRY(bias_act_backward), TEST_ENTR
           TEST_ENTRY(l1), TEST_ENTRY(grad_norm), TEST_ENTRY(sgd_update), TEST_ENTRY(adam_update),
           TEST_ENTRY(update_same_bits_either_order), TEST_ENTRY(stats_record),
           TEST_ENTRY(frame_to_tensor), TEST_ENTRY(tensor_to_frame), TEST_ENTRY(tensor_to_rgba),
-          TEST_ENTRY(lerp), TEST_ENTRY(capture_records_failures),
+          TEST_ENTRY(lerp), TEST_ENTRY(bottleneck_forward), TEST_ENTRY(bottleneck_backward),
+          TEST_ENTRY(bottleneck_next), TEST_ENTRY(bottleneck_wrong_noise_is_caught),
+          TEST_ENTRY(capture_records_failures),
           TEST_ENTRY(missing_block_is_caught), TEST_ENTRY(write_past_end_is_caught),
           TEST_ENTRY(divergent_syncthreads_is_caught), TEST_ENTRY(bad_warp_sum_is_caught),
           TEST_ENTRY(deadlock_is_caught), TEST_ENTRY(shared_memory_race_is_caught))

@@ -1,0 +1,70 @@
+// bottleneck.cu: the bottleneck control's CUDA twin (ops.h, bottleneck_*): y =
+// mask[c] * (x + noise * N(0,1)), dx = mask[c] * dy. The noise amplitude and
+// the pass counter of the draws are read from device memory, so a captured
+// graph replays with the current amplitude and draws anew each pass
+// (bottleneck_next_cuda moves the counter on, in stream order). The draws are
+// bottleneck_gauss's formula (src/ops/bottleneck.c): the same hash, so the
+// CPU and the GPU draw the same numbers (to the last bits of logf and cosf).
+// Holds: the hash, the kernels, then their launchers.
+#include "ops.h"
+#include "ops_cuda.h"
+
+// ---- kernels
+
+__device__ static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+__device__ static float gauss(uint64_t pass, uint64_t i) {
+    uint64_t h = mix64(mix64(pass * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull) ^ i);
+    float u1 = ((float)(uint32_t)(h >> 40) + 0.5f) * (1.0f / 16777216.0f);
+    float u2 = (float)(uint32_t)((h >> 16) & 0xffffff) * (1.0f / 16777216.0f);
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
+}
+
+__global__ void bottleneck_forward_kernel(float *y, const float *x, const float *mask,
+                                          const float *noise, const unsigned long long *pass,
+                                          int C, int HW, size_t n) {
+    float a = *noise;
+    uint64_t p = *pass;
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float m = mask[i / HW % C], v = x[i];
+        if (a > 0) v = __fmaf_rn(a, gauss(p, i), v);
+        y[i] = m != 0 ? __fmul_rn(m, v) : 0.0f;
+    }
+}
+
+__global__ void bottleneck_backward_kernel(float *dx, const float *dy, const float *mask, int C,
+                                           int HW, size_t n) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float m = mask[i / HW % C];
+        dx[i] = m != 0 ? __fmul_rn(m, dy[i]) : 0.0f;
+    }
+}
+
+__global__ void bottleneck_next_kernel(unsigned long long *pass) { *pass += 1; }
+
+// ---- launchers
+
+extern "C" void bottleneck_forward_cuda(float *y, const float *x, const float *mask,
+                                        const float *noise, const unsigned long long *pass, int B,
+                                        int C, int HW, cudaStream_t stream) {
+    size_t n = (size_t)B * C * HW;
+    LAUNCH(bottleneck_forward_kernel, tb_grid(n, TB_BLOCK, 4096), TB_BLOCK, stream, y, x, mask,
+           noise, pass, C, HW, n);
+}
+
+extern "C" void bottleneck_backward_cuda(float *dx, const float *dy, const float *mask, int B,
+                                         int C, int HW, cudaStream_t stream) {
+    size_t n = (size_t)B * C * HW;
+    LAUNCH(bottleneck_backward_kernel, tb_grid(n, TB_BLOCK, 4096), TB_BLOCK, stream, dx, dy, mask,
+           C, HW, n);
+}
+
+extern "C" void bottleneck_next_cuda(unsigned long long *pass, cudaStream_t stream) {
+    LAUNCH(bottleneck_next_kernel, 1, 1, stream, pass);
+}
