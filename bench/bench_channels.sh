@@ -3,7 +3,8 @@
 # headless run on a real clip at 128x128 (default network, 1 step a frame) with
 # 1, 2 and 4 channels (every extra channel a net of its own), then 4 with
 # coupling 0.05 and 2 with a history channel. Runs alternate (1, 2, 4, ...)
-# ROUNDS times so that a noisy machine weighs on each alike; the median is shown.
+# ROUNDS times so that a noisy machine weighs on each alike; the median is shown
+# (the lower middle one for an even ROUNDS).
 # usage: bench/bench_channels.sh [BUILD_DIR] [FRAMES] [ROUNDS]
 set -eu
 B=${1:-build} F=${2:-150} R=${3:-3}
