@@ -161,11 +161,11 @@ static void bench_training(const Opts *o) {
     train_block(&r, src, raw, recbuf, o->frames / 4, &us);  // warm up
     for (int round = 0; round < 3; round++)
         for (int on = 0; on < 2; on++) {
-            if (on) run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_KEY}, msg, sizeof msg);
+            if (on) run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_KEY, 0}, msg, sizeof msg);
             double sps = train_block(&r, src, raw, recbuf, o->frames, &us);
             RecordStatus st;
             recorder_status(rec, &st);
-            if (on) run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_KEY}, msg, sizeof msg);
+            if (on) run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_KEY, 0}, msg, sizeof msg);
             printf("| %d | %-3s | %6.1f | %6.0f | %s |\n", round + 1, on ? "on" : "off", sps, us,
                    on ? (snprintf(msg, sizeof msg, "%ld written, dropped %ld encoder / %ld disk", st.written,
                                   st.dropped_encoder, st.dropped_disk), msg) : "");

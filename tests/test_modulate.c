@@ -153,7 +153,7 @@ TEST_IMPL(glide_from_off_and_hand_takes_over) {
 TEST_IMPL(lfo_stays_in_range) {
     const Param *row = param_live(PARAM_LFO_PARAM);
     int nt = param_choice_count(row);
-    EXPECT(nt == 20 && lfo_target_param(0) == -1, "%d targets", nt);
+    EXPECT(nt == 21 && lfo_target_param(0) == -1, "%d targets", nt);
     // The list is every numeric live parameter but fade_time and the LFO's own.
     for (int id = 0; id < PARAM_COUNT; id++) {
         double lo, hi;

@@ -77,6 +77,11 @@ static Display *open_display(App *a, Panel *pn, TbErr *err) {
     a->net_rgb = tb_calloc((size_t)W * H, 3);
     a->atlas_focus = a->atlas_solo = -1;  // every layer, no channel solo
     a->atlas_solo_n = 1;
+    // [channels]: a pane for each network (layout = windows is not built: panes).
+    display_set_channels(d, a->run.chans.count);
+    for (int i = 1; i < a->run.chans.count; i++) a->ch_rgb[i] = tb_calloc((size_t)W * H, 3);
+    if (a->run.chans.count > 1 && strcmp(s->ch_layout, "windows") == 0)
+        tb_warn("[channels] layout = windows: one window per monitor is not available yet; showing panes");
     if (strcmp(t->be->name, "cuda") == 0) {
         a->rg = recon_gpu_create(t->be, d, W, H, err);
         if (!a->rg) tb_log("%s: reconstructions go through host memory", err->msg);
@@ -150,6 +155,7 @@ int app_show_recon(App *a, Display *d, uint64_t *seen, double *arrival) {
     *arrival = a->rec_arrival;
     if (shown) display_set_recon(d, a->rec_rgb, W, H);
     if (seq != *seen) display_set_net_input(d, a->net_on ? a->net_rgb : NULL, W, H);
+    for (int i = 1; i < a->run.chans.count && seq != *seen; i++) display_set_channel(d, i, a->ch_rgb[i], W, H);
     pthread_mutex_unlock(&a->mu);
     if (seq == *seen) return 0;
     if (on_gpu) {
@@ -382,6 +388,7 @@ int app_run(const Settings *s, ControlQueue *q) {
     free(a->net_rgb);
     free(a->atlas_mid);
     free(a->atlas_show);
+    for (int i = 0; i < TB_CHANNELS; i++) free(a->ch_rgb[i]);
 out_run:
     run_close(&a->run);  // ends a take (its files closed) before the recorder goes
     recorder_free(a->rec);

@@ -48,6 +48,12 @@ struct Display {
     int pbo_w, pbo_h;
     int train_w, train_h;  // 0: follow the reconstruction's size
 
+    // [channels] panes (nch > 1): camera | channel 0 | 1 | ... in a row;
+    // channel 0 is tex_rec, the others tex_ch[i].
+    int nch;
+    GLuint tex_ch[DISPLAY_CHANNELS];
+    int ch_w[DISPLAY_CHANNELS], ch_h[DISPLAY_CHANNELS];
+
     DisplayLayout layout;
     int flip, bicubic;
     float gain;
@@ -154,6 +160,16 @@ void display_set_recon(Display *d, const uint8_t *rgb, int w, int h) {
 
 void display_set_atlas(Display *d, const uint8_t *rgb, int w, int h) {
     upload_rgb(d, d->tex_atlas, &d->atlas_w, &d->atlas_h, rgb, w, h, "atlas texture");
+}
+
+void display_set_channels(Display *d, int n) {
+    d->nch = n < 1 ? 1 : n > DISPLAY_CHANNELS ? DISPLAY_CHANNELS : n;
+    for (int i = 1; i < d->nch; i++)
+        if (!d->tex_ch[i]) d->tex_ch[i] = make_texture();
+}
+
+void display_set_channel(Display *d, int i, const uint8_t *rgb, int w, int h) {
+    if (i >= 1 && i < d->nch) upload_rgb(d, d->tex_ch[i], &d->ch_w[i], &d->ch_h[i], rgb, w, h, "channel texture");
 }
 
 void display_set_train_size(Display *d, int w, int h) {
@@ -269,10 +285,17 @@ void display_size(const Display *d, int *w, int *h) {
     glfwGetFramebufferSize(d->win, w, h);
 }
 
+// [channels]: camera and each channel, in a row (compose.h's geometry).
+static int channel_panes(const Display *d, int fw, int fh, int rect[][4]) {
+    int tw, th;
+    train_size(d, &tw, &th);
+    return compose_panes(d->nch, tw, th, fw, fh, rect);
+}
+
 int display_pane_rect(const Display *d, int i, int rect[4]) {
-    int fw, fh, r[3][4];
+    int fw, fh, r[DISPLAY_CHANNELS + 1][4];
     display_size(d, &fw, &fh);
-    int n = layout_panes(d, fw, fh, r);
+    int n = d->nch > 1 ? channel_panes(d, fw, fh, r) : layout_panes(d, fw, fh, r);
     if (i < 0 || i >= n) return 0;
     memcpy(rect, r[i], sizeof r[i]);
     return 1;
@@ -414,6 +437,39 @@ static void draw_overlays(Display *d, int fw, int fh, int rect[3][4], int n, dou
 }
 
 // Everything but the swap, so screenshots can draw the same frame again.
+// The channels' panes: the camera, then each channel's reconstruction through
+// the reconstruction's program with that channel's texture, each labelled.
+static void render_channels(Display *d, int fw, int fh, float crop[4]) {
+    int rect[DISPLAY_CHANNELS + 1][4];
+    int n = channel_panes(d, fw, fh, rect);
+    glBindVertexArray(d->vao);
+    for (int i = 0; i < n; i++) {
+        glViewport(rect[i][0], fh - rect[i][1] - rect[i][3], rect[i][2], rect[i][3]);
+        glActiveTexture(GL_TEXTURE1);
+        glBindTexture(GL_TEXTURE_2D, i <= 1 ? d->tex_rec : d->tex_ch[i - 1]);
+        const PaneProg *p = &d->pane[i ? PANE_RECON : PANE_CAMERA][d->bicubic];
+        glUseProgram(p->prog);
+        glUniform4fv(p->u_crop, 1, crop);
+        glUniform1f(p->u_flip, (float)d->flip);
+        glUniform1f(p->u_gain, d->gain);
+        glDrawArrays(GL_TRIANGLE_STRIP, 0, 4);
+    }
+    glActiveTexture(GL_TEXTURE0);
+    glBindVertexArray(0);
+    gl_ok("channel panes");
+    glViewport(0, 0, fw, fh);
+    int s = text_scale(fh);
+    for (int i = 0; i < n && d->show_hud; i++) {
+        char label[32];
+        if (i) snprintf(label, sizeof label, "ch %d", i - 1);
+        else snprintf(label, sizeof label, "camera");
+        int lw = (int)hud_text_width(label) * s + 6 * s, lh = (HUD_CAP + 6) * s;
+        int x = rect[i][0] + 3 * s, y = rect[i][1] + rect[i][3] - lh - 3 * s;
+        hud_rect(&d->hud, (float)x, (float)y, (float)lw, (float)lh, C_PANEL);
+        hud_text(&d->hud, (float)(x + 3 * s), (float)(y + 3 * s), (float)s, label, C_TEXT);
+    }
+}
+
 static void render(Display *d, double t) {
     int fw, fh;
     display_size(d, &fw, &fh);
@@ -423,10 +479,18 @@ static void render(Display *d, double t) {
     glClearColor(0, 0, 0, 1);
     glClear(GL_COLOR_BUFFER_BIT);
 
-    int rect[3][4];
+    int rect[DISPLAY_CHANNELS + 1][4];
     int n = layout_panes(d, fw, fh, rect);
     float crop[4];
     input_crop(d, crop);
+    if (d->nch > 1) {  // [channels]: its own row of panes; the overlays without pane names
+        glActiveTexture(GL_TEXTURE0);
+        glBindTexture(GL_TEXTURE_2D, d->tex_in);
+        render_channels(d, fw, fh, crop);
+        channel_panes(d, fw, fh, rect);  // the status line sits below the row
+        draw_overlays(d, fw, fh, rect, 0, t);
+        return;
+    }
     glActiveTexture(GL_TEXTURE0);
     glBindTexture(GL_TEXTURE_2D, d->tex_in);
     glActiveTexture(GL_TEXTURE1);
@@ -610,6 +674,10 @@ static void free_gl(Display *d) {
     if (d->tex_rec) glDeleteTextures(1, &d->tex_rec);
     if (d->tex_net) glDeleteTextures(1, &d->tex_net);
     if (d->tex_atlas) glDeleteTextures(1, &d->tex_atlas);
+}
+
+    for (int i = 0; i < DISPLAY_CHANNELS; i++)
+        if (d->tex_ch[i]) glDeleteTextures(1, &d->tex_ch[i]);
     if (d->vao) glDeleteVertexArrays(1, &d->vao);
     for (int m = 0; m < PANE_KINDS; m++)
         for (int b = 0; b < 2; b++)

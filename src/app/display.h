@@ -55,6 +55,13 @@ void display_set_net_input(Display *d, const uint8_t *rgb, int w, int h);
 // is drawn with nearest sampling (every tile and gap stays sharp), shrunk
 // bilinear.
 void display_set_atlas(Display *d, const uint8_t *rgb, int w, int h);
+
+// [channels]: n networks (1..DISPLAY_CHANNELS). With n > 1 the window shows
+// camera | channel 0 | channel 1 | ... in a row, whatever the layout (channel 0
+// is display_set_recon's picture); display_set_channel gives channel i >= 1's.
+#define DISPLAY_CHANNELS 4
+void display_set_channels(Display *d, int n);
+void display_set_channel(Display *d, int i, const uint8_t *rgb, int w, int h);
 // Aspect the trainer crops the camera frame to (same rounding as frame_fit):
 // the camera pane shows exactly the region the network sees.
 void display_set_train_size(Display *d, int w, int h);

@@ -57,6 +57,7 @@ static const KeyBinding KEYS[] = {
     SLOT_KEYS(SH, KA_SLOT_SAVE, "Shift+F2 to F9", "save the network into slot 1 to 8 (in memory)"),
     SLOT_KEYS(CT, KA_SLOT_RECALL, "Ctrl+F2 to F9", "recall slot 1 to 8 at once"),
     SLOT_KEYS(SH | CT, KA_WORLD, "Ctrl+Shift+F2 to F9", "load world 1 to 8 ([world] dir) and cross-fade to it"),
+    {GLFW_KEY_W, 0, KA_CHANNEL_NEXT, 0, "W", "next channel: the training keys act on it ([channels]; the HUD says which)"},
     {GLFW_KEY_TAB, 0, KA_LAYOUT_NEXT, 0, "Tab", "next layout"},
     {GLFW_KEY_1, 0, KA_LAYOUT_SET, DISPLAY_MIRROR, "1", "layout: mirror (reconstruction only)"},
     {GLFW_KEY_2, 0, KA_LAYOUT_SET, DISPLAY_SIDE, "2", "layout: camera | reconstruction"},

@@ -31,6 +31,7 @@ typedef enum {
     KA_SOLO_GROUP,  // the solo group's size: 1, 4, 16, 64 channels, round again
     KA_CODE_STORE,  // the current bottleneck code into the next keyframe
     KA_JOURNEY,     // play the journey through the keyframes, or stop it
+    KA_CHANNEL_NEXT, // [channels]: the keys act on the next channel
 } KeyActionKind;
 
 typedef struct {

@@ -42,6 +42,7 @@ typedef struct {
     int rec_on_gpu;      // the newest went through rg, not rec_rgb
     uint8_t *net_rgb;    // what the network was given for it (an input transform in force)
     int net_on;          // 0: no transform, net_rgb is stale
+    uint8_t *ch_rgb[TB_CHANNELS];  // [channels] 1..count-1: their reconstructions (with rec_seq)
     // CUDA-GL interop, or NULL: reconstructions through rec_rgb. Not guarded by
     // mu: it stays until teardown; once interop fails recon_gpu_ok says 0 and
     // the training thread uses rec_rgb again.

@@ -105,10 +105,14 @@ static void remember(MidiDev *d, int id, float v) {
 }
 
 static void push(MidiDev *d, int cmd, int param, float value) {
-    control_push(d->q, (ControlEvent){.cmd = cmd, .param = param, .value = value, .source = SRC_MIDI});
+    control_push(d->q, (ControlEvent){.cmd = cmd, .param = param, .value = value, .source = SRC_MIDI, .ch = d->ch});
 }
 
 static void send_set(MidiDev *d, int id, float v) {
+    if (d->ch) {  // another channel's value: what this device knows is channel 0's
+        push(d, CMD_SET, id, v);
+        return;
+    }
     float before = d->known.v[id];
     float stored = live_params_set(&d->known, id, v);
     if (stored == before) return;  // the same value again (a fader's jitter in one step)
@@ -119,13 +123,18 @@ static void send_set(MidiDev *d, int id, float v) {
 static void send_nudge(MidiDev *d, int id, int ticks) {
     int dir = ticks > 0 ? 1 : -1, n = ticks > 0 ? ticks : -ticks;
     if (n > 64) n = 64;
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; k < n && d->ch; k++) push(d, CMD_NUDGE, id, (float)dir);
+    for (int k = 0; k < n && !d->ch; k++) {
         remember(d, id, live_params_set(&d->known, id, live_params_nudge(&d->known, id, dir)));
         push(d, CMD_NUDGE, id, (float)dir);
     }
 }
 
 static void send_toggle(MidiDev *d, int id) {
+    if (d->ch) {
+        push(d, CMD_TOGGLE, id, 0);
+        return;
+    }
     remember(d, id, live_params_set(&d->known, id, d->known.v[id] > 0 ? 0 : 1));
     push(d, CMD_TOGGLE, id, 0);
 }
@@ -140,6 +149,10 @@ static void absolute(MidiDev *d, int i, double raw, double now) {
     if (b->tkind != MT_PARAM) return;
     int id = b->target;
     double pos = raw / midi_maxv(b->kind), out;
+    if (d->ch) {  // another channel: its value at once (no takeover)
+        send_set(d, id, midi_value_at(b, pos));
+        return;
+    }
     double target = midi_pos_of(b, d->known.v[id]);
     if (takeover_move(&d->st[i].to, b->takeover, pos, target, now, &out)) send_set(d, id, midi_value_at(b, out));
 }
@@ -259,13 +272,15 @@ MidiDevResult midi_dev_input(MidiDev *d, const MidiMsg *m, double now, MidiLearn
     if (val >= 0)
         for (int i = 0; i < d->map->n; i++) {
             MidiBinding *b = &d->map->b[i];
-            if (b->kind == MK_NRPN && b->number == num && chan_ok(b, ch)) absolute(d, i, val, now);
+            if (b->kind == MK_NRPN && b->number == num && chan_ok(b, ch)) d->ch = b->ch, absolute(d, i, val, now);
         }
+    d->ch = 0;
     int on = m->type == MM_NOTEON && m->value > 0;
     for (int i = 0; i < d->map->n; i++) {
         MidiBinding *b = &d->map->b[i];
         MidiBindState *s = &d->st[i];
         if (!chan_ok(b, ch)) continue;
+        d->ch = b->ch;
         if (m->type != MM_CC) {
             if (b->kind == MK_NOTE && b->number == m->number && on) {
                 MidiDevResult r = press(d, i);
@@ -308,6 +323,7 @@ MidiDevResult midi_dev_input(MidiDev *d, const MidiMsg *m, double now, MidiLearn
         default: break;
         }
     }
+    d->ch = 0;
     midi_dev_leds(d);
     return res;
 }

@@ -67,6 +67,7 @@ typedef struct {
     ControlQueue *q;
     MidiSendFn send;
     void *send_ctx;
+    int ch;  // the [channels] channel of the binding being handled (its ch=N)
 } MidiDev;
 
 // What an input asked of the owner.

@@ -276,6 +276,9 @@ static int parse_row(const char *key, char *val, MidiTakeover def_takeover, Midi
             b->dir = strcmp(ov, "up") == 0 ? 1 : -1;
         } else if (strcmp(o, "invert") == 0 && !eq) {
             b->invert = 1;
+        } else if (strcmp(o, "ch") == 0 && (b->tkind == MT_PARAM || b->tkind == MT_ACTION)) {
+            if (parse_int(ov, 0, TB_CHANNELS - 1, &v)) return tb_fail(err, "%s: ch \"%s\" is not 0 to %d", key, ov, TB_CHANNELS - 1);
+            b->ch = (int)v;
         } else if (strcmp(o, "n") == 0 && b->tkind == MT_ACTION) {
             if (parse_int(ov, 1, 999, &v)) return tb_fail(err, "%s: n \"%s\" is not 1 to 999", key, ov);
             b->n = (int)v;
@@ -287,7 +290,7 @@ static int parse_row(const char *key, char *val, MidiTakeover def_takeover, Midi
             if (o[1] == 'i') b->lo = d;
             else b->hi = d;
         } else {
-            return tb_fail(err, "%s: unknown option \"%s%s%s\" (takeover=, step=, min=, max=, dir=, invert, n=)", key, o,
+            return tb_fail(err, "%s: unknown option \"%s%s%s\" (takeover=, step=, min=, max=, dir=, invert, n=, ch=)", key, o,
                            eq ? "=" : "", ov);
         }
     }
@@ -378,6 +381,7 @@ void midi_binding_format(const MidiBinding *b, char *buf, size_t n) {
     if (b->dir < 0) ADD(" dir=down");
     if (b->invert) ADD(" invert");
     if (b->n) ADD(" n=%d", b->n);
+    if (b->ch) ADD(" ch=%d", b->ch);
     if (b->lo == b->lo) ADD(" min=%g", b->lo);
     if (b->hi == b->hi) ADD(" max=%g", b->hi);
 #undef ADD

@@ -23,7 +23,9 @@
 // 0-31), the NRPN parameter (0-16383) or the note. Options: takeover=MODE,
 // step=N (relative encoders and buttons: table steps per tick, 1-16),
 // min=X max=X (an absolute control covers this part of the range), dir=up|down
-// (a button on a parameter that is not a toggle), invert (LED lit when off).
+// (a button on a parameter that is not a toggle), invert (LED lit when off),
+// ch=N (parameters and reset of [channels] channel N, 0-3; such a control sets
+// its value at once: soft takeover and LEDs follow channel 0 only).
 #pragma once
 #include <stdio.h>
 
@@ -61,6 +63,7 @@ typedef struct {
     int dir;        // +1 / -1: a button on a parameter that is not a toggle
     int invert;     // LED lit while the value is 0
     int n;          // actions on slots and scenes: which one (n=N, 1-based; 0 = none)
+    int ch;         // ch=N: the [channels] channel it plays (0 = the main network)
     double lo, hi;  // the part of the range an absolute control covers (lo < hi)
     int line;       // where it was read (0 = made by learn)
 } MidiBinding;

@@ -49,6 +49,7 @@ static const char *const IGNORE_WHY[OSC_IGNORE_COUNT] = {
 #define P_PARAM "/tabula/param/"
 #define P_GET "/tabula/get/"
 #define P_ACTION "/tabula/action/"
+#define P_CH "/tabula/ch/"  // /tabula/ch/N/param/KEY, /tabula/ch/N/get/KEY: channel N ([channels])
 
 // ------------------------------------------------------------------ counters
 
@@ -177,8 +178,8 @@ static int number_arg(char type, lo_arg *a, double *v) {
     }
 }
 
-// /tabula/param/KEY VALUE
-static void on_param(Osc *o, const char *path, const char *key, lo_message m) {
+// /tabula/param/KEY VALUE (channel 0), /tabula/ch/N/param/KEY VALUE (channel N)
+static void on_param(Osc *o, const char *path, const char *key, lo_message m, int ch) {
     int id = param_by_name(key);
     if (id < 0) {
         ignore(o, OSC_UNKNOWN_NAME, path);
@@ -194,7 +195,7 @@ static void on_param(Osc *o, const char *path, const char *key, lo_message m) {
     if (types[0] == LO_STRING || types[0] == LO_SYMBOL) {
         const char *s = &a->s;
         if (strcmp(s, "+") == 0 || strcmp(s, "-") == 0) {
-            push(o, (ControlEvent){.cmd = CMD_NUDGE, .param = id, .value = s[0] == '+' ? 1 : -1});
+            push(o, (ControlEvent){.cmd = CMD_NUDGE, .param = id, .value = s[0] == '+' ? 1 : -1, .ch = ch});
             return;
         }
         int c = param_choice_index(param_live(id), s);
@@ -214,7 +215,7 @@ static void on_param(Osc *o, const char *path, const char *key, lo_message m) {
     double lo, hi;
     param_live_range(id, &lo, &hi);
     if (v < lo || v > hi) count(o, &o->st.clamped);  // the run loop clamps it
-    push(o, (ControlEvent){.cmd = CMD_SET, .param = id, .value = (float)v});
+    push(o, (ControlEvent){.cmd = CMD_SET, .param = id, .value = (float)v, .ch = ch});
 }
 
 // /tabula/action/NAME [number]: the seed of a reset, the slot or scene number.
@@ -258,9 +259,10 @@ static void on_action(Osc *o, const char *path, const char *name, lo_message m) 
     push(o, e);
 }
 
-// /tabula/get/KEY: the value in force, to the sender.
+// /tabula/get/KEY: the value in force, to the sender (ch > 0: /tabula/ch/N/get/KEY,
+// answered as /tabula/ch/N/param/KEY).
 static void on_get(Osc *o, const char *path, const char *key, const struct sockaddr *from,
-                   socklen_t from_len) {
+                   socklen_t from_len, int ch) {
     int id = param_by_name(key);
     if (id < 0) {
         ignore(o, OSC_UNKNOWN_NAME, path);
@@ -268,8 +270,10 @@ static void on_get(Osc *o, const char *path, const char *key, const struct socka
     }
     RunView v = control_view(o->q);
     char rpath[96];
-    snprintf(rpath, sizeof rpath, P_PARAM "%s", key);
-    reply(o, o->out, put_float(o->out, sizeof o->out, rpath, params_now(o, &v)->v[id]), from, from_len);
+    if (ch > 0) snprintf(rpath, sizeof rpath, P_CH "%d/param/%s", ch, key);
+    else snprintf(rpath, sizeof rpath, P_PARAM "%s", key);
+    const LiveParams *p = ch > 0 && ch < v.channels && v.frames > 0 ? &v.chp[ch] : params_now(o, &v);
+    reply(o, o->out, put_float(o->out, sizeof o->out, rpath, p->v[id]), from, from_len);
 }
 
 // A name after a prefix: non-empty, one path component.
@@ -278,6 +282,15 @@ static const char *name_after(const char *path, const char *prefix) {
     if (strncmp(path, prefix, n) != 0) return NULL;
     const char *name = path + n;
     return name[0] && !strchr(name, '/') ? name : NULL;
+}
+
+// /tabula/ch/N/REST: N (0..TB_CHANNELS-1) and REST's start, or -1.
+static int channel_path(const char *path, const char **rest) {
+    size_t n = strlen(P_CH);
+    if (strncmp(path, P_CH, n) != 0 || path[n] < '0' || path[n] >= '0' + TB_CHANNELS || path[n + 1] != '/')
+        return -1;
+    *rest = path + n + 1;  // "/param/KEY" or "/get/KEY"
+    return path[n] - '0';
 }
 
 static void on_message(Osc *o, uint8_t *data, size_t n, const struct sockaddr *from, socklen_t from_len) {
@@ -290,10 +303,13 @@ static void on_message(Osc *o, uint8_t *data, size_t n, const struct sockaddr *f
         return;
     }
     count(o, &o->st.received);
-    const char *name;
-    if ((name = name_after(path, P_PARAM))) on_param(o, path, name, m);
+    const char *name, *rest;
+    int ch = channel_path(path, &rest);
+    if (ch >= 0 && (name = name_after(rest, "/param/"))) on_param(o, path, name, m, ch);
+    else if (ch >= 0 && (name = name_after(rest, "/get/"))) on_get(o, path, name, from, from_len, ch);
+    else if ((name = name_after(path, P_PARAM))) on_param(o, path, name, m, 0);
     else if ((name = name_after(path, P_ACTION))) on_action(o, path, name, m);
-    else if ((name = name_after(path, P_GET))) on_get(o, path, name, from, from_len);
+    else if ((name = name_after(path, P_GET))) on_get(o, path, name, from, from_len, 0);
     else if (strcmp(path, "/tabula/get") == 0) reply(o, o->out, status_bundle(o), from, from_len);
     else ignore(o, OSC_UNKNOWN_ADDRESS, path);
     lo_message_free(m);

@@ -11,8 +11,11 @@
 #include "midi.h"
 #include "midi.h"
 
+// [channels]: the channel the training keys act on (main thread only; the HUD shows it).
+static int key_ch;
+
 static void send(App *a, int cmd, int id, float v) {
-    control_push(a->q, (ControlEvent){.cmd = cmd, .param = id, .value = v, .source = SRC_KEY});
+    control_push(a->q, (ControlEvent){.cmd = cmd, .param = id, .value = v, .source = SRC_KEY, .ch = key_ch});
 }
 
 static void push_cmd(App *a, int cmd, float value) {
@@ -93,7 +96,8 @@ static void atlas_key(App *a, Display *d, Panel *pn, const KeyBinding *b) {
 void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k) {
     // Keys act relative to the values in force (a scene, an LFO, MIDI or OSC may
     // have moved them): steps and toggles are applied by the training loop.
-    const LiveParams now = control_view(a->q).p;
+    const RunView view = control_view(a->q);
+    const LiveParams now = view.channels > 1 && key_ch < view.channels ? view.chp[key_ch] : view.p;
     const KeyBinding *b = keys_lookup(k->key, k->mods);
     if (!b) return;
     switch (b->kind) {
@@ -113,7 +117,16 @@ void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k) {
         send(a, CMD_TOGGLE, PARAM_PAUSE, 0);
         display_status(d, now.v[PARAM_PAUSE] > 0 ? "learning resumed" : "learning paused", 1.5);
         break;
-    case KA_RESET: push_cmd(a, CMD_RESET, -1); break;
+    case KA_RESET:
+        control_push(a->q, (ControlEvent){.cmd = CMD_RESET, .param = -1, .value = -1, .source = SRC_KEY, .ch = key_ch});
+        break;
+    case KA_CHANNEL_NEXT: {
+        char msg[64];
+        key_ch = view.channels > 1 ? (key_ch + 1) % view.channels : 0;
+        snprintf(msg, sizeof msg, "keys act on channel %d of %d", key_ch, view.channels > 1 ? view.channels : 1);
+        display_status(d, msg, 2);
+        break;
+    }
     case KA_SAVE: push_cmd(a, CMD_SAVE, 0); break;
     case KA_LOAD: push_cmd(a, CMD_LOAD, 0); break;
     case KA_RECORD: push_cmd(a, CMD_RECORD, 0); break;
@@ -162,7 +175,8 @@ static int param_text(const LiveParams *p, int id, char *buf, size_t n) {
     buf[0] = 0;
     if (id == PARAM_PAUSE) return v > 0 ? snprintf(buf, n, "PAUSED") : 0;
     if (id == PARAM_FREEZE) return v > 0 ? snprintf(buf, n, "CAMERA FROZEN") : 0;
-    if ((id == PARAM_SMOOTH_IN || id == PARAM_SMOOTH_OUT || id == PARAM_WEIGHT_DECAY) && v <= 0) return 0;
+    if ((id == PARAM_SMOOTH_IN || id == PARAM_SMOOTH_OUT || id == PARAM_WEIGHT_DECAY || id == PARAM_COUPLING) && v <= 0)
+        return 0;
     // The input transform only when it changes what the network is given.
     if ((id == PARAM_TRANSFORM || id == PARAM_JITTER) && v <= 0) return 0;
     if (id == PARAM_BLUR && v <= 1) return 0;
@@ -203,11 +217,16 @@ void panel_hud(Display *d, const RunView *v, const RecordStatus *rs, const char 
     if (rs && rs->on)  // first, where it is seen
         snprintf(l[n++], HUD_W, "REC %.1f s   %ld frames   dropped %ld encoder, %ld disk", rs->secs, rs->written,
                  rs->dropped_encoder, rs->dropped_disk);
+    // [channels]: the values and loss of the channel the keys act on.
+    int ch = v->channels > 1 && key_ch < v->channels ? key_ch : 0;
+    const LiveParams *lp = ch ? &v->chp[ch] : &v->p;
+    if (v->channels > 1)
+        snprintf(l[n++], HUD_W, "channel %d of %d (V: next)   loss %.5f", ch, v->channels, (double)v->ch_loss[ch]);
     // The live parameters, three to a line, in the table's order.
     l[n][0] = 0;
     for (int id = 0, on_line = 0; id < PARAM_COUNT && n < HUD_LINES - 4; id++) {
         char item[48];
-        if (param_text(&v->p, id, item, sizeof item) <= 0) continue;
+        if (param_text(lp, id, item, sizeof item) <= 0) continue;
         size_t len = strlen(l[n]);
         snprintf(l[n] + len, HUD_W - len, "%s%s", on_line ? "   " : "", item);
         if (++on_line == 3) {

@@ -117,6 +117,8 @@ static int parse_event(const char *line, ReplayEvent *e) {
     e->frame = frame, e->step = step;
     e->ev.source = SRC_REPLAY;
     e->ev.value = strtof(v, NULL);
+    long ch;
+    if (long_after(line, "ch", &ch) == 0) e->ev.ch = (int)ch;  // [channels]: the channel it played
     if (str_after(line, "param", name, sizeof name) == 0) {
         e->ev.cmd = CMD_SET;
         e->ev.param = param_by_name(name);

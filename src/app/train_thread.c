@@ -65,10 +65,11 @@ static int take_opening(App *a) {
 // Hand the reconstruction (host copy in rec, or on the GPU) to the main thread
 // (the numbers went out with run_frame). Returns 1 when the run has all the
 // frames it asked for.
-static int publish(App *a, const uint8_t *rec, size_t rec_bytes, int on_gpu, double arrival) {
+static int publish(App *a, const uint8_t *rec, uint8_t *const *chs, size_t rec_bytes, int on_gpu, double arrival) {
     Run *r = &a->run;
     const Settings *s = a->s;
     pthread_mutex_lock(&a->mu);
+    for (int i = 1; i < r->chans.count; i++) memcpy(a->ch_rgb[i], chs[i], rec_bytes);
     a->rec_on_gpu = on_gpu;
     if (!on_gpu) memcpy(a->rec_rgb, rec, rec_bytes);
     // The triptych's "network input" pane, while an input transform is in force.
@@ -88,7 +89,8 @@ void *train_thread_main(void *arg) {
     App *a = arg;
     Run *r = &a->run;
     size_t fb = (size_t)r->t.model.spec.width * r->t.model.spec.height * 3;
-    uint8_t *frame = NULL, *rec = tb_malloc(fb);
+    uint8_t *frame = NULL, *rec = tb_malloc(fb), *chs[TB_CHANNELS] = {0};
+    for (int i = 1; i < r->chans.count; i++) chs[i] = tb_malloc(fb);  // [channels]: each one's picture
     size_t frame_cap = 0;
     uint64_t seen = 0;
     int quit = 0;
@@ -113,12 +115,14 @@ void *train_thread_main(void *arg) {
         int on_gpu = !run_output_active(r) && !r->jr.playing && recon_gpu_route(a->rg, r->p.v[PARAM_SMOOTH_OUT]);
         if (on_gpu) recon_gpu_produce(a->rg);
         else run_output(r, rec);
+        for (int i = 1; i < r->chans.count; i++) run_channel_output(r, i, chs[i]);
         atlas_feed(a, &atlas);  // while the window shows the atlas
-        if (publish(a, rec, fb, on_gpu, arrival)) break;
+        if (publish(a, rec, chs, fb, on_gpu, arrival)) break;
     }
     atlas_feed_free(atlas);
     run_flush(r);
     free(frame);
     free(rec);
+    for (int i = 0; i < TB_CHANNELS; i++) free(chs[i]);
     return NULL;
 }

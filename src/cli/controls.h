@@ -44,6 +44,10 @@ typedef struct {
     int param;  // ParamId for CMD_SET, CMD_NUDGE, CMD_TOGGLE
     float value;
     int source;  // EventSource
+    // The channel it addresses ([channels]): 0 the main network, 1..3 another,
+    // -1 (CH_ALL) every one. Parameters and reset address a channel; the other
+    // actions are the run's (channel 0).
+    int ch;
 } ControlEvent;
 
 // The actions a surface can trigger by name (OSC /tabula/action/NAME, MIDI
@@ -67,6 +71,10 @@ typedef struct {
     float loss, psnr, grad_norm, steps_per_s;
     long step, frames;
     long rollbacks;  // times the divergence watchdog restored good weights
+    // [channels]: how many, and each one's values in force and loss (chp[0] = p).
+    int channels;
+    LiveParams chp[TB_CHANNELS];
+    float ch_loss[TB_CHANNELS];
 } RunView;
 
 // Initial values from the settings.

@@ -186,6 +186,17 @@ static const Param PARAMS[] = {
      "time constant in seconds with which the blend in force follows feedback (0 = at once)",
      LIVE(PARAM_TAU, SCALE_LOG, 2, 0.25, 0.25, "tau s")},
 
+    // Channels (src/cli/channels.h): several networks on the same frames; [ch1]
+    // to [ch3] sections hold each one's [train] overrides (README "Channels").
+    // coupling: x2 a step; a step down below 0.001 turns it off.
+    {"channels", "count", "channel-count", P_INT, O(ch_count), 1, TB_CHANNELS, NULL, "1",
+     "networks learning from the same frames: channel 0 is [train]'s, [ch1].. override its keys", SET},
+    {"channels", "coupling", "coupling", P_FLOAT, O(ch_coupling), 0, 1, NULL, "0",
+     "each frame, pull every network's weights toward the channels' mean by this fraction (0 = independent)",
+     LIVE(PARAM_COUPLING, SCALE_LOG, 2, 0.001, 0.001, "coupling")},
+    {"channels", "layout", NULL, P_CHOICE, O(ch_layout), 0, 0, "panes|windows", "panes",
+     "how the window shows the channels: panes (the camera and every channel in a row) or windows (one per monitor, not built yet: panes)", SET},
+
     {"source", "source", "source", P_STR, O(source), 0, 0, NULL, "",
      "frames from: camera, camera:/dev/videoN, file:PATH (.y4m, or any video in the app "
      "build), dir:PATH (PNG/JPEG), pattern; empty = a camera if present, else the bundled clip", SET},

@@ -50,6 +50,7 @@ typedef enum {
     PARAM_SHIFT_X,       // dream: pixels per pass, right
     PARAM_SHIFT_Y,       // dream: pixels per pass, down
     PARAM_TAU,           // dream: seconds the blend takes to follow feedback (0 = at once)
+    PARAM_COUPLING,      // [channels] coupling: pull of each net toward the channels' mean
     PARAM_COUNT
 } ParamId;
 
@@ -58,7 +59,7 @@ typedef enum {
 // tests/test_modulate.c checks the list against the table).
 #define LFO_TARGETS \
     "none|lr|momentum|clip|weight_decay|steps_per_frame|memory|ring|input_smoothing|output_smoothing|" \
-    "blur|jitter|keep_channels|noise|feedback|zoom|rotate|shift_x|shift_y|tau"
+    "blur|jitter|keep_channels|noise|feedback|zoom|rotate|shift_x|shift_y|tau|coupling"
 
 typedef struct {
     const char *section, *key;  // INI name; section NULL = command line only

@@ -43,6 +43,11 @@ int run_open(Run *r, const Settings *s, ControlQueue *q, TbErr *err) {
         metrics_close(&r->m);
         goto fail_trainer;
     }
+    if (channels_open(&r->chans, s, &r->t, err)) {
+        autosave_close(&r->as);
+        metrics_close(&r->m);
+        goto fail_trainer;
+    }
     if (r->as.on) tb_log("autosave: every %.4g min to %s/, keeping %d", (double)s->autosave_minutes, s->autosave_dir, s->autosave_keep);
     live_params_from_settings(&r->p, s);
     transform_to_live(r);  // a loaded world brings the transform it was trained with
@@ -104,6 +109,45 @@ static void log_param(Run *r, const ControlEvent *e) {
     char what[96];
     snprintf(what, sizeof what, "\"param\":\"%s\"", param_live(e->param)->key);
     log_event(r, e, what, r->p.v[e->param]);
+}
+
+// A parameter or reset for channel ch >= 1 (or every channel but 0 for CH_ALL,
+// whose channel 0 part goes the usual way): its own live values, logged with "ch".
+static void channel_control(Run *r, const ControlEvent *e, int ch, char *msg, size_t n) {
+    Channel *c = &r->chans.ch[ch];
+    LiveParams *p = &c->p;
+    char what[128];
+    if (e->cmd == CMD_RESET) {
+        uint64_t seed = e->value >= 0 ? (uint64_t)e->value : c->t.seed + 1;
+        if (c->kind == CH_NET) trainer_reset(&c->t, seed), metrics_watchdog_reset(&c->m);
+        snprintf(what, sizeof what, "\"ch\":%d,\"action\":\"reset\"", ch);
+        log_event(r, e, what, (float)seed);
+        snprintf(msg, n, "channel %d reset: a blank network (seed %llu)", ch, (unsigned long long)seed);
+        return;
+    }
+    if (e->cmd == CMD_SET) live_params_set(p, e->param, e->value);
+    else if (e->cmd == CMD_NUDGE) live_params_set(p, e->param, live_params_nudge(p, e->param, e->value > 0 ? 1 : -1));
+    else live_params_set(p, e->param, p->v[e->param] > 0 ? 0 : 1);
+    snprintf(what, sizeof what, "\"ch\":%d,\"param\":\"%s\"", ch, param_live(e->param)->key);
+    log_event(r, e, what, p->v[e->param]);
+    if (e->param == PARAM_LOSS && c->kind == CH_NET) metrics_watchdog_reset(&c->m);
+}
+
+// Events for the other channels: 1 if e was theirs alone (channel 0 untouched).
+static int channels_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
+    int is_param = e->cmd == CMD_SET || e->cmd == CMD_NUDGE || e->cmd == CMD_TOGGLE;
+    if (e->ch == 0 || (is_param && e->param == PARAM_COUPLING)) return 0;  // the run's (coupling is global)
+    if (!is_param && e->cmd != CMD_RESET) {
+        if (e->ch > 0) snprintf(msg, n, "channel %d: only parameters and reset address a channel", e->ch);
+        return e->ch > 0;
+    }
+    if (e->ch == CH_ALL) {
+        for (int i = 1; i < r->chans.count; i++) channel_control(r, e, i, msg, n);
+        return 0;  // and channel 0 as usual
+    }
+    if (e->ch < 1 || e->ch >= r->chans.count) snprintf(msg, n, "channel %d: there are %d", e->ch, r->chans.count);
+    else channel_control(r, e, e->ch, msg, n);
+    return 1;
 }
 
 double run_now(const Run *r) {
@@ -297,6 +341,7 @@ void run_opening(Run *r, char *msg, size_t n) {
     // smoothing starts from the first frame.
     r->t.ring_len = 0, r->t.ring_head = 0;
     r->have_in = 0;
+    channels_rebirth(&r->chans, r->s->sched_seed);
     metrics_watchdog_reset(&r->m);  // a new network: its loss level is not an explosion
     log_line(r, "schedule", "\"action\":\"rebirth\"", (float)seed);
     snprintf(msg, n, "opening: a fresh network (seed %llu)", (unsigned long long)seed);
@@ -310,6 +355,10 @@ int run_control(Run *r, const ControlEvent *e, char *msg, size_t n) {
     int is_param = e->cmd == CMD_SET || e->cmd == CMD_NUDGE || e->cmd == CMD_TOGGLE;
     if (is_param && (e->param < 0 || e->param >= PARAM_COUNT))
         return 0;  // not a parameter: ignore (surfaces check, this is the last guard)
+    if (e->cmd != CMD_QUIT && channels_control(r, e, msg, n)) {
+        if (msg[0]) tb_log("%s", msg);
+        return 0;
+    }
     // A hand on a parameter: steps go from the LFO's centre, and a glide stops.
     if (is_param) modulate_hold(&r->mod, &r->p, e->param);
     switch (e->cmd) {
@@ -376,7 +425,7 @@ int run_drain(Run *r, char *msg, size_t n) {
 
 // The live parameters the optimizer, the loss and the replay draw read; an
 // empty room in slow mode scales the lr (lr_scale), not the live value.
-static void apply_params(Trainer *t, const LiveParams *p, float lr_scale) {
+void run_apply_params(Trainer *t, const LiveParams *p, float lr_scale) {
     t->hyper.lr = p->v[PARAM_LR] * lr_scale;
     t->hyper.momentum = p->v[PARAM_MOMENTUM];
     t->hyper.clip = p->v[PARAM_CLIP];
@@ -473,7 +522,13 @@ static void publish(Run *r) {
     if (!r->q) return;
     RunView v = {.p = r->p, .loss = r->m.loss, .psnr = r->m.psnr, .grad_norm = r->m.grad_norm,
                  .steps_per_s = r->steps_per_s, .step = r->t.step, .frames = r->frames,
-                 .rollbacks = r->m.diverged};
+                 .rollbacks = r->m.diverged, .channels = r->chans.count};
+    v.chp[0] = r->p, v.ch_loss[0] = r->m.loss;
+    for (int i = 1; i < r->chans.count; i++) {
+        const Channel *c = &r->chans.ch[i];
+        v.chp[i] = c->p;
+        v.ch_loss[i] = c->kind == CH_NET ? c->m.loss : NAN;
+    }
     control_publish(r->q, &v);
 }
 
@@ -493,8 +548,9 @@ int run_frame(Run *r, const uint8_t *rgb, int w, int h) {
     modulate(r);
     // Frozen, the network keeps training on (and showing) the last frame.
     r->pres_change = 0;
-    if (!(r->p.v[PARAM_FREEZE] > 0 && trainer_newest(t))) push_frame(r, rgb, w, h);
-    apply_params(t, &r->p, presence_lr_factor(&r->pres));
+    int pushed = !(r->p.v[PARAM_FREEZE] > 0 && trainer_newest(t));
+    if (pushed) push_frame(r, rgb, w, h);
+    run_apply_params(t, &r->p, presence_lr_factor(&r->pres));
     // Paused by hand or by an empty room: the same pause (no steps, the frame
     // still goes in, the reconstruction follows it).
     int paused = r->p.v[PARAM_PAUSE] > 0 || presence_pausing(&r->pres);
@@ -507,13 +563,16 @@ int run_frame(Run *r, const uint8_t *rgb, int w, int h) {
         float now_lr = live_params_set(&r->p, PARAM_LR, lr * r->s->rollback_lr_factor);
         tb_log("watchdog: lr %.4g -> %.4g (rollback_lr_factor %.3g)", (double)lr, (double)now_lr,
                (double)r->s->rollback_lr_factor);
-        apply_params(t, &r->p, presence_lr_factor(&r->pres));
+        run_apply_params(t, &r->p, presence_lr_factor(&r->pres));
     }
     int slot = trainer_train(t, K, R);
     // Dreaming (or about to): keep this frame's reconstruction for the next.
     r->have_prev = (r->p.v[PARAM_FEEDBACK] > 0 || r->dream_a > 0) && !r->dream_recorded;
     if (r->have_prev) trainer_output(t, r->dream_prev);
     metrics_frame(&r->m, t, r->frames, slot, K, R);
+    if (r->chans.count > 1)  // the other minds see the same frame, then the coupling
+        channels_frame(&r->chans, t, r->frames, pushed, presence_pausing(&r->pres), presence_lr_factor(&r->pres),
+                       r->p.v[PARAM_COUPLING], run_now(r));
     r->frames++;
     r->window_steps += K;
     double now = tb_now();
@@ -539,6 +598,11 @@ void run_output(Run *r, uint8_t *rgb) {
             r->out[i].frame(r->out[i].user, r, trainer_newest(&r->t), rgb);
 }
 
+void run_channel_output(Run *r, int i, uint8_t *rgb) {
+    CHECK(i >= 0 && i < r->chans.count, "channel %d", i);
+    trainer_output(i ? &r->chans.ch[i].t : &r->t, rgb);
+}
+
 void run_attach(Run *r, const RunOutput *out) {
     if (!out) return;
     CHECK(r->nout < RUN_OUTPUTS, "run_attach: more than %d outputs", RUN_OUTPUTS);
@@ -555,6 +619,7 @@ int run_output_active(Run *r) {
 
 void run_flush(Run *r) {
     metrics_flush(&r->m, &r->t);
+    channels_flush(&r->chans);
     publish(r);
 }
 
@@ -564,6 +629,7 @@ void run_close(Run *r) {
     autosave_final(&r->as, &r->t);  // the end of a run, a signal's too: what it learned stays
     autosave_close(&r->as);
     metrics_close(&r->m);
+    channels_close(&r->chans);
     trainer_free(&r->t);
     if (r->events && fclose(r->events) != 0 && !r->events_failed)
         tb_log("events %s: %s", r->s->events, strerror(errno));

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "autosave.h"
+#include "channels.h"
 #include "controls.h"
 #include "journey.h"
 #include "metrics.h"
@@ -89,6 +90,8 @@ struct Run {
     // Stored bottleneck codes and the journey through them (journey.h): while
     // it plays, run_output shows (and hands the outputs) its decoded frames.
     Journey jr;
+    // [channels]: the other networks on the same frames (channel 0 is t above).
+    Channels chans;
 };
 
 // Trainer from the settings (--load, --save-init, summary), metrics (--metrics),
@@ -135,6 +138,12 @@ int run_output_active(Run *r);
 // the start in the app; frames / fps (30 when fps is 0) when headless, so a
 // headless run is reproducible.
 double run_now(const Run *r);
+// The live values the optimizer, the loss and the replay draw read, into t
+// (every channel's trainer takes its own); lr_scale: the empty room's factor.
+void run_apply_params(Trainer *t, const LiveParams *p, float lr_scale);
+// Channel i's reconstruction (RGB8 at the training size): i = 0 is run_output's
+// (without its smoothing and outputs), i >= 1 the extra channels'.
+void run_channel_output(Run *r, int i, uint8_t *rgb);
 // Read back and write what the metrics still hold (at the end of a run).
 void run_flush(Run *r);
 // End the output's take (waiting for its files), write the final autosave

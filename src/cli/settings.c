@@ -25,7 +25,56 @@ void settings_default(Settings *s) {
         CHECK(param_parse(s, &P[i], P[i].def, &err) == 0, "default of %s: %s", P[i].key, err.msg);
 }
 
+// "ch1".."ch3" (a [chN] section, or the "chN" of --chN.key): N, else 0.
+static int channel_section(const char *name, size_t len) {
+    if (len != 3 || strncmp(name, "ch", 2) != 0) return 0;
+    int n = name[2] - '0';
+    return n >= 1 && n < TB_CHANNELS ? n : 0;
+}
+
+int settings_channel_set(Settings *s, int ch, const char *key, const char *value, TbErr *err) {
+    CHECK(ch >= 1 && ch < TB_CHANNELS, "channel %d", ch);
+    ChannelSpec *c = &s->chan[ch];
+    if (strcmp(key, "kind") == 0) {
+        if (strcmp(value, "net") && strcmp(value, "history"))
+            return tb_fail(err, "[ch%d] kind: \"%s\" is not one of net|history", ch, value);
+        snprintf(c->kind, sizeof c->kind, "%s", value);
+        return 0;
+    }
+    int is_min = strcmp(key, "minutes") == 0, is_ref = strcmp(key, "refresh_s") == 0;
+    if (is_min || is_ref) {
+        char *end;
+        double d = strtod(value, &end);
+        double lo = is_min ? 0 : 0.01, hi = is_min ? 10080 : 86400;
+        if (end == value || *end || !(d >= lo && d <= hi))
+            return tb_fail(err, "[ch%d] %s = \"%s\": a number from %g to %g", ch, key, value, lo, hi);
+        *(is_min ? &c->minutes : &c->refresh_s) = (float)d;
+        return 0;
+    }
+    // Any [train] key but the size (every channel sees the same frames),
+    // checked with the table's own row on a scratch copy.
+    const Param *o = param_find_ini("train", key);
+    if (!o || strcmp(key, "width") == 0 || strcmp(key, "height") == 0)
+        return tb_fail(err, "[ch%d]: \"%s\" is not kind, minutes, refresh_s or a [train] key (but width, height)",
+                       ch, key);
+    if (strlen(value) >= sizeof c->val[0]) return tb_fail(err, "[ch%d] %s: value too long", ch, key);
+    Settings *tmp = tb_malloc(sizeof *tmp);
+    *tmp = *s;
+    TbErr e2;
+    int rc = param_parse(tmp, o, value, &e2);
+    free(tmp);
+    if (rc) return tb_fail(err, "[ch%d] %s", ch, e2.msg);
+    int i = 0;
+    while (i < c->n && strcmp(c->key[i], key) != 0) i++;  // a repeated key: the last wins
+    if (i == CH_KEYS) return tb_fail(err, "[ch%d]: more than %d keys", ch, CH_KEYS);
+    snprintf(c->key[i], sizeof c->key[i], "%s", key);
+    snprintf(c->val[i], sizeof c->val[i], "%s", value);
+    if (i == c->n) c->n++;
+    return 0;
+}
+
 static int on_section(void *user, const char *section, TbErr *err) {
+    if (channel_section(section, strlen(section))) return 0;
     size_t np;
     const Param *P = rows(&np);
     for (size_t i = 0; i < np; i++)
@@ -55,6 +104,8 @@ static int on_key(void *user, const char *section, const char *key, const char *
                   TbErr *err) {
     FileCtx *f = user;
     if (!section[0]) return tb_fail(err, "\"%s\" outside any [section]", key);
+    int ch = channel_section(section, strlen(section));
+    if (ch) return settings_channel_set(f->s, ch, key, val, err);
     const Param *o = param_find_ini(section, key);
     if (!o) return tb_fail(err, "unknown key \"%s\" in [%s]", key, section);
     if (param_parse(f->s, o, val, err)) return -1;
@@ -67,7 +118,17 @@ int settings_load_file(Settings *s, const char *path, TbErr *err) {
     return ini_parse(path, on_section, on_key, &f, err);
 }
 
+// --chN.key VALUE: a channel's override ([chN] key); -1 if name is no such flag.
+static int channel_flag(Settings *s, const char *name, const char *value, TbErr *err) {
+    const char *dot = strchr(name, '.');
+    int ch = dot ? channel_section(name, (size_t)(dot - name)) : 0;
+    if (!ch) return -1;
+    return settings_channel_set(s, ch, dot + 1, value, err) ? -2 : 0;
+}
+
 int settings_set(Settings *s, const char *name, const char *value, TbErr *err) {
+    int rc = channel_flag(s, name, value, err);
+    if (rc != -1) return rc ? -1 : 0;
     const Param *o = param_find_flag(name);
     if (!o) return tb_fail(err, "unknown setting \"%s\"", name);
     if (param_parse(s, o, value, err)) return -1;
@@ -123,6 +184,13 @@ int settings_parse_args(Settings *s, int argc, char **argv, TbErr *err) {
         }
         const Param *o = param_find_flag(name);
         int is_size = strcmp(name, "size") == 0;
+        if (!o && !is_size && strchr(name, '.') && channel_section(name, (size_t)(strchr(name, '.') - name))) {
+            if (!val && i + 1 >= argc) return tb_fail(err, "--%s needs a value", name);
+            TbErr e2;
+            if (settings_channel_set(s, channel_section(name, 3), strchr(name, '.') + 1, val ? val : argv[++i], &e2))
+                return tb_fail(err, "--%s: %s", name, e2.msg);
+            continue;
+        }
         if (!o && !is_size) return tb_fail(err, "unknown option --%s (see --help)", name);
         if (o && o->type == P_FLAG && !val) {
             *(int *)((char *)s + o->off) = 1;
@@ -202,5 +270,15 @@ void settings_write_ini(const Settings *s, FILE *f) {
         fprintf(f, "\n%s = ", o->key);
         write_value(s, o, f);
         fputc('\n', f);
+    }
+    // The channels' overrides, where there are any (none in default.ini).
+    for (int ch = 1; ch < TB_CHANNELS; ch++) {
+        const ChannelSpec *c = &s->chan[ch];
+        if (!c->n && !c->kind[0] && !c->minutes && !c->refresh_s) continue;
+        fprintf(f, "\n[ch%d]\n", ch);
+        if (c->kind[0]) fprintf(f, "kind = %s\n", c->kind);
+        if (c->minutes) fprintf(f, "minutes = %g\n", (double)c->minutes);
+        if (c->refresh_s) fprintf(f, "refresh_s = %g\n", (double)c->refresh_s);
+        for (int i = 0; i < c->n; i++) fprintf(f, "%s = %s\n", c->key[i], c->val[i]);
     }
 }

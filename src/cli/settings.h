@@ -13,6 +13,19 @@ extern "C" {
 #define CFG_STR 256
 #define SETTINGS_MAX_PARAMS 192  // rows in the parameter table, at most
 
+// [channels]: up to TB_CHANNELS networks on the same frames (channels.h).
+// Channel 0 is the main network ([train]); [ch1].. hold the others' overrides.
+#define TB_CHANNELS 4
+#define CH_KEYS 16  // overrides per [chN] section, at most
+typedef struct {
+    int n;                   // overrides of [train] keys, in the order given
+    char key[CH_KEYS][32];
+    char val[CH_KEYS][64];   // checked with the table's row when read
+    char kind[16];           // net (its own network) | history (channel 0 some minutes ago)
+    float minutes;           // history: how far back it shows
+    float refresh_s;         // history: seconds between snapshots of channel 0
+} ChannelSpec;
+
 typedef struct {
     // [model]
     char channels[CFG_STR];  // encoder channels, e.g. "32,64,128,256"
@@ -125,6 +138,11 @@ typedef struct {
     int world_max_frames;       // frames read from the data at most
     long world_checkpoint_every;  // steps between checkpoints to --save (0 = only at the end)
     long world_preview_every;     // steps between preview images (0 = off)
+    // [channels] (channels.h)
+    int ch_count;       // networks on the same frames, 1 to TB_CHANNELS
+    float ch_coupling;  // live: each net pulled toward the channels' mean by this per frame
+    char ch_layout[16]; // panes | windows
+    ChannelSpec chan[TB_CHANNELS];  // [ch1]..[ch3]: chan[0] is unused (channel 0 = [train])
     // run
     int headless;
     int check;  // --check: report what the machine offers and exit
@@ -155,6 +173,9 @@ int settings_parse_args(Settings *s, int argc, char **argv, TbErr *err);
 void settings_print_help(FILE *f);
 // Where [section] key was set ("show.ini:12", "--width"), "" if it has its default.
 const char *settings_set_at(const Settings *s, const char *section, const char *key);
+// A [chN] key (N = 1..TB_CHANNELS-1): kind, minutes, refresh_s, or a [train]
+// key other than width and height, checked with its row. 0, or -1 with err.
+int settings_channel_set(Settings *s, int ch, const char *key, const char *value, TbErr *err);
 // Write every setting in INI form with its documentation (keeps default.ini honest).
 void settings_write_ini(const Settings *s, FILE *f);
 

@@ -161,6 +161,10 @@ void tensor_to_frame(uint8_t *rgb, const float *x, int H, int W);
 // [0,1]; a = 0 leaves w, a = 1 gives s exactly. No gradient (never trained through).
 void lerp(float *w, const float *s, size_t n, float a);
 void lerp_ref(float *w, const float *s, size_t n, float a);
+// The channels' coupling: each of the k blocks w[j] (n floats) moves toward
+// their mean by c (the mean is taken first); c = 0 leaves them bit for bit.
+void couple(float *const *w, int k, size_t n, float c);
+void couple_ref(float *const *w, int k, size_t n, float c);
 
 // ---- Input transforms: what the network is given in place of the camera frame
 // (the loss still compares with the clean frame). On RGB8 (H,W,3), per frame,

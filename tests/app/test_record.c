@@ -325,7 +325,7 @@ TEST_IMPL(headless_take_is_what_was_shown) {
         run_frame(&r, frame, 320, 240);
         free(frame);
         char msg[256];
-        if (k == 10) run_control(&r, &(ControlEvent){CMD_SET, PARAM_LR, 0.5f, SRC_OSC}, msg, sizeof msg);
+        if (k == 10) run_control(&r, &(ControlEvent){CMD_SET, PARAM_LR, 0.5f, SRC_OSC, 0}, msg, sizeof msg);
         run_output(&r, recbuf);
         shown_in[k] = tb_malloc(F), shown_rec[k] = tb_malloc(F);
         memcpy(shown_in[k], trainer_newest(&r.t), F);
@@ -449,10 +449,10 @@ TEST_IMPL(record_action_starts_and_stops_takes) {
     EXPECT(!run_output_active(&r), "no take without --record");
     char msg[512];
     for (int take = 0; take < 2; take++) {
-        run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_OSC}, msg, sizeof msg);
+        run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_OSC, 0}, msg, sizeof msg);
         EXPECT(strstr(msg, "recording to") && run_output_active(&r), "start: %s", msg);
         for (int k = 0; k < 5; k++) run_frame(&r, frame, 320, 240), run_output(&r, recbuf);
-        run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_MIDI}, msg, sizeof msg);
+        run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_MIDI, 0}, msg, sizeof msg);
         EXPECT(strstr(msg, "recording stopped") && !run_output_active(&r), "stop: %s", msg);
         RecordStatus st;
         for (int i = 0; i < 1000; i++) {  // until the take's files are done (its summary comes)

@@ -52,17 +52,17 @@ typedef struct {
     ControlEvent e;
 } Move;
 static const Move MOVES[] = {
-    {8, {CMD_SET, PARAM_LR, 0.123456789f, SRC_OSC}},
-    {12, {CMD_SET, PARAM_SMOOTH_IN, 0.5f, SRC_MIDI}},
-    {16, {CMD_NUDGE, PARAM_STEPS, 1, SRC_KEY}},
-    {20, {CMD_SET, PARAM_JITTER, 0.1f, SRC_OSC}},
-    {24, {CMD_SLOT_SAVE, 0, 1, SRC_MIDI}},
-    {30, {CMD_TOGGLE, PARAM_PAUSE, 0, SRC_KEY}},
-    {33, {CMD_TOGGLE, PARAM_PAUSE, 0, SRC_KEY}},
-    {36, {CMD_RESET, 0, 7, SRC_OSC}},
-    {44, {CMD_SLOT_RECALL, 0, 1, SRC_MIDI}},
-    {50, {CMD_SET, PARAM_LR, 0.5f, SRC_OSC}},
-    {52, {CMD_SET, PARAM_SMOOTH_OUT, 0.5f, SRC_KEY}},
+    {8, {CMD_SET, PARAM_LR, 0.123456789f, SRC_OSC, 0}},
+    {12, {CMD_SET, PARAM_SMOOTH_IN, 0.5f, SRC_MIDI, 0}},
+    {16, {CMD_NUDGE, PARAM_STEPS, 1, SRC_KEY, 0}},
+    {20, {CMD_SET, PARAM_JITTER, 0.1f, SRC_OSC, 0}},
+    {24, {CMD_SLOT_SAVE, 0, 1, SRC_MIDI, 0}},
+    {30, {CMD_TOGGLE, PARAM_PAUSE, 0, SRC_KEY, 0}},
+    {33, {CMD_TOGGLE, PARAM_PAUSE, 0, SRC_KEY, 0}},
+    {36, {CMD_RESET, 0, 7, SRC_OSC, 0}},
+    {44, {CMD_SLOT_RECALL, 0, 1, SRC_MIDI, 0}},
+    {50, {CMD_SET, PARAM_LR, 0.5f, SRC_OSC, 0}},
+    {52, {CMD_SET, PARAM_SMOOTH_OUT, 0.5f, SRC_KEY, 0}},
 };
 #define N_MOVES (int)(sizeof MOVES / sizeof MOVES[0])
 #define N_FRAMES 60

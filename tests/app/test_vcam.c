@@ -456,10 +456,10 @@ TEST_IMPL(a_take_beside_the_camera) {
     run_attach(&r, &outs[1]);
     char msg[512];
     long n = 0;
-    run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_OSC}, msg, sizeof msg);
+    run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_OSC, 0}, msg, sizeof msg);
     EXPECT(strstr(msg, "recording to") != NULL, "start: %s", msg);
     for (int k = 0; k < 5; k++, n++) run_frame(&r, frame, 320, 240), run_output(&r, recbuf), wait_writes(n);
-    run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_OSC}, msg, sizeof msg);
+    run_control(&r, &(ControlEvent){CMD_RECORD, -1, 0, SRC_OSC, 0}, msg, sizeof msg);
     EXPECT(strstr(msg, "recording stopped") != NULL, "stop: %s", msg);
     EXPECT(run_output_active(&r), "the camera still wants frames");
     RecordStatus st;
