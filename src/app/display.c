@@ -674,8 +674,6 @@ static void free_gl(Display *d) {
     if (d->tex_rec) glDeleteTextures(1, &d->tex_rec);
     if (d->tex_net) glDeleteTextures(1, &d->tex_net);
     if (d->tex_atlas) glDeleteTextures(1, &d->tex_atlas);
-}
-
     for (int i = 0; i < DISPLAY_CHANNELS; i++)
         if (d->tex_ch[i]) glDeleteTextures(1, &d->tex_ch[i]);
     if (d->vao) glDeleteVertexArrays(1, &d->vao);
