@@ -51,6 +51,19 @@ sample_run() {
 }
 skip_all() { echo "SKIP: $*"; exit 77; }
 
+# A temporary folder $T and a list $PIDS of background programs the test
+# starts; at exit the programs get KILL_SIGNAL (default TERM) and $T goes.
+tmp_and_pids() {
+  T=$(mktemp -d)
+  PIDS=()
+  trap _tmp_and_pids_cleanup EXIT
+}
+_tmp_and_pids_cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill -"${KILL_SIGNAL:-TERM}" "$p" 2>/dev/null; done
+  rm -rf "$T"
+}
+
 # run_case NAME: runs the function NAME as a case (unless another was asked for).
 run_case() {
   local name=$1

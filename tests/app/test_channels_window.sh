@@ -14,14 +14,7 @@ DATA=${TABULA_DATA:?set by CTest}
 need_display "$@"
 command -v oscsend >/dev/null || skip_all "no oscsend (install liblo-tools)"
 command -v ffmpeg >/dev/null || skip_all "no ffmpeg (to read the screenshot)"
-T=$(mktemp -d)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  rm -rf "$T"
-}
-trap cleanup EXIT
+tmp_and_pids
 CLIP="file:$DATA/hikers_forest_320x240.y4m"
 RUN=(--backend cpu --size 32x32 --channels 8,16 --source "$CLIP" --hud 0 --channel-count 3 --ch1.lr 0.5
      --ch2.kind history --ch2.minutes 0.05 --ch2.refresh_s 1)

@@ -8,13 +8,7 @@
 set -u
 . "$(dirname "$0")/../lib.sh"
 BIN=${TABULA_BIN:?set by CTest}
-T=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  rm -rf "$T"
-}
-trap cleanup EXIT
+tmp_and_pids
 cd "$T" || exit 1
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3

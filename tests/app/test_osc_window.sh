@@ -16,14 +16,7 @@ DATA=${TABULA_DATA:?set by CTest}
 need_display "$@"
 command -v oscsend >/dev/null && command -v oscdump >/dev/null || skip_all "no oscsend/oscdump (install liblo-tools)"
 command -v ss >/dev/null || skip_all "no ss (install iproute2)"
-T=$(mktemp -d)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-  rm -rf "$T"
-}
-trap cleanup EXIT
+tmp_and_pids
 CLIP="file:$DATA/asl_signer_a_320x240.y4m"
 RUN=(--backend cpu --size 32x32 --source "$CLIP" --steps-per-frame 1)
 export OMP_NUM_THREADS=1

@@ -15,14 +15,8 @@ BIN=${TABULA_BIN:?set by CTest}
 DATA=${TABULA_DATA:?set by CTest}
 . "$(dirname "$0")/../lib.sh"
 command -v ffprobe >/dev/null || skip_all "no ffprobe (install ffmpeg)"
-T=$(mktemp -d)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$T"
-}
-trap cleanup EXIT
+KILL_SIGNAL=KILL
+tmp_and_pids
 CLIP="file:$DATA/hikers_forest_320x240.y4m"
 RUN=(--headless --backend cpu --size 64x64 --source "$CLIP" --osc.port 0 --midi 0 --autosave.minutes 0
      --record.size 320x240)

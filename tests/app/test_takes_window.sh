@@ -13,14 +13,8 @@ need_display "$@"
 command -v oscsend >/dev/null || skip_all "no oscsend (install liblo-tools)"
 command -v ffprobe >/dev/null || skip_all "no ffprobe (install ffmpeg)"
 command -v ss >/dev/null || skip_all "no ss (install iproute2)"
-T=$(mktemp -d)
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$T"
-}
-trap cleanup EXIT
+KILL_SIGNAL=KILL
+tmp_and_pids
 export OMP_NUM_THREADS=1
 
 free_port() {
