@@ -221,7 +221,7 @@ void panel_hud(Display *d, const RunView *v, const RecordStatus *rs, const char 
     int ch = v->channels > 1 && key_ch < v->channels ? key_ch : 0;
     const LiveParams *lp = ch ? &v->chp[ch] : &v->p;
     if (v->channels > 1)
-        snprintf(l[n++], HUD_W, "channel %d of %d (V: next)   loss %.5f", ch, v->channels, (double)v->ch_loss[ch]);
+        snprintf(l[n++], HUD_W, "channel %d of %d (W: next)   loss %.5f", ch, v->channels, (double)v->ch_loss[ch]);
     // The live parameters, three to a line, in the table's order.
     l[n][0] = 0;
     for (int id = 0, on_line = 0; id < PARAM_COUNT && n < HUD_LINES - 4; id++) {
