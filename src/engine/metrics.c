@@ -63,6 +63,32 @@ static float median_recent(const Metrics *m) {
     return v[m->n_recent / 2];
 }
 
+// One frame's JSON line (a write error is said once; training goes on).
+static void write_line(Metrics *m, const PendingFrame *p, const StepStats *st, const char *backend) {
+    if (m->f && !m->write_failed) {
+        // JSON has no NaN: write null for a non-finite value.
+        char loss[32], psnr[32], gn[32];
+        // The loss and the norm exactly (a replayed take compares them bit for bit).
+        if (isfinite(st->loss)) tb_fmt_float(loss, st->loss); else strcpy(loss, "null");
+        if (isfinite(m->psnr)) snprintf(psnr, sizeof psnr, "%.4f", (double)m->psnr); else strcpy(psnr, "null");
+        if (isfinite(st->grad_norm)) tb_fmt_float(gn, st->grad_norm); else strcpy(gn, "null");
+        int w = fprintf(m->f,
+                        "{\"frame\":%ld,\"step\":%ld,\"loss\":%s,\"psnr\":%s,\"grad_norm\":%s,"
+                        "\"lr\":%.7g,\"momentum\":%.7g,\"clip\":%.7g,\"steps_per_frame\":%d,"
+                        "\"memory\":%d,\"loss_fn\":\"%s\",\"step_ms\":%.3f,\"fps\":%.2f,\"backend\":\"%s\"}\n",
+                        p->frame, p->step, loss, psnr, gn, (double)p->lr, (double)p->momentum,
+                        (double)p->clip, p->steps, p->memory, p->loss_kind == LOSS_L1 ? "l1" : "mse",
+                        (double)m->step_ms,
+                        (double)m->fps, backend);
+        if (w < 0) {
+            // A full disk must not stop the show: say it once, keep training.
+            tb_warn("metrics %s: %s: no more metrics will be written", m->path, strerror(errno));
+            m->write_failed = 1;
+        }
+        m->frames_written++;
+    }
+}
+
 int metrics_flush(Metrics *m, Trainer *t) {
     StepStats st[TB_STATS_RING];
     int n = trainer_read_stats(t, st);
@@ -106,28 +132,7 @@ int metrics_flush(Metrics *m, Trainer *t) {
         m->grad_norm = s.grad_norm;
         // PSNR from the MSE; under L1 the loss is no MSE, so there is none (null).
         m->psnr = p->loss_kind != LOSS_MSE ? NAN : s.loss > 0 ? (float)(10.0 * log10(1.0 / s.loss)) : 99.0f;
-        if (m->f && !m->write_failed) {
-            // JSON has no NaN: write null for a non-finite value.
-            char loss[32], psnr[32], gn[32];
-            // The loss and the norm exactly (a replayed take compares them bit for bit).
-            if (isfinite(s.loss)) tb_fmt_float(loss, s.loss); else strcpy(loss, "null");
-            if (isfinite(m->psnr)) snprintf(psnr, sizeof psnr, "%.4f", (double)m->psnr); else strcpy(psnr, "null");
-            if (isfinite(s.grad_norm)) tb_fmt_float(gn, s.grad_norm); else strcpy(gn, "null");
-            int w = fprintf(m->f,
-                            "{\"frame\":%ld,\"step\":%ld,\"loss\":%s,\"psnr\":%s,\"grad_norm\":%s,"
-                            "\"lr\":%.7g,\"momentum\":%.7g,\"clip\":%.7g,\"steps_per_frame\":%d,"
-                            "\"memory\":%d,\"loss_fn\":\"%s\",\"step_ms\":%.3f,\"fps\":%.2f,\"backend\":\"%s\"}\n",
-                            p->frame, p->step, loss, psnr, gn, (double)p->lr, (double)p->momentum,
-                            (double)p->clip, p->steps, p->memory, p->loss_kind == LOSS_L1 ? "l1" : "mse",
-                            (double)m->step_ms,
-                            (double)m->fps, t->be->name);
-            if (w < 0) {
-                // A full disk must not stop the show: say it once, keep training.
-                tb_warn("metrics %s: %s: no more metrics will be written", m->path, strerror(errno));
-                m->write_failed = 1;
-            }
-            m->frames_written++;
-        }
+        write_line(m, p, &s, t->be->name);
     }
     if (m->f && !m->write_failed && fflush(m->f) != 0) {
         tb_warn("metrics %s: %s: no more metrics will be written", m->path, strerror(errno));
