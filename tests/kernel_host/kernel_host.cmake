@@ -1,10 +1,12 @@
 # tests/kernel_host: the CUDA code built as C++ on a host shim (cuda_host.h,
 # cudnn_host.cc), on any machine with a C++17 compiler: no GPU, no CUDA
-# toolkit, no cuDNN. See README.md there. Two programs:
+# toolkit, no cuDNN. See README.md there. Three programs:
 #   test_kernel_host       the hand-written kernels against the CPU ops;
 #   test_cuda_parity_host  the real tests/test_cuda_parity.c against the whole
 #                          CUDA backend (backend_cuda.cu, every kernels/*.cu,
-#                          conv_cudnn.cu on the host cuDNN) and the CPU backend.
+#                          conv_cudnn.cu on the host cuDNN) and the CPU backend;
+#   test_cuda_steps_host   the work of one training step (kernels and cuDNN
+#                          calls counted) and graphs across workspace growth.
 set(KH_DIR ${CMAKE_CURRENT_LIST_DIR})
 
 # The shim: runtime (launches, memory, streams, events, graphs) and cuDNN.
@@ -63,16 +65,19 @@ target_compile_definitions(kernel_host_engine PUBLIC TABULA_HAVE_CUDA=1)
 target_link_libraries(kernel_host_engine PUBLIC kernel_host_shim tabula_ops tabula_io)
 
 add_executable(test_cuda_parity_host ${CMAKE_SOURCE_DIR}/tests/test_cuda_parity.c ${KH_DIR}/strict.cc)
-target_include_directories(test_cuda_parity_host PRIVATE ${CMAKE_SOURCE_DIR}/tests)
-target_link_libraries(test_cuda_parity_host PRIVATE kernel_host_engine)
+add_executable(test_cuda_steps_host ${KH_DIR}/test_cuda_steps_host.c ${KH_DIR}/strict.cc)
+foreach(t test_cuda_parity_host test_cuda_steps_host)
+  target_include_directories(${t} PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+  target_link_libraries(${t} PRIVATE kernel_host_engine)
+endforeach()
 
-foreach(t test_kernel_host kernel_host_engine test_cuda_parity_host)
+foreach(t test_kernel_host kernel_host_engine test_cuda_parity_host test_cuda_steps_host)
   set_target_properties(${t} PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
   target_compile_options(${t} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-O2 -ffp-contract=off -Wall
                          -Wextra -Wno-unused-parameter -Wno-unused-function>)
 endforeach()
 
-foreach(t test_kernel_host test_cuda_parity_host)
+foreach(t test_kernel_host test_cuda_parity_host test_cuda_steps_host)
   add_test(NAME ${t} COMMAND ${t})
   set_tests_properties(${t} PROPERTIES SKIP_RETURN_CODE 77 ENVIRONMENT "${TEST_ENV}" TIMEOUT 600)
 endforeach()
