@@ -148,11 +148,62 @@ TEST_IMPL(graphs_dropped_when_the_workspace_grows) {
     backend_destroy(cpu);
 }
 
+// The read-outs the parity test leaves out: every activation of a one-sample
+// forward against the CPU backend's, decode of the code against get_output
+// (bit for bit: backend.h promises it), and mem_info.
+TEST_IMPL(activations_decode_and_mem_info) {
+    ModelSpec spec = model_spec_default(48, 32);
+    spec.n_enc = 2;
+    spec.channels[0] = 8;
+    spec.channels[1] = 12;
+    Model m;
+    TbErr err = {{0}};
+    CHECK(model_build(&m, &spec, &err) == 0, "%s", err.msg);
+    Backend *gpu = backend_cuda_create(&m, 2, NULL, &err), *cpu = backend_cpu_create(&m, 2, &err);
+    EXPECT(gpu != NULL, "backend_cuda_create: %s", err.msg);
+    if (!gpu) return;
+    float *p = (float *)tb_calloc(m.n_params, sizeof(float));
+    model_init_params(&m, p, 13);
+    make_frames(48, 32, 9);
+    Backend *be[2] = {cpu, gpu};
+    float *act[2];
+    uint8_t out[2][48 * 32 * 3], dec[48 * 32 * 3];
+    for (int b = 0; b < 2; b++) {
+        const uint8_t *one[1] = {frames[1]};
+        be[b]->set_params(be[b], p);
+        be[b]->load_batch(be[b], one, 1);
+        be[b]->forward(be[b], 1);
+        be[b]->get_output(be[b], 0, out[b]);
+        act[b] = (float *)tb_calloc(m.act_total, sizeof(float));
+        for (int i = 0; i <= m.n_layers; i++) be[b]->get_activation(be[b], i, act[b] + m.act_off[i]);
+    }
+    for (int i = 0; i <= m.n_layers; i++) {
+        double e = max_rel_err(act[1] + m.act_off[i], act[0] + m.act_off[i], m.act_n[i], 1e-6);
+        EXPECT(e <= 1e-5, "activation %d: relative error %.3g", i, e);
+    }
+    int nb = model_bottleneck_act(&m), maxd = 0;
+    gpu->decode(gpu, act[1] + m.act_off[nb], dec);
+    EXPECT(memcmp(dec, out[1], sizeof dec) == 0, "decode(code) is not get_output(0) bit for bit");
+    for (size_t k = 0; k < sizeof dec; k++) {
+        int d = abs((int)dec[k] - (int)out[0][k]);
+        if (d > maxd) maxd = d;
+    }
+    EXPECT(maxd <= 1, "decode against the CPU's output: max byte difference %d", maxd);
+    size_t used = 0, total = 0;
+    EXPECT(gpu->mem_info(gpu, &used, &total) == 0 && used > 0 && used < total,
+           "mem_info: used %zu of %zu", used, total);
+    free(p), free(act[0]), free(act[1]);
+    free_frames();
+    backend_destroy(gpu);
+    backend_destroy(cpu);
+}
+
 int main(int argc, char **argv) {
     setenv("TABULA_NO_TF32", "1", 1);
     static const TestCase cases[] = {
         TEST_ENTRY(work_per_step),
         TEST_ENTRY(graphs_dropped_when_the_workspace_grows),
+        TEST_ENTRY(activations_decode_and_mem_info),
     };
     return test_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
