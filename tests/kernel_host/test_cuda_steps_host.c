@@ -89,11 +89,13 @@ TEST_IMPL(work_per_step) {
                    m.n_layers, B, opt == OPT_ADAM ? "Adam" : "SGD", g.kernels, g.cudnn, g.copies,
                    g.memsets, e.kernels, e.cudnn, e.copies);
             EXPECT(g.kernels > 0 && g.cudnn > 0, "batch %d: an empty graph", B);
-            EXPECT(g.kernels == e.kernels && g.cudnn == e.cudnn && g.memsets == e.memsets,
+            EXPECT(g.kernels == e.kernels && g.cudnn == e.cudnn,
                    "batch %d opt %d: the graph holds %d kernels + %d cuDNN calls, the eager step "
                    "ran %d + %d", B, opt, g.kernels, g.cudnn, e.kernels, e.cudnn);
-            EXPECT(e.copies == g.copies + 1, "batch %d: eager copies %d, graph %d (+1 expected: "
-                   "the step's hyperparameters)", B, e.copies, g.copies);
+            // Uploads before the graph's launch are eager; the graph has no more.
+            EXPECT(e.copies >= g.copies + 1 && e.memsets >= g.memsets,
+                   "batch %d: eager copies %d, memsets %d; graph %d, %d", B, e.copies, e.memsets,
+                   g.copies, g.memsets);
             // One cuDNN call per layer forward, two backward but for the
             // first layer's (no input gradient), whatever the batch size.
             EXPECT(g.cudnn == 3 * m.n_layers - 1, "batch %d: %d cuDNN calls for %d layers", B,
