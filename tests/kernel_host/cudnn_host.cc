@@ -311,34 +311,33 @@ void run_bwd_data(const Run &r) {
                 }
 }
 
-// dw[k,c,i,j]: one partial sum per sample, added in order (a non-deterministic
-// run starts at another sample each call).
+// dw[k,c,i,j]: one partial sum per sample and output row, added in order (a
+// non-deterministic run starts at another partial each call).
 void run_bwd_filter(const Run &r) {
     const Geo &g = r.g;
-    int Kg = g.K / g.groups, n0 = r.nondet ? (int)(nondet_calls++ % (unsigned)g.N) : 0;
-    std::vector<float> part((size_t)g.N);
+    int Kg = g.K / g.groups, np = g.N * g.P;
+    int p0 = r.nondet ? (int)(nondet_calls++ % (unsigned)np) : 0;
+    std::vector<float> part((size_t)np);
     for (int k = 0; k < g.K; k++)
         for (int c = 0; c < g.Cg; c++)
             for (int i = 0; i < g.R; i++)
                 for (int j = 0; j < g.S; j++) {
                     int cx = k / Kg * g.Cg + c;
-                    for (int n = 0; n < g.N; n++) {
-                        float acc = 0.0f;
+                    for (int n = 0; n < g.N; n++)
                         for (int p = 0; p < g.P; p++) {
+                            float acc = 0.0f;
                             int h = p * g.u - g.ph + i * g.dh;
-                            if (h < 0 || h >= g.H) continue;
-                            for (int q = 0; q < g.Q; q++) {
+                            for (int q = 0; h >= 0 && h < g.H && q < g.Q; q++) {
                                 int w = q * g.v - g.pw + j * g.dw;
                                 if (w < 0 || w >= g.W) continue;
                                 size_t xi = (((size_t)n * g.C + cx) * g.H + h) * g.W + w;
                                 size_t yi = (((size_t)n * g.K + k) * g.P + p) * g.Q + q;
                                 acc = fmaf(in(r, r.a, xi), in(r, r.b, yi), acc);
                             }
+                            part[(size_t)n * g.P + p] = acc;
                         }
-                        part[(size_t)n] = acc;
-                    }
                     float acc = 0.0f;
-                    for (int n = 0; n < g.N; n++) acc += part[(size_t)((n + n0) % g.N)];
+                    for (int t = 0; t < np; t++) acc += part[(size_t)((t + p0) % np)];
                     store(r, widx(g, k, c, i, j), acc);
                 }
 }

@@ -1,7 +1,8 @@
 # tests/kernel_host: the CUDA code built as C++ on a host shim (cuda_host.h,
 # cudnn_host.cc), on any machine with a C++17 compiler: no GPU, no CUDA
-# toolkit, no cuDNN. See README.md there. Three programs:
+# toolkit, no cuDNN. See README.md there. Four programs:
 #   test_kernel_host       the hand-written kernels against the CPU ops;
+#   test_cuda_shim_host    the shim's own rules (graphs, captures, copies, cuDNN);
 #   test_cuda_parity_host  the real tests/test_cuda_parity.c against the whole
 #                          CUDA backend (backend_cuda.cu, every kernels/*.cu,
 #                          conv_cudnn.cu on the host cuDNN) and the CPU backend;
@@ -50,6 +51,9 @@ foreach(t kernel_host_shim)
 endforeach()
 
 add_executable(test_kernel_host ${KH_DIR}/test_kernel_host.cc ${KERNEL_HOST_UNITS})
+add_executable(test_cuda_shim_host ${KH_DIR}/test_cuda_shim_host.cc)
+target_include_directories(test_cuda_shim_host PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+target_link_libraries(test_cuda_shim_host PRIVATE kernel_host_shim)
 target_include_directories(test_kernel_host PRIVATE ${CMAKE_SOURCE_DIR}/kernels
                            ${CMAKE_SOURCE_DIR}/tests)
 target_link_libraries(test_kernel_host PRIVATE kernel_host_shim tabula_ops)
@@ -71,13 +75,14 @@ foreach(t test_cuda_parity_host test_cuda_steps_host)
   target_link_libraries(${t} PRIVATE kernel_host_engine)
 endforeach()
 
-foreach(t test_kernel_host kernel_host_engine test_cuda_parity_host test_cuda_steps_host)
+foreach(t test_kernel_host test_cuda_shim_host kernel_host_engine test_cuda_parity_host
+        test_cuda_steps_host)
   set_target_properties(${t} PROPERTIES CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
   target_compile_options(${t} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-O2 -ffp-contract=off -Wall
                          -Wextra -Wno-unused-parameter -Wno-unused-function>)
 endforeach()
 
-foreach(t test_kernel_host test_cuda_parity_host test_cuda_steps_host)
+foreach(t test_kernel_host test_cuda_shim_host test_cuda_parity_host test_cuda_steps_host)
   add_test(NAME ${t} COMMAND ${t})
   set_tests_properties(${t} PROPERTIES SKIP_RETURN_CODE 77 ENVIRONMENT "${TEST_ENV}" TIMEOUT 600)
 endforeach()

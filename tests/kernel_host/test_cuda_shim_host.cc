@@ -1,0 +1,227 @@
+// test_cuda_shim_host.cc: why it exists: test_cuda_parity_host passing means
+// something only if the shim under it behaves as the device and cuDNN do
+// where the backend could go wrong: a graph replays what was captured (the
+// arguments as they were, not as they are), a capture refuses what would wait,
+// copies are held to their kind, freed memory is told apart, and the host
+// cuDNN refuses what cuDNN refuses, blends with beta as cuDNN does and is
+// non-deterministic where it says so. Each case here breaks one of those
+// rules on purpose and expects to be told.
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <vector>
+
+#include "cuda_host.h"
+#include "cudnn.h"
+#include "test.h"
+
+// y[i] = a * x[i], one thread an element.
+__global__ void scale_kernel(float *y, const float *x, int n, float a) {
+    int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (i < n) y[i] = a * x[i];
+}
+
+static float *dalloc(int n) {
+    void *p = NULL;
+    cudaMalloc(&p, (size_t)n * sizeof(float));
+    return (float *)p;
+}
+
+static void launch_scale(float *y, const float *x, int n, float a, cudaStream_t s) {
+    kh_launch_kernel("scale_kernel", __FILE__, __LINE__, dim3((unsigned)(n + 63) / 64), dim3(64), s,
+                     scale_kernel, y, x, n, a);
+}
+
+// Nothing runs while captured; each launch of the graph runs the work with the
+// scalar it had at the capture, and a copy reads the host buffer as it is then.
+TEST_IMPL(graph_replays_the_captured_arguments) {
+    const int n = 100;
+    float *x = dalloc(n), *y = dalloc(n), h[n], back[n];
+    for (int i = 0; i < n; i++) h[i] = (float)i;
+    cudaStream_t s;
+    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    cudaMemset(y, 0, n * sizeof(float));
+    float a = 2.0f;
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t e = NULL;
+    EXPECT(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaSuccess, "begin");
+    cudaMemcpyAsync(x, h, sizeof h, cudaMemcpyHostToDevice, s);
+    launch_scale(y, x, n, a, s);
+    EXPECT(cudaStreamEndCapture(s, &g) == cudaSuccess && g, "end");
+    cudaMemcpy(back, y, sizeof back, cudaMemcpyDeviceToHost);
+    EXPECT(back[7] == 0.0f, "the captured work ran at once: %g", (double)back[7]);
+    KhGraphCounts c = kh_last_graph_counts();
+    EXPECT(c.kernels == 1 && c.copies == 1, "graph counts %d kernels %d copies", c.kernels, c.copies);
+    EXPECT(cudaGraphInstantiate(&e, g, 0) == cudaSuccess, "instantiate");
+    a = 5.0f;        // a host value changed after the capture: not seen
+    h[7] = 70.0f;    // the copy reads its source when it runs: seen
+    cudaGraphLaunch(e, s);
+    cudaStreamSynchronize(s);
+    cudaMemcpy(back, y, sizeof back, cudaMemcpyDeviceToHost);
+    EXPECT(back[7] == 140.0f && back[8] == 16.0f, "replay: %g %g", (double)back[7], (double)back[8]);
+    cudaGraphExecDestroy(e);
+    cudaGraphDestroy(g);
+    cudaStreamDestroy(s);
+    cudaFree(x), cudaFree(y);
+    EXPECT(kh_errors() == 0, "%s", kh_first_error());
+}
+
+// A synchronous call inside a capture fails and invalidates it; the stream's
+// later work and the end of the capture say so; the error is the last error.
+TEST_IMPL(capture_refuses_what_would_wait) {
+    float *x = dalloc(4), h[4] = {0};
+    cudaStream_t s;
+    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    (void)cudaGetLastError();
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+    EXPECT(cudaMemcpy(x, h, sizeof h, cudaMemcpyHostToDevice) == cudaErrorStreamCaptureUnsupported,
+           "cudaMemcpy inside a capture");
+    EXPECT(cudaGetLastError() == cudaErrorStreamCaptureUnsupported, "the last error");
+    EXPECT(cudaMemsetAsync(x, 0, sizeof h, s) == cudaErrorStreamCaptureInvalidated,
+           "work on an invalidated capture");
+    void *p = NULL;
+    EXPECT(cudaMalloc(&p, 16) == cudaErrorStreamCaptureUnsupported, "cudaMalloc inside a capture");
+    cudaGraph_t g = (cudaGraph_t)1;
+    EXPECT(cudaStreamEndCapture(s, &g) == cudaErrorStreamCaptureInvalidated && g == NULL,
+           "the end of an invalidated capture");
+    EXPECT(cudaStreamSynchronize(s) == cudaSuccess, "after the capture");
+    (void)cudaGetLastError();
+    cudaStreamDestroy(s);
+    cudaFree(x);
+}
+
+// A device pointer given as host memory (and the reverse), a copy past an
+// allocation, and a graph replayed after its buffer was freed: all reported.
+TEST_IMPL(copies_are_held_to_their_kind) {
+    float *x = dalloc(8), *y = dalloc(8), h[8] = {0};
+    kh_clear();
+    EXPECT(cudaMemcpy(x, y, 32, cudaMemcpyHostToDevice) == cudaErrorInvalidValue && kh_errors() == 1,
+           "a device source for HostToDevice");
+    EXPECT(cudaMemcpy(h, x, 32, cudaMemcpyHostToHost) == cudaErrorInvalidValue && kh_errors() == 2,
+           "a device source for HostToHost");
+    EXPECT(cudaMemcpy(x, h, 36, cudaMemcpyHostToDevice) == cudaErrorInvalidValue && kh_errors() == 3,
+           "a copy past the end");
+    EXPECT(cudaMemcpy(x, y, 32, cudaMemcpyDeviceToDevice) == cudaSuccess && kh_errors() == 3,
+           "the right kind");
+    cudaStream_t s;
+    cudaStreamCreate(&s);
+    cudaGraph_t g;
+    cudaGraphExec_t e;
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+    cudaMemsetAsync(y, 0, 32, s);
+    cudaStreamEndCapture(s, &g);
+    cudaGraphInstantiate(&e, g, 0);
+    cudaFree(y);
+    cudaGraphLaunch(e, s);
+    EXPECT(kh_errors() == 4 && strstr(kh_first_error(), "HostToDevice"), "freed: %d: %s",
+           kh_errors(), kh_first_error());
+    cudaGraphExecDestroy(e);
+    cudaGraphDestroy(g);
+    cudaStreamDestroy(s);
+    cudaFree(x);
+    kh_clear();
+}
+
+// A 2x3x5x4 input, 4 filters 3x3, pad 1: the descriptors set up for one call.
+struct Conv {
+    cudnnHandle_t h;
+    cudnnTensorDescriptor_t x, y;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t cd;
+    float *dx, *dw, *dy, *ws;
+};
+
+static Conv conv_make(void) {
+    Conv c;
+    cudnnCreate(&c.h);
+    cudnnCreateTensorDescriptor(&c.x);
+    cudnnCreateTensorDescriptor(&c.y);
+    cudnnCreateFilterDescriptor(&c.w);
+    cudnnCreateConvolutionDescriptor(&c.cd);
+    cudnnSetTensor4dDescriptor(c.x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 2, 3, 5, 4);
+    cudnnSetTensor4dDescriptor(c.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 2, 4, 5, 4);
+    cudnnSetFilter4dDescriptor(c.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, 4, 3, 3, 3);
+    cudnnSetConvolution2dDescriptor(c.cd, 1, 1, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT);
+    cudnnSetConvolutionMathType(c.cd, CUDNN_FMA_MATH);
+    c.dx = dalloc(120), c.dw = dalloc(108), c.dy = dalloc(160), c.ws = dalloc(1 << 20);
+    std::vector<float> v(160);
+    for (int i = 0; i < 160; i++) v[(size_t)i] = (float)((i * 37) % 17) / 16.0f - 0.4f;
+    cudaMemcpy(c.dx, v.data(), 120 * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(c.dw, v.data(), 108 * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(c.dy, v.data(), 160 * 4, cudaMemcpyHostToDevice);
+    return c;
+}
+
+static void conv_free(Conv *c) {
+    cudnnDestroyTensorDescriptor(c->x);
+    cudnnDestroyTensorDescriptor(c->y);
+    cudnnDestroyFilterDescriptor(c->w);
+    cudnnDestroyConvolutionDescriptor(c->cd);
+    cudnnDestroy(c->h);
+    cudaFree(c->dx), cudaFree(c->dw), cudaFree(c->dy), cudaFree(c->ws);
+}
+
+// Mismatched descriptors and a short workspace are BAD_PARAM with a reason;
+// beta = 0 does not read a NaN output, beta = 1 adds to it.
+TEST_IMPL(cudnn_refuses_and_blends_as_cudnn) {
+    Conv c = conv_make();
+    const float one = 1.0f, zero = 0.0f;
+    cudnnTensorDescriptor_t bad;
+    cudnnCreateTensorDescriptor(&bad);
+    cudnnSetTensor4dDescriptor(bad, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 2, 4, 4, 4);
+    size_t need = 0;
+    cudnnGetConvolutionForwardWorkspaceSize(c.h, c.x, c.w, c.cd, c.y,
+                                            CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, &need);
+    EXPECT(need > 0, "PRECOMP_GEMM needs no workspace");
+    EXPECT(cudnnConvolutionForward(c.h, &one, c.x, c.dx, c.w, c.dw, c.cd,
+                                   CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL, 0, &zero, bad,
+                                   c.dy) == CUDNN_STATUS_BAD_PARAM, "a wrong output shape");
+    char msg[256];
+    cudnnGetLastErrorString(msg, sizeof msg);
+    EXPECT(strstr(msg, "2x4x4x4") != NULL, "the reason: %s", msg);
+    EXPECT(cudnnConvolutionForward(c.h, &one, c.x, c.dx, c.w, c.dw, c.cd,
+                                   CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, c.ws, need - 1,
+                                   &zero, c.y, c.dy) == CUDNN_STATUS_BAD_PARAM, "a short workspace");
+    std::vector<float> y0(160), y1(160);
+    cudaMemset(c.dy, 0xFF, 160 * 4);  // NaN
+    EXPECT(cudnnConvolutionForward(c.h, &one, c.x, c.dx, c.w, c.dw, c.cd,
+                                   CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL, 0, &zero, c.y,
+                                   c.dy) == CUDNN_STATUS_SUCCESS, "forward");
+    cudaMemcpy(y0.data(), c.dy, 160 * 4, cudaMemcpyDeviceToHost);
+    int nans = 0;
+    for (float v : y0) nans += isnan(v);
+    EXPECT(nans == 0, "beta = 0 read the NaN output: %d NaNs", nans);
+    cudnnConvolutionForward(c.h, &one, c.x, c.dx, c.w, c.dw, c.cd,
+                            CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, NULL, 0, &one, c.y, c.dy);
+    cudaMemcpy(y1.data(), c.dy, 160 * 4, cudaMemcpyDeviceToHost);
+    EXPECT(y1[17] == 2.0f * y0[17] && y0[17] != 0.0f, "beta = 1: %g, twice %g", (double)y1[17],
+           (double)y0[17]);
+    cudnnDestroyTensorDescriptor(bad);
+    conv_free(&c);
+}
+
+// Backward filter: ALGO_0 (non-deterministic) differs in its bits between two
+// calls on these inputs, ALGO_1 (deterministic) never.
+TEST_IMPL(cudnn_nondeterminism_is_real) {
+    Conv c = conv_make();
+    const float one = 1.0f, zero = 0.0f;
+    int differ[2] = {0, 0};
+    cudnnConvolutionBwdFilterAlgo_t algos[2] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0,
+                                                CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1};
+    for (int k = 0; k < 2; k++) {
+        std::vector<float> a(108), b(108);
+        for (int run = 0; run < 2; run++) {
+            cudnnConvolutionBackwardFilter(c.h, &one, c.x, c.dx, c.y, c.dy, c.cd, algos[k], c.ws,
+                                           1 << 20, &zero, c.w, c.dw);
+            cudaMemcpy(run ? b.data() : a.data(), c.dw, 108 * 4, cudaMemcpyDeviceToHost);
+        }
+        differ[k] = memcmp(a.data(), b.data(), 108 * 4) != 0;
+    }
+    EXPECT(differ[0] && !differ[1], "ALGO_0 differs: %d, ALGO_1 differs: %d", differ[0], differ[1]);
+    conv_free(&c);
+}
+
+TEST_MAIN(TEST_ENTRY(graph_replays_the_captured_arguments), TEST_ENTRY(capture_refuses_what_would_wait),
+          TEST_ENTRY(copies_are_held_to_their_kind), TEST_ENTRY(cudnn_refuses_and_blends_as_cudnn),
+          TEST_ENTRY(cudnn_nondeterminism_is_real))
