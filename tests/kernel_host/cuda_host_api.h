@@ -140,8 +140,8 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);
 // recorded, not run (kernel arguments as converted at the launch: pointers by
 // value); cudaGraphLaunch runs them in order. Inside a capture (not Relaxed),
 // calls that would wait or allocate (cudaMalloc, cudaFree, cudaMemcpy,
-// cudaMemset, cudaDeviceSynchronize, cudaStreamSynchronize, cudaHostAlloc ...)
-// fail with cudaErrorStreamCaptureUnsupported, work on the legacy stream 0
+// cudaMemset, cudaDeviceSynchronize, cudaStreamSynchronize of the capturing or
+// the legacy stream, cudaHostAlloc ...) fail with cudaErrorStreamCaptureUnsupported, work on the legacy stream 0
 // fails with cudaErrorStreamCaptureImplicit, and either invalidates the
 // capture: cudaStreamEndCapture then returns cudaErrorStreamCaptureInvalidated.
 cudaError_t cudaStreamBeginCapture(cudaStream_t stream, enum cudaStreamCaptureMode mode);

@@ -203,13 +203,15 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
     return cudaSuccess;
 }
 
+// Waiting for the capturing stream, or for the legacy one (which would wait
+// for it), is refused; another stream may be waited for.
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     if (cudaError_t e = stream_ok(s)) return kh_error(e);
     if (s && s->capture != cudaStreamCaptureStatusNone) {
         invalidate(s);
         return kh_error(cudaErrorStreamCaptureUnsupported);
     }
-    return kh_error(kh_capture_forbids());
+    return s ? cudaSuccess : kh_error(kh_capture_forbids());
 }
 
 cudaError_t cudaStreamQuery(cudaStream_t s) {
@@ -218,7 +220,7 @@ cudaError_t cudaStreamQuery(cudaStream_t s) {
         invalidate(s);
         return kh_error(cudaErrorStreamCaptureUnsupported);
     }
-    return cudaSuccess;
+    return s ? cudaSuccess : kh_error(kh_capture_forbids());
 }
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
@@ -262,8 +264,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
 
 static cudaError_t event_wait(cudaEvent_t e) {
     if (!e || !is_live(e)) return kh_error(cudaErrorInvalidResourceHandle);
-    if (e->captured) return kh_error(cudaErrorCapturedEvent);
-    return kh_error(kh_capture_forbids());
+    return e->captured ? kh_error(cudaErrorCapturedEvent) : cudaSuccess;
 }
 cudaError_t cudaEventQuery(cudaEvent_t e) { return event_wait(e); }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) { return event_wait(e); }
