@@ -31,6 +31,11 @@ int cuda_capture_end(char *msg, size_t n);
 // is to be recorded as a failure (failed, or the injected one), else 0.
 int cuda_capture_failing_(int failed);
 void cuda_capture_record_(const char *msg);
+// Kernel launches made on this thread so far (every LAUNCH counts one, in or
+// out of capture mode): the backend tells how many kernels a step launches
+// from the difference across it.
+unsigned long cuda_launch_count(void);
+void cuda_count_launch_(void);
 #ifdef __cplusplus
 }
 #endif
@@ -80,6 +85,7 @@ static inline void cudnn_check_(cudnnStatus_t s, const char *expr, const char *f
 // device, an earlier asynchronous error): say which kernel, where, and exit
 // (or record it, in capture mode).
 static inline void cuda_launch_check_(cudaError_t e, const char *kernel, const char *file, int line) {
+    cuda_count_launch_();
     int cap = cuda_capture_failing_(e != cudaSuccess);
     if (cap == 0 || (cap < 0 && e == cudaSuccess)) return;
     char msg[640];

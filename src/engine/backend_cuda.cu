@@ -103,6 +103,13 @@ typedef struct {
     int bn_ev_used[PIN_RING];
     unsigned bn_count;
     float *d_dec;  // decode's own activations (one sample), NULL until used
+    // What a step enqueues (backend_cuda_step_work): cuDNN calls so far, the
+    // work of each graph key as it was last enqueued (a replay runs the same),
+    // and what the loads since the last step launched and uploaded.
+    long cudnn_calls;
+    CudaStepWork *key_work;
+    CudaStepWork pending, last;
+    long long uploaded;  // bytes of frames sent to the device, in all
 } CudaCtx;
 
 static float *act_at(const CudaCtx *c, float *base, int i, int B) {
@@ -275,22 +282,47 @@ static void enqueue_bottleneck(CudaCtx *c, int B) {
     bottleneck_next_cuda(c->d_pass, c->stream);
 }
 
-static void enqueue_forward(CudaCtx *c, int B) {
+// Layer l's convolution (one cuDNN call, counted) x -> y with the plans of B.
+static void conv_forward(CudaCtx *c, int l, int B, float *y, const float *x) {
+    const Layer *L = &c->m->layers[l];
+    const float *w = c->params + L->w_off;
+    if (L->kind == LAYER_CONV)
+        conv2d_forward_cuda(y, x, w, plan_at(c, B, l), c->cudnn, c->ws, c->ws_size, c->stream);
+    else
+        convt2d_forward_cuda(y, x, w, plan_at(c, B, l), c->cudnn, c->ws, c->ws_size, c->stream);
+    c->cudnn_calls++;
+}
+
+// Layer l's weight gradient from d, and its input gradient into dx unless NULL:
+// one cuDNN call each (counted).
+static void conv_backward(CudaCtx *c, int l, int B, float *dx, const float *d, const float *x) {
+    const Layer *L = &c->m->layers[l];
+    const float *w = c->params + L->w_off;
+    if (L->kind == LAYER_CONV)
+        conv2d_backward_cuda(dx, c->grads + L->w_off, d, x, w, plan_at(c, B, l), c->cudnn, c->ws,
+                             c->ws_size, c->stream);
+    else
+        convt2d_backward_cuda(dx, c->grads + L->w_off, d, x, w, plan_at(c, B, l), c->cudnn, c->ws,
+                              c->ws_size, c->stream);
+    c->cudnn_calls += dx ? 2 : 1;
+}
+
+// The forward pass up to layer `last` (exclusive): a step leaves the last
+// layer's bias and activation to the fused loss kernel.
+static void enqueue_forward_to(CudaCtx *c, int B, int last) {
     const Model *m = c->m;
     for (int l = c->bn_freeze ? c->nb : 0; l < c->L; l++) {
         const Layer *L = &m->layers[l];
         if (c->bn_on && l == c->nb) enqueue_bottleneck(c, B);
-        const float *x = layer_in(c, l, B);
         float *y = act_at(c, c->acts, l + 1, B);
-        const float *w = c->params + L->w_off;
-        if (L->kind == LAYER_CONV)
-            conv2d_forward_cuda(y, x, w, plan_at(c, B, l), c->cudnn, c->ws, c->ws_size, c->stream);
-        else
-            convt2d_forward_cuda(y, x, w, plan_at(c, B, l), c->cudnn, c->ws, c->ws_size, c->stream);
-        bias_act_forward_cuda(y, c->params + L->b_off, B, L->cout, L->hout * L->wout, L->act,
-                              m->spec.slope, c->stream);
+        conv_forward(c, l, B, y, layer_in(c, l, B));
+        if (l < last)
+            bias_act_forward_cuda(y, c->params + L->b_off, B, L->cout, L->hout * L->wout, L->act,
+                                  m->spec.slope, c->stream);
     }
 }
+
+static void enqueue_forward(CudaCtx *c, int B) { enqueue_forward_to(c, B, c->L); }
 
 // Which kernels a step launches (and which graph replays it): Adam else SGD,
 // L1 else MSE, the bottleneck op or none, the encoder frozen or not.
@@ -329,13 +361,7 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
         float *dx = l > l_end ? act_at(c, c->dacts, l, B) : NULL;
         bias_act_backward_cuda(d, c->grads + L->b_off, y, B, L->cout, L->hout * L->wout, L->act,
                                m->spec.slope, c->bias_scratch, c->stream);
-        const float *w = c->params + L->w_off;
-        if (L->kind == LAYER_CONV)
-            conv2d_backward_cuda(dx, c->grads + L->w_off, d, x, w, plan_at(c, B, l), c->cudnn,
-                                 c->ws, c->ws_size, c->stream);
-        else
-            convt2d_backward_cuda(dx, c->grads + L->w_off, d, x, w, plan_at(c, B, l), c->cudnn,
-                                  c->ws, c->ws_size, c->stream);
+        conv_backward(c, l, B, dx, d, x);
     }
     // Frozen, only the decoder's block [off, n) is measured, clipped and updated.
     size_t off = (kind & STEP_FROZEN) ? model_decoder_off(m) : 0, n = m->n_params - off;
@@ -347,6 +373,17 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
     else
         sgd_update_cuda(c->params + off, c->mom + off, c->grads + off, n, d_norm, c->d_step,
                         c->stream);
+}
+
+// enqueue_step, its work counted into key_work[key] (a replay of the key's
+// graph runs the same kernels).
+static void enqueue_counted(CudaCtx *c, int B, int kind) {
+    unsigned long k0 = cuda_launch_count();
+    long d0 = c->cudnn_calls;
+    enqueue_step(c, B, kind);
+    CudaStepWork *w = &c->key_work[B * STEP_KINDS + kind];
+    w->kernels = (int)(cuda_launch_count() - k0);
+    w->cudnn = (int)(c->cudnn_calls - d0);
 }
 
 // Copy this step's hyperparameters to the device struct, from a pinned slot that
@@ -376,7 +413,7 @@ static cudaGraphExec_t capture_step(CudaCtx *c, int B, int kind, char *why, size
     }
     cuda_capture_begin(c->inject_capture_fail);
     c->inject_capture_fail = 0;  // once
-    enqueue_step(c, B, kind);
+    enqueue_counted(c, B, kind);
     int failed = cuda_capture_end(why, n);
     e = cudaStreamEndCapture(c->stream, &g);
     if (!failed && e != cudaSuccess)
@@ -392,14 +429,14 @@ static cudaGraphExec_t capture_step(CudaCtx *c, int B, int kind, char *why, size
 
 static void run_step(CudaCtx *c, int B, int kind) {
     if (!c->use_graphs) {
-        enqueue_step(c, B, kind);
+        enqueue_counted(c, B, kind);
         return;
     }
     int key = B * STEP_KINDS + kind;
     // First use of this shape runs eagerly, so that cuDNN and the runtime load
     // their kernels (and do any lazy setup) outside of a capture.
     if (!c->graphs[key] && c->graph_runs[key]++ == 0) {
-        enqueue_step(c, B, kind);
+        enqueue_counted(c, B, kind);
         return;
     }
     if (!c->graphs[key]) {
@@ -410,7 +447,7 @@ static void run_step(CudaCtx *c, int B, int kind) {
                    why);
             c->use_graphs = 0;
             drop_graphs(c);
-            enqueue_step(c, B, kind);  // the captured work never ran
+            enqueue_counted(c, B, kind);  // the captured work never ran
             return;
         }
     }
@@ -455,6 +492,7 @@ static void cuda_destroy(Backend *b) {
         free(c->plans_ready);
         free(c->graphs);
         free(c->graph_runs);
+        free(c->key_work);
         free(c);
     }
     free(b);
@@ -504,6 +542,8 @@ static void upload_frames(CudaCtx *c, const uint8_t *const *frames, int B) {
     for (int i = 0; i < B; i++) memcpy(stage + (size_t)i * c->frame_bytes, frames[i], c->frame_bytes);
     cudaCheck(cudaMemcpyAsync(c->d_frames, stage, (size_t)B * c->frame_bytes,
                               cudaMemcpyHostToDevice, c->stream));
+    c->pending.upload_bytes += (long long)B * (long long)c->frame_bytes;
+    c->uploaded += (long long)B * (long long)c->frame_bytes;
     cudaCheck(cudaEventRecord(c->frame_ev[k], c->stream));
     c->frame_ev_used[k] = 1;
     c->frame_count++;
@@ -515,17 +555,21 @@ static void upload_frames(CudaCtx *c, const uint8_t *const *frames, int B) {
 static void cuda_load_batch(Backend *b, const uint8_t *const *frames, int B) {
     CudaCtx *c = (CudaCtx *)b->ctx;
     CHECK(B >= 1 && B <= c->max_batch, "batch %d outside 1..%d", B, c->max_batch);
+    unsigned long k0 = cuda_launch_count();
     upload_frames(c, frames, B);
     frame_to_tensor_cuda(act_at(c, c->acts, 0, B), c->d_frames, B, c->H, c->W, c->stream);
     frame_to_tensor_cuda(act_at(c, c->dacts, 0, B), c->d_frames, B, c->H, c->W, c->stream);
+    c->pending.kernels += (int)(cuda_launch_count() - k0);
     c->batch = B;
 }
 
 static void cuda_load_targets(Backend *b, const uint8_t *const *frames, int B) {
     CudaCtx *c = (CudaCtx *)b->ctx;
     CHECK(B == c->batch, "targets for %d samples, %d loaded", B, c->batch);
+    unsigned long k0 = cuda_launch_count();
     upload_frames(c, frames, B);
     frame_to_tensor_cuda(act_at(c, c->dacts, 0, B), c->d_frames, B, c->H, c->W, c->stream);
+    c->pending.kernels += (int)(cuda_launch_count() - k0);
 }
 
 static void cuda_train_step(Backend *b, int B, const Hyper *h, int slot) {
@@ -536,8 +580,15 @@ static void cuda_train_step(Backend *b, int B, const Hyper *h, int slot) {
     CHECK(h->loss == LOSS_MSE || h->loss == LOSS_L1, "loss %d", h->loss);
     ensure_plans(c, B);
     push_step_params(c, h, slot);
-    run_step(c, B, step_kind(c, h));
+    int kind = step_kind(c, h);
+    run_step(c, B, kind);
     c->fwd_batch = B;
+    // This step's work: its loads' (since the last step) and the step's own.
+    const CudaStepWork *w = &c->key_work[B * STEP_KINDS + kind];
+    c->last = c->pending;
+    c->last.kernels += w->kernels;
+    c->last.cudnn += w->cudnn;
+    memset(&c->pending, 0, sizeof c->pending);
 }
 
 static void cuda_forward(Backend *b, int B) {
@@ -650,6 +701,14 @@ extern "C" long backend_cuda_graph_launches(Backend *b) {
     return ((CudaCtx *)b->ctx)->graph_launches;
 }
 
+extern "C" void backend_cuda_step_work(Backend *b, CudaStepWork *w, long long *uploaded) {
+    CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_step_work on a %s backend",
+          b && b->name ? b->name : "null");
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    if (w) *w = c->last;
+    if (uploaded) *uploaded = c->uploaded;
+}
+
 extern "C" void *backend_cuda_stream(Backend *b) {
     CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_stream on a %s backend",
           b && b->name ? b->name : "null");
@@ -691,13 +750,8 @@ static void cuda_decode(Backend *b, const float *code, uint8_t *rgb) {
                               cudaMemcpyHostToDevice, c->stream));
     for (int l = nb; l < c->L; l++) {
         const Layer *L = &m->layers[l];
-        const float *x = act_at(c, c->d_dec, l, 1);
         float *y = act_at(c, c->d_dec, l + 1, 1);
-        const float *w = c->params + L->w_off;
-        if (L->kind == LAYER_CONV)
-            conv2d_forward_cuda(y, x, w, plan_at(c, 1, l), c->cudnn, c->ws, c->ws_size, c->stream);
-        else
-            convt2d_forward_cuda(y, x, w, plan_at(c, 1, l), c->cudnn, c->ws, c->ws_size, c->stream);
+        conv_forward(c, l, 1, y, act_at(c, c->d_dec, l, 1));
         bias_act_forward_cuda(y, c->params + L->b_off, 1, L->cout, L->hout * L->wout, L->act,
                               m->spec.slope, c->stream);
     }
@@ -768,6 +822,8 @@ static void ctx_init(CudaCtx *c, const Model *m, int max_batch, const BackendOpt
     c->graphs = (cudaGraphExec_t *)tb_calloc((size_t)(max_batch + 1) * STEP_KINDS,
                                              sizeof(cudaGraphExec_t));
     c->graph_runs = (int *)tb_calloc((size_t)(max_batch + 1) * STEP_KINDS, sizeof(int));
+    c->key_work = (CudaStepWork *)tb_calloc((size_t)(max_batch + 1) * STEP_KINDS,
+                                            sizeof(CudaStepWork));
 }
 
 // Floats of the activation block's each half (activations, their gradients).

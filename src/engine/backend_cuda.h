@@ -21,6 +21,15 @@ Backend *backend_cuda_create(const Model *m, int max_batch, const BackendOpts *o
 // Training steps launched as a replay of a captured CUDA graph so far (0 when
 // graphs are off, or fell back to eager launches after a failed capture).
 long backend_cuda_graph_launches(Backend *b);
+// What the last train_step enqueued, the loads before it (since the step
+// before) included: kernel launches and cuDNN calls (a graph replay counts the
+// kernels its graph holds), and bytes of frames sent to the device.
+typedef struct {
+    int kernels, cudnn;
+    long long upload_bytes;
+} CudaStepWork;
+// *w: the last step's work; *uploaded: frame bytes sent in all. Either may be NULL.
+void backend_cuda_step_work(Backend *b, CudaStepWork *w, long long *uploaded);
 
 // Extras beyond the Backend table, for CUDA-GL interop:
 // Sample i of the last forward/step as RGBA8 into device memory (rows pitch_bytes
