@@ -138,7 +138,8 @@ __device__ inline T warp_sum(T v) {
 }
 
 // Sum over a block (blockDim.x a multiple of 32, at most 1024); every thread must
-// call it, once per kernel. Thread 0 holds the result.
+// call it, once per kernel, or again only after a __syncthreads (its shared
+// array is reused). Thread 0 holds the result.
 template <typename T>
 __device__ inline T block_sum(T v) {
     __shared__ T warp_part[32];
@@ -150,5 +151,22 @@ __device__ inline T block_sum(T v) {
     v = (int)threadIdx.x < nwarps ? warp_part[threadIdx.x] : (T)0;
     if (warp == 0) v = warp_sum(v);
     return v;
+}
+
+// The last-block-done pattern, which lets one launch both reduce and finish:
+// each block calls it once (every thread), after its thread 0 wrote the
+// block's partials; it returns 1 in every thread of the one block that counts
+// last, which may then read all the partials (through volatile loads: they
+// were written by other blocks). *done counts the blocks: zero before the
+// launch, and left zero for the next one (each launch is in stream order).
+__device__ inline int last_block_done(unsigned *done, unsigned blocks) {
+    __shared__ int last;
+    if (threadIdx.x == 0) {
+        __threadfence();  // this block's partials are seen before its count
+        last = atomicAdd(done, 1u) == blocks - 1;
+        if (last) *done = 0;  // every other block has counted
+    }
+    __syncthreads();
+    return last;
 }
 #endif

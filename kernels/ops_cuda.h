@@ -43,11 +43,23 @@ extern "C" {
 void bias_act_forward_cuda(float *y, const float *b, int B, int C, int HW, int act, float slope,
                            cudaStream_t stream);
 // d <- d * act'(y) in place and db[c] = sum over (B, HW) of the new d, in one pass
-// over d (db may be NULL). The per-channel sums go through `scratch`, which must
-// hold bias_act_backward_scratch(B, C, HW) floats.
+// over d and one launch (db may be NULL). The per-channel sums go through
+// `scratch`, which must hold bias_act_backward_scratch(B, C, HW) floats, and
+// the block that finishes last adds them: `done` is a device counter, zero
+// before and after (needed when the scratch size is not 0).
 size_t bias_act_backward_scratch(int B, int C, int HW);
 void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, int HW, int act,
-                            float slope, float *scratch, cudaStream_t stream);
+                            float slope, float *scratch, unsigned *done, cudaStream_t stream);
+// The output layer's end of a step in one launch, from its convolution's
+// result y (B,C,HW): bias_act_forward on y, then the loss (LOSS_MSE or LOSS_L1,
+// ops.h's mse/l1_forward_backward) against t into the device scalar *loss with
+// its gradient in dy, then bias_act_backward on dy into db. scratch: at least
+// out_act_loss_scratch(B, C, HW) doubles (at most TB_REDUCE_BLOCKS); done: a
+// counter as above.
+size_t out_act_loss_scratch(int B, int C, int HW);
+void out_act_loss_cuda(float *y, float *dy, float *db, float *loss, const float *b, const float *t,
+                       int B, int C, int HW, int act, float slope, int loss_kind, double *scratch,
+                       unsigned *done, cudaStream_t stream);
 
 // ---- loss.cu: MSE over n elements; dy = 2(y-t)/n (dy may be NULL) and the loss
 // (sum in double, then / n) written to the device scalar *loss.
@@ -79,6 +91,11 @@ void step_params_fill(StepParams *p, const Hyper *h, int slot);  // host only
 
 // Global L2 norm of g, written to the device scalar *norm (sum in double).
 void grad_norm_cuda(float *norm, const float *g, size_t n, double *scratch, cudaStream_t stream);
+// grad_norm_cuda and stats_record_cuda in one launch: *norm, then ring[p->slot]
+// = {*loss, *norm}. done: a device counter, zero before and after.
+void grad_norm_stats_cuda(float *norm, StepStats *ring, const float *loss, const StepParams *p,
+                          const float *g, size_t n, double *scratch, unsigned *done,
+                          cudaStream_t stream);
 // One fused pass, PyTorch's clip_grad_norm_ + SGD(momentum, weight_decay):
 // scale = min(1, c/(norm+1e-6)) if c > 0 else 1 (clip_scale);  g' = scale*g + wd*w;
 // buf = mu*buf + g';  w -= lr*buf.  norm and p are device pointers.

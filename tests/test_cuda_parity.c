@@ -182,6 +182,9 @@ static void check_bias_act(cudaStream_t s, int B, int C, int HW, int act) {
     float *d_y = dnew(n), *d_b = dnew(C), *d_d = dnew(n), *d_db = dnew(C);
     size_t ns = bias_act_backward_scratch(B, C, HW);
     float *d_scratch = ns ? dnew(ns) : NULL;
+    unsigned *d_done = NULL;  // the last-block-done counter: zero before, and left zero
+    cudaCheck(cudaMalloc((void **)&d_done, sizeof(unsigned)));
+    cudaCheck(cudaMemset(d_done, 0, sizeof(unsigned)));
 
     // forward, in place
     fill(y, n, -3, 3);
@@ -205,7 +208,7 @@ static void check_bias_act(cudaStream_t s, int B, int C, int HW, int act) {
     poison(d_db, C * sizeof(float));
     if (d_scratch) poison(d_scratch, ns * sizeof(float));
     bias_act_backward(d, db_ref, y, B, C, HW, act, slope);
-    bias_act_backward_cuda(d_d, d_db, d_y, B, C, HW, act, slope, d_scratch, s);
+    bias_act_backward_cuda(d_d, d_db, d_y, B, C, HW, act, slope, d_scratch, d_done, s);
     down(d_got, d_d, n);
     down(db_got, d_db, C);
     EXPECT_CLOSE(d_got, d, n, 1e-5, "bias_act_backward d act=%d %dx%dx%d", act, B, C, HW);
@@ -213,7 +216,10 @@ static void check_bias_act(cudaStream_t s, int B, int C, int HW, int act) {
                  act, B, C, HW, ns);
 
     free(y), free(b), free(y_got), free(d), free(db_ref), free(d_got), free(db_got);
-    cudaFree(d_y), cudaFree(d_b), cudaFree(d_d), cudaFree(d_db);
+    unsigned left = 1;
+    cudaCheck(cudaMemcpy(&left, d_done, sizeof left, cudaMemcpyDeviceToHost));
+    EXPECT(left == 0, "bias_act_backward left its counter at %u", left);
+    cudaFree(d_y), cudaFree(d_b), cudaFree(d_d), cudaFree(d_db), cudaFree(d_done);
     if (d_scratch) cudaFree(d_scratch);
 }
 

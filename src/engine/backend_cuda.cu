@@ -69,6 +69,7 @@ typedef struct {
     size_t ws_size;
     float *bias_scratch;
     double *reduce_scratch;  // TB_REDUCE_BLOCKS partials
+    unsigned *d_done;        // the last-block-done counter of the fused reductions (left 0)
     float *d_scalars;        // loss, grad norm
     StepParams *d_step;
     StepStats *d_ring;
@@ -337,16 +338,17 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
     const Model *m = c->m;
     int nl = c->L;
     float *d_loss = c->d_scalars, *d_norm = c->d_scalars + 1;
-    enqueue_forward(c, B);
-    // Loss (MSE or L1) against the target in dacts[0] (the input itself, or the
-    // clean frames of a transformed input); its gradient seeds the backward pass.
-    float *dout = act_at(c, c->dacts, nl, B);
-    const float *out = act_at(c, c->acts, nl, B), *target = act_at(c, c->dacts, 0, B);
-    size_t nout = (size_t)B * m->act_n[nl];
-    if (kind & STEP_L1)
-        l1_forward_backward_cuda(dout, d_loss, out, target, nout, c->reduce_scratch, c->stream);
-    else
-        mse_forward_backward_cuda(dout, d_loss, out, target, nout, c->reduce_scratch, c->stream);
+    enqueue_forward_to(c, B, nl - 1);
+    // The output layer's bias and activation, the loss (MSE or L1) against the
+    // target in dacts[0] (the input itself, or the clean frames of a
+    // transformed input), its gradient back through the activation and the
+    // bias gradient: one kernel, which seeds the backward pass.
+    const Layer *Lo = &m->layers[nl - 1];
+    out_act_loss_cuda(act_at(c, c->acts, nl, B), act_at(c, c->dacts, nl, B),
+                      c->grads + Lo->b_off, d_loss, c->params + Lo->b_off,
+                      act_at(c, c->dacts, 0, B), B, Lo->cout, Lo->hout * Lo->wout, Lo->act,
+                      m->spec.slope, (kind & STEP_L1) ? LOSS_L1 : LOSS_MSE, c->reduce_scratch,
+                      c->d_done, c->stream);
     // Frozen, the backward pass ends at the decoder's first layer.
     int l_end = (kind & STEP_FROZEN) ? c->nb : 0;
     for (int l = nl - 1; l >= l_end; l--) {
@@ -359,14 +361,15 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
                                      (int)(m->act_n[c->nb] / c->bn_c), c->stream);
         // No gradient for the image, nor for the held code.
         float *dx = l > l_end ? act_at(c, c->dacts, l, B) : NULL;
-        bias_act_backward_cuda(d, c->grads + L->b_off, y, B, L->cout, L->hout * L->wout, L->act,
-                               m->spec.slope, c->bias_scratch, c->stream);
+        if (l < nl - 1)  // the output layer's is done
+            bias_act_backward_cuda(d, c->grads + L->b_off, y, B, L->cout, L->hout * L->wout,
+                                   L->act, m->spec.slope, c->bias_scratch, c->d_done, c->stream);
         conv_backward(c, l, B, dx, d, x);
     }
     // Frozen, only the decoder's block [off, n) is measured, clipped and updated.
     size_t off = (kind & STEP_FROZEN) ? model_decoder_off(m) : 0, n = m->n_params - off;
-    grad_norm_cuda(d_norm, c->grads + off, n, c->reduce_scratch, c->stream);
-    stats_record_cuda(c->d_ring, d_loss, d_norm, c->d_step, c->stream);
+    grad_norm_stats_cuda(d_norm, c->d_ring, d_loss, c->d_step, c->grads + off, n, c->reduce_scratch,
+                         c->d_done, c->stream);
     if (kind & STEP_ADAM)
         adam_update_cuda(c->params + off, c->mom + off, c->var + off, c->grads + off, n, d_norm,
                          c->d_step, c->stream);
@@ -475,7 +478,7 @@ static void cuda_destroy(Backend *b) {
             if (c->frame_ev[j]) (void)cudaEventDestroy(c->frame_ev[j]);
         for (int j = 0; j < PIN_RING; j++)
             if (c->bn_ev[j]) (void)cudaEventDestroy(c->bn_ev[j]);
-        void *dev[] = {c->pblock, c->ablock, c->ws, c->bias_scratch, c->reduce_scratch,
+        void *dev[] = {c->pblock, c->ablock, c->ws, c->bias_scratch, c->reduce_scratch, c->d_done,
                        c->d_scalars, c->d_step, c->d_ring, c->d_frames, c->d_rgb,
                        c->d_bnout, c->d_held, c->d_bn, c->d_pass};
         for (size_t k = 0; k < sizeof dev / sizeof dev[0]; k++)
@@ -870,6 +873,8 @@ static int alloc_device_blocks(CudaCtx *c, TbErr *err) {
     if (bias_n) CU_TRY(err, cudaMalloc((void **)&c->bias_scratch, bias_n * sizeof(float)));
     CU_TRY(err, cudaMalloc((void **)&c->reduce_scratch, TB_REDUCE_BLOCKS * sizeof(double)));
     CU_TRY(err, cudaMalloc((void **)&c->d_scalars, 2 * sizeof(float)));
+    CU_TRY(err, cudaMalloc((void **)&c->d_done, sizeof(unsigned)));
+    CU_TRY(err, cudaMemsetAsync(c->d_done, 0, sizeof(unsigned), c->stream));
     CU_TRY(err, cudaMalloc((void **)&c->d_step, sizeof(StepParams)));
     CU_TRY(err, cudaMalloc((void **)&c->d_ring, TB_STATS_RING * sizeof(StepStats)));
     CU_TRY(err, cudaMalloc((void **)&c->d_frames, (size_t)c->max_batch * c->frame_bytes));

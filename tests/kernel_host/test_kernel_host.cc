@@ -180,6 +180,8 @@ TEST_IMPL(bias_act_backward) {
             bias_act_backward(want.data(), want_db.data(), y.data(), s.B, s.C, s.HW, act, 0.2f);
             float *dd = dnew<float>(n), *dout = dnew<float>(n), *ddb = dnew<float>((size_t)s.C);
             float *scratch = ns ? dnew<float>(ns) : NULL;
+            unsigned *done = dnew<unsigned>(1);
+            cudaMemset(done, 0, sizeof(unsigned));
             up(dout, y);
             for (int with_db = 0; with_db < 2; with_db++) {
                 char what[96];
@@ -189,7 +191,8 @@ TEST_IMPL(bias_act_backward) {
                     up(dd, d);
                     cudaMemset(ddb, 0xFF, (size_t)s.C * sizeof(float));
                     bias_act_backward_cuda(dd, with_db ? ddb : NULL, dout, s.B, s.C, s.HW, act,
-                                           0.2f, scratch, NULL);
+                                           0.2f, scratch, done, NULL);
+                    EXPECT(down(done, 1)[0] == 0, "%s: counter left at %u", what, down(done, 1)[0]);
                     std::vector<float> out = down(dd, n), g = down(ddb, (size_t)s.C);
                     if (with_db) out.insert(out.end(), g.begin(), g.end());
                     return out;
@@ -208,9 +211,89 @@ TEST_IMPL(bias_act_backward) {
             cudaFree(dout);
             cudaFree(ddb);
             cudaFree(scratch);
+            cudaFree(done);
         }
     }
     print_worst("bias gradient");
+}
+
+// The output layer's fused end of a step against the CPU ops in sequence:
+// bias_act_forward, the loss with its gradient, bias_act_backward. y and dy
+// give the CPU's bits; the loss is held to the losses' bound, the bias
+// gradient to the bias gradient's (its partials are doubles here, tighter).
+// Run twice in a row on the same counter: a launch leaves it ready.
+TEST_IMPL(out_act_loss) {
+    static const Shape shapes[] = {{1, 3, 1}, {2, 3, 255}, {1, 3, 4097}, {2, 3, 70000},
+                                   {3, 1, 5000}};
+    double *scratch = dnew<double>(TB_REDUCE_BLOCKS);
+    unsigned *done = dnew<unsigned>(1);
+    float *dloss = dnew<float>(1);
+    cudaMemset(done, 0, sizeof(unsigned));
+    for (const Shape &s : shapes) {
+        size_t n = (size_t)s.B * s.C * s.HW, ns = bias_act_backward_scratch(s.B, s.C, s.HW);
+        int chunks = ns ? (int)(ns / (size_t)s.C) : 1;
+        for (int act = ACT_NONE; act <= ACT_SIGMOID; act++) {
+            for (int loss = LOSS_MSE; loss <= LOSS_L1; loss++) {
+                std::vector<float> y = randv(n, -3, 3), b = randv((size_t)s.C, -1, 1);
+                std::vector<float> t = randv(n, 0, 1);
+                std::vector<float> want_y = y, want_dy(n), want_db((size_t)s.C);
+                bias_act_forward(want_y.data(), b.data(), s.B, s.C, s.HW, act, 0.2f);
+                for (size_t i = 0; i < n; i += 7) t[i] = want_y[i];  // zero errors: sign(0) = 0
+                float want_loss =
+                    loss == LOSS_L1
+                        ? l1_forward_backward_ref(want_dy.data(), want_y.data(), t.data(), n)
+                        : mse_forward_backward(want_dy.data(), want_y.data(), t.data(), n);
+                bias_act_backward(want_dy.data(), want_db.data(), want_y.data(), s.B, s.C, s.HW,
+                                  act, 0.2f);
+                float *dy = dnew<float>(n), *ddy = dnew<float>(n), *dt = dnew<float>(n);
+                float *db = dnew<float>((size_t)s.C), *ddb = dnew<float>((size_t)s.C);
+                up(db, b);
+                up(dt, t);
+                char what[96];
+                snprintf(what, sizeof what, "out_act_loss %dx%dx%d act %d loss %d", s.B, s.C,
+                         s.HW, act, loss);
+                for (int rep = 0; rep < 2; rep++) {
+                    auto got = both_orders(what, [&] {
+                        up(dy, y);
+                        out_act_loss_cuda(dy, ddy, ddb, dloss, db, dt, s.B, s.C, s.HW, act, 0.2f,
+                                          loss, scratch, done, NULL);
+                        std::vector<float> out = down(dy, n), g = down(ddy, n),
+                                           gb = down(ddb, (size_t)s.C);
+                        out.insert(out.end(), g.begin(), g.end());
+                        out.insert(out.end(), gb.begin(), gb.end());
+                        out.push_back(down(dloss, 1)[0]);
+                        return out;
+                    });
+                    EXPECT(down(done, 1)[0] == 0, "%s: counter left at %u", what, down(done, 1)[0]);
+                    std::vector<float> got_y(got.begin(), got.begin() + (long)n);
+                    std::vector<float> got_dy(got.begin() + (long)n, got.begin() + 2 * (long)n);
+                    EXPECT(diff_bits(got_y, want_y) == 0, "%s: y: %zu of %zu differ", what,
+                           diff_bits(got_y, want_y), n);
+                    EXPECT(diff_bits(got_dy, want_dy) == 0, "%s: dy: %zu of %zu differ", what,
+                           diff_bits(got_dy, want_dy), n);
+                    float got_loss = got.back();
+                    note(rel(got_loss, want_loss), ldexp(1.0, -22));
+                    EXPECT(rel(got_loss, want_loss) <= ldexp(1.0, -22), "%s: loss %.9g vs %.9g",
+                           what, got_loss, want_loss);
+                    for (int c = 0; c < s.C; c++) {
+                        double err = fabs((double)got[2 * n + c] - want_db[c]);
+                        note(err, db_bound(want_dy, s, c, chunks));
+                        EXPECT(err <= db_bound(want_dy, s, c, chunks), "%s: db[%d] %.9g vs %.9g",
+                               what, c, got[2 * n + c], want_db[c]);
+                    }
+                }
+                cudaFree(dy);
+                cudaFree(ddy);
+                cudaFree(dt);
+                cudaFree(db);
+                cudaFree(ddb);
+            }
+        }
+    }
+    cudaFree(scratch);
+    cudaFree(done);
+    cudaFree(dloss);
+    print_worst("out_act_loss");
 }
 
 // ---------------------------------------------------------------- loss.cu
@@ -378,6 +461,55 @@ TEST_IMPL(update_same_bits_either_order) {
     cudaFree(dnorm);
     cudaFree(scratch);
     cudaFree(dp);
+}
+
+// The norm and the stats record in one launch: the norm as grad_norm's bound,
+// the ring slot written with the loss and that norm, the counter left at 0.
+TEST_IMPL(grad_norm_stats) {
+    double *scratch = dnew<double>(TB_REDUCE_BLOCKS);
+    float *dnorm = dnew<float>(1), *dloss = dnew<float>(1);
+    unsigned *done = dnew<unsigned>(1);
+    StepStats *ring = dnew<StepStats>(TB_STATS_RING);
+    StepParams *dp = dnew<StepParams>(1);
+    cudaMemset(done, 0, sizeof(unsigned));
+    up(dloss, std::vector<float>{0.125f});
+    int slot = 0;
+    for (size_t n : kSizes) {
+        std::vector<float> g = randv(n, -2, 2);
+        float *dg = dnew<float>(n);
+        up(dg, g);
+        float want = grad_norm(g.data(), n);
+        StepParams p = {};
+        p.slot = slot = (slot + 3) % TB_STATS_RING;
+        cudaMemcpy(dp, &p, sizeof p, cudaMemcpyHostToDevice);
+        auto got = both_orders("grad_norm_stats", [&] {
+            cudaMemset(ring, 0, TB_STATS_RING * sizeof(StepStats));
+            grad_norm_stats_cuda(dnorm, ring, dloss, dp, dg, n, scratch, done, NULL);
+            std::vector<float> out = down(dnorm, 1);
+            std::vector<StepStats> r = down(ring, TB_STATS_RING);
+            for (const StepStats &e : r) out.push_back(e.loss), out.push_back(e.grad_norm);
+            return out;
+        });
+        note(rel(got[0], want), ldexp(1.0, -23));
+        EXPECT(rel(got[0], want) <= ldexp(1.0, -23), "grad_norm_stats n %zu: %.9g vs %.9g", n,
+               got[0], want);
+        for (int i = 0; i < TB_STATS_RING; i++) {
+            float l = got[1 + 2 * i], gn = got[2 + 2 * i];
+            if (i == slot)
+                EXPECT(l == 0.125f && gn == got[0], "slot %d: %g %g", i, l, gn);
+            else
+                EXPECT(l == 0 && gn == 0, "slot %d written (%g %g), only %d asked", i, l, gn, slot);
+        }
+        EXPECT(down(done, 1)[0] == 0, "grad_norm_stats: counter left at %u", down(done, 1)[0]);
+        cudaFree(dg);
+    }
+    cudaFree(scratch);
+    cudaFree(dnorm);
+    cudaFree(dloss);
+    cudaFree(done);
+    cudaFree(ring);
+    cudaFree(dp);
+    print_worst("norm + stats");
 }
 
 TEST_IMPL(stats_record) {
@@ -937,8 +1069,9 @@ TEST_IMPL(shared_memory_race_is_caught) {
     cudaFree(out);
 }
 
-TEST_MAIN(TEST_ENTRY(bias_act_forward), TEST_ENTRY(bias_act_backward), TEST_ENTRY(mse),
-          TEST_ENTRY(l1), TEST_ENTRY(grad_norm), TEST_ENTRY(sgd_update), TEST_ENTRY(adam_update),
+TEST_MAIN(TEST_ENTRY(bias_act_forward), TEST_ENTRY(bias_act_backward), TEST_ENTRY(out_act_loss),
+          TEST_ENTRY(mse), TEST_ENTRY(l1), TEST_ENTRY(grad_norm), TEST_ENTRY(grad_norm_stats),
+          TEST_ENTRY(sgd_update), TEST_ENTRY(adam_update),
           TEST_ENTRY(update_same_bits_either_order), TEST_ENTRY(stats_record),
           TEST_ENTRY(frame_to_tensor), TEST_ENTRY(tensor_to_frame), TEST_ENTRY(tensor_to_rgba),
           TEST_ENTRY(lerp), TEST_ENTRY(bottleneck_forward), TEST_ENTRY(bottleneck_backward),
