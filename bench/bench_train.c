@@ -33,7 +33,8 @@ static int bench_one(const char *backend, int W, int H, int steps, int warmup, i
         return -1;
     }
     int B = 1 + memory;
-    Backend *be = backend_create(backend, &m, B, &err);
+    BackendOpts o = {.frames = 64};  // a replay ring's worth kept on the device
+    Backend *be = backend_create_opts(backend, &m, B, &o, &err);
     if (!be) {
         fprintf(stderr, "%s: %s\n", backend, err.msg);
         return -1;
@@ -57,14 +58,19 @@ static int bench_one(const char *backend, int W, int H, int steps, int warmup, i
     be->load_batch(be, (const uint8_t *const *)frames, B);
     for (int i = 0; i < warmup; i++) be->train_step(be, B, &h, i % TB_STATS_RING);
     be->read_stats(be, st, 1);  // waits for the device
-    long long uploaded0 = 0;
 #ifdef TABULA_HAVE_CUDA
+    long long uploaded0 = 0;
     if (!strcmp(be->name, "cuda")) backend_cuda_step_work(be, NULL, &uploaded0);
 #endif
     double t0 = tb_now(), c0 = cpu_seconds();
     for (int i = 0; i < steps; i++) {
-        // Upload a frame every step, as the live loop does.
-        be->load_batch(be, (const uint8_t *const *)frames, B);
+        // A new frame every step, as the live loop has: numbered anew, while
+        // the replayed ones keep their numbers (the device may hold them).
+        uint64_t ids[16];
+        ids[0] = 1000 + (uint64_t)i;
+        for (int b = 1; b < B; b++) ids[b] = (uint64_t)b;
+        if (be->load_batch_ids) be->load_batch_ids(be, (const uint8_t *const *)frames, ids, B);
+        else be->load_batch(be, (const uint8_t *const *)frames, B);
         be->train_step(be, B, &h, i % TB_STATS_RING);
     }
     be->read_stats(be, st, 1);

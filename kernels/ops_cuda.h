@@ -112,6 +112,11 @@ void stats_record_cuda(StepStats *ring, const float *loss, const float *norm, co
 // ---- frame.cu
 // B frames RGB8 interleaved (B,H,W,3), contiguous -> float (B,3,H,W) in [0,1].
 void frame_to_tensor_cuda(float *x, const uint8_t *rgb, int B, int H, int W, cudaStream_t stream);
+// The batch from a store of RGB8 frames (H*W*3 bytes each, one after another):
+// sample b's input is frame slots[b] into x (B,3,H,W), its target frame
+// slots[B + b] into t; each as frame_to_tensor. slots: 2B ints in device memory.
+void frames_gather_cuda(float *x, float *t, const uint8_t *store, const int *slots, int B, int H,
+                        int W, cudaStream_t stream);
 // One sample float CHW -> RGB8 interleaved (clamped, rounded).
 void tensor_to_frame_cuda(uint8_t *rgb, const float *x, int H, int W, cudaStream_t stream);
 // One sample float CHW -> RGBA8 rows `pitch` bytes apart (alpha 255), e.g. into a

@@ -488,15 +488,21 @@ typedef struct {
 // timed at its first step), with the learning rate changing every step so a
 // replayed graph that kept stale hyperparameters would show. loss_every > 0:
 // the loss goes MSE, L1, MSE, ... every loss_every steps (else base's loss).
-static void run_training(Backend *be, const Model *m, const float *p0, uint8_t **frames,
-                         const Hyper *base, int loss_every, RunResult *r) {
+// with_ids: the frames go in through load_batch_ids, numbered by their index.
+static void run_training_ids(Backend *be, const Model *m, const float *p0, uint8_t **frames,
+                             const Hyper *base, int loss_every, int with_ids, RunResult *r) {
     be->set_params(be, p0);
     be->reset_opt_state(be);
     for (int k = 0; k < NSTEPS; k++) {
         int B = k < 6 ? 2 : 3;
         const uint8_t *batch[3];
-        for (int i = 0; i < B; i++) batch[i] = frames[(k + 4 * i) % NFRAMES];
-        be->load_batch(be, batch, B);
+        uint64_t ids[3];
+        for (int i = 0; i < B; i++) {
+            ids[i] = (uint64_t)((k + 4 * i) % NFRAMES);
+            batch[i] = frames[ids[i]];
+        }
+        if (with_ids) be->load_batch_ids(be, batch, ids, B);
+        else be->load_batch(be, batch, B);
         Hyper h = *base;
         h.lr = base->lr * (1.0f + 0.1f * (float)k);
         h.t = k + 1;
@@ -509,6 +515,11 @@ static void run_training(Backend *be, const Model *m, const float *p0, uint8_t *
     be->get_params(be, r->params);
     be->get_opt_state(be, r->state, base->optimizer);
     be->get_output(be, 0, r->out);
+}
+
+static void run_training(Backend *be, const Model *m, const float *p0, uint8_t **frames,
+                         const Hyper *base, int loss_every, RunResult *r) {
+    run_training_ids(be, m, p0, frames, base, loss_every, 0, r);
 }
 
 // Per-step loss and gradient norm; the total update (final - initial params),
@@ -664,6 +675,56 @@ TEST_IMPL(training_sgd_graphs) {
     int clipped = 0;
     for (int k = 0; k < NSTEPS; k++) clipped += t->rc.stats[k].grad_norm > t->sgd.clip;
     EXPECT(clipped > 0, "no step was clipped (clip %g)", (double)t->sgd.clip);
+}
+
+// What a step enqueues, as backend_cuda_step_work counts it, for this model
+// (L = 6 layers, batch 3, SGD, MSE, a graph replay): the gather, L - 1 bias +
+// activation passes, the fused output layer + loss, L - 1 bias backward
+// passes (their finish inside), the norm + stats, the update: 2L + 2 kernels;
+// L forward and 2L - 1 backward convolutions (no data gradient for the
+// image). The batch went in through load_batch: its 3 frames sent.
+TEST_IMPL(step_work) {
+    Training *t = training();
+    if (!t) return;
+    CudaStepWork w;
+    long long total = 0;
+    backend_cuda_step_work(t->gpu, &w, &total);
+    int L = t->m.n_layers;
+    printf("last step: %d kernels + %d cuDNN calls, %lld bytes sent\n", w.kernels, w.cudnn,
+           w.upload_bytes);
+    EXPECT(w.kernels == 2 * L + 2, "%d kernels in a step, want %d", w.kernels, 2 * L + 2);
+    EXPECT(w.cudnn == 3 * L - 1, "%d cuDNN calls in a step, want %d", w.cudnn, 3 * L - 1);
+    EXPECT(w.upload_bytes == 3 * 48 * 32 * 3, "%lld bytes sent in the last step", w.upload_bytes);
+}
+
+// Frames kept on the device (load_batch_ids): the same run as the CPU's, and
+// each frame sent only when the store does not hold it. Kept: all 9 (each
+// sent once), 5 (a cache: frame n in slot n % 5; 14 sends, simulated on the
+// host from the batches of run_training) and 1 (two frames of a batch share
+// the slot, one goes through scratch: all 24 sent).
+TEST_IMPL(frames_kept_on_device) {
+    Training *t = training();
+    if (!t) return;
+    const int kept[3] = {NFRAMES, 5, 1}, sends[3] = {NFRAMES, 14, 24};
+    for (int k = 0; k < 3; k++) {
+        TbErr err = {{0}};
+        BackendOpts o = {.frames = kept[k]};
+        Backend *be = backend_cuda_create(&t->m, 3, &o, &err);
+        EXPECT(be != NULL, "backend_cuda_create: %s", err.msg);
+        if (!be) return;
+        RunResult r;
+        char name[64];
+        snprintf(name, sizeof name, "sgd (%d frames kept)", kept[k]);
+        run_training_ids(be, &t->m, t->p0, t->frames, &t->sgd, 0, 1, &r);
+        compare_runs(&t->m, t->p0, &t->rc, &r, name, 1e-3);
+        long long total = 0;
+        backend_cuda_step_work(be, NULL, &total);
+        printf("%s: %lld bytes sent (%lld frames)\n", name, total, total / (48 * 32 * 3));
+        EXPECT(total == (long long)sends[k] * 48 * 32 * 3, "%s: %lld bytes sent, want %d frames",
+               name, total, sends[k]);
+        free(r.params), free(r.state);
+        backend_destroy(be);
+    }
 }
 
 // The CUDA output helpers against get_output of the same step.
@@ -992,6 +1053,8 @@ int main(int argc, char **argv) {
         TEST_ENTRY(stats_record),
         TEST_ENTRY(frame_conversions),
         TEST_ENTRY(training_sgd_graphs),
+        TEST_ENTRY(step_work),
+        TEST_ENTRY(frames_kept_on_device),
         TEST_ENTRY(output_rgba_matches_get_output),
         TEST_ENTRY(forward_only_matches_cpu),
         TEST_ENTRY(training_adam_graphs),

@@ -571,6 +571,41 @@ TEST_IMPL(frame_to_tensor) {
     }
 }
 
+// The batch gathered from a store of frames by slot numbers in device memory:
+// each input and target the CPU's frame_to_tensor of its frame, bit for bit;
+// a sample whose target slot is its input slot, and slots used twice.
+TEST_IMPL(frames_gather) {
+    const int S = 5, B = 3;
+    const int slots[2][2 * B] = {{4, 0, 4, 4, 0, 4}, {1, 3, 3, 2, 0, 3}};
+    for (const Size2 &f : kFrames) {
+        size_t hw = (size_t)f.H * f.W, fb = hw * 3;
+        std::vector<uint8_t> store(S * fb);
+        for (uint8_t &c : store) c = (uint8_t)(tb_rng_u32(&rng) & 255);
+        uint8_t *dstore = dnew<uint8_t>(store.size());
+        int *dslots = dnew<int>(2 * B);
+        float *dx = dnew<float>(B * 3 * hw), *dt = dnew<float>(B * 3 * hw);
+        up(dstore, store);
+        for (const auto &sl : slots) {
+            std::vector<float> want(2 * B * 3 * hw);
+            for (int b = 0; b < 2 * B; b++)
+                frame_to_tensor(want.data() + b * 3 * hw, store.data() + sl[b] * fb, f.H, f.W);
+            up(dslots, std::vector<int>(sl, sl + 2 * B));
+            auto got = both_orders("frames_gather", [&] {
+                frames_gather_cuda(dx, dt, dstore, dslots, B, f.H, f.W, NULL);
+                std::vector<float> out = down(dx, B * 3 * hw), t = down(dt, B * 3 * hw);
+                out.insert(out.end(), t.begin(), t.end());
+                return out;
+            });
+            EXPECT(diff_bits(got, want) == 0, "frames_gather %dx%d: %zu of %zu differ", f.W, f.H,
+                   diff_bits(got, want), want.size());
+        }
+        cudaFree(dstore);
+        cudaFree(dslots);
+        cudaFree(dx);
+        cudaFree(dt);
+    }
+}
+
 // A reconstruction with the awkward values: out of range, NaN, infinities,
 // exact k/255 and the half-way points (k+0.5)/255 of the rounding.
 static std::vector<float> recon(size_t n) {
@@ -1073,7 +1108,7 @@ TEST_MAIN(TEST_ENTRY(bias_act_forward), TEST_ENTRY(bias_act_backward), TEST_ENTR
           TEST_ENTRY(mse), TEST_ENTRY(l1), TEST_ENTRY(grad_norm), TEST_ENTRY(grad_norm_stats),
           TEST_ENTRY(sgd_update), TEST_ENTRY(adam_update),
           TEST_ENTRY(update_same_bits_either_order), TEST_ENTRY(stats_record),
-          TEST_ENTRY(frame_to_tensor), TEST_ENTRY(tensor_to_frame), TEST_ENTRY(tensor_to_rgba),
+          TEST_ENTRY(frame_to_tensor), TEST_ENTRY(frames_gather), TEST_ENTRY(tensor_to_frame), TEST_ENTRY(tensor_to_rgba),
           TEST_ENTRY(lerp), TEST_ENTRY(bottleneck_forward), TEST_ENTRY(bottleneck_backward),
           TEST_ENTRY(bottleneck_next), TEST_ENTRY(bottleneck_wrong_noise_is_caught),
           TEST_ENTRY(capture_records_failures),
