@@ -727,6 +727,41 @@ TEST_IMPL(frames_kept_on_device) {
     }
 }
 
+// output_recent never waits: the first call only asks; once the device is
+// idle the next gives that read-back (get_output's bytes); after one more
+// step it gives first the one asked before the step, then the step's own.
+TEST_IMPL(output_recent_never_waits) {
+    Training *t = training();
+    if (!t) return;
+    TbErr err = {{0}};
+    Backend *be = backend_cuda_create(&t->m, 3, NULL, &err);
+    EXPECT(be != NULL, "backend_cuda_create: %s", err.msg);
+    if (!be) return;
+    enum { FB = 48 * 32 * 3 };
+    uint8_t got[FB], want0[FB], want1[FB];
+    be->set_params(be, t->p0);
+    const uint8_t *b1[1] = {t->frames[0]}, *b2[1] = {t->frames[5]};
+    be->load_batch(be, b1, 1);
+    be->train_step(be, 1, &t->sgd, 0);
+    EXPECT(be->output_recent(be, got) == 0, "a read-back given before any arrived");
+    cudaCheck(cudaDeviceSynchronize());
+    be->get_output(be, 0, want0);
+    memset(got, 0, FB);
+    EXPECT(be->output_recent(be, got) == 1, "no read-back once the device is idle");
+    EXPECT(memcmp(got, want0, FB) == 0, "the read-back differs from get_output");
+    be->load_batch(be, b2, 1);
+    be->train_step(be, 1, &t->sgd, 1);  // behind the read-back asked above
+    cudaCheck(cudaDeviceSynchronize());
+    be->get_output(be, 0, want1);
+    EXPECT(memcmp(want0, want1, FB) != 0, "the step changed nothing to see");
+    EXPECT(be->output_recent(be, got) == 1 && memcmp(got, want0, FB) == 0,
+           "the read-back asked before the step is not given first");
+    cudaCheck(cudaDeviceSynchronize());
+    EXPECT(be->output_recent(be, got) == 1 && memcmp(got, want1, FB) == 0,
+           "the step's own read-back is not given next");
+    backend_destroy(be);
+}
+
 // The CUDA output helpers against get_output of the same step.
 TEST_IMPL(output_rgba_matches_get_output) {
     Training *t = training();
@@ -1056,6 +1091,7 @@ int main(int argc, char **argv) {
         TEST_ENTRY(step_work),
         TEST_ENTRY(frames_kept_on_device),
         TEST_ENTRY(output_rgba_matches_get_output),
+        TEST_ENTRY(output_recent_never_waits),
         TEST_ENTRY(forward_only_matches_cpu),
         TEST_ENTRY(training_adam_graphs),
         TEST_ENTRY(training_sgd_eager),

@@ -58,8 +58,8 @@ static KhGraphCounts step(Backend *be, int B, Hyper *h, int k) {
 // The default model (model_spec_default) at 48x32: for batch 1 and 4, SGD and
 // Adam, the first step runs eagerly and the second is captured; the graph must
 // hold the same kernels and cuDNN calls as the eager step. The counts are
-// printed: the figure kernel fusion moves. (The kernels may differ with the
-// batch size: the bias gradient's sum takes a second pass when it is long.)
+// printed: the figure kernel fusion moves. (They do not move with the batch
+// size: the bias gradient's sum, long or short, is one launch.)
 TEST_IMPL(work_per_step) {
     ModelSpec spec = model_spec_default(48, 32);
     Model m;
@@ -81,15 +81,21 @@ TEST_IMPL(work_per_step) {
             KhGraphCounts g = kh_last_graph_counts();
             printf("training step, default model (%d layers), batch %d, %s: %d kernels + %d cuDNN "
                    "calls, %d copies, %d memsets in the graph; eager: %d + %d (+%d copies, the "
-                   "hyperparameters' upload among them)\n",
+                   "hyperparameters' and the slots' uploads)\n",
                    m.n_layers, B, opt == OPT_ADAM ? "Adam" : "SGD", g.kernels, g.cudnn, g.copies,
                    g.memsets, e.kernels, e.cudnn, e.copies);
             EXPECT(g.kernels > 0 && g.cudnn > 0, "batch %d: an empty graph", B);
             EXPECT(g.kernels == e.kernels && g.cudnn == e.cudnn && g.memsets == e.memsets,
                    "batch %d opt %d: the graph holds %d kernels + %d cuDNN calls, the eager step "
                    "ran %d + %d", B, opt, g.kernels, g.cudnn, e.kernels, e.cudnn);
-            EXPECT(e.copies == g.copies + 1, "batch %d: eager copies %d, graph %d (+1 expected: "
-                   "the step's hyperparameters)", B, e.copies, g.copies);
+            EXPECT(e.copies == g.copies + 2, "batch %d: eager copies %d, graph %d (+2 expected: "
+                   "the step's hyperparameters and its batch's store slots)", B, e.copies, g.copies);
+            // The backend's own count (backend_cuda_step_work) is the graph's.
+            CudaStepWork w;
+            backend_cuda_step_work(be, &w, NULL);
+            EXPECT(w.kernels == g.kernels && w.cudnn == g.cudnn,
+                   "batch %d: the backend counts %d kernels + %d cuDNN calls, the graph holds "
+                   "%d + %d", B, w.kernels, w.cudnn, g.kernels, g.cudnn);
             // One cuDNN call per layer forward, two backward but for the
             // first layer's (no input gradient), whatever the batch size.
             EXPECT(g.cudnn == 3 * m.n_layers - 1, "batch %d: %d cuDNN calls for %d layers", B,
