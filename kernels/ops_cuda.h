@@ -15,7 +15,12 @@
 //     chosen once per shape, so the shapes come in the plan) and one shared
 //     workspace, plus the cuDNN handle;
 //   - bias_act_backward_cuda takes a scratch for its two-stage, atomic-free
-//     bias-gradient sum;
+//     bias-gradient sum, finished by the block that finishes last (a device
+//     counter, `done`, zero before and after: last_block_done, cuda_common.h);
+//   - a step fuses more than the CPU ops: out_act_loss_cuda (the output
+//     layer's bias + activation, loss and gradient), grad_norm_stats_cuda
+//     (norm and stats record), frames_gather_cuda (the batch from the frame
+//     store by slots in device memory);
 //   - frame_to_tensor_cuda converts B frames in one launch (the CPU op does one
 //     sample, and the CPU backend loops over them).
 // Device-only helpers with no CPU twin: sum_partials_cuda (second stage of the

@@ -3,11 +3,20 @@
 // Memory: one allocation for the parameter block params | grads | m | v (m is
 // the SGD momentum buffer or Adam's first moment, v Adam's second, as on the
 // CPU), one for activations and their gradients (max_batch * act_total each),
-// one cuDNN workspace shared by every convolution.
+// one cuDNN workspace shared by every convolution, and the frame store.
+//
+// Frames live on the device (docs/ARCHITECTURE.md, "The CUDA step"): the store
+// keeps numbered frames (load_batch_ids) and has scratch slots for the rest; a
+// load sends only what it does not hold, on the copy stream from pinned
+// staging, and the compute stream waits with an event. A step gathers its
+// batch from the store by slots pushed with its hyperparameters, so the whole
+// step is in the graph. Streams: compute (everything else), copy (uploads),
+// readback (output_recent); every dependency between them is an event.
 //
 // A training step never waits for the device. Its hyperparameters go from a
 // small ring of pinned host structs to one device struct with an async copy; the
-// kernels read them (and the stats slot) there. Loss and gradient norm stay on
+// kernels read them (and the stats slot) there. backend_cuda_step_work counts
+// what a step enqueues: LAUNCH's count and the cuDNN calls. Loss and gradient norm stay on
 // the device and land in a ring of TB_STATS_RING slots that read_stats copies
 // back. For each (batch size, optimizer, loss) the step runs eagerly once, then
 // is captured as a CUDA graph and replayed; the pinned-struct copy is issued
