@@ -80,7 +80,11 @@ typedef struct {
     double *reduce_scratch;  // TB_REDUCE_BLOCKS partials
     unsigned *d_done;        // the last-block-done counter of the fused reductions (left 0)
     float *d_scalars;        // loss, grad norm
+    // An op's pushed record, one copy: StepParams, then the batch's 2B store
+    // slots (d_slots, as the gather reads them) from op_slots bytes on.
+    uint8_t *d_op;
     StepParams *d_step;
+    size_t op_bytes, op_slots;
     StepStats *d_ring;
     uint8_t *d_rgb;     // one output frame RGB8
     // The frame store (RGB8 frames on the device): n_cache slots that keep
@@ -88,7 +92,7 @@ typedef struct {
     // then two sets of 2 * max_batch scratch slots (inputs, targets) for
     // frames without a number, a set per op in turn. reader: the last op that
     // read a slot, + 1 (0 none). cur: the loaded batch's slots, inputs at 0,
-    // targets at max_batch. d_slots: the op's 2B slots, as the gather reads them.
+    // targets at max_batch.
     uint8_t *d_store;
     int n_cache, n_store;
     uint64_t *tag;
@@ -106,8 +110,7 @@ typedef struct {
 
     // Ops (steps and forwards) in order; op k's pinned structs are slot k %
     // PIN_RING, free again once op_ev there (recorded after the op) is done.
-    StepParams *h_step;  // pinned, PIN_RING
-    int *h_slots;        // pinned, PIN_RING * 2 * max_batch
+    uint8_t *h_op;  // pinned, PIN_RING records of op_bytes
     cudaEvent_t op_ev[PIN_RING];
     int op_ev_used[PIN_RING];
     unsigned long long ops;
@@ -425,25 +428,24 @@ static void enqueue_counted(CudaCtx *c, int B, int kind) {
 }
 
 // Begins op number c->ops (a step, or a forward: both gather from the frame
-// store): from its pinned slot j, free once op ops - PIN_RING is done (waits
-// only when that far behind), the batch's 2B store slots go to d_slots, and a
-// step's hyperparameters (h not NULL) to d_step. Returns j for end_op.
+// store): its record, in pinned slot j (free once op ops - PIN_RING is done:
+// waits only when that far behind), goes to d_op in one copy: a step's
+// hyperparameters (h not NULL) and the batch's 2B store slots, or the slots
+// alone. Returns j for end_op.
 static int push_op(CudaCtx *c, const Hyper *h, int slot, int B) {
     int j = (int)(c->ops % PIN_RING);
     if (c->op_ev_used[j]) cudaCheck(cudaEventSynchronize(c->op_ev[j]));
-    int *hs = c->h_slots + (size_t)j * 2 * c->max_batch;
+    uint8_t *rec = c->h_op + (size_t)j * c->op_bytes;
+    int *hs = (int *)(rec + c->op_slots);
     for (int i = 0; i < B; i++) {
         hs[i] = c->cur[i];
         hs[B + i] = c->cur[c->max_batch + i];
         c->reader[hs[i]] = c->reader[hs[B + i]] = c->ops + 1;
     }
-    cudaCheck(cudaMemcpyAsync(c->d_slots, hs, 2 * (size_t)B * sizeof(int), cudaMemcpyHostToDevice,
+    size_t from = h ? 0 : c->op_slots, end = c->op_slots + 2 * (size_t)B * sizeof(int);
+    if (h) step_params_fill((StepParams *)rec, h, slot);
+    cudaCheck(cudaMemcpyAsync(c->d_op + from, rec + from, end - from, cudaMemcpyHostToDevice,
                               c->stream));
-    if (h) {
-        step_params_fill(&c->h_step[j], h, slot);
-        cudaCheck(cudaMemcpyAsync(c->d_step, &c->h_step[j], sizeof(StepParams),
-                                  cudaMemcpyHostToDevice, c->stream));
-    }
     return j;
 }
 
@@ -533,14 +535,14 @@ static void cuda_destroy(Backend *b) {
         for (int j = 0; j < PIN_RING; j++)
             if (c->bn_ev[j]) (void)cudaEventDestroy(c->bn_ev[j]);
         void *dev[] = {c->pblock, c->ablock, c->ws, c->bias_scratch, c->reduce_scratch, c->d_done,
-                       c->d_scalars, c->d_step, c->d_ring, c->d_store, c->d_slots, c->d_rgb,
+                       c->d_scalars, c->d_op, c->d_ring, c->d_store, c->d_rgb,
                        c->d_bnout, c->d_held, c->d_bn, c->d_pass};
         for (size_t k = 0; k < sizeof dev / sizeof dev[0]; k++)
             if (dev[k]) (void)cudaFree(dev[k]);
         for (int i = 0; i <= TB_SLOTS; i++)
             if (c->slots[i]) (void)cudaFree(c->slots[i]);
         if (c->d_dec) (void)cudaFree(c->d_dec);
-        void *host[] = {c->h_step, c->h_slots, c->h_frames, c->h_stats, c->h_rgb, c->h_bn};
+        void *host[] = {c->h_op, c->h_frames, c->h_stats, c->h_rgb, c->h_bn};
         for (size_t k = 0; k < sizeof host / sizeof host[0]; k++)
             if (host[k]) (void)cudaFreeHost(host[k]);
         if (c->cudnn) cudnnDestroy(c->cudnn);
@@ -1038,10 +1040,13 @@ static int alloc_device_blocks(CudaCtx *c, TbErr *err) {
     CU_TRY(err, cudaMalloc((void **)&c->d_scalars, 2 * sizeof(float)));
     CU_TRY(err, cudaMalloc((void **)&c->d_done, sizeof(unsigned)));
     CU_TRY(err, cudaMemsetAsync(c->d_done, 0, sizeof(unsigned), c->stream));
-    CU_TRY(err, cudaMalloc((void **)&c->d_step, sizeof(StepParams)));
+    c->op_slots = (sizeof(StepParams) + 15) / 16 * 16;
+    c->op_bytes = c->op_slots + 2 * (size_t)c->max_batch * sizeof(int);
+    CU_TRY(err, cudaMalloc((void **)&c->d_op, c->op_bytes));
+    c->d_step = (StepParams *)c->d_op;
+    c->d_slots = (int *)(c->d_op + c->op_slots);
     CU_TRY(err, cudaMalloc((void **)&c->d_ring, TB_STATS_RING * sizeof(StepStats)));
     CU_TRY(err, cudaMalloc((void **)&c->d_store, (size_t)c->n_store * c->frame_bytes));
-    CU_TRY(err, cudaMalloc((void **)&c->d_slots, 2 * (size_t)c->max_batch * sizeof(int)));
     CU_TRY(err, cudaMalloc((void **)&c->d_rgb, c->frame_bytes));
     size_t bn_n = c->m->act_n[c->nb];
     CU_TRY(err, cudaMalloc((void **)&c->d_bnout, (size_t)c->max_batch * bn_n * sizeof(float)));
@@ -1063,9 +1068,7 @@ static int alloc_device_blocks(CudaCtx *c, TbErr *err) {
 // Pinned host rings (hyperparameters, frame staging, stats, one output frame)
 // and the events that say when a ring slot is free again.
 static int alloc_host_rings(CudaCtx *c, TbErr *err) {
-    CU_TRY(err, cudaHostAlloc((void **)&c->h_step, PIN_RING * sizeof(StepParams), cudaHostAllocDefault));
-    CU_TRY(err, cudaHostAlloc((void **)&c->h_slots, PIN_RING * 2 * (size_t)c->max_batch * sizeof(int),
-                              cudaHostAllocDefault));
+    CU_TRY(err, cudaHostAlloc((void **)&c->h_op, PIN_RING * c->op_bytes, cudaHostAllocDefault));
     CU_TRY(err, cudaHostAlloc((void **)&c->h_frames, (size_t)FRAME_RING * c->max_batch * c->frame_bytes,
                               cudaHostAllocDefault));
     CU_TRY(err, cudaHostAlloc((void **)&c->h_stats, TB_STATS_RING * sizeof(StepStats), cudaHostAllocDefault));
