@@ -35,6 +35,15 @@ struct Pinned {
 };
 std::vector<Pinned> pinned;
 
+// The quarantine goes at exit (what is still allocated is a leak, and left to
+// the leak checks).
+struct DropQuarantine {
+    ~DropQuarantine() {
+        for (const Alloc &a : freed) free(a.base);
+        freed.clear();
+    }
+} drop_quarantine;
+
 unsigned char *user(const Alloc &a) { return a.base + kGuard; }
 
 // The allocation of `list` holding p, or NULL.
