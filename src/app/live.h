@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "atlas_gpu.h"
 #include "capture.h"
 #include "controls.h"
 #include "display.h"
@@ -62,6 +63,12 @@ typedef struct {
     uint8_t *atlas_mid, *atlas_show;
     int atlas_w, atlas_h;
     uint64_t atlas_seq;
+    // On CUDA with interop (atlas_gpu.h; NULL: host only, and not guarded by mu,
+    // as rg): the newest picture went through ag (atlas_on_gpu), drawn for
+    // ag_want (the training thread's alone).
+    ReconGpu *ag;
+    AtlasWant ag_want;
+    int atlas_on_gpu;
 } App;
 
 // A line for the operator: logged, and shown on screen for `secs` seconds.
