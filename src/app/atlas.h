@@ -1,6 +1,7 @@
 // atlas.h: the layer atlas, one picture of every activation of the network,
 // made on the CPU from host copies of the activations (Backend.get_activation)
-// and shown as a texture like the reconstruction. Top row: the encoder's
+// and shown as a texture like the reconstruction (on CUDA with interop it is
+// drawn on the GPU from the same geometry and op: atlas_gpu.h). Top row: the encoder's
 // layers, then the bottleneck twice as large; bottom row: the decoder's
 // layers, then the reconstruction and, while a bottleneck channel is solo,
 // what the decoder makes of that channel alone. A layer is a near-square grid
