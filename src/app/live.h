@@ -91,8 +91,9 @@ void app_stop_training(App *a);
 int app_show_recon(App *a, Display *d, uint64_t *seen, double *arrival);
 
 // The atlas's two halves (atlas_feed.c). Training thread, after a frame: while
-// the atlas is wanted, read the activations, draw, and hand the picture over
-// (*f: that thread's buffers, made on first use; atlas_feed_free at the end).
+// the atlas is wanted, read the activations, draw, and hand the picture over,
+// or draw it on the GPU through ag while its interop works (*f: that thread's
+// buffers, made on first use; atlas_feed_free at the end).
 // Main thread, each turn: on = whether the window shows the atlas (its
 // buffers are made the first time), and the newest picture onto the display;
 // *seen is the atlas_seq last shown.
