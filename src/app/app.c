@@ -85,6 +85,8 @@ static Display *open_display(App *a, Panel *pn, TbErr *err) {
     if (strcmp(t->be->name, "cuda") == 0) {
         a->rg = recon_gpu_create(t->be, d, W, H, err);
         if (!a->rg) tb_log("%s: reconstructions go through host memory", err->msg);
+        a->ag = atlas_gpu_create(t->be, d, &t->model, &a->ag_want, err);
+        if (!a->ag) tb_log("%s: the layer atlas goes through host memory", err->msg);
     }
     return d;
 }
@@ -383,6 +385,7 @@ int app_run(const Settings *s, ControlQueue *q) {
     }
     err.msg[0] = 0;
     recon_gpu_destroy(a->rg);
+    recon_gpu_destroy(a->ag);
     display_close(d);
     free(a->rec_rgb);
     free(a->net_rgb);

@@ -46,6 +46,8 @@ struct Display {
     int net_w, net_h, net_on;  // what the network is given (net_on: a transform is in force)
     int rec_w, rec_h;  // size of the reconstruction texture
     int pbo_w, pbo_h;
+    GLuint atlas_pbo;  // the atlas's pixel buffer on the GPU path (0: none)
+    size_t atlas_pbo_bytes;
     int train_w, train_h;  // 0: follow the reconstruction's size
 
     // [channels] panes (nch > 1): camera | channel 0 | 1 | ... in a row;
@@ -228,6 +230,42 @@ void display_recon_from_pbo(Display *d) {
                     (const void *)0);  // offset 0 into the bound buffer: no host copy
     glBindBuffer(GL_PIXEL_UNPACK_BUFFER, 0);
     gl_ok("reconstruction from pixel buffer");
+}
+
+unsigned display_atlas_pbo(Display *d, size_t bytes) {
+    if (d->atlas_pbo && d->atlas_pbo_bytes >= bytes) return d->atlas_pbo;
+    GLuint id = 0;
+    glGenBuffers(1, &id);
+    glBindBuffer(GL_PIXEL_UNPACK_BUFFER, id);
+    glBufferData(GL_PIXEL_UNPACK_BUFFER, (GLsizeiptr)bytes, NULL, GL_DYNAMIC_COPY);
+    glBindBuffer(GL_PIXEL_UNPACK_BUFFER, 0);
+    if (d->atlas_pbo) glDeleteBuffers(1, &d->atlas_pbo);
+    d->atlas_pbo = 0;
+    if (!gl_ok("atlas pixel buffer")) {
+        glDeleteBuffers(1, &id);
+        return 0;
+    }
+    d->atlas_pbo = id;
+    d->atlas_pbo_bytes = bytes;
+    return id;
+}
+
+void display_atlas_from_pbo(Display *d, int w, int h) {
+    if (!d->atlas_pbo || w <= 0 || h <= 0 || w > d->max_tex || h > d->max_tex ||
+        (size_t)w * h * 4 > d->atlas_pbo_bytes) {
+        tb_log("display: atlas texture: ignoring a %dx%d picture from the pixel buffer", w, h);
+        return;
+    }
+    glBindTexture(GL_TEXTURE_2D, d->tex_atlas);
+    glBindBuffer(GL_PIXEL_UNPACK_BUFFER, d->atlas_pbo);
+    glPixelStorei(GL_UNPACK_ALIGNMENT, 4);  // RGBA rows: 4-byte aligned
+    if (w != d->atlas_w || h != d->atlas_h)  // offset 0 into the bound buffer: no host copy
+        glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8, w, h, 0, GL_RGBA, GL_UNSIGNED_BYTE, (const void *)0);
+    else
+        glTexSubImage2D(GL_TEXTURE_2D, 0, 0, 0, w, h, GL_RGBA, GL_UNSIGNED_BYTE, (const void *)0);
+    glBindBuffer(GL_PIXEL_UNPACK_BUFFER, 0);
+    d->atlas_w = w, d->atlas_h = h;
+    if (!gl_ok("atlas from pixel buffer")) d->atlas_w = d->atlas_h = 0;
 }
 
 // ---------------------------------------------------------------- geometry
@@ -670,6 +708,7 @@ void display_set_should_close(Display *d, int on) { glfwSetWindowShouldClose(d->
 static void free_gl(Display *d) {
     hud_free(&d->hud);
     if (d->pbo) glDeleteBuffers(1, &d->pbo);
+    if (d->atlas_pbo) glDeleteBuffers(1, &d->atlas_pbo);
     if (d->tex_in) glDeleteTextures(1, &d->tex_in);
     if (d->tex_rec) glDeleteTextures(1, &d->tex_rec);
     if (d->tex_net) glDeleteTextures(1, &d->tex_net);

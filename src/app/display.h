@@ -74,6 +74,13 @@ void display_set_train_size(Display *d, int w, int h);
 unsigned display_recon_pbo(Display *d, int w, int h);
 void display_recon_from_pbo(Display *d);
 
+// GPU path of the atlas: a pixel-unpack buffer of at least `bytes` (made again,
+// with a new name, only when more is asked) for RGBA8 pictures of any size,
+// rows tight; display_atlas_from_pbo puts its first w x h picture on the atlas
+// texture, on the GPU (as display_set_atlas does from the host).
+unsigned display_atlas_pbo(Display *d, size_t bytes);
+void display_atlas_from_pbo(Display *d, int w, int h);
+
 // Looks.
 void display_set_layout(Display *d, DisplayLayout layout);
 DisplayLayout display_layout(const Display *d);
