@@ -106,8 +106,8 @@ static void say_panes(Display *d, int monitors) {
         }
     d->said_panes = 1;
     if (n)
-        tb_log("display: %d channels, %d monitor%s: channel%s %s shown as pane%s in the main window", d->nch,
-               monitors, monitors == 1 ? "" : "s", n > 1 ? "s" : "", list, n > 1 ? "s" : "");
+        tb_log("display: %d channels, %d monitor%s: channel%s %s shown as %s in the main window", d->nch,
+               monitors, monitors == 1 ? "" : "s", n > 1 ? "s" : "", list, n > 1 ? "panes" : "a pane");
 }
 
 // Closes the windows of lost monitors (and of channels no longer shown), then
