@@ -44,30 +44,35 @@ static int monitor_taken(const Display *d, GLFWmonitor *main, GLFWmonitor *m) {
     return 0;
 }
 
-// Channel i's window on monitor m, at the monitor's current mode (no mode
-// change: a borderless fullscreen window). 0, or -1 (logged: it stays a pane).
+// Channel i's window on monitor m: undecorated, at the monitor's place and
+// size (its current mode), on top. Not a GLFW fullscreen window: GLFW would
+// then set the monitor's mode (XRRSetCrtcConfig), and a monitor switched off
+// in the middle of that is an X error, which ends the process. 0, or -1
+// (logged: the channel stays a pane).
 static int open_window(Display *d, int i, GLFWmonitor *m) {
     const GLFWvidmode *mode = glfwGetVideoMode(m);
     if (!mode) return -1;
+    int x, y;
+    glfwGetMonitorPos(m, &x, &y);
     glfwDefaultWindowHints();
     glfwWindowHint(GLFW_CONTEXT_VERSION_MAJOR, 3);
     glfwWindowHint(GLFW_CONTEXT_VERSION_MINOR, 3);
     glfwWindowHint(GLFW_OPENGL_PROFILE, GLFW_OPENGL_CORE_PROFILE);
     glfwWindowHint(GLFW_OPENGL_FORWARD_COMPAT, GLFW_TRUE);
-    glfwWindowHint(GLFW_AUTO_ICONIFY, GLFW_FALSE);  // a click on another screen must not hide it
+    glfwWindowHint(GLFW_DECORATED, GLFW_FALSE);
+    glfwWindowHint(GLFW_FLOATING, GLFW_TRUE);  // above a desktop's panels
+    glfwWindowHint(GLFW_VISIBLE, GLFW_FALSE);  // shown once in place
     glfwWindowHint(GLFW_FOCUS_ON_SHOW, GLFW_FALSE);
-    glfwWindowHint(GLFW_RED_BITS, mode->redBits);
-    glfwWindowHint(GLFW_GREEN_BITS, mode->greenBits);
-    glfwWindowHint(GLFW_BLUE_BITS, mode->blueBits);
-    glfwWindowHint(GLFW_REFRESH_RATE, mode->refreshRate);
     char title[32];
     snprintf(title, sizeof title, "tabula ch %d", i);
-    GLFWwindow *w = glfwCreateWindow(mode->width, mode->height, title, m, d->win);
+    GLFWwindow *w = glfwCreateWindow(mode->width, mode->height, title, NULL, d->win);
     if (!w) {
         tb_warn("display: no window for channel %d on '%s': it stays a pane in the main window", i,
                 glfwGetMonitorName(m));
         return -1;
     }
+    glfwSetWindowPos(w, x, y);
+    glfwShowWindow(w);
     glfwSetWindowUserPointer(w, d);
     glfwSetKeyCallback(w, display_on_key);  // keys from any window
     glfwSetInputMode(w, GLFW_CURSOR, GLFW_CURSOR_HIDDEN);
@@ -78,8 +83,6 @@ static int open_window(Display *d, int i, GLFWmonitor *m) {
     glfwSwapInterval(0);  // only the main window's swap waits for the vertical blank
     glGenVertexArrays(1, &c->vao);
     glfwMakeContextCurrent(d->win);
-    int x, y;
-    glfwGetMonitorPos(m, &x, &y);
     tb_log("display: channel %d in a fullscreen window on '%s' (%dx%d at %d,%d)", i, glfwGetMonitorName(m),
            mode->width, mode->height, x, y);
     return 0;
@@ -110,14 +113,26 @@ static void say_panes(Display *d, int monitors) {
                monitors, monitors == 1 ? "" : "s", n > 1 ? "s" : "", list, n > 1 ? "panes" : "a pane");
 }
 
+// Channel 0's fullscreen monitor is gone: GLFW made the main window a window
+// (without a window manager, off every screen). Channel 0 (the HUD, the help)
+// goes fullscreen again on [display] monitor, taking it from a channel window
+// if need be: that channel is a pane until a monitor is free.
+static void main_lost(Display *d) {
+    GLFWmonitor *m = display_pick_monitor(d->monitor);
+    tb_warn("display: the main window's monitor is gone: channel 0 moves to '%s'",
+            m ? glfwGetMonitorName(m) : "no monitor (a window)");
+    for (int i = 1; i < DISPLAY_CHANNELS; i++)
+        if (d->cw[i].win && d->cw[i].mon == m) close_window(d, i);
+    int x = d->win_x, y = d->win_y, w = d->win_w, h = d->win_h;  // F11's way back, as it was
+    d->fullscreen = 0;
+    display_set_fullscreen(d, 1);  // stays a window when there is no monitor at all
+    d->win_x = x, d->win_y = y, d->win_w = w, d->win_h = h;
+}
+
 // Closes the windows of lost monitors (and of channels no longer shown), then
 // gives each channel without a window the next free monitor.
 void display_windows_place(Display *d) {
     d->mon_changed = 0;
-    if (d->fullscreen && !glfwGetWindowMonitor(d->win)) {  // GLFW made it windowed
-        tb_warn("display: the main window's monitor is gone: it is a window now");
-        d->fullscreen = 0;
-    }
     for (int i = 1; i < DISPLAY_CHANNELS; i++) {
         ChanWindow *c = &d->cw[i];
         if (!c->win || (c->mon && d->windows && i < d->nch)) continue;
@@ -125,6 +140,7 @@ void display_windows_place(Display *d) {
         close_window(d, i);
     }
     if (!d->windows) return;
+    if (d->fullscreen && !glfwGetWindowMonitor(d->win)) main_lost(d);
     int count = 0, m = 0;
     GLFWmonitor **mons = glfwGetMonitors(&count);
     GLFWmonitor *main = main_monitor(d);

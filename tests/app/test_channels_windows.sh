@@ -59,11 +59,14 @@ Section "Screen"
   EndSubSection
 EndSection
 EOF
-for ((N = 90; N < 120; N++)); do [ -e "/tmp/.X$N-lock" ] || [ -e "/tmp/.X11-unix/X$N" ] || break; done
-Xorg ":$N" -config "$T/xorg.conf" -noreset -nolisten tcp -logfile "$T/xorg.log" >"$T/xorg.out" 2>&1 &
-PIDS+=($!)
-export DISPLAY=":$N"
-for ((i = 0; i < 100; i++)); do xrandr >/dev/null 2>&1 && break; sleep 0.1; done
+# -displayfd: the server picks a free display number itself and writes it
+# when it is ready (no race with xvfb-run -a in tests running alongside).
+Xorg -displayfd 3 -config "$T/xorg.conf" -noreset -nolisten tcp -logfile "$T/xorg.log" \
+  >"$T/xorg.out" 2>&1 3>"$T/dpy" &
+XPID=$!
+trap 'kill "$XPID" 2>/dev/null; wait "$XPID"; _tmp_and_pids_cleanup' EXIT  # the server ends before $T goes
+for ((i = 0; i < 100; i++)); do [ -s "$T/dpy" ] && break; kill -0 "$XPID" 2>/dev/null || break; sleep 0.1; done
+export DISPLAY=":$(tr -dc 0-9 <"$T/dpy")"
 xrandr >/dev/null 2>&1 || skip_all "the dummy X server did not start: $(grep -h -m2 '(EE)' "$T/xorg.log" "$T/xorg.out" 2>/dev/null | tr '\n' ' ')"
 xrandr --query | grep -q '^DUMMY1 ' || skip_all "the dummy driver has no second output (DUMMY1): xserver-xorg-video-dummy 0.4 or newer"
 xrandr --addmode DUMMY1 640x360 || skip_all "xrandr cannot give DUMMY1 a mode"
