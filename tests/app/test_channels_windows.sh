@@ -14,6 +14,8 @@
 #    is a pane in the main window (four panes on the screen); plugged back in:
 #    the window is back. Three channels: channel 2 stays a pane (one line).
 # 3. One monitor: both channels as panes in the main window, with one line.
+# 4. Monitors flapping, and channel 0's own monitor lost and back: the run
+#    goes on and ends cleanly (an X error would end it: see display_windows.c).
 # (test_channels_window.sh checks the one-monitor fallback under plain Xvfb.)
 set -u
 BIN=${TABULA_BIN:?set by CTest}
@@ -211,7 +213,36 @@ one_monitor_panes() {
   stop_run "$T/err3"
 }
 
+# A projector in standby flaps its cable's hot-plug line: 20 quick unplugs and
+# plugs, then channel 0's own monitor goes (channel 0 takes the other one, from
+# channel 1) and comes back (channel 1 gets it). The show never stops.
+# (Channel windows made as GLFW fullscreen windows died here in 3 runs of 3,
+# on an X error from RRSetCrtcConfig; the undecorated ones pass.)
+flapping_monitors_never_end_the_show() {
+  plug
+  start_run "$T/err4" --channel-count 2
+  local k
+  for ((k = 0; k < 20; k++)); do
+    unplug; sleep "0.0$((RANDOM % 9))"; plug; sleep "0.0$((RANDOM % 9))"
+  done
+  wait_for "$T/err4" "channel 1 in a fullscreen window on 'DUMMY1'" 2 && ok || bad "no window after the flapping"
+  xrandr --output DUMMY1 --pos 0x0 && xrandr --output DUMMY0 --off && xrandr --query >/dev/null
+  wait_for "$T/err4" "the main window's monitor is gone: channel 0 moves to 'DUMMY1'" && ok ||
+    bad "channel 0 did not move: $(grep display "$T/err4" | tail -3)"
+  sleep 0.5
+  local tree; tree=$(xwininfo -root -tree)
+  grep -q '"tabula": .* 640x360+0+0' <<<"$tree" && ! grep -q '"tabula ch 1"' <<<"$tree" && ok ||
+    bad "channel 0 alone on DUMMY1 wanted: $(grep tabula <<<"$tree")"
+  xrandr --output DUMMY0 --mode 640x360 --right-of DUMMY1 && xrandr --query >/dev/null
+  wait_for "$T/err4" "channel 1 in a fullscreen window on 'DUMMY0' (640x360 at 640,0)" && ok ||
+    bad "channel 1 did not get DUMMY0: $(grep display "$T/err4" | tail -3)"
+  kill -0 "$TPID" 2>/dev/null && ok || bad "the run ended: $(tail -3 "$T/err4")"
+  stop_run "$T/err4"
+  xrandr --output DUMMY0 --pos 0x0 && xrandr --output DUMMY1 --right-of DUMMY0  # as the other cases expect
+}
+
 run_case two_monitors_two_windows
 run_case unplugged_monitor_gives_its_channel_back
 run_case one_monitor_panes
+run_case flapping_monitors_never_end_the_show
 finish
