@@ -129,6 +129,14 @@ void tensor_to_frame_cuda(uint8_t *rgb, const float *x, int H, int W, cudaStream
 void tensor_to_rgba_cuda(uint8_t *rgba, size_t pitch, const float *x, int H, int W,
                          cudaStream_t stream);
 
+// ---- tiles.cu: the layer atlas's tiles (tiles_draw in ops.h, the same bits)
+// from a device activation block into an RGBA8 picture in device memory (rows
+// `pitch` bytes apart, a multiple of 4); lut: the 256 RGB colours, 768 bytes
+// in device memory. One launch: a block per grid cell finds its channel's min
+// and max, then draws its tile.
+void tiles_draw_cuda(uint8_t *rgba, size_t pitch, const float *act, const TileGeom *g,
+                     const uint8_t *lut, cudaStream_t stream);
+
 // ---- lerp.cu: w = (1-a)*w + a*s over n floats (snapshot slots' cross-fade),
 // the same bits as lerp() on the CPU. a is a host value: never captured in a graph.
 void lerp_cuda(float *w, const float *s, size_t n, float a, cudaStream_t stream);

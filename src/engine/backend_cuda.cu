@@ -840,6 +840,20 @@ extern "C" void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size
                         c->stream);
 }
 
+// The atlas's tiles of activation `act` straight from the activation block (the
+// layer get_activation reads), on the backend's stream.
+extern "C" void backend_cuda_atlas_rgba(Backend *b, int act, const TileGeom *g, const uint8_t *dev_lut,
+                                        void *dev_rgba, size_t pitch_bytes) {
+    CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_atlas_rgba on a %s backend",
+          b && b->name ? b->name : "null");
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    CHECK(act >= 0 && act <= c->L && c->batch > 0, "atlas: activation %d (batch %d)", act, c->batch);
+    CHECK((size_t)g->ch * g->sw * g->sh == c->m->act_n[act], "atlas: %d x %dx%d values for activation %d",
+          g->ch, g->sw, g->sh, act);
+    tiles_draw_cuda((uint8_t *)dev_rgba, pitch_bytes, act_at(c, c->acts, act, c->batch), g, dev_lut,
+                    c->stream);
+}
+
 extern "C" long backend_cuda_graph_launches(Backend *b) {
     CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_graph_launches on a %s backend",
           b && b->name ? b->name : "null");

@@ -10,8 +10,9 @@
 // barrier or a shuffle not every thread reaches, a race on shared memory.
 //
 // Tolerances (the kernels are written to give the CPU's IEEE results):
-//   - elementwise ops (bias+act, the loss gradients, frames, lerp): the same
-//     bits as the CPU op;
+//   - elementwise ops (bias+act, the loss gradients, frames, lerp) and the
+//     atlas's tiles (their min and max found by comparisons, in any order):
+//     the same bits as the CPU op;
 //   - the optimizer updates: within 8 float ulps of the largest value, since
 //     the CPU op is built with -march=native, where the compiler may fuse
 //     a*b+c into one rounding, and the host kernels are built without fusing;
@@ -665,6 +666,91 @@ TEST_IMPL(tensor_to_rgba) {
     }
 }
 
+// ---------------------------------------------------------------- tiles.cu
+
+// A colour map with 256 distinct entries (any will do: the op looks them up).
+static std::vector<uint8_t> tile_lut() {
+    std::vector<uint8_t> lut(256 * 3);
+    for (int i = 0; i < 256; i++) lut[3 * i] = (uint8_t)i, lut[3 * i + 1] = (uint8_t)(255 - i), lut[3 * i + 2] = (uint8_t)(i * 7);
+    return lut;
+}
+
+// Channels of different scales (as a layer's are), one flat, one with NaN and
+// infinities when asked.
+static std::vector<float> tile_acts(const TileGeom &g, int odd) {
+    size_t hw = (size_t)g.sw * g.sh;
+    std::vector<float> x(hw * g.ch);
+    for (int c = 0; c < g.ch; c++) {
+        float s = ldexpf(1.0f, c % 9 - 4), o = (float)(c % 3) - 1.0f;
+        for (size_t i = 0; i < hw; i++) x[c * hw + i] = g.image ? -0.2f + 1.4f * tb_rng_uniform(&rng) : o + s * tb_rng_normal(&rng);
+    }
+    if (odd && !g.image && g.ch > 2)
+        for (size_t i = 0; i < hw; i++) x[2 * hw + i] = 0.75f;  // flat: colour 0
+    if (odd && g.ch > 1 && hw > 3) x[hw] = NAN, x[hw + 1] = INFINITY, x[hw + 3] = -INFINITY;
+    if (odd && g.image) x[0] = NAN;
+    return x;
+}
+
+// Several layers' shapes: the atlas's own (a near-square grid, the bottleneck
+// magnified 2x, tiles shrunk to fit by a whole factor: sw, sh not multiples of
+// the tile), a part-filled last row, one channel, and the reconstruction as an
+// image, whole and shrunk; at an offset in a wider picture whose row padding
+// and margins must stay untouched.
+TEST_IMPL(tiles_draw) {
+    static const TileGeom kGeoms[] = {
+        {32, 6, 16, 16, 16, 16, 5, 3, 0, 90, 24},      // the first layer at 32x32: 2 unused cells
+        {19, 5, 8, 5, 16, 10, 0, 0, 0, 90, 24},        // magnified 2x, 1 of 4 rows part-filled
+        {8, 3, 300, 170, 100, 57, 2, 7, 0, 90, 24},    // shrunk 3x, sizes not multiples of 3
+        {256, 16, 2, 2, 4, 4, 1, 1, 0, 90, 24},        // many small tiles
+        {1, 1, 1, 1, 3, 3, 0, 0, 0, 90, 24},           // one value
+        {5, 3, 33, 1, 33, 1, 4, 0, 0, 90, 24},          // a one-row channel, 1 unused cell
+        {3, 1, 37, 23, 37, 23, 3, 2, 1, 0, 0},         // the output as a picture
+        {3, 1, 300, 170, 100, 57, 0, 0, 1, 0, 0},      // shrunk
+    };
+    std::vector<uint8_t> lut = tile_lut();
+    uint8_t *dlut = dnew<uint8_t>(lut.size());
+    up(dlut, lut);
+    for (const TileGeom &g : kGeoms) {
+        for (int odd = 0; odd < 2; odd++) {
+            int bw, bh;
+            tiles_size(&g, &bw, &bh);
+            int cw = g.x + bw + 3, chh = g.y + bh + 2;
+            size_t pitch = 4 * (size_t)cw + 8;
+            std::vector<float> x = tile_acts(g, odd);
+            std::vector<uint8_t> want(pitch * chh, 0x5A), rgb(3 * (size_t)cw * chh, 0x5A);
+            tiles_draw(want.data(), pitch, 4, x.data(), &g, (const uint8_t(*)[3])lut.data());
+            tiles_draw(rgb.data(), 3 * (size_t)cw, 3, x.data(), &g, (const uint8_t(*)[3])lut.data());
+            size_t rgb_off = 0;  // the CPU's two formats: the same colours
+            for (int y = 0; y < chh; y++)
+                for (int u = 0; u < cw; u++) rgb_off += memcmp(&want[y * pitch + 4 * u], &rgb[3 * ((size_t)y * cw + u)], 3) != 0;
+            float *dx = dnew<float>(x.size());
+            uint8_t *dpic = dnew<uint8_t>(want.size());
+            up(dx, x);
+            char what[96];
+            snprintf(what, sizeof what, "tiles %d ch %dx%d -> %dx%d%s%s", g.ch, g.sw, g.sh, g.tw, g.th,
+                     g.image ? " image" : "", odd ? " (flat, NaN, inf)" : "");
+            auto got = both_orders(what, [&] {
+                cudaMemset(dpic, 0x5A, want.size());
+                tiles_draw_cuda(dpic, pitch, dx, &g, dlut, NULL);
+                return down(dpic, want.size());
+            });
+            EXPECT(diff_bits(got, want) == 0, "%s: %zu of %zu bytes differ from tiles_draw", what,
+                   diff_bits(got, want), want.size());
+            EXPECT(rgb_off == 0, "%s: RGB8 and RGBA8 differ in %zu pixels", what, rgb_off);
+            size_t inside = 0;  // every pixel of the block written (alpha 255), none outside
+            for (int y = 0; y < chh; y++)
+                for (int u = 0; u < cw; u++) {
+                    int in = u >= g.x && u < g.x + bw && y >= g.y && y < g.y + bh;
+                    inside += in ? want[y * pitch + 4 * u + 3] == 255 : want[y * pitch + 4 * u + 3] == 0x5A;
+                }
+            EXPECT(inside == (size_t)cw * chh, "%s: %zu of %d pixels as expected", what, (size_t)cw * chh - inside, cw * chh);
+            cudaFree(dx);
+            cudaFree(dpic);
+        }
+    }
+    cudaFree(dlut);
+}
+
 // ---------------------------------------------------------------- lerp.cu
 
 TEST_IMPL(lerp) {
@@ -1108,8 +1194,9 @@ TEST_MAIN(TEST_ENTRY(bias_act_forward), TEST_ENTRY(bias_act_backward), TEST_ENTR
           TEST_ENTRY(mse), TEST_ENTRY(l1), TEST_ENTRY(grad_norm), TEST_ENTRY(grad_norm_stats),
           TEST_ENTRY(sgd_update), TEST_ENTRY(adam_update),
           TEST_ENTRY(update_same_bits_either_order), TEST_ENTRY(stats_record),
-          TEST_ENTRY(frame_to_tensor), TEST_ENTRY(frames_gather), TEST_ENTRY(tensor_to_frame), TEST_ENTRY(tensor_to_rgba),
-          TEST_ENTRY(lerp), TEST_ENTRY(bottleneck_forward), TEST_ENTRY(bottleneck_backward),
+          TEST_ENTRY(frame_to_tensor), TEST_ENTRY(frames_gather), TEST_ENTRY(tensor_to_frame),
+          TEST_ENTRY(tensor_to_rgba), TEST_ENTRY(tiles_draw), TEST_ENTRY(lerp),
+          TEST_ENTRY(bottleneck_forward), TEST_ENTRY(bottleneck_backward),
           TEST_ENTRY(bottleneck_next), TEST_ENTRY(bottleneck_wrong_noise_is_caught),
           TEST_ENTRY(capture_records_failures),
           TEST_ENTRY(missing_block_is_caught), TEST_ENTRY(write_past_end_is_caught),
