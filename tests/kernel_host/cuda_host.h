@@ -138,6 +138,8 @@ static inline T atomicCAS(T *p, T cmp, T v) {
 // for every lane of the warp; its mask must name all of them (partial masks
 // are not emulated and are reported).
 void __syncthreads(void);
+// One thread runs at a time here: every write is seen by the next reader.
+static inline void __threadfence(void) {}
 void __syncwarp(unsigned mask = 0xffffffffu);
 int kh_lane(void);
 // Deposit `bytes` of v as this lane's value, wait for the whole warp, and get

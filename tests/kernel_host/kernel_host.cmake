@@ -27,7 +27,7 @@ endfunction()
 
 # The hand-written kernel files test_kernel_host runs, by name in kernels/. A
 # new kernel file: add its name here and its cases to test_kernel_host.cc.
-set(KERNEL_HOST_KERNELS act loss optim frame lerp capture bottleneck)
+set(KERNEL_HOST_KERNELS act loss optim frame lerp capture bottleneck tiles)
 set(KERNEL_HOST_UNITS)
 foreach(k ${KERNEL_HOST_KERNELS})
   kernel_host_unit(unit ${CMAKE_SOURCE_DIR}/kernels/${k}.cu)

@@ -58,8 +58,8 @@ static KhGraphCounts step(Backend *be, int B, Hyper *h, int k) {
 // The default model (model_spec_default's layers) at 48x32: for batch 1 and 4, SGD and
 // Adam, the first step runs eagerly and the second is captured; the graph must
 // hold the same kernels and cuDNN calls as the eager step. The counts are
-// printed: the figure kernel fusion moves. (The kernels may differ with the
-// batch size: the bias gradient's sum takes a second pass when it is long.)
+// printed: the figure kernel fusion moves. (They do not move with the batch
+// size: the bias gradient's sum, long or short, is one launch.)
 TEST_IMPL(work_per_step) {
     // The default model's layers with fewer channels: the counts depend on the
     // layers and the sizes, not the channels, and the emulated optimizer's
@@ -96,6 +96,12 @@ TEST_IMPL(work_per_step) {
             EXPECT(e.copies >= g.copies + 1 && e.memsets >= g.memsets,
                    "batch %d: eager copies %d, memsets %d; graph %d, %d", B, e.copies, e.memsets,
                    g.copies, g.memsets);
+            // The backend's own count (backend_cuda_step_work) is the graph's.
+            CudaStepWork w;
+            backend_cuda_step_work(be, &w, NULL);
+            EXPECT(w.kernels == g.kernels && w.cudnn == g.cudnn,
+                   "batch %d: the backend counts %d kernels + %d cuDNN calls, the graph holds "
+                   "%d + %d", B, w.kernels, w.cudnn, g.kernels, g.cudnn);
             // One cuDNN call per layer forward, two backward but for the
             // first layer's (no input gradient), whatever the batch size.
             EXPECT(g.cudnn == 3 * m.n_layers - 1, "batch %d: %d cuDNN calls for %d layers", B,
