@@ -100,6 +100,62 @@ TEST_IMPL(couple_matches_ref_and_pulls_to_the_mean) {
     for (int j = 0; j < K; j++) free(a[j]), free(b[j]);
 }
 
+// K trainers of the (16,32) net at 32x32 with seeds 1..K, made on conv path
+// `impl[j]` each (its layouts are fixed when the backend is made).
+enum { NETS = 4 };
+static int nets_open(Trainer *t, const int *impl) {
+    for (int j = 0; j < NETS; j++) {
+        Settings s = settings(0.5f);
+        snprintf(s.channels, sizeof s.channels, "16,32");
+        s.seed = 1 + j;
+        TrainerConfig tc;
+        TbErr err = {{0}};
+        CHECK(conv_impl_set(impl[j]) == 0, "conv path %d", impl[j]);
+        int rc = session_trainer_config(&s, NULL, &tc, &err) || trainer_init(&t[j], &tc, &err);
+        EXPECT(rc == 0, "%s", err.msg);
+        if (rc) return 0;
+    }
+    return 1;
+}
+
+// backend_couple against the host path (get_params, couple(), set_params) on
+// the same weights: the same bits, inside the CPU backends when they share a
+// layout (the GEMM path's NCHW, or oneDNN's blocked weights alike in each),
+// through the host when they do not (one net made on each path).
+TEST_IMPL(backend_couple_matches_host_path) {
+    int was = conv_impl(), have_dnnl = conv_impl_set(CONV_IMPL_DNNL) == 0;
+    int paths[3][NETS] = {{CONV_IMPL_GEMM, CONV_IMPL_GEMM, CONV_IMPL_GEMM, CONV_IMPL_GEMM},
+                          {CONV_IMPL_DNNL, CONV_IMPL_DNNL, CONV_IMPL_DNNL, CONV_IMPL_DNNL},
+                          {CONV_IMPL_DNNL, CONV_IMPL_GEMM, CONV_IMPL_DNNL, CONV_IMPL_GEMM}};
+    const char *name[3] = {"GEMM", "oneDNN", "mixed"};
+    if (!have_dnnl) printf("no oneDNN in this build: the GEMM path alone\n");
+    for (int p = 0; p < (have_dnnl ? 3 : 1); p++) {
+        Trainer t[NETS];
+        if (!nets_open(t, paths[p])) return;
+        size_t n = t[0].model.n_params;
+        float *host[NETS], *want[NETS];
+        Backend *bs[NETS];
+        for (int j = 0; j < NETS; j++) {
+            bs[j] = t[j].be;
+            host[j] = tb_malloc(n * sizeof(float));
+            want[j] = params_of(&t[j]);
+        }
+        couple(want, NETS, n, 0.1f);
+        int inside = backend_couple(bs, NETS, 0.1f, host);
+        EXPECT(inside == (p < 2), "%s: coupled %s", name[p], inside ? "inside" : "through the host");
+        for (int j = 0; j < NETS; j++) {
+            float *got = params_of(&t[j]);
+            EXPECT(memcmp(got, want[j], n * sizeof(float)) == 0, "%s: net %d differs from the host path",
+                   name[p], j);
+            free(got), free(host[j]), free(want[j]);
+            trainer_free(&t[j]);
+        }
+        printf("%s: %zu weights x %d nets coupled %s, the host path's bits\n", name[p], n, NETS,
+               inside ? "in the backends" : "through host copies");
+    }
+    conv_impl_set(was);
+}
+
 // [ch1] in a file, --ch2.key on the command line, and the errors that name them.
 TEST_IMPL(settings_read_channel_sections) {
     char path[64];
@@ -320,7 +376,7 @@ TEST_IMPL(opening_rebirth_reaches_every_channel) {
     run_close(&r), run_close(&fresh);
 }
 
-TEST_MAIN(TEST_ENTRY(couple_matches_ref_and_pulls_to_the_mean), TEST_ENTRY(settings_read_channel_sections),
+TEST_MAIN(TEST_ENTRY(couple_matches_ref_and_pulls_to_the_mean), TEST_ENTRY(backend_couple_matches_host_path), TEST_ENTRY(settings_read_channel_sections),
           TEST_ENTRY(different_lr_give_different_curves), TEST_ENTRY(coupling_zero_equals_single_runs),
           TEST_ENTRY(coupling_draws_weights_together), TEST_ENTRY(history_shows_the_snapshot),
           TEST_ENTRY(events_address_one_channel), TEST_ENTRY(opening_rebirth_reaches_every_channel))

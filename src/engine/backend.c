@@ -42,3 +42,18 @@ Backend *backend_create_opts(const char *name, const Model *m, int max_batch, co
 void backend_destroy(Backend *b) {
     if (b) b->destroy(b);
 }
+
+int backend_couple(Backend *const *bs, int k, float c, float *const *host) {
+    CHECK(k >= 1 && k <= TB_COUPLE_MAX, "coupling %d backends", k);
+    if (k < 2 || c == 0.0f) return 1;  // couple() would change nothing
+    for (int j = 1; j < k; j++)
+        CHECK(bs[j]->model->n_params == bs[0]->model->n_params, "coupling nets of %zu and %zu weights",
+              (size_t)bs[j]->model->n_params, (size_t)bs[0]->model->n_params);
+    int same = bs[0]->couple != NULL;
+    for (int j = 1; j < k && same; j++) same = bs[j]->couple == bs[0]->couple;
+    if (same && bs[0]->couple(bs, k, c) == 0) return 1;
+    for (int j = 0; j < k; j++) bs[j]->get_params(bs[j], host[j]);
+    couple(host, k, bs[0]->model->n_params, c);
+    for (int j = 0; j < k; j++) bs[j]->set_params(bs[j], host[j]);
+    return 0;
+}

@@ -5,7 +5,7 @@
 # The kernel files it runs, by name in kernels/. conv_cudnn.cu is left out
 # (cuDNN does not run on the host; the CPU ops stand in for it). A new kernel
 # file: add its name here and its cases to test_kernel_host.cc.
-set(KERNEL_HOST_KERNELS act loss optim frame lerp capture bottleneck)
+set(KERNEL_HOST_KERNELS act loss optim frame lerp couple capture bottleneck)
 
 set(KERNEL_HOST_UNITS)
 foreach(k ${KERNEL_HOST_KERNELS})
