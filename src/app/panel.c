@@ -181,9 +181,11 @@ static int param_text(const LiveParams *p, int id, char *buf, size_t n) {
     // The input transform only when it changes what the network is given.
     if ((id == PARAM_TRANSFORM || id == PARAM_JITTER) && v <= 0) return 0;
     if (id == PARAM_BLUR && v <= 1) return 0;
-    // The dream's values have their own line (panel_hud, hud_dream_line).
-    if (id == PARAM_FEEDBACK || id == PARAM_ZOOM || id == PARAM_ROTATE || id == PARAM_SHIFT_X ||
-        id == PARAM_SHIFT_Y || id == PARAM_TAU)
+    // The dream's values have their own line while it feeds back (panel_hud,
+    // hud_dream_line); before that only a transform set away from rest shows.
+    if (id == PARAM_FEEDBACK || ((id == PARAM_ZOOM || id == PARAM_ROTATE || id == PARAM_SHIFT_X ||
+                                  id == PARAM_SHIFT_Y || id == PARAM_TAU) &&
+                                 (p->v[PARAM_FEEDBACK] > 0 || v == (id == PARAM_ZOOM ? 1.0f : 0.0f))))
         return 0;
     // The LFO's wave, rate and depth only while it moves something.
     if ((id == PARAM_LFO_PARAM || id == PARAM_LFO_SHAPE || id == PARAM_LFO_RATE || id == PARAM_LFO_DEPTH) &&

@@ -538,7 +538,8 @@ TEST_IMPL(dream_hud_line_only_while_dreaming) {
 }
 
 // The HUD the app draws (panel_hud) for a run's view: exactly one line taller
-// while the dream feeds back (its line), as tall as before at feedback 0.
+// while the dream feeds back (its line; the dream's values are on no other
+// line then) than at feedback 0 with every transform at rest (none shown).
 TEST_IMPL(dream_line_in_the_hud_while_dreaming) {
     Display *d = window();
     display_set_layout(d, DISPLAY_MIRROR);
@@ -558,7 +559,7 @@ TEST_IMPL(dream_line_in_the_hud_while_dreaming) {
     v.channels = 1, v.psnr = 30;
     float fb[2] = {0.4f, 0};
     for (int k = 0; k < 2; k++) {
-        v.p.v[PARAM_FEEDBACK] = fb[k], v.p.v[PARAM_ZOOM] = 1.01f;
+        v.p.v[PARAM_FEEDBACK] = fb[k], v.p.v[PARAM_ZOOM] = k ? 1 : 1.01f, v.p.v[PARAM_ROTATE] = k ? 0 : 2;
         panel_hud(d, &v, NULL, "cpu", 60, "pattern", 0, NULL);
         EXPECT(display_hud_rect(d, r) == 1, "HUD rect at feedback %g", (double)fb[k]);
         h[2 + k] = r[3];
