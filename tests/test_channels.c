@@ -161,7 +161,7 @@ TEST_IMPL(settings_read_channel_sections) {
     char path[64];
     snprintf(path, sizeof path, "/tmp/tabula-ch-%d.ini", (int)getpid());
     FILE *f = fopen(path, "w");
-    fprintf(f, "[channels]\ncount = 3\ncoupling = 0.05\n[ch1]\nlr = 0.1\nmomentum = 0.99\n"
+    fprintf(f, "[channels]\ncount = 3\ncoupling = 0.05\n[ch1]\nlr = 0.1\nmomentum = 0.99\ndevice = 1\n"
                "[ch2]\nkind = history\nminutes = 5\nrefresh_s = 30\n");
     fclose(f);
     Settings s;
@@ -172,6 +172,20 @@ TEST_IMPL(settings_read_channel_sections) {
     EXPECT(s.chan[1].n == 2 && strcmp(s.chan[1].key[1], "momentum") == 0 && strcmp(s.chan[1].val[0], "0.1") == 0,
            "[ch1] overrides");
     EXPECT(strcmp(s.chan[2].kind, "history") == 0 && s.chan[2].minutes == 5 && s.chan[2].refresh_s == 30, "[ch2]");
+    EXPECT(s.chan[1].device == 1 && s.chan[2].device == -1 && s.chan[3].device == -1, "device %d %d %d",
+           s.chan[1].device, s.chan[2].device, s.chan[3].device);
+    // The writer keeps it, and only where it was given.
+    static char ini[1 << 16];
+    FILE *w = fmemopen(ini, sizeof ini - 1, "w");
+    settings_write_ini(&s, w);
+    fclose(w);
+    const char *ch1 = strstr(ini, "[ch1]"), *ch2 = strstr(ini, "[ch2]");
+    EXPECT(ch1 && ch2 && strstr(ch1, "device = 1") && strstr(ch1, "device = 1") < ch2 &&
+               !strstr(ch2, "device ="),
+           "written: %s", ch1 ? ch1 : ini);
+    EXPECT(settings_set(&s, "ch2.device", "-2", &err) == -1 && strstr(err.msg, "[ch2] device"), "-2: %s", err.msg);
+    EXPECT(settings_set(&s, "ch2.device", "gpu1", &err) == -1 && strstr(err.msg, "[ch2] device"), "gpu1: %s",
+           err.msg);
     char *argv[] = {"tabula", "--ch1.lr", "3", "--ch3.memory=2"};
     EXPECT(settings_parse_args(&s, 4, argv, &err) == 0, "%s", err.msg);
     EXPECT(s.chan[1].n == 2 && strcmp(s.chan[1].val[0], "3") == 0, "--ch1.lr replaces [ch1] lr");
@@ -352,6 +366,25 @@ TEST_IMPL(events_address_one_channel) {
     run_close(&r);
 }
 
+// [chN] device picks a CUDA GPU: a channel on the CPU backend refuses it with
+// one message naming the channel, the value and what to do.
+TEST_IMPL(device_refused_on_the_cpu) {
+    Settings s = settings(0.5f);
+    s.ch_count = 2;
+    TbErr err = {{0}};
+    EXPECT(settings_channel_set(&s, 1, "device", "0", &err) == 0, "%s", err.msg);
+    Run r;
+    int rc = run_open(&r, &s, NULL, &err);
+    printf("refused: %s\n", err.msg);
+    EXPECT(rc == -1 && strstr(err.msg, "[ch1] device = 0") && strstr(err.msg, "CPU backend") &&
+               strstr(err.msg, "backend = cuda"),
+           "rc %d: %s", rc, err.msg);
+    if (rc == 0) run_close(&r);
+    settings_channel_set(&s, 1, "device", "-1", &err);  // channel 0's: any backend
+    EXPECT(open_run(&r, &s), "device -1 on the CPU");
+    run_close(&r);
+}
+
 // [schedule] rebirth = fresh: the other nets are reborn with channel 0, each
 // from its own seed, as a fresh start has them.
 TEST_IMPL(opening_rebirth_reaches_every_channel) {
@@ -379,4 +412,4 @@ TEST_IMPL(opening_rebirth_reaches_every_channel) {
 TEST_MAIN(TEST_ENTRY(couple_matches_ref_and_pulls_to_the_mean), TEST_ENTRY(backend_couple_matches_host_path), TEST_ENTRY(settings_read_channel_sections),
           TEST_ENTRY(different_lr_give_different_curves), TEST_ENTRY(coupling_zero_equals_single_runs),
           TEST_ENTRY(coupling_draws_weights_together), TEST_ENTRY(history_shows_the_snapshot),
-          TEST_ENTRY(events_address_one_channel), TEST_ENTRY(opening_rebirth_reaches_every_channel))
+          TEST_ENTRY(events_address_one_channel), TEST_ENTRY(device_refused_on_the_cpu), TEST_ENTRY(opening_rebirth_reaches_every_channel))

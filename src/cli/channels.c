@@ -63,7 +63,19 @@ static int channel_open(Channel *ch, const Settings *s, int i, const Trainer *t0
     TrainerConfig tc;
     if (session_trainer_config(ch->s, &t0->model.spec, &tc, err)) goto fail;
     if (ch->kind == CH_HISTORY) tc.ring = 1;  // forward only: the newest frame is all it needs
-    if (trainer_init(&ch->t, &tc, err)) goto fail;
+    int dev = s->chan[i].device;
+    tc.device = dev < 0 ? 0 : dev;
+    if (trainer_init(&ch->t, &tc, err)) {
+        TbErr why = *err;
+        if (dev >= 0) tb_fail(err, "[ch%d] device = %d: %s", i, dev, why.msg);
+        goto fail;
+    }
+    if (dev >= 0 && ch->t.be->device < 0) {  // the CPU (backend cpu, or auto without a GPU)
+        trainer_free(&ch->t);
+        tb_fail(err, "[ch%d] device = %d: the CPU backend has no devices (device picks a CUDA GPU: "
+                "backend = cuda, or leave device at -1)", i, dev);
+        goto fail;
+    }
     char path[CFG_STR + 16] = "";
     if (ch->kind == CH_NET && s->metrics[0]) channels_metrics_path(s->metrics, i, path, sizeof path);
     if (ch->kind == CH_NET && metrics_open(&ch->m, path, &ch->t, err)) {

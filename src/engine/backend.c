@@ -18,7 +18,7 @@ Backend *backend_create_opts(const char *name, const Model *m, int max_batch, co
     // backend_cuda_create checks the GPU itself (its one cuDNN handle is the cuDNN check).
     if (strcmp(name, "cuda") == 0) {
 #ifdef TABULA_HAVE_CUDA
-        return backend_cuda_create(m, max_batch, o, err);
+        return backend_cuda_on_device(m, max_batch, o, err);
 #else
         tb_fail(err, "backend cuda: this build has no CUDA backend (CUDA toolkit or cuDNN missing at build time)");
         return NULL;
@@ -27,7 +27,7 @@ Backend *backend_create_opts(const char *name, const Model *m, int max_batch, co
     if (strcmp(name, "auto") == 0) {
 #ifdef TABULA_HAVE_CUDA
         TbErr why = {{0}};
-        Backend *b = backend_cuda_create(m, max_batch, o, &why);
+        Backend *b = backend_cuda_on_device(m, max_batch, o, &why);
         if (b) return b;
         tb_log("backend: using the CPU (%s)", why.msg);
 #else

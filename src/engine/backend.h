@@ -18,6 +18,7 @@ struct Backend {
     void *ctx;
     const Model *model;
     int max_batch;
+    int device;  // the CUDA device it runs on; -1 on the CPU
 
     void (*destroy)(Backend *b);
     // Weights and optimizer state to/from host (n = model->n_params floats each).
@@ -104,6 +105,9 @@ typedef struct {
     // 1: CUDA uses only cuDNN algorithms that give the same bits on every run
     // (a replay can be reproduced); the CPU backend always does.
     int deterministic;
+    // The CUDA device to run on ([chN] device; 0, the default, is channel 0's).
+    // The CPU backend ignores it: channels.c refuses a device there.
+    int device;
 } BackendOpts;
 
 // Create a backend by name: "cpu", "cuda" or "auto" (cuda if usable, else cpu,

@@ -446,6 +446,7 @@ Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     b->ctx = c;
     b->model = m;
     b->max_batch = max_batch;
+    b->device = -1;
     b->destroy = cpu_destroy;
     b->set_params = cpu_set_params;
     b->get_params = cpu_get_params;

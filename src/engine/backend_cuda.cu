@@ -654,18 +654,11 @@ static void stream_after(cudaStream_t waiter, cudaStream_t done) {
 static int cuda_couple(Backend *const *bs, int k, float c) {
     CudaCtx *c0 = (CudaCtx *)bs[0]->ctx;
     float *w[TB_COUPLE_MAX];
-    int dev0 = -1;
     for (int j = 0; j < k; j++) {
-        cudaPointerAttributes a;
+        if (bs[j]->device != bs[0]->device) return -1;
         w[j] = ((CudaCtx *)bs[j]->ctx)->params;
-        if (cudaPointerGetAttributes(&a, w[j]) != cudaSuccess) {
-            (void)cudaGetLastError();
-            return -1;
-        }
-        if (j == 0) dev0 = a.device;
-        else if (a.device != dev0) return -1;
     }
-    cudaCheck(cudaSetDevice(dev0));
+    cudaCheck(cudaSetDevice(bs[0]->device));
     cudaStreamCaptureStatus cap;
     cudaCheck(cudaStreamIsCapturing(c0->stream, &cap));
     CHECK(cap == cudaStreamCaptureStatusNone, "coupling inside a captured graph");
