@@ -2,8 +2,10 @@
 // frames (src/cli/channels.h). Each must be exactly the network its settings
 // describe (coupling 0 changes nothing, bit for bit), different settings must
 // learn differently, coupling must draw the weights together, a history
-// channel must show channel 0's weights from the snapshot it names, and an
-// event for one channel must reach that channel alone. A real clip at 32x32
+// channel must show channel 0's weights from the snapshot it names, an
+// event for one channel must reach that channel alone, coupling inside the
+// backends must give the host path's bits, and a device no backend has must
+// be refused. A real clip at 32x32
 // through a small net (8,16): hikers_forest, video by Peter Stevens
 // (https://www.flickr.com/photos/nordique/4094034478/), CC BY 2.0, trimmed,
 // scaled and converted (../shared/data/LICENSES.md; README "Credits").
@@ -366,9 +368,10 @@ TEST_IMPL(events_address_one_channel) {
     run_close(&r);
 }
 
-// [chN] device picks a CUDA GPU: a channel on the CPU backend refuses it with
-// one message naming the channel, the value and what to do.
-TEST_IMPL(device_refused_on_the_cpu) {
+// [chN] device picks a CUDA GPU: a channel on the CPU backend refuses it, and
+// the CUDA backend one past the machine's devices, each with one message
+// naming the channel and the value.
+TEST_IMPL(device_refused_where_there_is_none) {
     Settings s = settings(0.5f);
     s.ch_count = 2;
     TbErr err = {{0}};
@@ -380,6 +383,17 @@ TEST_IMPL(device_refused_on_the_cpu) {
                strstr(err.msg, "backend = cuda"),
            "rc %d: %s", rc, err.msg);
     if (rc == 0) run_close(&r);
+    // A device the machine does not have (here: none, or fewer than 8), on CUDA.
+    settings_channel_set(&s, 1, "backend", "cuda", &err);
+    settings_channel_set(&s, 1, "device", "7", &err);
+    rc = run_open(&r, &s, NULL, &err);
+    printf("refused: %s\n", err.msg);
+    EXPECT(rc == -1 && strncmp(err.msg, "[ch1] device = 7: ", 18) == 0, "rc %d: %s", rc, err.msg);
+#ifdef TABULA_HAVE_CUDA
+    EXPECT(strstr(err.msg, "device 7 asked for") != NULL, "%s", err.msg);
+#endif
+    if (rc == 0) run_close(&r);
+    settings_channel_set(&s, 1, "backend", "cpu", &err);
     settings_channel_set(&s, 1, "device", "-1", &err);  // channel 0's: any backend
     EXPECT(open_run(&r, &s), "device -1 on the CPU");
     run_close(&r);
@@ -412,4 +426,4 @@ TEST_IMPL(opening_rebirth_reaches_every_channel) {
 TEST_MAIN(TEST_ENTRY(couple_matches_ref_and_pulls_to_the_mean), TEST_ENTRY(backend_couple_matches_host_path), TEST_ENTRY(settings_read_channel_sections),
           TEST_ENTRY(different_lr_give_different_curves), TEST_ENTRY(coupling_zero_equals_single_runs),
           TEST_ENTRY(coupling_draws_weights_together), TEST_ENTRY(history_shows_the_snapshot),
-          TEST_ENTRY(events_address_one_channel), TEST_ENTRY(device_refused_on_the_cpu), TEST_ENTRY(opening_rebirth_reaches_every_channel))
+          TEST_ENTRY(events_address_one_channel), TEST_ENTRY(device_refused_where_there_is_none), TEST_ENTRY(opening_rebirth_reaches_every_channel))
