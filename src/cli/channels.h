@@ -7,8 +7,9 @@
 // frame channel 0 was given to every channel in turn, on the same thread, so a
 // run stays reproducible; then, with coupling > 0, every net's weights move
 // toward the nets' mean (ops couple(), through backend_couple: inside the
-// backends when they share a kind and a layout, else on host copies). With coupling 0 a channel is bit for bit
-// the single run its settings describe.
+// backends when they share a kind and a layout, else on host copies). With
+// coupling 0 a channel is bit for bit the single run its settings describe.
+// [chN] device puts a channel's CUDA backend on another GPU (-1: channel 0's).
 #pragma once
 #include <stdint.h>
 
