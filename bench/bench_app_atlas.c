@@ -97,7 +97,8 @@ int main(int argc, char **argv) {
     AtlasBlock b[ATLAS_MAX_BLOCKS];
     int aw, ah;
     atlas_geometry(m, -1, 1, b, &aw, &ah);
-    printf("atlas at %dx%d, default net: picture %dx%d, %d frames\n", W, H, aw, ah, n);
+    printf("atlas at %dx%d, default net: picture %dx%d, %d frames, read-out %.1f MB a frame\n", W, H, aw, ah, n,
+           m->act_total * sizeof(float) / 1e6);
     report("training step (batch 1)", ts, n);
     report("atlas read-out", tread, n);
     report("atlas draw", tdraw, n);

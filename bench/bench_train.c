@@ -33,7 +33,8 @@ static int bench_one(const char *backend, int W, int H, int steps, int warmup, i
         return -1;
     }
     int B = 1 + memory;
-    Backend *be = backend_create(backend, &m, B, &err);
+    BackendOpts o = {.frames = 64};  // a replay ring's worth kept on the device
+    Backend *be = backend_create_opts(backend, &m, B, &o, &err);
     if (!be) {
         fprintf(stderr, "%s: %s\n", backend, err.msg);
         return -1;
@@ -57,10 +58,19 @@ static int bench_one(const char *backend, int W, int H, int steps, int warmup, i
     be->load_batch(be, (const uint8_t *const *)frames, B);
     for (int i = 0; i < warmup; i++) be->train_step(be, B, &h, i % TB_STATS_RING);
     be->read_stats(be, st, 1);  // waits for the device
+#ifdef TABULA_HAVE_CUDA
+    long long uploaded0 = 0;
+    if (!strcmp(be->name, "cuda")) backend_cuda_step_work(be, NULL, &uploaded0);
+#endif
     double t0 = tb_now(), c0 = cpu_seconds();
     for (int i = 0; i < steps; i++) {
-        // Upload a frame every step, as the live loop does.
-        be->load_batch(be, (const uint8_t *const *)frames, B);
+        // A new frame every step, as the live loop has: numbered anew, while
+        // the replayed ones keep their numbers (the device may hold them).
+        uint64_t ids[16];
+        ids[0] = 1000 + (uint64_t)i;
+        for (int b = 1; b < B; b++) ids[b] = (uint64_t)b;
+        if (be->load_batch_ids) be->load_batch_ids(be, (const uint8_t *const *)frames, ids, B);
+        else be->load_batch(be, (const uint8_t *const *)frames, B);
         be->train_step(be, B, &h, i % TB_STATS_RING);
     }
     be->read_stats(be, st, 1);
@@ -68,11 +78,26 @@ static int bench_one(const char *backend, int W, int H, int steps, int warmup, i
     double ms = 1e3 * dt / steps;
     double gflops = 3.0 * model_forward_flops(&m) * B / (ms * 1e-3) * 1e-9;
     const char *conv = strcmp(be->name, "cpu") ? "" : conv_impl() == CONV_IMPL_DNNL ? "dnnl" : "gemm";
-    printf("%-5s %-4s %9dx%-5d batch %2d  %9.3f ms/step  %8.1f steps/s  %7.1f GFLOP/s  %8.3f cpu ms/step\n",
+    // CUDA: what one step enqueues (kernels, cuDNN calls) and the frame bytes
+    // it sent to the device; -1 on the CPU.
+    int kernels = -1, cudnn = -1;
+    double upload = -1;
+#ifdef TABULA_HAVE_CUDA
+    if (!strcmp(be->name, "cuda")) {
+        CudaStepWork w;
+        long long total = 0;
+        backend_cuda_step_work(be, &w, &total);
+        kernels = w.kernels, cudnn = w.cudnn;
+        upload = (double)(total - uploaded0) / steps;
+    }
+#endif
+    printf("%-5s %-4s %9dx%-5d batch %2d  %9.3f ms/step  %8.1f steps/s  %7.1f GFLOP/s  %8.3f cpu ms/step",
            be->name, conv, W, H, B, ms, 1e3 / ms, gflops, cpu_ms);
-    printf("{\"impl\":\"tabula\",\"backend\":\"%s\",\"conv\":\"%s\",\"size\":\"%dx%d\",\"batch\":%d,"
-           "\"ms_per_step\":%.4f,\"steps_per_s\":%.2f,\"cpu_ms_per_step\":%.4f}\n",
-           be->name, conv, W, H, B, ms, 1e3 / ms, cpu_ms);
+    if (kernels >= 0) printf("  %d kernels + %d cuDNN/step  %.0f B uploaded/step", kernels, cudnn, upload);
+    printf("\n{\"impl\":\"tabula\",\"backend\":\"%s\",\"conv\":\"%s\",\"size\":\"%dx%d\",\"batch\":%d,"
+           "\"ms_per_step\":%.4f,\"steps_per_s\":%.2f,\"cpu_ms_per_step\":%.4f,\"kernels_per_step\":%d,"
+           "\"cudnn_per_step\":%d,\"upload_bytes_per_step\":%.0f}\n",
+           be->name, conv, W, H, B, ms, 1e3 / ms, cpu_ms, kernels, cudnn, upload);
     fflush(stdout);
     for (int b = 0; b < B; b++) free(frames[b]);
     backend_destroy(be);

@@ -133,15 +133,26 @@ def rows(f):
         pass
     return out
 t, e, c = rows("bench_tabula.log"), rows("bench_torch_eager.log"), rows("bench_torch_compile.log")
+work = {}  # tabula's kernels and cuDNN calls per step, frame bytes uploaded per step
+try:
+    for l in open(f"{d}/bench_tabula.log"):
+        if l.startswith("{"):
+            r = json.loads(l)
+            work[r["size"]] = (r.get("kernels_per_step"), r.get("cudnn_per_step"), r.get("upload_bytes_per_step"))
+except OSError:
+    pass
 print(f"GPU: {gpu}. Train step, batch 1, default net, SGD momentum + clip.\n")
-print("| size | tabula CUDA ms | PyTorch eager ms | torch.compile ms | eager / tabula | compile / tabula |")
-print("|---|---|---|---|---|---|")
+print("| size | tabula CUDA ms | PyTorch eager ms | torch.compile ms | eager / tabula | compile / tabula | kernels + cuDNN / step | uploaded B / step |")
+print("|---|---|---|---|---|---|---|---|")
 ok = True
 for s in ["256x256", "1280x720", "1920x1088"]:
     tm, em, cm = t.get(s), e.get(s), c.get(s)
     f = lambda x: f"{x:.3f}" if x else "-"
     r = lambda a, b: f"{a / b:.2f}x" if a and b else "-"
-    print(f"| {s} | {f(tm)} | {f(em)} | {f(cm)} | {r(em, tm)} | {r(cm, tm)} |")
+    k, n, u = work.get(s, (None, None, None))
+    kw = f"{k} + {n}" if k is not None else "-"
+    up = f"{u:.0f}" if u is not None else "-"
+    print(f"| {s} | {f(tm)} | {f(em)} | {f(cm)} | {r(em, tm)} | {r(cm, tm)} | {kw} | {up} |")
     if s != "1920x1088" and tm and em and cm and not (em / tm >= 2 and cm / tm >= 1.2):
         print(f"\ntarget missed at {s}: want 2x eager and 1.2x compile", file=sys.stderr)
 big = t.get("1920x1088")

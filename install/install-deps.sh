@@ -21,7 +21,9 @@ PKGS=(
 for opt in "$@"; do
   case $opt in
     # xset: tests/app/test_install.sh checks that the kiosk session turns blanking off.
-    --test) PKGS+=(python3-torch python3-numpy python3-pil xdotool x11-xserver-utils) ;;
+    # Xorg's dummy driver and xwininfo (x11-utils): test_channels_windows.sh's two monitors.
+    --test) PKGS+=(python3-torch python3-numpy python3-pil xdotool x11-xserver-utils
+                   xserver-xorg-core xserver-xorg-video-dummy x11-utils) ;;
     # A bare X server with no desktop: Xorg with its drivers (xserver-xorg);
     # Xorg.wrap, which starts it as root where a GPU driver needs that
     # (xserver-xorg-legacy); xset (x11-xserver-utils); chvt (kbd); the logind

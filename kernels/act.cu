@@ -2,9 +2,13 @@
 // Forward: one pass y = act(y + b[c]) right after cuDNN's convolution.
 // Backward: one pass d *= act'(y) that also produces the bias gradient, summed
 // per channel in two deterministic stages (block partials, then one warp per
-// channel), so no atomics and the same bits every run.
-// Holds: the activation device functions and the three kernels, then their
-// launchers bias_act_forward_cuda / bias_act_backward_cuda and the scratch size.
+// channel, run by the block that finishes last), so one launch, no atomic
+// sums and the same bits every run.
+// The output layer's bias + activation, the loss and the gradient back through
+// the activation (with the bias gradient) are one kernel too: out_act_loss.
+// Holds: the activation device functions and the kernels, then their
+// launchers bias_act_forward_cuda / bias_act_backward_cuda / out_act_loss_cuda
+// and the scratch size.
 #include "ops.h"
 #include "ops_cuda.h"
 
@@ -39,11 +43,28 @@ __global__ void bias_act_forward_kernel(float *y, const float *b, int C, int HW,
     }
 }
 
+// The bias gradient from per-(channel, chunk) partials: one warp per channel
+// adds its `chunks` partials in a fixed order (so the same bits whichever
+// block runs it); the block's warps take the channels in turn.
+template <typename T>
+__device__ void bias_grad_finish(float *db, const T *partial, int C, int chunks) {
+    const volatile T *part = partial;  // written by other blocks
+    int lane = threadIdx.x & 31, warps = (int)(blockDim.x >> 5);
+    for (int c = (int)(threadIdx.x >> 5); c < C; c += warps) {  // whole warps alike
+        double s = 0.0;
+        for (int k = lane; k < chunks; k += 32) s += (double)part[(size_t)c * chunks + k];
+        s = warp_sum(s);
+        if (lane == 0) db[c] = (float)s;
+    }
+}
+
 // grid (chunks, C): block (k, c) takes the k-th range of every (b, c) plane,
 // applies act' in place and writes one partial sum to partial[c*chunks + k]
-// (partial may be NULL: no bias gradient).
-__global__ void bias_act_backward_kernel(float *d, float *partial, const float *y, int B, int C,
-                                         int HW, int act, float slope) {
+// (partial may be NULL: no bias gradient). With done, the block that finishes
+// last sums the partials into db.
+__global__ void bias_act_backward_kernel(float *d, float *partial, float *db, unsigned *done,
+                                         const float *y, int B, int C, int HW, int act,
+                                         float slope) {
     int c = blockIdx.y;
     int span = (HW + (int)gridDim.x - 1) / (int)gridDim.x;
     int p0 = (int)blockIdx.x * span, p1 = min(p0 + span, HW);
@@ -59,18 +80,59 @@ __global__ void bias_act_backward_kernel(float *d, float *partial, const float *
     if (partial) {  // uniform over the block: block_sum's barriers are safe
         sum = block_sum(sum);
         if (threadIdx.x == 0) partial[(size_t)c * gridDim.x + blockIdx.x] = (float)sum;
+        if (done && last_block_done(done, gridDim.x * gridDim.y))
+            bias_grad_finish(db, partial, C, (int)gridDim.x);
     }
 }
 
-// One warp per channel adds that channel's `chunks` partials in a fixed order.
-__global__ void bias_grad_finalize_kernel(float *db, const float *partial, int C, int chunks) {
-    int c = (int)((blockIdx.x * blockDim.x + threadIdx.x) >> 5);
-    int lane = threadIdx.x & 31;
-    if (c >= C) return;  // whole warps leave together (c is per warp)
+// The output layer from its convolution's result y (B,C,HW) on: y = act(y +
+// b[c]) in place, the loss against t (MSE, or L1 when l1), dy = the loss's
+// gradient through the activation, and the bias gradient. grid (chunks, C) as
+// bias_act_backward_kernel; each block writes a double partial of the loss
+// and of the bias gradient (part[k], part[blocks + k]), and the block that
+// finishes last adds them: the loss in block order, the bias a warp per
+// channel. Each element takes the CPU ops' own steps in their order.
+__global__ void out_act_loss_kernel(float *y, float *dy, double *part, float *db, float *loss,
+                                    unsigned *done, const float *b, const float *t, int B, int C,
+                                    int HW, int act, float slope, int l1, float grad_scale,
+                                    double n) {
+    int c = blockIdx.y;
+    int span = (HW + (int)gridDim.x - 1) / (int)gridDim.x;
+    int p0 = (int)blockIdx.x * span, p1 = min(p0 + span, HW);
+    float bias = b[c];
+    double ls = 0.0, bs = 0.0;
+    for (int s = 0; s < B; s++) {
+        size_t base = ((size_t)s * C + c) * (size_t)HW;
+        for (int p = p0 + (int)threadIdx.x; p < p1; p += (int)blockDim.x) {
+            size_t i = base + p;
+            float v = act_apply(y[i] + bias, act, slope);
+            y[i] = v;
+            float e = v - t[i], g;
+            if (l1) {
+                g = e > 0.0f ? grad_scale : e < 0.0f ? -grad_scale : 0.0f;
+                ls += fabs((double)e);
+            } else {
+                g = grad_scale * e;
+                ls += (double)e * (double)e;
+            }
+            g = act_backward(g, v, act, slope);
+            dy[i] = g;
+            bs += (double)g;
+        }
+    }
+    ls = block_sum(ls);
+    __syncthreads();  // block_sum's shared array, again
+    bs = block_sum(bs);
+    unsigned blocks = gridDim.x * gridDim.y;
+    size_t k = (size_t)c * gridDim.x + blockIdx.x;
+    if (threadIdx.x == 0) part[k] = ls, part[blocks + k] = bs;
+    if (!last_block_done(done, blocks)) return;
+    const volatile double *vp = part;
     double s = 0.0;
-    for (int k = lane; k < chunks; k += 32) s += (double)partial[(size_t)c * chunks + k];
-    s = warp_sum(s);
-    if (lane == 0) db[c] = (float)s;
+    for (unsigned j = threadIdx.x; j < blocks; j += blockDim.x) s += vp[j];
+    s = block_sum(s);  // last_block_done's barrier came after the second one
+    if (threadIdx.x == 0) *loss = (float)(s / n);
+    bias_grad_finish(db, part + blocks, C, (int)gridDim.x);
 }
 
 // ---- launchers
@@ -100,18 +162,37 @@ extern "C" size_t bias_act_backward_scratch(int B, int C, int HW) {
 }
 
 extern "C" void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, int HW,
-                                       int act, float slope, float *scratch, cudaStream_t stream) {
+                                       int act, float slope, float *scratch, unsigned *done,
+                                       cudaStream_t stream) {
     int chunks = bias_chunks(B, HW);
     // With one chunk per channel the block's sum is the gradient itself.
     float *partial = db == NULL ? NULL : (chunks == 1 ? db : scratch);
+    unsigned *fin = db != NULL && chunks > 1 ? done : NULL;
     CHECK(C <= 65535, "bias_act_backward: %d channels", C);
-    CHECK(db == NULL || chunks == 1 || scratch != NULL,
-          "bias_act_backward: %d chunks need a scratch", chunks);
+    CHECK(db == NULL || chunks == 1 || (scratch != NULL && done != NULL),
+          "bias_act_backward: %d chunks need a scratch and a counter", chunks);
     dim3 grid((unsigned)chunks, (unsigned)C);
-    LAUNCH(bias_act_backward_kernel, grid, TB_BLOCK, stream, d, partial, y, B, C, HW, act, slope);
-    if (db != NULL && chunks > 1) {
-        int warps_per_block = TB_BLOCK / 32;
-        unsigned blocks = (unsigned)tb_ceil_div((size_t)C, (size_t)warps_per_block);
-        LAUNCH(bias_grad_finalize_kernel, blocks, TB_BLOCK, stream, db, partial, C, chunks);
-    }
+    LAUNCH(bias_act_backward_kernel, grid, TB_BLOCK, stream, d, partial, db, fin, y, B, C, HW, act,
+           slope);
+}
+
+extern "C" size_t out_act_loss_scratch(int B, int C, int HW) {
+    return 2 * (size_t)C * bias_chunks(B, HW);
+}
+
+extern "C" void out_act_loss_cuda(float *y, float *dy, float *db, float *loss, const float *b,
+                                  const float *t, int B, int C, int HW, int act, float slope,
+                                  int loss_kind, double *scratch, unsigned *done,
+                                  cudaStream_t stream) {
+    int chunks = bias_chunks(B, HW);
+    size_t n = (size_t)B * C * HW;
+    CHECK(n > 0 && C <= 65535, "out_act_loss: %dx%dx%d", B, C, HW);
+    CHECK(out_act_loss_scratch(B, C, HW) <= TB_REDUCE_BLOCKS,
+          "out_act_loss: %d channels x %d chunks over the scratch", C, chunks);
+    int l1 = loss_kind == LOSS_L1;
+    // The factor as the CPU ops form it: 2/n (MSE) or 1/n (L1), rounded to float once.
+    float grad_scale = (float)((l1 ? 1.0 : 2.0) / (double)n);
+    dim3 grid((unsigned)chunks, (unsigned)C);
+    LAUNCH(out_act_loss_kernel, grid, TB_BLOCK, stream, y, dy, scratch, db, loss, done, b, t, B, C,
+           HW, act, slope, l1, grad_scale, (double)n);
 }

@@ -4,7 +4,8 @@
 // reason) instead of exiting, and the backend runs the step eagerly instead.
 // Per thread: the main thread's interop calls keep exiting on failure while the
 // training thread captures.
-// Holds: the per-thread state and its four functions; no kernels.
+// Holds: the per-thread state and its four functions, the per-thread launch
+// counter; no kernels.
 #include <string.h>
 
 #include "cuda_common.h"
@@ -17,7 +18,11 @@ struct CaptureState {
     char msg[640];
 };
 thread_local CaptureState cap;
+thread_local unsigned long launches;
 }  // namespace
+
+extern "C" void cuda_count_launch_(void) { launches++; }
+extern "C" unsigned long cuda_launch_count(void) { return launches; }
 
 extern "C" void cuda_capture_begin(int inject) {
     cap.on = 1;

@@ -31,6 +31,11 @@ int cuda_capture_end(char *msg, size_t n);
 // is to be recorded as a failure (failed, or the injected one), else 0.
 int cuda_capture_failing_(int failed);
 void cuda_capture_record_(const char *msg);
+// Kernel launches made on this thread so far (every LAUNCH counts one, in or
+// out of capture mode): the backend tells how many kernels a step launches
+// from the difference across it.
+unsigned long cuda_launch_count(void);
+void cuda_count_launch_(void);
 #ifdef __cplusplus
 }
 #endif
@@ -80,6 +85,7 @@ static inline void cudnn_check_(cudnnStatus_t s, const char *expr, const char *f
 // device, an earlier asynchronous error): say which kernel, where, and exit
 // (or record it, in capture mode).
 static inline void cuda_launch_check_(cudaError_t e, const char *kernel, const char *file, int line) {
+    cuda_count_launch_();
     int cap = cuda_capture_failing_(e != cudaSuccess);
     if (cap == 0 || (cap < 0 && e == cudaSuccess)) return;
     char msg[640];
@@ -132,7 +138,8 @@ __device__ inline T warp_sum(T v) {
 }
 
 // Sum over a block (blockDim.x a multiple of 32, at most 1024); every thread must
-// call it, once per kernel. Thread 0 holds the result.
+// call it, once per kernel, or again only after a __syncthreads (its shared
+// array is reused). Thread 0 holds the result.
 template <typename T>
 __device__ inline T block_sum(T v) {
     __shared__ T warp_part[32];
@@ -144,5 +151,22 @@ __device__ inline T block_sum(T v) {
     v = (int)threadIdx.x < nwarps ? warp_part[threadIdx.x] : (T)0;
     if (warp == 0) v = warp_sum(v);
     return v;
+}
+
+// The last-block-done pattern, which lets one launch both reduce and finish:
+// each block calls it once (every thread), after its thread 0 wrote the
+// block's partials; it returns 1 in every thread of the one block that counts
+// last, which may then read all the partials (through volatile loads: they
+// were written by other blocks). *done counts the blocks: zero before the
+// launch, and left zero for the next one (each launch is in stream order).
+__device__ inline int last_block_done(unsigned *done, unsigned blocks) {
+    __shared__ int last;
+    if (threadIdx.x == 0) {
+        __threadfence();  // this block's partials are seen before its count
+        last = atomicAdd(done, 1u) == blocks - 1;
+        if (last) *done = 0;  // every other block has counted
+    }
+    __syncthreads();
+    return last;
 }
 #endif

@@ -1,7 +1,11 @@
 // frame.cu: camera frames in, reconstructions out (twins of frame_to_tensor /
 // tensor_to_frame in ops.h), plus RGBA8 for a GL pixel buffer.
-// Holds: the byte conversion and the three kernels, then their launchers
-// frame_to_tensor_cuda, tensor_to_frame_cuda and tensor_to_rgba_cuda.
+// A step gathers its batch from the device's frame store itself (frames_gather):
+// the slots to read come from device memory, so a CUDA graph replays with
+// the current batch.
+// Holds: the byte conversion and the kernels, then their launchers
+// frame_to_tensor_cuda, frames_gather_cuda, tensor_to_frame_cuda and
+// tensor_to_rgba_cuda.
 #include "ops.h"
 #include "ops_cuda.h"
 
@@ -18,6 +22,28 @@ __global__ void frame_to_tensor_kernel(float *x, const uint8_t *rgb, int HW) {
     xb[p] = __fdiv_rn((float)px[0], 255.0f);
     xb[(size_t)HW + p] = __fdiv_rn((float)px[1], 255.0f);
     xb[2 * (size_t)HW + p] = __fdiv_rn((float)px[2], 255.0f);
+}
+
+// grid (pixels of a frame, B): sample b's input from store slot slots[b] into
+// x, its target from slot slots[B + b] into t (the same values when the two
+// slots are one).
+__global__ void frames_gather_kernel(float *x, float *t, const uint8_t *store, size_t frame_bytes,
+                                     const int *slots, int B, int HW) {
+    int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= HW) return;
+    size_t b = blockIdx.y;
+    int si = slots[b], st = slots[B + b];
+    const uint8_t *px = store + (size_t)si * frame_bytes + (size_t)p * 3;
+    float r = __fdiv_rn((float)px[0], 255.0f), g = __fdiv_rn((float)px[1], 255.0f);
+    float bl = __fdiv_rn((float)px[2], 255.0f);
+    float *xb = x + b * 3 * (size_t)HW, *tb = t + b * 3 * (size_t)HW;
+    xb[p] = r, xb[(size_t)HW + p] = g, xb[2 * (size_t)HW + p] = bl;
+    if (st != si) {
+        px = store + (size_t)st * frame_bytes + (size_t)p * 3;
+        r = __fdiv_rn((float)px[0], 255.0f), g = __fdiv_rn((float)px[1], 255.0f);
+        bl = __fdiv_rn((float)px[2], 255.0f);
+    }
+    tb[p] = r, tb[(size_t)HW + p] = g, tb[2 * (size_t)HW + p] = bl;
 }
 
 // [0,1] -> 0..255, clamped and rounded half up; NaN becomes 0 (fmaxf drops it).
@@ -52,6 +78,14 @@ extern "C" void frame_to_tensor_cuda(float *x, const uint8_t *rgb, int B, int H,
     CHECK(B >= 1 && B <= 65535, "frame_to_tensor: batch %d", B);
     dim3 grid((unsigned)tb_ceil_div((size_t)HW, TB_BLOCK), (unsigned)B);
     LAUNCH(frame_to_tensor_kernel, grid, TB_BLOCK, stream, x, rgb, HW);
+}
+
+extern "C" void frames_gather_cuda(float *x, float *t, const uint8_t *store, const int *slots,
+                                   int B, int H, int W, cudaStream_t stream) {
+    int HW = H * W;
+    CHECK(B >= 1 && B <= 65535, "frames_gather: batch %d", B);
+    dim3 grid((unsigned)tb_ceil_div((size_t)HW, TB_BLOCK), (unsigned)B);
+    LAUNCH(frames_gather_kernel, grid, TB_BLOCK, stream, x, t, store, (size_t)HW * 3, slots, B, HW);
 }
 
 extern "C" void tensor_to_frame_cuda(uint8_t *rgb, const float *x, int H, int W,

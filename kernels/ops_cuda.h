@@ -15,7 +15,12 @@
 //     chosen once per shape, so the shapes come in the plan) and one shared
 //     workspace, plus the cuDNN handle;
 //   - bias_act_backward_cuda takes a scratch for its two-stage, atomic-free
-//     bias-gradient sum;
+//     bias-gradient sum, finished by the block that finishes last (a device
+//     counter, `done`, zero before and after: last_block_done, cuda_common.h);
+//   - a step fuses more than the CPU ops: out_act_loss_cuda (the output
+//     layer's bias + activation, loss and gradient), grad_norm_stats_cuda
+//     (norm and stats record), frames_gather_cuda (the batch from the frame
+//     store by slots in device memory);
 //   - frame_to_tensor_cuda converts B frames in one launch (the CPU op does one
 //     sample, and the CPU backend loops over them).
 // Device-only helpers with no CPU twin: sum_partials_cuda (second stage of the
@@ -43,11 +48,23 @@ extern "C" {
 void bias_act_forward_cuda(float *y, const float *b, int B, int C, int HW, int act, float slope,
                            cudaStream_t stream);
 // d <- d * act'(y) in place and db[c] = sum over (B, HW) of the new d, in one pass
-// over d (db may be NULL). The per-channel sums go through `scratch`, which must
-// hold bias_act_backward_scratch(B, C, HW) floats.
+// over d and one launch (db may be NULL). The per-channel sums go through
+// `scratch`, which must hold bias_act_backward_scratch(B, C, HW) floats, and
+// the block that finishes last adds them: `done` is a device counter, zero
+// before and after (needed when the scratch size is not 0).
 size_t bias_act_backward_scratch(int B, int C, int HW);
 void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, int HW, int act,
-                            float slope, float *scratch, cudaStream_t stream);
+                            float slope, float *scratch, unsigned *done, cudaStream_t stream);
+// The output layer's end of a step in one launch, from its convolution's
+// result y (B,C,HW): bias_act_forward on y, then the loss (LOSS_MSE or LOSS_L1,
+// ops.h's mse/l1_forward_backward) against t into the device scalar *loss with
+// its gradient in dy, then bias_act_backward on dy into db. scratch: at least
+// out_act_loss_scratch(B, C, HW) doubles (at most TB_REDUCE_BLOCKS); done: a
+// counter as above.
+size_t out_act_loss_scratch(int B, int C, int HW);
+void out_act_loss_cuda(float *y, float *dy, float *db, float *loss, const float *b, const float *t,
+                       int B, int C, int HW, int act, float slope, int loss_kind, double *scratch,
+                       unsigned *done, cudaStream_t stream);
 
 // ---- loss.cu: MSE over n elements; dy = 2(y-t)/n (dy may be NULL) and the loss
 // (sum in double, then / n) written to the device scalar *loss.
@@ -79,6 +96,11 @@ void step_params_fill(StepParams *p, const Hyper *h, int slot);  // host only
 
 // Global L2 norm of g, written to the device scalar *norm (sum in double).
 void grad_norm_cuda(float *norm, const float *g, size_t n, double *scratch, cudaStream_t stream);
+// grad_norm_cuda and stats_record_cuda in one launch: *norm, then ring[p->slot]
+// = {*loss, *norm}. done: a device counter, zero before and after.
+void grad_norm_stats_cuda(float *norm, StepStats *ring, const float *loss, const StepParams *p,
+                          const float *g, size_t n, double *scratch, unsigned *done,
+                          cudaStream_t stream);
 // One fused pass, PyTorch's clip_grad_norm_ + SGD(momentum, weight_decay):
 // scale = min(1, c/(norm+1e-6)) if c > 0 else 1 (clip_scale);  g' = scale*g + wd*w;
 // buf = mu*buf + g';  w -= lr*buf.  norm and p are device pointers.
@@ -95,12 +117,25 @@ void stats_record_cuda(StepStats *ring, const float *loss, const float *norm, co
 // ---- frame.cu
 // B frames RGB8 interleaved (B,H,W,3), contiguous -> float (B,3,H,W) in [0,1].
 void frame_to_tensor_cuda(float *x, const uint8_t *rgb, int B, int H, int W, cudaStream_t stream);
+// The batch from a store of RGB8 frames (H*W*3 bytes each, one after another):
+// sample b's input is frame slots[b] into x (B,3,H,W), its target frame
+// slots[B + b] into t; each as frame_to_tensor. slots: 2B ints in device memory.
+void frames_gather_cuda(float *x, float *t, const uint8_t *store, const int *slots, int B, int H,
+                        int W, cudaStream_t stream);
 // One sample float CHW -> RGB8 interleaved (clamped, rounded).
 void tensor_to_frame_cuda(uint8_t *rgb, const float *x, int H, int W, cudaStream_t stream);
 // One sample float CHW -> RGBA8 rows `pitch` bytes apart (alpha 255), e.g. into a
 // mapped OpenGL pixel buffer. Row 0 is the image's top row.
 void tensor_to_rgba_cuda(uint8_t *rgba, size_t pitch, const float *x, int H, int W,
                          cudaStream_t stream);
+
+// ---- tiles.cu: the layer atlas's tiles (tiles_draw in ops.h, the same bits)
+// from a device activation block into an RGBA8 picture in device memory (rows
+// `pitch` bytes apart, a multiple of 4); lut: the 256 RGB colours, 768 bytes
+// in device memory. One launch: a block per grid cell finds its channel's min
+// and max, then draws its tile.
+void tiles_draw_cuda(uint8_t *rgba, size_t pitch, const float *act, const TileGeom *g,
+                     const uint8_t *lut, cudaStream_t stream);
 
 // ---- lerp.cu: w = (1-a)*w + a*s over n floats (snapshot slots' cross-fade),
 // the same bits as lerp() on the CPU. a is a host value: never captured in a graph.

@@ -2,9 +2,12 @@
 // parameter block (twins of grad_norm / clip_scale / sgd_update / adam_update in
 // ops.h). The norm never leaves the device: the update kernel reads it, and its
 // hyperparameters, from device memory, so a captured step needs no host values.
+// A step measures the norm and records its stats in one launch
+// (grad_norm_stats_cuda: the block that finishes last adds the partials);
+// grad_norm_cuda and stats_record_cuda do the same in three, for the tests.
 // Holds: the sum-of-squares, SGD, Adam and stats kernels, then the host side:
-// step_params_fill and the launchers grad_norm_cuda, sgd_update_cuda,
-// adam_update_cuda and stats_record_cuda.
+// step_params_fill and the launchers grad_norm_cuda, grad_norm_stats_cuda,
+// sgd_update_cuda, adam_update_cuda and stats_record_cuda.
 #include <math.h>
 
 #include "ops.h"
@@ -21,6 +24,33 @@ __global__ void sumsq_kernel(double *partial, const float *g, size_t n) {
     }
     s = block_sum(s);
     if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+// sumsq_kernel, then the block that finishes last adds the partials in block
+// order: *norm = sqrt(sum), and ring[p->slot] = {*loss, *norm}.
+__global__ void norm_stats_kernel(float *norm, StepStats *ring, const float *loss,
+                                  const StepParams *p, double *partial, unsigned *done,
+                                  const float *g, size_t n) {
+    double s = 0.0;
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        float v = g[i];
+        s += (double)v * (double)v;
+    }
+    s = block_sum(s);
+    if (threadIdx.x == 0) partial[blockIdx.x] = s;
+    if (!last_block_done(done, gridDim.x)) return;
+    const volatile double *vp = partial;
+    double t = 0.0;
+    for (unsigned k = threadIdx.x; k < gridDim.x; k += blockDim.x) t += vp[k];
+    t = block_sum(t);  // after last_block_done's barrier
+    if (threadIdx.x != 0) return;
+    float r = (float)sqrt(t);
+    *norm = r;
+    int slot = p->slot;
+    if (slot < 0 || slot >= TB_STATS_RING) return;  // the host CHECKs; never write outside
+    ring[slot].loss = *loss;
+    ring[slot].grad_norm = r;
 }
 
 // clip_grad_norm_'s factor as clip_scale() on the CPU: c/(norm+1e-6) clamped to
@@ -103,6 +133,14 @@ extern "C" void grad_norm_cuda(float *norm, const float *g, size_t n, double *sc
     unsigned blocks = tb_grid(n, TB_BLOCK, TB_REDUCE_BLOCKS);
     LAUNCH(sumsq_kernel, blocks, TB_BLOCK, stream, scratch, g, n);
     sum_partials_cuda(norm, scratch, (int)blocks, 1.0, 1, stream);
+}
+
+extern "C" void grad_norm_stats_cuda(float *norm, StepStats *ring, const float *loss,
+                                     const StepParams *p, const float *g, size_t n, double *scratch,
+                                     unsigned *done, cudaStream_t stream) {
+    CHECK(n > 0, "grad_norm over 0 elements");
+    unsigned blocks = tb_grid(n, TB_BLOCK, TB_REDUCE_BLOCKS);
+    LAUNCH(norm_stats_kernel, blocks, TB_BLOCK, stream, norm, ring, loss, p, scratch, done, g, n);
 }
 
 extern "C" void sgd_update_cuda(float *w, float *buf, const float *g, size_t n, const float *norm,

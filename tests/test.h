@@ -132,6 +132,19 @@ static inline const char *test_data(const char *name) {
     return buf[k];
 }
 
+// NCHW <-> oneDNN's blocked nChw16c (C a multiple of 16): back 0 packs src
+// (NCHW) into dst, back 1 unpacks.
+static inline void to_c16(float *dst, const float *src, int B, int C, int HW, int back) {
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            for (int p = 0; p < HW; p++) {
+                size_t i = ((size_t)b * C + c) * HW + p;
+                size_t j = (((size_t)b * (C / 16) + c / 16) * HW + p) * 16 + c % 16;
+                if (back) dst[i] = src[j];
+                else dst[j] = src[i];
+            }
+}
+
 // Largest relative error between two arrays: max|a-b| / max(max|b|, floor).
 static inline double max_rel_err(const float *a, const float *b, size_t n, double floor_) {
     double md = 0, mb = floor_;

@@ -17,17 +17,6 @@ static void fill(float *x, size_t n, float lo, float hi) {
     for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * tb_rng_uniform(&rng_);
 }
 
-static void to_c16(float *dst, const float *src, int B, int C, int HW, int back) {
-    for (int b = 0; b < B; b++)
-        for (int c = 0; c < C; c++)
-            for (int p = 0; p < HW; p++) {
-                size_t i = ((size_t)b * C + c) * HW + p;
-                size_t j = (((size_t)b * (C / 16) + c / 16) * HW + p) * 16 + c % 16;
-                if (back) dst[i] = src[j];
-                else dst[j] = src[i];
-            }
-}
-
 enum { B = 2, C = 32, HW = 7 * 5 };
 #define NB ((size_t)B * C * HW)
 

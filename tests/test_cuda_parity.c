@@ -23,6 +23,7 @@
 #include "model.h"
 #include "ops.h"
 #include "test.h"
+#include "trainer.h"
 
 #ifdef TABULA_HAVE_CUDA
 #include "backend_cuda.h"
@@ -182,6 +183,9 @@ static void check_bias_act(cudaStream_t s, int B, int C, int HW, int act) {
     float *d_y = dnew(n), *d_b = dnew(C), *d_d = dnew(n), *d_db = dnew(C);
     size_t ns = bias_act_backward_scratch(B, C, HW);
     float *d_scratch = ns ? dnew(ns) : NULL;
+    unsigned *d_done = NULL;  // the last-block-done counter: zero before, and left zero
+    cudaCheck(cudaMalloc((void **)&d_done, sizeof(unsigned)));
+    cudaCheck(cudaMemset(d_done, 0, sizeof(unsigned)));
 
     // forward, in place
     fill(y, n, -3, 3);
@@ -205,7 +209,7 @@ static void check_bias_act(cudaStream_t s, int B, int C, int HW, int act) {
     poison(d_db, C * sizeof(float));
     if (d_scratch) poison(d_scratch, ns * sizeof(float));
     bias_act_backward(d, db_ref, y, B, C, HW, act, slope);
-    bias_act_backward_cuda(d_d, d_db, d_y, B, C, HW, act, slope, d_scratch, s);
+    bias_act_backward_cuda(d_d, d_db, d_y, B, C, HW, act, slope, d_scratch, d_done, s);
     down(d_got, d_d, n);
     down(db_got, d_db, C);
     EXPECT_CLOSE(d_got, d, n, 1e-5, "bias_act_backward d act=%d %dx%dx%d", act, B, C, HW);
@@ -213,7 +217,10 @@ static void check_bias_act(cudaStream_t s, int B, int C, int HW, int act) {
                  act, B, C, HW, ns);
 
     free(y), free(b), free(y_got), free(d), free(db_ref), free(d_got), free(db_got);
-    cudaFree(d_y), cudaFree(d_b), cudaFree(d_d), cudaFree(d_db);
+    unsigned left = 1;
+    cudaCheck(cudaMemcpy(&left, d_done, sizeof left, cudaMemcpyDeviceToHost));
+    EXPECT(left == 0, "bias_act_backward left its counter at %u", left);
+    cudaFree(d_y), cudaFree(d_b), cudaFree(d_d), cudaFree(d_db), cudaFree(d_done);
     if (d_scratch) cudaFree(d_scratch);
 }
 
@@ -482,15 +489,21 @@ typedef struct {
 // timed at its first step), with the learning rate changing every step so a
 // replayed graph that kept stale hyperparameters would show. loss_every > 0:
 // the loss goes MSE, L1, MSE, ... every loss_every steps (else base's loss).
-static void run_training(Backend *be, const Model *m, const float *p0, uint8_t **frames,
-                         const Hyper *base, int loss_every, RunResult *r) {
+// with_ids: the frames go in through load_batch_ids, numbered by their index.
+static void run_training_ids(Backend *be, const Model *m, const float *p0, uint8_t **frames,
+                             const Hyper *base, int loss_every, int with_ids, RunResult *r) {
     be->set_params(be, p0);
     be->reset_opt_state(be);
     for (int k = 0; k < NSTEPS; k++) {
         int B = k < 6 ? 2 : 3;
         const uint8_t *batch[3];
-        for (int i = 0; i < B; i++) batch[i] = frames[(k + 4 * i) % NFRAMES];
-        be->load_batch(be, batch, B);
+        uint64_t ids[3];
+        for (int i = 0; i < B; i++) {
+            ids[i] = (uint64_t)((k + 4 * i) % NFRAMES);
+            batch[i] = frames[ids[i]];
+        }
+        if (with_ids) be->load_batch_ids(be, batch, ids, B);
+        else be->load_batch(be, batch, B);
         Hyper h = *base;
         h.lr = base->lr * (1.0f + 0.1f * (float)k);
         h.t = k + 1;
@@ -503,6 +516,11 @@ static void run_training(Backend *be, const Model *m, const float *p0, uint8_t *
     be->get_params(be, r->params);
     be->get_opt_state(be, r->state, base->optimizer);
     be->get_output(be, 0, r->out);
+}
+
+static void run_training(Backend *be, const Model *m, const float *p0, uint8_t **frames,
+                         const Hyper *base, int loss_every, RunResult *r) {
+    run_training_ids(be, m, p0, frames, base, loss_every, 0, r);
 }
 
 // Per-step loss and gradient norm; the total update (final - initial params),
@@ -658,6 +676,192 @@ TEST_IMPL(training_sgd_graphs) {
     int clipped = 0;
     for (int k = 0; k < NSTEPS; k++) clipped += t->rc.stats[k].grad_norm > t->sgd.clip;
     EXPECT(clipped > 0, "no step was clipped (clip %g)", (double)t->sgd.clip);
+}
+
+// What a step enqueues, as backend_cuda_step_work counts it, for this model
+// (L = 6 layers, batch 3, SGD, MSE, a graph replay): the gather, L - 1 bias +
+// activation passes, the fused output layer + loss, L - 1 bias backward
+// passes (their finish inside), the norm + stats, the update: 2L + 2 kernels;
+// L forward and 2L - 1 backward convolutions (no data gradient for the
+// image). The batch went in through load_batch: its 3 frames sent.
+TEST_IMPL(step_work) {
+    Training *t = training();
+    if (!t) return;
+    CudaStepWork w;
+    long long total = 0;
+    backend_cuda_step_work(t->gpu, &w, &total);
+    int L = t->m.n_layers;
+    printf("last step: %d kernels + %d cuDNN calls, %lld bytes sent\n", w.kernels, w.cudnn,
+           w.upload_bytes);
+    EXPECT(w.kernels == 2 * L + 2, "%d kernels in a step, want %d", w.kernels, 2 * L + 2);
+    EXPECT(w.cudnn == 3 * L - 1, "%d cuDNN calls in a step, want %d", w.cudnn, 3 * L - 1);
+    EXPECT(w.upload_bytes == 3 * 48 * 32 * 3, "%lld bytes sent in the last step", w.upload_bytes);
+}
+
+// Frames kept on the device (load_batch_ids): the same run as the CPU's, and
+// each frame sent only when the store does not hold it. Kept: all 9 (each
+// sent once), 5 (a cache: frame n in slot n % 5; 14 sends, simulated on the
+// host from the batches of run_training) and 1 (two frames of a batch share
+// the slot, one goes through scratch: all 24 sent).
+TEST_IMPL(frames_kept_on_device) {
+    Training *t = training();
+    if (!t) return;
+    const int kept[3] = {NFRAMES, 5, 1}, sends[3] = {NFRAMES, 14, 24};
+    for (int k = 0; k < 3; k++) {
+        TbErr err = {{0}};
+        BackendOpts o = {.frames = kept[k]};
+        Backend *be = backend_cuda_create(&t->m, 3, &o, &err);
+        EXPECT(be != NULL, "backend_cuda_create: %s", err.msg);
+        if (!be) return;
+        RunResult r;
+        char name[64];
+        snprintf(name, sizeof name, "sgd (%d frames kept)", kept[k]);
+        run_training_ids(be, &t->m, t->p0, t->frames, &t->sgd, 0, 1, &r);
+        compare_runs(&t->m, t->p0, &t->rc, &r, name, 1e-3);
+        long long total = 0;
+        backend_cuda_step_work(be, NULL, &total);
+        printf("%s: %lld bytes sent (%lld frames)\n", name, total, total / (48 * 32 * 3));
+        EXPECT(total == (long long)sends[k] * 48 * 32 * 3, "%s: %lld bytes sent, want %d frames",
+               name, total, sends[k]);
+        free(r.params), free(r.state);
+        backend_destroy(be);
+    }
+}
+
+// The trainer numbers its ring frames (load_batch_ids): a CUDA trainer sends
+// each pushed frame to the device once, however often it is replayed (9
+// frames, 2 steps of batch 3 each: 54 frame uses), and learns as the CPU one
+// does: each step's loss and gradient norm within the runs' 1e-4, the weights
+// within 1e-5 (the runs' bound; measured here on the host shim: 1e-7).
+TEST_IMPL(trainer_sends_each_frame_once) {
+    Training *t = training();
+    if (!t) return;
+    TrainerConfig cfg = {0};
+    cfg.spec = t->m.spec;
+    cfg.hyper = t->sgd;
+    cfg.ring = 6;
+    cfg.max_batch = 3;
+    cfg.seed = 77;
+    Trainer tc, tg;
+    TbErr err = {{0}};
+    cfg.backend = "cpu";
+    CHECK(trainer_init(&tc, &cfg, &err) == 0, "%s", err.msg);
+    cfg.backend = "cuda";
+    EXPECT(trainer_init(&tg, &cfg, &err) == 0, "cuda trainer: %s", err.msg);
+    if (err.msg[0]) {
+        trainer_free(&tc);
+        return;
+    }
+    double worst = 0;
+    for (int f = 0; f < NFRAMES; f++) {
+        StepStats sc[TB_STATS_RING], sg[TB_STATS_RING];
+        trainer_push_frame(&tc, t->frames[f], 48, 32);
+        trainer_push_frame(&tg, t->frames[f], 48, 32);
+        trainer_train(&tc, 2, 2);
+        trainer_train(&tg, 2, 2);
+        int n = trainer_read_stats(&tc, sc);
+        EXPECT(trainer_read_stats(&tg, sg) == n, "stats slots differ");
+        for (int k = 0; k < n; k++) {
+            double dl = fabs(sg[k].loss - sc[k].loss) / fabs(sc[k].loss);
+            double dg = fabs(sg[k].grad_norm - sc[k].grad_norm) / fabs(sc[k].grad_norm);
+            if (!(dl <= worst)) worst = dl;
+            if (!(dg <= worst)) worst = dg;
+        }
+    }
+    EXPECT(worst <= 1e-4, "trainer steps: loss or norm relative error %.3g", worst);
+    float *pc = hnew(t->m.n_params), *pg = hnew(t->m.n_params);
+    tc.be->get_params(tc.be, pc);
+    tg.be->get_params(tg.be, pg);
+    double ep = max_rel_err(pg, pc, t->m.n_params, 1e-6);
+    long long sent = 0;
+    backend_cuda_step_work(tg.be, NULL, &sent);
+    printf("trainer: %d frames pushed, %lld bytes sent (%lld frames); steps within %.2g, "
+           "weights within %.2g\n", NFRAMES, sent, sent / (48 * 32 * 3), worst, ep);
+    EXPECT(ep <= 1e-5, "trainer weights: relative error %.3g", ep);
+    EXPECT(sent == (long long)NFRAMES * 48 * 32 * 3, "%lld bytes sent for %d frames", sent, NFRAMES);
+    free(pc), free(pg);
+    trainer_free(&tc);
+    trainer_free(&tg);
+}
+
+// Inputs and targets apart (an input transform: load_batch the inputs,
+// load_targets the clean frames): the step gathers each from its own store
+// slot, the inputs kept (numbered), the targets through scratch. 6 steps of
+// batch 2 on both backends: each step's loss and norm within the runs' 1e-4,
+// the weights within 1e-5 (measured on the host shim: 1e-7).
+TEST_IMPL(targets_apart_match_cpu) {
+    Training *t = training();
+    if (!t) return;
+    TbErr err = {{0}};
+    BackendOpts o = {.frames = NFRAMES};
+    Backend *be[2] = {t->cpu, backend_cuda_create(&t->m, 3, &o, &err)};
+    EXPECT(be[1] != NULL, "backend_cuda_create: %s", err.msg);
+    if (!be[1]) return;
+    StepStats st[2][6];
+    float *p[2];
+    for (int k = 0; k < 2; k++) {
+        be[k]->set_params(be[k], t->p0);
+        be[k]->reset_opt_state(be[k]);
+        for (int s = 0; s < 6; s++) {
+            uint64_t ids[2] = {(uint64_t)(s + 1) % NFRAMES, (uint64_t)(s + 5) % NFRAMES};
+            const uint8_t *in[2] = {t->frames[ids[0]], t->frames[ids[1]]};
+            const uint8_t *tg[2] = {t->frames[s % NFRAMES], t->frames[(s + 4) % NFRAMES]};
+            be[k]->load_batch_ids(be[k], in, ids, 2);
+            be[k]->load_targets(be[k], tg, 2);
+            be[k]->train_step(be[k], 2, &t->sgd, s);
+        }
+        be[k]->read_stats(be[k], st[k], 6);
+        p[k] = hnew(t->m.n_params);
+        be[k]->get_params(be[k], p[k]);
+    }
+    double worst = 0;
+    for (int s = 0; s < 6; s++) {
+        double dl = fabs(st[1][s].loss - st[0][s].loss) / fabs(st[0][s].loss);
+        double dg = fabs(st[1][s].grad_norm - st[0][s].grad_norm) / fabs(st[0][s].grad_norm);
+        if (!(dl <= worst)) worst = dl;
+        if (!(dg <= worst)) worst = dg;
+    }
+    double ep = max_rel_err(p[1], p[0], t->m.n_params, 1e-6);
+    printf("targets apart: steps within %.2g, weights within %.2g\n", worst, ep);
+    EXPECT(worst <= 1e-4, "targets apart: loss or norm relative error %.3g", worst);
+    EXPECT(ep <= 1e-5, "targets apart: weights relative error %.3g", ep);
+    free(p[0]), free(p[1]);
+    backend_destroy(be[1]);
+}
+
+// output_recent never waits: the first call only asks; once the device is
+// idle the next gives that read-back (get_output's bytes); after one more
+// step it gives first the one asked before the step, then the step's own.
+TEST_IMPL(output_recent_never_waits) {
+    Training *t = training();
+    if (!t) return;
+    TbErr err = {{0}};
+    Backend *be = backend_cuda_create(&t->m, 3, NULL, &err);
+    EXPECT(be != NULL, "backend_cuda_create: %s", err.msg);
+    if (!be) return;
+    enum { FB = 48 * 32 * 3 };
+    uint8_t got[FB], want0[FB], want1[FB];
+    be->set_params(be, t->p0);
+    const uint8_t *b1[1] = {t->frames[0]}, *b2[1] = {t->frames[5]};
+    be->load_batch(be, b1, 1);
+    be->train_step(be, 1, &t->sgd, 0);
+    EXPECT(be->output_recent(be, got) == 0, "a read-back given before any arrived");
+    cudaCheck(cudaDeviceSynchronize());
+    be->get_output(be, 0, want0);
+    memset(got, 0, FB);
+    EXPECT(be->output_recent(be, got) == 1, "no read-back once the device is idle");
+    EXPECT(memcmp(got, want0, FB) == 0, "the read-back differs from get_output");
+    be->load_batch(be, b2, 1);
+    be->train_step(be, 1, &t->sgd, 1);  // behind the read-back asked above
+    cudaCheck(cudaDeviceSynchronize());
+    be->get_output(be, 0, want1);
+    EXPECT(memcmp(want0, want1, FB) != 0, "the step changed nothing to see");
+    EXPECT(be->output_recent(be, got) == 1 && memcmp(got, want0, FB) == 0,
+           "the read-back asked before the step is not given first");
+    cudaCheck(cudaDeviceSynchronize());
+    EXPECT(be->output_recent(be, got) == 1 && memcmp(got, want1, FB) == 0,
+           "the step's own read-back is not given next");
+    backend_destroy(be);
 }
 
 // The CUDA output helpers against get_output of the same step.
@@ -986,7 +1190,12 @@ int main(int argc, char **argv) {
         TEST_ENTRY(stats_record),
         TEST_ENTRY(frame_conversions),
         TEST_ENTRY(training_sgd_graphs),
+        TEST_ENTRY(step_work),
+        TEST_ENTRY(frames_kept_on_device),
         TEST_ENTRY(output_rgba_matches_get_output),
+        TEST_ENTRY(output_recent_never_waits),
+        TEST_ENTRY(trainer_sends_each_frame_once),
+        TEST_ENTRY(targets_apart_match_cpu),
         TEST_ENTRY(forward_only_matches_cpu),
         TEST_ENTRY(training_adam_graphs),
         TEST_ENTRY(training_sgd_eager),

@@ -77,14 +77,15 @@ static Display *open_display(App *a, Panel *pn, TbErr *err) {
     a->net_rgb = tb_calloc((size_t)W * H, 3);
     a->atlas_focus = a->atlas_solo = -1;  // every layer, no channel solo
     a->atlas_solo_n = 1;
-    // [channels]: a pane for each network (layout = windows is not built: panes).
+    // [channels]: a pane for each network, or (layout = windows) a monitor each.
     display_set_channels(d, a->run.chans.count);
     for (int i = 1; i < a->run.chans.count; i++) a->ch_rgb[i] = tb_calloc((size_t)W * H, 3);
-    if (a->run.chans.count > 1 && strcmp(s->ch_layout, "windows") == 0)
-        tb_warn("[channels] layout = windows: one window per monitor is not available yet; showing panes");
+    if (a->run.chans.count > 1 && strcmp(s->ch_layout, "windows") == 0) display_set_channel_windows(d, 1);
     if (strcmp(t->be->name, "cuda") == 0) {
         a->rg = recon_gpu_create(t->be, d, W, H, err);
         if (!a->rg) tb_log("%s: reconstructions go through host memory", err->msg);
+        a->ag = atlas_gpu_create(t->be, d, &t->model, &a->ag_want, err);
+        if (!a->ag) tb_log("%s: the layer atlas goes through host memory", err->msg);
     }
     return d;
 }
@@ -240,6 +241,7 @@ static void show_closed(App *a, Display *d, LoopState *ls) {
     display_set_input(d, ls->black, W, H);
     display_set_recon(d, ls->black, W, H);
     display_set_atlas(d, ls->black, W, H);
+    for (int i = 1; i < a->run.chans.count; i++) display_set_channel(d, i, ls->black, W, H);  // every screen
     display_show_hud(d, 0);
     display_show_help(d, 0);
     display_status(d, NULL, 0);
@@ -383,6 +385,7 @@ int app_run(const Settings *s, ControlQueue *q) {
     }
     err.msg[0] = 0;
     recon_gpu_destroy(a->rg);
+    recon_gpu_destroy(a->ag);
     display_close(d);
     free(a->rec_rgb);
     free(a->net_rgb);

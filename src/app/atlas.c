@@ -90,71 +90,42 @@ void atlas_read(Backend *be, const Model *m, float *acts) {
     for (int i = 0; i <= m->n_layers; i++) be->get_activation(be, i, acts + m->act_off[i]);
 }
 
-// One channel (sw x sh floats) into its tile: min..max through the colour
-// map, each pixel the nearest value (xmap: the value's column for each of the
-// tile's tw columns, made once per layer: no division per pixel).
-static void draw_tile(uint8_t *out, int ow, const AtlasBlock *b, int tx, int ty, const float *x, const int *xmap,
-                      const uint8_t (*lut)[3]) {
-    float lo = x[0], hi = x[0];
-    for (int i = 1; i < b->sw * b->sh; i++) lo = x[i] < lo ? x[i] : lo, hi = x[i] > hi ? x[i] : hi;
-    float k = hi > lo ? 255.0f / (hi - lo) : 0.0f;
-    for (int y = 0; y < b->th; y++) {
-        uint8_t *row = out + ((size_t)(ty + y) * ow + tx) * 3;
-        const float *src = x + (size_t)(y * b->sh / b->th) * b->sw;
-        for (int xx = 0; xx < b->tw; xx++) {
-            int v = (int)((src[xmap[xx]] - lo) * k + 0.5f);
-            const uint8_t *c = lut[v < 0 ? 0 : v > 255 ? 255 : v];
-            row[3 * xx] = c[0], row[3 * xx + 1] = c[1], row[3 * xx + 2] = c[2];
+void atlas_lut(uint8_t lut[256][3]) {
+    for (int i = 0; i < 256; i++) compose_inferno((float)i / 255.0f, lut[i]);
+}
+
+void atlas_tile_geom(const Model *m, const AtlasBlock *b, TileGeom *g) {
+    *g = (TileGeom){.ch = b->ch, .cols = b->cols, .sw = b->sw, .sh = b->sh, .tw = b->tw, .th = b->th,
+                    .x = b->x, .y = b->y, .image = b->act == m->n_layers, .gap = ATLAS_GAP_RGB, .bg = ATLAS_BG_RGB};
+    if (g->image) g->ch = 3;
+}
+
+void atlas_draw_rgb(const AtlasBlock *b, const uint8_t *rgb, uint8_t *out, size_t pitch, int bpp) {
+    for (int y = 0; y < b->h; y++) {
+        uint8_t *row = out + (size_t)(b->y + y) * pitch + (size_t)b->x * bpp;
+        const uint8_t *src = rgb + (size_t)(y * b->sh / b->th) * b->sw * 3;
+        for (int x = 0; x < b->w; x++) {
+            memcpy(row + (size_t)bpp * x, src + (size_t)(x * b->sw / b->tw) * 3, 3);
+            if (bpp == 4) row[4 * x + 3] = 255;
         }
     }
-}
-
-static void draw_rgb(uint8_t *out, int ow, const AtlasBlock *b, const uint8_t *rgb) {
-    for (int y = 0; y < b->h; y++) {
-        uint8_t *row = out + ((size_t)(b->y + y) * ow + b->x) * 3;
-        const uint8_t *src = rgb + (size_t)(y * b->sh / b->th) * b->sw * 3;
-        for (int x = 0; x < b->w; x++) memcpy(row + 3 * x, src + (size_t)(x * b->sw / b->tw) * 3, 3);
-    }
-}
-
-static void fill_rect(uint8_t *out, int ow, int x, int y, int w, int h, uint8_t v) {
-    for (int r = 0; r < h; r++) memset(out + ((size_t)(y + r) * ow + x) * 3, v, (size_t)w * 3);
 }
 
 void atlas_draw(const Model *m, int focus, const float *acts, const uint8_t *solo_rgb, uint8_t *out) {
     uint8_t lut[256][3];  // 256 polynomials: nothing next to the tiles
-    for (int i = 0; i < 256; i++) compose_inferno((float)i / 255.0f, lut[i]);
+    atlas_lut(lut);
     AtlasBlock b[ATLAS_MAX_BLOCKS];
     int w, h, n = atlas_geometry(m, focus, solo_rgb != NULL, b, &w, &h);
     memset(out, ATLAS_BG_RGB, (size_t)w * h * 3);
-    uint8_t *frame = tb_malloc((size_t)m->spec.width * m->spec.height * 3);
     for (int k = 0; k < n; k++) {
-        const AtlasBlock *B = &b[k];
-        if (B->act < 0 || B->act == m->n_layers) {
-            const uint8_t *src = solo_rgb;
-            if (B->act >= 0) {  // the output activation is the reconstruction
-                tensor_to_frame(frame, acts + m->act_off[B->act], m->spec.height, m->spec.width);
-                src = frame;
-            }
-            draw_rgb(out, w, B, src);
+        if (b[k].act < 0) {
+            atlas_draw_rgb(&b[k], solo_rgb, out, (size_t)w * 3, 3);
             continue;
         }
-        fill_rect(out, w, B->x, B->y, B->w, B->h, ATLAS_GAP_RGB);
-        // Unused cells of the last row: background, not tiles.
-        int used = B->ch - (B->rows - 1) * B->cols;
-        if (used < B->cols) {
-            int x0 = B->x + used * (B->tw + 1) - 1;
-            fill_rect(out, w, x0, B->y + (B->rows - 1) * (B->th + 1), B->x + B->w - x0, B->th, ATLAS_BG_RGB);
-        }
-        size_t hw = (size_t)B->sw * B->sh;
-        int *xmap = tb_malloc((size_t)B->tw * sizeof(int));
-        for (int xx = 0; xx < B->tw; xx++) xmap[xx] = xx * B->sw / B->tw;
-        for (int c = 0; c < B->ch; c++)
-            draw_tile(out, w, B, B->x + (c % B->cols) * (B->tw + 1), B->y + (c / B->cols) * (B->th + 1),
-                      acts + m->act_off[B->act] + (size_t)c * hw, xmap, (const uint8_t(*)[3])lut);
-        free(xmap);
+        TileGeom g;
+        atlas_tile_geom(m, &b[k], &g);
+        tiles_draw(out, (size_t)w * 3, 3, acts + m->act_off[b[k].act], &g, (const uint8_t(*)[3])lut);
     }
-    free(frame);
 }
 
 void atlas_solo(Backend *be, const Model *m, const float *code, int c, int n, float *scratch, uint8_t *rgb) {

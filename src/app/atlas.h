@@ -1,6 +1,7 @@
 // atlas.h: the layer atlas, one picture of every activation of the network,
 // made on the CPU from host copies of the activations (Backend.get_activation)
-// and shown as a texture like the reconstruction. Top row: the encoder's
+// and shown as a texture like the reconstruction (on CUDA with interop it is
+// drawn on the GPU from the same geometry and op: atlas_gpu.h). Top row: the encoder's
 // layers, then the bottleneck twice as large; bottom row: the decoder's
 // layers, then the reconstruction and, while a bottleneck channel is solo,
 // what the decoder makes of that channel alone. A layer is a near-square grid
@@ -13,6 +14,7 @@
 
 #include "backend.h"
 #include "model.h"
+#include "ops.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -45,6 +47,13 @@ void atlas_read(Backend *be, const Model *m, float *acts);
 // The picture (w*h*3 bytes from atlas_geometry) from the activations; solo_rgb
 // (the training size, RGB8) or NULL for none.
 void atlas_draw(const Model *m, int focus, const float *acts, const uint8_t *solo_rgb, uint8_t *out);
+// The pieces atlas_draw is made of, for the GPU's picture (atlas_gpu.c): the
+// colour map; block b as the tile op's geometry (ops.h: the reconstruction,
+// act n_layers, as its image mode); an RGB8 picture (the solo view, the
+// training size) into block b of a picture of bpp 3 or 4 bytes a pixel.
+void atlas_lut(uint8_t lut[256][3]);
+void atlas_tile_geom(const Model *m, const AtlasBlock *b, TileGeom *g);
+void atlas_draw_rgb(const AtlasBlock *b, const uint8_t *rgb, uint8_t *out, size_t pitch, int bpp);
 // The decoder's picture of the bottleneck code with only channels c to
 // c + n - 1 kept (code: act_n[n_enc] floats, NCHW; scratch of the same size).
 void atlas_solo(Backend *be, const Model *m, const float *code, int c, int n, float *scratch, uint8_t *rgb);

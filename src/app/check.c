@@ -10,10 +10,12 @@
 #include <string.h>
 
 #include <GLFW/glfw3.h>
+#include <linux/videodev2.h>
 
 #include "audio.h"
 #include "session.h"
 #include "v4l2.h"
+#include "vcam.h"
 
 static void check_cameras(const Settings *s) {
     glob_t g;
@@ -96,8 +98,22 @@ static void check_audio(const Settings *s) {
                    s->record_audio_device);
 }
 
+// --output v4l2:...: the run would exit 2 if the device does not take frames.
+static void check_vcam(const Settings *s, CheckReport *r) {
+    if (!vcam_wanted(s, NULL)) return;
+    TbErr err = {{0}};
+    VcamDevInfo info;
+    if (vcam_probe(s, NULL, &info, &err) < 0) {
+        check_fail(r, "%s", err.msg);
+        return;
+    }
+    check_line("virtual camera:", "%s takes %s %dx%d", info.path,
+               info.fourcc == V4L2_PIX_FMT_YUYV ? "YUYV" : "YUV420", info.width, info.height);
+}
+
 void app_check_probes(const Settings *s, CheckReport *r) {
     check_cameras(s);
+    check_vcam(s, r);
     check_audio(s);
     check_display(s, r);
 }

@@ -6,11 +6,8 @@
 #include <math.h>
 #include <string.h>
 
-#include <GL/glew.h>
-#include <GLFW/glfw3.h>
-
 #include "compose.h"
-#include "hud.h"
+#include "display_int.h"
 
 // A private copy (static: no clash with another user of stb_image_write);
 // "static inline" so the writers we do not call raise no warnings.
@@ -18,58 +15,6 @@
 #define STBIWDEF static inline
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb_image_write.h>
-
-enum { KEY_RING = 64, TEXT_LINES = 64, TEXT_LEN = 160 };  // 64: every key's help line
-enum { PANE_CAMERA = 0, PANE_RECON = 1, PANE_ERROR = 2, PANE_NET = 3, PANE_ATLAS = 4, PANE_KINDS };
-
-typedef struct {
-    char line[TEXT_LINES][TEXT_LEN];
-    int n;
-} TextBlock;
-
-// One program per pane kind and filter (see display_frag.glsl).
-typedef struct {
-    GLuint prog;
-    GLint u_crop, u_flip, u_gain;
-} PaneProg;
-
-struct Display {
-    GLFWwindow *win;
-    int vsync, monitor, fullscreen;
-    int win_x, win_y, win_w, win_h;  // windowed geometry to restore after fullscreen
-    GLint max_tex;
-
-    PaneProg pane[PANE_KINDS][2];  // [PANE_*][bicubic]
-    GLuint vao, tex_in, tex_rec, tex_net, tex_atlas, pbo;
-    int atlas_w, atlas_h;  // 0: nothing uploaded yet
-    int in_w, in_h;    // 0: nothing uploaded yet
-    int net_w, net_h, net_on;  // what the network is given (net_on: a transform is in force)
-    int rec_w, rec_h;  // size of the reconstruction texture
-    int pbo_w, pbo_h;
-    int train_w, train_h;  // 0: follow the reconstruction's size
-
-    // [channels] panes (nch > 1): camera | channel 0 | 1 | ... in a row;
-    // channel 0 is tex_rec, the others tex_ch[i].
-    int nch;
-    GLuint tex_ch[DISPLAY_CHANNELS];
-    int ch_w[DISPLAY_CHANNELS], ch_h[DISPLAY_CHANNELS];
-
-    DisplayLayout layout;
-    int flip, bicubic;
-    float gain;
-
-    Hud hud;
-    TextBlock hud_lines, help;
-    int show_hud, show_help;
-    char status[2 * TEXT_LEN];
-    double status_until;
-
-    DisplayKey keys[KEY_RING];
-    int key_head, key_count;
-
-    double fps, fps_t0, last_t;
-    int fps_frames;
-};
 
 static int g_open;             // GLFW is process-wide: one display at a time
 static char g_glfw_err[512];  // last GLFW error, for the message display_open returns
@@ -90,7 +35,7 @@ static void push_key(Display *d, DisplayKey k) {
     d->key_count++;
 }
 
-static void on_key(GLFWwindow *w, int key, int scancode, int action, int mods) {
+void display_on_key(GLFWwindow *w, int key, int scancode, int action, int mods) {
     if (action == GLFW_RELEASE) return;
     Display *d = glfwGetWindowUserPointer(w);
     if (d) push_key(d, (DisplayKey){key, scancode, action, mods});
@@ -166,6 +111,7 @@ void display_set_channels(Display *d, int n) {
     d->nch = n < 1 ? 1 : n > DISPLAY_CHANNELS ? DISPLAY_CHANNELS : n;
     for (int i = 1; i < d->nch; i++)
         if (!d->tex_ch[i]) d->tex_ch[i] = make_texture();
+    if (d->windows) display_windows_place(d);  // fewer channels: their windows close
 }
 
 void display_set_channel(Display *d, int i, const uint8_t *rgb, int w, int h) {
@@ -230,10 +176,46 @@ void display_recon_from_pbo(Display *d) {
     gl_ok("reconstruction from pixel buffer");
 }
 
+unsigned display_atlas_pbo(Display *d, size_t bytes) {
+    if (d->atlas_pbo && d->atlas_pbo_bytes >= bytes) return d->atlas_pbo;
+    GLuint id = 0;
+    glGenBuffers(1, &id);
+    glBindBuffer(GL_PIXEL_UNPACK_BUFFER, id);
+    glBufferData(GL_PIXEL_UNPACK_BUFFER, (GLsizeiptr)bytes, NULL, GL_DYNAMIC_COPY);
+    glBindBuffer(GL_PIXEL_UNPACK_BUFFER, 0);
+    if (d->atlas_pbo) glDeleteBuffers(1, &d->atlas_pbo);
+    d->atlas_pbo = 0;
+    if (!gl_ok("atlas pixel buffer")) {
+        glDeleteBuffers(1, &id);
+        return 0;
+    }
+    d->atlas_pbo = id;
+    d->atlas_pbo_bytes = bytes;
+    return id;
+}
+
+void display_atlas_from_pbo(Display *d, int w, int h) {
+    if (!d->atlas_pbo || w <= 0 || h <= 0 || w > d->max_tex || h > d->max_tex ||
+        (size_t)w * h * 4 > d->atlas_pbo_bytes) {
+        tb_log("display: atlas texture: ignoring a %dx%d picture from the pixel buffer", w, h);
+        return;
+    }
+    glBindTexture(GL_TEXTURE_2D, d->tex_atlas);
+    glBindBuffer(GL_PIXEL_UNPACK_BUFFER, d->atlas_pbo);
+    glPixelStorei(GL_UNPACK_ALIGNMENT, 4);  // RGBA rows: 4-byte aligned
+    if (w != d->atlas_w || h != d->atlas_h)  // offset 0 into the bound buffer: no host copy
+        glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8, w, h, 0, GL_RGBA, GL_UNSIGNED_BYTE, (const void *)0);
+    else
+        glTexSubImage2D(GL_TEXTURE_2D, 0, 0, 0, w, h, GL_RGBA, GL_UNSIGNED_BYTE, (const void *)0);
+    glBindBuffer(GL_PIXEL_UNPACK_BUFFER, 0);
+    d->atlas_w = w, d->atlas_h = h;
+    if (!gl_ok("atlas from pixel buffer")) d->atlas_w = d->atlas_h = 0;
+}
+
 // ---------------------------------------------------------------- geometry
 
 // The training size whose aspect every pane has.
-static void train_size(const Display *d, int *w, int *h) {
+void display_train_size(const Display *d, int *w, int *h) {
     if (d->train_w) *w = d->train_w, *h = d->train_h;
     else if (d->rec_w) *w = d->rec_w, *h = d->rec_h;
     else *w = *h = 1;
@@ -242,7 +224,7 @@ static void train_size(const Display *d, int *w, int *h) {
 // The trainer's centre crop (frame_fit's rounding) as a UV rectangle.
 static void input_crop(const Display *d, float crop[4]) {
     int dw, dh, sw = d->in_w, sh = d->in_h;
-    train_size(d, &dw, &dh);
+    display_train_size(d, &dw, &dh);
     crop[0] = crop[1] = 0;
     crop[2] = crop[3] = 1;
     if (sw <= 0 || sh <= 0) return;
@@ -275,7 +257,7 @@ static int pane_mode(const Display *d, int i) {
 // (compose.h: the recorded picture uses the same geometry). Returns the count.
 static int layout_panes(const Display *d, int fw, int fh, int rect[3][4]) {
     int tw, th;
-    train_size(d, &tw, &th);
+    display_train_size(d, &tw, &th);
     if (d->layout == DISPLAY_ATLAS)  // one pane at the atlas's own aspect
         return compose_panes(COMPOSE_MIRROR, d->atlas_w ? d->atlas_w : tw, d->atlas_h ? d->atlas_h : th, fw, fh, rect);
     return compose_panes((int)d->layout, tw, th, fw, fh, rect);
@@ -285,17 +267,29 @@ void display_size(const Display *d, int *w, int *h) {
     glfwGetFramebufferSize(d->win, w, h);
 }
 
-// [channels]: camera and each channel, in a row (compose.h's geometry).
-static int channel_panes(const Display *d, int fw, int fh, int rect[][4]) {
+// The channels the main window shows: channel 0, then every channel without a
+// window of its own (layout = windows). Returns their count (1: channel 0 alone,
+// in the layout's panes).
+static int main_channels(const Display *d, int ch[DISPLAY_CHANNELS]) {
+    int k = 0;
+    ch[k++] = 0;
+    for (int i = 1; i < d->nch; i++)
+        if (!d->cw[i].win) ch[k++] = i;
+    return k;
+}
+
+// [channels]: camera and each of the k channels, in a row (compose.h's geometry).
+static int channel_panes(const Display *d, int k, int fw, int fh, int rect[][4]) {
     int tw, th;
-    train_size(d, &tw, &th);
-    return compose_panes(d->nch, tw, th, fw, fh, rect);
+    display_train_size(d, &tw, &th);
+    return compose_panes(k, tw, th, fw, fh, rect);
 }
 
 int display_pane_rect(const Display *d, int i, int rect[4]) {
-    int fw, fh, r[DISPLAY_CHANNELS + 1][4];
+    int fw, fh, r[DISPLAY_CHANNELS + 1][4], ch[DISPLAY_CHANNELS];
     display_size(d, &fw, &fh);
-    int n = d->nch > 1 ? channel_panes(d, fw, fh, r) : layout_panes(d, fw, fh, r);
+    int k = main_channels(d, ch);
+    int n = k > 1 ? channel_panes(d, k, fw, fh, r) : layout_panes(d, fw, fh, r);
     if (i < 0 || i >= n) return 0;
     memcpy(rect, r[i], sizeof r[i]);
     return 1;
@@ -439,14 +433,14 @@ static void draw_overlays(Display *d, int fw, int fh, int rect[3][4], int n, dou
 // Everything but the swap, so screenshots can draw the same frame again.
 // The channels' panes: the camera, then each channel's reconstruction through
 // the reconstruction's program with that channel's texture, each labelled.
-static void render_channels(Display *d, int fw, int fh, float crop[4]) {
+static void render_channels(Display *d, const int *ch, int k, int fw, int fh, float crop[4]) {
     int rect[DISPLAY_CHANNELS + 1][4];
-    int n = channel_panes(d, fw, fh, rect);
+    int n = channel_panes(d, k, fw, fh, rect);
     glBindVertexArray(d->vao);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) {  // pane i >= 1 is channel ch[i - 1]
         glViewport(rect[i][0], fh - rect[i][1] - rect[i][3], rect[i][2], rect[i][3]);
         glActiveTexture(GL_TEXTURE1);
-        glBindTexture(GL_TEXTURE_2D, i <= 1 ? d->tex_rec : d->tex_ch[i - 1]);
+        glBindTexture(GL_TEXTURE_2D, i <= 1 ? d->tex_rec : d->tex_ch[ch[i - 1]]);
         const PaneProg *p = &d->pane[i ? PANE_RECON : PANE_CAMERA][d->bicubic];
         glUseProgram(p->prog);
         glUniform4fv(p->u_crop, 1, crop);
@@ -461,7 +455,7 @@ static void render_channels(Display *d, int fw, int fh, float crop[4]) {
     int s = text_scale(fh);
     for (int i = 0; i < n && d->show_hud; i++) {
         char label[32];
-        if (i) snprintf(label, sizeof label, "ch %d", i - 1);
+        if (i) snprintf(label, sizeof label, "ch %d", ch[i - 1]);
         else snprintf(label, sizeof label, "camera");
         int lw = (int)hud_text_width(label) * s + 6 * s, lh = (HUD_CAP + 6) * s;
         int x = rect[i][0] + 3 * s, y = rect[i][1] + rect[i][3] - lh - 3 * s;
@@ -483,11 +477,12 @@ static void render(Display *d, double t) {
     int n = layout_panes(d, fw, fh, rect);
     float crop[4];
     input_crop(d, crop);
-    if (d->nch > 1) {  // [channels]: its own row of panes; the overlays without pane names
+    int ch[DISPLAY_CHANNELS], k = main_channels(d, ch);
+    if (k > 1) {  // [channels]: its own row of panes; the overlays without pane names
         glActiveTexture(GL_TEXTURE0);
         glBindTexture(GL_TEXTURE_2D, d->tex_in);
-        render_channels(d, fw, fh, crop);
-        channel_panes(d, fw, fh, rect);  // the status line sits below the row
+        render_channels(d, ch, k, fw, fh, crop);
+        channel_panes(d, k, fw, fh, rect);  // the status line sits below the row
         draw_overlays(d, fw, fh, rect, 0, t);
         return;
     }
@@ -519,6 +514,7 @@ static void render(Display *d, double t) {
 void display_draw(Display *d) {
     d->last_t = tb_now();
     render(d, d->last_t);
+    display_windows_draw(d);  // the channel windows first: only the main swap waits for vsync
     glfwSwapBuffers(d->win);
     double now = tb_now();
     // Swaps counted over half-second windows (the first swap starts the clock).
@@ -532,12 +528,12 @@ void display_draw(Display *d) {
             d->fps_frames = 0;
         }
     }
-    glfwPollEvents();
+    display_poll_events(d);
 }
 
 void display_poll_events(Display *d) {
-    (void)d;
     glfwPollEvents();
+    if (d->mon_changed) display_windows_place(d);  // outside GLFW's callback
 }
 
 double display_fps(const Display *d) {
@@ -628,7 +624,7 @@ void display_status(Display *d, const char *msg, double seconds) {
 
 // ---------------------------------------------------------------- window
 
-static GLFWmonitor *pick_monitor(int index) {
+GLFWmonitor *display_pick_monitor(int index) {
     int count = 0;
     GLFWmonitor **mons = glfwGetMonitors(&count);
     if (!mons || count == 0) return NULL;
@@ -643,7 +639,7 @@ void display_set_fullscreen(Display *d, int on) {
     on = on != 0;
     if (on == d->fullscreen) return;
     if (on) {
-        GLFWmonitor *m = pick_monitor(d->monitor);
+        GLFWmonitor *m = display_pick_monitor(d->monitor);
         const GLFWvidmode *mode = m ? glfwGetVideoMode(m) : NULL;
         if (!mode) {
             tb_log("display: no monitor to go fullscreen on: staying windowed");
@@ -664,12 +660,13 @@ void display_set_fullscreen(Display *d, int on) {
 }
 
 int display_fullscreen(const Display *d) { return d->fullscreen; }
-int display_should_close(Display *d) { return glfwWindowShouldClose(d->win); }
+int display_should_close(Display *d) { return glfwWindowShouldClose(d->win) || display_windows_should_close(d); }
 void display_set_should_close(Display *d, int on) { glfwSetWindowShouldClose(d->win, on != 0); }
 
 static void free_gl(Display *d) {
     hud_free(&d->hud);
     if (d->pbo) glDeleteBuffers(1, &d->pbo);
+    if (d->atlas_pbo) glDeleteBuffers(1, &d->atlas_pbo);
     if (d->tex_in) glDeleteTextures(1, &d->tex_in);
     if (d->tex_rec) glDeleteTextures(1, &d->tex_rec);
     if (d->tex_net) glDeleteTextures(1, &d->tex_net);
@@ -789,7 +786,7 @@ Display *display_open(const DisplayOpts *o, TbErr *err) {
         return NULL;
     }
     glfwSetWindowUserPointer(d->win, d);
-    glfwSetKeyCallback(d->win, on_key);
+    glfwSetKeyCallback(d->win, display_on_key);
     glfwSwapInterval(d->vsync);
     g_open = 1;
     if (o->fullscreen) display_set_fullscreen(d, 1);
@@ -798,6 +795,7 @@ Display *display_open(const DisplayOpts *o, TbErr *err) {
 
 void display_close(Display *d) {
     if (!d) return;
+    display_windows_close(d);
     free_gl(d);
     glfwDestroyWindow(d->win);
     glfwTerminate();

@@ -1,6 +1,7 @@
 // display.h: the big screen. One GLFW window (OpenGL 3.3 core) showing the
 // camera frame, the reconstruction and their difference in one of three
-// layouts, with a text HUD, a help overlay and a transient status line.
+// layouts, with a text HUD, a help overlay and a transient status line (and,
+// with [channels] layout = windows, a window per monitor for the channels).
 //
 // All calls are made from the thread that opened the display (it owns the GL
 // context). Images are RGB8 interleaved with row 0 at the top.
@@ -62,6 +63,16 @@ void display_set_atlas(Display *d, const uint8_t *rgb, int w, int h);
 #define DISPLAY_CHANNELS 4
 void display_set_channels(Display *d, int n);
 void display_set_channel(Display *d, int i, const uint8_t *rgb, int w, int h);
+// [channels] layout = windows (on = 1): channel i >= 1 in a borderless
+// fullscreen window of its own, one per monitor other than channel 0's (the one
+// DisplayOpts.monitor names), sharing the main window's GL objects; channels
+// beyond the monitors stay panes in the main window (said once in the log),
+// monitors beyond the channels are left alone. An unplugged monitor's window
+// closes and its channel goes back to a pane; a monitor plugged in takes the
+// first channel without a window. Keys work from every window, closing any of
+// them closes the display. Returns the number of channel windows open. Call
+// after display_set_channels.
+int display_set_channel_windows(Display *d, int on);
 // Aspect the trainer crops the camera frame to (same rounding as frame_fit):
 // the camera pane shows exactly the region the network sees.
 void display_set_train_size(Display *d, int w, int h);
@@ -73,6 +84,13 @@ void display_set_train_size(Display *d, int w, int h);
 // on the GPU. Returns 0 if the buffer could not be made (logged).
 unsigned display_recon_pbo(Display *d, int w, int h);
 void display_recon_from_pbo(Display *d);
+
+// GPU path of the atlas: a pixel-unpack buffer of at least `bytes` (made again,
+// with a new name, only when more is asked) for RGBA8 pictures of any size,
+// rows tight; display_atlas_from_pbo puts its first w x h picture on the atlas
+// texture, on the GPU (as display_set_atlas does from the host).
+unsigned display_atlas_pbo(Display *d, size_t bytes);
+void display_atlas_from_pbo(Display *d, int w, int h);
 
 // Looks.
 void display_set_layout(Display *d, DisplayLayout layout);

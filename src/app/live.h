@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "atlas_gpu.h"
 #include "capture.h"
 #include "controls.h"
 #include "display.h"
@@ -62,6 +63,12 @@ typedef struct {
     uint8_t *atlas_mid, *atlas_show;
     int atlas_w, atlas_h;
     uint64_t atlas_seq;
+    // On CUDA with interop (atlas_gpu.h; NULL: host only, and not guarded by mu,
+    // as rg): the newest picture went through ag (atlas_on_gpu), drawn for
+    // ag_want (the training thread's alone).
+    ReconGpu *ag;
+    AtlasWant ag_want;
+    int atlas_on_gpu;
 } App;
 
 // A line for the operator: logged, and shown on screen for `secs` seconds.
@@ -84,8 +91,9 @@ void app_stop_training(App *a);
 int app_show_recon(App *a, Display *d, uint64_t *seen, double *arrival);
 
 // The atlas's two halves (atlas_feed.c). Training thread, after a frame: while
-// the atlas is wanted, read the activations, draw, and hand the picture over
-// (*f: that thread's buffers, made on first use; atlas_feed_free at the end).
+// the atlas is wanted, read the activations, draw, and hand the picture over,
+// or draw it on the GPU through ag while its interop works (*f: that thread's
+// buffers, made on first use; atlas_feed_free at the end).
 // Main thread, each turn: on = whether the window shows the atlas (its
 // buffers are made the first time), and the newest picture onto the display;
 // *seen is the atlas_seq last shown.

@@ -18,6 +18,7 @@ struct ReconGpu {
     int ok;        // 1 while interop works; both threads read it (__atomic)
     long fail_at;  // TABULA_INJECT_INTEROP_FAIL=N: the Nth show fails (0 = never)
     long shows;    // shows tried (main thread)
+    const char *what;  // what goes through it, for the log line
 };
 
 ReconGpu *recon_gpu_open(const ReconDev *ops, void *dev) {
@@ -26,6 +27,7 @@ ReconGpu *recon_gpu_open(const ReconDev *ops, void *dev) {
     r->dev = dev;
     r->ready = r->reading = -1;
     r->ok = 1;
+    r->what = "reconstructions";
     const char *inj = getenv("TABULA_INJECT_INTEROP_FAIL");
     r->fail_at = inj ? atol(inj) : 0;
     pthread_mutex_init(&r->mu, NULL);
@@ -39,8 +41,10 @@ int recon_gpu_route(ReconGpu *r, float smooth_out) { return recon_gpu_ok(r) && s
 // Interop off for good, said once; both threads see it through ok.
 static void recon_off(ReconGpu *r, const char *why) {
     if (__atomic_exchange_n(&r->ok, 0, __ATOMIC_ACQ_REL))
-        tb_log("CUDA-GL interop: %s: reconstructions go through host memory from now on", why);
+        tb_log("CUDA-GL interop: %s: %s go through host memory from now on", why, r->what);
 }
+
+void recon_gpu_set_what(ReconGpu *r, const char *what) { r->what = what; }
 
 void recon_gpu_produce(ReconGpu *r) {
     if (!recon_gpu_ok(r)) return;

@@ -52,3 +52,7 @@ typedef struct {
 } ReconDev;
 // A ReconGpu over dev (owned from now on: destroyed with it).
 ReconGpu *recon_gpu_open(const ReconDev *ops, void *dev);
+// What r's buffers carry, named in its one log line when interop fails
+// ("reconstructions" unless set; a string that outlives r). The layer atlas
+// (atlas_gpu.h) is the other user of the hand-over.
+void recon_gpu_set_what(ReconGpu *r, const char *what);

@@ -101,7 +101,7 @@ static const struct {
     int cmd;
 } ACTIONS[] = {{"reset", CMD_RESET},           {"load", CMD_LOAD},           {"slot_save", CMD_SLOT_SAVE},
                {"slot_recall", CMD_SLOT_RECALL}, {"slot_fade", CMD_SLOT_FADE}, {"slot_read", CMD_SLOT_READ},
-               {"scene", CMD_SCENE}};
+               {"scene", CMD_SCENE},             {"code_store", CMD_CODE_STORE}, {"journey", CMD_JOURNEY}};
 
 // One event line into e: 1, or 0 when it is no move to make again: what the
 // modulator did by itself (glide, LFO and fade notes), the empty-room

@@ -89,7 +89,7 @@ void *train_thread_main(void *arg) {
     App *a = arg;
     Run *r = &a->run;
     size_t fb = (size_t)r->t.model.spec.width * r->t.model.spec.height * 3;
-    uint8_t *frame = NULL, *rec = tb_malloc(fb), *chs[TB_CHANNELS] = {0};
+    uint8_t *frame = NULL, *rec = tb_calloc(1, fb), *chs[TB_CHANNELS] = {0};
     for (int i = 1; i < r->chans.count; i++) chs[i] = tb_malloc(fb);  // [channels]: each one's picture
     size_t frame_cap = 0;
     uint64_t seen = 0;
@@ -110,10 +110,14 @@ void *train_thread_main(void *arg) {
         if (run_frame(r, frame, w, h)) app_status(a, 4, "training diverged: restored the last good weights");
         // On the GPU the reconstruction stays there (no wait, no output smoothing,
         // which is done on the host, no take to record); else, and for good once
-        // interop has failed, it waits for this frame's steps and goes through
-        // the host slot.
+        // interop has failed, it goes through the host slot: when only the
+        // screen wants it, the newest reconstruction that has come back (the
+        // read-back never waits for the queued steps; until one arrives the
+        // last stays); else this frame's, waited for.
         int on_gpu = !run_output_active(r) && !r->jr.playing && recon_gpu_route(a->rg, r->p.v[PARAM_SMOOTH_OUT]);
+        int recent = !on_gpu && !run_output_active(r) && !r->jr.playing && r->p.v[PARAM_SMOOTH_OUT] <= 0;
         if (on_gpu) recon_gpu_produce(a->rg);
+        else if (recent) trainer_output_recent(&r->t, rec), r->have_out = 0;  // as run_output
         else run_output(r, rec);
         for (int i = 1; i < r->chans.count; i++) run_channel_output(r, i, chs[i]);
         atlas_feed(a, &atlas);  // while the window shows the atlas

@@ -205,19 +205,39 @@ RunOutput vcam_output(Vcam *v) {
 
 // ---------------------------------------------------------------- start, stop
 
-Vcam *vcam_start(const Settings *s, const VcamOpts *o, TbErr *err) {
-    const char *path;
-    if (!vcam_wanted(s, &path) || !path[0])
-        return tb_fail(err, "--output \"%s\": a virtual camera is v4l2:/dev/videoN", s->output), NULL;
+// The device path and what to ask it for, from the settings: 0, or -1 with err.
+static int dev_opts(const Settings *s, const V4l2Io *io, const char **path, VcamDevOpts *d,
+                    TbErr *err) {
+    if (!vcam_wanted(s, path) || !(*path)[0])
+        return tb_fail(err, "--output \"%s\": a virtual camera is v4l2:/dev/videoN", s->output);
     int w, h;
     const char *size = s->output_size[0] ? s->output_size : s->record_size;
     if (tb_parse_size(size, 16, 7680, &w, &h) < 0 || (w & 1))
-        return tb_fail(err, "virtual camera: size \"%s\" is not WxH with an even width", size), NULL;
+        return tb_fail(err, "virtual camera: size \"%s\" is not WxH with an even width", size);
+    *d = (VcamDevOpts){.width = w, .height = h, .fps = s->output_fps, .io = io};
+    return 0;
+}
+
+int vcam_probe(const Settings *s, const VcamOpts *o, VcamDevInfo *info, TbErr *err) {
+    const char *path = NULL;
+    VcamDevOpts d;
+    if (dev_opts(s, o ? o->io : NULL, &path, &d, err) < 0) return -1;
+    VcamDev *dev = vcam_dev_open(path, &d, err);
+    if (!dev) return -1;
+    vcam_dev_info(dev, info);
+    vcam_dev_close(dev);
+    return 0;
+}
+
+Vcam *vcam_start(const Settings *s, const VcamOpts *o, TbErr *err) {
+    const char *path = NULL;
+    VcamDevOpts d;
+    if (dev_opts(s, o ? o->io : NULL, &path, &d, err) < 0) return NULL;
     Vcam *v = tb_calloc(1, sizeof *v);
     v->s = s;
     if (o) v->o = *o;
     snprintf(v->path, sizeof v->path, "%s", path);
-    v->dopts = (VcamDevOpts){.width = w, .height = h, .fps = s->output_fps, .io = v->o.io};
+    v->dopts = d;
     if (!(v->dev = vcam_dev_open(v->path, &v->dopts, err))) {
         free(v);
         return NULL;

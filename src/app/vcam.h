@@ -32,6 +32,9 @@ int vcam_wanted(const Settings *s, const char **path);
 // Open and negotiate the device now (a bad node is the user's error: exit 2)
 // and start the thread. NULL with err. o may be NULL.
 Vcam *vcam_start(const Settings *s, const VcamOpts *o, TbErr *err);
+// For --check: open and negotiate the device as vcam_start would, fill info,
+// close it again. 0, or -1 with err (the message vcam_start would give).
+int vcam_probe(const Settings *s, const VcamOpts *o, VcamDevInfo *info, TbErr *err);
 // The hook to attach (run_attach); v must outlive the run.
 RunOutput vcam_output(Vcam *v);
 // The window's layout (0 mirror, 1 side, 2 triptych) and flip, followed with

@@ -195,7 +195,7 @@ static const Param PARAMS[] = {
      "each frame, pull every network's weights toward the channels' mean by this fraction (0 = independent)",
      LIVE(PARAM_COUPLING, SCALE_LOG, 2, 0.001, 0.001, "coupling")},
     {"channels", "layout", NULL, P_CHOICE, O(ch_layout), 0, 0, "panes|windows", "panes",
-     "how the window shows the channels: panes (the camera and every channel in a row) or windows (one per monitor, not built yet: panes)", SET},
+     "how the window shows the channels: panes (the camera and every channel in a row) or windows (channel 0 in the main window, each other channel fullscreen on a monitor of its own; panes for those without one)", SET},
 
     {"source", "source", "source", P_STR, O(source), 0, 0, NULL, "",
      "frames from: camera, camera:/dev/videoN, file:PATH (.y4m, or any video in the app "

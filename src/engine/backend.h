@@ -30,6 +30,12 @@ struct Backend {
     void (*reset_opt_state)(Backend *b);
     // Upload B frames (RGB8 interleaved at the model's training size) as the batch.
     void (*load_batch)(Backend *b, const uint8_t *const *frames, int B);
+    // load_batch with an identity for each frame: ids[i] names the content of
+    // frames[i] (the same id is always the same pixels; the trainer numbers
+    // its frames as it pushes them). A backend that keeps frames where it
+    // computes (CUDA: in device memory) sends only those it does not hold;
+    // the CPU ignores the ids. NULL: use load_batch.
+    void (*load_batch_ids)(Backend *b, const uint8_t *const *frames, const uint64_t *ids, int B);
     // After load_batch: the loss compares the output with these B frames instead
     // of the input (the clean frames of a transformed input). Without it, the
     // input is its own target. Held in the image's gradient slot (dacts[0]),
@@ -45,6 +51,13 @@ struct Backend {
     void (*read_stats)(Backend *b, StepStats *out, int n);
     // Reconstruction of sample i of the last forward/step, as RGB8 (waits).
     void (*get_output)(Backend *b, int i, uint8_t *rgb);
+    // The display's read-back, which never waits for the device: asks for
+    // sample 0 of the last forward/step (converted and copied back behind the
+    // work queued so far, unless one asked before is still on its way) and
+    // gives the newest that has arrived. Returns 1 with it in rgb when it is
+    // newer than the last one given, else 0 (rgb untouched). NULL where
+    // get_output does not wait on a queue (the CPU).
+    int (*output_recent)(Backend *b, uint8_t *rgb);
 
     // Snapshot slots 0..TB_SLOTS, held by the backend (device memory on the
     // GPU): each keeps the weights and the whole optimizer state (m and v), 3n
@@ -105,6 +118,10 @@ typedef struct {
     // 1: CUDA uses only cuDNN algorithms that give the same bits on every run
     // (a replay can be reproduced); the CPU backend always does.
     int deterministic;
+    // Frames the caller numbers for load_batch_ids (its replay ring): CUDA
+    // keeps that many on the device when memory allows (else fewer, as a
+    // cache). 0: none kept, every frame is sent.
+    int frames;
     // The CUDA device to run on ([chN] device; 0, the default, is channel 0's).
     // The CPU backend ignores it: channels.c refuses a device there.
     int device;

@@ -181,6 +181,12 @@ static void cpu_load_batch(Backend *b, const uint8_t *const *frames, int B) {
     c->own_target = 0;
 }
 
+// The frames are read where they are: the ids change nothing here.
+static void cpu_load_batch_ids(Backend *b, const uint8_t *const *frames, const uint64_t *ids, int B) {
+    (void)ids;
+    cpu_load_batch(b, frames, B);
+}
+
 static void cpu_load_targets(Backend *b, const uint8_t *const *frames, int B) {
     CpuCtx *c = b->ctx;
     CHECK(B == c->batch, "targets for %d samples, %d loaded", B, c->batch);
@@ -454,6 +460,7 @@ Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     b->get_opt_state = cpu_get_opt_state;
     b->reset_opt_state = cpu_reset_opt_state;
     b->load_batch = cpu_load_batch;
+    b->load_batch_ids = cpu_load_batch_ids;
     b->load_targets = cpu_load_targets;
     b->train_step = cpu_train_step;
     b->forward = cpu_forward;

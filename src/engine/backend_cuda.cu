@@ -3,11 +3,20 @@
 // Memory: one allocation for the parameter block params | grads | m | v (m is
 // the SGD momentum buffer or Adam's first moment, v Adam's second, as on the
 // CPU), one for activations and their gradients (max_batch * act_total each),
-// one cuDNN workspace shared by every convolution.
+// one cuDNN workspace shared by every convolution, and the frame store.
+//
+// Frames live on the device (docs/ARCHITECTURE.md, "The CUDA step"): the store
+// keeps numbered frames (load_batch_ids) and has scratch slots for the rest; a
+// load sends only what it does not hold, on the copy stream from pinned
+// staging, and the compute stream waits with an event. A step gathers its
+// batch from the store by slots pushed with its hyperparameters, so the whole
+// step is in the graph. Streams: compute (everything else), copy (uploads),
+// readback (output_recent); every dependency between them is an event.
 //
 // A training step never waits for the device. Its hyperparameters go from a
 // small ring of pinned host structs to one device struct with an async copy; the
-// kernels read them (and the stats slot) there. Loss and gradient norm stay on
+// kernels read them (and the stats slot) there. backend_cuda_step_work counts
+// what a step enqueues: LAUNCH's count and the cuDNN calls. Loss and gradient norm stay on
 // the device and land in a ring of TB_STATS_RING slots that read_stats copies
 // back. For each (batch size, optimizer, loss) the step runs eagerly once, then
 // is captured as a CUDA graph and replayed; the pinned-struct copy is issued
@@ -46,8 +55,8 @@
 #include "backend_cuda.h"
 #include "ops_cuda.h"
 
-#define PIN_RING 16    // pinned hyperparameter structs: the host may run this many steps ahead
-#define FRAME_RING 4   // pinned staging buffers for load_batch
+#define PIN_RING 16    // pinned per-op structs: the host may run this many steps ahead
+#define FRAME_RING 4   // pinned staging buffers for the loads (max_batch frames each)
 #define WS_MIN (32u << 20)   // workspace floor: fewer regrowths (and recaptures) as batch sizes come
 #define WS_CAP (256u << 20)  // largest workspace an algorithm may ask for
 #define STEP_KINDS 16         // graphs per batch size: one per step_kind (optimizer x loss x bottleneck)
@@ -69,16 +78,42 @@ typedef struct {
     size_t ws_size;
     float *bias_scratch;
     double *reduce_scratch;  // TB_REDUCE_BLOCKS partials
+    unsigned *d_done;        // the last-block-done counter of the fused reductions (left 0)
     float *d_scalars;        // loss, grad norm
+    // An op's pushed record, one copy: StepParams, then the batch's 2B store
+    // slots (d_slots, as the gather reads them) from op_slots bytes on.
+    uint8_t *d_op;
     StepParams *d_step;
+    size_t op_bytes, op_slots;
     StepStats *d_ring;
-    uint8_t *d_frames;  // max_batch frames RGB8 (input of frame_to_tensor)
     uint8_t *d_rgb;     // one output frame RGB8
+    // The frame store (RGB8 frames on the device): n_cache slots that keep
+    // numbered frames (frame id in slot id % n_cache; tag = id + 1, 0 empty),
+    // then two sets of 2 * max_batch scratch slots (inputs, targets) for
+    // frames without a number, a set per op in turn. reader: the last op that
+    // read a slot, + 1 (0 none). cur: the loaded batch's slots, inputs at 0,
+    // targets at max_batch.
+    uint8_t *d_store;
+    int n_cache, n_store;
+    uint64_t *tag;
+    unsigned long long *reader;
+    int *cur, *d_slots;
+    cudaStream_t copy;  // uploads: overlap the compute stream
+    // output_recent's read-backs, on a stream of their own (behind a step,
+    // they must not hold up the next uploads): two device frames and two
+    // pinned ones, the events after each conversion and copy; the buffer in
+    // flight (-1 none), the newest arrived (-1 none), whether it was given.
+    cudaStream_t readback;
+    uint8_t *d_rb[2], *h_rb[2];
+    cudaEvent_t rb_conv[2], rb_done[2];
+    int rb_busy, rb_newest, rb_fresh;
 
-    StepParams *h_step;  // pinned, PIN_RING
-    cudaEvent_t step_ev[PIN_RING];
-    int step_ev_used[PIN_RING];
-    unsigned step_count;
+    // Ops (steps and forwards) in order; op k's pinned structs are slot k %
+    // PIN_RING, free again once op_ev there (recorded after the op) is done.
+    uint8_t *h_op;  // pinned, PIN_RING records of op_bytes
+    cudaEvent_t op_ev[PIN_RING];
+    int op_ev_used[PIN_RING];
+    unsigned long long ops;
     uint8_t *h_frames;  // pinned, FRAME_RING * max_batch frames
     cudaEvent_t frame_ev[FRAME_RING];
     int frame_ev_used[FRAME_RING];
@@ -103,6 +138,13 @@ typedef struct {
     int bn_ev_used[PIN_RING];
     unsigned bn_count;
     float *d_dec;  // decode's own activations (one sample), NULL until used
+    // What a step enqueues (backend_cuda_step_work): cuDNN calls so far, the
+    // work of each graph key as it was last enqueued (a replay runs the same),
+    // and what the loads since the last step launched and uploaded.
+    long cudnn_calls;
+    CudaStepWork *key_work;
+    CudaStepWork pending, last;
+    long long uploaded;  // bytes of frames sent to the device, in all
 } CudaCtx;
 
 static float *act_at(const CudaCtx *c, float *base, int i, int B) {
@@ -275,22 +317,47 @@ static void enqueue_bottleneck(CudaCtx *c, int B) {
     bottleneck_next_cuda(c->d_pass, c->stream);
 }
 
-static void enqueue_forward(CudaCtx *c, int B) {
+// Layer l's convolution (one cuDNN call, counted) x -> y with the plans of B.
+static void conv_forward(CudaCtx *c, int l, int B, float *y, const float *x) {
+    const Layer *L = &c->m->layers[l];
+    const float *w = c->params + L->w_off;
+    if (L->kind == LAYER_CONV)
+        conv2d_forward_cuda(y, x, w, plan_at(c, B, l), c->cudnn, c->ws, c->ws_size, c->stream);
+    else
+        convt2d_forward_cuda(y, x, w, plan_at(c, B, l), c->cudnn, c->ws, c->ws_size, c->stream);
+    c->cudnn_calls++;
+}
+
+// Layer l's weight gradient from d, and its input gradient into dx unless NULL:
+// one cuDNN call each (counted).
+static void conv_backward(CudaCtx *c, int l, int B, float *dx, const float *d, const float *x) {
+    const Layer *L = &c->m->layers[l];
+    const float *w = c->params + L->w_off;
+    if (L->kind == LAYER_CONV)
+        conv2d_backward_cuda(dx, c->grads + L->w_off, d, x, w, plan_at(c, B, l), c->cudnn, c->ws,
+                             c->ws_size, c->stream);
+    else
+        convt2d_backward_cuda(dx, c->grads + L->w_off, d, x, w, plan_at(c, B, l), c->cudnn, c->ws,
+                              c->ws_size, c->stream);
+    c->cudnn_calls += dx ? 2 : 1;
+}
+
+// The forward pass up to layer `last` (exclusive): a step leaves the last
+// layer's bias and activation to the fused loss kernel.
+static void enqueue_forward_to(CudaCtx *c, int B, int last) {
     const Model *m = c->m;
     for (int l = c->bn_freeze ? c->nb : 0; l < c->L; l++) {
         const Layer *L = &m->layers[l];
         if (c->bn_on && l == c->nb) enqueue_bottleneck(c, B);
-        const float *x = layer_in(c, l, B);
         float *y = act_at(c, c->acts, l + 1, B);
-        const float *w = c->params + L->w_off;
-        if (L->kind == LAYER_CONV)
-            conv2d_forward_cuda(y, x, w, plan_at(c, B, l), c->cudnn, c->ws, c->ws_size, c->stream);
-        else
-            convt2d_forward_cuda(y, x, w, plan_at(c, B, l), c->cudnn, c->ws, c->ws_size, c->stream);
-        bias_act_forward_cuda(y, c->params + L->b_off, B, L->cout, L->hout * L->wout, L->act,
-                              m->spec.slope, c->stream);
+        conv_forward(c, l, B, y, layer_in(c, l, B));
+        if (l < last)
+            bias_act_forward_cuda(y, c->params + L->b_off, B, L->cout, L->hout * L->wout, L->act,
+                                  m->spec.slope, c->stream);
     }
 }
+
+static void enqueue_forward(CudaCtx *c, int B) { enqueue_forward_to(c, B, c->L); }
 
 // Which kernels a step launches (and which graph replays it): Adam else SGD,
 // L1 else MSE, the bottleneck op or none, the encoder frozen or not.
@@ -305,16 +372,21 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
     const Model *m = c->m;
     int nl = c->L;
     float *d_loss = c->d_scalars, *d_norm = c->d_scalars + 1;
-    enqueue_forward(c, B);
-    // Loss (MSE or L1) against the target in dacts[0] (the input itself, or the
-    // clean frames of a transformed input); its gradient seeds the backward pass.
-    float *dout = act_at(c, c->dacts, nl, B);
-    const float *out = act_at(c, c->acts, nl, B), *target = act_at(c, c->dacts, 0, B);
-    size_t nout = (size_t)B * m->act_n[nl];
-    if (kind & STEP_L1)
-        l1_forward_backward_cuda(dout, d_loss, out, target, nout, c->reduce_scratch, c->stream);
-    else
-        mse_forward_backward_cuda(dout, d_loss, out, target, nout, c->reduce_scratch, c->stream);
+    // The batch from the frame store, by the slots this op pushed: the input,
+    // and the target (dacts[0]: the input itself, or the clean frames).
+    frames_gather_cuda(act_at(c, c->acts, 0, B), act_at(c, c->dacts, 0, B), c->d_store, c->d_slots,
+                       B, c->H, c->W, c->stream);
+    enqueue_forward_to(c, B, nl - 1);
+    // The output layer's bias and activation, the loss (MSE or L1) against the
+    // target in dacts[0] (the input itself, or the clean frames of a
+    // transformed input), its gradient back through the activation and the
+    // bias gradient: one kernel, which seeds the backward pass.
+    const Layer *Lo = &m->layers[nl - 1];
+    out_act_loss_cuda(act_at(c, c->acts, nl, B), act_at(c, c->dacts, nl, B),
+                      c->grads + Lo->b_off, d_loss, c->params + Lo->b_off,
+                      act_at(c, c->dacts, 0, B), B, Lo->cout, Lo->hout * Lo->wout, Lo->act,
+                      m->spec.slope, (kind & STEP_L1) ? LOSS_L1 : LOSS_MSE, c->reduce_scratch,
+                      c->d_done, c->stream);
     // Frozen, the backward pass ends at the decoder's first layer.
     int l_end = (kind & STEP_FROZEN) ? c->nb : 0;
     for (int l = nl - 1; l >= l_end; l--) {
@@ -327,20 +399,15 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
                                      (int)(m->act_n[c->nb] / c->bn_c), c->stream);
         // No gradient for the image, nor for the held code.
         float *dx = l > l_end ? act_at(c, c->dacts, l, B) : NULL;
-        bias_act_backward_cuda(d, c->grads + L->b_off, y, B, L->cout, L->hout * L->wout, L->act,
-                               m->spec.slope, c->bias_scratch, c->stream);
-        const float *w = c->params + L->w_off;
-        if (L->kind == LAYER_CONV)
-            conv2d_backward_cuda(dx, c->grads + L->w_off, d, x, w, plan_at(c, B, l), c->cudnn,
-                                 c->ws, c->ws_size, c->stream);
-        else
-            convt2d_backward_cuda(dx, c->grads + L->w_off, d, x, w, plan_at(c, B, l), c->cudnn,
-                                  c->ws, c->ws_size, c->stream);
+        if (l < nl - 1)  // the output layer's is done
+            bias_act_backward_cuda(d, c->grads + L->b_off, y, B, L->cout, L->hout * L->wout,
+                                   L->act, m->spec.slope, c->bias_scratch, c->d_done, c->stream);
+        conv_backward(c, l, B, dx, d, x);
     }
     // Frozen, only the decoder's block [off, n) is measured, clipped and updated.
     size_t off = (kind & STEP_FROZEN) ? model_decoder_off(m) : 0, n = m->n_params - off;
-    grad_norm_cuda(d_norm, c->grads + off, n, c->reduce_scratch, c->stream);
-    stats_record_cuda(c->d_ring, d_loss, d_norm, c->d_step, c->stream);
+    grad_norm_stats_cuda(d_norm, c->d_ring, d_loss, c->d_step, c->grads + off, n, c->reduce_scratch,
+                         c->d_done, c->stream);
     if (kind & STEP_ADAM)
         adam_update_cuda(c->params + off, c->mom + off, c->var + off, c->grads + off, n, d_norm,
                          c->d_step, c->stream);
@@ -349,17 +416,44 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
                         c->stream);
 }
 
-// Copy this step's hyperparameters to the device struct, from a pinned slot that
-// the device has finished reading (waits only when PIN_RING steps behind).
-static void push_step_params(CudaCtx *c, const Hyper *h, int slot) {
-    int j = (int)(c->step_count % PIN_RING);
-    if (c->step_ev_used[j]) cudaCheck(cudaEventSynchronize(c->step_ev[j]));
-    step_params_fill(&c->h_step[j], h, slot);
-    cudaCheck(cudaMemcpyAsync(c->d_step, &c->h_step[j], sizeof(StepParams),
-                              cudaMemcpyHostToDevice, c->stream));
-    cudaCheck(cudaEventRecord(c->step_ev[j], c->stream));
-    c->step_ev_used[j] = 1;
-    c->step_count++;
+// enqueue_step, its work counted into key_work[key] (a replay of the key's
+// graph runs the same kernels).
+static void enqueue_counted(CudaCtx *c, int B, int kind) {
+    unsigned long k0 = cuda_launch_count();
+    long d0 = c->cudnn_calls;
+    enqueue_step(c, B, kind);
+    CudaStepWork *w = &c->key_work[B * STEP_KINDS + kind];
+    w->kernels = (int)(cuda_launch_count() - k0);
+    w->cudnn = (int)(c->cudnn_calls - d0);
+}
+
+// Begins op number c->ops (a step, or a forward: both gather from the frame
+// store): its record, in pinned slot j (free once op ops - PIN_RING is done:
+// waits only when that far behind), goes to d_op in one copy: a step's
+// hyperparameters (h not NULL) and the batch's 2B store slots, or the slots
+// alone. Returns j for end_op.
+static int push_op(CudaCtx *c, const Hyper *h, int slot, int B) {
+    int j = (int)(c->ops % PIN_RING);
+    if (c->op_ev_used[j]) cudaCheck(cudaEventSynchronize(c->op_ev[j]));
+    uint8_t *rec = c->h_op + (size_t)j * c->op_bytes;
+    int *hs = (int *)(rec + c->op_slots);
+    for (int i = 0; i < B; i++) {
+        hs[i] = c->cur[i];
+        hs[B + i] = c->cur[c->max_batch + i];
+        c->reader[hs[i]] = c->reader[hs[B + i]] = c->ops + 1;
+    }
+    size_t from = h ? 0 : c->op_slots, end = c->op_slots + 2 * (size_t)B * sizeof(int);
+    if (h) step_params_fill((StepParams *)rec, h, slot);
+    cudaCheck(cudaMemcpyAsync(c->d_op + from, rec + from, end - from, cudaMemcpyHostToDevice,
+                              c->stream));
+    return j;
+}
+
+// Ends the op push_op began: its event marks when its slots are read.
+static void end_op(CudaCtx *c, int j) {
+    cudaCheck(cudaEventRecord(c->op_ev[j], c->stream));
+    c->op_ev_used[j] = 1;
+    c->ops++;
 }
 
 // Captures the step into a graph ready to launch. Whatever fails inside (a
@@ -376,7 +470,7 @@ static cudaGraphExec_t capture_step(CudaCtx *c, int B, int kind, char *why, size
     }
     cuda_capture_begin(c->inject_capture_fail);
     c->inject_capture_fail = 0;  // once
-    enqueue_step(c, B, kind);
+    enqueue_counted(c, B, kind);
     int failed = cuda_capture_end(why, n);
     e = cudaStreamEndCapture(c->stream, &g);
     if (!failed && e != cudaSuccess)
@@ -392,14 +486,14 @@ static cudaGraphExec_t capture_step(CudaCtx *c, int B, int kind, char *why, size
 
 static void run_step(CudaCtx *c, int B, int kind) {
     if (!c->use_graphs) {
-        enqueue_step(c, B, kind);
+        enqueue_counted(c, B, kind);
         return;
     }
     int key = B * STEP_KINDS + kind;
     // First use of this shape runs eagerly, so that cuDNN and the runtime load
     // their kernels (and do any lazy setup) outside of a capture.
     if (!c->graphs[key] && c->graph_runs[key]++ == 0) {
-        enqueue_step(c, B, kind);
+        enqueue_counted(c, B, kind);
         return;
     }
     if (!c->graphs[key]) {
@@ -410,7 +504,7 @@ static void run_step(CudaCtx *c, int B, int kind) {
                    why);
             c->use_graphs = 0;
             drop_graphs(c);
-            enqueue_step(c, B, kind);  // the captured work never ran
+            enqueue_counted(c, B, kind);  // the captured work never ran
             return;
         }
     }
@@ -425,6 +519,8 @@ static void cuda_destroy(Backend *b) {
     if (c) {
         // Teardown also runs after a failed init: ignore errors, free what exists.
         if (c->stream) (void)cudaStreamSynchronize(c->stream);
+        if (c->copy) (void)cudaStreamSynchronize(c->copy);
+        if (c->readback) (void)cudaStreamSynchronize(c->readback);
         if (c->graphs)
             for (int k = 0; k < (c->max_batch + 1) * STEP_KINDS; k++)
                 if (c->graphs[k]) (void)cudaGraphExecDestroy(c->graphs[k]);
@@ -433,28 +529,40 @@ static void cuda_destroy(Backend *b) {
                 if (c->plans_ready[B])
                     for (int l = 0; l < c->L; l++) conv_plan_destroy(plan_at(c, B, l));
         for (int j = 0; j < PIN_RING; j++)
-            if (c->step_ev[j]) (void)cudaEventDestroy(c->step_ev[j]);
+            if (c->op_ev[j]) (void)cudaEventDestroy(c->op_ev[j]);
         for (int j = 0; j < FRAME_RING; j++)
             if (c->frame_ev[j]) (void)cudaEventDestroy(c->frame_ev[j]);
         for (int j = 0; j < PIN_RING; j++)
             if (c->bn_ev[j]) (void)cudaEventDestroy(c->bn_ev[j]);
-        void *dev[] = {c->pblock, c->ablock, c->ws, c->bias_scratch, c->reduce_scratch,
-                       c->d_scalars, c->d_step, c->d_ring, c->d_frames, c->d_rgb,
+        void *dev[] = {c->pblock, c->ablock, c->ws, c->bias_scratch, c->reduce_scratch, c->d_done,
+                       c->d_scalars, c->d_op, c->d_ring, c->d_store, c->d_rgb,
                        c->d_bnout, c->d_held, c->d_bn, c->d_pass};
         for (size_t k = 0; k < sizeof dev / sizeof dev[0]; k++)
             if (dev[k]) (void)cudaFree(dev[k]);
         for (int i = 0; i <= TB_SLOTS; i++)
             if (c->slots[i]) (void)cudaFree(c->slots[i]);
         if (c->d_dec) (void)cudaFree(c->d_dec);
-        void *host[] = {c->h_step, c->h_frames, c->h_stats, c->h_rgb, c->h_bn};
+        void *host[] = {c->h_op, c->h_frames, c->h_stats, c->h_rgb, c->h_bn};
         for (size_t k = 0; k < sizeof host / sizeof host[0]; k++)
             if (host[k]) (void)cudaFreeHost(host[k]);
         if (c->cudnn) cudnnDestroy(c->cudnn);
         if (c->stream) (void)cudaStreamDestroy(c->stream);
+        if (c->copy) (void)cudaStreamDestroy(c->copy);
+        if (c->readback) (void)cudaStreamDestroy(c->readback);
+        for (int k = 0; k < 2; k++) {
+            if (c->rb_conv[k]) (void)cudaEventDestroy(c->rb_conv[k]);
+            if (c->rb_done[k]) (void)cudaEventDestroy(c->rb_done[k]);
+            if (c->d_rb[k]) (void)cudaFree(c->d_rb[k]);
+            if (c->h_rb[k]) (void)cudaFreeHost(c->h_rb[k]);
+        }
+        free(c->tag);
+        free(c->reader);
+        free(c->cur);
         free(c->plans);
         free(c->plans_ready);
         free(c->graphs);
         free(c->graph_runs);
+        free(c->key_work);
         free(c);
     }
     free(b);
@@ -494,38 +602,83 @@ static void cuda_reset_opt_state(Backend *b) {
     cudaCheck(cudaMemsetAsync(c->mom, 0, 2 * c->m->n_params * sizeof(float), c->stream));
 }
 
-// Upload B frames into d_frames through pinned memory so the upload is truly
-// async; a staging buffer is reused only after its previous upload has finished.
-// d_frames is reused in stream order: the kernel that read it before is done.
-static void upload_frames(CudaCtx *c, const uint8_t *const *frames, int B) {
-    int k = (int)(c->frame_count % FRAME_RING);
-    if (c->frame_ev_used[k]) cudaCheck(cudaEventSynchronize(c->frame_ev[k]));
-    uint8_t *stage = c->h_frames + (size_t)k * c->max_batch * c->frame_bytes;
-    for (int i = 0; i < B; i++) memcpy(stage + (size_t)i * c->frame_bytes, frames[i], c->frame_bytes);
-    cudaCheck(cudaMemcpyAsync(c->d_frames, stage, (size_t)B * c->frame_bytes,
-                              cudaMemcpyHostToDevice, c->stream));
-    cudaCheck(cudaEventRecord(c->frame_ev[k], c->stream));
-    c->frame_ev_used[k] = 1;
-    c->frame_count++;
+// Frame f into store slot s through the pinned staging frame `stage`, on the
+// copy stream once the last op that read s is done (known done when it is
+// PIN_RING ops back: push_op waited for it; else the copy stream waits for
+// its event, which nothing has recorded again since).
+static void upload_to(CudaCtx *c, int s, const uint8_t *f, uint8_t *stage) {
+    unsigned long long r = c->reader[s];
+    if (r && r + PIN_RING > c->ops)
+        cudaCheck(cudaStreamWaitEvent(c->copy, c->op_ev[(r - 1) % PIN_RING], 0));
+    memcpy(stage, f, c->frame_bytes);
+    cudaCheck(cudaMemcpyAsync(c->d_store + (size_t)s * c->frame_bytes, stage, c->frame_bytes,
+                              cudaMemcpyHostToDevice, c->copy));
+    c->pending.upload_bytes += (long long)c->frame_bytes;
+    c->uploaded += (long long)c->frame_bytes;
 }
 
-// The input, and the target too (dacts[0], the one place a captured step reads
-// it from) until load_targets says otherwise. The input transforms (ops.h)
-// run on the host before this upload; a kernel for them would go here.
-static void cuda_load_batch(Backend *b, const uint8_t *const *frames, int B) {
-    CudaCtx *c = (CudaCtx *)b->ctx;
+// The store slot for frame i of a load: a numbered frame's own cache slot (id
+// % n_cache), unless another frame of this load took it; else scratch.
+// *held: the slot already holds that frame.
+static int store_slot(CudaCtx *c, const uint64_t *ids, int i, int off, int *held) {
+    int scratch = c->n_cache + (int)(c->ops % 2) * 2 * c->max_batch + off + i;
+    *held = 0;
+    if (!ids || c->n_cache == 0) return scratch;
+    int s = (int)(ids[i] % (uint64_t)c->n_cache);
+    for (int k = 0; k < i; k++)
+        if (c->cur[off + k] == s && ids[k] != ids[i]) return scratch;  // taken in this load
+    *held = c->tag[s] == ids[i] + 1;
+    c->tag[s] = ids[i] + 1;
+    return s;
+}
+
+// B frames into the store, their slots into cur + off (0: inputs, max_batch:
+// targets): only those it does not hold are sent, from a pinned staging
+// buffer (reused once its copies are done) on the copy stream; the compute
+// stream waits for them with an event. Nothing here waits for the device
+// unless FRAME_RING loads behind.
+static void load_frames(CudaCtx *c, const uint8_t *const *frames, const uint64_t *ids, int B,
+                        int off) {
+    int k = (int)(c->frame_count % FRAME_RING), sent = 0;
+    uint8_t *stage = c->h_frames + (size_t)k * c->max_batch * c->frame_bytes;
+    for (int i = 0; i < B; i++) {
+        int held;
+        int s = store_slot(c, ids, i, off, &held);
+        c->cur[off + i] = s;
+        if (held) continue;
+        if (sent == 0 && c->frame_ev_used[k]) cudaCheck(cudaEventSynchronize(c->frame_ev[k]));
+        upload_to(c, s, frames[i], stage + (size_t)sent++ * c->frame_bytes);
+    }
+    if (!sent) return;
+    cudaCheck(cudaEventRecord(c->frame_ev[k], c->copy));
+    c->frame_ev_used[k] = 1;
+    c->frame_count++;
+    cudaCheck(cudaStreamWaitEvent(c->stream, c->frame_ev[k], 0));
+}
+
+// The input, and the target too until load_targets says otherwise. The input
+// transforms (ops.h) run on the host before this; a kernel for them would go
+// in the step, after the gather.
+static void load(CudaCtx *c, const uint8_t *const *frames, const uint64_t *ids, int B) {
     CHECK(B >= 1 && B <= c->max_batch, "batch %d outside 1..%d", B, c->max_batch);
-    upload_frames(c, frames, B);
-    frame_to_tensor_cuda(act_at(c, c->acts, 0, B), c->d_frames, B, c->H, c->W, c->stream);
-    frame_to_tensor_cuda(act_at(c, c->dacts, 0, B), c->d_frames, B, c->H, c->W, c->stream);
+    load_frames(c, frames, ids, B, 0);
+    memcpy(c->cur + c->max_batch, c->cur, (size_t)B * sizeof(int));
     c->batch = B;
+}
+
+static void cuda_load_batch(Backend *b, const uint8_t *const *frames, int B) {
+    load((CudaCtx *)b->ctx, frames, NULL, B);
+}
+
+static void cuda_load_batch_ids(Backend *b, const uint8_t *const *frames, const uint64_t *ids,
+                                int B) {
+    load((CudaCtx *)b->ctx, frames, ids, B);
 }
 
 static void cuda_load_targets(Backend *b, const uint8_t *const *frames, int B) {
     CudaCtx *c = (CudaCtx *)b->ctx;
     CHECK(B == c->batch, "targets for %d samples, %d loaded", B, c->batch);
-    upload_frames(c, frames, B);
-    frame_to_tensor_cuda(act_at(c, c->dacts, 0, B), c->d_frames, B, c->H, c->W, c->stream);
+    load_frames(c, frames, NULL, B, c->max_batch);
 }
 
 static void cuda_train_step(Backend *b, int B, const Hyper *h, int slot) {
@@ -535,16 +688,28 @@ static void cuda_train_step(Backend *b, int B, const Hyper *h, int slot) {
     CHECK(h->optimizer == OPT_SGD || h->optimizer == OPT_ADAM, "optimizer %d", h->optimizer);
     CHECK(h->loss == LOSS_MSE || h->loss == LOSS_L1, "loss %d", h->loss);
     ensure_plans(c, B);
-    push_step_params(c, h, slot);
-    run_step(c, B, step_kind(c, h));
+    int j = push_op(c, h, slot, B);
+    int kind = step_kind(c, h);
+    run_step(c, B, kind);
+    end_op(c, j);
     c->fwd_batch = B;
+    // This step's work: its loads' (since the last step) and the step's own.
+    const CudaStepWork *w = &c->key_work[B * STEP_KINDS + kind];
+    c->last = c->pending;
+    c->last.kernels += w->kernels;
+    c->last.cudnn += w->cudnn;
+    memset(&c->pending, 0, sizeof c->pending);
 }
 
 static void cuda_forward(Backend *b, int B) {
     CudaCtx *c = (CudaCtx *)b->ctx;
     CHECK(B == c->batch, "forward on %d samples, %d loaded", B, c->batch);
     ensure_plans(c, B);
+    int j = push_op(c, NULL, 0, B);
+    frames_gather_cuda(act_at(c, c->acts, 0, B), act_at(c, c->dacts, 0, B), c->d_store, c->d_slots,
+                       B, c->H, c->W, c->stream);
     enqueue_forward(c, B);
+    end_op(c, j);
     c->fwd_batch = B;
 }
 
@@ -586,6 +751,37 @@ static void cuda_read_stats(Backend *b, StepStats *out, int n) {
 static const float *output_sample(CudaCtx *c, int i) {
     CHECK(i >= 0 && i < c->batch, "output %d of a batch of %d", i, c->batch);
     return act_at(c, c->acts, c->L, c->batch) + (size_t)i * c->m->act_n[c->L];
+}
+
+// Collects the read-back in flight if it has arrived, asks for the current
+// output unless one is still on its way (into the buffer that is not the
+// newest: neither the host nor a copy is using it), gives the newest once.
+static int cuda_output_recent(Backend *b, uint8_t *rgb) {
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    if (c->rb_busy >= 0) {
+        cudaError_t e = cudaEventQuery(c->rb_done[c->rb_busy]);
+        if (e == cudaSuccess) {
+            c->rb_newest = c->rb_busy, c->rb_busy = -1, c->rb_fresh = 1;
+        } else if (e != cudaErrorNotReady) {
+            cudaCheck(e);
+        } else {
+            (void)cudaGetLastError();  // not ready is no error
+        }
+    }
+    if (c->rb_busy < 0 && c->batch > 0) {
+        int k = c->rb_newest == 0 ? 1 : 0;
+        tensor_to_frame_cuda(c->d_rb[k], output_sample(c, 0), c->H, c->W, c->stream);
+        cudaCheck(cudaEventRecord(c->rb_conv[k], c->stream));
+        cudaCheck(cudaStreamWaitEvent(c->readback, c->rb_conv[k], 0));
+        cudaCheck(cudaMemcpyAsync(c->h_rb[k], c->d_rb[k], c->frame_bytes, cudaMemcpyDeviceToHost,
+                                  c->readback));
+        cudaCheck(cudaEventRecord(c->rb_done[k], c->readback));
+        c->rb_busy = k;
+    }
+    if (!c->rb_fresh) return 0;
+    memcpy(rgb, c->h_rb[c->rb_newest], c->frame_bytes);
+    c->rb_fresh = 0;
+    return 1;
 }
 
 static void cuda_get_output(Backend *b, int i, uint8_t *rgb) {
@@ -684,10 +880,32 @@ extern "C" void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size
                         c->stream);
 }
 
+// The atlas's tiles of activation `act` straight from the activation block (the
+// layer get_activation reads), on the backend's stream.
+extern "C" void backend_cuda_atlas_rgba(Backend *b, int act, const TileGeom *g, const uint8_t *dev_lut,
+                                        void *dev_rgba, size_t pitch_bytes) {
+    CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_atlas_rgba on a %s backend",
+          b && b->name ? b->name : "null");
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    CHECK(act >= 0 && act <= c->L && c->batch > 0, "atlas: activation %d (batch %d)", act, c->batch);
+    CHECK((size_t)g->ch * g->sw * g->sh == c->m->act_n[act], "atlas: %d x %dx%d values for activation %d",
+          g->ch, g->sw, g->sh, act);
+    tiles_draw_cuda((uint8_t *)dev_rgba, pitch_bytes, act_at(c, c->acts, act, c->batch), g, dev_lut,
+                    c->stream);
+}
+
 extern "C" long backend_cuda_graph_launches(Backend *b) {
     CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_graph_launches on a %s backend",
           b && b->name ? b->name : "null");
     return ((CudaCtx *)b->ctx)->graph_launches;
+}
+
+extern "C" void backend_cuda_step_work(Backend *b, CudaStepWork *w, long long *uploaded) {
+    CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_step_work on a %s backend",
+          b && b->name ? b->name : "null");
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    if (w) *w = c->last;
+    if (uploaded) *uploaded = c->uploaded;
 }
 
 extern "C" void *backend_cuda_stream(Backend *b) {
@@ -731,13 +949,8 @@ static void cuda_decode(Backend *b, const float *code, uint8_t *rgb) {
                               cudaMemcpyHostToDevice, c->stream));
     for (int l = nb; l < c->L; l++) {
         const Layer *L = &m->layers[l];
-        const float *x = act_at(c, c->d_dec, l, 1);
         float *y = act_at(c, c->d_dec, l + 1, 1);
-        const float *w = c->params + L->w_off;
-        if (L->kind == LAYER_CONV)
-            conv2d_forward_cuda(y, x, w, plan_at(c, 1, l), c->cudnn, c->ws, c->ws_size, c->stream);
-        else
-            convt2d_forward_cuda(y, x, w, plan_at(c, 1, l), c->cudnn, c->ws, c->ws_size, c->stream);
+        conv_forward(c, l, 1, y, act_at(c, c->d_dec, l, 1));
         bias_act_forward_cuda(y, c->params + L->b_off, 1, L->cout, L->hout * L->wout, L->act,
                               m->spec.slope, c->stream);
     }
@@ -765,11 +978,13 @@ static Backend *backend_table_new(const Model *m, int max_batch, CudaCtx *c) {
     b->get_opt_state = cuda_get_opt_state;
     b->reset_opt_state = cuda_reset_opt_state;
     b->load_batch = cuda_load_batch;
+    b->load_batch_ids = cuda_load_batch_ids;
     b->load_targets = cuda_load_targets;
     b->train_step = cuda_train_step;
     b->forward = cuda_forward;
     b->read_stats = cuda_read_stats;
     b->get_output = cuda_get_output;
+    b->output_recent = cuda_output_recent;
     b->slot_save = cuda_slot_save;
     b->slot_recall = cuda_slot_recall;
     b->slot_blend = cuda_slot_blend;
@@ -804,11 +1019,14 @@ static void ctx_init(CudaCtx *c, const Model *m, int max_batch, const BackendOpt
     // could pick another (deterministic, but different) algorithm next time.
     c->find = !(f && strcmp(f, "0") == 0) && !c->deterministic;
     c->inject_capture_fail = inj && strcmp(inj, "1") == 0;
+    c->n_cache = o && o->frames > 0 ? o->frames : 0;  // asked for; size_frame_store bounds it
     c->plans = (ConvPlan *)tb_calloc((size_t)(max_batch + 1) * nl, sizeof(ConvPlan));
     c->plans_ready = (int *)tb_calloc((size_t)max_batch + 1, sizeof(int));
     c->graphs = (cudaGraphExec_t *)tb_calloc((size_t)(max_batch + 1) * STEP_KINDS,
                                              sizeof(cudaGraphExec_t));
     c->graph_runs = (int *)tb_calloc((size_t)(max_batch + 1) * STEP_KINDS, sizeof(int));
+    c->key_work = (CudaStepWork *)tb_calloc((size_t)(max_batch + 1) * STEP_KINDS,
+                                            sizeof(CudaStepWork));
 }
 
 // Floats of the activation block's each half (activations, their gradients).
@@ -830,6 +1048,8 @@ static size_t bias_scratch_floats(const CudaCtx *c) {
 // the backend's one handle, made here and destroyed with it.
 static int create_stream_and_handle(CudaCtx *c, TbErr *err) {
     CU_TRY(err, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    CU_TRY(err, cudaStreamCreateWithFlags(&c->copy, cudaStreamNonBlocking));
+    CU_TRY(err, cudaStreamCreateWithFlags(&c->readback, cudaStreamNonBlocking));
     cudnnStatus_t st = cudnnCreate(&c->cudnn);
     if (st != CUDNN_STATUS_SUCCESS) {
         c->cudnn = NULL;
@@ -837,6 +1057,24 @@ static int create_stream_and_handle(CudaCtx *c, TbErr *err) {
     }
     if ((st = cudnnSetStream(c->cudnn, c->stream)) != CUDNN_STATUS_SUCCESS)
         return tb_fail(err, "cuda backend: cudnnSetStream: %s", cudnnGetErrorString(st));
+    return 0;
+}
+
+// The frame store's size: the frames asked for (BackendOpts.frames) while they
+// take at most a quarter of the free device memory, then the scratch slots.
+static int size_frame_store(CudaCtx *c, TbErr *err) {
+    size_t free_b = 0, total_b = 0;
+    CU_TRY(err, cudaMemGetInfo(&free_b, &total_b));
+    size_t most = free_b / 4 / c->frame_bytes;
+    if ((size_t)c->n_cache > most) {
+        tb_log("cuda: %d frames asked to be kept on the device, room for %zu: the others are "
+               "sent again when used", c->n_cache, most);
+        c->n_cache = (int)most;
+    }
+    c->n_store = c->n_cache + 4 * c->max_batch;
+    c->tag = (uint64_t *)tb_calloc((size_t)c->n_cache + 1, sizeof *c->tag);
+    c->reader = (unsigned long long *)tb_calloc((size_t)c->n_store, sizeof *c->reader);
+    c->cur = (int *)tb_calloc(2 * (size_t)c->max_batch, sizeof *c->cur);
     return 0;
 }
 
@@ -855,9 +1093,15 @@ static int alloc_device_blocks(CudaCtx *c, TbErr *err) {
     if (bias_n) CU_TRY(err, cudaMalloc((void **)&c->bias_scratch, bias_n * sizeof(float)));
     CU_TRY(err, cudaMalloc((void **)&c->reduce_scratch, TB_REDUCE_BLOCKS * sizeof(double)));
     CU_TRY(err, cudaMalloc((void **)&c->d_scalars, 2 * sizeof(float)));
-    CU_TRY(err, cudaMalloc((void **)&c->d_step, sizeof(StepParams)));
+    CU_TRY(err, cudaMalloc((void **)&c->d_done, sizeof(unsigned)));
+    CU_TRY(err, cudaMemsetAsync(c->d_done, 0, sizeof(unsigned), c->stream));
+    c->op_slots = (sizeof(StepParams) + 15) / 16 * 16;
+    c->op_bytes = c->op_slots + 2 * (size_t)c->max_batch * sizeof(int);
+    CU_TRY(err, cudaMalloc((void **)&c->d_op, c->op_bytes));
+    c->d_step = (StepParams *)c->d_op;
+    c->d_slots = (int *)(c->d_op + c->op_slots);
     CU_TRY(err, cudaMalloc((void **)&c->d_ring, TB_STATS_RING * sizeof(StepStats)));
-    CU_TRY(err, cudaMalloc((void **)&c->d_frames, (size_t)c->max_batch * c->frame_bytes));
+    CU_TRY(err, cudaMalloc((void **)&c->d_store, (size_t)c->n_store * c->frame_bytes));
     CU_TRY(err, cudaMalloc((void **)&c->d_rgb, c->frame_bytes));
     size_t bn_n = c->m->act_n[c->nb];
     CU_TRY(err, cudaMalloc((void **)&c->d_bnout, (size_t)c->max_batch * bn_n * sizeof(float)));
@@ -879,13 +1123,20 @@ static int alloc_device_blocks(CudaCtx *c, TbErr *err) {
 // Pinned host rings (hyperparameters, frame staging, stats, one output frame)
 // and the events that say when a ring slot is free again.
 static int alloc_host_rings(CudaCtx *c, TbErr *err) {
-    CU_TRY(err, cudaHostAlloc((void **)&c->h_step, PIN_RING * sizeof(StepParams), cudaHostAllocDefault));
+    CU_TRY(err, cudaHostAlloc((void **)&c->h_op, PIN_RING * c->op_bytes, cudaHostAllocDefault));
     CU_TRY(err, cudaHostAlloc((void **)&c->h_frames, (size_t)FRAME_RING * c->max_batch * c->frame_bytes,
                               cudaHostAllocDefault));
     CU_TRY(err, cudaHostAlloc((void **)&c->h_stats, TB_STATS_RING * sizeof(StepStats), cudaHostAllocDefault));
     CU_TRY(err, cudaHostAlloc((void **)&c->h_rgb, c->frame_bytes, cudaHostAllocDefault));
+    c->rb_busy = c->rb_newest = -1;
+    for (int k = 0; k < 2; k++) {
+        CU_TRY(err, cudaMalloc((void **)&c->d_rb[k], c->frame_bytes));
+        CU_TRY(err, cudaHostAlloc((void **)&c->h_rb[k], c->frame_bytes, cudaHostAllocDefault));
+        CU_TRY(err, cudaEventCreateWithFlags(&c->rb_conv[k], cudaEventDisableTiming));
+        CU_TRY(err, cudaEventCreateWithFlags(&c->rb_done[k], cudaEventDisableTiming));
+    }
     for (int j = 0; j < PIN_RING; j++)
-        CU_TRY(err, cudaEventCreateWithFlags(&c->step_ev[j], cudaEventDisableTiming));
+        CU_TRY(err, cudaEventCreateWithFlags(&c->op_ev[j], cudaEventDisableTiming));
     for (int j = 0; j < FRAME_RING; j++)
         CU_TRY(err, cudaEventCreateWithFlags(&c->frame_ev[j], cudaEventDisableTiming));
     CU_TRY(err, cudaHostAlloc((void **)&c->h_bn, PIN_RING * (1 + (size_t)c->bn_c) * sizeof(float),
@@ -915,12 +1166,13 @@ static int log_device(const CudaCtx *c, TbErr *err) {
     size_t n = c->m->n_params;
     double mib = (double)(4 * n * sizeof(float) + 2 * acts_floats(c) * sizeof(float) + c->ws_size) /
                  (1024.0 * 1024.0);
+    mib += (double)c->n_store * c->frame_bytes / (1024.0 * 1024.0);
     tb_log("cuda: %s (sm_%d%d), cuDNN %zu, TF32 %s, algorithms %s%s, CUDA graphs %s, "
-           "%.0f MiB (workspace %.0f MiB, grows with the batch sizes used)",
+           "%.0f MiB (workspace %.0f MiB, grows with the batch sizes used; %d frames kept)",
            prop.name, prop.major, prop.minor, cudnnGetVersion(), c->tf32 ? "on" : "off",
            c->find ? "timed per batch size" : "by heuristics",
            c->deterministic ? ", deterministic only" : "", c->use_graphs ? "on" : "off", mib,
-           (double)c->ws_size / (1024.0 * 1024.0));
+           (double)c->ws_size / (1024.0 * 1024.0), c->n_cache);
     return 0;
 }
 
@@ -941,7 +1193,7 @@ extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, const Bac
     CudaCtx *c = (CudaCtx *)tb_calloc(1, sizeof *c);
     Backend *b = backend_table_new(m, max_batch, c);
     ctx_init(c, m, max_batch, o);
-    if (create_stream_and_handle(c, err) || alloc_device_blocks(c, err) ||
+    if (create_stream_and_handle(c, err) || size_frame_store(c, err) || alloc_device_blocks(c, err) ||
         alloc_host_rings(c, err) || plan_first_batch(c, err) || wait_for_init(c, err) ||
         log_device(c, err)) {
         cuda_destroy(b);

@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 #include "backend.h"
+#include "ops.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,6 +27,15 @@ Backend *backend_cuda_on_device(const Model *m, int max_batch, const BackendOpts
 // Training steps launched as a replay of a captured CUDA graph so far (0 when
 // graphs are off, or fell back to eager launches after a failed capture).
 long backend_cuda_graph_launches(Backend *b);
+// What the last train_step enqueued, the loads before it (since the step
+// before) included: kernel launches and cuDNN calls (a graph replay counts the
+// kernels its graph holds), and bytes of frames sent to the device.
+typedef struct {
+    int kernels, cudnn;
+    long long upload_bytes;
+} CudaStepWork;
+// *w: the last step's work; *uploaded: frame bytes sent in all. Either may be NULL.
+void backend_cuda_step_work(Backend *b, CudaStepWork *w, long long *uploaded);
 
 // Extras beyond the Backend table, for CUDA-GL interop:
 // Sample i of the last forward/step as RGBA8 into device memory (rows pitch_bytes
@@ -34,6 +44,13 @@ long backend_cuda_graph_launches(Backend *b);
 // on backend_cuda_stream(b) (a non-blocking stream: stream 0 does not order with
 // it) before GL reads it.
 void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size_t pitch_bytes);
+// Activation `act` of sample 0 of the last pass (what get_activation reads) drawn
+// as the layer atlas's tiles (tiles_draw_cuda, ops.h's TileGeom; act n_layers
+// with g->image: the reconstruction as a picture) into device memory, rows
+// pitch_bytes apart (a multiple of 4); dev_lut: the 256 RGB colours in device
+// memory. On the backend's stream, not waited for, as backend_cuda_output_rgba.
+void backend_cuda_atlas_rgba(Backend *b, int act, const TileGeom *g, const uint8_t *dev_lut, void *dev_rgba,
+                             size_t pitch_bytes);
 // The stream all of the backend's work runs on (a cudaStream_t).
 void *backend_cuda_stream(Backend *b);
 

@@ -42,6 +42,10 @@ static void d_load_batch(Backend *b, const uint8_t *const *frames, int B) {
     enter(b);
     real.load_batch(b, frames, B);
 }
+static void d_load_batch_ids(Backend *b, const uint8_t *const *frames, const uint64_t *ids, int B) {
+    enter(b);
+    real.load_batch_ids(b, frames, ids, B);
+}
 static void d_load_targets(Backend *b, const uint8_t *const *frames, int B) {
     enter(b);
     real.load_targets(b, frames, B);
@@ -61,6 +65,10 @@ static void d_read_stats(Backend *b, StepStats *out, int n) {
 static void d_get_output(Backend *b, int i, uint8_t *rgb) {
     enter(b);
     real.get_output(b, i, rgb);
+}
+static int d_output_recent(Backend *b, uint8_t *rgb) {
+    enter(b);
+    return real.output_recent(b, rgb);
 }
 static int d_slot_save(Backend *b, int i, TbErr *err) {
     enter(b);
@@ -122,11 +130,13 @@ extern "C" Backend *backend_cuda_on_device(const Model *m, int max_batch, const 
     b->get_opt_state = d_get_opt_state;
     b->reset_opt_state = d_reset_opt_state;
     b->load_batch = d_load_batch;
+    b->load_batch_ids = real.load_batch_ids ? d_load_batch_ids : NULL;
     b->load_targets = d_load_targets;
     b->train_step = d_train_step;
     b->forward = d_forward;
     b->read_stats = d_read_stats;
     b->get_output = d_get_output;
+    b->output_recent = real.output_recent ? d_output_recent : NULL;
     b->slot_save = d_slot_save;
     b->slot_recall = d_slot_recall;
     b->slot_blend = d_slot_blend;

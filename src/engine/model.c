@@ -196,7 +196,8 @@ uint64_t model_host_bytes(const Model *m, int max_batch) {
                       + 2 * (uint64_t)max_batch * m->act_total  // activations, their gradients
                       + 2 * scratch                             // one scratch per thread (2 cores)
                       + 4 * (uint64_t)m->n_params               // load/save and good-weights copies
-                      + (uint64_t)(max_batch + 1) * m->act_n[m->spec.n_enc];  // bottleneck op, held code
+                      + (uint64_t)(max_batch + 1) * m->act_n[m->spec.n_enc]  // bottleneck op, held code
+                      + 2 * (uint64_t)m->act_total;  // decode's one-sample scratch, the atlas's read-out
     return floats * sizeof(float);
 }
 

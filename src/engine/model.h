@@ -64,7 +64,8 @@ void model_print_summary(const Model *m, FILE *f);
 // Host memory a backend needs for this network at batch max_batch (parameter
 // block with gradients and optimizer state, activations and their gradients,
 // the largest im2col scratch, load/save copies, the bottleneck control's
-// buffers), in bytes, computed in 64 bits.
+// buffers, decode's scratch and the atlas's copy of one sample's activations),
+// in bytes, computed in 64 bits.
 uint64_t model_host_bytes(const Model *m, int max_batch);
 // The bottleneck: activation index of the encoder's last output (spec.n_enc),
 // its channels, and where the decoder's parameters start in the block (the

@@ -22,7 +22,7 @@ int trainer_init(Trainer *t, const TrainerConfig *c, TbErr *err) {
                        (double)(net + ring) / 1e9, (double)net / 1e9, c->ring, (double)ring / 1e9,
                        (double)avail / 1e9);
     t->max_batch = c->max_batch;
-    BackendOpts bo = {.deterministic = c->deterministic, .device = c->device};
+    BackendOpts bo = {.deterministic = c->deterministic, .frames = c->ring, .device = c->device};
     t->be = backend_create_opts(c->backend, &t->model, t->max_batch, &bo, err);
     if (!t->be) return -1;
     t->hyper = c->hyper;
@@ -30,6 +30,8 @@ int trainer_init(Trainer *t, const TrainerConfig *c, TbErr *err) {
     t->ring_cap = c->ring;
     t->ring_limit = c->ring;
     t->ring = tb_calloc((size_t)t->ring_cap, (size_t)c->spec.width * c->spec.height * 3);
+    t->ring_ids = tb_calloc((size_t)t->ring_cap, sizeof *t->ring_ids);
+    t->batch_ids = tb_calloc((size_t)t->max_batch, sizeof *t->batch_ids);
     t->batch = tb_calloc((size_t)t->max_batch, sizeof *t->batch);
     t->tf_in = tb_calloc((size_t)t->max_batch, sizeof *t->tf_in);
     t->tf = c->transform;
@@ -42,6 +44,8 @@ int trainer_init(Trainer *t, const TrainerConfig *c, TbErr *err) {
 void trainer_free(Trainer *t) {
     backend_destroy(t->be);
     free(t->ring);
+    free(t->ring_ids);
+    free(t->batch_ids);
     free(t->batch);
     free(t->tf_buf);
     free(t->tf_in);
@@ -75,6 +79,7 @@ static size_t frame_bytes(const Trainer *t) {
 void trainer_push_frame(Trainer *t, const uint8_t *rgb, int w, int h) {
     t->ring_head = (t->ring_head + 1) % t->ring_cap;
     if (t->ring_len < t->ring_cap) t->ring_len++;
+    t->ring_ids[t->ring_head] = t->pushes++;
     uint8_t *dst = t->ring + (size_t)t->ring_head * frame_bytes(t);
     if (w == t->model.spec.width && h == t->model.spec.height)
         memcpy(dst, rgb, frame_bytes(t));
@@ -88,11 +93,14 @@ const uint8_t *trainer_newest(const Trainer *t) {
 
 // The batch's inputs through the transform in force, the clean frames as
 // targets. Jitter (training only) draws from the trainer's seeded RNG, so a
-// CPU run stays reproducible; without a transform nothing changes.
-static void load_inputs(Trainer *t, const uint8_t **frames, int B, int training) {
+// CPU run stays reproducible; without a transform nothing changes. ids: the
+// ring frames' numbers (the backend may hold them already), or NULL.
+static void load_inputs(Trainer *t, const uint8_t **frames, const uint64_t *ids, int B,
+                        int training) {
     t->tf_last = transform_active(&t->tf, training);
     if (!t->tf_last) {
-        t->be->load_batch(t->be, frames, B);
+        if (ids && t->be->load_batch_ids) t->be->load_batch_ids(t->be, frames, ids, B);
+        else t->be->load_batch(t->be, frames, B);
         return;
     }
     int W = t->model.spec.width, H = t->model.spec.height;
@@ -114,12 +122,14 @@ static int load_batch(Trainer *t, int memory, int training) {
     int B = 1 + (older > 0 ? memory : 0);
     if (B > t->max_batch) B = t->max_batch;
     frames[0] = trainer_newest(t);
+    t->batch_ids[0] = t->ring_ids[t->ring_head];
     for (int i = 1; i < B; i++) {
         int back = 1 + (int)(tb_rng_u32(&t->rng) % (uint32_t)older);
         int idx = (t->ring_head - back + t->ring_cap) % t->ring_cap;
         frames[i] = t->ring + (size_t)idx * frame_bytes(t);
+        t->batch_ids[i] = t->ring_ids[idx];
     }
-    load_inputs(t, frames, B, training);
+    load_inputs(t, frames, t->batch_ids, B, training);
     t->last_batch = B;
     return B;
 }
@@ -139,7 +149,7 @@ int trainer_train_batch(Trainer *t, const uint8_t *const *frames, int B) {
     CHECK(B >= 1 && B <= t->max_batch, "batch of %d (1 to %d)", B, t->max_batch);
     CHECK(trainer_slots_free(t) >= 1, "no stats slot free");
     for (int i = 0; i < B; i++) t->batch[i] = frames[i];
-    load_inputs(t, t->batch, B, 1);
+    load_inputs(t, t->batch, NULL, B, 1);
     t->last_batch = B;
     return step_loaded(t, B);
 }
@@ -179,6 +189,12 @@ int trainer_read_stats(Trainer *t, StepStats *out) {
 }
 
 void trainer_output(Trainer *t, uint8_t *rgb) { t->be->get_output(t->be, 0, rgb); }
+
+int trainer_output_recent(Trainer *t, uint8_t *rgb) {
+    if (t->be->output_recent) return t->be->output_recent(t->be, rgb);
+    trainer_output(t, rgb);
+    return 1;
+}
 
 const uint8_t *trainer_input(const Trainer *t) {
     if (!t->last_batch) return NULL;

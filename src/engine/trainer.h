@@ -47,6 +47,9 @@ typedef struct {
     // Replay ring: ring_cap frames of W*H*3 bytes; the newest is at ring_head.
     uint8_t *ring;
     int ring_cap, ring_len, ring_head;
+    // Each ring frame's number for load_batch_ids (frames pushed before it),
+    // and the numbers of the batch's frames.
+    uint64_t *ring_ids, pushes, *batch_ids;
     int ring_limit;  // live "ring" control: draw only from the newest ring_limit frames
     TbRng rng;
     uint64_t seed;
@@ -93,6 +96,11 @@ int trainer_slots_free(const Trainer *t);
 int trainer_read_stats(Trainer *t, StepStats *out);
 // Reconstruction of the newest frame (sample 0 of the last step/forward), RGB8.
 void trainer_output(Trainer *t, uint8_t *rgb);
+// trainer_output for the display, without waiting for the queued steps
+// (backend.h, output_recent): 1 with the newest reconstruction that has
+// arrived in rgb, 0 when none newer has (rgb untouched). Backends without
+// the entry give trainer_output's and 1.
+int trainer_output_recent(Trainer *t, uint8_t *rgb);
 // What the network was given for the newest frame (sample 0 of the last
 // step/forward: the transformed frame, or the frame itself), at the training
 // size; NULL before the first step/forward. Valid until the next one.

@@ -214,6 +214,31 @@ typedef struct {
 int warp_identity(const Warp *wp);
 void warp_apply(const Warp *wp, uint8_t *out, const uint8_t *in, int w, int h);
 
+// ---- The layer atlas's tiles (tiles.c; CUDA twin kernels/tiles.cu): one
+// layer's activation (ch planes of sw x sh floats, NCHW, one sample) drawn at
+// (x, y) of a picture whose rows are `pitch` bytes apart, bpp 3 (RGB8) or 4
+// (RGBA8, alpha 255), as a grid of `cols` tiles of tw x th pixels, each pixel
+// the nearest value (column u*sw/tw, row v*sh/th). Each channel is normalised
+// by its own min and max (NaN values left out): colour index
+// fmaf(x - lo, 255/(hi - lo), 0.5) truncated to 0..255 through `lut`; a flat
+// channel, NaN and +-inf values draw colour 0 or a clamped end, never garbage.
+// 1-pixel gaps of grey `gap` between tiles, the last row's unused cells grey
+// `bg`: the block is cols*(tw+1)-1 x rows*(th+1)-1 pixels, every one written.
+// image = 1: ch is 3 and the block is one tw x th RGB picture of the planes in
+// [0,1] (clamped, NaN 0, fmaf(v, 255, 0.5) truncated), again nearest value.
+typedef struct {
+    int ch, cols;  // channels (tiles) and grid columns
+    int sw, sh;    // values per channel (a plane's width and height)
+    int tw, th;    // pixels per tile: magnified or shrunk by nearest value
+    int x, y;      // the block's top-left pixel in the picture
+    int image;     // 1: one RGB picture of 3 planes instead of tiles
+    uint8_t gap, bg;
+} TileGeom;
+// Pixel size of the block.
+void tiles_size(const TileGeom *g, int *w, int *h);
+void tiles_draw(uint8_t *out, size_t pitch, int bpp, const float *act, const TileGeom *g,
+                const uint8_t lut[256][3]);
+
 #ifdef __cplusplus
 }
 #endif

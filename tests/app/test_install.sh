@@ -17,13 +17,7 @@ set -u
 BIN=${TABULA_BIN:?set by CTest}
 SRC=${TABULA_SRC:?set by CTest}
 BUILD=$(dirname "$BIN")
-T=$(mktemp -d)
-XPIDS=()
-cleanup() {
-  for p in "${XPIDS[@]}"; do kill "$p" 2>/dev/null; done
-  rm -rf "$T"
-}
-trap cleanup EXIT
+tmp_and_pids
 mkdir -p "$T/cwd"
 # Runs of tabula here: no OSC port, no MIDI, no autosave unless asked for.
 QUIET=(--osc.port 0 --midi 0 --autosave.minutes 0 --backend cpu)
@@ -298,7 +292,7 @@ EOF
   chmod +x "$T/client2"
   "$SRC/install/kiosk-session" "$T/client2" -- Xvfb ":$n" -nolisten tcp >"$T/out" 2>&1 &
   local s=$! i
-  XPIDS+=("$s")
+  PIDS+=("$s")
   for ((i = 0; i < 200; i++)); do [ -e "$T/started" ] && break; sleep 0.05; done
   check test -e "$T/started"
   kill -TERM "$s"
@@ -366,7 +360,7 @@ kiosk_session_keys_reach_tabula() {
   (cd "$T/cwd" && exec "$SRC/install/kiosk-session" "$BIN" --fullscreen 1 --hud 0 --size 32x32 \
     --source pattern "${QUIET[@]}" -- Xvfb ":$n" -screen 0 640x480x24 -nolisten tcp -nocursor) >"$T/out" 2>&1 &
   local s=$! i focus=
-  XPIDS+=("$s")
+  PIDS+=("$s")
   for ((i = 0; i < 300; i++)); do  # up to 30 s for the window on a busy machine
     focus=$(DISPLAY=:$n xdotool getwindowfocus getwindowname 2>/dev/null) && [ "$focus" = tabula ] && break
     kill -0 "$s" 2>/dev/null || break

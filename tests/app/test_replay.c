@@ -3,11 +3,11 @@
 // driver's own calls, with control moves pushed onto its queue at set frames
 // as OSC, MIDI and the keys push them (lr to a value that seven digits do not
 // hold, input smoothing, a step nudge, jitter drawn from the trainer's random
-// state, a slot saved and recalled, a pause and a reset); then --replay runs
-// it. Every per-frame loss and gradient norm must be the same bits (the
+// state, a slot saved and recalled, a pause and a reset, two codes stored and
+// a journey through them started); then --replay runs it. Every per-frame loss and gradient norm must be the same bits (the
 // metrics write them exactly: text equal means bits equal), and every move
 // must land at the same frame and step with the same value. Measured: the
-// take's 60 frames give 57 metrics lines (three are paused) and 11 moves.
+// take's 60 frames give 57 metrics lines (three are paused) and 14 moves.
 #define _GNU_SOURCE
 #include <string.h>
 #include <sys/stat.h>
@@ -60,9 +60,12 @@ static const Move MOVES[] = {
     {30, {CMD_TOGGLE, PARAM_PAUSE, 0, SRC_KEY, 0}},
     {33, {CMD_TOGGLE, PARAM_PAUSE, 0, SRC_KEY, 0}},
     {36, {CMD_RESET, 0, 7, SRC_OSC, 0}},
+    {40, {CMD_CODE_STORE, 0, 0, SRC_KEY, 0}},
     {44, {CMD_SLOT_RECALL, 0, 1, SRC_MIDI, 0}},
+    {46, {CMD_CODE_STORE, 0, 0, SRC_OSC, 0}},
     {50, {CMD_SET, PARAM_LR, 0.5f, SRC_OSC, 0}},
     {52, {CMD_SET, PARAM_SMOOTH_OUT, 0.5f, SRC_KEY, 0}},
+    {54, {CMD_JOURNEY, 0, 0, SRC_KEY, 0}},
 };
 #define N_MOVES (int)(sizeof MOVES / sizeof MOVES[0])
 #define N_FRAMES 60

@@ -7,6 +7,8 @@
 # 2. A node that is not there is exit 2 naming it and the likely cause (no
 #    v4l2loopback), in both modes, before any training or file written.
 # 3. An odd [output] size is exit 2 from its row.
+# 4. --check with such a node says it cannot run, naming the node, exit 2
+#    (the technician's pre-show check catches it).
 # The device path itself is tested against a fake device (test_vcam.c) and a
 # real v4l2loopback node where one exists (test_vcam_loopback.c).
 set -u
@@ -52,7 +54,16 @@ odd_output_size_is_exit_2() {
   expect_exit2 'is not WxH with even numbers' --headless "${RUN[@]}" --output "v4l2:$NODE" --output.size 641x480
 }
 
+check_names_a_missing_node() {
+  [ -e "$NODE" ] && { skip_case "$NODE exists here"; return; }
+  timeout 60 "$BIN" --check --headless "${RUN[@]}" --output "v4l2:$NODE" >"$T/out" 2>&1
+  local rc=$?
+  [ "$rc" = 2 ] && ok || bad "--check exit $rc, want 2: $(tail -3 "$T/out")"
+  check grep -q "^verdict: *cannot run: virtual camera $NODE: No such file or directory" "$T/out"
+}
+
 run_case output_other_than_a_camera_is_exit_2
 run_case missing_node_is_exit_2_in_both_modes
 run_case odd_output_size_is_exit_2
+run_case check_names_a_missing_node
 finish

@@ -1,5 +1,6 @@
-// cuda_host.cc: the launcher, barriers, warp operations and device memory of
-// cuda_host.h. One launch at a time, on the calling thread.
+// cuda_host.cc: the launcher, barriers and warp operations of cuda_host.h, and
+// the emulator's reports. One launch at a time, on the calling thread (device
+// memory: cuda_host_mem.cc; streams, events, graphs: cuda_host_rt.cc).
 //
 // Each thread of a block runs on a slot: a small stack of its own, entered the
 // first time through makecontext and afterwards by _setjmp/_longjmp, which
@@ -15,10 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include <vector>
 
-#include "cuda_host.h"
+#include "cuda_host_internal.h"
 
 uint3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
@@ -51,18 +53,9 @@ int launch_line;
 int reverse;
 int in_block;  // between a block's start and end (for the reports)
 int nerrors, launch_errors;  // since kh_clear; in this launch (only its first is printed)
-char first_error[640];
-cudaError_t last_error = cudaSuccess;
-
-// Device allocations: user bytes between two guards (kGuard bytes each side,
-// plus the padding to 256 bytes after).
-constexpr size_t kGuard = 256;
-constexpr unsigned char kGuardByte = 0xA5;
-struct Alloc {
-    unsigned char *base;  // user pointer - kGuard
-    size_t bytes, total;
-};
-std::vector<Alloc> allocs;
+int total_errors;            // since the start (kh_set_strict)
+char first_error[640], first_ever[640];
+int strict;
 
 void report(const char *fmt, ...) {
     char msg[512];
@@ -81,6 +74,7 @@ void report(const char *fmt, ...) {
              where, msg);
     if (launch_errors++ == 0) fprintf(stderr, "kernel_host: %s\n", line);
     if (nerrors++ == 0) snprintf(first_error, sizeof first_error, "%s", line);
+    if (total_errors++ == 0) snprintf(first_ever, sizeof first_ever, "%s", line);
 }
 
 // ---- threads as coroutines
@@ -189,46 +183,6 @@ void run_block(dim3 block) {
     in_block = 0;
 }
 
-// Guard bytes of every allocation still intact? Reports the first bad byte of each.
-void check_guards(void) {
-    for (const Alloc &a : allocs) {
-        for (size_t i = 0; i < a.total; i++) {
-            if (i == kGuard) i = kGuard + a.bytes;  // skip the user bytes
-            if (a.base[i] == kGuardByte) continue;
-            long off = (long)i - (long)kGuard;
-            report("wrote outside a %zu-byte device allocation, at byte %ld (%s)", a.bytes, off,
-                   off < 0 ? "before its start" : "past its end");
-            break;
-        }
-    }
-}
-
-const Alloc *find_alloc(const void *p) {
-    for (const Alloc &a : allocs)
-        if ((const unsigned char *)p >= a.base + kGuard &&
-            (const unsigned char *)p < a.base + kGuard + (a.bytes ? a.bytes : 1))
-            return &a;
-    return NULL;
-}
-
-// A copy or memset of `bytes` at p, if p is device memory: inside its allocation?
-int device_range_ok(const void *p, size_t bytes, const char *what) {
-    const Alloc *a = find_alloc(p);
-    if (!a) return 1;  // host memory: nothing to check
-    size_t off = (size_t)((const unsigned char *)p - (a->base + kGuard));
-    if (off + bytes <= a->bytes) return 1;
-    report("%s of %zu bytes at byte %zu of a %zu-byte device allocation", what, bytes, off,
-           a->bytes);
-    return 0;
-}
-
-int config_ok(dim3 grid, dim3 block) {
-    unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
-    return threads >= 1 && threads <= kMaxThreads && block.z <= 64 && grid.x >= 1 &&
-           grid.x <= 0x7fffffffu && grid.y >= 1 && grid.y <= 65535 && grid.z >= 1 &&
-           grid.z <= 65535;
-}
-
 }  // namespace
 
 // ---- launches
@@ -243,10 +197,7 @@ void kh_launch(const char *kernel, const char *file, int line, dim3 grid, dim3 b
     launch_file = file;
     launch_line = line;
     launch_errors = 0;
-    if (!config_ok(grid, block)) {
-        last_error = cudaErrorInvalidConfiguration;
-        return;
-    }
+    if (!kh_config_ok(grid, block)) return;  // refused at the launch (kh_launch_kernel)
     body = b;
     body_ctx = ctx;
     gridDim = grid;
@@ -259,10 +210,35 @@ void kh_launch(const char *kernel, const char *file, int line, dim3 grid, dim3 b
                          (unsigned)(i / ((size_t)grid.x * grid.y))};
         run_block(block);
     }
-    check_guards();
+    kh_check_guards();
     if (launch_errors > 1)
         fprintf(stderr, "kernel_host: %s: %d more problems in this launch\n", kernel,
                 launch_errors - 1);
+    launch_kernel = "";
+    launch_file = "";
+}
+
+int kh_config_ok(dim3 grid, dim3 block) {
+    unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
+    return threads >= 1 && threads <= kMaxThreads && block.z <= 64 && grid.x >= 1 &&
+           grid.x <= 0x7fffffffu && grid.y >= 1 && grid.y <= 65535 && grid.z >= 1 &&
+           grid.z <= 65535;
+}
+
+// Outside a launch, a report names the API call (its text says which).
+void kh_report(const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (cur || in_block) {
+        report("%s", msg);
+        return;
+    }
+    fprintf(stderr, "kernel_host: %s\n", msg);
+    if (nerrors++ == 0) snprintf(first_error, sizeof first_error, "%s", msg);
+    if (total_errors++ == 0) snprintf(first_ever, sizeof first_ever, "%s", msg);
 }
 
 void __syncthreads(void) {
@@ -318,102 +294,23 @@ const char *kh_first_error(void) { return first_error; }
 void kh_clear(void) {
     nerrors = 0;
     first_error[0] = 0;
-    last_error = cudaSuccess;
+    (void)cudaGetLastError();
 }
 void kh_set_reverse(int r) { reverse = r; }
 
-// ---- runtime API
-
-cudaError_t cudaMalloc(void **p, size_t bytes) {
-    size_t total = kGuard + (bytes + 255) / 256 * 256 + kGuard;
-    unsigned char *base = (unsigned char *)aligned_alloc(256, total);
-    if (!base) return cudaErrorMemoryAllocation;
-    memset(base, kGuardByte, total);
-    memset(base + kGuard, 0xFF, bytes);
-    allocs.push_back(Alloc{base, bytes, total});
-    *p = base + kGuard;
-    return cudaSuccess;
+// At exit in strict mode: what was left behind counts too, then any problem
+// makes the exit status 1.
+static void strict_exit(void) {
+    kh_report_leaks();
+    if (total_errors == 0) return;
+    fflush(stdout);
+    fprintf(stderr, "kernel_host: %d problem%s reported by the emulator (the first: %s)\n",
+            total_errors, total_errors == 1 ? "" : "s", first_ever);
+    _exit(1);
 }
 
-cudaError_t cudaFree(void *p) {
-    if (!p) return cudaSuccess;
-    for (size_t i = 0; i < allocs.size(); i++) {
-        if (allocs[i].base + kGuard != p) continue;
-        free(allocs[i].base);
-        allocs.erase(allocs.begin() + (long)i);
-        return cudaSuccess;
-    }
-    return cudaErrorInvalidValue;
+void kh_set_strict(int s) {
+    if (s && !strict) atexit(strict_exit);
+    strict = s;
 }
 
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind) {
-    if (!device_range_ok(dst, bytes, "cudaMemcpy to") || !device_range_ok(src, bytes, "cudaMemcpy from"))
-        return cudaErrorInvalidValue;
-    memmove(dst, src, bytes);
-    return cudaSuccess;
-}
-
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
-                            cudaStream_t) {
-    return cudaMemcpy(dst, src, bytes, kind);
-}
-
-cudaError_t cudaMemset(void *p, int value, size_t bytes) {
-    if (!device_range_ok(p, bytes, "cudaMemset")) return cudaErrorInvalidValue;
-    memset(p, value, bytes);
-    return cudaSuccess;
-}
-
-cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t) {
-    return cudaMemset(p, value, bytes);
-}
-
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamCreate(cudaStream_t *s) {
-    static char token;
-    *s = (cudaStream_t)&token;
-    return cudaSuccess;
-}
-cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaEventCreate(cudaEvent_t *e) {
-    static char token;
-    *e = (cudaEvent_t)&token;
-    return cudaSuccess;
-}
-cudaError_t cudaEventDestroy(cudaEvent_t) { return cudaSuccess; }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
-cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t, cudaEvent_t) {
-    *ms = 0.0f;
-    return cudaSuccess;
-}
-
-cudaError_t cudaGetLastError(void) {
-    cudaError_t e = last_error;
-    last_error = cudaSuccess;
-    return e;
-}
-cudaError_t cudaPeekAtLastError(void) { return last_error; }
-
-const char *cudaGetErrorName(cudaError_t e) {
-    switch (e) {
-    case cudaSuccess: return "cudaSuccess";
-    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
-    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
-    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
-    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
-    }
-    return "cudaErrorUnknown";
-}
-
-const char *cudaGetErrorString(cudaError_t e) {
-    switch (e) {
-    case cudaSuccess: return "no error";
-    case cudaErrorInvalidValue: return "invalid argument";
-    case cudaErrorMemoryAllocation: return "out of memory";
-    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
-    case cudaErrorLaunchFailure: return "unspecified launch failure";
-    }
-    return "unknown error";
-}

@@ -12,12 +12,15 @@
 #error "cuda_host.h is C++: compile the kernels with a C++ compiler"
 #endif
 #define TB_KERNEL_HOST 1
+#include "cuda_host_api.h"
 
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include <functional>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -135,6 +138,8 @@ static inline T atomicCAS(T *p, T cmp, T v) {
 // for every lane of the warp; its mask must name all of them (partial masks
 // are not emulated and are reported).
 void __syncthreads(void);
+// One thread runs at a time here: every write is seen by the next reader.
+static inline void __threadfence(void) {}
 void __syncwarp(unsigned mask = 0xffffffffu);
 int kh_lane(void);
 // Deposit `bytes` of v as this lane's value, wait for the whole warp, and get
@@ -179,93 +184,83 @@ unsigned __ballot_sync(unsigned mask, int pred);
 static inline int __any_sync(unsigned mask, int pred) { return __ballot_sync(mask, pred) != 0; }
 static inline int __all_sync(unsigned mask, int pred) { return __ballot_sync(mask, !pred) == 0; }
 
-// ---- the runtime API, on host memory
-typedef enum cudaError {
-    cudaSuccess = 0,
-    cudaErrorInvalidValue = 1,
-    cudaErrorMemoryAllocation = 2,
-    cudaErrorInvalidConfiguration = 9,
-    cudaErrorLaunchFailure = 719,
-} cudaError_t;
-enum cudaMemcpyKind {
-    cudaMemcpyHostToHost = 0,
-    cudaMemcpyHostToDevice = 1,
-    cudaMemcpyDeviceToHost = 2,
-    cudaMemcpyDeviceToDevice = 3,
-    cudaMemcpyDefault = 4,
-};
-typedef struct CUstream_st *cudaStream_t;
-typedef struct CUevent_st *cudaEvent_t;
-
-// Device memory: 256-byte aligned host memory, filled with 0xFF (NaN as float)
-// like memory nobody wrote, with guard bytes on both sides.
-cudaError_t cudaMalloc(void **p, size_t bytes);
+// ---- the runtime API (cuda_host_api.h, shared with C), and the C++ overloads
+// the toolkit's cuda_runtime.h adds.
 template <typename T>
 static inline cudaError_t cudaMalloc(T **p, size_t bytes) {
     return cudaMalloc((void **)p, bytes);
 }
-cudaError_t cudaFree(void *p);
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind);
-cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
-                            cudaStream_t stream = 0);
-cudaError_t cudaMemset(void *p, int value, size_t bytes);
-cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t stream = 0);
-// Launches finish before they return: synchronising does nothing.
-cudaError_t cudaDeviceSynchronize(void);
-cudaError_t cudaStreamSynchronize(cudaStream_t stream);
-cudaError_t cudaStreamCreate(cudaStream_t *stream);
-cudaError_t cudaStreamDestroy(cudaStream_t stream);
-cudaError_t cudaEventCreate(cudaEvent_t *event);
-cudaError_t cudaEventDestroy(cudaEvent_t event);
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = 0);
-cudaError_t cudaEventSynchronize(cudaEvent_t event);
-cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);  // always 0
-// The error of the last launch (a bad configuration), then cudaSuccess.
-cudaError_t cudaGetLastError(void);
-cudaError_t cudaPeekAtLastError(void);
-const char *cudaGetErrorName(cudaError_t e);
-const char *cudaGetErrorString(cudaError_t e);
+template <typename T>
+static inline cudaError_t cudaMallocHost(T **p, size_t bytes) {
+    return cudaMallocHost((void **)p, bytes);
+}
+template <typename T>
+static inline cudaError_t cudaHostAlloc(T **p, size_t bytes, unsigned int flags) {
+    return cudaHostAlloc((void **)p, bytes, flags);
+}
+template <typename T>
+static inline cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *attr, T *entry) {
+    return cudaFuncGetAttributes(attr, (const void *)entry);
+}
+
+// Runs op on stream s: now, or when a graph that captured it is launched.
+// Returns cudaSuccess, or why the stream refused it (a dead handle, an
+// invalidated capture, the legacy stream during a capture); the caller sets
+// the last error. kind says what op is (KH_OP_*), for the counts.
+enum { KH_OP_KERNEL, KH_OP_CUDNN, KH_OP_COPY, KH_OP_MEMSET, KH_OP_GRAPH };
+cudaError_t kh_enqueue(cudaStream_t s, int kind, std::function<void()> op);
+// Records e as the error cudaGetLastError returns next (unless cudaSuccess); returns e.
+cudaError_t kh_error(cudaError_t e);
 
 // ---- the launcher
-// Runs body(ctx) once per thread of grid x block (see the top of this file).
-// A bad configuration (more than 1024 threads a block, a zero or oversized
-// grid) runs nothing and is what cudaGetLastError returns next.
+// Runs body(ctx) once per thread of grid x block (see the top of this file),
+// now: the launch itself, at its turn on its stream. The configuration is
+// checked when the kernel is launched (kh_launch_kernel).
 typedef void (*KhBody)(void *ctx);
 void kh_launch(const char *kernel, const char *file, int line, dim3 grid, dim3 block,
                KhBody body, void *ctx);
+// A configuration the device accepts (at most 1024 threads a block, a grid
+// neither empty nor oversized)?
+int kh_config_ok(dim3 grid, dim3 block);
 
 // Launch of a kernel with its arguments converted to its parameters once, on
-// the host, as a real launch does; each thread gets its own copy of them.
+// the host, as a real launch does; each thread gets its own copy of them. A
+// bad configuration runs nothing and is what cudaGetLastError returns next;
+// else the launch goes on the stream (and into its graph if it is capturing,
+// the converted arguments with it).
 template <typename... P, typename... A>
 static inline void kh_launch_kernel(const char *name, const char *file, int line, dim3 grid,
-                                    dim3 block, void (*kernel)(P...), A &&...args) {
+                                    dim3 block, cudaStream_t stream, void (*kernel)(P...),
+                                    A &&...args) {
     struct Call {
         void (*kernel)(P...);
         std::tuple<typename std::decay<P>::type...> args;
-    } call{kernel, std::tuple<typename std::decay<P>::type...>(std::forward<A>(args)...)};
+    };
+    if (!kh_config_ok(grid, block)) {
+        kh_error(cudaErrorInvalidConfiguration);
+        return;
+    }
+    auto call = std::make_shared<Call>(
+        Call{kernel, std::tuple<typename std::decay<P>::type...>(std::forward<A>(args)...)});
     KhBody body = [](void *c) {
         Call *k = (Call *)c;
         std::apply(k->kernel, k->args);
     };
-    kh_launch(name, file, line, grid, block, body, &call);
+    kh_error(kh_enqueue(stream, KH_OP_KERNEL, [=] {
+        kh_launch(name, file, line, grid, block, body, call.get());
+    }));
 }
 
 // cuda_common.h's LAUNCH, on the host: the same check of the launch after it.
 #define LAUNCH(kernel, grid, block, stream, ...)                                                \
     do {                                                                                        \
-        (void)(stream);                                                                         \
-        kh_launch_kernel(#kernel, __FILE__, __LINE__, dim3(grid), dim3(block), kernel,          \
-                         __VA_ARGS__);                                                          \
+        kh_launch_kernel(#kernel, __FILE__, __LINE__, dim3(grid), dim3(block), (stream),        \
+                         kernel, __VA_ARGS__);                                                  \
         cuda_launch_check_(cudaGetLastError(), #kernel, __FILE__, __LINE__);                    \
     } while (0)
 
-// ---- what the emulator saw (for the tests)
-// Problems found since the last kh_clear: writes outside an allocation, barriers
-// or warp operations that not every thread reached, deadlocks. Each is printed
-// when found; kh_first_error is the first one's text ("" if none).
-int kh_errors(void);
-const char *kh_first_error(void);
-void kh_clear(void);
+// ---- what the emulator saw: kh_errors, kh_first_error and kh_clear are in
+// cuda_host_api.h.
 // 1: run blocks, and the threads of a block between barriers, in reverse order
 // (a result that changes with it depends on an order the GPU does not promise).
 void kh_set_reverse(int reverse);

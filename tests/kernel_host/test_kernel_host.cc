@@ -10,8 +10,9 @@
 // barrier or a shuffle not every thread reaches, a race on shared memory.
 //
 // Tolerances (the kernels are written to give the CPU's IEEE results):
-//   - elementwise ops (bias+act, the loss gradients, frames, lerp): the same
-//     bits as the CPU op;
+//   - elementwise ops (bias+act, the loss gradients, frames, lerp) and the
+//     atlas's tiles (their min and max found by comparisons, in any order):
+//     the same bits as the CPU op;
 //   - the optimizer updates: within 8 float ulps of the largest value, since
 //     the CPU op is built with -march=native, where the compiler may fuse
 //     a*b+c into one rounding, and the host kernels are built without fusing;
@@ -180,6 +181,8 @@ TEST_IMPL(bias_act_backward) {
             bias_act_backward(want.data(), want_db.data(), y.data(), s.B, s.C, s.HW, act, 0.2f);
             float *dd = dnew<float>(n), *dout = dnew<float>(n), *ddb = dnew<float>((size_t)s.C);
             float *scratch = ns ? dnew<float>(ns) : NULL;
+            unsigned *done = dnew<unsigned>(1);
+            cudaMemset(done, 0, sizeof(unsigned));
             up(dout, y);
             for (int with_db = 0; with_db < 2; with_db++) {
                 char what[96];
@@ -189,7 +192,8 @@ TEST_IMPL(bias_act_backward) {
                     up(dd, d);
                     cudaMemset(ddb, 0xFF, (size_t)s.C * sizeof(float));
                     bias_act_backward_cuda(dd, with_db ? ddb : NULL, dout, s.B, s.C, s.HW, act,
-                                           0.2f, scratch, NULL);
+                                           0.2f, scratch, done, NULL);
+                    EXPECT(down(done, 1)[0] == 0, "%s: counter left at %u", what, down(done, 1)[0]);
                     std::vector<float> out = down(dd, n), g = down(ddb, (size_t)s.C);
                     if (with_db) out.insert(out.end(), g.begin(), g.end());
                     return out;
@@ -208,9 +212,89 @@ TEST_IMPL(bias_act_backward) {
             cudaFree(dout);
             cudaFree(ddb);
             cudaFree(scratch);
+            cudaFree(done);
         }
     }
     print_worst("bias gradient");
+}
+
+// The output layer's fused end of a step against the CPU ops in sequence:
+// bias_act_forward, the loss with its gradient, bias_act_backward. y and dy
+// give the CPU's bits; the loss is held to the losses' bound, the bias
+// gradient to the bias gradient's (its partials are doubles here, tighter).
+// Run twice in a row on the same counter: a launch leaves it ready.
+TEST_IMPL(out_act_loss) {
+    static const Shape shapes[] = {{1, 3, 1}, {2, 3, 255}, {1, 3, 4097}, {2, 3, 70000},
+                                   {3, 1, 5000}};
+    double *scratch = dnew<double>(TB_REDUCE_BLOCKS);
+    unsigned *done = dnew<unsigned>(1);
+    float *dloss = dnew<float>(1);
+    cudaMemset(done, 0, sizeof(unsigned));
+    for (const Shape &s : shapes) {
+        size_t n = (size_t)s.B * s.C * s.HW, ns = bias_act_backward_scratch(s.B, s.C, s.HW);
+        int chunks = ns ? (int)(ns / (size_t)s.C) : 1;
+        for (int act = ACT_NONE; act <= ACT_SIGMOID; act++) {
+            for (int loss = LOSS_MSE; loss <= LOSS_L1; loss++) {
+                std::vector<float> y = randv(n, -3, 3), b = randv((size_t)s.C, -1, 1);
+                std::vector<float> t = randv(n, 0, 1);
+                std::vector<float> want_y = y, want_dy(n), want_db((size_t)s.C);
+                bias_act_forward(want_y.data(), b.data(), s.B, s.C, s.HW, act, 0.2f);
+                for (size_t i = 0; i < n; i += 7) t[i] = want_y[i];  // zero errors: sign(0) = 0
+                float want_loss =
+                    loss == LOSS_L1
+                        ? l1_forward_backward_ref(want_dy.data(), want_y.data(), t.data(), n)
+                        : mse_forward_backward(want_dy.data(), want_y.data(), t.data(), n);
+                bias_act_backward(want_dy.data(), want_db.data(), want_y.data(), s.B, s.C, s.HW,
+                                  act, 0.2f);
+                float *dy = dnew<float>(n), *ddy = dnew<float>(n), *dt = dnew<float>(n);
+                float *db = dnew<float>((size_t)s.C), *ddb = dnew<float>((size_t)s.C);
+                up(db, b);
+                up(dt, t);
+                char what[96];
+                snprintf(what, sizeof what, "out_act_loss %dx%dx%d act %d loss %d", s.B, s.C,
+                         s.HW, act, loss);
+                for (int rep = 0; rep < 2; rep++) {
+                    auto got = both_orders(what, [&] {
+                        up(dy, y);
+                        out_act_loss_cuda(dy, ddy, ddb, dloss, db, dt, s.B, s.C, s.HW, act, 0.2f,
+                                          loss, scratch, done, NULL);
+                        std::vector<float> out = down(dy, n), g = down(ddy, n),
+                                           gb = down(ddb, (size_t)s.C);
+                        out.insert(out.end(), g.begin(), g.end());
+                        out.insert(out.end(), gb.begin(), gb.end());
+                        out.push_back(down(dloss, 1)[0]);
+                        return out;
+                    });
+                    EXPECT(down(done, 1)[0] == 0, "%s: counter left at %u", what, down(done, 1)[0]);
+                    std::vector<float> got_y(got.begin(), got.begin() + (long)n);
+                    std::vector<float> got_dy(got.begin() + (long)n, got.begin() + 2 * (long)n);
+                    EXPECT(diff_bits(got_y, want_y) == 0, "%s: y: %zu of %zu differ", what,
+                           diff_bits(got_y, want_y), n);
+                    EXPECT(diff_bits(got_dy, want_dy) == 0, "%s: dy: %zu of %zu differ", what,
+                           diff_bits(got_dy, want_dy), n);
+                    float got_loss = got.back();
+                    note(rel(got_loss, want_loss), ldexp(1.0, -22));
+                    EXPECT(rel(got_loss, want_loss) <= ldexp(1.0, -22), "%s: loss %.9g vs %.9g",
+                           what, got_loss, want_loss);
+                    for (int c = 0; c < s.C; c++) {
+                        double err = fabs((double)got[2 * n + c] - want_db[c]);
+                        note(err, db_bound(want_dy, s, c, chunks));
+                        EXPECT(err <= db_bound(want_dy, s, c, chunks), "%s: db[%d] %.9g vs %.9g",
+                               what, c, got[2 * n + c], want_db[c]);
+                    }
+                }
+                cudaFree(dy);
+                cudaFree(ddy);
+                cudaFree(dt);
+                cudaFree(db);
+                cudaFree(ddb);
+            }
+        }
+    }
+    cudaFree(scratch);
+    cudaFree(done);
+    cudaFree(dloss);
+    print_worst("out_act_loss");
 }
 
 // ---------------------------------------------------------------- loss.cu
@@ -380,6 +464,55 @@ TEST_IMPL(update_same_bits_either_order) {
     cudaFree(dp);
 }
 
+// The norm and the stats record in one launch: the norm as grad_norm's bound,
+// the ring slot written with the loss and that norm, the counter left at 0.
+TEST_IMPL(grad_norm_stats) {
+    double *scratch = dnew<double>(TB_REDUCE_BLOCKS);
+    float *dnorm = dnew<float>(1), *dloss = dnew<float>(1);
+    unsigned *done = dnew<unsigned>(1);
+    StepStats *ring = dnew<StepStats>(TB_STATS_RING);
+    StepParams *dp = dnew<StepParams>(1);
+    cudaMemset(done, 0, sizeof(unsigned));
+    up(dloss, std::vector<float>{0.125f});
+    int slot = 0;
+    for (size_t n : kSizes) {
+        std::vector<float> g = randv(n, -2, 2);
+        float *dg = dnew<float>(n);
+        up(dg, g);
+        float want = grad_norm(g.data(), n);
+        StepParams p = {};
+        p.slot = slot = (slot + 3) % TB_STATS_RING;
+        cudaMemcpy(dp, &p, sizeof p, cudaMemcpyHostToDevice);
+        auto got = both_orders("grad_norm_stats", [&] {
+            cudaMemset(ring, 0, TB_STATS_RING * sizeof(StepStats));
+            grad_norm_stats_cuda(dnorm, ring, dloss, dp, dg, n, scratch, done, NULL);
+            std::vector<float> out = down(dnorm, 1);
+            std::vector<StepStats> r = down(ring, TB_STATS_RING);
+            for (const StepStats &e : r) out.push_back(e.loss), out.push_back(e.grad_norm);
+            return out;
+        });
+        note(rel(got[0], want), ldexp(1.0, -23));
+        EXPECT(rel(got[0], want) <= ldexp(1.0, -23), "grad_norm_stats n %zu: %.9g vs %.9g", n,
+               got[0], want);
+        for (int i = 0; i < TB_STATS_RING; i++) {
+            float l = got[1 + 2 * i], gn = got[2 + 2 * i];
+            if (i == slot)
+                EXPECT(l == 0.125f && gn == got[0], "slot %d: %g %g", i, l, gn);
+            else
+                EXPECT(l == 0 && gn == 0, "slot %d written (%g %g), only %d asked", i, l, gn, slot);
+        }
+        EXPECT(down(done, 1)[0] == 0, "grad_norm_stats: counter left at %u", down(done, 1)[0]);
+        cudaFree(dg);
+    }
+    cudaFree(scratch);
+    cudaFree(dnorm);
+    cudaFree(dloss);
+    cudaFree(done);
+    cudaFree(ring);
+    cudaFree(dp);
+    print_worst("norm + stats");
+}
+
 TEST_IMPL(stats_record) {
     StepStats *ring = dnew<StepStats>(TB_STATS_RING);
     float *dloss = dnew<float>(1), *dnorm = dnew<float>(1);
@@ -436,6 +569,41 @@ TEST_IMPL(frame_to_tensor) {
                diff_bits(got, want));
         cudaFree(drgb);
         cudaFree(dx);
+    }
+}
+
+// The batch gathered from a store of frames by slot numbers in device memory:
+// each input and target the CPU's frame_to_tensor of its frame, bit for bit;
+// a sample whose target slot is its input slot, and slots used twice.
+TEST_IMPL(frames_gather) {
+    const int S = 5, B = 3;
+    const int slots[2][2 * B] = {{4, 0, 4, 4, 0, 4}, {1, 3, 3, 2, 0, 3}};
+    for (const Size2 &f : kFrames) {
+        size_t hw = (size_t)f.H * f.W, fb = hw * 3;
+        std::vector<uint8_t> store(S * fb);
+        for (uint8_t &c : store) c = (uint8_t)(tb_rng_u32(&rng) & 255);
+        uint8_t *dstore = dnew<uint8_t>(store.size());
+        int *dslots = dnew<int>(2 * B);
+        float *dx = dnew<float>(B * 3 * hw), *dt = dnew<float>(B * 3 * hw);
+        up(dstore, store);
+        for (const auto &sl : slots) {
+            std::vector<float> want(2 * B * 3 * hw);
+            for (int b = 0; b < 2 * B; b++)
+                frame_to_tensor(want.data() + b * 3 * hw, store.data() + sl[b] * fb, f.H, f.W);
+            up(dslots, std::vector<int>(sl, sl + 2 * B));
+            auto got = both_orders("frames_gather", [&] {
+                frames_gather_cuda(dx, dt, dstore, dslots, B, f.H, f.W, NULL);
+                std::vector<float> out = down(dx, B * 3 * hw), t = down(dt, B * 3 * hw);
+                out.insert(out.end(), t.begin(), t.end());
+                return out;
+            });
+            EXPECT(diff_bits(got, want) == 0, "frames_gather %dx%d: %zu of %zu differ", f.W, f.H,
+                   diff_bits(got, want), want.size());
+        }
+        cudaFree(dstore);
+        cudaFree(dslots);
+        cudaFree(dx);
+        cudaFree(dt);
     }
 }
 
@@ -496,6 +664,91 @@ TEST_IMPL(tensor_to_rgba) {
         cudaFree(dx);
         cudaFree(drgba);
     }
+}
+
+// ---------------------------------------------------------------- tiles.cu
+
+// A colour map with 256 distinct entries (any will do: the op looks them up).
+static std::vector<uint8_t> tile_lut() {
+    std::vector<uint8_t> lut(256 * 3);
+    for (int i = 0; i < 256; i++) lut[3 * i] = (uint8_t)i, lut[3 * i + 1] = (uint8_t)(255 - i), lut[3 * i + 2] = (uint8_t)(i * 7);
+    return lut;
+}
+
+// Channels of different scales (as a layer's are), one flat, one with NaN and
+// infinities when asked.
+static std::vector<float> tile_acts(const TileGeom &g, int odd) {
+    size_t hw = (size_t)g.sw * g.sh;
+    std::vector<float> x(hw * g.ch);
+    for (int c = 0; c < g.ch; c++) {
+        float s = ldexpf(1.0f, c % 9 - 4), o = (float)(c % 3) - 1.0f;
+        for (size_t i = 0; i < hw; i++) x[c * hw + i] = g.image ? -0.2f + 1.4f * tb_rng_uniform(&rng) : o + s * tb_rng_normal(&rng);
+    }
+    if (odd && !g.image && g.ch > 2)
+        for (size_t i = 0; i < hw; i++) x[2 * hw + i] = 0.75f;  // flat: colour 0
+    if (odd && g.ch > 1 && hw > 3) x[hw] = NAN, x[hw + 1] = INFINITY, x[hw + 3] = -INFINITY;
+    if (odd && g.image) x[0] = NAN;
+    return x;
+}
+
+// Several layers' shapes: the atlas's own (a near-square grid, the bottleneck
+// magnified 2x, tiles shrunk to fit by a whole factor: sw, sh not multiples of
+// the tile), a part-filled last row, one channel, and the reconstruction as an
+// image, whole and shrunk; at an offset in a wider picture whose row padding
+// and margins must stay untouched.
+TEST_IMPL(tiles_draw) {
+    static const TileGeom kGeoms[] = {
+        {32, 6, 16, 16, 16, 16, 5, 3, 0, 90, 24},      // the first layer at 32x32: 2 unused cells
+        {19, 5, 8, 5, 16, 10, 0, 0, 0, 90, 24},        // magnified 2x, 1 of 4 rows part-filled
+        {8, 3, 300, 170, 100, 57, 2, 7, 0, 90, 24},    // shrunk 3x, sizes not multiples of 3
+        {256, 16, 2, 2, 4, 4, 1, 1, 0, 90, 24},        // many small tiles
+        {1, 1, 1, 1, 3, 3, 0, 0, 0, 90, 24},           // one value
+        {5, 3, 33, 1, 33, 1, 4, 0, 0, 90, 24},          // a one-row channel, 1 unused cell
+        {3, 1, 37, 23, 37, 23, 3, 2, 1, 0, 0},         // the output as a picture
+        {3, 1, 300, 170, 100, 57, 0, 0, 1, 0, 0},      // shrunk
+    };
+    std::vector<uint8_t> lut = tile_lut();
+    uint8_t *dlut = dnew<uint8_t>(lut.size());
+    up(dlut, lut);
+    for (const TileGeom &g : kGeoms) {
+        for (int odd = 0; odd < 2; odd++) {
+            int bw, bh;
+            tiles_size(&g, &bw, &bh);
+            int cw = g.x + bw + 3, chh = g.y + bh + 2;
+            size_t pitch = 4 * (size_t)cw + 8;
+            std::vector<float> x = tile_acts(g, odd);
+            std::vector<uint8_t> want(pitch * chh, 0x5A), rgb(3 * (size_t)cw * chh, 0x5A);
+            tiles_draw(want.data(), pitch, 4, x.data(), &g, (const uint8_t(*)[3])lut.data());
+            tiles_draw(rgb.data(), 3 * (size_t)cw, 3, x.data(), &g, (const uint8_t(*)[3])lut.data());
+            size_t rgb_off = 0;  // the CPU's two formats: the same colours
+            for (int y = 0; y < chh; y++)
+                for (int u = 0; u < cw; u++) rgb_off += memcmp(&want[y * pitch + 4 * u], &rgb[3 * ((size_t)y * cw + u)], 3) != 0;
+            float *dx = dnew<float>(x.size());
+            uint8_t *dpic = dnew<uint8_t>(want.size());
+            up(dx, x);
+            char what[96];
+            snprintf(what, sizeof what, "tiles %d ch %dx%d -> %dx%d%s%s", g.ch, g.sw, g.sh, g.tw, g.th,
+                     g.image ? " image" : "", odd ? " (flat, NaN, inf)" : "");
+            auto got = both_orders(what, [&] {
+                cudaMemset(dpic, 0x5A, want.size());
+                tiles_draw_cuda(dpic, pitch, dx, &g, dlut, NULL);
+                return down(dpic, want.size());
+            });
+            EXPECT(diff_bits(got, want) == 0, "%s: %zu of %zu bytes differ from tiles_draw", what,
+                   diff_bits(got, want), want.size());
+            EXPECT(rgb_off == 0, "%s: RGB8 and RGBA8 differ in %zu pixels", what, rgb_off);
+            size_t inside = 0;  // every pixel of the block written (alpha 255), none outside
+            for (int y = 0; y < chh; y++)
+                for (int u = 0; u < cw; u++) {
+                    int in = u >= g.x && u < g.x + bw && y >= g.y && y < g.y + bh;
+                    inside += in ? want[y * pitch + 4 * u + 3] == 255 : want[y * pitch + 4 * u + 3] == 0x5A;
+                }
+            EXPECT(inside == (size_t)cw * chh, "%s: %zu of %d pixels as expected", what, (size_t)cw * chh - inside, cw * chh);
+            cudaFree(dx);
+            cudaFree(dpic);
+        }
+    }
+    cudaFree(dlut);
 }
 
 // ---------------------------------------------------------------- lerp.cu
@@ -994,11 +1247,13 @@ TEST_IMPL(shared_memory_race_is_caught) {
     cudaFree(out);
 }
 
-TEST_MAIN(TEST_ENTRY(bias_act_forward), TEST_ENTRY(bias_act_backward), TEST_ENTRY(mse),
-          TEST_ENTRY(l1), TEST_ENTRY(grad_norm), TEST_ENTRY(sgd_update), TEST_ENTRY(adam_update),
+TEST_MAIN(TEST_ENTRY(bias_act_forward), TEST_ENTRY(bias_act_backward), TEST_ENTRY(out_act_loss),
+          TEST_ENTRY(mse), TEST_ENTRY(l1), TEST_ENTRY(grad_norm), TEST_ENTRY(grad_norm_stats),
+          TEST_ENTRY(sgd_update), TEST_ENTRY(adam_update),
           TEST_ENTRY(update_same_bits_either_order), TEST_ENTRY(stats_record),
-          TEST_ENTRY(frame_to_tensor), TEST_ENTRY(tensor_to_frame), TEST_ENTRY(tensor_to_rgba),
-          TEST_ENTRY(lerp), TEST_ENTRY(couple), TEST_ENTRY(bottleneck_forward), TEST_ENTRY(bottleneck_backward),
+          TEST_ENTRY(frame_to_tensor), TEST_ENTRY(frames_gather), TEST_ENTRY(tensor_to_frame),
+          TEST_ENTRY(tensor_to_rgba), TEST_ENTRY(tiles_draw), TEST_ENTRY(lerp), TEST_ENTRY(couple),
+          TEST_ENTRY(bottleneck_forward), TEST_ENTRY(bottleneck_backward),
           TEST_ENTRY(bottleneck_next), TEST_ENTRY(bottleneck_wrong_noise_is_caught),
           TEST_ENTRY(capture_records_failures),
           TEST_ENTRY(missing_block_is_caught), TEST_ENTRY(write_past_end_is_caught),

@@ -1,0 +1,30 @@
+// cuda_host_internal.h: what the shim's own files share (cuda_host.cc, the
+// launcher and reports; cuda_host_mem.cc, memory; cuda_host_rt.cc, streams,
+// events and graphs; cudnn_host.cc). Not for the kernels.
+#pragma once
+#include "cuda_host.h"
+
+// A problem the emulator found (printed; counted by kh_errors). Inside a
+// launch it names the kernel, block and thread.
+void kh_report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// After every launch: the guard bytes of every device allocation intact?
+void kh_check_guards(void);
+// Where [p, p + bytes) lies: KH_HOST (in no device allocation, pinned or not),
+// KH_DEVICE (inside one live device allocation), KH_OVERRUN (starts in a
+// device allocation and runs past its end), KH_FREED (in a freed one: the
+// shim keeps freed memory a while to tell).
+enum { KH_HOST, KH_DEVICE, KH_OVERRUN, KH_FREED };
+int kh_where(const void *p, size_t bytes);
+// A device range an API call reads or writes: 1 if it lies inside one live
+// allocation, else 0 after a report naming `what` (a null p is reported too).
+int kh_device_ok(const void *p, size_t bytes, const char *what);
+// Bytes cudaMalloc holds now.
+size_t kh_device_bytes(void);
+// Inside a capture that forbids waiting and allocating (not Relaxed): the
+// capture is invalidated and this returns cudaErrorStreamCaptureUnsupported;
+// else cudaSuccess.
+cudaError_t kh_capture_forbids(void);
+// At exit (strict mode): device allocations, pinned buffers, streams, events
+// and graphs never freed are reported.
+void kh_report_leaks(void);
+void kh_report_mem_leaks(void);

@@ -1,0 +1,415 @@
+// cuda_host_rt.cc: streams, events, graph capture and replay, the device's
+// description and the error calls of the shim (cuda_host_api.h).
+//
+// Work runs as it is enqueued (kh_enqueue), so every stream is always idle and
+// every recorded event complete. A capturing stream records its work instead:
+// each op is a closure over its arguments as the call had them (a kernel's
+// converted parameters, a copy's pointers, a cuDNN call's descriptors, alpha
+// and beta), and a graph launch runs the closures in order. One host thread.
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <set>
+#include <vector>
+
+#include "cuda_host_internal.h"
+
+struct KhNode {
+    int kind;  // KH_OP_*
+    std::function<void()> run;
+    KhGraphCounts inner;  // a launched graph's own counts (KH_OP_GRAPH)
+};
+struct CUstream_st {
+    unsigned flags;
+    int capture;  // cudaStreamCaptureStatus
+    cudaStreamCaptureMode mode;
+    std::vector<KhNode> nodes;  // recorded so far
+};
+struct CUevent_st {
+    unsigned flags;
+    int captured;  // last recorded in a capturing stream
+};
+struct CUgraph_st {
+    std::vector<KhNode> nodes;
+};
+struct CUgraphExec_st {
+    std::vector<KhNode> nodes;
+};
+
+namespace {
+
+cudaError_t last_error = cudaSuccess;
+std::set<const void *> live;  // streams, events, graphs, graph execs
+int streams_live, events_live, graphs_live, execs_live;
+KhGraphCounts last_graph, eager;
+
+int is_live(const void *h) { return live.count(h) != 0; }
+
+void count(KhGraphCounts *c, const KhNode &n) {
+    switch (n.kind) {
+    case KH_OP_KERNEL: c->kernels++; break;
+    case KH_OP_CUDNN: c->cudnn++; break;
+    case KH_OP_COPY: c->copies++; break;
+    case KH_OP_MEMSET: c->memsets++; break;
+    case KH_OP_GRAPH:
+        c->graphs++;
+        c->kernels += n.inner.kernels, c->cudnn += n.inner.cudnn, c->copies += n.inner.copies;
+        c->memsets += n.inner.memsets;
+        break;
+    }
+}
+
+KhGraphCounts counts_of(const std::vector<KhNode> &nodes) {
+    KhGraphCounts c = {0, 0, 0, 0, 0, 0};
+    for (const KhNode &n : nodes) count(&c, n);
+    return c;
+}
+
+// Streams capturing in a mode that forbids unsafe calls (one host thread, so
+// Global and ThreadLocal are alike here).
+std::set<CUstream_st *> capturing;
+
+void invalidate(CUstream_st *s) {
+    if (s->capture == cudaStreamCaptureStatusActive) s->capture = cudaStreamCaptureStatusInvalidated;
+    s->nodes.clear();
+}
+
+cudaError_t stream_ok(cudaStream_t s) {
+    return !s || is_live(s) ? cudaSuccess : cudaErrorInvalidResourceHandle;
+}
+
+cudaError_t enqueue_node(cudaStream_t s, KhNode node) {
+    if (cudaError_t e = stream_ok(s)) {
+        kh_report("work enqueued on stream %p, which is not a live stream", (void *)s);
+        return e;
+    }
+    if (s && s->capture == cudaStreamCaptureStatusInvalidated)
+        return cudaErrorStreamCaptureInvalidated;
+    if (s && s->capture == cudaStreamCaptureStatusActive) {
+        s->nodes.push_back(std::move(node));
+        return cudaSuccess;
+    }
+    if (!s) {  // the legacy stream waits for (and would join) a blocking stream's capture
+        int implicit = 0;
+        for (CUstream_st *c : capturing)
+            if (!(c->flags & cudaStreamNonBlocking) && c->mode != cudaStreamCaptureModeRelaxed)
+                invalidate(c), implicit = 1;
+        if (implicit) return cudaErrorStreamCaptureImplicit;
+    }
+    count(&eager, node);
+    node.run();
+    return cudaSuccess;
+}
+
+}  // namespace
+
+cudaError_t kh_enqueue(cudaStream_t s, int kind, std::function<void()> op) {
+    return enqueue_node(s, KhNode{kind, std::move(op), KhGraphCounts{0, 0, 0, 0, 0, 0}});
+}
+
+cudaError_t kh_error(cudaError_t e) {
+    if (e != cudaSuccess) last_error = e;
+    return e;
+}
+
+cudaError_t kh_capture_forbids(void) {
+    int any = 0;
+    for (CUstream_st *c : capturing)
+        if (c->mode != cudaStreamCaptureModeRelaxed) invalidate(c), any = 1;
+    return any ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
+
+void kh_report_leaks(void) {
+    kh_report_mem_leaks();
+    if (streams_live || events_live || graphs_live || execs_live)
+        kh_report("never destroyed: %d streams, %d events, %d graphs, %d graph execs",
+                  streams_live, events_live, graphs_live, execs_live);
+}
+
+KhGraphCounts kh_last_graph_counts(void) { return last_graph; }
+KhGraphCounts kh_eager_counts(void) { return eager; }
+void kh_reset_counts(void) { eager = KhGraphCounts{0, 0, 0, 0, 0, 0}; }
+
+// ---- the device
+
+cudaError_t cudaGetDeviceCount(int *count) {
+    *count = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDevice(int *device) {
+    *device = 0;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device) {
+    return device == 0 ? cudaSuccess : kh_error(cudaErrorInvalidValue);
+}
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device) {
+    if (device != 0) return kh_error(cudaErrorInvalidValue);
+    memset(prop, 0, sizeof *prop);
+    snprintf(prop->name, sizeof prop->name, "kernel_host emulator (as an H200)");
+    prop->totalGlobalMem = (size_t)143771 << 20;
+    prop->major = 9;
+    prop->minor = 0;
+    prop->multiProcessorCount = 132;
+    prop->maxThreadsPerBlock = 1024;
+    prop->warpSize = 32;
+    return cudaSuccess;
+}
+cudaError_t cudaDriverGetVersion(int *version) {
+    *version = 13000;
+    return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int *version) {
+    *version = 13000;
+    return cudaSuccess;
+}
+cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *attr, const void *func) {
+    if (!func) return kh_error(cudaErrorInvalidDeviceFunction);
+    memset(attr, 0, sizeof *attr);
+    attr->maxThreadsPerBlock = 1024;
+    attr->numRegs = 32;
+    attr->ptxVersion = attr->binaryVersion = 90;
+    return cudaSuccess;
+}
+
+// ---- streams and events
+
+cudaError_t cudaDeviceSynchronize(void) { return kh_error(kh_capture_forbids()); }
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags) {
+    if (flags & ~1u) return kh_error(cudaErrorInvalidValue);
+    CUstream_st *s = new CUstream_st();
+    s->flags = flags;
+    s->capture = cudaStreamCaptureStatusNone;
+    live.insert(s);
+    streams_live++;
+    *stream = s;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamCreate(cudaStream_t *stream) { return cudaStreamCreateWithFlags(stream, 0); }
+
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    if (!s || !is_live(s)) {
+        kh_report("cudaStreamDestroy(%p): not a live stream", (void *)s);
+        return kh_error(cudaErrorInvalidResourceHandle);
+    }
+    if (s->capture != cudaStreamCaptureStatusNone) {
+        kh_report("cudaStreamDestroy of a stream that is capturing");
+        capturing.erase(s);
+    }
+    live.erase(s);
+    streams_live--;
+    delete s;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    if (cudaError_t e = stream_ok(s)) return kh_error(e);
+    if (s && s->capture != cudaStreamCaptureStatusNone) {
+        invalidate(s);
+        return kh_error(cudaErrorStreamCaptureUnsupported);
+    }
+    return kh_error(kh_capture_forbids());
+}
+
+cudaError_t cudaStreamQuery(cudaStream_t s) {
+    if (cudaError_t e = stream_ok(s)) return kh_error(e);
+    if (s && s->capture != cudaStreamCaptureStatusNone) {
+        invalidate(s);
+        return kh_error(cudaErrorStreamCaptureUnsupported);
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
+    if (cudaError_t err = stream_ok(s)) return kh_error(err);
+    if (!e || !is_live(e)) return kh_error(cudaErrorInvalidResourceHandle);
+    return cudaSuccess;  // the event is complete (or, captured, joins the capture)
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags) {
+    if (flags & ~7u) return kh_error(cudaErrorInvalidValue);
+    CUevent_st *e = new CUevent_st();
+    e->flags = flags;
+    live.insert(e);
+    events_live++;
+    *event = e;
+    return cudaSuccess;
+}
+cudaError_t cudaEventCreate(cudaEvent_t *event) { return cudaEventCreateWithFlags(event, 0); }
+
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    if (!e || !is_live(e)) {
+        kh_report("cudaEventDestroy(%p): not a live event", (void *)e);
+        return kh_error(cudaErrorInvalidResourceHandle);
+    }
+    live.erase(e);
+    events_live--;
+    delete e;
+    return cudaSuccess;
+}
+
+// In a capture the record adds no work (it marks a point of the capture), and
+// the event may not be waited for on the host until it is recorded outside one.
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    if (!e || !is_live(e)) return kh_error(cudaErrorInvalidResourceHandle);
+    if (cudaError_t err = stream_ok(s)) return kh_error(err);
+    if (s && s->capture == cudaStreamCaptureStatusInvalidated)
+        return kh_error(cudaErrorStreamCaptureInvalidated);
+    e->captured = s && s->capture == cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+
+static cudaError_t event_wait(cudaEvent_t e) {
+    if (!e || !is_live(e)) return kh_error(cudaErrorInvalidResourceHandle);
+    if (e->captured) return kh_error(cudaErrorCapturedEvent);
+    return kh_error(kh_capture_forbids());
+}
+cudaError_t cudaEventQuery(cudaEvent_t e) { return event_wait(e); }
+cudaError_t cudaEventSynchronize(cudaEvent_t e) { return event_wait(e); }
+
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end) {
+    if (!is_live(start) || !is_live(end)) return kh_error(cudaErrorInvalidResourceHandle);
+    *ms = 0.0f;
+    return cudaSuccess;
+}
+
+// ---- graphs
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode) {
+    if (!s) return kh_error(cudaErrorStreamCaptureUnsupported);  // the legacy stream cannot
+    if (cudaError_t e = stream_ok(s)) return kh_error(e);
+    if (s->capture != cudaStreamCaptureStatusNone) return kh_error(cudaErrorIllegalState);
+    s->capture = cudaStreamCaptureStatusActive;
+    s->mode = mode;
+    s->nodes.clear();
+    capturing.insert(s);
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph) {
+    if (!s || !is_live(s)) return kh_error(cudaErrorInvalidResourceHandle);
+    if (s->capture == cudaStreamCaptureStatusNone) return kh_error(cudaErrorIllegalState);
+    int ok = s->capture == cudaStreamCaptureStatusActive;
+    s->capture = cudaStreamCaptureStatusNone;
+    capturing.erase(s);
+    *graph = NULL;
+    if (!ok) return kh_error(cudaErrorStreamCaptureInvalidated);
+    CUgraph_st *g = new CUgraph_st();
+    g->nodes.swap(s->nodes);
+    last_graph = counts_of(g->nodes);
+    live.insert(g);
+    graphs_live++;
+    *graph = g;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *status) {
+    if (cudaError_t e = stream_ok(s)) return kh_error(e);
+    *status = s ? (cudaStreamCaptureStatus)s->capture : cudaStreamCaptureStatusNone;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t g, unsigned long long) {
+    if (!g || !is_live(g)) return kh_error(cudaErrorInvalidValue);
+    CUgraphExec_st *x = new CUgraphExec_st();
+    x->nodes = g->nodes;  // the closures share their captured arguments
+    live.insert(x);
+    execs_live++;
+    *exec = x;
+    return cudaSuccess;
+}
+
+// Inside a capture the launch is recorded as one node holding the graph's work.
+cudaError_t cudaGraphLaunch(cudaGraphExec_t x, cudaStream_t s) {
+    if (!x || !is_live(x)) {
+        kh_report("cudaGraphLaunch(%p): not a live graph exec", (void *)x);
+        return kh_error(cudaErrorInvalidResourceHandle);
+    }
+    std::vector<KhNode> nodes = x->nodes;
+    KhNode n{KH_OP_GRAPH, [nodes] {
+                 for (const KhNode &k : nodes) k.run();
+             },
+             counts_of(nodes)};
+    return kh_error(enqueue_node(s, std::move(n)));
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+    if (!g || !is_live(g)) return kh_error(cudaErrorInvalidValue);
+    live.erase(g);
+    graphs_live--;
+    delete g;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t x) {
+    if (!x || !is_live(x)) return kh_error(cudaErrorInvalidValue);
+    live.erase(x);
+    execs_live--;
+    delete x;
+    return cudaSuccess;
+}
+
+// ---- errors
+
+cudaError_t cudaGetLastError(void) {
+    cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    return e;
+}
+cudaError_t cudaPeekAtLastError(void) { return last_error; }
+
+const char *cudaGetErrorName(cudaError_t e) {
+    switch (e) {
+#define KH_NAME(x) \
+    case x: return #x;
+        KH_NAME(cudaSuccess)
+        KH_NAME(cudaErrorInvalidValue)
+        KH_NAME(cudaErrorMemoryAllocation)
+        KH_NAME(cudaErrorInvalidConfiguration)
+        KH_NAME(cudaErrorInvalidDevicePointer)
+        KH_NAME(cudaErrorInvalidMemcpyDirection)
+        KH_NAME(cudaErrorInsufficientDriver)
+        KH_NAME(cudaErrorInvalidDeviceFunction)
+        KH_NAME(cudaErrorNoDevice)
+        KH_NAME(cudaErrorInvalidResourceHandle)
+        KH_NAME(cudaErrorIllegalState)
+        KH_NAME(cudaErrorNotReady)
+        KH_NAME(cudaErrorLaunchFailure)
+        KH_NAME(cudaErrorStreamCaptureUnsupported)
+        KH_NAME(cudaErrorStreamCaptureInvalidated)
+        KH_NAME(cudaErrorStreamCaptureImplicit)
+        KH_NAME(cudaErrorCapturedEvent)
+#undef KH_NAME
+    }
+    return "cudaErrorUnknown";
+}
+
+// The runtime's own texts.
+const char *cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+    case cudaErrorInsufficientDriver:
+        return "CUDA driver version is insufficient for CUDA runtime version";
+    case cudaErrorInvalidDeviceFunction: return "invalid device function";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
+    case cudaErrorNotReady: return "device not ready";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorStreamCaptureUnsupported:
+        return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated:
+        return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit:
+        return "operation would make the legacy stream depend on a capturing blocking stream";
+    case cudaErrorCapturedEvent:
+        return "operation not permitted on an event last recorded in a capturing stream";
+    }
+    return "unknown error";
+}
