@@ -141,6 +141,11 @@ void tiles_draw_cuda(uint8_t *rgba, size_t pitch, const float *act, const TileGe
 // the same bits as lerp() on the CPU. a is a host value: never captured in a graph.
 void lerp_cuda(float *w, const float *s, size_t n, float a, cudaStream_t stream);
 
+// ---- couple.cu: k blocks of n floats each toward their mean by c (the
+// channels' coupling), the same bits as couple() on the CPU. w is a device
+// array of k device pointers; c is a host value: never captured in a graph.
+void couple_cuda(float *const *w, int k, size_t n, float c, cudaStream_t stream);
+
 // ---- bottleneck.cu: the bottleneck control on x (B,C,HW), NCHW: y = mask[c] *
 // (x + noise * N(0,1)) (a channel with mask 0 is +0), the draws those of
 // bottleneck_gauss(*pass, NCHW index). noise (one float) and pass are device

@@ -2,8 +2,10 @@
 // frames (src/cli/channels.h). Each must be exactly the network its settings
 // describe (coupling 0 changes nothing, bit for bit), different settings must
 // learn differently, coupling must draw the weights together, a history
-// channel must show channel 0's weights from the snapshot it names, and an
-// event for one channel must reach that channel alone. A real clip at 32x32
+// channel must show channel 0's weights from the snapshot it names, an
+// event for one channel must reach that channel alone, coupling inside the
+// backends must give the host path's bits, and a device no backend has must
+// be refused. A real clip at 32x32
 // through a small net (8,16): hikers_forest, video by Peter Stevens
 // (https://www.flickr.com/photos/nordique/4094034478/), CC BY 2.0, trimmed,
 // scaled and converted (../shared/data/LICENSES.md; README "Credits").
@@ -100,12 +102,68 @@ TEST_IMPL(couple_matches_ref_and_pulls_to_the_mean) {
     for (int j = 0; j < K; j++) free(a[j]), free(b[j]);
 }
 
+// K trainers of the (16,32) net at 32x32 with seeds 1..K, made on conv path
+// `impl[j]` each (its layouts are fixed when the backend is made).
+enum { NETS = 4 };
+static int nets_open(Trainer *t, const int *impl) {
+    for (int j = 0; j < NETS; j++) {
+        Settings s = settings(0.5f);
+        snprintf(s.channels, sizeof s.channels, "16,32");
+        s.seed = 1 + j;
+        TrainerConfig tc;
+        TbErr err = {{0}};
+        CHECK(conv_impl_set(impl[j]) == 0, "conv path %d", impl[j]);
+        int rc = session_trainer_config(&s, NULL, &tc, &err) || trainer_init(&t[j], &tc, &err);
+        EXPECT(rc == 0, "%s", err.msg);
+        if (rc) return 0;
+    }
+    return 1;
+}
+
+// backend_couple against the host path (get_params, couple(), set_params) on
+// the same weights: the same bits, inside the CPU backends when they share a
+// layout (the GEMM path's NCHW, or oneDNN's blocked weights alike in each),
+// through the host when they do not (one net made on each path).
+TEST_IMPL(backend_couple_matches_host_path) {
+    int was = conv_impl(), have_dnnl = conv_impl_set(CONV_IMPL_DNNL) == 0;
+    int paths[3][NETS] = {{CONV_IMPL_GEMM, CONV_IMPL_GEMM, CONV_IMPL_GEMM, CONV_IMPL_GEMM},
+                          {CONV_IMPL_DNNL, CONV_IMPL_DNNL, CONV_IMPL_DNNL, CONV_IMPL_DNNL},
+                          {CONV_IMPL_DNNL, CONV_IMPL_GEMM, CONV_IMPL_DNNL, CONV_IMPL_GEMM}};
+    const char *name[3] = {"GEMM", "oneDNN", "mixed"};
+    if (!have_dnnl) printf("no oneDNN in this build: the GEMM path alone\n");
+    for (int p = 0; p < (have_dnnl ? 3 : 1); p++) {
+        Trainer t[NETS];
+        if (!nets_open(t, paths[p])) return;
+        size_t n = t[0].model.n_params;
+        float *host[NETS], *want[NETS];
+        Backend *bs[NETS];
+        for (int j = 0; j < NETS; j++) {
+            bs[j] = t[j].be;
+            host[j] = tb_malloc(n * sizeof(float));
+            want[j] = params_of(&t[j]);
+        }
+        couple(want, NETS, n, 0.1f);
+        int inside = backend_couple(bs, NETS, 0.1f, host);
+        EXPECT(inside == (p < 2), "%s: coupled %s", name[p], inside ? "inside" : "through the host");
+        for (int j = 0; j < NETS; j++) {
+            float *got = params_of(&t[j]);
+            EXPECT(memcmp(got, want[j], n * sizeof(float)) == 0, "%s: net %d differs from the host path",
+                   name[p], j);
+            free(got), free(host[j]), free(want[j]);
+            trainer_free(&t[j]);
+        }
+        printf("%s: %zu weights x %d nets coupled %s, the host path's bits\n", name[p], n, NETS,
+               inside ? "in the backends" : "through host copies");
+    }
+    conv_impl_set(was);
+}
+
 // [ch1] in a file, --ch2.key on the command line, and the errors that name them.
 TEST_IMPL(settings_read_channel_sections) {
     char path[64];
     snprintf(path, sizeof path, "/tmp/tabula-ch-%d.ini", (int)getpid());
     FILE *f = fopen(path, "w");
-    fprintf(f, "[channels]\ncount = 3\ncoupling = 0.05\n[ch1]\nlr = 0.1\nmomentum = 0.99\n"
+    fprintf(f, "[channels]\ncount = 3\ncoupling = 0.05\n[ch1]\nlr = 0.1\nmomentum = 0.99\ndevice = 1\n"
                "[ch2]\nkind = history\nminutes = 5\nrefresh_s = 30\n");
     fclose(f);
     Settings s;
@@ -116,6 +174,20 @@ TEST_IMPL(settings_read_channel_sections) {
     EXPECT(s.chan[1].n == 2 && strcmp(s.chan[1].key[1], "momentum") == 0 && strcmp(s.chan[1].val[0], "0.1") == 0,
            "[ch1] overrides");
     EXPECT(strcmp(s.chan[2].kind, "history") == 0 && s.chan[2].minutes == 5 && s.chan[2].refresh_s == 30, "[ch2]");
+    EXPECT(s.chan[1].device == 1 && s.chan[2].device == -1 && s.chan[3].device == -1, "device %d %d %d",
+           s.chan[1].device, s.chan[2].device, s.chan[3].device);
+    // The writer keeps it, and only where it was given.
+    static char ini[1 << 16];
+    FILE *w = fmemopen(ini, sizeof ini - 1, "w");
+    settings_write_ini(&s, w);
+    fclose(w);
+    const char *ch1 = strstr(ini, "[ch1]"), *ch2 = strstr(ini, "[ch2]");
+    EXPECT(ch1 && ch2 && strstr(ch1, "device = 1") && strstr(ch1, "device = 1") < ch2 &&
+               !strstr(ch2, "device ="),
+           "written: %s", ch1 ? ch1 : ini);
+    EXPECT(settings_set(&s, "ch2.device", "-2", &err) == -1 && strstr(err.msg, "[ch2] device"), "-2: %s", err.msg);
+    EXPECT(settings_set(&s, "ch2.device", "gpu1", &err) == -1 && strstr(err.msg, "[ch2] device"), "gpu1: %s",
+           err.msg);
     char *argv[] = {"tabula", "--ch1.lr", "3", "--ch3.memory=2"};
     EXPECT(settings_parse_args(&s, 4, argv, &err) == 0, "%s", err.msg);
     EXPECT(s.chan[1].n == 2 && strcmp(s.chan[1].val[0], "3") == 0, "--ch1.lr replaces [ch1] lr");
@@ -296,6 +368,37 @@ TEST_IMPL(events_address_one_channel) {
     run_close(&r);
 }
 
+// [chN] device picks a CUDA GPU: a channel on the CPU backend refuses it, and
+// the CUDA backend one past the machine's devices, each with one message
+// naming the channel and the value.
+TEST_IMPL(device_refused_where_there_is_none) {
+    Settings s = settings(0.5f);
+    s.ch_count = 2;
+    TbErr err = {{0}};
+    EXPECT(settings_channel_set(&s, 1, "device", "0", &err) == 0, "%s", err.msg);
+    Run r;
+    int rc = run_open(&r, &s, NULL, &err);
+    printf("refused: %s\n", err.msg);
+    EXPECT(rc == -1 && strstr(err.msg, "[ch1] device = 0") && strstr(err.msg, "CPU backend") &&
+               strstr(err.msg, "backend = cuda"),
+           "rc %d: %s", rc, err.msg);
+    if (rc == 0) run_close(&r);
+    // A device the machine does not have (here: none, or fewer than 8), on CUDA.
+    settings_channel_set(&s, 1, "backend", "cuda", &err);
+    settings_channel_set(&s, 1, "device", "7", &err);
+    rc = run_open(&r, &s, NULL, &err);
+    printf("refused: %s\n", err.msg);
+    EXPECT(rc == -1 && strncmp(err.msg, "[ch1] device = 7: ", 18) == 0, "rc %d: %s", rc, err.msg);
+#ifdef TABULA_HAVE_CUDA
+    EXPECT(strstr(err.msg, "device 7 asked for") != NULL, "%s", err.msg);
+#endif
+    if (rc == 0) run_close(&r);
+    settings_channel_set(&s, 1, "backend", "cpu", &err);
+    settings_channel_set(&s, 1, "device", "-1", &err);  // channel 0's: any backend
+    EXPECT(open_run(&r, &s), "device -1 on the CPU");
+    run_close(&r);
+}
+
 // [schedule] rebirth = fresh: the other nets are reborn with channel 0, each
 // from its own seed, as a fresh start has them.
 TEST_IMPL(opening_rebirth_reaches_every_channel) {
@@ -320,7 +423,7 @@ TEST_IMPL(opening_rebirth_reaches_every_channel) {
     run_close(&r), run_close(&fresh);
 }
 
-TEST_MAIN(TEST_ENTRY(couple_matches_ref_and_pulls_to_the_mean), TEST_ENTRY(settings_read_channel_sections),
+TEST_MAIN(TEST_ENTRY(couple_matches_ref_and_pulls_to_the_mean), TEST_ENTRY(backend_couple_matches_host_path), TEST_ENTRY(settings_read_channel_sections),
           TEST_ENTRY(different_lr_give_different_curves), TEST_ENTRY(coupling_zero_equals_single_runs),
           TEST_ENTRY(coupling_draws_weights_together), TEST_ENTRY(history_shows_the_snapshot),
-          TEST_ENTRY(events_address_one_channel), TEST_ENTRY(opening_rebirth_reaches_every_channel))
+          TEST_ENTRY(events_address_one_channel), TEST_ENTRY(device_refused_where_there_is_none), TEST_ENTRY(opening_rebirth_reaches_every_channel))

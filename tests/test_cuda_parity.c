@@ -6,7 +6,8 @@
 //
 // Every CUDA op against the CPU reference of ops.h (one case per op), then
 // whole training runs of a small model on the CUDA backend against the CPU
-// backend, then the snapshot slots (lerp, save / blend / recall), then the
+// backend, then the snapshot slots (lerp, save / blend / recall), the
+// channels' coupling, then the
 // bottleneck control (the op, and training with it on both backends). TF32 is off (TABULA_NO_TF32=1, cuDNN on FMA math) so the two can
 // agree to float rounding. Odd shapes, fresh random inputs per op, device
 // outputs poisoned with NaN before each call. Skips (77) as a whole, with the
@@ -1074,6 +1075,61 @@ TEST_IMPL(slots_match_cpu) {
     free(st0);
 }
 
+// The channels' coupling: three CUDA backends made as the channels make them
+// (backend_create: each entry makes its device current first), coupled on the
+// device (couple_cuda on the first one's stream, the others ordered by
+// events) behind a step queued on each, give the bits of three CPU backends
+// coupled the same way; one CPU net with two CUDA ones goes through
+// host copies and gives them too.
+TEST_IMPL(coupling_matches_cpu) {
+    Training *t = training();
+    if (!t) return;
+    enum { K = 3 };
+    size_t n = t->m.n_params;
+    Backend *g[K], *c[K];
+    float *w[K], *host[K], *got = hnew(n), *want = hnew(n);
+    for (int j = 0; j < K; j++) {
+        TbErr err = {{0}};
+        g[j] = backend_create("cuda", &t->m, 3, &err);
+        EXPECT(g[j] != NULL, "backend_create cuda: %s", err.msg);
+        if (!g[j]) return;
+        c[j] = backend_create("cpu", &t->m, 3, &err);
+        w[j] = hnew(n), host[j] = hnew(n);
+        fill(w[j], n, -0.5f, 0.5f);
+        g[j]->set_params(g[j], w[j]), c[j]->set_params(c[j], w[j]);
+        // A step queued on each CUDA net, which the coupling must wait for; at
+        // lr 0 it leaves the weights as they are (the CPU's need none).
+        const uint8_t *b1[1] = {t->frames[j]};
+        Hyper h0 = t->sgd;
+        h0.lr = 0, h0.weight_decay = 0;
+        g[j]->load_batch(g[j], b1, 1);
+        g[j]->train_step(g[j], 1, &h0, 0);
+    }
+    EXPECT(backend_couple(g, K, 0.3f, host) == 1, "the CUDA nets were coupled through the host");
+    EXPECT(backend_couple(c, K, 0.3f, host) == 1, "the CPU nets were coupled through the host");
+    for (int j = 0; j < K; j++) {
+        g[j]->get_params(g[j], got), c[j]->get_params(c[j], want);
+        EXPECT(memcmp(got, want, n * sizeof(float)) == 0, "net %d: coupled on the device is not the CPU's", j);
+    }
+    // Net 0 on the CPU, 1 and 2 on CUDA; then the same start all on the CPU.
+    Backend *mixed[K] = {c[0], g[1], g[2]}, *cpus[K] = {c[0], c[1], c[2]};
+    float *start0 = hnew(n), *mixed0 = hnew(n);
+    c[0]->get_params(c[0], start0);
+    EXPECT(backend_couple(mixed, K, 0.5f, host) == 0, "a CPU net and CUDA nets coupled inside");
+    c[0]->get_params(c[0], mixed0);
+    c[0]->set_params(c[0], start0);
+    backend_couple(cpus, K, 0.5f, host);
+    c[0]->get_params(c[0], want);
+    EXPECT(memcmp(mixed0, want, n * sizeof(float)) == 0, "net 0: mixed coupling is not the CPU's");
+    for (int j = 1; j < K; j++) {
+        g[j]->get_params(g[j], got), c[j]->get_params(c[j], want);
+        EXPECT(memcmp(got, want, n * sizeof(float)) == 0, "net %d: mixed coupling is not the CPU's", j);
+    }
+    free(start0), free(mixed0);
+    for (int j = 0; j < K; j++) backend_destroy(g[j]), backend_destroy(c[j]), free(w[j]), free(host[j]);
+    free(got), free(want);
+}
+
 // The bottleneck op against its CPU reference: 11 of 16 channels kept and one
 // at half weight; the dropped ones +0 exactly on the GPU too; the noise the
 // same counter-hash draws (to the last bits of logf and cosf), the counter
@@ -1204,6 +1260,7 @@ int main(int argc, char **argv) {
         TEST_ENTRY(training_loss_switch_graphs),
         TEST_ENTRY(lerp),
         TEST_ENTRY(slots_match_cpu),
+        TEST_ENTRY(coupling_matches_cpu),
         TEST_ENTRY(bottleneck),
         TEST_ENTRY(bottleneck_training_matches_cpu),
     };

@@ -3,6 +3,8 @@
 // number of pixels per font unit they stay crisp on a big screen.
 #include "hud.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 // Third-party header: quiet its -Wmissing-braces and its unused statics.
@@ -133,6 +135,29 @@ static void printable(char *dst, size_t cap, const char *src) {
     hud_ascii(dst, cap, src);
     for (char *p = dst; *p; p++)
         if (*p == '\t') *p = ' ';
+}
+
+// printf onto the end of what buf holds (truncated at n).
+static void append(char *buf, size_t n, const char *fmt, ...) {
+    size_t k = strlen(buf);
+    if (k + 1 >= n) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + k, n - k, fmt, ap);
+    va_end(ap);
+}
+
+int hud_dream_line(char *buf, size_t n, float feedback, float zoom, float rotate, float shift_x,
+                   float shift_y, float tau) {
+    if (n == 0) return 0;
+    buf[0] = 0;
+    if (!(feedback > 0)) return 0;
+    append(buf, n, "dream: feedback %.3g", (double)feedback);
+    if (zoom != 1.0f) append(buf, n, "   zoom %.3g", (double)zoom);
+    if (rotate != 0.0f) append(buf, n, "   rotate %.3g", (double)rotate);
+    if (shift_x != 0.0f || shift_y != 0.0f) append(buf, n, "   shift %.3g,%.3g", (double)shift_x, (double)shift_y);
+    if (tau > 0) append(buf, n, "   tau %.3g s", (double)tau);
+    return (int)strlen(buf);
 }
 
 float hud_text_width(const char *s) {

@@ -43,6 +43,13 @@ enum { HUD_LINE = 12, HUD_CAP = 7 };
 // Draw everything queued with alpha blending, then empty the batch.
 void hud_flush(Hud *h, int fb_w, int fb_h);
 
+// The feedback dream's HUD line ([dream]): "" at feedback <= 0, else the amount
+// and the transforms that move the picture, e.g. "dream: feedback 0.4   zoom
+// 1.01   rotate 2   shift 3,-1   tau 2 s" (identity ones left out). Returns
+// the length written.
+int hud_dream_line(char *buf, size_t n, float feedback, float zoom, float rotate, float shift_x,
+                   float shift_y, float tau);
+
 // Copy src into dst as ASCII: UTF-8 dashes become '-', other non-ASCII '?';
 // tabs stay (column separators; drawn as a space), other control characters
 // are dropped.

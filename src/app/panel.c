@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hud.h"
 #include "keys.h"
 #include "live.h"
 #include "midi.h"
@@ -180,6 +181,12 @@ static int param_text(const LiveParams *p, int id, char *buf, size_t n) {
     // The input transform only when it changes what the network is given.
     if ((id == PARAM_TRANSFORM || id == PARAM_JITTER) && v <= 0) return 0;
     if (id == PARAM_BLUR && v <= 1) return 0;
+    // The dream's values have their own line while it feeds back (panel_hud,
+    // hud_dream_line); before that only a transform set away from rest shows.
+    if (id == PARAM_FEEDBACK || ((id == PARAM_ZOOM || id == PARAM_ROTATE || id == PARAM_SHIFT_X ||
+                                  id == PARAM_SHIFT_Y || id == PARAM_TAU) &&
+                                 (p->v[PARAM_FEEDBACK] > 0 || v == (id == PARAM_ZOOM ? 1.0f : 0.0f))))
+        return 0;
     // The LFO's wave, rate and depth only while it moves something.
     if ((id == PARAM_LFO_PARAM || id == PARAM_LFO_SHAPE || id == PARAM_LFO_RATE || id == PARAM_LFO_DEPTH) &&
         p->v[PARAM_LFO_PARAM] <= 0)
@@ -222,6 +229,11 @@ void panel_hud(Display *d, const RunView *v, const RecordStatus *rs, const char 
     const LiveParams *lp = ch ? &v->chp[ch] : &v->p;
     if (v->channels > 1)
         snprintf(l[n++], HUD_W, "channel %d of %d (W: next)   loss %.5f", ch, v->channels, (double)v->ch_loss[ch]);
+    // [dream]: one line while it feeds back (the run's values, whichever channel).
+    const float *dv = v->p.v;
+    if (hud_dream_line(l[n], HUD_W, dv[PARAM_FEEDBACK], dv[PARAM_ZOOM], dv[PARAM_ROTATE], dv[PARAM_SHIFT_X],
+                       dv[PARAM_SHIFT_Y], dv[PARAM_TAU]) > 0)
+        n++;
     // The live parameters, three to a line, in the table's order.
     l[n][0] = 0;
     for (int id = 0, on_line = 0; id < PARAM_COUNT && n < HUD_LINES - 4; id++) {

@@ -63,7 +63,19 @@ static int channel_open(Channel *ch, const Settings *s, int i, const Trainer *t0
     TrainerConfig tc;
     if (session_trainer_config(ch->s, &t0->model.spec, &tc, err)) goto fail;
     if (ch->kind == CH_HISTORY) tc.ring = 1;  // forward only: the newest frame is all it needs
-    if (trainer_init(&ch->t, &tc, err)) goto fail;
+    int dev = s->chan[i].device;
+    tc.device = dev < 0 ? 0 : dev;
+    if (trainer_init(&ch->t, &tc, err)) {
+        TbErr why = *err;
+        if (dev >= 0) tb_fail(err, "[ch%d] device = %d: %s", i, dev, why.msg);
+        goto fail;
+    }
+    if (dev >= 0 && ch->t.be->device < 0) {  // the CPU (backend cpu, or auto without a GPU)
+        trainer_free(&ch->t);
+        tb_fail(err, "[ch%d] device = %d: the CPU backend has no devices (device picks a CUDA GPU: "
+                "backend = cuda, or leave device at -1)", i, dev);
+        goto fail;
+    }
     char path[CFG_STR + 16] = "";
     if (ch->kind == CH_NET && s->metrics[0]) channels_metrics_path(s->metrics, i, path, sizeof path);
     if (ch->kind == CH_NET && metrics_open(&ch->m, path, &ch->t, err)) {
@@ -88,6 +100,7 @@ fail:
 int channels_open(Channels *c, const Settings *s, const Trainer *t0, TbErr *err) {
     memset(c, 0, sizeof *c);
     c->count = 1;
+    c->coupled_inside = -1;
     c->n_params = t0->model.n_params;
     for (int i = 1; i < s->ch_count; i++) {
         if (channel_open(&c->ch[i], s, i, t0, err)) {
@@ -142,17 +155,19 @@ static void history_frame(Channel *ch, const Trainer *t0, double now) {
     trainer_train(&ch->t, 0, 0);
 }
 
-// Every net (channel 0 and the net channels) toward their mean by `coupling`.
+// Every net (channel 0 and the net channels) toward their mean by `coupling`,
+// inside the backends when they allow it (backend_couple), else on host copies.
 static void couple_nets(Channels *c, Trainer *t0, float coupling) {
-    Trainer *nets[TB_CHANNELS];
+    Backend *nets[TB_CHANNELS];
     int k = 0;
-    nets[k++] = t0;
+    nets[k++] = t0->be;
     for (int i = 1; i < c->count; i++)
-        if (c->ch[i].kind == CH_NET) nets[k++] = &c->ch[i].t;
+        if (c->ch[i].kind == CH_NET) nets[k++] = c->ch[i].t.be;
     if (k < 2) return;
-    for (int j = 0; j < k; j++) nets[j]->be->get_params(nets[j]->be, c->host[j]);
-    couple(c->host, k, c->n_params, coupling);
-    for (int j = 0; j < k; j++) nets[j]->be->set_params(nets[j]->be, c->host[j]);
+    int inside = backend_couple(nets, k, coupling, c->host);
+    if (inside != c->coupled_inside)
+        tb_log("channels: coupling %d nets %s", k, inside ? "in the backends' own memory" : "through host copies");
+    c->coupled_inside = inside;
 }
 
 void channels_frame(Channels *c, Trainer *t0, long frame, int pushed, int paused, float lr_scale,

@@ -6,8 +6,10 @@
 // taken every refresh_s, shown forward only). Each frame the run loop hands the
 // frame channel 0 was given to every channel in turn, on the same thread, so a
 // run stays reproducible; then, with coupling > 0, every net's weights move
-// toward the nets' mean (ops couple()). With coupling 0 a channel is bit for bit
-// the single run its settings describe.
+// toward the nets' mean (ops couple(), through backend_couple: inside the
+// backends when they share a kind and a layout, else on host copies). With
+// coupling 0 a channel is bit for bit the single run its settings describe.
+// [chN] device puts a channel's CUDA backend on another GPU (-1: channel 0's).
 #pragma once
 #include <stdint.h>
 
@@ -44,8 +46,9 @@ typedef struct {
 typedef struct {
     int count;                  // 1..TB_CHANNELS; 1 = channel 0 alone
     Channel ch[TB_CHANNELS];    // ch[0] unused: channel 0 is the run's
-    float *host[TB_CHANNELS];   // the nets' weights during coupling
+    float *host[TB_CHANNELS];   // the nets' weights when coupled through the host
     size_t n_params;
+    int coupled_inside;         // the last coupling: 1 in the backends, 0 through the host, -1 none yet
 } Channels;
 
 // Channels 1..s->ch_count-1, each from s with its [chN] overrides, with the

@@ -23,6 +23,7 @@ void settings_default(Settings *s) {
     CHECK(n <= SETTINGS_MAX_PARAMS, "%zu parameters: raise SETTINGS_MAX_PARAMS", n);
     for (size_t i = 0; i < n; i++)
         CHECK(param_parse(s, &P[i], P[i].def, &err) == 0, "default of %s: %s", P[i].key, err.msg);
+    for (int ch = 0; ch < TB_CHANNELS; ch++) s->chan[ch].device = -1;
 }
 
 // "ch1".."ch3" (a [chN] section, or the "chN" of --chN.key): N, else 0.
@@ -41,6 +42,15 @@ int settings_channel_set(Settings *s, int ch, const char *key, const char *value
         snprintf(c->kind, sizeof c->kind, "%s", value);
         return 0;
     }
+    if (strcmp(key, "device") == 0) {  // its count is known only where the backend is made
+        char *end;
+        long d = strtol(value, &end, 10);
+        if (end == value || *end || d < -1 || d > 63)
+            return tb_fail(err, "[ch%d] device = \"%s\": a CUDA device index from 0, or -1 (channel 0's)", ch,
+                           value);
+        c->device = (int)d;
+        return 0;
+    }
     int is_min = strcmp(key, "minutes") == 0, is_ref = strcmp(key, "refresh_s") == 0;
     if (is_min || is_ref) {
         char *end;
@@ -55,7 +65,7 @@ int settings_channel_set(Settings *s, int ch, const char *key, const char *value
     // checked with the table's own row on a scratch copy.
     const Param *o = param_find_ini("train", key);
     if (!o || strcmp(key, "width") == 0 || strcmp(key, "height") == 0)
-        return tb_fail(err, "[ch%d]: \"%s\" is not kind, minutes, refresh_s or a [train] key (but width, height)",
+        return tb_fail(err, "[ch%d]: \"%s\" is not kind, minutes, refresh_s, device or a [train] key (but width, height)",
                        ch, key);
     if (strlen(value) >= sizeof c->val[0]) return tb_fail(err, "[ch%d] %s: value too long", ch, key);
     Settings *tmp = tb_malloc(sizeof *tmp);
@@ -274,11 +284,12 @@ void settings_write_ini(const Settings *s, FILE *f) {
     // The channels' overrides, where there are any (none in default.ini).
     for (int ch = 1; ch < TB_CHANNELS; ch++) {
         const ChannelSpec *c = &s->chan[ch];
-        if (!c->n && !c->kind[0] && !c->minutes && !c->refresh_s) continue;
+        if (!c->n && !c->kind[0] && !c->minutes && !c->refresh_s && c->device < 0) continue;
         fprintf(f, "\n[ch%d]\n", ch);
         if (c->kind[0]) fprintf(f, "kind = %s\n", c->kind);
         if (c->minutes) fprintf(f, "minutes = %g\n", (double)c->minutes);
         if (c->refresh_s) fprintf(f, "refresh_s = %g\n", (double)c->refresh_s);
+        if (c->device >= 0) fprintf(f, "device = %d\n", c->device);
         for (int i = 0; i < c->n; i++) fprintf(f, "%s = %s\n", c->key[i], c->val[i]);
     }
 }

@@ -24,6 +24,7 @@ typedef struct {
     char kind[16];           // net (its own network) | history (channel 0 some minutes ago)
     float minutes;           // history: how far back it shows
     float refresh_s;         // history: seconds between snapshots of channel 0
+    int device;              // CUDA device index; -1 = channel 0's (the default)
 } ChannelSpec;
 
 typedef struct {

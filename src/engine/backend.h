@@ -18,6 +18,7 @@ struct Backend {
     void *ctx;
     const Model *model;
     int max_batch;
+    int device;  // the CUDA device it runs on; -1 on the CPU
 
     void (*destroy)(Backend *b);
     // Weights and optimizer state to/from host (n = model->n_params floats each).
@@ -98,6 +99,14 @@ struct Backend {
     // as given.
     void (*get_activation)(Backend *b, int i, float *out);
     void (*decode)(Backend *b, const float *code, uint8_t *rgb);
+
+    // The channels' coupling (ops couple()) in the backends' own memory: the
+    // weights of bs[0..k-1], all of this kind (bs[0] is this one), each pulled
+    // toward their mean by c; optimizer state untouched. 0, or -1 having done
+    // nothing when this backend cannot (weights in different layouts, on
+    // different devices): backend_couple then goes through host copies.
+    // Enqueued in order with each backend's steps; never waits.
+    int (*couple)(Backend *const *bs, int k, float c);
 };
 
 // Slots a backend holds: the trainer's 1..TB_SLOTS and its scratch slot 0.
@@ -113,6 +122,9 @@ typedef struct {
     // keeps that many on the device when memory allows (else fewer, as a
     // cache). 0: none kept, every frame is sent.
     int frames;
+    // The CUDA device to run on ([chN] device; 0, the default, is channel 0's).
+    // The CPU backend ignores it: channels.c refuses a device there.
+    int device;
 } BackendOpts;
 
 // Create a backend by name: "cpu", "cuda" or "auto" (cuda if usable, else cpu,
@@ -122,6 +134,16 @@ Backend *backend_create(const char *name, const Model *m, int max_batch, TbErr *
 Backend *backend_create_opts(const char *name, const Model *m, int max_batch, const BackendOpts *o,
                              TbErr *err);
 void backend_destroy(Backend *b);
+
+// Backends one coupling takes, at most (the channels are 4).
+#define TB_COUPLE_MAX 8
+
+// Couples the weights of k backends (ops couple(): each toward their mean by
+// c) inside them when all are of one kind and its `couple` takes them, else
+// through host copies (get_params, couple(), set_params) in host[0..k-1],
+// n_params floats each (k <= TB_COUPLE_MAX): the path for mixed kinds and devices. Either way the
+// same bits. Returns 1 if coupled inside the backends, 0 through the host.
+int backend_couple(Backend *const *bs, int k, float c, float *const *host);
 
 // The CPU backend (backend_cpu.c); the CUDA one is in backend_cuda.h.
 Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err);

@@ -396,6 +396,38 @@ static void cpu_decode(Backend *b, const float *code, uint8_t *rgb) {
     tensor_to_frame(rgb, act_ptr(b, c->dec, m->n_layers, 1), m->spec.height, m->spec.width);
 }
 
+// ---------------------------------------------------------------- coupling
+
+// Whether a and b hold their weights in the same layout, element for element:
+// the same layers (shapes), and per layer the same choice of NCHW or oneDNN's
+// forward layout, which for the same shape and flags is the same permutation.
+static int same_layout(const Backend *a, const Backend *b) {
+    const Model *ma = a->model, *mb = b->model;
+    const CpuCtx *ca = a->ctx, *cb = b->ctx;
+    if (ma->n_params != mb->n_params || ma->n_layers != mb->n_layers || ca->blk != cb->blk) return 0;
+    for (int l = 0; l < ma->n_layers; l++) {
+        const Layer *x = &ma->layers[l], *y = &mb->layers[l];
+        if (x->kind != y->kind || x->cin != y->cin || x->cout != y->cout || x->hin != y->hin ||
+            x->win != y->win || x->k != y->k || x->stride != y->stride || x->pad != y->pad ||
+            x->w_off != y->w_off || x->b_off != y->b_off || ca->wblk[l] != cb->wblk[l])
+            return 0;
+    }
+    return 1;
+}
+
+// couple() on the blocks themselves. The pull is element by element, so a
+// layout that permutes each layer's weights alike in every net gives the same
+// bits as coupling the PyTorch-layout copies: no conversion, no copy.
+static int cpu_couple(Backend *const *bs, int k, float c) {
+    float *w[TB_COUPLE_MAX];
+    for (int j = 0; j < k; j++) {
+        if (!same_layout(bs[0], bs[j])) return -1;
+        w[j] = ((CpuCtx *)bs[j]->ctx)->params;
+    }
+    couple(w, k, bs[0]->model->n_params, c);
+    return 0;
+}
+
 Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     if (max_batch < 1) {
         tb_fail(err, "cpu backend: batch %d < 1", max_batch);
@@ -420,6 +452,7 @@ Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     b->ctx = c;
     b->model = m;
     b->max_batch = max_batch;
+    b->device = -1;
     b->destroy = cpu_destroy;
     b->set_params = cpu_set_params;
     b->get_params = cpu_get_params;
@@ -440,6 +473,7 @@ Backend *backend_cpu_create(const Model *m, int max_batch, TbErr *err) {
     b->mem_info = NULL;  // host memory: the health report reads the process's own
     b->get_activation = cpu_get_activation;
     b->decode = cpu_decode;
+    b->couple = cpu_couple;
     c->blk = blocked_usable(b);
     weights_layout_choose(b);
     tb_debug("cpu backend: convolutions through %s%s", conv_impl_name(),

@@ -832,6 +832,46 @@ static void cuda_slot_blend(Backend *b, int i, float a, int with_state) {
     if (with_state) lerp_cuda(c->mom, c->slots[i] + n, 2 * n, a, c->stream);
 }
 
+// `waiter` runs nothing more until what `done` has queued so far is done.
+static void stream_after(cudaStream_t waiter, cudaStream_t done) {
+    cudaEvent_t ev;
+    cudaCheck(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+    cudaCheck(cudaEventRecord(ev, done));
+    cudaCheck(cudaStreamWaitEvent(waiter, ev, 0));
+    cudaCheck(cudaEventDestroy(ev));  // released once it completes
+}
+
+// The channels' coupling (backend.h couple) as one kernel on bs[0]'s stream:
+// it starts after every other backend's queued work, and each other stream
+// waits for it before its next step. Nothing waits on the host. The k weight
+// pointers go to the device in a stream-ordered allocation (host values: never
+// inside a captured graph). -1, nothing done, when the nets are on different
+// devices or that allocation fails: the host path takes over.
+static int cuda_couple(Backend *const *bs, int k, float c) {
+    CudaCtx *c0 = (CudaCtx *)bs[0]->ctx;
+    float *w[TB_COUPLE_MAX];
+    for (int j = 0; j < k; j++) {
+        if (bs[j]->device != bs[0]->device) return -1;
+        w[j] = ((CudaCtx *)bs[j]->ctx)->params;
+    }
+    cudaCheck(cudaSetDevice(bs[0]->device));
+    cudaStreamCaptureStatus cap;
+    cudaCheck(cudaStreamIsCapturing(c0->stream, &cap));
+    CHECK(cap == cudaStreamCaptureStatusNone, "coupling inside a captured graph");
+    float **d_w = NULL;
+    if (cudaMallocAsync((void **)&d_w, (size_t)k * sizeof *d_w, c0->stream) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return -1;
+    }
+    // From pageable memory: staged before the call returns, so w may go.
+    cudaCheck(cudaMemcpyAsync(d_w, w, (size_t)k * sizeof *d_w, cudaMemcpyHostToDevice, c0->stream));
+    for (int j = 1; j < k; j++) stream_after(c0->stream, ((CudaCtx *)bs[j]->ctx)->stream);
+    couple_cuda(d_w, k, c0->m->n_params, c, c0->stream);
+    for (int j = 1; j < k; j++) stream_after(((CudaCtx *)bs[j]->ctx)->stream, c0->stream);
+    cudaCheck(cudaFreeAsync(d_w, c0->stream));
+    return 0;
+}
+
 extern "C" void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size_t pitch_bytes) {
     CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_output_rgba on a %s backend",
           b && b->name ? b->name : "null");
@@ -952,6 +992,7 @@ static Backend *backend_table_new(const Model *m, int max_batch, CudaCtx *c) {
     b->mem_info = cuda_mem_info;
     b->get_activation = cuda_get_activation;
     b->decode = cuda_decode;
+    b->couple = cuda_couple;
     return b;
 }
 

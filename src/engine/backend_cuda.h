@@ -19,6 +19,11 @@ int cuda_available(TbErr *err);
 // device memory runs out or cuDNN has no algorithm for a layer (it never exits
 // for those). Makes one cuDNN handle, kept for its life.
 Backend *backend_cuda_create(const Model *m, int max_batch, const BackendOpts *o, TbErr *err);
+// backend_cuda_create on device o->device (backend_cuda_device.cu): NULL with
+// err when the machine has no such device. Every entry point of the backend it
+// returns makes that device current first (the channels share one thread).
+// backend_create makes its CUDA backends so.
+Backend *backend_cuda_on_device(const Model *m, int max_batch, const BackendOpts *o, TbErr *err);
 // Training steps launched as a replay of a captured CUDA graph so far (0 when
 // graphs are off, or fell back to eager launches after a failed capture).
 long backend_cuda_graph_launches(Backend *b);

@@ -22,7 +22,7 @@ int trainer_init(Trainer *t, const TrainerConfig *c, TbErr *err) {
                        (double)(net + ring) / 1e9, (double)net / 1e9, c->ring, (double)ring / 1e9,
                        (double)avail / 1e9);
     t->max_batch = c->max_batch;
-    BackendOpts bo = {.deterministic = c->deterministic, .frames = c->ring};
+    BackendOpts bo = {.deterministic = c->deterministic, .frames = c->ring, .device = c->device};
     t->be = backend_create_opts(c->backend, &t->model, t->max_batch, &bo, err);
     if (!t->be) return -1;
     t->hyper = c->hyper;

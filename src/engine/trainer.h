@@ -19,6 +19,7 @@ typedef struct {
     uint64_t seed;     // initial weights and replay draws
     Transform transform;  // what the network is given (ops.h); zero = the frame itself
     int deterministic; // 1: the backend gives the same bits on every run (BackendOpts)
+    int device;        // the CUDA device ([chN] device; 0 = channel 0's; BackendOpts)
 } TrainerConfig;
 
 // What the trainer knows of a snapshot slot (the backend holds its numbers).

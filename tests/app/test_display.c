@@ -23,6 +23,8 @@
 
 #include "display.h"
 #include "frame_fit.h"
+#include "hud.h"
+#include "live.h"
 #include "source.h"
 #include "test.h"
 #include "xvfb.h"
@@ -518,6 +520,56 @@ TEST_IMPL(hud_and_pane_label_only_when_on) {
            lab_on, lab_off);
 }
 
+// The dream's HUD line: the amount and only the transforms that move the
+// picture; none at all while feedback is 0, whatever the transforms.
+TEST_IMPL(dream_hud_line_only_while_dreaming) {
+    char l[96];
+    EXPECT(hud_dream_line(l, sizeof l, 0.4f, 1.01f, 2, 3, -1, 2) > 0 &&
+               strcmp(l, "dream: feedback 0.4   zoom 1.01   rotate 2   shift 3,-1   tau 2 s") == 0,
+           "every transform: \"%s\"", l);
+    EXPECT(hud_dream_line(l, sizeof l, 1, 1, 0, 0, 0, 0) > 0 && strcmp(l, "dream: feedback 1") == 0,
+           "no transform: \"%s\"", l);
+    EXPECT(hud_dream_line(l, sizeof l, 0.25f, 0.98f, 0, 0, 0.5f, 0) > 0 &&
+               strcmp(l, "dream: feedback 0.25   zoom 0.98   shift 0,0.5") == 0,
+           "zoom out, a shift down: \"%s\"", l);
+    EXPECT(hud_dream_line(l, sizeof l, 0, 1.01f, 2, 3, -1, 2) == 0 && l[0] == 0, "feedback 0: \"%s\"", l);
+    EXPECT(hud_dream_line(l, 12, 0.4f, 1.01f, 2, 3, -1, 2) == 11 && strcmp(l, "dream: feed") == 0,
+           "cut to the buffer: \"%s\"", l);
+}
+
+// The HUD the app draws (panel_hud) for a run's view: exactly one line taller
+// while the dream feeds back (its line; the dream's values are on no other
+// line then) than at feedback 0 with every transform at rest (none shown).
+TEST_IMPL(dream_line_in_the_hud_while_dreaming) {
+    Display *d = window();
+    display_set_layout(d, DISPLAY_MIRROR);
+    display_show_hud(d, 1);
+    int r[4], h[4];
+    const char *lines[] = {"one", "two"};
+    for (int k = 1; k <= 2; k++) {  // the height of one line at this window's scale
+        display_set_hud(d, lines, k);
+        EXPECT(display_hud_rect(d, r) == 1, "HUD rect of %d lines", k);
+        h[k - 1] = r[3];
+    }
+    Settings s;
+    settings_default(&s);
+    RunView v;
+    memset(&v, 0, sizeof v);
+    live_params_from_settings(&v.p, &s);
+    v.channels = 1, v.psnr = 30;
+    float fb[2] = {0.4f, 0};
+    for (int k = 0; k < 2; k++) {
+        v.p.v[PARAM_FEEDBACK] = fb[k], v.p.v[PARAM_ZOOM] = k ? 1 : 1.01f, v.p.v[PARAM_ROTATE] = k ? 0 : 2;
+        panel_hud(d, &v, NULL, "cpu", 60, "pattern", 0, NULL);
+        EXPECT(display_hud_rect(d, r) == 1, "HUD rect at feedback %g", (double)fb[k]);
+        h[2 + k] = r[3];
+    }
+    printf("HUD height: %d px dreaming, %d px at feedback 0, one line %d px\n", h[2], h[3], h[1] - h[0]);
+    EXPECT(h[1] > h[0] && h[2] - h[3] == h[1] - h[0], "dreaming adds %d px, a line is %d px", h[2] - h[3],
+           h[1] - h[0]);
+    display_show_hud(d, 0);
+}
+
 // Side layout: the camera pane is labelled too (over red: white text stands out).
 TEST_IMPL(side_layout_labels_the_camera_pane) {
     Display *d = window();
@@ -844,7 +896,8 @@ TEST_MAIN(TEST_ENTRY(no_display_and_dead_display_give_clear_messages), TEST_ENTR
           TEST_ENTRY(triptych_error_pane_bright_where_images_differ),
           TEST_ENTRY(triptych_error_pane_dark_where_images_agree),
           TEST_ENTRY(triptych_error_pane_black_for_identical_images),
-          TEST_ENTRY(triptych_shows_network_input_while_a_transform_is_on), TEST_ENTRY(hud_and_pane_label_only_when_on),
+          TEST_ENTRY(triptych_shows_network_input_while_a_transform_is_on), TEST_ENTRY(hud_and_pane_label_only_when_on), TEST_ENTRY(dream_hud_line_only_while_dreaming),
+          TEST_ENTRY(dream_line_in_the_hud_while_dreaming),
           TEST_ENTRY(side_layout_labels_the_camera_pane), TEST_ENTRY(status_message_shown_then_cleared),
           TEST_ENTRY(help_overlay_shown_then_hidden),
           TEST_ENTRY(real_frame_pane_is_training_crop_blur_lights_error),

@@ -103,6 +103,10 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes);
 // Pinned memory: host memory the shim knows, so a copy can check its kind.
 cudaError_t cudaMalloc(void **p, size_t bytes);
 cudaError_t cudaFree(void *p);
+// Stream-ordered: here the stream has run all it was given, so they are
+// cudaMalloc and cudaFree.
+cudaError_t cudaMallocAsync(void **p, size_t bytes, cudaStream_t stream);
+cudaError_t cudaFreeAsync(void *p, cudaStream_t stream);
 cudaError_t cudaMallocHost(void **p, size_t bytes);
 cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int flags);
 cudaError_t cudaFreeHost(void *p);

@@ -197,6 +197,9 @@ cudaError_t cudaFree(void *p) {
     return kh_error(cudaErrorInvalidValue);
 }
 
+cudaError_t cudaMallocAsync(void **p, size_t bytes, cudaStream_t) { return cudaMalloc(p, bytes); }
+cudaError_t cudaFreeAsync(void *p, cudaStream_t) { return cudaFree(p); }
+
 cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int flags) {
     if (cudaError_t e = kh_capture_forbids()) return kh_error(e);
     if (flags & ~0x0Fu) return kh_error(cudaErrorInvalidValue);

@@ -4,7 +4,8 @@
 #   test_kernel_host       the hand-written kernels against the CPU ops;
 #   test_cuda_shim_host    the shim's own rules (graphs, captures, copies, cuDNN);
 #   test_cuda_parity_host  the real tests/test_cuda_parity.c against the whole
-#                          CUDA backend (backend_cuda.cu, every kernels/*.cu,
+#                          CUDA backend (backend_cuda.cu and its device
+#                          thunks, every kernels/*.cu,
 #                          conv_cudnn.cu on the host cuDNN) and the CPU backend;
 #   test_cuda_steps_host   the work of one training step (kernels and cuDNN
 #                          calls counted) and graphs across workspace growth.
@@ -27,7 +28,7 @@ endfunction()
 
 # The hand-written kernel files test_kernel_host runs, by name in kernels/. A
 # new kernel file: add its name here and its cases to test_kernel_host.cc.
-set(KERNEL_HOST_KERNELS act loss optim frame lerp capture bottleneck tiles)
+set(KERNEL_HOST_KERNELS act loss optim frame lerp couple capture bottleneck tiles)
 set(KERNEL_HOST_UNITS)
 foreach(k ${KERNEL_HOST_KERNELS})
   kernel_host_unit(unit ${CMAKE_SOURCE_DIR}/kernels/${k}.cu)
@@ -37,7 +38,8 @@ endforeach()
 # Every kernels/*.cu (conv_cudnn.cu included) and the backend, for the parity run.
 file(GLOB KH_ALL_KERNELS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/*.cu)
 set(KH_BACKEND_UNITS)
-foreach(src ${KH_ALL_KERNELS} ${CMAKE_SOURCE_DIR}/src/engine/backend_cuda.cu)
+foreach(src ${KH_ALL_KERNELS} ${CMAKE_SOURCE_DIR}/src/engine/backend_cuda.cu
+            ${CMAKE_SOURCE_DIR}/src/engine/backend_cuda_device.cu)
   kernel_host_unit(unit ${src})
   list(APPEND KH_BACKEND_UNITS ${unit})
 endforeach()

@@ -780,6 +780,63 @@ TEST_IMPL(lerp) {
     }
 }
 
+// ---------------------------------------------------------------- couple.cu
+
+// k blocks toward their mean: couple()'s bits (its sum order, lerp's roundings),
+// and within (k + 3) 2^-24 of the largest block's |w| of couple_ref (double):
+// k - 1 additions, the reciprocal and the product for the mean, (1-c)*w and
+// the fused multiply-add, each one rounding of at most that much.
+TEST_IMPL(couple) {
+    struct {
+        size_t n;
+        int k;
+    } cases[] = {{1, 2}, {255, 3}, {257, 4}, {4097, 2}, {1048577, 3}};  // last: > 4096 blocks
+    for (auto cs : cases) {
+        size_t n = cs.n;
+        int k = cs.k;
+        std::vector<std::vector<float>> w(k);
+        std::vector<float *> dw(k);
+        for (int j = 0; j < k; j++) w[j] = randv(n, -3, 3), dw[j] = dnew<float>(n);
+        float **dptr = dnew<float *>(k);
+        up(dptr, dw);
+        for (float c : {0.0f, 0.1f, 0.5f, 1.0f}) {
+            std::vector<std::vector<float>> want = w, ref = w;
+            std::vector<float *> pw(k), pr(k);
+            for (int j = 0; j < k; j++) pw[j] = want[j].data(), pr[j] = ref[j].data();
+            couple(pw.data(), k, n, c);
+            couple_ref(pr.data(), k, n, c);
+            auto got = both_orders("couple", [&] {
+                for (int j = 0; j < k; j++) up(dw[j], w[j]);
+                couple_cuda(dptr, k, n, c, NULL);
+                std::vector<float> all;
+                for (int j = 0; j < k; j++) {
+                    std::vector<float> d = down(dw[j], n);
+                    all.insert(all.end(), d.begin(), d.end());
+                }
+                return all;
+            });
+            size_t differ = 0, far = 0;
+            for (int j = 0; j < k; j++)
+                for (size_t i = 0; i < n; i++) {
+                    float g = got[(size_t)j * n + i];
+                    differ += memcmp(&g, &want[j][i], sizeof g) != 0;
+                    double big = 0;
+                    for (int q = 0; q < k; q++) big = fmax(big, fabs(w[q][i]));
+                    double bound = (k + 3) * ldexp(big, -24);
+                    note(fabs(g - ref[j][i]), bound);
+                    far += fabs(g - ref[j][i]) > bound;
+                    if (c == 0.0f) differ += memcmp(&g, &w[j][i], sizeof g) != 0;
+                    if (c == 1.0f && j > 0) differ += memcmp(&g, &got[i], sizeof g) != 0;
+                }
+            EXPECT(differ == 0, "couple n %zu k %d c %g: %zu differ from couple()", n, k, c, differ);
+            EXPECT(far == 0, "couple n %zu k %d c %g: %zu beyond (k+3) 2^-24 of couple_ref", n, k, c, far);
+        }
+        for (int j = 0; j < k; j++) cudaFree(dw[j]);
+        cudaFree(dptr);
+    }
+    print_worst("couple vs couple_ref");
+}
+
 // ---------------------------------------------------------------- bottleneck.cu
 
 // The kernel has one layout (NCHW); the CPU op's nChw16c output, put back in
@@ -1195,7 +1252,7 @@ TEST_MAIN(TEST_ENTRY(bias_act_forward), TEST_ENTRY(bias_act_backward), TEST_ENTR
           TEST_ENTRY(sgd_update), TEST_ENTRY(adam_update),
           TEST_ENTRY(update_same_bits_either_order), TEST_ENTRY(stats_record),
           TEST_ENTRY(frame_to_tensor), TEST_ENTRY(frames_gather), TEST_ENTRY(tensor_to_frame),
-          TEST_ENTRY(tensor_to_rgba), TEST_ENTRY(tiles_draw), TEST_ENTRY(lerp),
+          TEST_ENTRY(tensor_to_rgba), TEST_ENTRY(tiles_draw), TEST_ENTRY(lerp), TEST_ENTRY(couple),
           TEST_ENTRY(bottleneck_forward), TEST_ENTRY(bottleneck_backward),
           TEST_ENTRY(bottleneck_next), TEST_ENTRY(bottleneck_wrong_noise_is_caught),
           TEST_ENTRY(capture_records_failures),
