@@ -2,7 +2,7 @@
 # gpu_prepare.sh: run here before a GPU session. The device machine gets this
 # checkout but not ../shared, and the checkout travels with at most 64 MiB, so
 # the start of each real clip and the photos are copied into gpu-data/ (kept
-# out of git through .git/info/exclude): hikers 200 frames (the learning-curve
+# out of git through .git/info/exclude): hikers 300 frames (the learning-curve
 # check), asl and flower 60 frames (the tests' few frames). Name "gpu-data" in
 # the device tool's carry and run bench/gpu_session.sh there.
 set -eu
@@ -24,7 +24,7 @@ with open(dst, "wb") as g:
     g.write(hdr + data)
 PY
 }
-head_y4m hikers_forest_320x240.y4m 200
+head_y4m hikers_forest_320x240.y4m 300
 head_y4m asl_signer_a_320x240.y4m 60
 head_y4m flower_timelapse_320x240.y4m 60
 cp -r "$SRC/photos_nature" gpu-data/

@@ -6,7 +6,7 @@
 #   2. test_cuda_parity with TABULA_REQUIRE_CUDA=1 (a GPU that cannot be used
 #      fails, naming why, instead of skipping);
 #   3. the engine suite (ctest);
-#   4. a 200-frame learning run on a real clip at 256x256, CUDA against the CPU
+#   4. a 300-frame learning run on a real clip at 256x256, CUDA against the CPU
 #      (the PSNR curves must agree: mean of the last 30 frames within 0.5 dB);
 #   5. bench_train --backend cuda against PyTorch eager and torch.compile,
 #      back to back, at 256x256, 1280x720 and 1920x1088;
@@ -79,7 +79,7 @@ else
   grep -E "\*\*\*Failed|Failed  " "$OUTDIR/ctest.log" | head
 fi
 
-# 4. Learning: the same 200 frames on both backends.
+# 4. Learning: the same 300 frames on both backends.
 stage learning
 CLIP=$DATA/hikers_forest_320x240.y4m
 [ -f "$CLIP" ] || CLIP=
@@ -87,7 +87,7 @@ if [ -z "$CLIP" ]; then
   fail "learning: no clip (run bench/gpu_prepare.sh and carry gpu-data)"
 else
   for be in cpu cuda; do
-    timeout 120 "$B/tabula" --headless --backend $be --size 256x256 --frames 200 --source "file:$CLIP" \
+    timeout 120 "$B/tabula" --headless --backend $be --size 256x256 --frames 300 --source "file:$CLIP" \
       --autosave.minutes 0 --metrics "$OUTDIR/curve_$be.jsonl" > "$OUTDIR/curve_$be.log" 2>&1 ||
       fail "learning run on $be (see curve_$be.log)"
   done
@@ -100,7 +100,7 @@ def psnr(be):
     return sum(p[:30]) / 30, sum(p[-30:]) / 30, len(p)
 c0, c1, nc = psnr("cpu"); g0, g1, ng = psnr("cuda")
 print(f"cpu {c0:.2f} -> {c1:.2f} dB, cuda {g0:.2f} -> {g1:.2f} dB over {nc}/{ng} frames")
-sys.exit(0 if nc == ng == 200 and abs(c1 - g1) <= 0.5 and g1 - g0 > 5 else 1)
+sys.exit(0 if nc == ng == 300 and abs(c1 - g1) <= 0.5 and g1 - g0 > 5 else 1)
 EOF
     pass "learning curves agree: $(cat "$OUTDIR/curve.txt")"
   else
