@@ -9,7 +9,8 @@
 #   4. a 300-frame learning run on a real clip at 256x256, CUDA against the CPU
 #      (the PSNR curves must agree: mean of the last 30 frames within 0.5 dB);
 #   5. bench_train --backend cuda against PyTorch eager and torch.compile,
-#      back to back, at 256x256, 1280x720 and 1920x1088;
+#      back to back, at 256x256, 1280x720 and 1920x1088, and tabula again
+#      with cuDNN held to FMA math (what TF32 buys);
 #   6. the whole headless loop at 1280x720, one step a frame (target 60/s);
 # then prints one markdown table for bench/RESULTS.md and exits non-zero if any
 # check failed. Logs and the table go to OUTDIR (default $OUT or ./gpu-out).
@@ -114,6 +115,9 @@ stage bench
 SIZES=256x256,1280x720,1920x1088
 timeout 120 "$B/bench_train" --backend cuda --sizes $SIZES > "$OUTDIR/bench_tabula.log" 2>&1 ||
   fail "bench_train (see bench_tabula.log)"
+# The same with cuDNN held to FMA math (no TF32): what TF32 buys.
+NVIDIA_TF32_OVERRIDE=0 TABULA_NO_TF32=1 timeout 120 "$B/bench_train" --backend cuda --sizes $SIZES \
+  > "$OUTDIR/bench_tabula_fma.log" 2>&1 || fail "bench_train without TF32 (see bench_tabula_fma.log)"
 timeout 90 python3 bench/torch_bench.py --device cuda --mode eager --sizes $SIZES \
   > "$OUTDIR/bench_torch_eager.log" 2>&1 || fail "torch eager bench"
 timeout 200 python3 bench/torch_bench.py --device cuda --mode compile --sizes $SIZES \
@@ -143,6 +147,7 @@ def rows(f):
         pass
     return out
 t, e, c = rows("bench_tabula.log"), rows("bench_torch_eager.log"), rows("bench_torch_compile.log")
+fma = rows("bench_tabula_fma.log")
 work = {}  # tabula's kernels and cuDNN calls per step, frame bytes uploaded per step
 try:
     for l in open(f"{d}/bench_tabula.log"):
@@ -152,8 +157,8 @@ try:
 except OSError:
     pass
 print(f"GPU: {gpu}. Train step, batch 1, default net, SGD momentum + clip.\n")
-print("| size | tabula CUDA ms | PyTorch eager ms | torch.compile ms | eager / tabula | compile / tabula | kernels + cuDNN / step | uploaded B / step |")
-print("|---|---|---|---|---|---|---|---|")
+print("| size | tabula CUDA ms | without TF32 ms | PyTorch eager ms | torch.compile ms | eager / tabula | compile / tabula | kernels + cuDNN / step | uploaded B / step |")
+print("|---|---|---|---|---|---|---|---|---|")
 ok = True
 for s in ["256x256", "1280x720", "1920x1088"]:
     tm, em, cm = t.get(s), e.get(s), c.get(s)
@@ -162,7 +167,7 @@ for s in ["256x256", "1280x720", "1920x1088"]:
     k, n, u = work.get(s, (None, None, None))
     kw = f"{k} + {n}" if k is not None else "-"
     up = f"{u:.0f}" if u is not None else "-"
-    print(f"| {s} | {f(tm)} | {f(em)} | {f(cm)} | {r(em, tm)} | {r(cm, tm)} | {kw} | {up} |")
+    print(f"| {s} | {f(tm)} | {f(fma.get(s))} | {f(em)} | {f(cm)} | {r(em, tm)} | {r(cm, tm)} | {kw} | {up} |")
     if s != "1920x1088" and tm and em and cm and not (em / tm >= 2 and cm / tm >= 1.2):
         print(f"\ntarget missed at {s}: want 2x eager and 1.2x compile", file=sys.stderr)
 try:
