@@ -305,8 +305,15 @@ static void display_loop(App *a, Display *d, Panel *pn, LoopState *ls) {
             hand_frame(a, d, v.p.v[PARAM_FREEZE] > 0);
             show_capture_state(a, d, ls);
             done = take_training(a, d, ls);
-            if (pn->hud)
-                panel_hud(d, &v, &rs, a->run.t.be->name, display_fps(d), ls->src, ls->delay_ms, ls->presence);
+            if (pn->hud) {
+                char out[96] = "";
+                if (a->vcam) {
+                    VcamStats vs;
+                    vcam_stats(a->vcam, &vs);
+                    vcam_hud_line(&vs, out, sizeof out);
+                }
+                panel_hud(d, &v, &rs, out, a->run.t.be->name, display_fps(d), ls->src, ls->delay_ms, ls->presence);
+            }
         }
         display_draw(d);
         ls->draws++;

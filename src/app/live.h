@@ -113,7 +113,8 @@ typedef struct {
 void panel_init(Panel *pn, Display *d, const Settings *s);
 void panel_key(App *a, Display *d, Panel *pn, const DisplayKey *k);
 // The HUD's lines from the training loop's view (a take being recorded, the
-// live parameters, then loss, rates, step, backend, source) and a note about
-// the room ([presence]: "empty room: learning paused"; "" for none).
-void panel_hud(Display *d, const RunView *v, const RecordStatus *rs, const char *backend, double disp_fps,
-               const char *src, double delay_ms, const char *note);
+// virtual camera's line `out` (vcam_hud_line; NULL or "" for none), the live
+// parameters, then loss, rates, step, backend, source) and a note about the
+// room ([presence]: "empty room: learning paused"; "" for none).
+void panel_hud(Display *d, const RunView *v, const RecordStatus *rs, const char *out, const char *backend,
+               double disp_fps, const char *src, double delay_ms, const char *note);

@@ -216,14 +216,15 @@ static int ghost_lines(const RunView *v, char (*l)[HUD_W], int max) {
     return k;
 }
 
-void panel_hud(Display *d, const RunView *v, const RecordStatus *rs, const char *backend, double disp_fps,
-               const char *src, double delay_ms, const char *note) {
+void panel_hud(Display *d, const RunView *v, const RecordStatus *rs, const char *out, const char *backend,
+               double disp_fps, const char *src, double delay_ms, const char *note) {
     static char l[HUD_LINES][HUD_W];
     const char *ptrs[HUD_LINES];
     int n = 0;
     if (rs && rs->on)  // first, where it is seen
         snprintf(l[n++], HUD_W, "REC %.1f s   %ld frames   dropped %ld encoder, %ld disk", rs->secs, rs->written,
                  rs->dropped_encoder, rs->dropped_disk);
+    if (out && out[0]) snprintf(l[n++], HUD_W, "%s", out);  // the virtual camera
     // [channels]: the values and loss of the channel the keys act on.
     int ch = v->channels > 1 && key_ch < v->channels ? key_ch : 0;
     const LiveParams *lp = ch ? &v->chp[ch] : &v->p;

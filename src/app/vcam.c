@@ -259,6 +259,15 @@ Vcam *vcam_start(const Settings *s, const VcamOpts *o, TbErr *err) {
     return v;
 }
 
+int vcam_hud_line(const VcamStats *st, char *buf, size_t n) {
+    if (st->away)
+        return snprintf(buf, n, "vcam %s: away, reopening (lost %ld time%s)", st->dev.path, st->lost,
+                        st->lost == 1 ? "" : "s");
+    return snprintf(buf, n, "vcam %s %dx%d %s   sent %ld   dropped %ld", st->dev.path, st->dev.width,
+                    st->dev.height, st->dev.fourcc == V4L2_PIX_FMT_YUYV ? "YUYV" : "YUV420", st->written,
+                    st->dropped);
+}
+
 void vcam_stats(Vcam *v, VcamStats *st) {
     pthread_mutex_lock(&v->mu);
     *st = (VcamStats){.written = v->written, .dropped = v->dropped + atomic_load(&v->busy), .lost = v->lost,

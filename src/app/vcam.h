@@ -41,5 +41,8 @@ RunOutput vcam_output(Vcam *v);
 // [output] layout = display (any thread; headless runs use [display]).
 void vcam_view(Vcam *v, int layout, int flip);
 void vcam_stats(Vcam *v, VcamStats *st);
+// The HUD's line for these counts: the device, its picture and what was sent
+// and dropped, or that it is away and being reopened. Returns snprintf's count.
+int vcam_hud_line(const VcamStats *st, char *buf, size_t n);
 // Stop the thread, close the device, log the counts.
 void vcam_stop(Vcam *v);

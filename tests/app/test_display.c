@@ -560,7 +560,7 @@ TEST_IMPL(dream_line_in_the_hud_while_dreaming) {
     float fb[2] = {0.4f, 0};
     for (int k = 0; k < 2; k++) {
         v.p.v[PARAM_FEEDBACK] = fb[k], v.p.v[PARAM_ZOOM] = k ? 1 : 1.01f, v.p.v[PARAM_ROTATE] = k ? 0 : 2;
-        panel_hud(d, &v, NULL, "cpu", 60, "pattern", 0, NULL);
+        panel_hud(d, &v, NULL, NULL, "cpu", 60, "pattern", 0, NULL);
         EXPECT(display_hud_rect(d, r) == 1, "HUD rect at feedback %g", (double)fb[k]);
         h[2 + k] = r[3];
     }

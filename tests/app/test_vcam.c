@@ -631,6 +631,14 @@ TEST_IMPL(device_vanishing_is_reported_once_and_recovers) {
     EXPECT(count_in(log, "virtual camera /fake/video10: back, 320x240") == 1, "no single 'back' line");
     EXPECT(count_in(log, "went away 1 time(s)") == 1, "the summary line");
     EXPECT(tm.slow <= tm.calls / 20, "%d of %d calls took over %g ms", tm.slow, tm.calls, SLOW_CALL_S * 1e3);
+    // The HUD's line, while away and once back.
+    char line[128];
+    vcam_hud_line(&away, line, sizeof line);
+    EXPECT(strcmp(line, "vcam /fake/video10: away, reopening (lost 1 time)") == 0, "HUD while away: %s", line);
+    vcam_hud_line(&st, line, sizeof line);
+    char want[128];
+    snprintf(want, sizeof want, "vcam /fake/video10 320x240 YUYV   sent %ld   dropped %ld", st.written, st.dropped);
+    EXPECT(strcmp(line, want) == 0, "HUD once back: %s", line);
     printf("vanished and back: %ld frames written, %ld dropped; the loop's call took at most %.3f ms\n",
            st.written, st.dropped, tm.worst * 1e3);
     unlink(log);
