@@ -12,6 +12,8 @@
 #      back to back, at 256x256, 1280x720 and 1920x1088, and tabula again
 #      with cuDNN held to FMA math (what TF32 buys);
 #   6. the whole headless loop at 1280x720, one step a frame (target 60/s);
+#   7. PyTorch eager in NHWC float32 and NHWC bfloat16: what cuDNN gains from
+#      the layout and the dtype on this net (informs; never fails the run);
 # then prints one markdown table for bench/RESULTS.md and exits non-zero if any
 # check failed. Logs and the table go to OUTDIR (default $OUT or ./gpu-out).
 # Data: $TABULA_DATA, else ./gpu-data (bench/gpu_prepare.sh fills it with one
@@ -132,6 +134,16 @@ if [ -n "$CLIP" ]; then
     --autosave.minutes 0 > "$OUTDIR/live_1280x720.log" 2>&1 || fail "headless 1280x720 run (see live_1280x720.log)"
 fi
 
+# 7. What cuDNN gains on this net from channels-last (NHWC) and bfloat16
+# activations, measured through PyTorch eager (tabula is NCHW float32): the
+# evidence for or against that rework. Last, as it only informs.
+stage layouts
+for v in "nhwc fp32" "nhwc bf16"; do
+  set -- $v
+  timeout 90 python3 bench/torch_bench.py --device cuda --mode eager --sizes $SIZES --layout $1 --dtype $2 \
+    > "$OUTDIR/bench_torch_$1_$2.log" 2>&1 || echo "torch eager $1 $2 did not finish" >> "$OUTDIR/summary.txt"
+done
+
 # The table for bench/RESULTS.md, and the issue's targets: 2x eager and 1.2x
 # compile at 256x256 and 1280x720, 200 steps/s at 1920x1088.
 python3 - "$OUTDIR" "$GPU" > "$OUTDIR/table.md" <<'EOF' || FAIL=1
@@ -176,6 +188,13 @@ try:
         print(f"\nheadless 1280x720, one step a frame: {done[-1].split(' done: ')[1].strip()} (target: 60 frames/s)")
 except OSError:
     pass
+nhwc, bf16 = rows("bench_torch_nhwc_fp32.log"), rows("bench_torch_nhwc_bf16.log")
+if nhwc or bf16:
+    print("\nPyTorch eager by layout and dtype (ms per step):\n")
+    print("| size | NCHW fp32 | NHWC fp32 | NHWC bf16 |")
+    print("|---|---|---|---|")
+    for s in ["256x256", "1280x720", "1920x1088"]:
+        print(f"| {s} | {f(e.get(s))} | {f(nhwc.get(s))} | {f(bf16.get(s))} |")
 big = t.get("1920x1088")
 if big:
     print(f"\n1920x1088: {1e3 / big:.0f} steps/s (target 200)")

@@ -10,6 +10,8 @@ decay) update.
 
   /usr/bin/python3 bench/torch_bench.py                      # CPU, 2 threads
   python3 bench/torch_bench.py --device cuda --mode compile  # GPU machine
+  python3 bench/torch_bench.py --device cuda --layout nhwc --dtype bf16
+      # what cuDNN gains from channels-last and bfloat16 activations on this net
 
 Prints a table, then one JSON line per size:
   {"impl": "pytorch-eager", "device": ..., "size": "256x256", "ms_per_step": ...,
@@ -53,19 +55,26 @@ def bench_size(args, device, width, height):
     params = list(model.parameters())
     opt = torch.optim.SGD(params, lr=args.lr, momentum=args.momentum,
                           weight_decay=args.weight_decay, foreach=device.type == "cuda")
-    net = torch.compile(model) if args.mode == "compile" else model
     x = torch.rand(args.batch, 3, height, width, device=device)
+    if args.layout == "nhwc":  # cuDNN's tensor-core layout: weights and activations channels-last
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    net = torch.compile(model) if args.mode == "compile" else model
+    # bf16: activations in bfloat16 under autocast, the weights and the update in float32.
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.mse_loss(net(x), x)
+        with amp:
+            y = net(x)
+        loss = F.mse_loss(y.float(), x)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, args.clip)
         opt.step()
         return loss
 
     def forward():
-        with torch.no_grad():
+        with torch.no_grad(), amp:
             return net(x)
 
     step_ms = timed(step, args, device)
@@ -102,6 +111,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default: cpu 20, cuda 200)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (cpu 3, cuda 20)")
+    ap.add_argument("--layout", choices=("nchw", "nhwc"), default="nchw",
+                    help="memory layout (nhwc = channels_last, what cuDNN's tensor cores prefer)")
+    ap.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32",
+                    help="activations (bf16 = autocast, float32 master weights)")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--momentum", type=float, default=0.9)
@@ -127,6 +140,8 @@ def main():
     if args.warmup is None:
         args.warmup = 20 if device.type == "cuda" else 3
     impl = f"pytorch-{args.mode}"
+    if args.layout != "nchw" or args.dtype != "fp32":
+        impl += f"-{args.layout}-{args.dtype}"
 
     rows = []
     for text in args.sizes.split(","):
