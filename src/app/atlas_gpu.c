@@ -98,6 +98,7 @@ static int atlas_show(void *p, int k, TbErr *err) {
     size_t bytes = 0, need = (size_t)g->w[k] * g->h[k] * 4;
     cudaError_t e = cudaSuccess;
     const char *what = "";
+    STEP(cudaSetDevice(g->be->device));  // g->stream's; a thunk on this thread may have left another
     STEP(cudaGraphicsMapResources(1, &g->res, g->stream));
     if (e == cudaSuccess) {
         STEP(cudaGraphicsResourceGetMappedPointer(&dst, &bytes, g->res));
@@ -158,6 +159,9 @@ ReconGpu *atlas_gpu_create(Backend *be, Display *d, const Model *m, const AtlasW
         tb_fail(err, "CUDA-GL interop: no atlas pixel buffer");
         goto fail;
     }
+    // On channel 0's device: making the channels' backends (on this thread)
+    // may have left another one current.
+    TRY(cudaSetDevice(be->device));
     TRY(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
     TRY(cudaMalloc((void **)&g->lut, sizeof lut));
     TRY(cudaMemcpy(g->lut, lut, sizeof lut, cudaMemcpyHostToDevice));
