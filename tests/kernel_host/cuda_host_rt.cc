@@ -21,12 +21,14 @@ struct KhNode {
 };
 struct CUstream_st {
     unsigned flags;
+    int device;  // current at its creation
     int capture;  // cudaStreamCaptureStatus
     cudaStreamCaptureMode mode;
     std::vector<KhNode> nodes;  // recorded so far
 };
 struct CUevent_st {
     unsigned flags;
+    int device;  // current at its creation
     int captured;  // last recorded in a capturing stream
 };
 struct CUgraph_st {
@@ -78,10 +80,26 @@ cudaError_t stream_ok(cudaStream_t s) {
     return !s || is_live(s) ? cudaSuccess : cudaErrorInvalidResourceHandle;
 }
 
+// Devices: KH_DEVICES (1 to 8, default 1) of them, alike; the current one
+// belongs to the thread. The device refuses a launch onto a stream of another
+// device than the current one (a copy may go there) and an event recorded on
+// a stream of another device than its own.
+int device_count(void) {
+    const char *e = getenv("KH_DEVICES");
+    int n = e ? atoi(e) : 1;
+    return n >= 1 && n <= 8 ? n : 1;
+}
+thread_local int current_device = 0;
+
 cudaError_t enqueue_node(cudaStream_t s, KhNode node) {
     if (cudaError_t e = stream_ok(s)) {
         kh_report("work enqueued on stream %p, which is not a live stream", (void *)s);
         return e;
+    }
+    if (s && node.kind == KH_OP_KERNEL && s->device != current_device) {
+        kh_report("a kernel launched on a stream of device %d while device %d is current", s->device,
+                  current_device);
+        return cudaErrorInvalidResourceHandle;
     }
     if (s && s->capture == cudaStreamCaptureStatusInvalidated)
         return cudaErrorStreamCaptureInvalidated;
@@ -133,18 +151,20 @@ void kh_reset_counts(void) { eager = KhGraphCounts{0, 0, 0, 0, 0, 0}; }
 // ---- the device
 
 cudaError_t cudaGetDeviceCount(int *count) {
-    *count = 1;
+    *count = device_count();
     return cudaSuccess;
 }
 cudaError_t cudaGetDevice(int *device) {
-    *device = 0;
+    *device = current_device;
     return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int device) {
-    return device == 0 ? cudaSuccess : kh_error(cudaErrorInvalidValue);
+    if (device < 0 || device >= device_count()) return kh_error(cudaErrorInvalidDevice);
+    current_device = device;
+    return cudaSuccess;
 }
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device) {
-    if (device != 0) return kh_error(cudaErrorInvalidValue);
+    if (device < 0 || device >= device_count()) return kh_error(cudaErrorInvalidDevice);
     memset(prop, 0, sizeof *prop);
     snprintf(prop->name, sizeof prop->name, "kernel_host emulator (as an H200)");
     prop->totalGlobalMem = (size_t)143771 << 20;
@@ -180,6 +200,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags) 
     if (flags & ~1u) return kh_error(cudaErrorInvalidValue);
     CUstream_st *s = new CUstream_st();
     s->flags = flags;
+    s->device = current_device;
     s->capture = cudaStreamCaptureStatusNone;
     live.insert(s);
     streams_live++;
@@ -233,6 +254,7 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags) {
     if (flags & ~7u) return kh_error(cudaErrorInvalidValue);
     CUevent_st *e = new CUevent_st();
     e->flags = flags;
+    e->device = current_device;
     live.insert(e);
     events_live++;
     *event = e;
@@ -256,6 +278,11 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     if (!e || !is_live(e)) return kh_error(cudaErrorInvalidResourceHandle);
     if (cudaError_t err = stream_ok(s)) return kh_error(err);
+    if (e->device != (s ? s->device : current_device)) {
+        kh_report("an event of device %d recorded on a stream of device %d", e->device,
+                  s ? s->device : current_device);
+        return kh_error(cudaErrorInvalidResourceHandle);
+    }
     if (s && s->capture == cudaStreamCaptureStatusInvalidated)
         return kh_error(cudaErrorStreamCaptureInvalidated);
     e->captured = s && s->capture == cudaStreamCaptureStatusActive;
@@ -373,6 +400,7 @@ const char *cudaGetErrorName(cudaError_t e) {
         KH_NAME(cudaErrorInsufficientDriver)
         KH_NAME(cudaErrorInvalidDeviceFunction)
         KH_NAME(cudaErrorNoDevice)
+        KH_NAME(cudaErrorInvalidDevice)
         KH_NAME(cudaErrorInvalidResourceHandle)
         KH_NAME(cudaErrorIllegalState)
         KH_NAME(cudaErrorNotReady)
@@ -399,6 +427,7 @@ const char *cudaGetErrorString(cudaError_t e) {
         return "CUDA driver version is insufficient for CUDA runtime version";
     case cudaErrorInvalidDeviceFunction: return "invalid device function";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
     case cudaErrorNotReady: return "device not ready";
