@@ -119,6 +119,9 @@ static int atlas_show(void *p, int k, TbErr *err) {
 static void atlas_destroy(void *p) {
     AtlasDev *g = p;
     if (!g) return;
+    // The backend's stream writes the staging buffers (the last write may still
+    // be queued): done before they are freed, as are this side's copies.
+    cudaStreamSynchronize((cudaStream_t)backend_cuda_stream(g->be));
     if (g->stream) cudaStreamSynchronize(g->stream);
     if (g->res) cudaGraphicsUnregisterResource(g->res);
     for (int i = 0; i < 3; i++) {
