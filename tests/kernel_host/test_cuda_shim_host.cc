@@ -161,6 +161,45 @@ TEST_IMPL(devices_refuse_work_of_another) {
     kh_clear();
 }
 
+// A copy from pinned memory reads its source when the stream gets to it: the
+// host changing that buffer before it knows the copy done (a stream or event
+// waited for, directly or through another stream's wait) is told when it
+// learns; a change after that is not.
+TEST_IMPL(pinned_source_changed_in_flight) {
+    float *x = dalloc(16), *h = NULL;
+    cudaMallocHost((void **)&h, 16 * sizeof(float));
+    for (int i = 0; i < 16; i++) h[i] = (float)i;
+    cudaStream_t s, t;
+    cudaEvent_t e;
+    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    cudaStreamCreateWithFlags(&t, cudaStreamNonBlocking);
+    cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
+    kh_clear();
+    cudaMemcpyAsync(x, h, 16 * sizeof(float), cudaMemcpyHostToDevice, s);
+    h[3] = 30.0f;  // too early
+    cudaStreamSynchronize(s);
+    EXPECT(kh_errors() == 1 && strstr(kh_first_error(), "changed by the host"), "not told: %d",
+           kh_errors());
+    h[3] = 31.0f;  // known done: free to change
+    cudaMemcpyAsync(x, h, 16 * sizeof(float), cudaMemcpyHostToDevice, s);
+    cudaEventRecord(e, s);
+    cudaEventSynchronize(e);
+    h[4] = 40.0f;
+    cudaMemcpyAsync(x, h, 16 * sizeof(float), cudaMemcpyHostToDevice, s);
+    cudaEventRecord(e, s);
+    cudaStreamWaitEvent(t, e, 0);
+    cudaStreamSynchronize(t);  // t waited for the copy: known done through it
+    h[5] = 50.0f;
+    cudaStreamSynchronize(s);
+    EXPECT(kh_errors() == 1, "a change after the copy was known done was told: %d", kh_errors());
+    cudaEventDestroy(e);
+    cudaStreamDestroy(t);
+    cudaStreamDestroy(s);
+    cudaFreeHost(h);
+    cudaFree(x);
+    kh_clear();
+}
+
 // A 2x3x5x4 input, 4 filters 3x3, pad 1: the descriptors set up for one call.
 struct Conv {
     cudnnHandle_t h;
@@ -262,4 +301,5 @@ TEST_IMPL(cudnn_nondeterminism_is_real) {
 
 TEST_MAIN(TEST_ENTRY(graph_replays_the_captured_arguments), TEST_ENTRY(capture_refuses_what_would_wait),
           TEST_ENTRY(copies_are_held_to_their_kind), TEST_ENTRY(cudnn_refuses_and_blends_as_cudnn),
-          TEST_ENTRY(cudnn_nondeterminism_is_real), TEST_ENTRY(devices_refuse_work_of_another))
+          TEST_ENTRY(cudnn_nondeterminism_is_real), TEST_ENTRY(devices_refuse_work_of_another),
+          TEST_ENTRY(pinned_source_changed_in_flight))
