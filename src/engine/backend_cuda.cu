@@ -918,8 +918,9 @@ extern "C" void *backend_cuda_stream(Backend *b) {
     return ((CudaCtx *)b->ctx)->stream;
 }
 
-// Device-wide memory for the health report (any thread: the runtime is
-// thread-safe and the backend uses device 0, every thread's default).
+// Device-wide memory for the health report, of the current device (any
+// thread: the runtime is thread-safe; backend_cuda_device.cu's thunk makes
+// the backend's device current on the calling thread first).
 static int cuda_mem_info(Backend *b, size_t *used, size_t *total) {
     (void)b;
     size_t free_b = 0, total_b = 0;
