@@ -883,6 +883,49 @@ TEST_IMPL(output_rgba_matches_get_output) {
     cudaFree(d_rgba);
 }
 
+// The interop extras from a thread whose current device is another's (the
+// channels share one thread, and each table entry leaves its own device
+// current): backend_cuda_output_rgba of a net on device 0, called right after
+// an entry of a net on device 1, still writes the first net's picture (a
+// launch on a stream of another device than the current one is refused).
+// Needs two devices; the host shim gives two under KH_DEVICES=2.
+TEST_IMPL(interop_extras_on_their_device) {
+    Training *t = training();
+    if (!t) return;
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess) (void)cudaGetLastError();
+    if (ndev < 2) TEST_SKIP_CASE("%d CUDA device: no other one to leave current", ndev);
+    TbErr err = {{0}};
+    BackendOpts o1 = {0};
+    o1.device = 1;
+    Backend *a = backend_create("cuda", &t->m, 1, &err);
+    EXPECT(a != NULL, "backend_create cuda: %s", err.msg);
+    Backend *b = a ? backend_create_opts("cuda", &t->m, 1, &o1, &err) : NULL;
+    EXPECT(b != NULL, "backend_create cuda on device 1: %s", err.msg);
+    if (!a || !b) {
+        if (a) backend_destroy(a);
+        return;
+    }
+    const uint8_t *b1[1] = {t->frames[2]};
+    uint8_t out[48 * 32 * 3], rgba[48 * 32 * 4], *d_rgba = NULL;
+    a->set_params(a, t->p0), b->set_params(b, t->p0);
+    a->load_batch(a, b1, 1), a->forward(a, 1);
+    a->get_output(a, 0, out);
+    cudaCheck(cudaSetDevice(a->device));
+    cudaCheck(cudaMalloc((void **)&d_rgba, sizeof rgba));
+    b->load_batch(b, b1, 1), b->forward(b, 1);  // leaves device 1 current
+    backend_cuda_output_rgba(a, 0, d_rgba, 48 * 4);
+    cudaCheck(cudaStreamSynchronize((cudaStream_t)backend_cuda_stream(a)));
+    cudaCheck(cudaMemcpy(rgba, d_rgba, sizeof rgba, cudaMemcpyDeviceToHost));
+    int bad = 0;
+    for (int i = 0; i < 48 * 32; i++)
+        for (int c = 0; c < 4; c++) bad += rgba[4 * i + c] != (c == 3 ? 255 : out[3 * i + c]);
+    EXPECT(bad == 0, "backend_cuda_output_rgba after device 1's entry: %d bytes differ", bad);
+    cudaFree(d_rgba);
+    backend_destroy(b);
+    backend_destroy(a);
+}
+
 // Forward only, after the same training on both: the same reconstruction.
 TEST_IMPL(forward_only_matches_cpu) {
     Training *t = training();
@@ -1250,6 +1293,7 @@ int main(int argc, char **argv) {
         TEST_ENTRY(frames_kept_on_device),
         TEST_ENTRY(output_rgba_matches_get_output),
         TEST_ENTRY(output_recent_never_waits),
+        TEST_ENTRY(interop_extras_on_their_device),
         TEST_ENTRY(trainer_sends_each_frame_once),
         TEST_ENTRY(targets_apart_match_cpu),
         TEST_ENTRY(forward_only_matches_cpu),

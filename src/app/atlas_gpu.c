@@ -98,6 +98,7 @@ static int atlas_show(void *p, int k, TbErr *err) {
     size_t bytes = 0, need = (size_t)g->w[k] * g->h[k] * 4;
     cudaError_t e = cudaSuccess;
     const char *what = "";
+    STEP(cudaSetDevice(g->be->device));  // g->stream's; a thunk on this thread may have left another
     STEP(cudaGraphicsMapResources(1, &g->res, g->stream));
     if (e == cudaSuccess) {
         STEP(cudaGraphicsResourceGetMappedPointer(&dst, &bytes, g->res));
@@ -118,6 +119,9 @@ static int atlas_show(void *p, int k, TbErr *err) {
 static void atlas_destroy(void *p) {
     AtlasDev *g = p;
     if (!g) return;
+    // The backend's stream writes the staging buffers (the last write may still
+    // be queued): done before they are freed, as are this side's copies.
+    cudaStreamSynchronize((cudaStream_t)backend_cuda_stream(g->be));
     if (g->stream) cudaStreamSynchronize(g->stream);
     if (g->res) cudaGraphicsUnregisterResource(g->res);
     for (int i = 0; i < 3; i++) {
@@ -158,6 +162,9 @@ ReconGpu *atlas_gpu_create(Backend *be, Display *d, const Model *m, const AtlasW
         tb_fail(err, "CUDA-GL interop: no atlas pixel buffer");
         goto fail;
     }
+    // On channel 0's device: making the channels' backends (on this thread)
+    // may have left another one current.
+    TRY(cudaSetDevice(be->device));
     TRY(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
     TRY(cudaMalloc((void **)&g->lut, sizeof lut));
     TRY(cudaMemcpy(g->lut, lut, sizeof lut, cudaMemcpyHostToDevice));

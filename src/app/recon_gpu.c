@@ -163,6 +163,7 @@ static int gl_show(void *p, int k, TbErr *err) {
     size_t bytes = 0, need = (size_t)g->w * g->h * 4;
     cudaError_t e = cudaSuccess;
     const char *what = "";
+    STEP(cudaSetDevice(g->be->device));  // g->stream's; a thunk on this thread may have left another
     STEP(cudaGraphicsMapResources(1, &g->res, g->stream));
     if (e == cudaSuccess) {
         STEP(cudaGraphicsResourceGetMappedPointer(&dst, &bytes, g->res));
@@ -185,6 +186,9 @@ static int gl_show(void *p, int k, TbErr *err) {
 static void gl_destroy(void *p) {
     GlDev *g = p;
     if (!g) return;
+    // The backend's stream writes the staging buffers (the last write may still
+    // be queued): done before they are freed, as are this side's copies.
+    cudaStreamSynchronize((cudaStream_t)backend_cuda_stream(g->be));
     if (g->stream) cudaStreamSynchronize(g->stream);
     if (g->res) cudaGraphicsUnregisterResource(g->res);
     for (int i = 0; i < 3; i++) {
@@ -224,6 +228,9 @@ ReconGpu *recon_gpu_create(Backend *be, Display *d, int w, int h, TbErr *err) {
         tb_fail(err, "CUDA-GL interop: no pixel buffer");
         goto fail;
     }
+    // On channel 0's device: making the channels' backends (on this thread)
+    // may have left another one current.
+    TRY(cudaSetDevice(be->device));
     TRY(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
     for (int i = 0; i < 3; i++) {
         TRY(cudaMalloc(&g->stage[i], (size_t)w * h * 4));

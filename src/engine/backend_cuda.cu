@@ -876,6 +876,7 @@ extern "C" void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size
     CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_output_rgba on a %s backend",
           b && b->name ? b->name : "null");
     CudaCtx *c = (CudaCtx *)b->ctx;
+    cudaCheck(cudaSetDevice(b->device));  // not a table entry: no thunk sets it (interop extras)
     tensor_to_rgba_cuda((uint8_t *)dev_rgba, pitch_bytes, output_sample(c, i), c->H, c->W,
                         c->stream);
 }
@@ -887,6 +888,7 @@ extern "C" void backend_cuda_atlas_rgba(Backend *b, int act, const TileGeom *g, 
     CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_atlas_rgba on a %s backend",
           b && b->name ? b->name : "null");
     CudaCtx *c = (CudaCtx *)b->ctx;
+    cudaCheck(cudaSetDevice(b->device));
     CHECK(act >= 0 && act <= c->L && c->batch > 0, "atlas: activation %d (batch %d)", act, c->batch);
     CHECK((size_t)g->ch * g->sw * g->sh == c->m->act_n[act], "atlas: %d x %dx%d values for activation %d",
           g->ch, g->sw, g->sh, act);
@@ -911,11 +913,14 @@ extern "C" void backend_cuda_step_work(Backend *b, CudaStepWork *w, long long *u
 extern "C" void *backend_cuda_stream(Backend *b) {
     CHECK(b && b->name && strcmp(b->name, "cuda") == 0, "backend_cuda_stream on a %s backend",
           b && b->name ? b->name : "null");
+    // The caller enqueues on it next (interop): its device must be this thread's current one.
+    cudaCheck(cudaSetDevice(b->device));
     return ((CudaCtx *)b->ctx)->stream;
 }
 
-// Device-wide memory for the health report (any thread: the runtime is
-// thread-safe and the backend uses device 0, every thread's default).
+// Device-wide memory for the health report, of the current device (any
+// thread: the runtime is thread-safe; backend_cuda_device.cu's thunk makes
+// the backend's device current on the calling thread first).
 static int cuda_mem_info(Backend *b, size_t *used, size_t *total) {
     (void)b;
     size_t free_b = 0, total_b = 0;

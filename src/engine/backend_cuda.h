@@ -51,7 +51,9 @@ void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size_t pitch_by
 // memory. On the backend's stream, not waited for, as backend_cuda_output_rgba.
 void backend_cuda_atlas_rgba(Backend *b, int act, const TileGeom *g, const uint8_t *dev_lut, void *dev_rgba,
                              size_t pitch_bytes);
-// The stream all of the backend's work runs on (a cudaStream_t).
+// The stream all of the backend's work runs on (a cudaStream_t). These three
+// extras make the backend's device current (b->device) before they return or
+// enqueue: the training thread comes to them from any channel's backend.
 void *backend_cuda_stream(Backend *b);
 
 #ifdef __cplusplus

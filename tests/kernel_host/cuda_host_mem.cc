@@ -55,6 +55,14 @@ const Alloc *holder(const L &list, const void *p) {
     return NULL;
 }
 
+// p inside a pinned buffer?
+int is_pinned(const void *p) {
+    const unsigned char *q = (const unsigned char *)p;
+    for (const Pinned &b : pinned)
+        if (q >= b.p && q < b.p + (b.bytes ? b.bytes : 1)) return 1;
+    return 0;
+}
+
 const char *kind_name(cudaMemcpyKind k) {
     switch (k) {
     case cudaMemcpyHostToHost: return "HostToHost";
@@ -218,6 +226,7 @@ cudaError_t cudaFreeHost(void *p) {
     if (cudaError_t e = kh_capture_forbids()) return kh_error(e);
     for (size_t i = 0; i < pinned.size(); i++) {
         if (pinned[i].p != p) continue;
+        kh_inflight_forget(p, pinned[i].bytes);
         free(p);
         pinned.erase(pinned.begin() + (long)i);
         return cudaSuccess;
@@ -249,10 +258,12 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
                             cudaStream_t stream) {
     if (bytes == 0) return cudaSuccess;
     if (cudaError_t e = copy_check(dst, src, bytes, kind, "cudaMemcpyAsync")) return kh_error(e);
-    return kh_error(kh_enqueue(stream, KH_OP_COPY, [=] {
+    cudaError_t e = kh_enqueue(stream, KH_OP_COPY, [=] {
         if (copy_check(dst, src, bytes, kind, "cudaMemcpyAsync (as it runs)") == cudaSuccess)
             memmove(dst, src, bytes);
-    }));
+    });
+    if (e == cudaSuccess && is_pinned(src)) kh_inflight_read(stream, src, bytes);
+    return kh_error(e);
 }
 
 cudaError_t cudaMemset(void *p, int value, size_t bytes) {

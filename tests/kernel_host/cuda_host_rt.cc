@@ -21,13 +21,26 @@ struct KhNode {
 };
 struct CUstream_st {
     unsigned flags;
+    int device;  // current at its creation
+    unsigned long long seq;  // work run on it so far (eagerly or a graph launch)
+    // Its waits for events of other streams: once it has run `at`, stream
+    // `on` has run `upto` (what the host learns through it).
+    struct Dep {
+        unsigned long long at;
+        CUstream_st *on;
+        unsigned long long upto;
+    };
+    std::vector<Dep> deps;
     int capture;  // cudaStreamCaptureStatus
     cudaStreamCaptureMode mode;
     std::vector<KhNode> nodes;  // recorded so far
 };
 struct CUevent_st {
     unsigned flags;
+    int device;  // current at its creation
     int captured;  // last recorded in a capturing stream
+    CUstream_st *stream;       // where it was last recorded outside a capture (NULL none)
+    unsigned long long seq;    // that stream's seq then: the work it marks
 };
 struct CUgraph_st {
     std::vector<KhNode> nodes;
@@ -78,10 +91,26 @@ cudaError_t stream_ok(cudaStream_t s) {
     return !s || is_live(s) ? cudaSuccess : cudaErrorInvalidResourceHandle;
 }
 
+// Devices: KH_DEVICES (1 to 8, default 1) of them, alike; the current one
+// belongs to the thread. The device refuses a launch onto a stream of another
+// device than the current one (a copy may go there) and an event recorded on
+// a stream of another device than its own.
+int device_count(void) {
+    const char *e = getenv("KH_DEVICES");
+    int n = e ? atoi(e) : 1;
+    return n >= 1 && n <= 8 ? n : 1;
+}
+thread_local int current_device = 0;
+
 cudaError_t enqueue_node(cudaStream_t s, KhNode node) {
     if (cudaError_t e = stream_ok(s)) {
         kh_report("work enqueued on stream %p, which is not a live stream", (void *)s);
         return e;
+    }
+    if (s && node.kind == KH_OP_KERNEL && s->device != current_device) {
+        kh_report("a kernel launched on a stream of device %d while device %d is current", s->device,
+                  current_device);
+        return cudaErrorInvalidResourceHandle;
     }
     if (s && s->capture == cudaStreamCaptureStatusInvalidated)
         return cudaErrorStreamCaptureInvalidated;
@@ -98,10 +127,76 @@ cudaError_t enqueue_node(cudaStream_t s, KhNode node) {
     }
     count(&eager, node);
     node.run();
+    if (s) s->seq++;
     return cudaSuccess;
 }
 
+// Copies from pinned memory in flight: on the device such a copy reads its
+// source when the stream gets to it, so the host may change that buffer only
+// once it knows the copy done (the stream, or an event after the copy, waited
+// for or found complete). Each eager copy from pinned memory is kept with a
+// hash of its source; when the host learns it done (or at exit), a changed
+// source is reported: the device could have copied either bytes.
+struct InFlight {
+    CUstream_st *s;
+    unsigned long long seq;  // done once s has run this much
+    const unsigned char *src;
+    size_t bytes;
+    unsigned long long hash;
+};
+std::vector<InFlight> inflight;
+
+unsigned long long fnv1a(const unsigned char *p, size_t n) {
+    unsigned long long h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+// The host knows stream s's work up to seq done (s NULL: every stream's), and
+// with it what s had waited for by then.
+void observe(CUstream_st *s, unsigned long long seq) {
+    if (s) {
+        std::vector<CUstream_st::Dep> through;
+        for (size_t i = 0; i < s->deps.size();) {
+            if (s->deps[i].at <= seq) {
+                through.push_back(s->deps[i]);
+                s->deps.erase(s->deps.begin() + (long)i);
+            } else {
+                i++;
+            }
+        }
+        for (const CUstream_st::Dep &d : through)
+            if (is_live(d.on)) observe(d.on, d.upto);
+    }
+    for (size_t i = 0; i < inflight.size();) {
+        const InFlight &f = inflight[i];
+        if (s && (f.s != s || f.seq > seq)) {
+            i++;
+            continue;
+        }
+        if (fnv1a(f.src, f.bytes) != f.hash)
+            kh_report("pinned %p (%zu bytes) changed by the host before the copy from it on stream "
+                      "%p was known done", (const void *)f.src, f.bytes, (void *)f.s);
+        inflight.erase(inflight.begin() + (long)i);
+    }
+}
+
 }  // namespace
+
+void kh_inflight_read(cudaStream_t s, const void *src, size_t bytes) {
+    if (!s || s->capture != cudaStreamCaptureStatusNone) return;  // captured: copied at replay
+    inflight.push_back(InFlight{s, s->seq, (const unsigned char *)src, bytes,
+                                fnv1a((const unsigned char *)src, bytes)});
+}
+
+void kh_inflight_forget(const void *p, size_t bytes) {
+    const unsigned char *a = (const unsigned char *)p;
+    for (size_t i = 0; i < inflight.size();) {
+        const InFlight &f = inflight[i];
+        if (f.src < a + bytes && a < f.src + f.bytes) inflight.erase(inflight.begin() + (long)i);
+        else i++;
+    }
+}
 
 cudaError_t kh_enqueue(cudaStream_t s, int kind, std::function<void()> op) {
     return enqueue_node(s, KhNode{kind, std::move(op), KhGraphCounts{0, 0, 0, 0, 0, 0}});
@@ -120,6 +215,7 @@ cudaError_t kh_capture_forbids(void) {
 }
 
 void kh_report_leaks(void) {
+    observe(NULL, 0);  // what is still in flight must not have changed either
     kh_report_mem_leaks();
     if (streams_live || events_live || graphs_live || execs_live)
         kh_report("never destroyed: %d streams, %d events, %d graphs, %d graph execs",
@@ -133,18 +229,20 @@ void kh_reset_counts(void) { eager = KhGraphCounts{0, 0, 0, 0, 0, 0}; }
 // ---- the device
 
 cudaError_t cudaGetDeviceCount(int *count) {
-    *count = 1;
+    *count = device_count();
     return cudaSuccess;
 }
 cudaError_t cudaGetDevice(int *device) {
-    *device = 0;
+    *device = current_device;
     return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int device) {
-    return device == 0 ? cudaSuccess : kh_error(cudaErrorInvalidValue);
+    if (device < 0 || device >= device_count()) return kh_error(cudaErrorInvalidDevice);
+    current_device = device;
+    return cudaSuccess;
 }
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int device) {
-    if (device != 0) return kh_error(cudaErrorInvalidValue);
+    if (device < 0 || device >= device_count()) return kh_error(cudaErrorInvalidDevice);
     memset(prop, 0, sizeof *prop);
     snprintf(prop->name, sizeof prop->name, "kernel_host emulator (as an H200)");
     prop->totalGlobalMem = (size_t)143771 << 20;
@@ -174,12 +272,17 @@ cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *attr, const void *f
 
 // ---- streams and events
 
-cudaError_t cudaDeviceSynchronize(void) { return kh_error(kh_capture_forbids()); }
+cudaError_t cudaDeviceSynchronize(void) {
+    cudaError_t e = kh_capture_forbids();
+    if (e == cudaSuccess) observe(NULL, 0);
+    return kh_error(e);
+}
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags) {
     if (flags & ~1u) return kh_error(cudaErrorInvalidValue);
     CUstream_st *s = new CUstream_st();
     s->flags = flags;
+    s->device = current_device;
     s->capture = cudaStreamCaptureStatusNone;
     live.insert(s);
     streams_live++;
@@ -197,6 +300,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
         kh_report("cudaStreamDestroy of a stream that is capturing");
         capturing.erase(s);
     }
+    observe(s, ~0ull);  // its copies: checked now, before the handle can be reused
     live.erase(s);
     streams_live--;
     delete s;
@@ -211,6 +315,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
         invalidate(s);
         return kh_error(cudaErrorStreamCaptureUnsupported);
     }
+    if (s) observe(s, s->seq);
     return s ? cudaSuccess : kh_error(kh_capture_forbids());
 }
 
@@ -220,12 +325,16 @@ cudaError_t cudaStreamQuery(cudaStream_t s) {
         invalidate(s);
         return kh_error(cudaErrorStreamCaptureUnsupported);
     }
+    if (s) observe(s, s->seq);
     return s ? cudaSuccess : kh_error(kh_capture_forbids());
 }
 
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
     if (cudaError_t err = stream_ok(s)) return kh_error(err);
     if (!e || !is_live(e)) return kh_error(cudaErrorInvalidResourceHandle);
+    if (s && s->capture == cudaStreamCaptureStatusNone && e->stream && e->stream != s &&
+        is_live(e->stream))
+        s->deps.push_back(CUstream_st::Dep{s->seq, e->stream, e->seq});
     return cudaSuccess;  // the event is complete (or, captured, joins the capture)
 }
 
@@ -233,6 +342,7 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags) {
     if (flags & ~7u) return kh_error(cudaErrorInvalidValue);
     CUevent_st *e = new CUevent_st();
     e->flags = flags;
+    e->device = current_device;
     live.insert(e);
     events_live++;
     *event = e;
@@ -256,15 +366,23 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
     if (!e || !is_live(e)) return kh_error(cudaErrorInvalidResourceHandle);
     if (cudaError_t err = stream_ok(s)) return kh_error(err);
+    if (e->device != (s ? s->device : current_device)) {
+        kh_report("an event of device %d recorded on a stream of device %d", e->device,
+                  s ? s->device : current_device);
+        return kh_error(cudaErrorInvalidResourceHandle);
+    }
     if (s && s->capture == cudaStreamCaptureStatusInvalidated)
         return kh_error(cudaErrorStreamCaptureInvalidated);
     e->captured = s && s->capture == cudaStreamCaptureStatusActive;
+    if (!e->captured) e->stream = s, e->seq = s ? s->seq : 0;
     return cudaSuccess;
 }
 
 static cudaError_t event_wait(cudaEvent_t e) {
     if (!e || !is_live(e)) return kh_error(cudaErrorInvalidResourceHandle);
-    return e->captured ? kh_error(cudaErrorCapturedEvent) : cudaSuccess;
+    if (e->captured) return kh_error(cudaErrorCapturedEvent);
+    if (e->stream && is_live(e->stream)) observe(e->stream, e->seq);
+    return cudaSuccess;
 }
 cudaError_t cudaEventQuery(cudaEvent_t e) { return event_wait(e); }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) { return event_wait(e); }
@@ -373,6 +491,7 @@ const char *cudaGetErrorName(cudaError_t e) {
         KH_NAME(cudaErrorInsufficientDriver)
         KH_NAME(cudaErrorInvalidDeviceFunction)
         KH_NAME(cudaErrorNoDevice)
+        KH_NAME(cudaErrorInvalidDevice)
         KH_NAME(cudaErrorInvalidResourceHandle)
         KH_NAME(cudaErrorIllegalState)
         KH_NAME(cudaErrorNotReady)
@@ -399,6 +518,7 @@ const char *cudaGetErrorString(cudaError_t e) {
         return "CUDA driver version is insufficient for CUDA runtime version";
     case cudaErrorInvalidDeviceFunction: return "invalid device function";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
     case cudaErrorNotReady: return "device not ready";

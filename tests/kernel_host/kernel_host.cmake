@@ -88,6 +88,8 @@ foreach(t test_kernel_host test_cuda_shim_host test_cuda_parity_host test_cuda_s
   add_test(NAME ${t} COMMAND ${t})
   set_tests_properties(${t} PROPERTIES SKIP_RETURN_CODE 77 ENVIRONMENT "${TEST_ENV}" TIMEOUT 600)
 endforeach()
+# Two devices for the parity run: a case puts a net on the second one.
+set_tests_properties(test_cuda_parity_host PROPERTIES ENVIRONMENT "${TEST_ENV};KH_DEVICES=2")
 
 # In a CUDA build the toolkit's headers are here: every value the stand-ins
 # give (cuda_host_api.h, include/cudnn.h) must be the toolkit's, or the build

@@ -8,6 +8,7 @@
 // rules on purpose and expects to be told.
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <vector>
@@ -123,6 +124,82 @@ TEST_IMPL(copies_are_held_to_their_kind) {
     kh_clear();
 }
 
+// Two devices (KH_DEVICES=2): a launch onto a stream of device 0 while device
+// 1 is current is refused and told, as the device refuses it; so is an event
+// of device 1 recorded on device 0's stream. A copy may go to either.
+TEST_IMPL(devices_refuse_work_of_another) {
+    setenv("KH_DEVICES", "2", 1);
+    int n = 0;
+    cudaGetDeviceCount(&n);
+    EXPECT(n == 2, "KH_DEVICES=2 gives %d devices", n);
+    EXPECT(cudaSetDevice(2) == cudaErrorInvalidDevice, "a third device made current");
+    (void)cudaGetLastError();
+    float *x = dalloc(64), *y = dalloc(64);
+    cudaStream_t s0;
+    cudaEvent_t e1;
+    cudaSetDevice(0);
+    cudaStreamCreateWithFlags(&s0, cudaStreamNonBlocking);
+    cudaSetDevice(1);
+    cudaEventCreateWithFlags(&e1, cudaEventDisableTiming);
+    kh_clear();
+    launch_scale(y, x, 64, 2.0f, s0);
+    EXPECT(cudaGetLastError() == cudaErrorInvalidResourceHandle && kh_errors() == 1,
+           "a launch on device 0's stream with device 1 current: %d told", kh_errors());
+    EXPECT(cudaEventRecord(e1, s0) == cudaErrorInvalidResourceHandle && kh_errors() == 2,
+           "device 1's event recorded on device 0's stream");
+    (void)cudaGetLastError();
+    EXPECT(cudaMemcpyAsync(y, x, 64 * sizeof(float), cudaMemcpyDeviceToDevice, s0) == cudaSuccess &&
+               kh_errors() == 2, "a copy on another device's stream");
+    cudaSetDevice(0);
+    launch_scale(y, x, 64, 2.0f, s0);
+    EXPECT(cudaGetLastError() == cudaSuccess && kh_errors() == 2, "a launch on the current device's stream");
+    cudaEventDestroy(e1);
+    cudaStreamDestroy(s0);
+    cudaFree(x);
+    cudaFree(y);
+    setenv("KH_DEVICES", "1", 1);
+    kh_clear();
+}
+
+// A copy from pinned memory reads its source when the stream gets to it: the
+// host changing that buffer before it knows the copy done (a stream or event
+// waited for, directly or through another stream's wait) is told when it
+// learns; a change after that is not.
+TEST_IMPL(pinned_source_changed_in_flight) {
+    float *x = dalloc(16), *h = NULL;
+    cudaMallocHost((void **)&h, 16 * sizeof(float));
+    for (int i = 0; i < 16; i++) h[i] = (float)i;
+    cudaStream_t s, t;
+    cudaEvent_t e;
+    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    cudaStreamCreateWithFlags(&t, cudaStreamNonBlocking);
+    cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
+    kh_clear();
+    cudaMemcpyAsync(x, h, 16 * sizeof(float), cudaMemcpyHostToDevice, s);
+    h[3] = 30.0f;  // too early
+    cudaStreamSynchronize(s);
+    EXPECT(kh_errors() == 1 && strstr(kh_first_error(), "changed by the host"), "not told: %d",
+           kh_errors());
+    h[3] = 31.0f;  // known done: free to change
+    cudaMemcpyAsync(x, h, 16 * sizeof(float), cudaMemcpyHostToDevice, s);
+    cudaEventRecord(e, s);
+    cudaEventSynchronize(e);
+    h[4] = 40.0f;
+    cudaMemcpyAsync(x, h, 16 * sizeof(float), cudaMemcpyHostToDevice, s);
+    cudaEventRecord(e, s);
+    cudaStreamWaitEvent(t, e, 0);
+    cudaStreamSynchronize(t);  // t waited for the copy: known done through it
+    h[5] = 50.0f;
+    cudaStreamSynchronize(s);
+    EXPECT(kh_errors() == 1, "a change after the copy was known done was told: %d", kh_errors());
+    cudaEventDestroy(e);
+    cudaStreamDestroy(t);
+    cudaStreamDestroy(s);
+    cudaFreeHost(h);
+    cudaFree(x);
+    kh_clear();
+}
+
 // A 2x3x5x4 input, 4 filters 3x3, pad 1: the descriptors set up for one call.
 struct Conv {
     cudnnHandle_t h;
@@ -224,4 +301,5 @@ TEST_IMPL(cudnn_nondeterminism_is_real) {
 
 TEST_MAIN(TEST_ENTRY(graph_replays_the_captured_arguments), TEST_ENTRY(capture_refuses_what_would_wait),
           TEST_ENTRY(copies_are_held_to_their_kind), TEST_ENTRY(cudnn_refuses_and_blends_as_cudnn),
-          TEST_ENTRY(cudnn_nondeterminism_is_real))
+          TEST_ENTRY(cudnn_nondeterminism_is_real), TEST_ENTRY(devices_refuse_work_of_another),
+          TEST_ENTRY(pinned_source_changed_in_flight))
