@@ -1173,6 +1173,46 @@ TEST_IMPL(coupling_matches_cpu) {
     free(got), free(want);
 }
 
+// Coupling again and again, as the channels do every few steps: the pointer
+// array (made at the first coupling, sent from pinned memory only when the
+// set of nets changes) serves three couplings of nets 0,1,2, then the set
+// changes (net 3 for net 1) and then shrinks (0,3): each round gives the bits
+// of the CPU nets coupled in the same order. A set change the array missed
+// would couple net 1 instead of net 3.
+TEST_IMPL(coupling_repeated_set_changes) {
+    Training *t = training();
+    if (!t) return;
+    enum { K = 4 };
+    size_t n = t->m.n_params;
+    Backend *g[K], *c[K];
+    float *host[K], *got = hnew(n), *want = hnew(n);
+    for (int j = 0; j < K; j++) {
+        TbErr err = {{0}};
+        g[j] = backend_create("cuda", &t->m, 3, &err);
+        EXPECT(g[j] != NULL, "backend_create cuda: %s", err.msg);
+        if (!g[j]) return;
+        c[j] = backend_create("cpu", &t->m, 3, &err);
+        host[j] = hnew(n);
+        fill(host[j], n, -0.5f, 0.5f);
+        g[j]->set_params(g[j], host[j]), c[j]->set_params(c[j], host[j]);
+    }
+    static const int sets[][4] = {{3, 0, 1, 2}, {3, 0, 1, 2}, {3, 0, 1, 2}, {3, 0, 3, 2}, {3, 0, 3, 2}, {2, 0, 3}};
+    for (size_t r = 0; r < sizeof sets / sizeof sets[0]; r++) {
+        int k = sets[r][0];
+        Backend *gs[3], *cs[3];
+        for (int j = 0; j < k; j++) gs[j] = g[sets[r][1 + j]], cs[j] = c[sets[r][1 + j]];
+        float c_r = 0.1f + 0.1f * (float)r;
+        EXPECT(backend_couple(gs, k, c_r, host) == 1, "round %zu: coupled through the host", r);
+        backend_couple(cs, k, c_r, host);
+        for (int j = 0; j < K; j++) {
+            g[j]->get_params(g[j], got), c[j]->get_params(c[j], want);
+            EXPECT(memcmp(got, want, n * sizeof(float)) == 0, "round %zu, net %d: not the CPU's bits", r, j);
+        }
+    }
+    for (int j = 0; j < K; j++) backend_destroy(g[j]), backend_destroy(c[j]), free(host[j]);
+    free(got), free(want);
+}
+
 // The bottleneck op against its CPU reference: 11 of 16 channels kept and one
 // at half weight; the dropped ones +0 exactly on the GPU too; the noise the
 // same counter-hash draws (to the last bits of logf and cosf), the counter
@@ -1305,6 +1345,7 @@ int main(int argc, char **argv) {
         TEST_ENTRY(lerp),
         TEST_ENTRY(slots_match_cpu),
         TEST_ENTRY(coupling_matches_cpu),
+        TEST_ENTRY(coupling_repeated_set_changes),
         TEST_ENTRY(bottleneck),
         TEST_ENTRY(bottleneck_training_matches_cpu),
     };

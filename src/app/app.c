@@ -84,8 +84,7 @@ static Display *open_display(App *a, Panel *pn, TbErr *err) {
     if (strcmp(t->be->name, "cuda") == 0) {
         a->rg = recon_gpu_create(t->be, d, W, H, err);
         if (!a->rg) tb_log("%s: reconstructions go through host memory", err->msg);
-        a->ag = atlas_gpu_create(t->be, d, &t->model, &a->ag_want, err);
-        if (!a->ag) tb_log("%s: the layer atlas goes through host memory", err->msg);
+        a->ag_make = atlas_gpu_create;  // on the atlas's first show (atlas_feed.c)
     }
     return d;
 }

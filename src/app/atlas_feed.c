@@ -54,7 +54,7 @@ static void feed_host(App *a, AtlasFeed *f, int focus, int solo, int c, int n) {
 
 // The GPU path (atlas_gpu.h): only the bottleneck's code comes to the host, and
 // only while a channel is solo (the decoder's input).
-static void feed_gpu(App *a, AtlasFeed *f, int focus, int solo, int c, int n) {
+static void feed_gpu(App *a, ReconGpu *ag, AtlasFeed *f, int focus, int solo, int c, int n) {
     Trainer *t = &a->run.t;
     const Model *m = &t->model;
     int nb = model_bottleneck_act(m);
@@ -63,7 +63,7 @@ static void feed_gpu(App *a, AtlasFeed *f, int focus, int solo, int c, int n) {
         atlas_solo(t->be, m, f->code, c, n, f->scratch, f->solo);
     }
     a->ag_want = (AtlasWant){focus, solo ? f->solo : NULL};
-    recon_gpu_produce(a->ag);
+    recon_gpu_produce(ag);
     pthread_mutex_lock(&a->mu);
     a->atlas_on_gpu = 1;
     a->atlas_seq++;
@@ -73,16 +73,34 @@ static void feed_gpu(App *a, AtlasFeed *f, int focus, int solo, int c, int n) {
 void atlas_feed(App *a, AtlasFeed **fp) {
     pthread_mutex_lock(&a->mu);
     int on = a->atlas_on && a->atlas_mid, focus = a->atlas_focus, solo = a->atlas_solo, solo_n = a->atlas_solo_n;
+    ReconGpu *ag = a->ag;  // set before atlas_on (atlas_show): never used before it exists
     pthread_mutex_unlock(&a->mu);
     Trainer *t = &a->run.t;
     if (!on || !t->last_batch) return;  // not shown, or no pass yet to read
     if (!*fp) *fp = atlas_feed_new(&t->model);  // on first use: a window that never shows it pays nothing
     // Once interop has failed recon_gpu_ok says 0 for good: the host path from then on.
-    if (recon_gpu_ok(a->ag)) feed_gpu(a, *fp, focus, solo >= 0, solo, solo_n);
+    if (recon_gpu_ok(ag)) feed_gpu(a, ag, *fp, focus, solo >= 0, solo, solo_n);
     else feed_host(a, *fp, focus, solo >= 0, solo, solo_n);
 }
 
+// Main thread (GL context current), the first time the atlas is shown: the
+// GPU path's device (ag_make: tried once), published under mu before the
+// training thread is told the atlas is on. If it cannot be made, the atlas
+// goes through host memory, as when interop fails later.
+static void atlas_gpu_first(App *a, Display *d) {
+    ReconGpu *(*make)(Backend *, Display *, const Model *, const AtlasWant *, TbErr *) = a->ag_make;
+    a->ag_make = NULL;
+    TbErr err = {{0}};
+    Trainer *t = &a->run.t;
+    ReconGpu *ag = make(t->be, d, &t->model, &a->ag_want, &err);
+    if (!ag) tb_log("%s: the layer atlas goes through host memory", err.msg);
+    pthread_mutex_lock(&a->mu);
+    a->ag = ag;
+    pthread_mutex_unlock(&a->mu);
+}
+
 void atlas_show(App *a, Display *d, int on, uint64_t *seen) {
+    if (on && a->ag_make) atlas_gpu_first(a, d);  // outside mu: it allocates on the device
     pthread_mutex_lock(&a->mu);
     if (on && !a->atlas_mid) {  // first shown: the two buffers this side swaps
         size_t n = atlas_max_bytes(&a->run.t.model);
@@ -92,6 +110,7 @@ void atlas_show(App *a, Display *d, int on, uint64_t *seen) {
     a->atlas_on = on;
     uint64_t seq = a->atlas_seq;
     int fresh = seq != *seen, on_gpu = a->atlas_on_gpu, w = a->atlas_w, h = a->atlas_h;
+    ReconGpu *ag = a->ag;
     if (fresh && !on_gpu) {
         uint8_t *mid = a->atlas_mid;
         a->atlas_mid = a->atlas_show;
@@ -100,7 +119,7 @@ void atlas_show(App *a, Display *d, int on, uint64_t *seen) {
     pthread_mutex_unlock(&a->mu);
     if (!fresh) return;
     // Outside mu: an upload takes a while, and a map can wait on the driver.
-    if (on_gpu && recon_gpu_consume(a->ag) == 0) return;  // not written yet: the screen keeps the last, try next turn
+    if (on_gpu && recon_gpu_consume(ag) == 0) return;  // not written yet: the screen keeps the last, try next turn
     if (!on_gpu) display_set_atlas(d, a->atlas_show, w, h);
     *seen = seq;  // (-1 from consume: interop is off; the next picture comes through the host)
 }

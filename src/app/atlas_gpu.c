@@ -40,7 +40,8 @@ typedef struct {
     int w[3], h[3];        // each one's size (written before the hand-over publishes it)
     cudaEvent_t written[3], copied[3];
     uint8_t *lut;          // the colour map, on the device
-    uint8_t *solo;         // the solo view's block, RGBA8 on the host
+    uint8_t *solo;         // the solo view's block, RGBA8, pinned host memory
+    cudaEvent_t solo_sent; // after its last copy to the device
     unsigned pbo;
     struct cudaGraphicsResource *res;
 } AtlasDev;
@@ -62,10 +63,15 @@ static void atlas_write(void *p, int k) {
         if (b[i].act < 0) {
             AtlasBlock o = b[i];
             o.x = o.y = 0;
+            // Pinned, so the copy is queued and the host does not wait for the
+            // stream. Rewritten only after its last copy: that was part of an
+            // earlier picture, finished before recon_gpu_produce asks for this
+            // one (one in flight at most), so this does not wait either.
+            cudaCheck(cudaEventSynchronize(g->solo_sent));
             atlas_draw_rgb(&o, g->want->solo, g->solo, (size_t)o.w * 4, 4);
-            // Pageable memory: returns once the bytes are staged, so g->solo may change after.
             cudaCheck(cudaMemcpy2DAsync(at, pitch, g->solo, (size_t)o.w * 4, (size_t)o.w * 4, o.h,
                                         cudaMemcpyHostToDevice, s));
+            cudaCheck(cudaEventRecord(g->solo_sent, s));
             continue;
         }
         TileGeom tg;
@@ -131,7 +137,8 @@ static void atlas_destroy(void *p) {
     }
     if (g->lut) cudaFree(g->lut);
     if (g->stream) cudaStreamDestroy(g->stream);
-    free(g->solo);
+    if (g->solo) cudaFreeHost(g->solo);
+    if (g->solo_sent) cudaEventDestroy(g->solo_sent);
     free(g);
 }
 
@@ -154,7 +161,6 @@ ReconGpu *atlas_gpu_create(Backend *be, Display *d, const Model *m, const AtlasW
     AtlasDev *g = tb_calloc(1, sizeof *g);
     g->be = be, g->d = d, g->m = m, g->want = want;
     g->bytes = atlas_max_bytes(m) / 3 * 4;
-    g->solo = tb_malloc((size_t)ATLAS_IMAGE_MAX * ATLAS_IMAGE_MAX * 4);
     uint8_t lut[256][3];
     atlas_lut(lut);
     g->pbo = display_atlas_pbo(d, g->bytes);
@@ -168,6 +174,8 @@ ReconGpu *atlas_gpu_create(Backend *be, Display *d, const Model *m, const AtlasW
     TRY(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
     TRY(cudaMalloc((void **)&g->lut, sizeof lut));
     TRY(cudaMemcpy(g->lut, lut, sizeof lut, cudaMemcpyHostToDevice));
+    TRY(cudaHostAlloc((void **)&g->solo, (size_t)ATLAS_IMAGE_MAX * ATLAS_IMAGE_MAX * 4, cudaHostAllocDefault));
+    TRY(cudaEventCreateWithFlags(&g->solo_sent, cudaEventDisableTiming));
     for (int i = 0; i < 3; i++) {
         TRY(cudaMalloc(&g->stage[i], g->bytes));
         TRY(cudaEventCreateWithFlags(&g->written[i], cudaEventDisableTiming));

@@ -22,8 +22,9 @@ typedef struct {
 } AtlasWant;
 
 // Main thread, GL context current: the atlas's ReconGpu over CUDA-GL, reading
-// *want at each write. NULL with err when the backend is not CUDA or interop is
-// unavailable: the atlas then goes through host memory.
+// *want at each write. Made the first time the atlas is shown (App.ag_make,
+// atlas_feed.c), not at start. NULL with err when the backend is not CUDA or
+// interop is unavailable: the atlas then goes through host memory.
 ReconGpu *atlas_gpu_create(Backend *be, Display *d, const Model *m, const AtlasWant *want, TbErr *err);
 // The atlas's ReconGpu over any device (the CUDA-GL one above; a host stand-in
 // in tests): recon_gpu_open, named for the log.

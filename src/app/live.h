@@ -63,10 +63,14 @@ typedef struct {
     uint8_t *atlas_mid, *atlas_show;
     int atlas_w, atlas_h;
     uint64_t atlas_seq;
-    // On CUDA with interop (atlas_gpu.h; NULL: host only, and not guarded by mu,
-    // as rg): the newest picture went through ag (atlas_on_gpu), drawn for
-    // ag_want (the training thread's alone).
+    // On CUDA with interop (atlas_gpu.h; NULL: host only): the newest picture
+    // went through ag (atlas_on_gpu), drawn for ag_want (the training thread's
+    // alone). ag is made by ag_make (atlas_gpu_create on CUDA, else NULL; the
+    // main thread's) the first time the window shows the atlas, not at start:
+    // its buffers are tens of MB. Published under mu before atlas_on, so the
+    // training thread reads it there; it stays until teardown.
     ReconGpu *ag;
+    ReconGpu *(*ag_make)(Backend *be, Display *d, const Model *m, const AtlasWant *want, TbErr *err);
     AtlasWant ag_want;
     int atlas_on_gpu;
 } App;

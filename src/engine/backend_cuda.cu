@@ -138,6 +138,13 @@ typedef struct {
     int bn_ev_used[PIN_RING];
     unsigned bn_count;
     float *d_dec;  // decode's own activations (one sample), NULL until used
+    // cuda_couple's pointer array (this backend coupling as bs[0]), NULL until
+    // the first coupling: the set last sent (cw_n pointers), its pinned source
+    // and the event after that copy.
+    float **cw_dev, **cw_host;
+    float *cw_set[TB_COUPLE_MAX];
+    int cw_n;
+    cudaEvent_t cw_ev;
     // What a step enqueues (backend_cuda_step_work): cuDNN calls so far, the
     // work of each graph key as it was last enqueued (a replay runs the same),
     // and what the loads since the last step launched and uploaded.
@@ -542,7 +549,9 @@ static void cuda_destroy(Backend *b) {
         for (int i = 0; i <= TB_SLOTS; i++)
             if (c->slots[i]) (void)cudaFree(c->slots[i]);
         if (c->d_dec) (void)cudaFree(c->d_dec);
-        void *host[] = {c->h_op, c->h_frames, c->h_stats, c->h_rgb, c->h_bn};
+        if (c->cw_dev) (void)cudaFree(c->cw_dev);
+        if (c->cw_ev) (void)cudaEventDestroy(c->cw_ev);
+        void *host[] = {c->h_op, c->h_frames, c->h_stats, c->h_rgb, c->h_bn, c->cw_host};
         for (size_t k = 0; k < sizeof host / sizeof host[0]; k++)
             if (host[k]) (void)cudaFreeHost(host[k]);
         if (c->cudnn) cudnnDestroy(c->cudnn);
@@ -843,10 +852,36 @@ static void stream_after(cudaStream_t waiter, cudaStream_t done) {
 
 // The channels' coupling (backend.h couple) as one kernel on bs[0]'s stream:
 // it starts after every other backend's queued work, and each other stream
-// waits for it before its next step. Nothing waits on the host. The k weight
-// pointers go to the device in a stream-ordered allocation (host values: never
-// inside a captured graph). -1, nothing done, when the nets are on different
-// devices or that allocation fails: the host path takes over.
+// waits for it before its next step. Nothing waits on the host. The kernel
+// reads the k weight pointers from cw_dev, an array in bs[0]'s context made on
+// the first call and sent again only when the set of backends changes, from
+// pinned cw_host (rewritten only once cw_ev says its last copy is done: a set
+// that changes again so soon waits for that one copy). Never inside a
+// captured graph. -1, nothing done, when the nets are on different devices or
+// the first call's allocation fails: the host path takes over.
+static int couple_ptrs(CudaCtx *c0, float *const *w, int k) {
+    if (!c0->cw_ev) {  // made last: each part made once, whichever call gets that far
+        if ((!c0->cw_dev && cudaMalloc((void **)&c0->cw_dev, TB_COUPLE_MAX * sizeof(float *)) != cudaSuccess) ||
+            (!c0->cw_host && cudaHostAlloc((void **)&c0->cw_host, TB_COUPLE_MAX * sizeof(float *),
+                                           cudaHostAllocDefault) != cudaSuccess) ||
+            cudaEventCreateWithFlags(&c0->cw_ev, cudaEventDisableTiming) != cudaSuccess) {
+            c0->cw_ev = NULL;
+            (void)cudaGetLastError();
+            return -1;  // what was made stays for cuda_destroy; the next call tries again
+        }
+    }
+    if (c0->cw_n == k && memcmp(c0->cw_set, w, (size_t)k * sizeof *w) == 0) return 0;
+    if (c0->cw_n) cudaCheck(cudaEventSynchronize(c0->cw_ev));  // cw_host's last copy
+    memcpy(c0->cw_host, w, (size_t)k * sizeof *w);
+    memcpy(c0->cw_set, w, (size_t)k * sizeof *w);
+    c0->cw_n = k;
+    // Stream-ordered: the last coupling kernel has read the old set before it changes.
+    cudaCheck(cudaMemcpyAsync(c0->cw_dev, c0->cw_host, (size_t)k * sizeof *w, cudaMemcpyHostToDevice,
+                              c0->stream));
+    cudaCheck(cudaEventRecord(c0->cw_ev, c0->stream));
+    return 0;
+}
+
 static int cuda_couple(Backend *const *bs, int k, float c) {
     CudaCtx *c0 = (CudaCtx *)bs[0]->ctx;
     float *w[TB_COUPLE_MAX];
@@ -858,17 +893,10 @@ static int cuda_couple(Backend *const *bs, int k, float c) {
     cudaStreamCaptureStatus cap;
     cudaCheck(cudaStreamIsCapturing(c0->stream, &cap));
     CHECK(cap == cudaStreamCaptureStatusNone, "coupling inside a captured graph");
-    float **d_w = NULL;
-    if (cudaMallocAsync((void **)&d_w, (size_t)k * sizeof *d_w, c0->stream) != cudaSuccess) {
-        (void)cudaGetLastError();
-        return -1;
-    }
-    // From pageable memory: staged before the call returns, so w may go.
-    cudaCheck(cudaMemcpyAsync(d_w, w, (size_t)k * sizeof *d_w, cudaMemcpyHostToDevice, c0->stream));
+    if (couple_ptrs(c0, w, k)) return -1;
     for (int j = 1; j < k; j++) stream_after(c0->stream, ((CudaCtx *)bs[j]->ctx)->stream);
-    couple_cuda(d_w, k, c0->m->n_params, c, c0->stream);
+    couple_cuda(c0->cw_dev, k, c0->m->n_params, c, c0->stream);
     for (int j = 1; j < k; j++) stream_after(((CudaCtx *)bs[j]->ctx)->stream, c0->stream);
-    cudaCheck(cudaFreeAsync(d_w, c0->stream));
     return 0;
 }
 
