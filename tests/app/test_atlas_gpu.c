@@ -10,6 +10,10 @@
 // backend's activations, marks each buffer unfinished at the first look (as a
 // GPU still drawing), and puts it into the display's real atlas pixel buffer.
 // The interop failure is the app's own switch, TABULA_INJECT_INTEROP_FAIL.
+// The device is made as the app makes it, through App.ag_make on the atlas's
+// first show: a window that never shows the atlas must not pay for its
+// buffers (tens of MB at 1280x720), and a device that cannot be made must
+// leave the atlas on the host path.
 // Runs itself under xvfb-run when there is no DISPLAY.
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
@@ -108,9 +112,39 @@ typedef struct {
     Stub stub;
     long frames;
     uint64_t seen;
+    const char *inject;  // TABULA_INJECT_INTEROP_FAIL for the device when it is made
+    int make_fails;      // the maker reports that interop is unavailable
+    long makes;          // calls of the maker (main thread)
 } Rig;
 
-static int rig_open(Rig *r, const char *inject) {
+static Rig *g_rig;  // the maker's (App.ag_make has the app's signature)
+
+// The stand-in's atlas_gpu_create: its buffers are made here, not before.
+static ReconGpu *stub_make(Backend *be, Display *d, const Model *m, const AtlasWant *want, TbErr *err) {
+    Rig *r = g_rig;
+    Stub *s = &r->stub;
+    r->makes++;
+    EXPECT(be == r->a.run.t.be && d == window() && m == &r->a.run.t.model && want == &r->a.ag_want,
+           "the maker got another backend, display, model or want");
+    if (r->make_fails) {
+        tb_fail(err, "stand-in: CUDA-GL interop unavailable");
+        return NULL;
+    }
+    size_t most = atlas_max_bytes(m);
+    s->pbo = display_atlas_pbo(d, most / 3 * 4);
+    EXPECT(s->pbo != 0, "no atlas pixel buffer");
+    for (int k = 0; k < 3; k++) s->stage[k] = tb_malloc(most / 3 * 4);
+    s->rgb = tb_malloc(most), s->shown = tb_malloc(most);
+    s->acts = tb_malloc(m->act_total * sizeof(float));
+    if (r->inject) setenv("TABULA_INJECT_INTEROP_FAIL", r->inject, 1);
+    ReconGpu *g = atlas_gpu_open(&stub_ops, s);
+    unsetenv("TABULA_INJECT_INTEROP_FAIL");
+    return g;
+}
+
+// The rig with the training thread running; the window shows the atlas from
+// the start when `shown`.
+static int rig_open_as(Rig *r, const char *inject, int shown, int make_fails) {
     memset(r, 0, sizeof *r);
     settings_default(&r->s);
     r->s.width = W, r->s.height = H;
@@ -134,21 +168,16 @@ static int rig_open(Rig *r, const char *inject) {
     a->in_cap = W * H * 3;
     a->atlas_focus = a->atlas_solo = -1;
     a->atlas_solo_n = 1;
-    const Model *m = &a->run.t.model;
-    size_t most = atlas_max_bytes(m);
-    Stub *s = &r->stub;
-    *s = (Stub){.a = a, .pbo = display_atlas_pbo(window(), most / 3 * 4)};
-    EXPECT(s->pbo != 0, "no atlas pixel buffer");
-    for (int k = 0; k < 3; k++) s->stage[k] = tb_malloc(most / 3 * 4);
-    s->rgb = tb_malloc(most), s->shown = tb_malloc(most);
-    s->acts = tb_malloc(m->act_total * sizeof(float));
-    if (inject) setenv("TABULA_INJECT_INTEROP_FAIL", inject, 1);
-    a->ag = atlas_gpu_open(&stub_ops, s);
-    unsetenv("TABULA_INJECT_INTEROP_FAIL");
-    atlas_show(a, window(), 1, &r->seen);  // the window shows the atlas
+    r->stub.a = a;
+    r->inject = inject, r->make_fails = make_fails;
+    g_rig = r;
+    a->ag_make = stub_make;  // as app.c on the CUDA backend
+    atlas_show(a, window(), shown, &r->seen);
     CHECK(pthread_create(&a->thread, NULL, train_thread_main, a) == 0, "pthread_create");
     return 0;
 }
+
+static int rig_open(Rig *r, const char *inject) { return rig_open_as(r, inject, 1, 0); }
 
 static void rig_close(Rig *r) {
     App *a = &r->a;
@@ -163,19 +192,43 @@ static void rig_close(Rig *r) {
     control_queue_destroy(&r->q);
 }
 
-// One frame to the training thread (a pattern that moves), then the main
-// thread's turns until a picture is on the screen (up to 10 s). Returns 1 and
-// whether it came through the GPU path in *gpu.
-static int rig_step(Rig *r, int *gpu) {
+// One frame to the training thread (a pattern that moves).
+static void rig_frame(Rig *r) {
     App *a = &r->a;
-    pthread_mutex_lock(&a->mu);
-    uint64_t before = a->atlas_seq;
     long f = r->frames++;
     for (int i = 0; i < W * H * 3; i++) a->in_rgb[i] = (uint8_t)((i % (W * 3)) * 3 + f * 23 + (i / (W * 3)) * 5);
     a->in_w = W, a->in_h = H;
     a->in_seq++;
     a->in_arrival = tb_now();
     pthread_cond_signal(&a->cond);
+}
+
+// A frame, then the main thread's turns (atlas hidden) until the training
+// thread has published its reconstruction, after its atlas_feed (up to 10 s).
+static int rig_hidden_step(Rig *r) {
+    App *a = &r->a;
+    pthread_mutex_lock(&a->mu);
+    uint64_t before = a->rec_seq;
+    rig_frame(r);
+    pthread_mutex_unlock(&a->mu);
+    for (int i = 0; i < 2000; i++) {
+        atlas_show(a, window(), 0, &r->seen);
+        pthread_mutex_lock(&a->mu);
+        uint64_t seq = a->rec_seq;
+        pthread_mutex_unlock(&a->mu);
+        if (seq > before) return 1;
+        sleep_ms(5);
+    }
+    return 0;
+}
+
+// A frame, then the main thread's turns until a picture is on the screen (up
+// to 10 s). Returns 1 and whether it came through the GPU path in *gpu.
+static int rig_step(Rig *r, int *gpu) {
+    App *a = &r->a;
+    pthread_mutex_lock(&a->mu);
+    uint64_t before = a->atlas_seq;
+    rig_frame(r);
     pthread_mutex_unlock(&a->mu);
     for (int i = 0; i < 2000; i++) {
         pthread_mutex_lock(&a->mu);
@@ -288,9 +341,64 @@ TEST_IMPL(interop_failure_falls_back_to_host) {
     rig_close(&r);
 }
 
+// The device is made on the atlas's first show, not before: frames trained
+// while the window shows something else make nothing and draw no atlas; at
+// the first show it is made once, before the training thread draws, and every
+// picture goes through it; hiding and showing again makes no second one.
+TEST_IMPL(made_at_first_show) {
+    Rig r;
+    if (rig_open_as(&r, NULL, 0, 0)) return;
+    App *a = &r.a;
+    int ok = 1, gpu = 0, on_gpu = 0;
+    for (int f = 0; f < 3 && ok; f++) ok = rig_hidden_step(&r);
+    pthread_mutex_lock(&a->mu);
+    ReconGpu *ag = a->ag;
+    uint64_t seq = a->atlas_seq;
+    int bufs = a->atlas_mid != NULL;
+    pthread_mutex_unlock(&a->mu);
+    EXPECT(ok, "the training thread took no frame while the atlas was hidden");
+    EXPECT(r.makes == 0 && ag == NULL && r.stub.stage[0] == NULL, "hidden: %ld makes, device %p", r.makes,
+           (void *)ag);
+    EXPECT(seq == 0 && !bufs, "hidden: %llu pictures drawn", (unsigned long long)seq);
+    atlas_show(a, window(), 1, &r.seen);  // the first show
+    EXPECT(r.makes == 1 && recon_gpu_ok(a->ag) == 1, "first show: %ld makes, interop %d", r.makes,
+           recon_gpu_ok(a->ag));
+    for (int f = 0; f < 4 && ok; f++) ok = rig_step(&r, &gpu), on_gpu += ok && gpu;
+    EXPECT(ok && on_gpu == 4, "%d of 4 pictures through the GPU path after the first show", on_gpu);
+    EXPECT(a->atlas_w == 0, "the host path drew a picture (%dx%d)", a->atlas_w, a->atlas_h);
+    ok = ok && rig_hidden_step(&r);
+    atlas_show(a, window(), 1, &r.seen);
+    ok = ok && rig_step(&r, &gpu);
+    EXPECT(ok && gpu && r.makes == 1, "shown again: %ld makes, GPU path %d", r.makes, gpu);
+    printf("made at first show: %ld makes, %d pictures through it\n", r.makes, on_gpu);
+    rig_close(&r);
+}
+
+// A device that cannot be made at the first show (no interop): tried once,
+// and the atlas goes through host memory from the first picture on.
+TEST_IMPL(make_failure_falls_back_to_host) {
+    Rig r;
+    if (rig_open_as(&r, NULL, 0, 1)) return;
+    App *a = &r.a;
+    int ok = rig_hidden_step(&r), gpu = 1, host = 0;
+    EXPECT(ok && r.makes == 0, "hidden: %ld makes", r.makes);
+    atlas_show(a, window(), 1, &r.seen);
+    EXPECT(r.makes == 1 && a->ag == NULL, "first show: %ld makes, device %p", r.makes, (void *)a->ag);
+    for (int f = 0; f < 4 && ok; f++) ok = rig_step(&r, &gpu), host += ok && !gpu;
+    EXPECT(ok && host == 4, "%d of 4 pictures through the host after the device failed", host);
+    EXPECT(r.makes == 1, "the device was tried %ld times", r.makes);
+    int aw, ah;
+    AtlasBlock b[ATLAS_MAX_BLOCKS];
+    atlas_geometry(&a->run.t.model, -1, 0, b, &aw, &ah);
+    EXPECT(a->atlas_w == aw && a->atlas_h == ah, "host picture %dx%d, the atlas is %dx%d", a->atlas_w,
+           a->atlas_h, aw, ah);
+    rig_close(&r);
+}
+
 int main(int argc, char **argv) {
     test_ensure_display();
     static const TestCase cases[] = {TEST_ENTRY(pictures_through_the_pixel_buffer),
-                                     TEST_ENTRY(interop_failure_falls_back_to_host)};
+                                     TEST_ENTRY(interop_failure_falls_back_to_host),
+                                     TEST_ENTRY(made_at_first_show), TEST_ENTRY(make_failure_falls_back_to_host)};
     return test_run(cases, sizeof cases / sizeof cases[0], argc, argv);
 }
