@@ -319,13 +319,14 @@ TEST_IMPL(interop_failure_falls_back_to_host) {
     App *a = &r.a;
     static uint8_t img[SW * SH * 3];
     int gpu = 1, host = 0, changed = 0, ok = 1;
-    long last = -1;
+    unsigned long last = 0;  // a hash of the screen (unsigned: it wraps)
     for (int f = 0; f < 40 && host < 6 && ok; f++) {
         ok = rig_step(&r, &gpu);
         if (!ok || gpu) continue;
         host++;
         ok = read_screen(img);
-        long t = tile_pixels(img), sum = 0;
+        long t = tile_pixels(img);
+        unsigned long sum = 1;
         for (size_t i = 0; i < sizeof img; i += 7) sum = sum * 31 + img[i];
         changed += sum != last;
         last = sum;
