@@ -30,7 +30,8 @@ void kh_report_leaks(void);
 void kh_report_mem_leaks(void);
 // Copies from pinned memory in flight (cuda_host_rt.cc): cudaMemcpyAsync tells
 // of each eager one; the source must not change before the host knows the
-// copy done (a changed one is reported then). cudaFreeHost forgets a buffer.
+// copy done (a changed one is reported then). cudaFreeHost forgets a buffer
+// (its copies in and out).
 void kh_inflight_read(cudaStream_t s, const void *src, size_t bytes);
 void kh_inflight_forget(const void *p, size_t bytes);
 // A copy into pinned memory, as it runs on a stream (eagerly or in a graph

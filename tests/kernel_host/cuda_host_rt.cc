@@ -248,8 +248,10 @@ void kh_inflight_forget(const void *p, size_t bytes) {
     }
     for (size_t i = 0; i < landing.size();) {
         const Landing &l = landing[i];
-        if (l.dst < a + bytes && a < l.dst + l.bytes.size()) landing.erase(landing.begin() + (long)i);
-        else i++;
+        if (l.dst < a + bytes && a < l.dst + l.bytes.size())
+            landing.erase(landing.begin() + (long)i);
+        else
+            i++;
     }
 }
 

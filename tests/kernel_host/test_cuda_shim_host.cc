@@ -391,5 +391,5 @@ TEST_IMPL(cudnn_nondeterminism_is_real) {
 TEST_MAIN(TEST_ENTRY(graph_replays_the_captured_arguments), TEST_ENTRY(capture_refuses_what_would_wait),
           TEST_ENTRY(copies_are_held_to_their_kind), TEST_ENTRY(cudnn_refuses_and_blends_as_cudnn),
           TEST_ENTRY(cudnn_nondeterminism_is_real), TEST_ENTRY(devices_refuse_work_of_another),
-          TEST_ENTRY(pinned_source_changed_in_flight), TEST_ENTRY(pinned_destination_read_too_early),
-          TEST_ENTRY(pinned_destination_in_a_graph))
+          TEST_ENTRY(pinned_source_changed_in_flight),
+          TEST_ENTRY(pinned_destination_read_too_early), TEST_ENTRY(pinned_destination_in_a_graph))
