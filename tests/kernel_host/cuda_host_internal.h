@@ -30,6 +30,14 @@ void kh_report_leaks(void);
 void kh_report_mem_leaks(void);
 // Copies from pinned memory in flight (cuda_host_rt.cc): cudaMemcpyAsync tells
 // of each eager one; the source must not change before the host knows the
-// copy done (a changed one is reported then). cudaFreeHost forgets a buffer.
+// copy done (a changed one is reported then). cudaFreeHost forgets a buffer
+// (its copies in and out).
 void kh_inflight_read(cudaStream_t s, const void *src, size_t bytes);
 void kh_inflight_forget(const void *p, size_t bytes);
+// A copy into pinned memory, as it runs on a stream (eagerly or in a graph
+// launch): the bytes are held back and dst filled with kh_poison until the host
+// knows the copy done, as on the device (a read before that sees garbage
+// there). 1 if held; 0 outside a stream's run (the legacy stream, the
+// synchronous calls): the caller copies at once.
+int kh_defer_write(void *dst, const void *src, size_t bytes);
+constexpr unsigned char kh_poison = 0xFF;  // NaN as float, 255 as a byte

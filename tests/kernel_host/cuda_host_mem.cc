@@ -253,14 +253,16 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind 
 }
 
 // The copy runs when the stream gets to it; checked again then (a captured
-// copy may replay after its buffers were freed).
+// copy may replay after its buffers were freed). Into pinned memory its bytes
+// land only once the host knows it done (kh_defer_write).
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream) {
     if (bytes == 0) return cudaSuccess;
     if (cudaError_t e = copy_check(dst, src, bytes, kind, "cudaMemcpyAsync")) return kh_error(e);
     cudaError_t e = kh_enqueue(stream, KH_OP_COPY, [=] {
-        if (copy_check(dst, src, bytes, kind, "cudaMemcpyAsync (as it runs)") == cudaSuccess)
-            memmove(dst, src, bytes);
+        if (copy_check(dst, src, bytes, kind, "cudaMemcpyAsync (as it runs)") != cudaSuccess)
+            return;
+        if (!is_pinned(dst) || !kh_defer_write(dst, src, bytes)) memmove(dst, src, bytes);
     });
     if (e == cudaSuccess && is_pinned(src)) kh_inflight_read(stream, src, bytes);
     return kh_error(e);

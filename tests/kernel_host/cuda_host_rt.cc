@@ -102,6 +102,10 @@ int device_count(void) {
 }
 thread_local int current_device = 0;
 
+// The stream whose work runs now (enqueue_node), and its seq once it is done.
+CUstream_st *running;
+unsigned long long running_seq;
+
 cudaError_t enqueue_node(cudaStream_t s, KhNode node) {
     if (cudaError_t e = stream_ok(s)) {
         kh_report("work enqueued on stream %p, which is not a live stream", (void *)s);
@@ -126,7 +130,9 @@ cudaError_t enqueue_node(cudaStream_t s, KhNode node) {
         if (implicit) return cudaErrorStreamCaptureImplicit;
     }
     count(&eager, node);
+    running = s, running_seq = s ? s->seq + 1 : 0;
     node.run();
+    running = NULL;
     if (s) s->seq++;
     return cudaSuccess;
 }
@@ -145,6 +151,49 @@ struct InFlight {
     unsigned long long hash;
 };
 std::vector<InFlight> inflight;
+
+// Copies into pinned memory in flight, the mirror image: on the device the
+// destination holds the new bytes only once the copy is done, so a host that
+// reads it before it knows that reads garbage or the old bytes (and on this
+// machine would read the right ones). Each is held back here, the destination
+// filled with kh_poison, until the host learns it done; the destination must
+// still hold the poison then, or the host wrote it while the device could.
+struct Landing {
+    CUstream_st *s;
+    unsigned long long seq;
+    unsigned char *dst;
+    std::vector<unsigned char> bytes;
+};
+std::vector<Landing> landing;
+
+int all_poison(const unsigned char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != kh_poison) return 0;
+    return 1;
+}
+
+// The copies the host now knows done (s NULL: all of them) land, oldest first;
+// the destinations of those still in flight stay poisoned.
+void land(CUstream_st *s, unsigned long long seq) {
+    std::vector<std::pair<unsigned char *, size_t>> landed;
+    for (size_t i = 0; i < landing.size();) {
+        Landing &l = landing[i];
+        if (s && (l.s != s || l.seq > seq)) {
+            i++;
+            continue;
+        }
+        if (!all_poison(l.dst, l.bytes.size()))
+            kh_report("pinned %p (%zu bytes) written by the host while the copy into it on stream "
+                      "%p was in flight", (void *)l.dst, l.bytes.size(), (void *)l.s);
+        memcpy(l.dst, l.bytes.data(), l.bytes.size());
+        landed.push_back({l.dst, l.bytes.size()});
+        landing.erase(landing.begin() + (long)i);
+    }
+    for (const Landing &l : landing)
+        for (const auto &d : landed)
+            if (l.dst < d.first + d.second && d.first < l.dst + l.bytes.size())
+                memset(l.dst, kh_poison, l.bytes.size());
+}
 
 unsigned long long fnv1a(const unsigned char *p, size_t n) {
     unsigned long long h = 1469598103934665603ull;
@@ -179,6 +228,7 @@ void observe(CUstream_st *s, unsigned long long seq) {
                       "%p was known done", (const void *)f.src, f.bytes, (void *)f.s);
         inflight.erase(inflight.begin() + (long)i);
     }
+    land(s, seq);
 }
 
 }  // namespace
@@ -196,6 +246,22 @@ void kh_inflight_forget(const void *p, size_t bytes) {
         if (f.src < a + bytes && a < f.src + f.bytes) inflight.erase(inflight.begin() + (long)i);
         else i++;
     }
+    for (size_t i = 0; i < landing.size();) {
+        const Landing &l = landing[i];
+        if (l.dst < a + bytes && a < l.dst + l.bytes.size())
+            landing.erase(landing.begin() + (long)i);
+        else
+            i++;
+    }
+}
+
+int kh_defer_write(void *dst, const void *src, size_t bytes) {
+    if (!running) return 0;
+    const unsigned char *from = (const unsigned char *)src;
+    landing.push_back(Landing{running, running_seq, (unsigned char *)dst,
+                              std::vector<unsigned char>(from, from + bytes)});
+    memset(dst, kh_poison, bytes);
+    return 1;
 }
 
 cudaError_t kh_enqueue(cudaStream_t s, int kind, std::function<void()> op) {

@@ -200,6 +200,95 @@ TEST_IMPL(pinned_source_changed_in_flight) {
     kh_clear();
 }
 
+// The mirror image: a copy into pinned memory lands when the stream gets to it,
+// so the host may read the destination only once it knows the copy done (the
+// stream or an event after the copy waited for, found complete, or waited for
+// through another stream). Before that the shim holds the bytes back: a read
+// too early sees the poison (0xFF, NaN as float), never the result; the host
+// writing the destination in flight is told. A pageable destination is
+// written at once (the call returns when the copy is done).
+TEST_IMPL(pinned_destination_read_too_early) {
+    const int n = 16;
+    float *x = dalloc(n), *h = NULL, src[n], page[n];
+    for (int i = 0; i < n; i++) src[i] = (float)(i + 1);
+    cudaMemcpy(x, src, sizeof src, cudaMemcpyHostToDevice);
+    cudaMallocHost((void **)&h, n * sizeof(float));
+    cudaStream_t s, t;
+    cudaEvent_t e;
+    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    cudaStreamCreateWithFlags(&t, cudaStreamNonBlocking);
+    cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
+    kh_clear();
+    // Too early: read right after the copy, then after a wait on another stream.
+    cudaMemcpyAsync(h, x, n * sizeof(float), cudaMemcpyDeviceToHost, s);
+    EXPECT(isnan(h[0]) && isnan(h[n - 1]), "read before any wait: %g %g", (double)h[0],
+           (double)h[n - 1]);
+    cudaStreamSynchronize(t);
+    EXPECT(isnan(h[3]), "read after waiting for another stream: %g", (double)h[3]);
+    cudaEventRecord(e, s);  // an event after the copy, found complete: now it is there
+    EXPECT(cudaEventQuery(e) == cudaSuccess && h[3] == 4.0f, "after cudaEventQuery: %g",
+           (double)h[3]);
+    // An event recorded before the copy does not cover it.
+    cudaEventRecord(e, s);
+    cudaMemcpyAsync(h, x, n * sizeof(float), cudaMemcpyDeviceToHost, s);
+    cudaEventSynchronize(e);
+    EXPECT(isnan(h[3]), "an event recorded before the copy made it land: %g", (double)h[3]);
+    cudaStreamSynchronize(s);
+    EXPECT(h[3] == 4.0f, "after cudaStreamSynchronize: %g", (double)h[3]);
+    // Through another stream's wait for an event after the copy.
+    cudaMemcpyAsync(h, x, n * sizeof(float), cudaMemcpyDeviceToHost, s);
+    cudaEventRecord(e, s);
+    cudaStreamWaitEvent(t, e, 0);
+    cudaStreamSynchronize(t);
+    EXPECT(h[5] == 6.0f, "after a stream that waited for it: %g", (double)h[5]);
+    // A pageable destination: there at once.
+    cudaMemcpyAsync(page, x, sizeof page, cudaMemcpyDeviceToHost, s);
+    EXPECT(page[2] == 3.0f, "pageable destination: %g", (double)page[2]);
+    EXPECT(kh_errors() == 0, "reads alone are not reported: %s", kh_first_error());
+    // The host writing the destination in flight: told when it learns the copy done.
+    cudaMemcpyAsync(h, x, n * sizeof(float), cudaMemcpyDeviceToHost, s);
+    h[7] = 0.0f;
+    cudaStreamSynchronize(s);
+    EXPECT(kh_errors() == 1 && strstr(kh_first_error(), "written by the host"), "not told: %d",
+           kh_errors());
+    EXPECT(h[7] == 8.0f, "the copy's bytes did not land over the host's: %g", (double)h[7]);
+    cudaEventDestroy(e);
+    cudaStreamDestroy(t);
+    cudaStreamDestroy(s);
+    cudaFreeHost(h);
+    cudaFree(x);
+    kh_clear();
+}
+
+// The same rule in a graph: a captured copy into pinned memory lands when the
+// host knows the launch done, not when the launch returns.
+TEST_IMPL(pinned_destination_in_a_graph) {
+    const int n = 8;
+    float *x = dalloc(n), *h = NULL, src[n];
+    for (int i = 0; i < n; i++) src[i] = (float)(i + 1);
+    cudaMemcpy(x, src, sizeof src, cudaMemcpyHostToDevice);
+    cudaMallocHost((void **)&h, n * sizeof(float));
+    cudaStream_t s;
+    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t ge = NULL;
+    kh_clear();
+    cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal);
+    cudaMemcpyAsync(h, x, n * sizeof(float), cudaMemcpyDeviceToHost, s);
+    cudaStreamEndCapture(s, &g);
+    cudaGraphInstantiate(&ge, g, 0);
+    cudaGraphLaunch(ge, s);
+    EXPECT(isnan(h[1]), "read before the launch was known done: %g", (double)h[1]);
+    cudaStreamSynchronize(s);
+    EXPECT(h[1] == 2.0f, "after cudaStreamSynchronize: %g", (double)h[1]);
+    EXPECT(kh_errors() == 0, "%s", kh_first_error());
+    cudaGraphExecDestroy(ge);
+    cudaGraphDestroy(g);
+    cudaStreamDestroy(s);
+    cudaFreeHost(h);
+    cudaFree(x);
+}
+
 // A 2x3x5x4 input, 4 filters 3x3, pad 1: the descriptors set up for one call.
 struct Conv {
     cudnnHandle_t h;
@@ -302,4 +391,5 @@ TEST_IMPL(cudnn_nondeterminism_is_real) {
 TEST_MAIN(TEST_ENTRY(graph_replays_the_captured_arguments), TEST_ENTRY(capture_refuses_what_would_wait),
           TEST_ENTRY(copies_are_held_to_their_kind), TEST_ENTRY(cudnn_refuses_and_blends_as_cudnn),
           TEST_ENTRY(cudnn_nondeterminism_is_real), TEST_ENTRY(devices_refuse_work_of_another),
-          TEST_ENTRY(pinned_source_changed_in_flight))
+          TEST_ENTRY(pinned_source_changed_in_flight),
+          TEST_ENTRY(pinned_destination_read_too_early), TEST_ENTRY(pinned_destination_in_a_graph))
