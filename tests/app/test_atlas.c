@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "app_rig.h"
 #include "atlas.h"
 #include "clip_frame.h"
 #include "live.h"
@@ -126,40 +127,18 @@ typedef struct {
 
 static int rig_open(Rig *r) {
     memset(r, 0, sizeof *r);
-    settings_default(&r->s);
-    r->s.width = TW, r->s.height = TH;
-    r->s.autosave_minutes = 0;
+    app_rig_settings(&r->s, TW, TH, "4,8");
     r->s.steps_per_frame = 4;  // the scene's shapes within the test's 60 frames
-    snprintf(r->s.channels, sizeof r->s.channels, "4,8");
-    snprintf(r->s.backend, sizeof r->s.backend, "cpu");
-    control_queue_init(&r->q);
     App *a = &r->a;
-    a->s = &r->s;
-    a->q = &r->q;
-    pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->cond, NULL);
-    TbErr err = {{0}};
-    if (run_open(&a->run, &r->s, &r->q, &err)) {
-        EXPECT(0, "run_open: %s", err.msg);
-        return -1;
-    }
-    a->rec_rgb = tb_calloc(TW * TH, 3);
-    a->net_rgb = tb_calloc(TW * TH, 3);
-    a->atlas_focus = a->atlas_solo = -1;
-    a->atlas_solo_n = 1;
+    if (app_rig_open(a, &r->s, &r->q)) return -1;
     atlas_show(a, window(), 1, &r->shown);  // the window shows the atlas: the training thread draws it
     CHECK(pthread_create(&a->thread, NULL, train_thread_main, a) == 0, "pthread_create");
     return 0;
 }
 
 static void rig_close(Rig *r) {
-    App *a = &r->a;
-    app_stop_training(a);
-    run_close(&a->run);
-    free(a->rec_rgb), free(a->net_rgb), free(a->in_rgb), free(a->atlas_mid), free(a->atlas_show);
-    pthread_cond_destroy(&a->cond);
-    pthread_mutex_destroy(&a->mu);
-    control_queue_destroy(&r->q);
+    app_stop_training(&r->a);
+    app_rig_close(&r->a, &r->q);
 }
 
 // Frame k of the hikers clip to the training thread (as hand_frame does), and

@@ -21,6 +21,7 @@
 
 #include <GL/glew.h>
 
+#include "app_rig.h"
 #include "atlas.h"
 #include "live.h"
 #include "test.h"
@@ -146,28 +147,9 @@ static ReconGpu *stub_make(Backend *be, Display *d, const Model *m, const AtlasW
 // the start when `shown`.
 static int rig_open_as(Rig *r, const char *inject, int shown, int make_fails) {
     memset(r, 0, sizeof *r);
-    settings_default(&r->s);
-    r->s.width = W, r->s.height = H;
-    r->s.autosave_minutes = 0;
-    snprintf(r->s.channels, sizeof r->s.channels, "4,8");  // tiles large enough to see
-    snprintf(r->s.backend, sizeof r->s.backend, "cpu");
-    control_queue_init(&r->q);
+    app_rig_settings(&r->s, W, H, "4,8");  // tiles large enough to see
     App *a = &r->a;
-    a->s = &r->s;
-    a->q = &r->q;
-    pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->cond, NULL);
-    TbErr err = {{0}};
-    if (run_open(&a->run, &r->s, &r->q, &err)) {
-        EXPECT(0, "run_open: %s", err.msg);
-        return -1;
-    }
-    a->rec_rgb = tb_calloc(W * H, 3);
-    a->net_rgb = tb_calloc(W * H, 3);
-    a->in_rgb = tb_calloc(W * H, 3);
-    a->in_cap = W * H * 3;
-    a->atlas_focus = a->atlas_solo = -1;
-    a->atlas_solo_n = 1;
+    if (app_rig_open(a, &r->s, &r->q)) return -1;
     r->stub.a = a;
     r->inject = inject, r->make_fails = make_fails;
     g_rig = r;
@@ -183,13 +165,9 @@ static void rig_close(Rig *r) {
     App *a = &r->a;
     app_stop_training(a);
     recon_gpu_destroy(a->ag);
-    run_close(&a->run);
-    free(a->rec_rgb), free(a->net_rgb), free(a->in_rgb), free(a->atlas_mid), free(a->atlas_show);
     for (int k = 0; k < 3; k++) free(r->stub.stage[k]);
     free(r->stub.rgb), free(r->stub.shown), free(r->stub.acts);
-    pthread_cond_destroy(&a->cond);
-    pthread_mutex_destroy(&a->mu);
-    control_queue_destroy(&r->q);
+    app_rig_close(a, &r->q);
 }
 
 // One frame to the training thread (a pattern that moves).

@@ -18,6 +18,7 @@
 
 #include <GL/glew.h>
 
+#include "app_rig.h"
 #include "live.h"
 #include "test.h"
 #include "xvfb.h"
@@ -125,29 +126,9 @@ typedef struct {
 
 static int rig_open(Rig *r, const char *inject) {
     memset(r, 0, sizeof *r);
-    settings_default(&r->s);
-    r->s.width = W, r->s.height = H;
-    r->s.autosave_minutes = 0;  // nothing written where the test runs
-    snprintf(r->s.channels, sizeof r->s.channels, "8,16");  // small and quick
-    snprintf(r->s.backend, sizeof r->s.backend, "cpu");
-    control_queue_init(&r->q);
+    app_rig_settings(&r->s, W, H, "8,16");  // small and quick
     App *a = &r->a;
-    a->s = &r->s;
-    a->q = &r->q;
-    pthread_mutexattr_t at;
-    pthread_mutexattr_init(&at);
-    pthread_mutexattr_settype(&at, PTHREAD_MUTEX_ERRORCHECK);
-    pthread_mutex_init(&a->mu, &at);
-    pthread_mutexattr_destroy(&at);
-    pthread_cond_init(&a->cond, NULL);
-    TbErr err = {{0}};
-    if (run_open(&a->run, &r->s, &r->q, &err)) {
-        EXPECT(0, "run_open: %s", err.msg);
-        return -1;
-    }
-    a->rec_rgb = tb_calloc(W * H, 3);
-    a->in_rgb = tb_calloc(W * H, 3);
-    a->in_cap = W * H * 3;
+    if (app_rig_open(a, &r->s, &r->q)) return -1;
     Display *d = window();
     r->stub = (Stub){.a = a, .d = d, .pbo = display_recon_pbo(d, W, H), .gate = 1};
     EXPECT(r->stub.pbo != 0, "no pixel buffer");
@@ -193,12 +174,7 @@ static void rig_close(Rig *r) {
     App *a = &r->a;
     app_stop_training(a);
     recon_gpu_destroy(a->rg);
-    run_close(&a->run);
-    free(a->rec_rgb);
-    free(a->in_rgb);
-    pthread_cond_destroy(&a->cond);
-    pthread_mutex_destroy(&a->mu);
-    control_queue_destroy(&r->q);
+    app_rig_close(a, &r->q);
 }
 
 // ---------------------------------------------------------------- cases
