@@ -637,6 +637,7 @@ GLFWmonitor *display_pick_monitor(int index) {
 
 void display_set_fullscreen(Display *d, int on) {
     on = on != 0;
+    d->want_full = on;
     if (on == d->fullscreen) return;
     if (on) {
         GLFWmonitor *m = display_pick_monitor(d->monitor);
@@ -789,6 +790,7 @@ Display *display_open(const DisplayOpts *o, TbErr *err) {
     glfwSetKeyCallback(d->win, display_on_key);
     glfwSwapInterval(d->vsync);
     g_open = 1;
+    display_windows_watch(d);
     if (o->fullscreen) display_set_fullscreen(d, 1);
     return d;
 }

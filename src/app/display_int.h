@@ -55,6 +55,7 @@ struct Display {
     // (cw[i].win; NULL: a pane in the main window, as above). cw[0] is unused.
     int windows;       // asked for (display_set_channel_windows)
     int mon_changed;   // a monitor came or went: place the windows again
+    int want_full;     // fullscreen asked for: back on when its monitor returns
     int said_panes;    // the "more channels than monitors" line was logged
     ChanWindow cw[DISPLAY_CHANNELS];
 
@@ -85,4 +86,5 @@ GLFWmonitor *display_pick_monitor(int index);
 void display_windows_draw(Display *d);
 void display_windows_place(Display *d);
 void display_windows_close(Display *d);
+void display_windows_watch(Display *d);
 int display_windows_should_close(Display *d);

@@ -126,6 +126,7 @@ static void main_lost(Display *d) {
     int x = d->win_x, y = d->win_y, w = d->win_w, h = d->win_h;  // F11's way back, as it was
     d->fullscreen = 0;
     display_set_fullscreen(d, 1);  // stays a window when there is no monitor at all
+    d->want_full = 1;              // and goes fullscreen when one comes
     d->win_x = x, d->win_y = y, d->win_w = w, d->win_h = h;
 }
 
@@ -139,8 +140,18 @@ void display_windows_place(Display *d) {
         if (!c->mon) tb_warn("display: channel %d's monitor is gone: it is a pane in the main window again", i);
         close_window(d, i);
     }
-    if (!d->windows) return;
-    if (d->fullscreen && !glfwGetWindowMonitor(d->win)) main_lost(d);
+    if (d->want_full && !glfwGetWindowMonitor(d->win)) main_lost(d);
+    if (!d->windows) {  // one screen: [display] monitor back after a fallback to another
+        int n = 0;
+        glfwGetMonitors(&n);
+        GLFWmonitor *on = glfwGetWindowMonitor(d->win);
+        if (d->want_full && on && d->monitor < n && on != display_pick_monitor(d->monitor)) {
+            tb_log("display: monitor %d is back: the main window goes to it", d->monitor);
+            d->fullscreen = 0;
+            display_set_fullscreen(d, 1);
+        }
+        return;
+    }
     int count = 0, m = 0;
     GLFWmonitor **mons = glfwGetMonitors(&count);
     GLFWmonitor *main = main_monitor(d);
@@ -155,8 +166,6 @@ void display_windows_place(Display *d) {
 
 int display_set_channel_windows(Display *d, int on) {
     d->windows = on != 0;
-    g_display = d->windows ? d : NULL;
-    glfwSetMonitorCallback(d->windows ? on_monitor : NULL);
     // Fullscreen on one screen, focus on another: the main window must stay up too.
     if (d->windows) glfwSetWindowAttrib(d->win, GLFW_AUTO_ICONIFY, GLFW_FALSE);
     display_windows_place(d);
@@ -207,6 +216,13 @@ int display_windows_should_close(Display *d) {
     for (int i = 1; i < DISPLAY_CHANNELS; i++)
         if (d->cw[i].win && glfwWindowShouldClose(d->cw[i].win)) return 1;
     return 0;
+}
+
+// From display_open: the main window, too, follows the monitors (kiosk mode
+// survives its monitor switched off at night and on again).
+void display_windows_watch(Display *d) {
+    g_display = d;
+    glfwSetMonitorCallback(on_monitor);
 }
 
 void display_windows_close(Display *d) {
