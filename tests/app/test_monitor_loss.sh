@@ -6,7 +6,7 @@
 # fullscreen on its monitor again when the monitor returns. Same X server as
 # test_channels_windows.sh (the dummy driver: outputs DUMMY0..15 that xrandr
 # switches on and off like cables), monitors of 640x360.
-# 1. The only monitor flaps 30 times (gaps of 0-0.5 s, some while the window
+# 1. The only monitor flaps 30 times (gaps of 0-0.3 s, some while the window
 #    is being re-made), then stays off 3 s (no monitor at all): training goes
 #    on (metrics advance), then on again: the window covers it, Q quits, exit 0.
 # 2. The same on the right one of two monitors ([display] monitor = 1).
@@ -80,13 +80,13 @@ start_run() {
   sleep 0.5
 }
 
-# flap LOG OUT [LEFT]: OUT off and on 30 times at varied gaps (0 to 0.5 s;
+# flap LOG OUT [LEFT]: OUT off and on 30 times at varied gaps (0 to 0.3 s;
 # a gap under 0.1 s often lands while the window is being made again).
 flap() {
   local k
   for ((k = 0; k < 30; k++)); do
-    off "$2"; sleep "0.$((RANDOM % 5))$((RANDOM % 10))"
-    on "$2" ${3:-}; sleep "0.$((RANDOM % 5))$((RANDOM % 10))"
+    off "$2"; sleep "0.$((RANDOM % 3))$((RANDOM % 10))"
+    on "$2" ${3:-}; sleep "0.$((RANDOM % 3))$((RANDOM % 10))"
     kill -0 "$TPID" 2>/dev/null || { bad "the run ended at flap $k: $(tail -3 "$1")"; return 1; }
   done
   ok
