@@ -6,6 +6,8 @@
 // vertex array (those are not shared). Monitors come and go while the show
 // runs (GLFW's monitor callback): a lost monitor's channel goes back to a pane
 // in the main window, a new monitor takes the first channel without a window.
+// The main window follows them too, with or without channel windows: in
+// fullscreen it goes back to its monitor when that returns.
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
@@ -227,6 +229,7 @@ void display_windows_watch(Display *d) {
 
 void display_windows_close(Display *d) {
     d->windows = 0;
+    d->want_full = 0;  // closing: no move to a monitor first
     display_windows_place(d);  // closes them all
     if (g_display == d) {
         glfwSetMonitorCallback(NULL);
