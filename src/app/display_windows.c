@@ -121,7 +121,7 @@ static void say_panes(Display *d, int monitors) {
 // if need be: that channel is a pane until a monitor is free.
 static void main_lost(Display *d) {
     GLFWmonitor *m = display_pick_monitor(d->monitor);
-    tb_warn("display: the main window's monitor is gone: channel 0 moves to '%s'",
+    tb_warn("display: the main window's monitor is gone: %s moves to '%s'", d->nch > 1 ? "channel 0" : "the show",
             m ? glfwGetMonitorName(m) : "no monitor (a window)");
     for (int i = 1; i < DISPLAY_CHANNELS; i++)
         if (d->cw[i].win && d->cw[i].mon == m) close_window(d, i);
