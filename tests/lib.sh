@@ -64,6 +64,56 @@ _tmp_and_pids_cleanup() {
   rm -rf "$T"
 }
 
+# dummy_xorg: an X server with two monitors that can be plugged and unplugged
+# (Xorg's dummy driver: outputs DUMMY0, DUMMY1 of 640x360 on a screen of at
+# most 1280x360; xrandr --output DUMMY1 --off is a cable pulled). Xvfb gives
+# GLFW one monitor only. Needs tmp_and_pids first; sets DISPLAY and XPID (the
+# server ends before $T goes), and skips the whole test, saying why, where the
+# server or its second output cannot be had. DUMMY1 has its mode but is off.
+dummy_xorg() {
+  cat >"$T/xorg.conf" <<'CONF'
+Section "ServerFlags"
+  Option "AutoAddDevices" "false"
+  Option "AutoEnableDevices" "false"
+  Option "DontVTSwitch" "true"
+EndSection
+Section "Device"
+  Identifier "dev"
+  Driver "dummy"
+  VideoRam 65536
+EndSection
+Section "Monitor"
+  Identifier "mon"
+  HorizSync 1.0 - 2000.0
+  VertRefresh 1.0 - 200.0
+  Modeline "640x360" 18.00 640 664 728 816 360 363 368 372 -hsync +vsync
+EndSection
+Section "Screen"
+  Identifier "scr"
+  Device "dev"
+  Monitor "mon"
+  DefaultDepth 24
+  SubSection "Display"
+    Depth 24
+    Modes "640x360"
+    Virtual 1280 360
+  EndSubSection
+EndSection
+CONF
+  # -displayfd: the server picks a free display number itself and writes it
+  # when it is ready (no race with xvfb-run -a in tests running alongside).
+  Xorg -displayfd 3 -config "$T/xorg.conf" -noreset -nolisten tcp -logfile "$T/xorg.log" \
+    >"$T/xorg.out" 2>&1 3>"$T/dpy" &
+  XPID=$!
+  trap 'kill "$XPID" 2>/dev/null; wait "$XPID"; _tmp_and_pids_cleanup' EXIT
+  local i
+  for ((i = 0; i < 100; i++)); do [ -s "$T/dpy" ] && break; kill -0 "$XPID" 2>/dev/null || break; sleep 0.1; done
+  export DISPLAY=":$(tr -dc 0-9 <"$T/dpy")"
+  xrandr >/dev/null 2>&1 || skip_all "the dummy X server did not start: $(grep -h -m2 '(EE)' "$T/xorg.log" "$T/xorg.out" 2>/dev/null | tr '\n' ' ')"
+  xrandr --query | grep -q '^DUMMY1 ' || skip_all "the dummy driver has no second output (DUMMY1): xserver-xorg-video-dummy 0.4 or newer"
+  xrandr --addmode DUMMY1 640x360 || skip_all "xrandr cannot give DUMMY1 a mode"
+}
+
 # run_case NAME: runs the function NAME as a case (unless another was asked for).
 run_case() {
   local name=$1

@@ -31,47 +31,7 @@ RUN=(--backend cpu --size 32x32 --channels 8,16 --source "$CLIP" --osc.port 0 --
      --hud 0 --fullscreen 1 --channels.layout windows --ch1.lr 0.5 --metrics "$T/m.jsonl")
 export OMP_NUM_THREADS=1
 
-# The X server: one screen 1280x360 at most, monitors of 640x360.
-cat >"$T/xorg.conf" <<'EOF'
-Section "ServerFlags"
-  Option "AutoAddDevices" "false"
-  Option "AutoEnableDevices" "false"
-  Option "DontVTSwitch" "true"
-EndSection
-Section "Device"
-  Identifier "dev"
-  Driver "dummy"
-  VideoRam 65536
-EndSection
-Section "Monitor"
-  Identifier "mon"
-  HorizSync 1.0 - 2000.0
-  VertRefresh 1.0 - 200.0
-  Modeline "640x360" 18.00 640 664 728 816 360 363 368 372 -hsync +vsync
-EndSection
-Section "Screen"
-  Identifier "scr"
-  Device "dev"
-  Monitor "mon"
-  DefaultDepth 24
-  SubSection "Display"
-    Depth 24
-    Modes "640x360"
-    Virtual 1280 360
-  EndSubSection
-EndSection
-EOF
-# -displayfd: the server picks a free display number itself and writes it
-# when it is ready (no race with xvfb-run -a in tests running alongside).
-Xorg -displayfd 3 -config "$T/xorg.conf" -noreset -nolisten tcp -logfile "$T/xorg.log" \
-  >"$T/xorg.out" 2>&1 3>"$T/dpy" &
-XPID=$!
-trap 'kill "$XPID" 2>/dev/null; wait "$XPID"; _tmp_and_pids_cleanup' EXIT  # the server ends before $T goes
-for ((i = 0; i < 100; i++)); do [ -s "$T/dpy" ] && break; kill -0 "$XPID" 2>/dev/null || break; sleep 0.1; done
-export DISPLAY=":$(tr -dc 0-9 <"$T/dpy")"
-xrandr >/dev/null 2>&1 || skip_all "the dummy X server did not start: $(grep -h -m2 '(EE)' "$T/xorg.log" "$T/xorg.out" 2>/dev/null | tr '\n' ' ')"
-xrandr --query | grep -q '^DUMMY1 ' || skip_all "the dummy driver has no second output (DUMMY1): xserver-xorg-video-dummy 0.4 or newer"
-xrandr --addmode DUMMY1 640x360 || skip_all "xrandr cannot give DUMMY1 a mode"
+dummy_xorg  # two monitors of 640x360; DUMMY1 unplugged
 # The query probes the outputs: until then the server still reports DUMMY1 as
 # disconnected to clients that read its cached state, as GLFW does.
 plug() { xrandr --output DUMMY1 --mode 640x360 --right-of DUMMY0 && xrandr --query >/dev/null; }

@@ -24,44 +24,7 @@ RUN=(--backend cpu --size 32x32 --channels 8,16 --source "$CLIP" --osc.port 0 --
      --hud 0 --fullscreen 1 --metrics "$T/m.jsonl" --frames 1000000)
 export OMP_NUM_THREADS=1
 
-cat >"$T/xorg.conf" <<'CONF'
-Section "ServerFlags"
-  Option "AutoAddDevices" "false"
-  Option "AutoEnableDevices" "false"
-  Option "DontVTSwitch" "true"
-EndSection
-Section "Device"
-  Identifier "dev"
-  Driver "dummy"
-  VideoRam 65536
-EndSection
-Section "Monitor"
-  Identifier "mon"
-  HorizSync 1.0 - 2000.0
-  VertRefresh 1.0 - 200.0
-  Modeline "640x360" 18.00 640 664 728 816 360 363 368 372 -hsync +vsync
-EndSection
-Section "Screen"
-  Identifier "scr"
-  Device "dev"
-  Monitor "mon"
-  DefaultDepth 24
-  SubSection "Display"
-    Depth 24
-    Modes "640x360"
-    Virtual 1280 360
-  EndSubSection
-EndSection
-CONF
-Xorg -displayfd 3 -config "$T/xorg.conf" -noreset -nolisten tcp -logfile "$T/xorg.log" \
-  >"$T/xorg.out" 2>&1 3>"$T/dpy" &
-XPID=$!
-trap 'kill "$XPID" 2>/dev/null; wait "$XPID"; _tmp_and_pids_cleanup' EXIT
-for ((i = 0; i < 100; i++)); do [ -s "$T/dpy" ] && break; kill -0 "$XPID" 2>/dev/null || break; sleep 0.1; done
-export DISPLAY=":$(tr -dc 0-9 <"$T/dpy")"
-xrandr >/dev/null 2>&1 || skip_all "the dummy X server did not start: $(grep -h -m2 '(EE)' "$T/xorg.log" "$T/xorg.out" 2>/dev/null | tr '\n' ' ')"
-xrandr --query | grep -q '^DUMMY1 ' || skip_all "the dummy driver has no second output (DUMMY1): xserver-xorg-video-dummy 0.4 or newer"
-xrandr --addmode DUMMY1 640x360 || skip_all "xrandr cannot give DUMMY1 a mode"
+dummy_xorg  # two monitors of 640x360; DUMMY1 unplugged
 # on OUT [POS]: the cable in (the query probes, as in test_channels_windows).
 on() { xrandr --output "$1" --mode 640x360 ${2:+--right-of "$2"} && xrandr --query >/dev/null; }
 off() { xrandr --output "$1" --off; }
