@@ -186,6 +186,10 @@ KhGraphCounts kh_last_graph_counts(void);
 // The same counts for the work run outside graphs since the last kh_reset_counts.
 KhGraphCounts kh_eager_counts(void);
 void kh_reset_counts(void);
+// The order in which streams' queued work runs when several could go on:
+// "newest" (the head enqueued last), "oldest", "random:SEED". Read from
+// KH_STREAM_ORDER at the first use unless set here; 0, or -1 for a bad mode.
+int kh_set_stream_order(const char *mode);
 
 #ifdef __cplusplus
 }

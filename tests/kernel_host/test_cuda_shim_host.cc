@@ -115,6 +115,7 @@ TEST_IMPL(copies_are_held_to_their_kind) {
     cudaGraphInstantiate(&e, g, 0);
     cudaFree(y);
     cudaGraphLaunch(e, s);
+    cudaStreamSynchronize(s);  // the launch runs (and its memset is checked) when waited for
     EXPECT(kh_errors() == 4 && strstr(kh_first_error(), "HostToDevice"), "freed: %d: %s",
            kh_errors(), kh_first_error());
     cudaGraphExecDestroy(e);
@@ -225,7 +226,9 @@ TEST_IMPL(pinned_destination_read_too_early) {
            (double)h[n - 1]);
     cudaStreamSynchronize(t);
     EXPECT(isnan(h[3]), "read after waiting for another stream: %g", (double)h[3]);
-    cudaEventRecord(e, s);  // an event after the copy, found complete: now it is there
+    cudaEventRecord(e, s);  // an event after the copy: not ready once, then complete
+    EXPECT(cudaEventQuery(e) == cudaErrorNotReady && isnan(h[3]), "first cudaEventQuery: %g",
+           (double)h[3]);
     EXPECT(cudaEventQuery(e) == cudaSuccess && h[3] == 4.0f, "after cudaEventQuery: %g",
            (double)h[3]);
     // An event recorded before the copy does not cover it.
