@@ -49,6 +49,8 @@ int kh_stream_capturing(cudaStream_t s);
 void kh_sync_stream(cudaStream_t s);
 void kh_sync_legacy(void);
 void kh_run_all(void);
+// Is any stream's work still queued?
+int kh_work_queued(void);
 // A copy into pinned memory, as it runs on a stream (eagerly or in a graph
 // launch): the bytes are held back and dst filled with kh_poison until the host
 // knows the copy done, as on the device (a read before that sees garbage

@@ -194,7 +194,8 @@ cudaError_t cudaFree(void *p) {
         memset(user(a), 0xFF, a.bytes);
         freed.push_back(a);
         freed_bytes += a.total;
-        while (freed_bytes > kQuarantine && freed.size() > 1) {
+        // Queued work may still use what it would give back to the heap.
+        while (freed_bytes > kQuarantine && freed.size() > 1 && !kh_work_queued()) {
             freed_bytes -= freed.front().total;
             free(freed.front().base);
             freed.pop_front();

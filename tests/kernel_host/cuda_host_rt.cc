@@ -477,6 +477,12 @@ void kh_sync_legacy(void) {
 
 void kh_run_all(void) { run_all(0); }
 
+int kh_work_queued(void) {
+    for (CUstream_st *t : streams)
+        if (t->done < t->enq) return 1;
+    return 0;
+}
+
 int kh_set_stream_order(const char *mode) { return parse_order(mode); }
 
 int kh_defer_write(void *dst, const void *src, size_t bytes) {
