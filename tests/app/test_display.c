@@ -537,36 +537,49 @@ TEST_IMPL(dream_hud_line_only_while_dreaming) {
            "cut to the buffer: \"%s\"", l);
 }
 
-// The HUD the app draws (panel_hud) for a run's view: exactly one line taller
-// while the dream feeds back (its line; the dream's values are on no other
-// line then) than at feedback 0 with every transform at rest (none shown).
-TEST_IMPL(dream_line_in_the_hud_while_dreaming) {
+// The window with the HUD on over the mirror; *h1 the height of a one-line
+// HUD, *lh of each further line at this window's scale.
+static Display *hud_window(int *h1, int *lh) {
     Display *d = window();
     display_set_layout(d, DISPLAY_MIRROR);
     display_show_hud(d, 1);
-    int r[4], h[4];
+    int r[4], h[2];
     const char *lines[] = {"one", "two"};
-    for (int k = 1; k <= 2; k++) {  // the height of one line at this window's scale
+    for (int k = 1; k <= 2; k++) {
         display_set_hud(d, lines, k);
         EXPECT(display_hud_rect(d, r) == 1, "HUD rect of %d lines", k);
         h[k - 1] = r[3];
     }
+    *h1 = h[0], *lh = h[1] - h[0];
+    return d;
+}
+
+// A run's view at the default settings: one channel, PSNR 30.
+static void default_view(RunView *v, Settings *s) {
+    settings_default(s);
+    memset(v, 0, sizeof *v);
+    live_params_from_settings(&v->p, s);
+    v->channels = 1, v->psnr = 30;
+}
+
+// The HUD the app draws (panel_hud) for a run's view: exactly one line taller
+// while the dream feeds back (its line; the dream's values are on no other
+// line then) than at feedback 0 with every transform at rest (none shown).
+TEST_IMPL(dream_line_in_the_hud_while_dreaming) {
+    int h1, lh, r[4], h[2];
+    Display *d = hud_window(&h1, &lh);
     Settings s;
-    settings_default(&s);
     RunView v;
-    memset(&v, 0, sizeof v);
-    live_params_from_settings(&v.p, &s);
-    v.channels = 1, v.psnr = 30;
+    default_view(&v, &s);
     float fb[2] = {0.4f, 0};
     for (int k = 0; k < 2; k++) {
         v.p.v[PARAM_FEEDBACK] = fb[k], v.p.v[PARAM_ZOOM] = k ? 1 : 1.01f, v.p.v[PARAM_ROTATE] = k ? 0 : 2;
         panel_hud(d, &v, NULL, NULL, "cpu", 60, "pattern", 0, NULL);
         EXPECT(display_hud_rect(d, r) == 1, "HUD rect at feedback %g", (double)fb[k]);
-        h[2 + k] = r[3];
+        h[k] = r[3];
     }
-    printf("HUD height: %d px dreaming, %d px at feedback 0, one line %d px\n", h[2], h[3], h[1] - h[0]);
-    EXPECT(h[1] > h[0] && h[2] - h[3] == h[1] - h[0], "dreaming adds %d px, a line is %d px", h[2] - h[3],
-           h[1] - h[0]);
+    printf("HUD height: %d px dreaming, %d px at feedback 0, one line %d px\n", h[0], h[1], lh);
+    EXPECT(lh > 0 && h[0] - h[1] == lh, "dreaming adds %d px, a line is %d px", h[0] - h[1], lh);
     display_show_hud(d, 0);
 }
 
@@ -575,25 +588,13 @@ TEST_IMPL(dream_line_in_the_hud_while_dreaming) {
 // cut to the lines left above them (they end at line 8), nothing written past
 // the HUD's lines (this overran them once: AddressSanitizer saw it).
 TEST_IMPL(hud_with_every_line_on_keeps_to_its_lines) {
-    Display *d = window();
-    display_set_layout(d, DISPLAY_MIRROR);
-    display_show_hud(d, 1);
-    int r[4], h1, lh;
-    const char *lines[] = {"one", "two"};
-    display_set_hud(d, lines, 1);
-    EXPECT(display_hud_rect(d, r) == 1, "HUD rect of one line");
-    h1 = r[3];
-    display_set_hud(d, lines, 2);
-    EXPECT(display_hud_rect(d, r) == 1, "HUD rect of two lines");
-    lh = r[3] - h1;
+    int h1, lh, r[4];
+    Display *d = hud_window(&h1, &lh);
     Settings s;
-    settings_default(&s);
     RunView v;
-    memset(&v, 0, sizeof v);
-    live_params_from_settings(&v.p, &s);
-    v.channels = 1, v.psnr = 30;
+    default_view(&v, &s);
     panel_hud(d, &v, NULL, NULL, "cpu", 60, "pattern", 0, NULL);
-    EXPECT(display_hud_rect(d, r) == 1, "plain HUD rect");
+    EXPECT(lh > 0 && display_hud_rect(d, r) == 1, "plain HUD rect");
     int plain = 1 + (r[3] - h1 + lh / 2) / lh, params = plain - 4;  // + loss, rates, step, source
     RecordStatus rs = {.on = 1, .secs = 12.5, .written = 300};
     v.channels = 3;
