@@ -170,6 +170,118 @@ static int fmt_index(FakeDev *d, unsigned idx, uint32_t *fmt) {
     return 0;
 }
 
+// What the fake device answers: a function for each request that needs more
+// than a few lines, then fake_ioctl, which logs, fails on demand and dispatches.
+static int fake_enum_sizes(FakeDev *d, struct v4l2_frmsizeenum *s) {
+    unsigned k = 0;
+    for (int i = 0; i < d->nmodes; i++)
+        if (d->modes[i].fmt == s->pixel_format && k++ == s->index) {
+            s->type = V4L2_FRMSIZE_TYPE_DISCRETE;
+            s->discrete.width = (unsigned)d->modes[i].w;
+            s->discrete.height = (unsigned)d->modes[i].h;
+            return 0;
+        }
+    return fail(EINVAL);
+}
+
+static int fake_enum_intervals(FakeDev *d, struct v4l2_frmivalenum *v) {
+    for (int i = 0; i < d->nmodes; i++)
+        if (v->index == 0 && d->modes[i].fmt == v->pixel_format &&
+            d->modes[i].w == (int)v->width && d->modes[i].h == (int)v->height) {
+            v->type = V4L2_FRMIVAL_TYPE_DISCRETE;
+            v->discrete.numerator = 1;
+            v->discrete.denominator = (unsigned)d->modes[i].fps;
+            return 0;
+        }
+    return fail(EINVAL);
+}
+
+static int fake_s_fmt(FakeDev *d, struct v4l2_format *f) {
+    if (d->streaming || d->nbuf) return fail(EBUSY);
+    // like a driver: keep the format if offered, snap to its nearest size
+    int best = -1;
+    long bd = 0;
+    for (int i = 0; i < d->nmodes; i++) {
+        long dd = labs(d->modes[i].w - (long)f->fmt.pix.width) +
+                  labs(d->modes[i].h - (long)f->fmt.pix.height) +
+                  (d->modes[i].fmt == f->fmt.pix.pixelformat ? 0 : 1000000);
+        if (best < 0 || dd < bd) best = i, bd = dd;
+    }
+    d->fmt = d->modes[best].fmt, d->w = d->modes[best].w, d->h = d->modes[best].h;
+    f->fmt.pix.pixelformat = d->fmt;
+    f->fmt.pix.width = (unsigned)d->w, f->fmt.pix.height = (unsigned)d->h;
+    f->fmt.pix.field = V4L2_FIELD_NONE;
+    f->fmt.pix.bytesperline = d->fmt == PIX_YUYV ? (unsigned)d->w * 2 : 0;
+    f->fmt.pix.sizeimage = (unsigned)(d->w * d->h * 2);
+    make_payloads(d);
+    return 0;
+}
+
+// G_PARM and S_PARM: the frame rate asked for, capped at the mode's.
+static int fake_parm(FakeDev *d, unsigned long req, struct v4l2_streamparm *p) {
+    int maxfps = 30;
+    for (int i = 0; i < d->nmodes; i++)
+        if (d->modes[i].fmt == d->fmt && d->modes[i].w == d->w && d->modes[i].h == d->h)
+            maxfps = d->modes[i].fps;
+    if (req == VIDIOC_S_PARM) {
+        struct v4l2_fract t = p->parm.capture.timeperframe;
+        d->fps_set = t.numerator ? (double)t.denominator / t.numerator : maxfps;
+        if (d->fps_set > maxfps) d->fps_set = maxfps;
+    } else if (d->fps_set == 0) {
+        d->fps_set = maxfps;
+    }
+    p->parm.capture.capability = V4L2_CAP_TIMEPERFRAME;
+    p->parm.capture.timeperframe.numerator = 1000;
+    p->parm.capture.timeperframe.denominator = (unsigned)(d->fps_set * 1000 + 0.5);
+    return 0;
+}
+
+static int fake_reqbufs(FakeDev *d, struct v4l2_requestbuffers *r) {
+    if (d->streaming) return fail(EBUSY);
+    for (int i = 0; i < d->nbuf; i++) free(d->mem[i]);
+    d->nbuf = r->count > 8 ? 8 : (int)r->count;
+    r->count = (unsigned)d->nbuf;
+    d->len = (size_t)d->w * d->h * 3;
+    for (int i = 0; i < d->nbuf; i++) d->mem[i] = calloc(d->len, 1), d->queued[i] = 0;
+    d->qn = 0;
+    return 0;
+}
+
+// The oldest queued buffer, filled with the next frame (or a planned fault).
+static int fake_dqbuf(FakeDev *d, struct v4l2_buffer *b) {
+    if (!d->streaming) return fail(EINVAL);
+    if (d->unplug_after && d->served >= d->unplug_after) {
+        d->unplugged = 1;
+        return fail(ENODEV);
+    }
+    if (d->qn == 0) return fail(EAGAIN);
+    int i = d->qorder[0];
+    memmove(d->qorder, d->qorder + 1, sizeof(int) * (size_t)--d->qn);
+    d->queued[i] = 0;
+    int k = d->served % NFRAMES;
+    d->served++;
+    memcpy(d->mem[i], d->payload[k], d->payload_n[k]);
+    b->index = (unsigned)i;
+    b->bytesused = (unsigned)d->payload_n[k];
+    b->flags = d->served == d->error_frame ? V4L2_BUF_FLAG_ERROR : 0;
+    if (d->served == d->corrupt_frame) b->bytesused /= 3;  // lost USB packets
+    b->sequence = (unsigned)d->served;
+    return 0;
+}
+
+// G_CTRL and S_CTRL: the exposure and white-balance controls.
+static int fake_ctrl(FakeDev *d, unsigned long req, struct v4l2_control *c) {
+    int *v = c->id == V4L2_CID_EXPOSURE_AUTO ? &d->exposure_auto
+             : c->id == V4L2_CID_EXPOSURE_ABSOLUTE ? &d->exposure
+             : c->id == V4L2_CID_AUTO_WHITE_BALANCE ? &d->awb
+             : c->id == V4L2_CID_WHITE_BALANCE_TEMPERATURE ? &d->wb_temp
+                                                            : NULL;
+    if (!v) return fail(EINVAL);
+    if (req == VIDIOC_G_CTRL) c->value = *v;
+    else *v = c->value;
+    return 0;
+}
+
 static int fake_ioctl(int fd, unsigned long req, void *arg) {
     FakeDev *d = dev_of(fd);
     if (!d || !d->open) return fail(EBADF);
@@ -194,81 +306,12 @@ static int fake_ioctl(int fd, unsigned long req, void *arg) {
             f->flags = f->pixelformat == PIX_MJPEG ? V4L2_FMT_FLAG_COMPRESSED : 0;
             return 0;
         }
-        case VIDIOC_ENUM_FRAMESIZES: {
-            struct v4l2_frmsizeenum *s = arg;
-            unsigned k = 0;
-            for (int i = 0; i < d->nmodes; i++)
-                if (d->modes[i].fmt == s->pixel_format && k++ == s->index) {
-                    s->type = V4L2_FRMSIZE_TYPE_DISCRETE;
-                    s->discrete.width = (unsigned)d->modes[i].w;
-                    s->discrete.height = (unsigned)d->modes[i].h;
-                    return 0;
-                }
-            return fail(EINVAL);
-        }
-        case VIDIOC_ENUM_FRAMEINTERVALS: {
-            struct v4l2_frmivalenum *v = arg;
-            for (int i = 0; i < d->nmodes; i++)
-                if (v->index == 0 && d->modes[i].fmt == v->pixel_format &&
-                    d->modes[i].w == (int)v->width && d->modes[i].h == (int)v->height) {
-                    v->type = V4L2_FRMIVAL_TYPE_DISCRETE;
-                    v->discrete.numerator = 1;
-                    v->discrete.denominator = (unsigned)d->modes[i].fps;
-                    return 0;
-                }
-            return fail(EINVAL);
-        }
-        case VIDIOC_S_FMT: {
-            struct v4l2_format *f = arg;
-            if (d->streaming || d->nbuf) return fail(EBUSY);
-            // like a driver: keep the format if offered, snap to its nearest size
-            int best = -1;
-            long bd = 0;
-            for (int i = 0; i < d->nmodes; i++) {
-                long dd = labs(d->modes[i].w - (long)f->fmt.pix.width) +
-                          labs(d->modes[i].h - (long)f->fmt.pix.height) +
-                          (d->modes[i].fmt == f->fmt.pix.pixelformat ? 0 : 1000000);
-                if (best < 0 || dd < bd) best = i, bd = dd;
-            }
-            d->fmt = d->modes[best].fmt, d->w = d->modes[best].w, d->h = d->modes[best].h;
-            f->fmt.pix.pixelformat = d->fmt;
-            f->fmt.pix.width = (unsigned)d->w, f->fmt.pix.height = (unsigned)d->h;
-            f->fmt.pix.field = V4L2_FIELD_NONE;
-            f->fmt.pix.bytesperline = d->fmt == PIX_YUYV ? (unsigned)d->w * 2 : 0;
-            f->fmt.pix.sizeimage = (unsigned)(d->w * d->h * 2);
-            make_payloads(d);
-            return 0;
-        }
+        case VIDIOC_ENUM_FRAMESIZES: return fake_enum_sizes(d, arg);
+        case VIDIOC_ENUM_FRAMEINTERVALS: return fake_enum_intervals(d, arg);
+        case VIDIOC_S_FMT: return fake_s_fmt(d, arg);
         case VIDIOC_G_PARM:
-        case VIDIOC_S_PARM: {
-            struct v4l2_streamparm *p = arg;
-            int maxfps = 30;
-            for (int i = 0; i < d->nmodes; i++)
-                if (d->modes[i].fmt == d->fmt && d->modes[i].w == d->w && d->modes[i].h == d->h)
-                    maxfps = d->modes[i].fps;
-            if (req == VIDIOC_S_PARM) {
-                struct v4l2_fract t = p->parm.capture.timeperframe;
-                d->fps_set = t.numerator ? (double)t.denominator / t.numerator : maxfps;
-                if (d->fps_set > maxfps) d->fps_set = maxfps;
-            } else if (d->fps_set == 0) {
-                d->fps_set = maxfps;
-            }
-            p->parm.capture.capability = V4L2_CAP_TIMEPERFRAME;
-            p->parm.capture.timeperframe.numerator = 1000;
-            p->parm.capture.timeperframe.denominator = (unsigned)(d->fps_set * 1000 + 0.5);
-            return 0;
-        }
-        case VIDIOC_REQBUFS: {
-            struct v4l2_requestbuffers *r = arg;
-            if (d->streaming) return fail(EBUSY);
-            for (int i = 0; i < d->nbuf; i++) free(d->mem[i]);
-            d->nbuf = r->count > 8 ? 8 : (int)r->count;
-            r->count = (unsigned)d->nbuf;
-            d->len = (size_t)d->w * d->h * 3;
-            for (int i = 0; i < d->nbuf; i++) d->mem[i] = calloc(d->len, 1), d->queued[i] = 0;
-            d->qn = 0;
-            return 0;
-        }
+        case VIDIOC_S_PARM: return fake_parm(d, req, arg);
+        case VIDIOC_REQBUFS: return fake_reqbufs(d, arg);
         case VIDIOC_QUERYBUF: {
             struct v4l2_buffer *b = arg;
             if (b->index >= (unsigned)d->nbuf) return fail(EINVAL);
@@ -283,27 +326,7 @@ static int fake_ioctl(int fd, unsigned long req, void *arg) {
             d->qorder[d->qn++] = (int)b->index;
             return 0;
         }
-        case VIDIOC_DQBUF: {
-            struct v4l2_buffer *b = arg;
-            if (!d->streaming) return fail(EINVAL);
-            if (d->unplug_after && d->served >= d->unplug_after) {
-                d->unplugged = 1;
-                return fail(ENODEV);
-            }
-            if (d->qn == 0) return fail(EAGAIN);
-            int i = d->qorder[0];
-            memmove(d->qorder, d->qorder + 1, sizeof(int) * (size_t)--d->qn);
-            d->queued[i] = 0;
-            int k = d->served % NFRAMES;
-            d->served++;
-            memcpy(d->mem[i], d->payload[k], d->payload_n[k]);
-            b->index = (unsigned)i;
-            b->bytesused = (unsigned)d->payload_n[k];
-            b->flags = d->served == d->error_frame ? V4L2_BUF_FLAG_ERROR : 0;
-            if (d->served == d->corrupt_frame) b->bytesused /= 3;  // lost USB packets
-            b->sequence = (unsigned)d->served;
-            return 0;
-        }
+        case VIDIOC_DQBUF: return fake_dqbuf(d, arg);
         case VIDIOC_STREAMON:
             if (d->nbuf < 2) return fail(EINVAL);
             d->streaming = 1;
@@ -312,18 +335,7 @@ static int fake_ioctl(int fd, unsigned long req, void *arg) {
             d->streaming = 0;
             return 0;
         case VIDIOC_G_CTRL:
-        case VIDIOC_S_CTRL: {
-            struct v4l2_control *c = arg;
-            int *v = c->id == V4L2_CID_EXPOSURE_AUTO ? &d->exposure_auto
-                     : c->id == V4L2_CID_EXPOSURE_ABSOLUTE ? &d->exposure
-                     : c->id == V4L2_CID_AUTO_WHITE_BALANCE ? &d->awb
-                     : c->id == V4L2_CID_WHITE_BALANCE_TEMPERATURE ? &d->wb_temp
-                                                                    : NULL;
-            if (!v) return fail(EINVAL);
-            if (req == VIDIOC_G_CTRL) c->value = *v;
-            else *v = c->value;
-            return 0;
-        }
+        case VIDIOC_S_CTRL: return fake_ctrl(d, req, arg);
     }
     return fail(ENOTTY);
 }
