@@ -194,7 +194,7 @@ static void check_bias_act(cudaStream_t s, int B, int C, int HW, int act) {
     up(d_y, y, n);
     up(d_b, b, C);
     bias_act_forward(y, b, B, C, HW, act, slope);
-    bias_act_forward_cuda(d_y, d_b, B, C, HW, act, slope, s);
+    bias_act_forward_cuda(d_y, d_b, B, C, HW, act, slope, TB_NCHW, s);
     down(y_got, d_y, n);
     EXPECT_CLOSE(y_got, y, n, 1e-5, "bias_act_forward act=%d %dx%dx%d", act, B, C, HW);
 
@@ -210,7 +210,7 @@ static void check_bias_act(cudaStream_t s, int B, int C, int HW, int act) {
     poison(d_db, C * sizeof(float));
     if (d_scratch) poison(d_scratch, ns * sizeof(float));
     bias_act_backward(d, db_ref, y, B, C, HW, act, slope);
-    bias_act_backward_cuda(d_d, d_db, d_y, B, C, HW, act, slope, d_scratch, d_done, s);
+    bias_act_backward_cuda(d_d, d_db, d_y, B, C, HW, act, slope, d_scratch, d_done, TB_NCHW, s);
     down(d_got, d_d, n);
     down(db_got, d_db, C);
     EXPECT_CLOSE(d_got, d, n, 1e-5, "bias_act_backward d act=%d %dx%dx%d", act, B, C, HW);
@@ -424,7 +424,7 @@ static void check_frames(cudaStream_t s, int B, int H, int W) {
     cudaCheck(cudaMemcpy(d_rgb, rgb, B * fb, cudaMemcpyHostToDevice));
     poison(d_x, n * sizeof(float));
     for (int i = 0; i < B; i++) frame_to_tensor(x_ref + (size_t)i * 3 * H * W, rgb + i * fb, H, W);
-    frame_to_tensor_cuda(d_x, d_rgb, B, H, W, s);
+    frame_to_tensor_cuda(d_x, d_rgb, B, H, W, TB_NCHW, s);
     down(x_got, d_x, n);
     EXPECT_CLOSE(x_got, x_ref, n, 1e-6, "frame_to_tensor %dx%dx%d", B, H, W);
 
@@ -434,7 +434,7 @@ static void check_frames(cudaStream_t s, int B, int H, int W) {
     up(d_x, x_ref, n1);
     cudaCheck(cudaMemset(d_rgb, 0xAB, fb));
     tensor_to_frame(rgb_ref, x_ref, H, W);
-    tensor_to_frame_cuda(d_rgb, d_x, H, W, s);
+    tensor_to_frame_cuda(d_rgb, d_x, H, W, TB_NCHW, s);
     cudaCheck(cudaDeviceSynchronize());
     cudaCheck(cudaMemcpy(rgb_got, d_rgb, fb, cudaMemcpyDeviceToHost));
     int maxd = 0;
@@ -450,7 +450,7 @@ static void check_frames(cudaStream_t s, int B, int H, int W) {
     size_t pitch = (size_t)W * 4 + 36;
     cudaCheck(cudaMalloc((void **)&d_rgba, pitch * H));
     cudaCheck(cudaMemset(d_rgba, 0xAB, pitch * H));
-    tensor_to_rgba_cuda(d_rgba, pitch, d_x, H, W, s);
+    tensor_to_rgba_cuda(d_rgba, pitch, d_x, H, W, TB_NCHW, s);
     cudaCheck(cudaDeviceSynchronize());
     uint8_t *rgba = (uint8_t *)tb_malloc(pitch * H);
     cudaCheck(cudaMemcpy(rgba, d_rgba, pitch * H, cudaMemcpyDeviceToHost));
@@ -1241,7 +1241,7 @@ TEST_IMPL(bottleneck) {
         up(d_noise, &noise, 1);
         poison(d_y, n * sizeof(float));
         bottleneck_forward_ref(want, x, mask, B, C, HW, noise, pass);
-        bottleneck_forward_cuda(d_y, d_x, d_mask, d_noise, d_pass, B, C, HW, g_stream);
+        bottleneck_forward_cuda(d_y, d_x, d_mask, d_noise, d_pass, B, C, HW, TB_NCHW, g_stream);
         down(got, d_y, n);
         EXPECT_CLOSE(got, want, n, 1e-5, "bottleneck forward, noise %g", (double)noise);
         int bad = 0;
@@ -1256,7 +1256,7 @@ TEST_IMPL(bottleneck) {
     fill(dy, n, -1, 1);
     up(d_x, dy, n);
     bottleneck_backward_ref(want, dy, mask, B, C, HW);
-    bottleneck_backward_cuda(d_x, d_x, d_mask, B, C, HW, g_stream);  // in place
+    bottleneck_backward_cuda(d_x, d_x, d_mask, B, C, HW, TB_NCHW, g_stream);  // in place
     down(got, d_x, n);
     EXPECT(memcmp(got, want, n * sizeof(float)) == 0, "bottleneck backward: the same bits");
     free(x), free(dy), free(want), free(got);
