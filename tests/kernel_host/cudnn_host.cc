@@ -146,8 +146,8 @@ struct Algo {
     int nondet, tensor_op;
     int k3s1_only;    // Winograd: 3x3, stride 1
     int unsupported;  // listed, never usable
-    int nchw_only;    // FFT: NCHW tensors only
     size_t fixed, per_sample;  // workspace: fixed + N * per_sample bytes
+    int nchw_only;    // FFT: NCHW tensors only
 };
 const size_t kMiB = 1u << 20;
 const Algo kFwd[] = {

@@ -9,6 +9,7 @@
 #                          conv_cudnn.cu on the host cuDNN) and the CPU backend;
 #   test_cuda_steps_host   the work of one training step (kernels and cuDNN
 #                          calls counted) and graphs across workspace growth.
+# The last two run again as *_nhwc with TABULA_CUDA_LAYOUT=nhwc.
 set(KH_DIR ${CMAKE_CURRENT_LIST_DIR})
 
 # The shim: runtime (launches, memory, streams, events, graphs) and cuDNN.
@@ -90,6 +91,14 @@ foreach(t test_kernel_host test_cuda_shim_host test_cuda_parity_host test_cuda_s
 endforeach()
 # Two devices for the parity run: a case puts a net on the second one.
 set_tests_properties(test_cuda_parity_host PROPERTIES ENVIRONMENT "${TEST_ENV};KH_DEVICES=2")
+# The same two programs again with the backend in NHWC (TABULA_CUDA_LAYOUT):
+# every parity case, and the same work per step as in NCHW.
+add_test(NAME test_cuda_parity_host_nhwc COMMAND test_cuda_parity_host)
+set_tests_properties(test_cuda_parity_host_nhwc PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "${TEST_ENV};KH_DEVICES=2;TABULA_CUDA_LAYOUT=nhwc")
+add_test(NAME test_cuda_steps_host_nhwc COMMAND test_cuda_steps_host)
+set_tests_properties(test_cuda_steps_host_nhwc PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "${TEST_ENV};TABULA_CUDA_LAYOUT=nhwc")
 
 # In a CUDA build the toolkit's headers are here: every value the stand-ins
 # give (cuda_host_api.h, include/cudnn.h) must be the toolkit's, or the build
