@@ -1117,6 +1117,96 @@ TEST_IMPL(bottleneck_next) {
     cudaFree(dnoise);
 }
 
+// ---------------------------------------------------------------- the host cuDNN in NHWC
+
+// One convolution's three calls in format f (CUDNN_TENSOR_NCHW, or NHWC with a
+// KRSC filter) on NCHW/KCRS host data, transposed in and out: y, dx, dw in
+// NCHW/KCRS order, concatenated.
+struct ConvShape {
+    int N, C, H, W, K, R, S, P;
+};
+static std::vector<float> conv3(cudnnHandle_t h, const ConvShape &c, cudnnTensorFormat_t f,
+                                const std::vector<float> &x, const std::vector<float> &w,
+                                const std::vector<float> &dy, int P, int Q) {
+    int lay_f = f == CUDNN_TENSOR_NHWC ? TB_NHWC : TB_NCHW;
+    cudnnTensorDescriptor_t xd, yd;
+    cudnnFilterDescriptor_t wd;
+    cudnnConvolutionDescriptor_t cd;
+    cudnnCheck(cudnnCreateTensorDescriptor(&xd));
+    cudnnCheck(cudnnCreateTensorDescriptor(&yd));
+    cudnnCheck(cudnnCreateFilterDescriptor(&wd));
+    cudnnCheck(cudnnCreateConvolutionDescriptor(&cd));
+    cudnnCheck(cudnnSetTensor4dDescriptor(xd, f, CUDNN_DATA_FLOAT, c.N, c.C, c.H, c.W));
+    cudnnCheck(cudnnSetTensor4dDescriptor(yd, f, CUDNN_DATA_FLOAT, c.N, c.K, P, Q));
+    cudnnCheck(cudnnSetFilter4dDescriptor(wd, CUDNN_DATA_FLOAT, f, c.K, c.C, c.R, c.R));
+    cudnnCheck(cudnnSetConvolution2dDescriptor(cd, c.P, c.P, c.S, c.S, 1, 1, CUDNN_CROSS_CORRELATION,
+                                               CUDNN_DATA_FLOAT));
+    cudnnCheck(cudnnSetConvolutionMathType(cd, CUDNN_FMA_MATH));
+    size_t ws_size = 0, s1 = 0;
+    cudnnCheck(cudnnGetConvolutionBackwardDataWorkspaceSize(h, wd, yd, cd, xd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, &ws_size));
+    cudnnCheck(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, xd, yd, cd, wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, &s1));
+    ws_size = s1 > ws_size ? s1 : ws_size;
+    float *dx = dnew<float>(x.size()), *dw = dnew<float>(w.size()), *ddy = dnew<float>(dy.size());
+    float *dxo = dnew<float>(x.size()), *dwo = dnew<float>(w.size()), *dyo = dnew<float>(dy.size());
+    char *ws = dnew<char>(ws_size);
+    int hw = c.H * c.W, rs = c.R * c.R, pq = P * Q;
+    up(dx, lay(x, c.N, c.C, hw, lay_f));
+    up(dw, lay(w, c.K, c.C, rs, lay_f));  // KCRS -> KRSC: the filter as K samples of C x RS
+    up(ddy, lay(dy, c.N, c.K, pq, lay_f));
+    const float one = 1.0f, zero = 0.0f;
+    cudnnCheck(cudnnConvolutionForward(h, &one, xd, dx, wd, dw, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                       ws, ws_size, &zero, yd, dyo));
+    cudnnCheck(cudnnConvolutionBackwardData(h, &one, wd, dw, yd, ddy, cd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
+                                            ws, ws_size, &zero, xd, dxo));
+    cudnnCheck(cudnnConvolutionBackwardFilter(h, &one, xd, dx, yd, ddy, cd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
+                                              ws, ws_size, &zero, wd, dwo));
+    cudaCheck(cudaDeviceSynchronize());
+    std::vector<float> out = unlay(down(dyo, dy.size()), c.N, c.K, pq, lay_f);
+    std::vector<float> gx = unlay(down(dxo, x.size()), c.N, c.C, hw, lay_f);
+    std::vector<float> gw = unlay(down(dwo, w.size()), c.K, c.C, rs, lay_f);
+    out.insert(out.end(), gx.begin(), gx.end());
+    out.insert(out.end(), gw.begin(), gw.end());
+    // What cuDNN refuses stays refused: a filter in another format than the
+    // tensors, and the FFT algorithms in NHWC.
+    if (f == CUDNN_TENSOR_NHWC) {
+        cudnnFilterDescriptor_t wn;
+        cudnnCheck(cudnnCreateFilterDescriptor(&wn));
+        cudnnCheck(cudnnSetFilter4dDescriptor(wn, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, c.K, c.C, c.R, c.R));
+        cudnnStatus_t st = cudnnConvolutionForward(h, &one, xd, dx, wn, dw, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                                   ws, ws_size, &zero, yd, dyo);
+        EXPECT(st == CUDNN_STATUS_NOT_SUPPORTED_LAYOUT, "NHWC tensors with an NCHW filter: status %d", (int)st);
+        size_t b = 0;
+        st = cudnnGetConvolutionForwardWorkspaceSize(h, xd, wd, cd, yd, CUDNN_CONVOLUTION_FWD_ALGO_FFT, &b);
+        EXPECT(st == CUDNN_STATUS_NOT_SUPPORTED, "FFT in NHWC: status %d", (int)st);
+        cudnnDestroyFilterDescriptor(wn);
+    }
+    cudnnDestroyTensorDescriptor(xd), cudnnDestroyTensorDescriptor(yd);
+    cudnnDestroyFilterDescriptor(wd), cudnnDestroyConvolutionDescriptor(cd);
+    for (void *d : {(void *)dx, (void *)dw, (void *)ddy, (void *)dxo, (void *)dwo, (void *)dyo, (void *)ws}) cudaFree(d);
+    return out;
+}
+
+// The host cuDNN's NHWC tensors and KRSC filters (conv_cudnn.cu's NHWC plans
+// rest on them): forward, backward data and backward filter give the NCHW
+// calls' bits on the transposed data (the same sums in the same order); an
+// NCHW run off by one index would not. Shapes: odd sizes, stride 1 and 2.
+TEST_IMPL(cudnn_nhwc_matches_nchw) {
+    static const ConvShape kConvs[] = {{2, 3, 9, 11, 5, 3, 1, 1}, {1, 8, 16, 12, 6, 4, 2, 1}, {2, 5, 7, 6, 3, 1, 1, 0}};
+    cudnnHandle_t h;
+    cudnnCheck(cudnnCreate(&h));
+    for (const ConvShape &c : kConvs) {
+        int P = (c.H + 2 * c.P - c.R) / c.S + 1, Q = (c.W + 2 * c.P - c.R) / c.S + 1;
+        std::vector<float> x = randv((size_t)c.N * c.C * c.H * c.W, -1, 1);
+        std::vector<float> w = randv((size_t)c.K * c.C * c.R * c.R, -1, 1);
+        std::vector<float> dy = randv((size_t)c.N * c.K * P * Q, -1, 1);
+        std::vector<float> a = conv3(h, c, CUDNN_TENSOR_NCHW, x, w, dy, P, Q);
+        std::vector<float> b = conv3(h, c, CUDNN_TENSOR_NHWC, x, w, dy, P, Q);
+        EXPECT(diff_bits(a, b) == 0, "conv %dx%dx%dx%d -> %d k%d s%d: NHWC %zu of %zu values differ",
+               c.N, c.C, c.H, c.W, c.K, c.R, c.S, diff_bits(a, b), a.size());
+    }
+    cudnnCheck(cudnnDestroy(h));
+}
+
 // The noise bound is tight enough to see a wrong draw or a wrong formula:
 // the draws of the next index, and the noise added after the mask (m x + a g:
 // the same as the op where m = 1, off by (1 - m) a g elsewhere).
@@ -1299,7 +1389,7 @@ TEST_MAIN(TEST_ENTRY(bias_act_forward), TEST_ENTRY(bias_act_forward_nhwc), TEST_
           TEST_ENTRY(frame_to_tensor), TEST_ENTRY(frame_to_tensor_nhwc), TEST_ENTRY(frames_gather), TEST_ENTRY(frames_gather_nhwc), TEST_ENTRY(tensor_to_frame), TEST_ENTRY(tensor_to_frame_nhwc),
           TEST_ENTRY(tensor_to_rgba), TEST_ENTRY(tensor_to_rgba_nhwc), TEST_ENTRY(tiles_draw), TEST_ENTRY(tiles_draw_nhwc), TEST_ENTRY(lerp), TEST_ENTRY(couple),
           TEST_ENTRY(bottleneck_forward), TEST_ENTRY(bottleneck_forward_nhwc), TEST_ENTRY(bottleneck_backward), TEST_ENTRY(bottleneck_backward_nhwc),
-          TEST_ENTRY(bottleneck_next), TEST_ENTRY(bottleneck_wrong_noise_is_caught),
+          TEST_ENTRY(bottleneck_next), TEST_ENTRY(cudnn_nhwc_matches_nchw), TEST_ENTRY(bottleneck_wrong_noise_is_caught),
           TEST_ENTRY(capture_records_failures),
           TEST_ENTRY(missing_block_is_caught), TEST_ENTRY(write_past_end_is_caught),
           TEST_ENTRY(divergent_syncthreads_is_caught), TEST_ENTRY(bad_warp_sum_is_caught),
