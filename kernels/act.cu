@@ -195,7 +195,7 @@ __global__ void bias_act_backward_nhwc_kernel(float *d, float *partial, float *d
 }
 
 // out_act_loss over NHWC, grid as bias_act_backward_nhwc_kernel: the loss
-// partials at part[0 .. blocks), the bias partials at part[C*chunks + c*chunks + k].
+// partials at part[0 .. blocks), the bias partials at part[blocks + c*chunks + k].
 __global__ void out_act_loss_nhwc_kernel(float *y, float *dy, double *part, float *db, float *loss,
                                          unsigned *done, const float *b, const float *t, int R,
                                          int C, int act, float slope, int l1, float grad_scale,
@@ -228,7 +228,7 @@ __global__ void out_act_loss_nhwc_kernel(float *y, float *dy, double *part, floa
     __syncthreads();
     bs = col_sum(bs, cw);
     unsigned blocks = gridDim.x * gridDim.y;
-    double *bpart = part + (size_t)C * gridDim.x;
+    double *bpart = part + blocks;
     if (threadIdx.x == 0) part[(size_t)blockIdx.y * gridDim.x + blockIdx.x] = ls;
     if ((int)threadIdx.x < cw && c < C) bpart[(size_t)c * gridDim.x + blockIdx.x] = bs;
     __threadfence();
@@ -272,15 +272,40 @@ static int bias_chunks(int B, int HW) {
 // NHWC: the channel tiles of a block's lanes (nhwc_lanes).
 static unsigned nhwc_tiles(int C) { return (unsigned)tb_ceil_div((size_t)C, C < 32 ? (size_t)C : 32); }
 
-extern "C" size_t bias_act_backward_scratch(int B, int C, int HW) {
-    int chunks = bias_chunks(B, HW);
+// NHWC: chunks of the B*HW rows, each about as many values as an NCHW chunk
+// (a block of cw channels side by side: more chunks than NCHW's per channel,
+// since there are fewer tiles than channels), at least one pass of the
+// block's rows, at most `most`.
+static int nhwc_chunks(int B, int C, int HW, int most) {
+    size_t rows = (size_t)B * HW, cw = C < 32 ? (size_t)C : 32;
+    size_t chunks = tb_ceil_div(rows * cw, (size_t)TB_BLOCK * 16);
+    size_t pass = tb_ceil_div(rows, TB_BLOCK / cw);
+    if (chunks > pass) chunks = pass;
+    if (chunks > (size_t)most) chunks = (size_t)most;
+    return chunks < 1 ? 1 : (int)chunks;
+}
+
+// Chunks of a bias gradient in the layout.
+static int act_chunks(int B, int C, int HW, int layout) {
+    return layout == TB_NHWC ? nhwc_chunks(B, C, HW, 1024) : bias_chunks(B, HW);
+}
+
+// out_act_loss's chunks: its loss partials (one a block) and bias partials (C
+// a chunk) fit TB_REDUCE_BLOCKS doubles in NHWC.
+static int loss_chunks(int B, int C, int HW, int layout) {
+    if (layout != TB_NHWC) return bias_chunks(B, HW);
+    return nhwc_chunks(B, C, HW, TB_REDUCE_BLOCKS / (int)(nhwc_tiles(C) + (unsigned)C));
+}
+
+extern "C" size_t bias_act_backward_scratch(int B, int C, int HW, int layout) {
+    int chunks = act_chunks(B, C, HW, layout);
     return chunks > 1 ? (size_t)C * chunks : 0;
 }
 
 extern "C" void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, int HW,
                                        int act, float slope, float *scratch, unsigned *done,
                                        int layout, cudaStream_t stream) {
-    int chunks = bias_chunks(B, HW);
+    int chunks = act_chunks(B, C, HW, layout);
     // With one chunk per channel the block's sum is the gradient itself.
     float *partial = db == NULL ? NULL : (chunks == 1 ? db : scratch);
     unsigned *fin = db != NULL && chunks > 1 ? done : NULL;
@@ -299,18 +324,21 @@ extern "C" void bias_act_backward_cuda(float *d, float *db, const float *y, int 
            slope);
 }
 
-extern "C" size_t out_act_loss_scratch(int B, int C, int HW) {
-    return 2 * (size_t)C * bias_chunks(B, HW);
+// The loss partials (one a block), then the bias partials (C a chunk).
+extern "C" size_t out_act_loss_scratch(int B, int C, int HW, int layout) {
+    size_t chunks = (size_t)loss_chunks(B, C, HW, layout);
+    size_t tiles = layout == TB_NHWC ? nhwc_tiles(C) : (size_t)C;
+    return chunks * tiles + (size_t)C * chunks;
 }
 
 extern "C" void out_act_loss_cuda(float *y, float *dy, float *db, float *loss, const float *b,
                                   const float *t, int B, int C, int HW, int act, float slope,
                                   int loss_kind, double *scratch, unsigned *done, int layout,
                                   cudaStream_t stream) {
-    int chunks = bias_chunks(B, HW);
+    int chunks = loss_chunks(B, C, HW, layout);
     size_t n = (size_t)B * C * HW;
     CHECK(n > 0 && C <= 65535, "out_act_loss: %dx%dx%d", B, C, HW);
-    CHECK(out_act_loss_scratch(B, C, HW) <= TB_REDUCE_BLOCKS,
+    CHECK(out_act_loss_scratch(B, C, HW, layout) <= TB_REDUCE_BLOCKS,
           "out_act_loss: %d channels x %d chunks over the scratch", C, chunks);
     int l1 = loss_kind == LOSS_L1;
     // The factor as the CPU ops form it: 2/n (MSE) or 1/n (L1), rounded to float once.

@@ -57,10 +57,10 @@ void bias_act_forward_cuda(float *y, const float *b, int B, int C, int HW, int a
                            int layout, cudaStream_t stream);
 // d <- d * act'(y) in place and db[c] = sum over (B, HW) of the new d, in one pass
 // over d and one launch (db may be NULL). The per-channel sums go through
-// `scratch`, which must hold bias_act_backward_scratch(B, C, HW) floats, and
+// `scratch`, which must hold bias_act_backward_scratch(B, C, HW, layout) floats, and
 // the block that finishes last adds them: `done` is a device counter, zero
 // before and after (needed when the scratch size is not 0).
-size_t bias_act_backward_scratch(int B, int C, int HW);
+size_t bias_act_backward_scratch(int B, int C, int HW, int layout);
 void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, int HW, int act,
                             float slope, float *scratch, unsigned *done, int layout,
                             cudaStream_t stream);
@@ -68,9 +68,9 @@ void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, i
 // result y (B,C,HW): bias_act_forward on y, then the loss (LOSS_MSE or LOSS_L1,
 // ops.h's mse/l1_forward_backward) against t into the device scalar *loss with
 // its gradient in dy, then bias_act_backward on dy into db. scratch: at least
-// out_act_loss_scratch(B, C, HW) doubles (at most TB_REDUCE_BLOCKS); done: a
+// out_act_loss_scratch(B, C, HW, layout) doubles (at most TB_REDUCE_BLOCKS); done: a
 // counter as above.
-size_t out_act_loss_scratch(int B, int C, int HW);
+size_t out_act_loss_scratch(int B, int C, int HW, int layout);
 void out_act_loss_cuda(float *y, float *dy, float *db, float *loss, const float *b, const float *t,
                        int B, int C, int HW, int act, float slope, int loss_kind, double *scratch,
                        unsigned *done, int layout, cudaStream_t stream);

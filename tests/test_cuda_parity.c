@@ -186,7 +186,7 @@ static void check_bias_act(cudaStream_t s, int B, int C, int HW, int act) {
     float *y = hnew(n), *b = hnew(C), *y_got = hnew(n), *d = hnew(n), *db_ref = hnew(C),
           *d_got = hnew(n), *db_got = hnew(C);
     float *d_y = dnew(n), *d_b = dnew(C), *d_d = dnew(n), *d_db = dnew(C);
-    size_t ns = bias_act_backward_scratch(B, C, HW);
+    size_t ns = bias_act_backward_scratch(B, C, HW, TB_NCHW);
     float *d_scratch = ns ? dnew(ns) : NULL;
     unsigned *d_done = NULL;  // the last-block-done counter: zero before, and left zero
     cudaCheck(cudaMalloc((void **)&d_done, sizeof(unsigned)));

@@ -1161,7 +1161,7 @@ static size_t bias_scratch_floats(const CudaCtx *c) {
     for (int B = 1; B <= c->max_batch; B++)
         for (int l = 0; l < c->L; l++) {
             const Layer *L = &c->m->layers[l];
-            size_t s = bias_act_backward_scratch(B, L->cout, L->hout * L->wout);
+            size_t s = bias_act_backward_scratch(B, L->cout, L->hout * L->wout, c->layout);
             if (s > most) most = s;
         }
     return most;
