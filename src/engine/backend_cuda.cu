@@ -1027,12 +1027,12 @@ static int act_channels(const CudaCtx *c, int i) {
     return i < c->L ? c->m->layers[i].cin : c->m->layers[c->L - 1].cout;
 }
 
-// One sample (C, HW) between NCHW (nchw) and NHWC (nhwc), either way.
-static void sample_layout(float *nchw, float *nhwc, int C, size_t HW, int to_nhwc) {
-    for (int ch = 0; ch < C; ch++)
+// One sample of C channels x HW from NCHW to NHWC (to_nhwc) or back.
+static void sample_layout(float *dst, const float *src, int C, size_t HW, int to_nhwc) {
+    for (size_t ch = 0; ch < (size_t)C; ch++)
         for (size_t p = 0; p < HW; p++) {
-            if (to_nhwc) nhwc[p * C + ch] = nchw[ch * HW + p];
-            else nchw[ch * HW + p] = nhwc[p * C + ch];
+            if (to_nhwc) dst[p * C + ch] = src[ch * HW + p];
+            else dst[ch * HW + p] = src[p * C + ch];
         }
 }
 
@@ -1065,7 +1065,7 @@ static void cuda_decode(Backend *b, const float *code, uint8_t *rgb) {
         size_t n = m->act_n[nb];
         float *t = (float *)tb_malloc(n * sizeof(float));
         int C = act_channels(c, nb);
-        sample_layout((float *)code, t, C, n / C, 1);
+        sample_layout(t, code, C, n / C, 1);
         copy_sync(c, act_at(c, c->d_dec, nb, 1), t, n * sizeof(float), cudaMemcpyHostToDevice);
         free(t);
     }
