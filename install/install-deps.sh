@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages tabula needs to build, run and test.
 #   install/install-deps.sh          build + run dependencies
-#   install/install-deps.sh --test   also what the test suite uses (Xvfb, PyTorch for fixtures)
+#   install/install-deps.sh --test   also what the test suite uses (Xvfb, the Xorg dummy
+#                                    driver, PyTorch for fixtures, clang, valgrind)
 #   install/install-deps.sh --kiosk  also an X server for tabula-kiosk.service
 #                                    (install/install.sh --kiosk USER)
 # Needs root (or sudo). Safe to run again.
@@ -23,7 +24,7 @@ for opt in "$@"; do
     # xset: tests/app/test_install.sh checks that the kiosk session turns blanking off.
     # Xorg's dummy driver and xwininfo (x11-utils): test_channels_windows.sh's two monitors.
     --test) PKGS+=(python3-torch python3-numpy python3-pil xdotool x11-xserver-utils
-                   xserver-xorg-core xserver-xorg-video-dummy x11-utils) ;;
+                   xserver-xorg-core xserver-xorg-video-dummy x11-utils clang valgrind) ;;
     # A bare X server with no desktop: Xorg with its drivers (xserver-xorg);
     # Xorg.wrap, which starts it as root where a GPU driver needs that
     # (xserver-xorg-legacy); xset (x11-xserver-utils); chvt (kbd); the logind

@@ -33,6 +33,17 @@ check_prints_each_line_and_exits_0_with_a_pattern() {
   check grep -q "^source: *pattern opens" "$T/out"
   check grep -q "^training: *64x64 fits" "$T/out"
   check grep -q "^verdict: *ready" "$T/out"
+  # The folders a show writes into, each with its state.
+  check grep -qE "^autosave: *autosave.*(writable|NOT writable), .*free" "$T/out"
+  check grep -qE "^takes: *takes.*(writable|NOT writable), .*free" "$T/out"
+}
+
+check_says_a_folder_it_cannot_write() {
+  : > "$T/a-file"  # a file where a folder should be (root may write anywhere else)
+  "$BIN" --check --headless --source pattern --size 64x64 --record.dir "$T/a-file/takes" \
+    --autosave.dir "$T/a-file" >"$T/out" 2>"$T/err"
+  check grep -q "^takes: *$T/a-file/takes (to be created): NOT writable" "$T/out"
+  check grep -q "^autosave: *$T/a-file: NOT writable" "$T/out"
 }
 
 check_exits_2_naming_a_missing_file() {
@@ -91,6 +102,7 @@ health_off_and_default_print_none() {
 }
 
 run_case check_prints_each_line_and_exits_0_with_a_pattern
+run_case check_says_a_folder_it_cannot_write
 run_case check_exits_2_naming_a_missing_file
 run_case check_exits_2_when_training_cannot_fit
 run_case check_without_display_fails_only_for_the_window

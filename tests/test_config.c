@@ -137,6 +137,7 @@ TEST_IMPL(bad_files_name_file_and_line) {
     expect_file_error("[train]\njust words\n", ":2: expected key = value");
     expect_file_error("[display]\nlayout = diagonal\n", ":2: layout: \"diagonal\" is not one of mirror|side|triptych|atlas");
     expect_file_error("[train\n", ":1: bad section header");
+    expect_file_error("[train] lr = 1\n", ":1: bad section header");
     expect_file_error("[model]\nchannels = 32,,64\n", ":2: channels: \"32,,64\" is not 1 to 8 comma-separated");
     expect_file_error("[model]\nchannels = 32,64x\n", ":2: channels: \"32,64x\" is not");
     expect_file_error("[model]\nchannels = 4294967328\n", ":2: channels:");
@@ -151,7 +152,7 @@ TEST_IMPL(bad_files_name_file_and_line) {
 TEST_IMPL(flags_override_file) {
     TbErr err = {{0}};
     Settings s;
-    const char *p = write_tmp("[train]\nlr = 0.2\nmomentum = 0.5 # inline comment\n");
+    const char *p = write_tmp("[train]   # a section's comment\nlr = 0.2\nmomentum = 0.5 # inline comment\n");
     char *argv1[] = {"tabula", "--lr", "0.03", "--config", (char *)p, "--size", "448x256",
                      "--headless", "--frames=7", "--train.adam_beta1", "0.8", NULL};
     settings_default(&s);

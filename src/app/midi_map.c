@@ -235,7 +235,7 @@ static int parse_row(const char *key, char *val, MidiTakeover def_takeover, Midi
     if (midi_target_parse(key, b)) {
         size_t n;
         const ActionInfo *a = actions_table(&n);
-        char acts[128] = "";
+        char acts[320] = "";  // every action's name (about 250 characters)
         for (size_t i = 0; i < n; i++) snprintf(acts + strlen(acts), sizeof acts - strlen(acts), "%s%s", i ? ", " : "", a[i].name);
         return tb_fail(err, "unknown target \"%s\" (a live parameter such as lr, momentum, clip; an action: %s; or learn, learn_prev, learn_off)", key, acts);
     }

@@ -200,7 +200,10 @@ static int param_text(const LiveParams *p, int id, char *buf, size_t n) {
     return snprintf(buf, n, "%s %.3g", r->label, (double)v);
 }
 
-enum { HUD_W = 96, HUD_LINES = 12 };
+// The HUD's lines, at most: up to 4 above the parameters (take, virtual
+// camera, channel, dream), the parameters up to line HUD_PARAM_END, then 6
+// (loss, rates, step, rollbacks, note, source) and the pick-up lines.
+enum { HUD_W = 96, HUD_PARAM_END = 8, HUD_GHOSTS = 4, HUD_LINES = HUD_PARAM_END + 6 + HUD_GHOSTS };
 
 // MIDI controls that have not picked up their value yet (soft takeover): a
 // ghost line each, "pick up lr: control at 0.02, value 2" (at most max lines).
@@ -237,7 +240,7 @@ void panel_hud(Display *d, const RunView *v, const RecordStatus *rs, const char 
         n++;
     // The live parameters, three to a line, in the table's order.
     l[n][0] = 0;
-    for (int id = 0, on_line = 0; id < PARAM_COUNT && n < HUD_LINES - 4; id++) {
+    for (int id = 0, on_line = 0; id < PARAM_COUNT && n < HUD_PARAM_END; id++) {
         char item[48];
         if (param_text(lp, id, item, sizeof item) <= 0) continue;
         size_t len = strlen(l[n]);
@@ -255,7 +258,7 @@ void panel_hud(Display *d, const RunView *v, const RecordStatus *rs, const char 
     snprintf(l[n++], HUD_W, "step %ld   frame %ld   backend %s", v->step, v->frames, backend);
     if (v->rollbacks > 0) snprintf(l[n++], HUD_W, "watchdog: %ld rollback%s", v->rollbacks, v->rollbacks == 1 ? "" : "s");
     if (note && note[0]) snprintf(l[n++], HUD_W, "%s", note);
-    n += ghost_lines(v, l + n, HUD_LINES - n - 1);
+    n += ghost_lines(v, l + n, HUD_GHOSTS);
     snprintf(l[n++], HUD_W, "source: %.80s", src);
     for (int i = 0; i < n; i++) ptrs[i] = l[i];
     display_set_hud(d, ptrs, n);

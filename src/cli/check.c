@@ -103,7 +103,8 @@ static void check_folder(const char *what, const char *dir) {
         if (slash == p) slash[1] = 0;
         else *slash = 0;
     }
-    int writable = access(p, W_OK) == 0;
+    // A file where the folder (or a parent) should be cannot hold one.
+    int writable = stat(p, &st) == 0 && S_ISDIR(st.st_mode) && access(p, W_OK) == 0;
     struct statvfs vs;
     char space[64] = "free space unknown";
     if (statvfs(p, &vs) == 0)
@@ -113,6 +114,8 @@ static void check_folder(const char *what, const char *dir) {
 
 static void check_folders(const Settings *s) {
     check_folder("snapshots:", s->snapshot_dir[0] ? s->snapshot_dir : ".");
+    if (s->autosave_minutes > 0) check_folder("autosave:", s->autosave_dir[0] ? s->autosave_dir : ".");
+    check_folder("takes:", s->record_dir[0] ? s->record_dir : ".");  // R or a MIDI/OSC record starts one
     const struct {
         const char *what, *path;
     } files[] = {{"metrics:", s->metrics}, {"events:", s->events}, {"save:", s->save},

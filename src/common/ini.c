@@ -30,7 +30,9 @@ static int parse_line(char *p, char *section, size_t section_n, IniSectionFn on_
                       IniKeyFn on_key, void *user, int lineno, TbErr *err) {
     if (*p == '[') {
         char *e = strchr(p, ']');
-        if (!e || e[1]) return tb_fail(err, "bad section header \"%s\"", p);
+        const char *rest = e ? tb_trim(e + 1) : NULL;  // "[train]  # a comment" is fine
+        if (!e || (*rest && *rest != '#' && *rest != ';'))
+            return tb_fail(err, "bad section header \"%s\"", p);
         *e = 0;
         snprintf(section, section_n, "%s", tb_trim(p + 1));
         return on_section ? on_section(user, section, err) : 0;

@@ -570,6 +570,44 @@ TEST_IMPL(dream_line_in_the_hud_while_dreaming) {
     display_show_hud(d, 0);
 }
 
+// The HUD with every optional line at once (a take, the virtual camera, three
+// channels, the dream, rollbacks, a note): all of them shown, the parameters
+// cut to the lines left above them (they end at line 8), nothing written past
+// the HUD's lines (this overran them once: AddressSanitizer saw it).
+TEST_IMPL(hud_with_every_line_on_keeps_to_its_lines) {
+    Display *d = window();
+    display_set_layout(d, DISPLAY_MIRROR);
+    display_show_hud(d, 1);
+    int r[4], h1, lh;
+    const char *lines[] = {"one", "two"};
+    display_set_hud(d, lines, 1);
+    EXPECT(display_hud_rect(d, r) == 1, "HUD rect of one line");
+    h1 = r[3];
+    display_set_hud(d, lines, 2);
+    EXPECT(display_hud_rect(d, r) == 1, "HUD rect of two lines");
+    lh = r[3] - h1;
+    Settings s;
+    settings_default(&s);
+    RunView v;
+    memset(&v, 0, sizeof v);
+    live_params_from_settings(&v.p, &s);
+    v.channels = 1, v.psnr = 30;
+    panel_hud(d, &v, NULL, NULL, "cpu", 60, "pattern", 0, NULL);
+    EXPECT(display_hud_rect(d, r) == 1, "plain HUD rect");
+    int plain = 1 + (r[3] - h1 + lh / 2) / lh, params = plain - 4;  // + loss, rates, step, source
+    RecordStatus rs = {.on = 1, .secs = 12.5, .written = 300};
+    v.channels = 3;
+    for (int c = 1; c < 3; c++) live_params_from_settings(&v.chp[c], &s);
+    v.p.v[PARAM_FEEDBACK] = 0.4f;
+    v.rollbacks = 2;
+    panel_hud(d, &v, &rs, "virtual camera: 300 sent", "cpu", 60, "pattern", 0, "an empty room: resting");
+    EXPECT(display_hud_rect(d, r) == 1, "full HUD rect");
+    int full = 1 + (r[3] - h1 + lh / 2) / lh, want = 4 + (params < 4 ? params : 4) + 6;
+    printf("HUD lines: %d plain (%d of parameters), %d with every line on\n", plain, params, full);
+    EXPECT(params >= 1 && full == want, "%d lines with every line on, expected %d", full, want);
+    display_show_hud(d, 0);
+}
+
 // Side layout: the camera pane is labelled too (over red: white text stands out).
 TEST_IMPL(side_layout_labels_the_camera_pane) {
     Display *d = window();
@@ -898,6 +936,7 @@ TEST_MAIN(TEST_ENTRY(no_display_and_dead_display_give_clear_messages), TEST_ENTR
           TEST_ENTRY(triptych_error_pane_black_for_identical_images),
           TEST_ENTRY(triptych_shows_network_input_while_a_transform_is_on), TEST_ENTRY(hud_and_pane_label_only_when_on), TEST_ENTRY(dream_hud_line_only_while_dreaming),
           TEST_ENTRY(dream_line_in_the_hud_while_dreaming),
+          TEST_ENTRY(hud_with_every_line_on_keeps_to_its_lines),
           TEST_ENTRY(side_layout_labels_the_camera_pane), TEST_ENTRY(status_message_shown_then_cleared),
           TEST_ENTRY(help_overlay_shown_then_hidden),
           TEST_ENTRY(real_frame_pane_is_training_crop_blur_lights_error),

@@ -218,6 +218,12 @@ void kh_launch(const char *kernel, const char *file, int line, dim3 grid, dim3 b
     launch_file = "";
 }
 
+void kh_check_arg(const char *kernel, int i, const void *p) {
+    if (p && kh_where(p, 1) == KH_FREED)
+        kh_report("%s: argument %d (%p) points into freed device memory (freed while the launch "
+                  "was queued, or a graph replayed after the free)", kernel, i, p);
+}
+
 int kh_config_ok(dim3 grid, dim3 block) {
     unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
     return threads >= 1 && threads <= kMaxThreads && block.z <= 64 && grid.x >= 1 &&

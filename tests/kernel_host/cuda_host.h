@@ -203,7 +203,9 @@ static inline cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *attr,
     return cudaFuncGetAttributes(attr, (const void *)entry);
 }
 
-// Runs op on stream s: now, or when a graph that captured it is launched.
+// Queues op on stream s (it runs when the host needs it: see cuda_host_rt.cc),
+// or records it if s is capturing (it runs when the graph is launched); on the
+// legacy stream it runs now, after the blocking streams' queued work.
 // Returns cudaSuccess, or why the stream refused it (a dead handle, an
 // invalidated capture, the legacy stream during a capture); the caller sets
 // the last error. kind says what op is (KH_OP_*), for the counts.
@@ -219,6 +221,14 @@ cudaError_t kh_error(cudaError_t e);
 typedef void (*KhBody)(void *ctx);
 void kh_launch(const char *kernel, const char *file, int line, dim3 grid, dim3 block,
                KhBody body, void *ctx);
+// A pointer argument of a kernel as the launch runs: one into freed device
+// memory (freed while the launch was queued, or a graph replayed after its
+// buffer was freed) is reported.
+void kh_check_arg(const char *kernel, int i, const void *p);
+template <typename T>
+static inline void kh_check_arg_of(const char *kernel, int i, const T &v) {
+    if constexpr (std::is_pointer<T>::value) kh_check_arg(kernel, i, (const void *)v);
+}
 // A configuration the device accepts (at most 1024 threads a block, a grid
 // neither empty nor oversized)?
 int kh_config_ok(dim3 grid, dim3 block);
@@ -247,6 +257,10 @@ static inline void kh_launch_kernel(const char *name, const char *file, int line
         std::apply(k->kernel, k->args);
     };
     kh_error(kh_enqueue(stream, KH_OP_KERNEL, [=] {
+        std::apply([&](const auto &...a) {
+            int i = 0;
+            (kh_check_arg_of(name, i++, a), ...);
+        }, call->args);
         kh_launch(name, file, line, grid, block, body, call.get());
     }));
 }

@@ -104,8 +104,8 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total_bytes);
 // Pinned memory: host memory the shim knows, so a copy can check its kind.
 cudaError_t cudaMalloc(void **p, size_t bytes);
 cudaError_t cudaFree(void *p);
-// Stream-ordered: here the stream has run all it was given, so they are
-// cudaMalloc and cudaFree.
+// Stream-ordered (tabula does not call them): cudaMalloc, and cudaFree once
+// every stream's queued work has run.
 cudaError_t cudaMallocAsync(void **p, size_t bytes, cudaStream_t stream);
 cudaError_t cudaFreeAsync(void *p, cudaStream_t stream);
 cudaError_t cudaMallocHost(void **p, size_t bytes);
@@ -113,18 +113,22 @@ cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int flags);
 cudaError_t cudaFreeHost(void *p);
 // The kind must match the pointers (device memory = a cudaMalloc allocation),
 // and device ranges must lie inside one allocation; else the shim reports it
-// and returns cudaErrorInvalidValue. Async copies and memsets run when their
-// stream gets to them: at once, or at a graph's launch if captured.
+// and returns cudaErrorInvalidValue. Async copies and memsets are queued on
+// their stream (recorded if it is capturing) and run when the host needs
+// them; cudaMemcpy and cudaMemset are the legacy stream's: after the blocking
+// streams' queued work, at once.
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind);
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind,
                             cudaStream_t stream KH_DV(0));
 cudaError_t cudaMemset(void *p, int value, size_t bytes);
 cudaError_t cudaMemsetAsync(void *p, int value, size_t bytes, cudaStream_t stream KH_DV(0));
 
-// ---- streams and events. Work runs as it is enqueued, in order, so events
-// are complete as soon as they are recorded and synchronising waits for
-// nothing; what the calls check is that the handles are live and that nothing
-// waits inside a capture.
+// ---- streams and events. Work is queued on its stream and runs when the
+// host needs it: a synchronise runs what it waits for, a query of queued work
+// says cudaErrorNotReady once and lets it run, the legacy stream runs the
+// blocking streams' queues first; between streams, in the order
+// kh_set_stream_order chooses (README.md). The calls also check that the
+// handles are live and that nothing waits inside a capture.
 cudaError_t cudaDeviceSynchronize(void);
 cudaError_t cudaStreamCreate(cudaStream_t *stream);
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *stream, unsigned int flags);
@@ -186,6 +190,10 @@ KhGraphCounts kh_last_graph_counts(void);
 // The same counts for the work run outside graphs since the last kh_reset_counts.
 KhGraphCounts kh_eager_counts(void);
 void kh_reset_counts(void);
+// The order in which streams' queued work runs when several could go on:
+// "newest" (the head enqueued last), "oldest", "random:SEED". Read from
+// KH_STREAM_ORDER at the first use unless set here; 0, or -1 for a bad mode.
+int kh_set_stream_order(const char *mode);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,23 @@ void kh_report_mem_leaks(void);
 // (its copies in and out).
 void kh_inflight_read(cudaStream_t s, const void *src, size_t bytes);
 void kh_inflight_forget(const void *p, size_t bytes);
+// Eager copies from (into = 0) or into (1) pinned memory while they wait in
+// their stream's queue: kh_pinned_queued when enqueued (a destination is
+// filled with kh_poison then), kh_pinned_ran when it runs (a destination the
+// host wrote since is reported); kh_pinned_busy: is one queued on [p, p+bytes)?
+unsigned long long kh_pinned_queued(const void *p, size_t bytes, int into);
+void kh_pinned_ran(unsigned long long id);
+int kh_pinned_busy(const void *p, size_t bytes);
+// Is s capturing (or its capture invalidated)? The legacy stream never is.
+int kh_stream_capturing(cudaStream_t s);
+// The host waits: for stream s's queued work (NULL: the legacy stream, i.e.
+// every blocking stream's), run now and then known done; kh_run_all runs every
+// stream's queue without telling the host anything.
+void kh_sync_stream(cudaStream_t s);
+void kh_sync_legacy(void);
+void kh_run_all(void);
+// Is any stream's work still queued?
+int kh_work_queued(void);
 // A copy into pinned memory, as it runs on a stream (eagerly or in a graph
 // launch): the bytes are held back and dst filled with kh_poison until the host
 // knows the copy done, as on the device (a read before that sees garbage

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include <deque>
+#include <memory>
 #include <vector>
 
 #include "cuda_host_internal.h"
@@ -193,7 +194,8 @@ cudaError_t cudaFree(void *p) {
         memset(user(a), 0xFF, a.bytes);
         freed.push_back(a);
         freed_bytes += a.total;
-        while (freed_bytes > kQuarantine && freed.size() > 1) {
+        // Queued work may still use what it would give back to the heap.
+        while (freed_bytes > kQuarantine && freed.size() > 1 && !kh_work_queued()) {
             freed_bytes -= freed.front().total;
             free(freed.front().base);
             freed.pop_front();
@@ -205,8 +207,12 @@ cudaError_t cudaFree(void *p) {
     return kh_error(cudaErrorInvalidValue);
 }
 
+// Stream-ordered (tabula does not call them): the free waits for all queued work.
 cudaError_t cudaMallocAsync(void **p, size_t bytes, cudaStream_t) { return cudaMalloc(p, bytes); }
-cudaError_t cudaFreeAsync(void *p, cudaStream_t) { return cudaFree(p); }
+cudaError_t cudaFreeAsync(void *p, cudaStream_t) {
+    kh_run_all();
+    return cudaFree(p);
+}
 
 cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int flags) {
     if (cudaError_t e = kh_capture_forbids()) return kh_error(e);
@@ -226,6 +232,10 @@ cudaError_t cudaFreeHost(void *p) {
     if (cudaError_t e = kh_capture_forbids()) return kh_error(e);
     for (size_t i = 0; i < pinned.size(); i++) {
         if (pinned[i].p != p) continue;
+        if (kh_pinned_busy(p, pinned[i].bytes)) {  // run first: the shim would use freed memory
+            kh_report("cudaFreeHost(%p) while a copy from or into it is still queued", p);
+            kh_run_all();
+        }
         kh_inflight_forget(p, pinned[i].bytes);
         free(p);
         pinned.erase(pinned.begin() + (long)i);
@@ -248,30 +258,52 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind 
     if (bytes == 0) return cudaSuccess;
     if (cudaError_t e = kh_capture_forbids()) return kh_error(e);
     if (cudaError_t e = copy_check(dst, src, bytes, kind, "cudaMemcpy")) return kh_error(e);
+    kh_sync_legacy();  // the legacy stream: after the blocking streams' work
     memmove(dst, src, bytes);
     return cudaSuccess;
 }
 
 // The copy runs when the stream gets to it; checked again then (a captured
-// copy may replay after its buffers were freed). Into pinned memory its bytes
-// land only once the host knows it done (kh_defer_write).
+// copy may replay after its buffers were freed). As the runtime documents
+// for the Async copies: a pageable source is staged (read now), a pageable
+// destination makes the call return only once the copy is done; a pinned
+// source is read when the copy runs, and into pinned memory the bytes land
+// only once the host knows the copy done (kh_defer_write).
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream) {
     if (bytes == 0) return cudaSuccess;
     if (cudaError_t e = copy_check(dst, src, bytes, kind, "cudaMemcpyAsync")) return kh_error(e);
+    int eager = stream && !kh_stream_capturing(stream);
+    int host_src = kh_where(src, bytes) == KH_HOST, host_dst = kh_where(dst, bytes) == KH_HOST;
+    std::shared_ptr<std::vector<unsigned char>> staged;
+    if (eager && host_src && !is_pinned(src)) {
+        const unsigned char *from = (const unsigned char *)src;
+        staged = std::make_shared<std::vector<unsigned char>>(from, from + bytes);
+    }
+    unsigned long long q = 0;
+    if (eager && (is_pinned(src) || is_pinned(dst)))
+        q = kh_pinned_queued(is_pinned(dst) ? dst : src, bytes, is_pinned(dst));
     cudaError_t e = kh_enqueue(stream, KH_OP_COPY, [=] {
+        if (q) kh_pinned_ran(q);
         if (copy_check(dst, src, bytes, kind, "cudaMemcpyAsync (as it runs)") != cudaSuccess)
             return;
-        if (!is_pinned(dst) || !kh_defer_write(dst, src, bytes)) memmove(dst, src, bytes);
+        const void *from = staged ? (const void *)staged->data() : src;
+        if (!is_pinned(dst) || !kh_defer_write(dst, from, bytes)) memmove(dst, from, bytes);
     });
-    if (e == cudaSuccess && is_pinned(src)) kh_inflight_read(stream, src, bytes);
-    return kh_error(e);
+    if (e != cudaSuccess) {
+        if (q) kh_pinned_ran(q);
+        return kh_error(e);
+    }
+    if (is_pinned(src)) kh_inflight_read(stream, src, bytes);
+    if (eager && host_dst && !is_pinned(dst)) kh_sync_stream(stream);
+    return cudaSuccess;
 }
 
 cudaError_t cudaMemset(void *p, int value, size_t bytes) {
     if (bytes == 0) return cudaSuccess;
     if (cudaError_t e = kh_capture_forbids()) return kh_error(e);
     if (cudaError_t e = memset_check(p, bytes, "cudaMemset")) return kh_error(e);
+    kh_sync_legacy();
     memset(p, value, bytes);
     return cudaSuccess;
 }

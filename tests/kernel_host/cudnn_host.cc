@@ -573,6 +573,7 @@ static cudnnStatus_t find_ok(cudnnHandle_t h) {
     if (!h || !live.count(h)) return fail(CUDNN_STATUS_BAD_PARAM, "not a live handle");
     if (kh_capture_forbids() != cudaSuccess)
         return fail(CUDNN_STATUS_EXECUTION_FAILED_CUDART, "cudnnFind* inside a stream capture");
+    kh_sync_stream(h->stream);  // Find is synchronous: it times runs on the handle's stream
     return CUDNN_STATUS_SUCCESS;
 }
 

@@ -91,6 +91,10 @@ foreach(t test_kernel_host test_cuda_shim_host test_cuda_parity_host test_cuda_s
 endforeach()
 # Two devices for the parity run: a case puts a net on the second one.
 set_tests_properties(test_cuda_parity_host PROPERTIES ENVIRONMENT "${TEST_ENV};KH_DEVICES=2")
+# The steps once more with the streams' queued work run oldest first (3 s).
+add_test(NAME test_cuda_steps_host_oldest COMMAND test_cuda_steps_host)
+set_tests_properties(test_cuda_steps_host_oldest PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "${TEST_ENV};KH_STREAM_ORDER=oldest")
 # The same two programs again with the backend in NHWC (TABULA_CUDA_LAYOUT):
 # every parity case, and the same work per step as in NCHW.
 add_test(NAME test_cuda_parity_host_nhwc COMMAND test_cuda_parity_host)

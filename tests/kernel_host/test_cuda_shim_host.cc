@@ -115,6 +115,7 @@ TEST_IMPL(copies_are_held_to_their_kind) {
     cudaGraphInstantiate(&e, g, 0);
     cudaFree(y);
     cudaGraphLaunch(e, s);
+    cudaStreamSynchronize(s);  // the launch runs (and its memset is checked) when waited for
     EXPECT(kh_errors() == 4 && strstr(kh_first_error(), "HostToDevice"), "freed: %d: %s",
            kh_errors(), kh_first_error());
     cudaGraphExecDestroy(e);
@@ -225,7 +226,9 @@ TEST_IMPL(pinned_destination_read_too_early) {
            (double)h[n - 1]);
     cudaStreamSynchronize(t);
     EXPECT(isnan(h[3]), "read after waiting for another stream: %g", (double)h[3]);
-    cudaEventRecord(e, s);  // an event after the copy, found complete: now it is there
+    cudaEventRecord(e, s);  // an event after the copy: not ready once, then complete
+    EXPECT(cudaEventQuery(e) == cudaErrorNotReady && isnan(h[3]), "first cudaEventQuery: %g",
+           (double)h[3]);
     EXPECT(cudaEventQuery(e) == cudaSuccess && h[3] == 4.0f, "after cudaEventQuery: %g",
            (double)h[3]);
     // An event recorded before the copy does not cover it.
@@ -388,8 +391,206 @@ TEST_IMPL(cudnn_nondeterminism_is_real) {
     conv_free(&c);
 }
 
+// ---- streams that run out of order. Queued work runs when the host needs
+// it; between streams the newest head goes first (the default order), so a
+// missing wait shows as a stale or overwritten value, as it could on a GPU.
+
+// n floats on the device, each v (through the legacy stream: there at once).
+static float *dfill(int n, float v) {
+    float *d = dalloc(n);
+    std::vector<float> h((size_t)n, v);
+    cudaMemcpy(d, h.data(), (size_t)n * sizeof(float), cudaMemcpyHostToDevice);
+    return d;
+}
+
+static float dget(const float *d, int i) {
+    float v = 0;
+    cudaMemcpy(&v, d + i, sizeof v, cudaMemcpyDeviceToHost);
+    return v;
+}
+
+struct Two {
+    cudaStream_t a, b;
+    cudaEvent_t e;
+};
+// (In the default order whatever KH_STREAM_ORDER says: the cases expect it.)
+static Two two_streams(unsigned flags) {
+    kh_set_stream_order("newest");
+    Two t;
+    cudaStreamCreateWithFlags(&t.a, flags);
+    cudaStreamCreateWithFlags(&t.b, flags);
+    cudaEventCreateWithFlags(&t.e, cudaEventDisableTiming);
+    return t;
+}
+static void two_free(Two *t) {
+    cudaEventDestroy(t->e);
+    cudaStreamDestroy(t->a);
+    cudaStreamDestroy(t->b);
+}
+
+// Stream A writes y = 2x, stream B reads z = 3y. Without a wait B runs first
+// (y still 1: z = 3, stale); with an event recorded after A's write and
+// waited for by B, z = 6x. Under "oldest" the missing wait goes unseen: the
+// reason "newest" is the default.
+TEST_IMPL(streams_read_without_a_wait_stale) {
+    const int n = 100;
+    float *x = dfill(n, 5.0f), *y = dfill(n, 1.0f), *z = dfill(n, 0.0f), one[n];
+    for (int i = 0; i < n; i++) one[i] = 1.0f;
+    Two t = two_streams(cudaStreamNonBlocking);
+    kh_clear();
+    launch_scale(y, x, n, 2.0f, t.a);
+    launch_scale(z, y, n, 3.0f, t.b);
+    cudaDeviceSynchronize();
+    EXPECT(dget(z, 7) == 3.0f, "no wait: B read %g, not the stale 3", (double)dget(z, 7));
+    cudaMemcpy(y, one, sizeof one, cudaMemcpyHostToDevice);
+    launch_scale(y, x, n, 2.0f, t.a);
+    cudaEventRecord(t.e, t.a);
+    cudaStreamWaitEvent(t.b, t.e, 0);
+    launch_scale(z, y, n, 3.0f, t.b);
+    cudaStreamSynchronize(t.b);  // runs A's write first: B waits for it
+    EXPECT(dget(z, 7) == 30.0f && dget(z, n - 1) == 30.0f, "with the wait: %g",
+           (double)dget(z, 7));
+    kh_set_stream_order("oldest");
+    cudaMemcpy(y, one, sizeof one, cudaMemcpyHostToDevice);
+    launch_scale(y, x, n, 2.0f, t.a);
+    launch_scale(z, y, n, 3.0f, t.b);
+    cudaDeviceSynchronize();
+    EXPECT(dget(z, 7) == 30.0f, "oldest: %g (A first)", (double)dget(z, 7));
+    kh_set_stream_order("newest");
+    two_free(&t);
+    cudaFree(x), cudaFree(y), cudaFree(z);
+    EXPECT(kh_errors() == 0, "%s", kh_first_error());
+}
+
+// Write after read: B still has to read y (z = 3y) when A overwrites it
+// (y = 2x). Without a wait the overwrite runs first and B reads the new y;
+// with A waiting for an event recorded after B's read, B reads the old one.
+TEST_IMPL(streams_overwrite_before_the_read) {
+    const int n = 64;
+    float *x = dfill(n, 5.0f), *y = dfill(n, 1.0f), *z = dfill(n, 0.0f);
+    Two t = two_streams(cudaStreamNonBlocking);
+    kh_clear();
+    launch_scale(z, y, n, 3.0f, t.b);
+    launch_scale(y, x, n, 2.0f, t.a);
+    cudaStreamSynchronize(t.a);
+    cudaStreamSynchronize(t.b);
+    EXPECT(dget(z, 3) == 30.0f, "no wait: B read %g, not the overwritten y (30)", (double)dget(z, 3));
+    float one[n];
+    for (int i = 0; i < n; i++) one[i] = 1.0f;
+    cudaMemcpy(y, one, sizeof one, cudaMemcpyHostToDevice);
+    launch_scale(z, y, n, 3.0f, t.b);
+    cudaEventRecord(t.e, t.b);
+    cudaStreamWaitEvent(t.a, t.e, 0);
+    launch_scale(y, x, n, 2.0f, t.a);
+    cudaDeviceSynchronize();
+    EXPECT(dget(z, 3) == 3.0f && dget(y, 3) == 10.0f, "with the wait: z %g y %g", (double)dget(z, 3),
+           (double)dget(y, 3));
+    two_free(&t);
+    cudaFree(x), cudaFree(y), cudaFree(z);
+    EXPECT(kh_errors() == 0, "%s", kh_first_error());
+}
+
+// A query of queued work says not ready once (without making it the last
+// error), and the device goes on: the next query finds it done. An idle
+// stream, and an event never recorded, are ready at once.
+TEST_IMPL(query_not_ready_once_then_ready) {
+    const int n = 32;
+    float *x = dfill(n, 5.0f), *y = dfill(n, 1.0f);
+    Two t = two_streams(cudaStreamNonBlocking);
+    EXPECT(cudaEventQuery(t.e) == cudaSuccess, "an event never recorded is not complete");
+    EXPECT(cudaStreamQuery(t.a) == cudaSuccess, "an idle stream is busy");
+    launch_scale(y, x, n, 2.0f, t.a);
+    cudaEventRecord(t.e, t.a);
+    (void)cudaGetLastError();
+    EXPECT(cudaEventQuery(t.e) == cudaErrorNotReady, "the event of queued work is complete");
+    EXPECT(cudaGetLastError() == cudaSuccess, "not ready became the last error");
+    EXPECT(cudaEventQuery(t.e) == cudaSuccess, "the second query still says not ready");
+    launch_scale(y, x, n, 2.0f, t.b);
+    EXPECT(cudaStreamQuery(t.b) == cudaErrorNotReady, "a stream with queued work is idle");
+    EXPECT(cudaStreamQuery(t.b) == cudaSuccess, "the second stream query still says not ready");
+    EXPECT(dget(y, 0) == 10.0f, "the work the queries let run: %g", (double)dget(y, 0));
+    two_free(&t);
+    cudaFree(x), cudaFree(y);
+}
+
+// cudaMemcpy is on the legacy stream: it waits for the blocking streams'
+// work, not for a non-blocking stream's (that is what cudaStreamNonBlocking
+// means): read right after a kernel there, the copy is stale.
+TEST_IMPL(legacy_copy_waits_for_blocking_streams_only) {
+    const int n = 16;
+    float *x = dfill(n, 5.0f), *y = dfill(n, 1.0f), h[n];
+    cudaStream_t nb, bl;
+    cudaStreamCreateWithFlags(&nb, cudaStreamNonBlocking);
+    cudaStreamCreate(&bl);
+    launch_scale(y, x, n, 2.0f, nb);
+    cudaMemcpy(h, y, sizeof h, cudaMemcpyDeviceToHost);
+    EXPECT(h[4] == 1.0f, "non-blocking stream: the copy read %g, not the stale 1", (double)h[4]);
+    cudaStreamSynchronize(nb);
+    launch_scale(y, x, n, 3.0f, bl);
+    cudaMemcpy(h, y, sizeof h, cudaMemcpyDeviceToHost);
+    EXPECT(h[4] == 15.0f, "blocking stream: the copy read %g, not 15", (double)h[4]);
+    cudaStreamDestroy(nb);
+    cudaStreamDestroy(bl);
+    cudaFree(x), cudaFree(y);
+}
+
+// A graph launched on B that reads what A writes: it waits for A's event
+// like any work of B (right), and without the wait reads stale data.
+TEST_IMPL(graph_launch_waits_for_another_stream) {
+    const int n = 40;
+    float *x = dfill(n, 5.0f), *y = dfill(n, 1.0f), *z = dfill(n, 0.0f);
+    Two t = two_streams(cudaStreamNonBlocking);
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t ge = NULL;
+    cudaStreamBeginCapture(t.b, cudaStreamCaptureModeThreadLocal);
+    launch_scale(z, y, n, 3.0f, t.b);
+    cudaStreamEndCapture(t.b, &g);
+    cudaGraphInstantiate(&ge, g, 0);
+    launch_scale(y, x, n, 2.0f, t.a);
+    cudaEventRecord(t.e, t.a);
+    cudaStreamWaitEvent(t.b, t.e, 0);
+    cudaGraphLaunch(ge, t.b);
+    cudaDeviceSynchronize();
+    EXPECT(dget(z, 9) == 30.0f, "graph after the wait: %g", (double)dget(z, 9));
+    launch_scale(y, x, n, 4.0f, t.a);  // y = 20, but B does not wait this time
+    cudaGraphLaunch(ge, t.b);
+    cudaDeviceSynchronize();
+    EXPECT(dget(z, 9) == 30.0f, "graph without the wait: %g, not the stale 30", (double)dget(z, 9));
+    cudaGraphExecDestroy(ge);
+    cudaGraphDestroy(g);
+    two_free(&t);
+    cudaFree(x), cudaFree(y), cudaFree(z);
+}
+
+// Freeing what queued work still uses: cudaFree does not wait (the runtime
+// does not document it as a synchronisation), so the launch runs on freed
+// memory and is told; cudaFreeHost of a buffer a queued copy uses is told.
+TEST_IMPL(free_while_work_is_queued_is_told) {
+    const int n = 16;
+    float *x = dfill(n, 5.0f), *y = dfill(n, 1.0f), *h = NULL;
+    cudaMallocHost((void **)&h, n * sizeof(float));
+    cudaStream_t s;
+    cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
+    kh_clear();
+    launch_scale(y, x, n, 2.0f, s);
+    cudaFree(x);
+    cudaStreamSynchronize(s);
+    EXPECT(kh_errors() == 1 && strstr(kh_first_error(), "freed device memory"), "not told: %d %s",
+           kh_errors(), kh_first_error());
+    cudaMemcpyAsync(h, y, n * sizeof(float), cudaMemcpyDeviceToHost, s);
+    cudaFreeHost(h);
+    EXPECT(kh_errors() == 2, "cudaFreeHost with a copy queued: %d told", kh_errors());
+    cudaStreamDestroy(s);
+    cudaFree(y);
+    kh_clear();
+}
+
 TEST_MAIN(TEST_ENTRY(graph_replays_the_captured_arguments), TEST_ENTRY(capture_refuses_what_would_wait),
           TEST_ENTRY(copies_are_held_to_their_kind), TEST_ENTRY(cudnn_refuses_and_blends_as_cudnn),
           TEST_ENTRY(cudnn_nondeterminism_is_real), TEST_ENTRY(devices_refuse_work_of_another),
           TEST_ENTRY(pinned_source_changed_in_flight),
-          TEST_ENTRY(pinned_destination_read_too_early), TEST_ENTRY(pinned_destination_in_a_graph))
+          TEST_ENTRY(pinned_destination_read_too_early), TEST_ENTRY(pinned_destination_in_a_graph),
+          TEST_ENTRY(streams_read_without_a_wait_stale), TEST_ENTRY(streams_overwrite_before_the_read),
+          TEST_ENTRY(query_not_ready_once_then_ready),
+          TEST_ENTRY(legacy_copy_waits_for_blocking_streams_only),
+          TEST_ENTRY(graph_launch_waits_for_another_stream), TEST_ENTRY(free_while_work_is_queued_is_told))

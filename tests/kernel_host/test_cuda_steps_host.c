@@ -211,10 +211,12 @@ TEST_IMPL(activations_decode_and_mem_info) {
 }
 
 // output_recent reads a read-back only once its event says it arrived. Here
-// every copy is done when asked, so the second call, with no wait between,
-// gives it; but the shim holds a copy into pinned memory back until the host
-// knows it done (the destination holds 0xFF until then), so a read-back read
-// without that cudaEventQuery gives 0xFF bytes, not get_output's.
+// queued work runs only when the host needs it, and a query of work still
+// queued says "not ready" once (then lets the device run it): the second call
+// finds the read-back on its way and gives nothing, the third gives it. The
+// shim also holds a copy into pinned memory back until the host knows it done
+// (the destination holds 0xFF until then), so a read-back read without that
+// cudaEventQuery gives 0xFF bytes, not get_output's.
 TEST_IMPL(output_recent_reads_what_arrived) {
     ModelSpec spec = model_spec_default(48, 32);
     spec.n_enc = 2;
@@ -237,6 +239,7 @@ TEST_IMPL(output_recent_reads_what_arrived) {
     gpu->forward(gpu, 1);
     EXPECT(gpu->output_recent(gpu, got) == 0, "a read-back given before any was asked");
     memset(got, 0, FB);
+    EXPECT(gpu->output_recent(gpu, got) == 0, "a read-back given before its query said ready");
     EXPECT(gpu->output_recent(gpu, got) == 1, "the read-back asked is not given");
     gpu->get_output(gpu, 0, want);
     EXPECT(memcmp(got, want, FB) == 0, "the read-back is not get_output's bytes (got[0] = %d)",
