@@ -645,11 +645,13 @@ static void blocks_from_device(CudaCtx *c, float *h, const float *dev, int k) {
 }
 
 static void cuda_set_params(Backend *b, const float *p) {
-    blocks_to_device((CudaCtx *)b->ctx, ((CudaCtx *)b->ctx)->params, p, 1);
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    blocks_to_device(c, c->params, p, 1);
 }
 
 static void cuda_get_params(Backend *b, float *p) {
-    blocks_from_device((CudaCtx *)b->ctx, p, ((CudaCtx *)b->ctx)->params, 1);
+    CudaCtx *c = (CudaCtx *)b->ctx;
+    blocks_from_device(c, p, c->params, 1);
 }
 
 // m and v are adjacent: Adam's state (m then v, 2n floats) is one copy.
