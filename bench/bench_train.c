@@ -1,13 +1,17 @@
 // bench_train.c: training-step speed of the default network, batch 1, SGD with
 // momentum and clipping, on each usable backend (or the one named).
 //   bench_train [--backend cpu|cuda|all] [--sizes 128x128,256x256,...]
-//               [--steps N] [--warmup N] [--memory R]
+//               [--steps N] [--warmup N] [--memory R] [--layout nchw|nhwc]
+// --layout: the CUDA backend's device layout (sets TABULA_CUDA_LAYOUT; without
+// it, whatever that says, nchw by default); printed as the CUDA rows' layout.
 // Prints a table and one JSON line per (backend, size). Pair it with
 // bench/torch_bench.py on the same machine, back to back (bench/cpu_vs_torch.sh).
 // Besides wall time it reports the process's CPU time per step: on a machine
 // shared with other work (time slices lost to others) that is the steadier
 // figure, as long as no thread spins while it waits (OMP_WAIT_POLICY=passive).
+#define _POSIX_C_SOURCE 200809L  // setenv
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -22,6 +26,13 @@ static double cpu_seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+// The CUDA backend's layout in force (TABULA_CUDA_LAYOUT, as it reads it); "-" on the CPU.
+static const char *layout_of(const Backend *be) {
+    if (strcmp(be->name, "cuda")) return "-";
+    const char *l = getenv("TABULA_CUDA_LAYOUT");
+    return l && !strcmp(l, "nhwc") ? "nhwc" : "nchw";
 }
 
 static int bench_one(const char *backend, int W, int H, int steps, int warmup, int memory) {
@@ -91,13 +102,14 @@ static int bench_one(const char *backend, int W, int H, int steps, int warmup, i
         upload = (double)(total - uploaded0) / steps;
     }
 #endif
-    printf("%-5s %-4s %9dx%-5d batch %2d  %9.3f ms/step  %8.1f steps/s  %7.1f GFLOP/s  %8.3f cpu ms/step",
-           be->name, conv, W, H, B, ms, 1e3 / ms, gflops, cpu_ms);
+    const char *layout = layout_of(be);
+    printf("%-5s %-4s %-4s %9dx%-5d batch %2d  %9.3f ms/step  %8.1f steps/s  %7.1f GFLOP/s  %8.3f cpu ms/step",
+           be->name, conv, layout, W, H, B, ms, 1e3 / ms, gflops, cpu_ms);
     if (kernels >= 0) printf("  %d kernels + %d cuDNN/step  %.0f B uploaded/step", kernels, cudnn, upload);
-    printf("\n{\"impl\":\"tabula\",\"backend\":\"%s\",\"conv\":\"%s\",\"size\":\"%dx%d\",\"batch\":%d,"
+    printf("\n{\"impl\":\"tabula\",\"backend\":\"%s\",\"conv\":\"%s\",\"layout\":\"%s\",\"size\":\"%dx%d\",\"batch\":%d,"
            "\"ms_per_step\":%.4f,\"steps_per_s\":%.2f,\"cpu_ms_per_step\":%.4f,\"kernels_per_step\":%d,"
            "\"cudnn_per_step\":%d,\"upload_bytes_per_step\":%.0f}\n",
-           be->name, conv, W, H, B, ms, 1e3 / ms, cpu_ms, kernels, cudnn, upload);
+           be->name, conv, layout, W, H, B, ms, 1e3 / ms, cpu_ms, kernels, cudnn, upload);
     fflush(stdout);
     for (int b = 0; b < B; b++) free(frames[b]);
     backend_destroy(be);
@@ -115,9 +127,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--warmup")) warmup = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--memory")) memory = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--layout") && (!strcmp(argv[i + 1], "nchw") || !strcmp(argv[i + 1], "nhwc")))
+            setenv("TABULA_CUDA_LAYOUT", argv[i + 1], 1);
         else {
             fprintf(stderr, "usage: bench_train [--backend cpu|cuda|all] [--sizes WxH,...] [--steps N] "
-                            "[--warmup N] [--memory R]\n");
+                            "[--warmup N] [--memory R] [--layout nchw|nhwc]\n");
             return 2;
         }
     }

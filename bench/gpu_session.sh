@@ -4,21 +4,29 @@
 #   1. builds the engine (TABULA_APP=OFF) against cuDNN from the nvidia-cudnn
 #      wheel when there is no system cuDNN;
 #   2. test_cuda_parity with TABULA_REQUIRE_CUDA=1 (a GPU that cannot be used
-#      fails, naming why, instead of skipping);
+#      fails, naming why, instead of skipping), in NCHW and again in NHWC
+#      (TABULA_CUDA_LAYOUT=nhwc);
 #   3. the engine suite (ctest);
-#   4. a 300-frame learning run on a real clip at 256x256, CUDA against the CPU
-#      (the PSNR curves must agree: mean of the last 30 frames within 0.5 dB);
+#   4. a 300-frame learning run on a real clip at 256x256, CUDA (NCHW, then
+#      NHWC) against the CPU (the PSNR curves must agree: mean of the last 30
+#      frames within 0.5 dB);
 #   5. bench_train --backend cuda against PyTorch eager and torch.compile,
-#      back to back, at 256x256, 1280x720 and 1920x1088, and tabula again
-#      with cuDNN held to FMA math (what TF32 buys);
+#      back to back, at 256x256, 1280x720 and 1920x1088, tabula again in NHWC
+#      (--layout nhwc), and both layouts with cuDNN held to FMA math (what
+#      TF32 buys);
 #   6. the whole headless loop at 1280x720, one step a frame (target 60/s);
 #   7. PyTorch eager in NHWC float32 and NHWC bfloat16: what cuDNN gains from
 #      the layout and the dtype on this net (informs; never fails the run);
-# then prints one markdown table for bench/RESULTS.md and exits non-zero if any
+# then prints one markdown table for bench/RESULTS.md (with the layout rule's
+# verdict: NHWC becomes the default if faster at 256x256 and 1920x1088 with
+# its learning curve within 0.5 dB of the CPU's) and exits non-zero if any
 # check failed. Logs and the table go to OUTDIR (default $OUT or ./gpu-out).
 # Data: $TABULA_DATA, else ./gpu-data (bench/gpu_prepare.sh fills it with one
 # clip from ../shared/data; name it in the device tool's carry), else
-# ../shared/data. Each stage has a time limit so the whole stays under 8 minutes.
+# ../shared/data. Each stage has a time limit so the whole stays under 9
+# minutes; the NHWC runs add about 40 s (a parity run, a 300-frame CUDA run,
+# two bench_train runs of 3 x 220 steps), a figure to revisit once a session
+# has timed its stages (each stage's start is in the log).
 set -u
 export TABULA_REQUIRE_CUDA=1
 cd "$(dirname "$0")/.."
@@ -65,12 +73,18 @@ fi
 pass "build (${ARCH:-default} arch, cuDNN ${CUDNN_ROOT:-system})"
 B=$ROOT/build-gpu
 
-# 2. Parity of every CUDA op with the CPU reference.
+# 2. Parity of every CUDA op with the CPU reference, and of the whole backend
+# in each device layout.
 stage parity
 if (cd "$B" && timeout 120 ./test_cuda_parity) > "$OUTDIR/parity.log" 2>&1; then
   pass "test_cuda_parity"
 else
   fail "test_cuda_parity (see parity.log)"; tail -20 "$OUTDIR/parity.log"
+fi
+if (cd "$B" && TABULA_CUDA_LAYOUT=nhwc timeout 120 ./test_cuda_parity) > "$OUTDIR/parity_nhwc.log" 2>&1; then
+  pass "test_cuda_parity, NHWC"
+else
+  fail "test_cuda_parity, NHWC (see parity_nhwc.log)"; tail -20 "$OUTDIR/parity_nhwc.log"
 fi
 
 # 3. The engine suite. gpu-data holds only the start of each clip: the tests
@@ -90,26 +104,30 @@ CLIP=$DATA/hikers_forest_320x240.y4m
 if [ -z "$CLIP" ]; then
   fail "learning: no clip (run bench/gpu_prepare.sh and carry gpu-data)"
 else
-  for be in cpu cuda; do
-    timeout 120 "$B/tabula" --headless --backend $be --size 256x256 --frames 300 --source "file:$CLIP" \
-      --autosave.minutes 0 --metrics "$OUTDIR/curve_$be.jsonl" > "$OUTDIR/curve_$be.log" 2>&1 ||
-      fail "learning run on $be (see curve_$be.log)"
+  # name:backend:layout; cuda_nhwc is the CUDA backend in NHWC.
+  for run in cpu:cpu:nchw cuda:cuda:nchw cuda_nhwc:cuda:nhwc; do
+    IFS=: read -r name be lay <<< "$run"
+    TABULA_CUDA_LAYOUT=$lay timeout 120 "$B/tabula" --headless --backend $be --size 256x256 --frames 300 \
+      --source "file:$CLIP" --autosave.minutes 0 --metrics "$OUTDIR/curve_$name.jsonl" \
+      > "$OUTDIR/curve_$name.log" 2>&1 || fail "learning run on $name (see curve_$name.log)"
   done
-  if python3 - "$OUTDIR" > "$OUTDIR/curve.txt" 2>&1 <<'EOF'; then
+  for gpu in cuda cuda_nhwc; do
+    if python3 - "$OUTDIR" $gpu > "$OUTDIR/curve_$gpu.txt" 2>&1 <<'EOF'; then
 import json, sys
-d = sys.argv[1]
+d, gpu = sys.argv[1], sys.argv[2]
 def psnr(be):
     p = [json.loads(l).get("psnr") for l in open(f"{d}/curve_{be}.jsonl")]
     p = [x for x in p if x is not None]
     return sum(p[:30]) / 30, sum(p[-30:]) / 30, len(p)
-c0, c1, nc = psnr("cpu"); g0, g1, ng = psnr("cuda")
-print(f"cpu {c0:.2f} -> {c1:.2f} dB, cuda {g0:.2f} -> {g1:.2f} dB over {nc}/{ng} frames")
+c0, c1, nc = psnr("cpu"); g0, g1, ng = psnr(gpu)
+print(f"cpu {c0:.2f} -> {c1:.2f} dB, {gpu} {g0:.2f} -> {g1:.2f} dB over {nc}/{ng} frames")
 sys.exit(0 if nc == ng == 300 and abs(c1 - g1) <= 0.5 and g1 - g0 > 5 else 1)
 EOF
-    pass "learning curves agree: $(cat "$OUTDIR/curve.txt")"
-  else
-    fail "learning curves: $(tail -1 "$OUTDIR/curve.txt")"
-  fi
+      pass "learning curves agree: $(cat "$OUTDIR/curve_$gpu.txt")"
+    else
+      fail "learning curves ($gpu): $(tail -1 "$OUTDIR/curve_$gpu.txt")"
+    fi
+  done
 fi
 
 # 5. Speed, back to back.
@@ -117,9 +135,13 @@ stage bench
 SIZES=256x256,1280x720,1920x1088
 timeout 120 "$B/bench_train" --backend cuda --sizes $SIZES > "$OUTDIR/bench_tabula.log" 2>&1 ||
   fail "bench_train (see bench_tabula.log)"
-# The same with cuDNN held to FMA math (no TF32): what TF32 buys.
+timeout 120 "$B/bench_train" --backend cuda --sizes $SIZES --layout nhwc > "$OUTDIR/bench_tabula_nhwc.log" 2>&1 ||
+  fail "bench_train in NHWC (see bench_tabula_nhwc.log)"
+# The same with cuDNN held to FMA math (no TF32): what TF32 buys, in each layout.
 NVIDIA_TF32_OVERRIDE=0 TABULA_NO_TF32=1 timeout 120 "$B/bench_train" --backend cuda --sizes $SIZES \
   > "$OUTDIR/bench_tabula_fma.log" 2>&1 || fail "bench_train without TF32 (see bench_tabula_fma.log)"
+NVIDIA_TF32_OVERRIDE=0 TABULA_NO_TF32=1 timeout 120 "$B/bench_train" --backend cuda --sizes $SIZES --layout nhwc \
+  > "$OUTDIR/bench_tabula_nhwc_fma.log" 2>&1 || fail "bench_train in NHWC without TF32 (see bench_tabula_nhwc_fma.log)"
 timeout 90 python3 bench/torch_bench.py --device cuda --mode eager --sizes $SIZES \
   > "$OUTDIR/bench_torch_eager.log" 2>&1 || fail "torch eager bench"
 timeout 200 python3 bench/torch_bench.py --device cuda --mode compile --sizes $SIZES \
@@ -160,17 +182,21 @@ def rows(f):
     return out
 t, e, c = rows("bench_tabula.log"), rows("bench_torch_eager.log"), rows("bench_torch_compile.log")
 fma = rows("bench_tabula_fma.log")
-work = {}  # tabula's kernels and cuDNN calls per step, frame bytes uploaded per step
-try:
-    for l in open(f"{d}/bench_tabula.log"):
-        if l.startswith("{"):
-            r = json.loads(l)
-            work[r["size"]] = (r.get("kernels_per_step"), r.get("cudnn_per_step"), r.get("upload_bytes_per_step"))
-except OSError:
-    pass
+nt, nfma = rows("bench_tabula_nhwc.log"), rows("bench_tabula_nhwc_fma.log")
+def step_work(f):  # tabula's kernels and cuDNN calls per step, frame bytes uploaded per step
+    out = {}
+    try:
+        for l in open(f"{d}/{f}"):
+            if l.startswith("{"):
+                r = json.loads(l)
+                out[r["size"]] = (r.get("kernels_per_step"), r.get("cudnn_per_step"), r.get("upload_bytes_per_step"))
+    except OSError:
+        pass
+    return out
+work, nwork = step_work("bench_tabula.log"), step_work("bench_tabula_nhwc.log")
 print(f"GPU: {gpu}. Train step, batch 1, default net, SGD momentum + clip.\n")
-print("| size | tabula CUDA ms | without TF32 ms | PyTorch eager ms | torch.compile ms | eager / tabula | compile / tabula | kernels + cuDNN / step | uploaded B / step |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| size | tabula CUDA ms | without TF32 ms | tabula NHWC ms | NHWC without TF32 ms | PyTorch eager ms | torch.compile ms | eager / tabula | compile / tabula | kernels + cuDNN / step | uploaded B / step |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 ok = True
 for s in ["256x256", "1280x720", "1920x1088"]:
     tm, em, cm = t.get(s), e.get(s), c.get(s)
@@ -179,7 +205,7 @@ for s in ["256x256", "1280x720", "1920x1088"]:
     k, n, u = work.get(s, (None, None, None))
     kw = f"{k} + {n}" if k is not None else "-"
     up = f"{u:.0f}" if u is not None else "-"
-    print(f"| {s} | {f(tm)} | {f(fma.get(s))} | {f(em)} | {f(cm)} | {r(em, tm)} | {r(cm, tm)} | {kw} | {up} |")
+    print(f"| {s} | {f(tm)} | {f(fma.get(s))} | {f(nt.get(s))} | {f(nfma.get(s))} | {f(em)} | {f(cm)} | {r(em, tm)} | {r(cm, tm)} | {kw} | {up} |")
     if s != "1920x1088" and tm and em and cm and not (em / tm >= 2 and cm / tm >= 1.2):
         print(f"\ntarget missed at {s}: want 2x eager and 1.2x compile", file=sys.stderr)
 try:
@@ -195,9 +221,29 @@ if nhwc or bf16:
     print("|---|---|---|---|")
     for s in ["256x256", "1280x720", "1920x1088"]:
         print(f"| {s} | {f(e.get(s))} | {f(nhwc.get(s))} | {f(bf16.get(s))} |")
+# The layout rule (bench/RESULTS.md): NHWC becomes the default if faster than
+# NCHW (TF32 on both) at 256x256 and 1920x1088 with its learning curve agreeing.
+try:
+    curve = any(l.startswith("ok:   learning curves agree") and " cuda_nhwc " in l
+                for l in open(f"{d}/summary.txt"))
+except OSError:
+    curve = False
+if t and nt:
+    faster = [s for s in ("256x256", "1920x1088") if t.get(s) and nt.get(s) and nt[s] < t[s]]
+    ratios = ", ".join(f"{s} {nt[s] / t[s]:.2f}x" for s in ["256x256", "1280x720", "1920x1088"]
+                       if t.get(s) and nt.get(s))
+    print(f"\nNHWC ms / NCHW ms: {ratios}")
+    verdict = "NHWC" if len(faster) == 2 and curve else "NCHW"
+    print(f"layout rule: NHWC faster at {', '.join(faster) or 'neither size'}; its learning curve "
+          f"{'within' if curve else 'NOT within'} 0.5 dB of the CPU's: default {verdict}")
 big = t.get("1920x1088")
 if big:
     print(f"\n1920x1088: {1e3 / big:.0f} steps/s (target 200)")
+# Both layouts enqueue the same work per step (the host tests count 18 + 23).
+odd = [s for s in work if s in nwork and work[s][:2] != nwork[s][:2]]
+if odd:
+    print(f"\nFAIL: NHWC enqueues other work per step than NCHW at {', '.join(odd)}")
+    sys.exit(1)
 EOF
 stage done
 cat "$OUTDIR/table.md"

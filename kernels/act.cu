@@ -6,9 +6,13 @@
 // sums and the same bits every run.
 // The output layer's bias + activation, the loss and the gradient back through
 // the activation (with the bias gradient) are one kernel too: out_act_loss.
-// Holds: the activation device functions and the kernels, then their
-// launchers bias_act_forward_cuda / bias_act_backward_cuda / out_act_loss_cuda
-// and the scratch size.
+// NHWC (channels last, TB_NHWC): the same passes over rows of C channels; the
+// bias gradient is then a column sum: a block takes up to 32 channels side by
+// side over a range of rows and adds its columns in a fixed order, so the
+// partials, the finish and the one launch are as in NCHW.
+// Holds: the activation device functions and the kernels (NCHW, then NHWC),
+// then their launchers bias_act_forward_cuda / bias_act_backward_cuda /
+// out_act_loss_cuda and the scratch size.
 #include "ops.h"
 #include "ops_cuda.h"
 
@@ -135,10 +139,119 @@ __global__ void out_act_loss_kernel(float *y, float *dy, double *part, float *db
     bias_grad_finish(db, part + blocks, C, (int)gridDim.x);
 }
 
+// ---- kernels, NHWC: element (row r = b*HW + p, channel c) at r*C + c
+
+// A block over rows of C channels: cw = min(C, 32) channel lanes side by side
+// (consecutive floats), TB_BLOCK / cw rows of them at a time; threads past
+// that are idle.
+__device__ __forceinline__ int nhwc_lanes(int C) { return C < 32 ? C : 32; }
+
+// The block's sum of each lane's column, in a fixed order (row 0 first):
+// threads below cw get their lane's. Every thread must call it.
+__device__ inline double col_sum(double v, int cw) {
+    __shared__ double col_part[TB_BLOCK];
+    col_part[threadIdx.x] = v;
+    __syncthreads();
+    double s = 0.0;
+    if ((int)threadIdx.x < cw)
+        for (int r = 0, rows = (int)blockDim.x / cw; r < rows; r++) s += col_part[r * cw + threadIdx.x];
+    __syncthreads();
+    return s;
+}
+
+// Grid-stride over the n = R*C elements.
+__global__ void bias_act_forward_nhwc_kernel(float *y, const float *b, int C, size_t n, int act,
+                                             float slope) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        y[i] = act_apply(y[i] + (b ? b[i % C] : 0.0f), act, slope);
+}
+
+// grid (chunks, channel tiles of cw): block (k, j) takes the k-th range of
+// the R rows for channels j*cw + lane, applies act' in place and writes one
+// partial per channel to partial[c*chunks + k], then as the NCHW kernel.
+__global__ void bias_act_backward_nhwc_kernel(float *d, float *partial, float *db, unsigned *done,
+                                              const float *y, int R, int C, int act, float slope) {
+    int cw = nhwc_lanes(C), lane = (int)threadIdx.x % cw, row = (int)threadIdx.x / cw;
+    int rows = (int)blockDim.x / cw, c = (int)blockIdx.y * cw + lane;
+    int span = (R + (int)gridDim.x - 1) / (int)gridDim.x;
+    int r0 = (int)blockIdx.x * span, r1 = min(r0 + span, R);
+    double sum = 0.0;
+    if (row < rows && c < C)
+        for (int r = r0 + row; r < r1; r += rows) {
+            size_t i = (size_t)r * C + c;
+            float g = act_backward(d[i], y[i], act, slope);
+            d[i] = g;
+            sum += (double)g;
+        }
+    if (partial) {  // uniform over the block
+        sum = col_sum(sum, cw);
+        if ((int)threadIdx.x < cw && c < C) partial[(size_t)c * gridDim.x + blockIdx.x] = (float)sum;
+        __threadfence();  // every writer's partial is seen before the block counts
+        __syncthreads();
+        if (done && last_block_done(done, gridDim.x * gridDim.y))
+            bias_grad_finish(db, partial, C, (int)gridDim.x);
+    }
+}
+
+// out_act_loss over NHWC, grid as bias_act_backward_nhwc_kernel: the loss
+// partials at part[0 .. blocks), the bias partials at part[blocks + c*chunks + k].
+__global__ void out_act_loss_nhwc_kernel(float *y, float *dy, double *part, float *db, float *loss,
+                                         unsigned *done, const float *b, const float *t, int R,
+                                         int C, int act, float slope, int l1, float grad_scale,
+                                         double n) {
+    int cw = nhwc_lanes(C), lane = (int)threadIdx.x % cw, row = (int)threadIdx.x / cw;
+    int rows = (int)blockDim.x / cw, c = (int)blockIdx.y * cw + lane;
+    int span = (R + (int)gridDim.x - 1) / (int)gridDim.x;
+    int r0 = (int)blockIdx.x * span, r1 = min(r0 + span, R);
+    double ls = 0.0, bs = 0.0;
+    if (row < rows && c < C) {
+        float bias = b[c];
+        for (int r = r0 + row; r < r1; r += rows) {
+            size_t i = (size_t)r * C + c;
+            float v = act_apply(y[i] + bias, act, slope);
+            y[i] = v;
+            float e = v - t[i], g;
+            if (l1) {
+                g = e > 0.0f ? grad_scale : e < 0.0f ? -grad_scale : 0.0f;
+                ls += fabs((double)e);
+            } else {
+                g = grad_scale * e;
+                ls += (double)e * (double)e;
+            }
+            g = act_backward(g, v, act, slope);
+            dy[i] = g;
+            bs += (double)g;
+        }
+    }
+    ls = block_sum(ls);
+    __syncthreads();
+    bs = col_sum(bs, cw);
+    unsigned blocks = gridDim.x * gridDim.y;
+    double *bpart = part + blocks;
+    if (threadIdx.x == 0) part[(size_t)blockIdx.y * gridDim.x + blockIdx.x] = ls;
+    if ((int)threadIdx.x < cw && c < C) bpart[(size_t)c * gridDim.x + blockIdx.x] = bs;
+    __threadfence();
+    __syncthreads();
+    if (!last_block_done(done, blocks)) return;
+    const volatile double *vp = part;
+    double s = 0.0;
+    for (unsigned j = threadIdx.x; j < blocks; j += blockDim.x) s += vp[j];
+    s = block_sum(s);
+    if (threadIdx.x == 0) *loss = (float)(s / n);
+    bias_grad_finish(db, bpart, C, (int)gridDim.x);
+}
+
 // ---- launchers
 
 extern "C" void bias_act_forward_cuda(float *y, const float *b, int B, int C, int HW, int act,
-                                      float slope, cudaStream_t stream) {
+                                      float slope, int layout, cudaStream_t stream) {
+    if (layout == TB_NHWC) {
+        size_t n = (size_t)B * C * HW;
+        LAUNCH(bias_act_forward_nhwc_kernel, tb_grid(n, TB_BLOCK, 4096), TB_BLOCK, stream, y, b, C,
+               n, act, slope);
+        return;
+    }
     int planes = B * C;
     dim3 grid((unsigned)tb_ceil_div((size_t)HW, TB_BLOCK), (unsigned)(planes < 65535 ? planes : 65535));
     LAUNCH(bias_act_forward_kernel, grid, TB_BLOCK, stream, y, b, C, HW, planes, act, slope);
@@ -156,42 +269,87 @@ static int bias_chunks(int B, int HW) {
     return (int)chunks;
 }
 
-extern "C" size_t bias_act_backward_scratch(int B, int C, int HW) {
-    int chunks = bias_chunks(B, HW);
+// NHWC: the channel tiles of a block's lanes (nhwc_lanes).
+static unsigned nhwc_tiles(int C) { return (unsigned)tb_ceil_div((size_t)C, C < 32 ? (size_t)C : 32); }
+
+// NHWC: chunks of the B*HW rows, each about as many values as an NCHW chunk
+// (a block of cw channels side by side: more chunks than NCHW's per channel,
+// since there are fewer tiles than channels), at least one pass of the
+// block's rows, at most `most`.
+static int nhwc_chunks(int B, int C, int HW, int most) {
+    size_t rows = (size_t)B * HW, cw = C < 32 ? (size_t)C : 32;
+    size_t chunks = tb_ceil_div(rows * cw, (size_t)TB_BLOCK * 16);
+    size_t pass = tb_ceil_div(rows, TB_BLOCK / cw);
+    if (chunks > pass) chunks = pass;
+    if (chunks > (size_t)most) chunks = (size_t)most;
+    return chunks < 1 ? 1 : (int)chunks;
+}
+
+// Chunks of a bias gradient in the layout.
+static int act_chunks(int B, int C, int HW, int layout) {
+    return layout == TB_NHWC ? nhwc_chunks(B, C, HW, 1024) : bias_chunks(B, HW);
+}
+
+// out_act_loss's chunks: its loss partials (one a block) and bias partials (C
+// a chunk) fit TB_REDUCE_BLOCKS doubles in NHWC.
+static int loss_chunks(int B, int C, int HW, int layout) {
+    if (layout != TB_NHWC) return bias_chunks(B, HW);
+    return nhwc_chunks(B, C, HW, TB_REDUCE_BLOCKS / (int)(nhwc_tiles(C) + (unsigned)C));
+}
+
+extern "C" size_t bias_act_backward_scratch(int B, int C, int HW, int layout) {
+    int chunks = act_chunks(B, C, HW, layout);
     return chunks > 1 ? (size_t)C * chunks : 0;
 }
 
 extern "C" void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, int HW,
                                        int act, float slope, float *scratch, unsigned *done,
-                                       cudaStream_t stream) {
-    int chunks = bias_chunks(B, HW);
+                                       int layout, cudaStream_t stream) {
+    int chunks = act_chunks(B, C, HW, layout);
     // With one chunk per channel the block's sum is the gradient itself.
     float *partial = db == NULL ? NULL : (chunks == 1 ? db : scratch);
     unsigned *fin = db != NULL && chunks > 1 ? done : NULL;
     CHECK(C <= 65535, "bias_act_backward: %d channels", C);
     CHECK(db == NULL || chunks == 1 || (scratch != NULL && done != NULL),
           "bias_act_backward: %d chunks need a scratch and a counter", chunks);
+    if (layout == TB_NHWC) {
+        CHECK((size_t)B * HW <= 0x7fffffff, "bias_act_backward: %d x %d rows", B, HW);
+        dim3 grid((unsigned)chunks, nhwc_tiles(C));
+        LAUNCH(bias_act_backward_nhwc_kernel, grid, TB_BLOCK, stream, d, partial, db, fin, y,
+               B * HW, C, act, slope);
+        return;
+    }
     dim3 grid((unsigned)chunks, (unsigned)C);
     LAUNCH(bias_act_backward_kernel, grid, TB_BLOCK, stream, d, partial, db, fin, y, B, C, HW, act,
            slope);
 }
 
-extern "C" size_t out_act_loss_scratch(int B, int C, int HW) {
-    return 2 * (size_t)C * bias_chunks(B, HW);
+// The loss partials (one a block), then the bias partials (C a chunk).
+extern "C" size_t out_act_loss_scratch(int B, int C, int HW, int layout) {
+    size_t chunks = (size_t)loss_chunks(B, C, HW, layout);
+    size_t tiles = layout == TB_NHWC ? nhwc_tiles(C) : (size_t)C;
+    return chunks * tiles + (size_t)C * chunks;
 }
 
 extern "C" void out_act_loss_cuda(float *y, float *dy, float *db, float *loss, const float *b,
                                   const float *t, int B, int C, int HW, int act, float slope,
-                                  int loss_kind, double *scratch, unsigned *done,
+                                  int loss_kind, double *scratch, unsigned *done, int layout,
                                   cudaStream_t stream) {
-    int chunks = bias_chunks(B, HW);
+    int chunks = loss_chunks(B, C, HW, layout);
     size_t n = (size_t)B * C * HW;
     CHECK(n > 0 && C <= 65535, "out_act_loss: %dx%dx%d", B, C, HW);
-    CHECK(out_act_loss_scratch(B, C, HW) <= TB_REDUCE_BLOCKS,
+    CHECK(out_act_loss_scratch(B, C, HW, layout) <= TB_REDUCE_BLOCKS,
           "out_act_loss: %d channels x %d chunks over the scratch", C, chunks);
     int l1 = loss_kind == LOSS_L1;
     // The factor as the CPU ops form it: 2/n (MSE) or 1/n (L1), rounded to float once.
     float grad_scale = (float)((l1 ? 1.0 : 2.0) / (double)n);
+    if (layout == TB_NHWC) {
+        CHECK((size_t)B * HW <= 0x7fffffff, "out_act_loss: %d x %d rows", B, HW);
+        dim3 grid((unsigned)chunks, nhwc_tiles(C));
+        LAUNCH(out_act_loss_nhwc_kernel, grid, TB_BLOCK, stream, y, dy, scratch, db, loss, done, b,
+               t, B * HW, C, act, slope, l1, grad_scale, (double)n);
+        return;
+    }
     dim3 grid((unsigned)chunks, (unsigned)C);
     LAUNCH(out_act_loss_kernel, grid, TB_BLOCK, stream, y, dy, scratch, db, loss, done, b, t, B, C,
            HW, act, slope, l1, grad_scale, (double)n);

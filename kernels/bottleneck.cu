@@ -5,6 +5,8 @@
 // (bottleneck_next_cuda moves the counter on, in stream order). The draws are
 // bottleneck_gauss's formula (src/ops/bottleneck.c): the same hash, so the
 // CPU and the GPU draw the same numbers (to the last bits of logf and cosf).
+// NHWC (TB_NHWC): the channel of element i is i % C, and its draw is the one
+// of its NCHW index, so both layouts add the same noise to the same value.
 // Holds: the hash, the kernels, then their launchers.
 #include "ops.h"
 #include "ops_cuda.h"
@@ -24,24 +26,34 @@ __device__ static float gauss(uint64_t pass, uint64_t i) {
     return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
 }
 
+// Element i's channel, and its index in NCHW order (the draw's).
+__device__ __forceinline__ int chan_of(size_t i, int C, int HW, int nhwc) {
+    return nhwc ? (int)(i % C) : (int)(i / HW % C);
+}
+__device__ __forceinline__ size_t nchw_index(size_t i, int C, int HW, int nhwc) {
+    if (!nhwc) return i;
+    size_t per = (size_t)C * HW, b = i / per, r = i % per;
+    return b * per + (r % C) * HW + r / C;
+}
+
 __global__ void bottleneck_forward_kernel(float *y, const float *x, const float *mask,
                                           const float *noise, const unsigned long long *pass,
-                                          int C, int HW, size_t n) {
+                                          int C, int HW, size_t n, int nhwc) {
     float a = *noise;
     uint64_t p = *pass;
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        float m = mask[i / HW % C], v = x[i];
-        if (a > 0) v = __fmaf_rn(a, gauss(p, i), v);
+        float m = mask[chan_of(i, C, HW, nhwc)], v = x[i];
+        if (a > 0) v = __fmaf_rn(a, gauss(p, nchw_index(i, C, HW, nhwc)), v);
         y[i] = m != 0 ? __fmul_rn(m, v) : 0.0f;
     }
 }
 
 __global__ void bottleneck_backward_kernel(float *dx, const float *dy, const float *mask, int C,
-                                           int HW, size_t n) {
+                                           int HW, size_t n, int nhwc) {
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        float m = mask[i / HW % C];
+        float m = mask[chan_of(i, C, HW, nhwc)];
         dx[i] = m != 0 ? __fmul_rn(m, dy[i]) : 0.0f;
     }
 }
@@ -52,17 +64,17 @@ __global__ void bottleneck_next_kernel(unsigned long long *pass) { *pass += 1; }
 
 extern "C" void bottleneck_forward_cuda(float *y, const float *x, const float *mask,
                                         const float *noise, const unsigned long long *pass, int B,
-                                        int C, int HW, cudaStream_t stream) {
+                                        int C, int HW, int layout, cudaStream_t stream) {
     size_t n = (size_t)B * C * HW;
     LAUNCH(bottleneck_forward_kernel, tb_grid(n, TB_BLOCK, 4096), TB_BLOCK, stream, y, x, mask,
-           noise, pass, C, HW, n);
+           noise, pass, C, HW, n, layout == TB_NHWC);
 }
 
 extern "C" void bottleneck_backward_cuda(float *dx, const float *dy, const float *mask, int B,
-                                         int C, int HW, cudaStream_t stream) {
+                                         int C, int HW, int layout, cudaStream_t stream) {
     size_t n = (size_t)B * C * HW;
     LAUNCH(bottleneck_backward_kernel, tb_grid(n, TB_BLOCK, 4096), TB_BLOCK, stream, dx, dy, mask,
-           C, HW, n);
+           C, HW, n, layout == TB_NHWC);
 }
 
 extern "C" void bottleneck_next_cuda(unsigned long long *pass, cudaStream_t stream) {

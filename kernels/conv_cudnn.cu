@@ -5,6 +5,8 @@
 //   convT backward data = cudnnConvolutionForward       (x := dy, y := dx)
 //   convT backward w    = cudnnConvolutionBackwardFilter(x := dy, dy := x)
 // with PyTorch's (C, OC, K, K) weight used unchanged as that conv's filter.
+// ConvChoice.layout picks NCHW tensors with OIHW filters, or NHWC tensors with
+// OHWI filters (CUDNN_TENSOR_NHWC for all three descriptors: never mixed).
 // Holds: no kernels of its own (cuDNN brings them); the plans (descriptors and
 // the choice of the three algorithms), then the four conv launchers.
 #include <stdlib.h>
@@ -24,6 +26,15 @@ extern "C" int cuda_tf32_enabled(void) {
     if (t && strcmp(t, "1") == 0) return 0;
     return 1;
 }
+
+extern "C" int cuda_layout_env(TbErr *err) {
+    const char *v = getenv("TABULA_CUDA_LAYOUT");
+    if (!v || strcmp(v, "nchw") == 0) return TB_NCHW;
+    if (strcmp(v, "nhwc") == 0) return TB_NHWC;
+    return tb_fail(err, "cuda backend: TABULA_CUDA_LAYOUT=%s: not a layout (nchw or nhwc)", v);
+}
+
+extern "C" const char *cuda_layout_name(int layout) { return layout == TB_NHWC ? "NHWC" : "NCHW"; }
 
 // Status-returning check for plan building (bad shapes or an algorithm search
 // that fails are reported in err, not fatal): returns -1 from the caller.
@@ -154,7 +165,7 @@ static int plan_algos(ConvPlan *p, cudnnHandle_t h, const ConvChoice *ch, TbErr 
     return plan_bwd_filter_algo(p, h, ch, err);
 }
 
-static int plan_descriptors(ConvPlan *p, TbErr *err) {
+static int plan_descriptors(ConvPlan *p, int layout, TbErr *err) {
     // cuDNN-conv shapes: in (N, Ci, Hi, Wi) -> out (N, Ko, Ho', Wo'), filter (Ko, Ci, K, K).
     int ci = p->transposed ? p->OC : p->C, hi = p->transposed ? p->Ho : p->H,
         wi = p->transposed ? p->Wo : p->W;
@@ -163,9 +174,11 @@ static int plan_descriptors(ConvPlan *p, TbErr *err) {
     CUDNN_TRY(err, cudnnCreateTensorDescriptor(&p->in_desc));
     CUDNN_TRY(err, cudnnCreateTensorDescriptor(&p->out_desc));
     CUDNN_TRY(err, cudnnCreateFilterDescriptor(&p->w_desc));
-    CUDNN_TRY(err, cudnnSetTensor4dDescriptor(p->in_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p->B, ci, hi, wi));
-    CUDNN_TRY(err, cudnnSetTensor4dDescriptor(p->out_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, p->B, ko, ho, wo));
-    CUDNN_TRY(err, cudnnSetFilter4dDescriptor(p->w_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, ko, ci, p->K, p->K));
+    // The dimensions are given in NCHW order whatever the format.
+    cudnnTensorFormat_t f = layout == TB_NHWC ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+    CUDNN_TRY(err, cudnnSetTensor4dDescriptor(p->in_desc, f, CUDNN_DATA_FLOAT, p->B, ci, hi, wi));
+    CUDNN_TRY(err, cudnnSetTensor4dDescriptor(p->out_desc, f, CUDNN_DATA_FLOAT, p->B, ko, ho, wo));
+    CUDNN_TRY(err, cudnnSetFilter4dDescriptor(p->w_desc, CUDNN_DATA_FLOAT, f, ko, ci, p->K, p->K));
     cudnnConvolutionDescriptor_t *cds[3] = {&p->cd_fwd, &p->cd_bwd_data, &p->cd_bwd_filter};
     for (int i = 0; i < 3; i++) {
         CUDNN_TRY(err, cudnnCreateConvolutionDescriptor(cds[i]));
@@ -195,7 +208,7 @@ extern "C" int conv_plan_init(ConvPlan *p, cudnnHandle_t h, int transposed, int 
         tb_fail(err, "conv plan: empty shape %dx%dx%dx%d -> %d, k%d s%d p%d", B, C, H, W, OC, K, S, P);
         return -1;
     }
-    if (plan_descriptors(p, err) || plan_algos(p, h, ch, err)) {
+    if (plan_descriptors(p, ch->layout, err) || plan_algos(p, h, ch, err)) {
         conv_plan_destroy(p);
         return -1;
     }

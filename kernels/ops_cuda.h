@@ -23,6 +23,12 @@
 //     store by slots in device memory);
 //   - frame_to_tensor_cuda converts B frames in one launch (the CPU op does one
 //     sample, and the CPU backend loops over them).
+// Layout: the activations (and their gradients, the gathered frames) and the
+// conv filters on the device are NCHW / OIHW (PyTorch's, as the CPU ops) or,
+// with TABULA_CUDA_LAYOUT=nhwc, NHWC / OHWI (channels last: cuDNN's
+// tensor-core friendly formats, CUDNN_TENSOR_NHWC). Every kernel that cares
+// takes `layout` (TB_NCHW or TB_NHWC) before its stream; shapes are named as
+// in NCHW either way (B, C, HW).
 // Device-only helpers with no CPU twin: sum_partials_cuda (second stage of the
 // reductions), stats_record_cuda (the CPU backend writes its stats ring
 // directly), tensor_to_rgba_cuda (GL interop), step_params_fill, conv_plan_*,
@@ -43,28 +49,31 @@
 extern "C" {
 #endif
 
+enum { TB_NCHW = 0, TB_NHWC = 1 };
+
 // ---- act.cu: bias + activation, fused, in place on y (B,C,HW): y = act(y + b[c]).
 // b may be NULL (no bias).
 void bias_act_forward_cuda(float *y, const float *b, int B, int C, int HW, int act, float slope,
-                           cudaStream_t stream);
+                           int layout, cudaStream_t stream);
 // d <- d * act'(y) in place and db[c] = sum over (B, HW) of the new d, in one pass
 // over d and one launch (db may be NULL). The per-channel sums go through
-// `scratch`, which must hold bias_act_backward_scratch(B, C, HW) floats, and
+// `scratch`, which must hold bias_act_backward_scratch(B, C, HW, layout) floats, and
 // the block that finishes last adds them: `done` is a device counter, zero
 // before and after (needed when the scratch size is not 0).
-size_t bias_act_backward_scratch(int B, int C, int HW);
+size_t bias_act_backward_scratch(int B, int C, int HW, int layout);
 void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, int HW, int act,
-                            float slope, float *scratch, unsigned *done, cudaStream_t stream);
+                            float slope, float *scratch, unsigned *done, int layout,
+                            cudaStream_t stream);
 // The output layer's end of a step in one launch, from its convolution's
 // result y (B,C,HW): bias_act_forward on y, then the loss (LOSS_MSE or LOSS_L1,
 // ops.h's mse/l1_forward_backward) against t into the device scalar *loss with
 // its gradient in dy, then bias_act_backward on dy into db. scratch: at least
-// out_act_loss_scratch(B, C, HW) doubles (at most TB_REDUCE_BLOCKS); done: a
+// out_act_loss_scratch(B, C, HW, layout) doubles (at most TB_REDUCE_BLOCKS); done: a
 // counter as above.
-size_t out_act_loss_scratch(int B, int C, int HW);
+size_t out_act_loss_scratch(int B, int C, int HW, int layout);
 void out_act_loss_cuda(float *y, float *dy, float *db, float *loss, const float *b, const float *t,
                        int B, int C, int HW, int act, float slope, int loss_kind, double *scratch,
-                       unsigned *done, cudaStream_t stream);
+                       unsigned *done, int layout, cudaStream_t stream);
 
 // ---- loss.cu: MSE over n elements; dy = 2(y-t)/n (dy may be NULL) and the loss
 // (sum in double, then / n) written to the device scalar *loss.
@@ -115,18 +124,21 @@ void stats_record_cuda(StepStats *ring, const float *loss, const float *norm, co
                        cudaStream_t stream);
 
 // ---- frame.cu
-// B frames RGB8 interleaved (B,H,W,3), contiguous -> float (B,3,H,W) in [0,1].
-void frame_to_tensor_cuda(float *x, const uint8_t *rgb, int B, int H, int W, cudaStream_t stream);
+// B frames RGB8 interleaved (B,H,W,3), contiguous -> float (B,3,H,W) in [0,1]
+// ((B,H,W,3) in NHWC).
+void frame_to_tensor_cuda(float *x, const uint8_t *rgb, int B, int H, int W, int layout,
+                          cudaStream_t stream);
 // The batch from a store of RGB8 frames (H*W*3 bytes each, one after another):
 // sample b's input is frame slots[b] into x (B,3,H,W), its target frame
 // slots[B + b] into t; each as frame_to_tensor. slots: 2B ints in device memory.
 void frames_gather_cuda(float *x, float *t, const uint8_t *store, const int *slots, int B, int H,
-                        int W, cudaStream_t stream);
+                        int W, int layout, cudaStream_t stream);
 // One sample float CHW -> RGB8 interleaved (clamped, rounded).
-void tensor_to_frame_cuda(uint8_t *rgb, const float *x, int H, int W, cudaStream_t stream);
+void tensor_to_frame_cuda(uint8_t *rgb, const float *x, int H, int W, int layout,
+                          cudaStream_t stream);
 // One sample float CHW -> RGBA8 rows `pitch` bytes apart (alpha 255), e.g. into a
 // mapped OpenGL pixel buffer. Row 0 is the image's top row.
-void tensor_to_rgba_cuda(uint8_t *rgba, size_t pitch, const float *x, int H, int W,
+void tensor_to_rgba_cuda(uint8_t *rgba, size_t pitch, const float *x, int H, int W, int layout,
                          cudaStream_t stream);
 
 // ---- tiles.cu: the layer atlas's tiles (tiles_draw in ops.h, the same bits)
@@ -135,7 +147,7 @@ void tensor_to_rgba_cuda(uint8_t *rgba, size_t pitch, const float *x, int H, int
 // in device memory. One launch: a block per grid cell finds its channel's min
 // and max, then draws its tile.
 void tiles_draw_cuda(uint8_t *rgba, size_t pitch, const float *act, const TileGeom *g,
-                     const uint8_t *lut, cudaStream_t stream);
+                     const uint8_t *lut, int layout, cudaStream_t stream);
 
 // ---- lerp.cu: w = (1-a)*w + a*s over n floats (snapshot slots' cross-fade),
 // the same bits as lerp() on the CPU. a is a host value: never captured in a graph.
@@ -146,17 +158,17 @@ void lerp_cuda(float *w, const float *s, size_t n, float a, cudaStream_t stream)
 // array of k device pointers; c is a host value: never captured in a graph.
 void couple_cuda(float *const *w, int k, size_t n, float c, cudaStream_t stream);
 
-// ---- bottleneck.cu: the bottleneck control on x (B,C,HW), NCHW: y = mask[c] *
+// ---- bottleneck.cu: the bottleneck control on x (B,C,HW) (or NHWC): y = mask[c] *
 // (x + noise * N(0,1)) (a channel with mask 0 is +0), the draws those of
 // bottleneck_gauss(*pass, NCHW index). noise (one float) and pass are device
 // pointers, read when the kernel runs, so a captured graph replays with the
 // current amplitude; bottleneck_next_cuda adds 1 to *pass (one kernel, in stream
 // order) so the next pass draws anew. y may be x; dx may be dy.
 void bottleneck_forward_cuda(float *y, const float *x, const float *mask, const float *noise,
-                             const unsigned long long *pass, int B, int C, int HW,
+                             const unsigned long long *pass, int B, int C, int HW, int layout,
                              cudaStream_t stream);
 void bottleneck_backward_cuda(float *dx, const float *dy, const float *mask, int B, int C, int HW,
-                              cudaStream_t stream);
+                              int layout, cudaStream_t stream);
 void bottleneck_next_cuda(unsigned long long *pass, cudaStream_t stream);
 
 // ---- conv_cudnn.cu: Conv2d and ConvTranspose2d through cuDNN.
@@ -165,6 +177,9 @@ void bottleneck_next_cuda(unsigned long long *pass, cudaStream_t stream);
 // (B,OC,Ho,Wo), filter = w (OC,C,K,K). A ConvTranspose2d is the data gradient of
 // the conv that maps its output back to its input, so in = y (B,OC,Ho,Wo),
 // out = x (B,C,H,W) and PyTorch's weight (C,OC,K,K) is that conv's filter as is.
+// In NHWC every tensor is channels last and the filter (Ko, K, K, Ci): each
+// weight tensor (d0, d1, K, K) of the parameter block is stored on the device
+// as (d0, K, K, d1) (the backend transposes at its boundary).
 typedef struct {
     int transposed;
     int B, C, H, W, OC, K, S, P, Ho, Wo;  // the layer's own shapes (x -> y)
@@ -181,6 +196,10 @@ typedef struct {
 
 // 1 unless the environment turns TF32 off (NVIDIA_TF32_OVERRIDE=0 or TABULA_NO_TF32=1).
 int cuda_tf32_enabled(void);
+// The layout TABULA_CUDA_LAYOUT asks for: unset or "nchw" TB_NCHW, "nhwc" TB_NHWC;
+// any other value -1 with err naming it and the two allowed.
+int cuda_layout_env(TbErr *err);
+const char *cuda_layout_name(int layout);  // "NCHW" or "NHWC"
 // How a plan chooses its three algorithms.
 typedef struct {
     int tf32;           // 0: FMA math only
@@ -188,6 +207,8 @@ typedef struct {
                         // never while capturing); 0: cuDNN's heuristics (cudnnGet*_v7, no device work)
     int deterministic;  // 1: only algorithms that give the same bits on every run
     size_t ws_limit;    // most workspace an algorithm may need (bytes)
+    int layout;         // TB_NCHW: tensors NCHW, filters OIHW; TB_NHWC: tensors NHWC,
+                        // filters OHWI (all three descriptors CUDNN_TENSOR_NHWC)
 } ConvChoice;
 // Build descriptors and choose the three algorithms for a layer's shapes.
 // Returns 0, or -1 with err filled.

@@ -39,6 +39,18 @@
 // BackendOpts.deterministic: only deterministic algorithms, chosen by cuDNN's
 // heuristics (not timed), so the same ones every run.
 //
+// Layout (TABULA_CUDA_LAYOUT=nchw|nhwc, read at creation, default nchw): the
+// activations, their gradients, the gathered batch and the conv filters are
+// NCHW / OIHW on the device, or NHWC / OHWI (channels last, cuDNN's
+// CUDNN_TENSOR_NHWC). Only the device sees it: what crosses the table stays
+// as on the CPU (params, optimizer state in PyTorch's layout, get_activation
+// and decode's code NCHW, frames RGB8), transposed on the host at set/get_params,
+// set/get_opt_state, get_activation and decode; the kernels that read or write
+// by channel take the layout (frames, bias + activation, the fused loss, the
+// bottleneck op, the output conversions, the atlas). Everything elementwise
+// (optimizer, norm, slots, lerp, coupling between two CUDA nets: one process,
+// one layout) is the same in both, and so is the work of a step.
+//
 // Environment: NVIDIA_TF32_OVERRIDE=0 or TABULA_NO_TF32=1 keep cuDNN on FMA math;
 // TABULA_NO_GRAPH=1 launches every step eagerly; TABULA_CUDNN_FIND=0 takes
 // cuDNN's heuristic algorithm choices instead of timing them;
@@ -67,6 +79,7 @@ typedef struct {
     int H, W;            // training size
     size_t frame_bytes;  // H*W*3
     int tf32, use_graphs, find, deterministic;
+    int layout;               // TB_NCHW or TB_NHWC (TABULA_CUDA_LAYOUT)
     int inject_capture_fail;  // TABULA_INJECT_CAPTURE_FAIL=1: the first capture fails (test hook)
     long graph_launches;      // steps replayed from a graph
     cudaStream_t stream;
@@ -277,7 +290,7 @@ static int grow_workspace(CudaCtx *c, size_t need, TbErr *err) {
 // on its first step or forward: never inside a capture, since a step is
 // captured only at its second run. Grows the workspace when they need more.
 static int plan_batch(CudaCtx *c, int B, size_t ws_floor, TbErr *err) {
-    ConvChoice ch = {c->tf32, c->find, c->deterministic, WS_CAP};
+    ConvChoice ch = {c->tf32, c->find, c->deterministic, WS_CAP, c->layout};
     size_t need = ws_floor;
     for (int l = 0; l < c->L; l++) {
         const Layer *L = &c->m->layers[l];
@@ -320,7 +333,7 @@ static void enqueue_bottleneck(CudaCtx *c, int B) {
             cudaCheck(cudaMemcpyAsync(x + (size_t)i * per, c->d_held, per * sizeof(float),
                                       cudaMemcpyDeviceToDevice, c->stream));
     bottleneck_forward_cuda(c->d_bnout, x, c->d_bn + 1, c->d_bn, c->d_pass, B, c->bn_c,
-                            (int)(per / c->bn_c), c->stream);
+                            (int)(per / c->bn_c), c->layout, c->stream);
     bottleneck_next_cuda(c->d_pass, c->stream);
 }
 
@@ -360,7 +373,7 @@ static void enqueue_forward_to(CudaCtx *c, int B, int last) {
         conv_forward(c, l, B, y, layer_in(c, l, B));
         if (l < last)
             bias_act_forward_cuda(y, c->params + L->b_off, B, L->cout, L->hout * L->wout, L->act,
-                                  m->spec.slope, c->stream);
+                                  m->spec.slope, c->layout, c->stream);
     }
 }
 
@@ -382,7 +395,7 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
     // The batch from the frame store, by the slots this op pushed: the input,
     // and the target (dacts[0]: the input itself, or the clean frames).
     frames_gather_cuda(act_at(c, c->acts, 0, B), act_at(c, c->dacts, 0, B), c->d_store, c->d_slots,
-                       B, c->H, c->W, c->stream);
+                       B, c->H, c->W, c->layout, c->stream);
     enqueue_forward_to(c, B, nl - 1);
     // The output layer's bias and activation, the loss (MSE or L1) against the
     // target in dacts[0] (the input itself, or the clean frames of a
@@ -393,7 +406,7 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
                       c->grads + Lo->b_off, d_loss, c->params + Lo->b_off,
                       act_at(c, c->dacts, 0, B), B, Lo->cout, Lo->hout * Lo->wout, Lo->act,
                       m->spec.slope, (kind & STEP_L1) ? LOSS_L1 : LOSS_MSE, c->reduce_scratch,
-                      c->d_done, c->stream);
+                      c->d_done, c->layout, c->stream);
     // Frozen, the backward pass ends at the decoder's first layer.
     int l_end = (kind & STEP_FROZEN) ? c->nb : 0;
     for (int l = nl - 1; l >= l_end; l--) {
@@ -403,12 +416,13 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
         const float *x = layer_in(c, l, B);
         if ((kind & STEP_BN) && l + 1 == c->nb)  // back through the op
             bottleneck_backward_cuda(d, d, c->d_bn + 1, B, c->bn_c,
-                                     (int)(m->act_n[c->nb] / c->bn_c), c->stream);
+                                     (int)(m->act_n[c->nb] / c->bn_c), c->layout, c->stream);
         // No gradient for the image, nor for the held code.
         float *dx = l > l_end ? act_at(c, c->dacts, l, B) : NULL;
         if (l < nl - 1)  // the output layer's is done
             bias_act_backward_cuda(d, c->grads + L->b_off, y, B, L->cout, L->hout * L->wout,
-                                   L->act, m->spec.slope, c->bias_scratch, c->d_done, c->stream);
+                                   L->act, m->spec.slope, c->bias_scratch, c->d_done, c->layout,
+                                   c->stream);
         conv_backward(c, l, B, dx, d, x);
     }
     // Frozen, only the decoder's block [off, n) is measured, clipped and updated.
@@ -583,27 +597,72 @@ static void copy_sync(CudaCtx *c, void *dst, const void *src, size_t bytes, cuda
     cudaCheck(cudaStreamSynchronize(c->stream));
 }
 
+// NHWC: each conv weight tensor (d0, d1, K, K) of a parameter-sized block
+// (PyTorch's: (out, in) for a conv, (in, out) for a convT) is (d0, K, K, d1)
+// on the device; biases stay. dst and src are whole blocks, not the same.
+static void weights_layout(const Model *m, float *dst, const float *src, int to_device) {
+    memcpy(dst, src, m->n_params * sizeof(float));
+    for (int l = 0; l < m->n_layers; l++) {
+        const Layer *L = &m->layers[l];
+        int d0 = L->kind == LAYER_CONVT ? L->cin : L->cout, d1 = L->kind == LAYER_CONVT ? L->cout : L->cin;
+        size_t kk = (size_t)L->k * L->k;
+        float *o = dst + L->w_off;
+        const float *w = src + L->w_off;
+        for (size_t a = 0; a < (size_t)d0; a++)
+            for (size_t b = 0; b < (size_t)d1; b++)
+                for (size_t rs = 0; rs < kk; rs++) {
+                    size_t pt = (a * d1 + b) * kk + rs, dev = (a * kk + rs) * d1 + b;
+                    if (to_device) o[dev] = w[pt];
+                    else o[pt] = w[dev];
+                }
+    }
+}
+
+// k parameter-sized blocks from the host into dev (through a host copy in
+// the device's layout when NHWC), or back; waits.
+static void blocks_to_device(CudaCtx *c, float *dev, const float *h, int k) {
+    size_t n = c->m->n_params;
+    if (c->layout == TB_NCHW) {
+        copy_sync(c, dev, h, k * n * sizeof(float), cudaMemcpyHostToDevice);
+        return;
+    }
+    float *t = (float *)tb_malloc(k * n * sizeof(float));
+    for (int j = 0; j < k; j++) weights_layout(c->m, t + j * n, h + j * n, 1);
+    copy_sync(c, dev, t, k * n * sizeof(float), cudaMemcpyHostToDevice);
+    free(t);
+}
+
+static void blocks_from_device(CudaCtx *c, float *h, const float *dev, int k) {
+    size_t n = c->m->n_params;
+    if (c->layout == TB_NCHW) {
+        copy_sync(c, h, dev, k * n * sizeof(float), cudaMemcpyDeviceToHost);
+        return;
+    }
+    float *t = (float *)tb_malloc(k * n * sizeof(float));
+    copy_sync(c, t, dev, k * n * sizeof(float), cudaMemcpyDeviceToHost);
+    for (int j = 0; j < k; j++) weights_layout(c->m, h + j * n, t + j * n, 0);
+    free(t);
+}
+
 static void cuda_set_params(Backend *b, const float *p) {
     CudaCtx *c = (CudaCtx *)b->ctx;
-    copy_sync(c, c->params, p, c->m->n_params * sizeof(float), cudaMemcpyHostToDevice);
+    blocks_to_device(c, c->params, p, 1);
 }
 
 static void cuda_get_params(Backend *b, float *p) {
     CudaCtx *c = (CudaCtx *)b->ctx;
-    copy_sync(c, p, c->params, c->m->n_params * sizeof(float), cudaMemcpyDeviceToHost);
+    blocks_from_device(c, p, c->params, 1);
 }
 
 // m and v are adjacent: Adam's state (m then v, 2n floats) is one copy.
 static void cuda_set_opt_state(Backend *b, const float *s, int optimizer) {
     CudaCtx *c = (CudaCtx *)b->ctx;
-    size_t n = c->m->n_params * (optimizer == OPT_ADAM ? 2 : 1);
-    copy_sync(c, c->mom, s, n * sizeof(float), cudaMemcpyHostToDevice);
+    blocks_to_device(c, c->mom, s, optimizer == OPT_ADAM ? 2 : 1);
 }
 
 static void cuda_get_opt_state(Backend *b, float *s, int optimizer) {
     CudaCtx *c = (CudaCtx *)b->ctx;
-    size_t n = c->m->n_params * (optimizer == OPT_ADAM ? 2 : 1);
-    copy_sync(c, s, c->mom, n * sizeof(float), cudaMemcpyDeviceToHost);
+    blocks_from_device(c, s, c->mom, optimizer == OPT_ADAM ? 2 : 1);
 }
 
 static void cuda_reset_opt_state(Backend *b) {
@@ -716,7 +775,7 @@ static void cuda_forward(Backend *b, int B) {
     ensure_plans(c, B);
     int j = push_op(c, NULL, 0, B);
     frames_gather_cuda(act_at(c, c->acts, 0, B), act_at(c, c->dacts, 0, B), c->d_store, c->d_slots,
-                       B, c->H, c->W, c->stream);
+                       B, c->H, c->W, c->layout, c->stream);
     enqueue_forward(c, B);
     end_op(c, j);
     c->fwd_batch = B;
@@ -779,7 +838,7 @@ static int cuda_output_recent(Backend *b, uint8_t *rgb) {
     }
     if (c->rb_busy < 0 && c->batch > 0) {
         int k = c->rb_newest == 0 ? 1 : 0;
-        tensor_to_frame_cuda(c->d_rb[k], output_sample(c, 0), c->H, c->W, c->stream);
+        tensor_to_frame_cuda(c->d_rb[k], output_sample(c, 0), c->H, c->W, c->layout, c->stream);
         cudaCheck(cudaEventRecord(c->rb_conv[k], c->stream));
         cudaCheck(cudaStreamWaitEvent(c->readback, c->rb_conv[k], 0));
         cudaCheck(cudaMemcpyAsync(c->h_rb[k], c->d_rb[k], c->frame_bytes, cudaMemcpyDeviceToHost,
@@ -795,7 +854,7 @@ static int cuda_output_recent(Backend *b, uint8_t *rgb) {
 
 static void cuda_get_output(Backend *b, int i, uint8_t *rgb) {
     CudaCtx *c = (CudaCtx *)b->ctx;
-    tensor_to_frame_cuda(c->d_rgb, output_sample(c, i), c->H, c->W, c->stream);
+    tensor_to_frame_cuda(c->d_rgb, output_sample(c, i), c->H, c->W, c->layout, c->stream);
     copy_sync(c, c->h_rgb, c->d_rgb, c->frame_bytes, cudaMemcpyDeviceToHost);
     memcpy(rgb, c->h_rgb, c->frame_bytes);
 }
@@ -906,7 +965,7 @@ extern "C" void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size
     CudaCtx *c = (CudaCtx *)b->ctx;
     cudaCheck(cudaSetDevice(b->device));  // not a table entry: no thunk sets it (interop extras)
     tensor_to_rgba_cuda((uint8_t *)dev_rgba, pitch_bytes, output_sample(c, i), c->H, c->W,
-                        c->stream);
+                        c->layout, c->stream);
 }
 
 // The atlas's tiles of activation `act` straight from the activation block (the
@@ -921,7 +980,7 @@ extern "C" void backend_cuda_atlas_rgba(Backend *b, int act, const TileGeom *g, 
     CHECK((size_t)g->ch * g->sw * g->sh == c->m->act_n[act], "atlas: %d x %dx%d values for activation %d",
           g->ch, g->sw, g->sh, act);
     tiles_draw_cuda((uint8_t *)dev_rgba, pitch_bytes, act_at(c, c->acts, act, c->batch), g, dev_lut,
-                    c->stream);
+                    c->layout, c->stream);
 }
 
 extern "C" long backend_cuda_graph_launches(Backend *b) {
@@ -962,13 +1021,36 @@ static int cuda_mem_info(Backend *b, size_t *used, size_t *total) {
 }
 
 // ---------------------------------------------------------------- looking inside
-// The activations are NCHW on the device: a read-out is one copy. Both wait.
+// The caller sees NCHW: in NCHW a read-out is one copy, in NHWC it goes
+// through a host copy, transposed. Both wait.
+
+// Channels of activation i (the input of layer i, or the output).
+static int act_channels(const CudaCtx *c, int i) {
+    return i < c->L ? c->m->layers[i].cin : c->m->layers[c->L - 1].cout;
+}
+
+// One sample of C channels x HW from NCHW to NHWC (to_nhwc) or back.
+static void sample_layout(float *dst, const float *src, int C, size_t HW, int to_nhwc) {
+    for (size_t ch = 0; ch < (size_t)C; ch++)
+        for (size_t p = 0; p < HW; p++) {
+            if (to_nhwc) dst[p * C + ch] = src[ch * HW + p];
+            else dst[ch * HW + p] = src[p * C + ch];
+        }
+}
 
 static void cuda_get_activation(Backend *b, int i, float *out) {
     CudaCtx *c = (CudaCtx *)b->ctx;
     CHECK(i >= 0 && i <= c->L && c->batch > 0, "activation %d (batch %d)", i, c->batch);
-    copy_sync(c, out, act_at(c, c->acts, i, c->batch), c->m->act_n[i] * sizeof(float),
-              cudaMemcpyDeviceToHost);
+    size_t n = c->m->act_n[i];
+    if (c->layout == TB_NCHW) {
+        copy_sync(c, out, act_at(c, c->acts, i, c->batch), n * sizeof(float), cudaMemcpyDeviceToHost);
+        return;
+    }
+    float *t = (float *)tb_malloc(n * sizeof(float));
+    copy_sync(c, t, act_at(c, c->acts, i, c->batch), n * sizeof(float), cudaMemcpyDeviceToHost);
+    int C = act_channels(c, i);
+    sample_layout(out, t, C, n / C, 0);
+    free(t);
 }
 
 // The decoder at batch 1 (its plans are made at creation) on a block of its own.
@@ -978,16 +1060,25 @@ static void cuda_decode(Backend *b, const float *code, uint8_t *rgb) {
     int nb = model_bottleneck_act(m);
     if (!c->d_dec) cudaCheck(cudaMalloc(&c->d_dec, m->act_total * sizeof(float)));
     ensure_plans(c, 1);
-    cudaCheck(cudaMemcpyAsync(act_at(c, c->d_dec, nb, 1), code, m->act_n[nb] * sizeof(float),
-                              cudaMemcpyHostToDevice, c->stream));
+    if (c->layout == TB_NCHW) {
+        cudaCheck(cudaMemcpyAsync(act_at(c, c->d_dec, nb, 1), code, m->act_n[nb] * sizeof(float),
+                                  cudaMemcpyHostToDevice, c->stream));
+    } else {  // waits: the host copy is freed next
+        size_t n = m->act_n[nb];
+        float *t = (float *)tb_malloc(n * sizeof(float));
+        int C = act_channels(c, nb);
+        sample_layout(t, code, C, n / C, 1);
+        copy_sync(c, act_at(c, c->d_dec, nb, 1), t, n * sizeof(float), cudaMemcpyHostToDevice);
+        free(t);
+    }
     for (int l = nb; l < c->L; l++) {
         const Layer *L = &m->layers[l];
         float *y = act_at(c, c->d_dec, l + 1, 1);
         conv_forward(c, l, 1, y, act_at(c, c->d_dec, l, 1));
         bias_act_forward_cuda(y, c->params + L->b_off, 1, L->cout, L->hout * L->wout, L->act,
-                              m->spec.slope, c->stream);
+                              m->spec.slope, c->layout, c->stream);
     }
-    tensor_to_frame_cuda(c->d_rgb, act_at(c, c->d_dec, c->L, 1), c->H, c->W, c->stream);
+    tensor_to_frame_cuda(c->d_rgb, act_at(c, c->d_dec, c->L, 1), c->H, c->W, c->layout, c->stream);
     copy_sync(c, c->h_rgb, c->d_rgb, c->frame_bytes, cudaMemcpyDeviceToHost);
     memcpy(rgb, c->h_rgb, c->frame_bytes);
 }
@@ -1031,7 +1122,7 @@ static Backend *backend_table_new(const Model *m, int max_batch, CudaCtx *c) {
 
 // Shapes, the environment's switches, and the host tables of plans and graphs
 // (filled on first use of a batch size); no device work.
-static void ctx_init(CudaCtx *c, const Model *m, int max_batch, const BackendOpts *o) {
+static void ctx_init(CudaCtx *c, const Model *m, int max_batch, const BackendOpts *o, int layout) {
     int nl = m->n_layers;
     c->m = m;
     c->max_batch = max_batch;
@@ -1042,6 +1133,7 @@ static void ctx_init(CudaCtx *c, const Model *m, int max_batch, const BackendOpt
     c->nb = model_bottleneck_act(m);
     c->bn_c = model_bottleneck_channels(m);
     c->tf32 = cuda_tf32_enabled();
+    c->layout = layout;
     // Escape hatches for debugging on a new machine: eager launches, and
     // cuDNN's heuristics instead of timing the algorithms at init.
     const char *g = getenv("TABULA_NO_GRAPH"), *f = getenv("TABULA_CUDNN_FIND");
@@ -1071,7 +1163,7 @@ static size_t bias_scratch_floats(const CudaCtx *c) {
     for (int B = 1; B <= c->max_batch; B++)
         for (int l = 0; l < c->L; l++) {
             const Layer *L = &c->m->layers[l];
-            size_t s = bias_act_backward_scratch(B, L->cout, L->hout * L->wout);
+            size_t s = bias_act_backward_scratch(B, L->cout, L->hout * L->wout, c->layout);
             if (s > most) most = s;
         }
     return most;
@@ -1200,9 +1292,10 @@ static int log_device(const CudaCtx *c, TbErr *err) {
     double mib = (double)(4 * n * sizeof(float) + 2 * acts_floats(c) * sizeof(float) + c->ws_size) /
                  (1024.0 * 1024.0);
     mib += (double)c->n_store * c->frame_bytes / (1024.0 * 1024.0);
-    tb_log("cuda: %s (sm_%d%d), cuDNN %zu, TF32 %s, algorithms %s%s, CUDA graphs %s, "
+    tb_log("cuda: %s (sm_%d%d), cuDNN %zu, TF32 %s, layout %s, algorithms %s%s, CUDA graphs %s, "
            "%.0f MiB (workspace %.0f MiB, grows with the batch sizes used; %d frames kept)",
            prop.name, prop.major, prop.minor, cudnnGetVersion(), c->tf32 ? "on" : "off",
+           cuda_layout_name(c->layout),
            c->find ? "timed per batch size" : "by heuristics",
            c->deterministic ? ", deterministic only" : "", c->use_graphs ? "on" : "off", mib,
            (double)c->ws_size / (1024.0 * 1024.0), c->n_cache);
@@ -1217,6 +1310,8 @@ extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, const Bac
         tb_fail(err, "cuda backend: batch %d < 1", max_batch);
         return NULL;
     }
+    int layout = cuda_layout_env(err);  // a bad value fails here, GPU or not
+    if (layout < 0) return NULL;
     if (device_check(err)) return NULL;  // cuDNN is checked by making the handle
     int nl = m->n_layers;
     CHECK(nl >= 1 && m->layers[0].cin == 3 && m->layers[nl - 1].cout == 3 &&
@@ -1225,7 +1320,7 @@ extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, const Bac
 
     CudaCtx *c = (CudaCtx *)tb_calloc(1, sizeof *c);
     Backend *b = backend_table_new(m, max_batch, c);
-    ctx_init(c, m, max_batch, o);
+    ctx_init(c, m, max_batch, o, layout);
     if (create_stream_and_handle(c, err) || size_frame_store(c, err) || alloc_device_blocks(c, err) ||
         alloc_host_rings(c, err) || plan_first_batch(c, err) || wait_for_init(c, err) ||
         log_device(c, err)) {

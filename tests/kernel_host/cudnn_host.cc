@@ -4,7 +4,11 @@
 // Descriptors store what they are given and are checked where cuDNN checks
 // them: a convolution whose descriptors do not fit together (channels, output
 // shape, data type, layout) is CUDNN_STATUS_BAD_PARAM with the reason in
-// cudnnGetLastErrorString. Every pointer a convolution gets must be device
+// cudnnGetLastErrorString. Tensors and filters are NCHW or NHWC (filters
+// KRSC: (K, R, S, C)), all three of a convolution in the same format (a mix,
+// or any other format, is CUDNN_STATUS_NOT_SUPPORTED_LAYOUT); the dimensions
+// are given in NCHW order either way, and the arithmetic indexes through the
+// format. The FFT algorithms take NCHW only, as cuDNN's. Every pointer a convolution gets must be device
 // memory large enough for its descriptor (else a report and BAD_PARAM), and
 // the workspace at least what the algorithm needs (cuDNN's own check).
 //
@@ -96,6 +100,7 @@ int usable(const T *p) {
 struct Geo {
     int N, C, H, W, K, Cg, R, S, P, Q;
     int ph, pw, u, v, dh, dw, groups, flip;
+    int nhwc;  // tensors NHWC and the filter KRSC (else NCHW and KCRS)
     size_t nx() const { return (size_t)N * C * H * W; }
     size_t nw() const { return (size_t)K * Cg * R * S; }
     size_t ny() const { return (size_t)N * K * P * Q; }
@@ -108,15 +113,18 @@ cudnnStatus_t geometry(const cudnnTensorStruct *x, const cudnnFilterStruct *w,
     if (x->type != CUDNN_DATA_FLOAT || w->type != CUDNN_DATA_FLOAT ||
         (y && y->type != CUDNN_DATA_FLOAT) || cd->compute != CUDNN_DATA_FLOAT)
         return fail(CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE, "only float data and compute here");
-    if (x->format != CUDNN_TENSOR_NCHW || w->format != CUDNN_TENSOR_NCHW ||
-        (y && y->format != CUDNN_TENSOR_NCHW))
-        return fail(CUDNN_STATUS_NOT_SUPPORTED_LAYOUT, "only NCHW here");
+    if ((x->format != CUDNN_TENSOR_NCHW && x->format != CUDNN_TENSOR_NHWC) ||
+        w->format != x->format || (y && y->format != x->format))
+        return fail(CUDNN_STATUS_NOT_SUPPORTED_LAYOUT,
+                    "formats x %d, filter %d, y %d: NCHW or NHWC, all three the same here",
+                    (int)x->format, (int)w->format, y ? (int)y->format : (int)x->format);
     if (x->c != w->c * cd->groups || w->k % cd->groups)
         return fail(CUDNN_STATUS_BAD_PARAM,
                     "input has %d channels, the filter %dx%d in %d group(s)", x->c, w->k, w->c,
                     cd->groups);
     Geo q = {x->n, x->c, x->h, x->w, w->k, w->c, w->h, w->w, 0, 0,
-             cd->ph, cd->pw, cd->u, cd->v, cd->dh, cd->dw, cd->groups, cd->mode == CUDNN_CONVOLUTION};
+             cd->ph, cd->pw, cd->u, cd->v, cd->dh, cd->dw, cd->groups, cd->mode == CUDNN_CONVOLUTION,
+             x->format == CUDNN_TENSOR_NHWC};
     int eh = (q.R - 1) * q.dh + 1, ew = (q.S - 1) * q.dw + 1;
     q.P = q.H + 2 * q.ph < eh ? 0 : (q.H + 2 * q.ph - eh) / q.u + 1;
     q.Q = q.W + 2 * q.pw < ew ? 0 : (q.W + 2 * q.pw - ew) / q.v + 1;
@@ -139,34 +147,35 @@ struct Algo {
     int k3s1_only;    // Winograd: 3x3, stride 1
     int unsupported;  // listed, never usable
     size_t fixed, per_sample;  // workspace: fixed + N * per_sample bytes
+    int nchw_only;    // FFT: NCHW tensors only
 };
 const size_t kMiB = 1u << 20;
 const Algo kFwd[] = {
-    {CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING, 0.010f, 0, 0, 0, 0, 300 * kMiB, 0},
-    {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, 0.020f, 0, 1, 0, 0, 4096, 16 * kMiB},
-    {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, 0.030f, 0, 0, 0, 0, 0, 0},
-    {CUDNN_CONVOLUTION_FWD_ALGO_GEMM, 0.040f, 0, 0, 0, 0, 0, 64 * 1024},
-    {CUDNN_CONVOLUTION_FWD_ALGO_FFT, 0.050f, 0, 0, 0, 0, 1 * kMiB, 1 * kMiB},
-    {CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED, 0.060f, 0, 0, 1, 0, 256 * 1024, 0},
-    {CUDNN_CONVOLUTION_FWD_ALGO_DIRECT, -1, 0, 0, 0, 1, 0, 0},
-    {CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD, -1, 0, 0, 0, 1, 0, 0},
+    {CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING, 0.010f, 0, 0, 0, 0, 300 * kMiB, 0, 1},
+    {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, 0.020f, 0, 1, 0, 0, 4096, 16 * kMiB, 0},
+    {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, 0.030f, 0, 0, 0, 0, 0, 0, 0},
+    {CUDNN_CONVOLUTION_FWD_ALGO_GEMM, 0.040f, 0, 0, 0, 0, 0, 64 * 1024, 0},
+    {CUDNN_CONVOLUTION_FWD_ALGO_FFT, 0.050f, 0, 0, 0, 0, 1 * kMiB, 1 * kMiB, 1},
+    {CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED, 0.060f, 0, 0, 1, 0, 256 * 1024, 0, 0},
+    {CUDNN_CONVOLUTION_FWD_ALGO_DIRECT, -1, 0, 0, 0, 1, 0, 0, 0},
+    {CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD, -1, 0, 0, 0, 1, 0, 0, 0},
 };
 const Algo kBwdData[] = {
-    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING, 0.010f, 0, 0, 0, 0, 300 * kMiB, 0},
-    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, 0.015f, 1, 0, 0, 0, 0, 0},
-    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, 0.020f, 0, 1, 0, 0, 4096, 8 * kMiB},
-    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT, 0.050f, 0, 0, 0, 0, 1 * kMiB, 1 * kMiB},
-    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED, 0.060f, 0, 0, 1, 0, 256 * 1024, 0},
-    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD, -1, 0, 0, 0, 1, 0, 0},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING, 0.010f, 0, 0, 0, 0, 300 * kMiB, 0, 1},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, 0.015f, 1, 0, 0, 0, 0, 0, 0},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, 0.020f, 0, 1, 0, 0, 4096, 8 * kMiB, 0},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT, 0.050f, 0, 0, 0, 0, 1 * kMiB, 1 * kMiB, 1},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED, 0.060f, 0, 0, 1, 0, 256 * 1024, 0, 0},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD, -1, 0, 0, 0, 1, 0, 0, 0},
 };
 const Algo kBwdFilter[] = {
-    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING, 0.010f, 0, 0, 0, 0, 300 * kMiB, 0},
-    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3, 0.012f, 1, 0, 0, 0, 64 * 1024, 0},
-    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, 0.015f, 1, 0, 0, 0, 0, 0},
-    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, 0.020f, 0, 1, 0, 0, 4096, 8 * kMiB},
-    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT, 0.050f, 0, 0, 0, 0, 1 * kMiB, 1 * kMiB},
-    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED, 0.060f, 0, 0, 1, 0, 256 * 1024, 0},
-    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD, -1, 0, 0, 0, 1, 0, 0},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING, 0.010f, 0, 0, 0, 0, 300 * kMiB, 0, 1},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3, 0.012f, 1, 0, 0, 0, 64 * 1024, 0, 0},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, 0.015f, 1, 0, 0, 0, 0, 0, 0},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, 0.020f, 0, 1, 0, 0, 4096, 8 * kMiB, 0},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT, 0.050f, 0, 0, 0, 0, 1 * kMiB, 1 * kMiB, 1},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED, 0.060f, 0, 0, 1, 0, 256 * 1024, 0, 0},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD, -1, 0, 0, 0, 1, 0, 0, 0},
 };
 struct AlgoList {
     const Algo *a;
@@ -184,7 +193,7 @@ const Algo *find_algo(int dir, int algo) {
     return NULL;
 }
 int supports(const Algo *a, const Geo &g) {
-    if (a->unsupported) return 0;
+    if (a->unsupported || (a->nchw_only && g.nhwc)) return 0;
     if (a->k3s1_only) return g.R == 3 && g.S == 3 && g.u == 1 && g.v == 1 && g.groups == 1;
     return 1;
 }
@@ -260,8 +269,17 @@ void store(const Run &r, size_t i, float acc) {
 // Filter tap (r, s) as the mode reads it (CUDNN_CONVOLUTION flips the filter).
 size_t widx(const Geo &g, int k, int c, int r, int s) {
     if (g.flip) r = g.R - 1 - r, s = g.S - 1 - s;
+    if (g.nhwc) return (((size_t)k * g.R + r) * g.S + s) * g.Cg + c;
     return (((size_t)k * g.Cg + c) * g.R + r) * g.S + s;
 }
+
+// Element (n, c, h, w) of a tensor of C channels, H x W, in the format.
+size_t tidx(const Geo &g, int n, int c, int C, int h, int H, int w, int W) {
+    if (g.nhwc) return (((size_t)n * H + h) * W + w) * C + c;
+    return (((size_t)n * C + c) * H + h) * W + w;
+}
+size_t xidx(const Geo &g, int n, int c, int h, int w) { return tidx(g, n, c, g.C, h, g.H, w, g.W); }
+size_t yidx(const Geo &g, int n, int k, int p, int q) { return tidx(g, n, k, g.K, p, g.P, q, g.Q); }
 
 void run_fwd(const Run &r) {
     const Geo &g = r.g;
@@ -276,10 +294,10 @@ void run_fwd(const Run &r) {
                             for (int j = 0; j < g.S; j++) {
                                 int h = p * g.u - g.ph + i * g.dh, w = q * g.v - g.pw + j * g.dw;
                                 if (h < 0 || h >= g.H || w < 0 || w >= g.W) continue;
-                                size_t xi = (((size_t)n * g.C + k / Kg * g.Cg + c) * g.H + h) * g.W + w;
+                                size_t xi = xidx(g, n, k / Kg * g.Cg + c, h, w);
                                 acc = fmaf(in(r, r.a, xi), in(r, r.b, widx(g, k, c, i, j)), acc);
                             }
-                    store(r, (((size_t)n * g.K + k) * g.P + p) * g.Q + q, acc);
+                    store(r, yidx(g, n, k, p, q), acc);
                 }
 }
 
@@ -302,12 +320,12 @@ void run_bwd_data(const Run &r) {
                             for (int j = 0; j < g.S; j++) {
                                 int s = w + g.pw - j * g.dw;
                                 if (s < 0 || s % g.v || s / g.v >= g.Q) continue;
-                                size_t yi = (((size_t)n * g.K + k) * g.P + t / g.u) * g.Q + s / g.v;
+                                size_t yi = yidx(g, n, k, t / g.u, s / g.v);
                                 acc = fmaf(in(r, r.b, yi), in(r, r.a, widx(g, k, c % g.Cg, i, j)), acc);
                             }
                         }
                     }
-                    store(r, (((size_t)n * g.C + c) * g.H + h) * g.W + w, acc);
+                    store(r, xidx(g, n, c, h, w), acc);
                 }
 }
 
@@ -330,8 +348,8 @@ void run_bwd_filter(const Run &r) {
                             for (int q = 0; h >= 0 && h < g.H && q < g.Q; q++) {
                                 int w = q * g.v - g.pw + j * g.dw;
                                 if (w < 0 || w >= g.W) continue;
-                                size_t xi = (((size_t)n * g.C + cx) * g.H + h) * g.W + w;
-                                size_t yi = (((size_t)n * g.K + k) * g.P + p) * g.Q + q;
+                                size_t xi = xidx(g, n, cx, h, w);
+                                size_t yi = yidx(g, n, k, p, q);
                                 acc = fmaf(in(r, r.a, xi), in(r, r.b, yi), acc);
                             }
                             part[(size_t)n * g.P + p] = acc;

@@ -9,6 +9,7 @@
 #                          conv_cudnn.cu on the host cuDNN) and the CPU backend;
 #   test_cuda_steps_host   the work of one training step (kernels and cuDNN
 #                          calls counted) and graphs across workspace growth.
+# The last two run again as *_nhwc with TABULA_CUDA_LAYOUT=nhwc.
 set(KH_DIR ${CMAKE_CURRENT_LIST_DIR})
 
 # The shim: runtime (launches, memory, streams, events, graphs) and cuDNN.
@@ -94,6 +95,14 @@ set_tests_properties(test_cuda_parity_host PROPERTIES ENVIRONMENT "${TEST_ENV};K
 add_test(NAME test_cuda_steps_host_oldest COMMAND test_cuda_steps_host)
 set_tests_properties(test_cuda_steps_host_oldest PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "${TEST_ENV};KH_STREAM_ORDER=oldest")
+# The same two programs again with the backend in NHWC (TABULA_CUDA_LAYOUT):
+# every parity case, and the same work per step as in NCHW.
+add_test(NAME test_cuda_parity_host_nhwc COMMAND test_cuda_parity_host)
+set_tests_properties(test_cuda_parity_host_nhwc PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "${TEST_ENV};KH_DEVICES=2;TABULA_CUDA_LAYOUT=nhwc")
+add_test(NAME test_cuda_steps_host_nhwc COMMAND test_cuda_steps_host)
+set_tests_properties(test_cuda_steps_host_nhwc PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "${TEST_ENV};TABULA_CUDA_LAYOUT=nhwc")
 
 # In a CUDA build the toolkit's headers are here: every value the stand-ins
 # give (cuda_host_api.h, include/cudnn.h) must be the toolkit's, or the build
