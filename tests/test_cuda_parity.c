@@ -1177,6 +1177,50 @@ TEST_IMPL(coupling_matches_cpu) {
     free(got), free(want);
 }
 
+// The coupling must wait for the step queued on every net, not only the
+// first's: three deterministic CUDA nets each take a step that changes their
+// weights (lr > 0), then are coupled with nothing read back between, and the
+// last net is read first (so neither its step nor the coupling is forced
+// through by reading net 0). The same again with each step read back before
+// the coupling and net 0 read first gives the bits to match. A coupling that
+// did not wait for the others' steps would blend their old weights, and a net
+// whose stream did not wait for the coupling would be read uncoupled; the
+// host shim runs only the work a wait needs, newest first, so both show.
+TEST_IMPL(coupling_waits_for_every_step) {
+    Training *t = training();
+    if (!t) return;
+    enum { K = 3 };
+    size_t n = t->m.n_params;
+    BackendOpts o = {.deterministic = 1};
+    float *w = hnew(n), *got = hnew(n), *want[K], *host[K];
+    fill(w, n, -0.5f, 0.5f);
+    for (int j = 0; j < K; j++) want[j] = hnew(n), host[j] = hnew(n);
+    for (int pass = 0; pass < 2; pass++) {  // 0: read back after each step; 1: not
+        Backend *g[K];
+        for (int j = 0; j < K; j++) {
+            TbErr err = {{0}};
+            g[j] = backend_cuda_create(&t->m, 3, &o, &err);
+            EXPECT(g[j] != NULL, "backend_cuda_create: %s", err.msg);
+            if (!g[j]) return;
+            g[j]->set_params(g[j], w);
+            const uint8_t *b1[1] = {t->frames[j]};
+            g[j]->load_batch(g[j], b1, 1);
+            g[j]->train_step(g[j], 1, &t->sgd, 0);
+            if (pass == 0) g[j]->get_params(g[j], got);
+        }
+        EXPECT(backend_couple(g, K, 0.3f, host) == 1, "the CUDA nets were coupled inside");
+        for (int i = 0; i < K; i++) {  // pass 0 reads net 0 first, which runs the coupling
+            int j = pass ? K - 1 - i : i;
+            g[j]->get_params(g[j], pass ? got : want[j]);
+            if (pass) EXPECT(memcmp(got, want[j], n * sizeof(float)) == 0, "net %d: not its step then the coupling", j);
+        }
+        if (pass == 0) EXPECT(memcmp(want[0], w, n * sizeof(float)) != 0, "the step left the weights as they were");
+        for (int j = 0; j < K; j++) backend_destroy(g[j]);
+    }
+    for (int j = 0; j < K; j++) free(want[j]), free(host[j]);
+    free(w), free(got);
+}
+
 // Coupling again and again, as the channels do every few steps: the pointer
 // array (made at the first coupling, sent from pinned memory only when the
 // set of nets changes) serves three couplings of nets 0,1,2, then the set
@@ -1472,6 +1516,7 @@ int main(int argc, char **argv) {
         TEST_ENTRY(lerp),
         TEST_ENTRY(slots_match_cpu),
         TEST_ENTRY(coupling_matches_cpu),
+        TEST_ENTRY(coupling_waits_for_every_step),
         TEST_ENTRY(coupling_repeated_set_changes),
         TEST_ENTRY(bottleneck),
         TEST_ENTRY(bottleneck_training_matches_cpu),
