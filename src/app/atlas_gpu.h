@@ -6,8 +6,9 @@
 // newest finished one into the display's atlas pixel buffer: no activation
 // crosses to the host. The hand-over between the threads, the "not written
 // yet" checks and the switch to the host path for good when interop fails are
-// recon_gpu's (a ReconGpu over a device of the atlas's own), so atlas_feed.c
-// uses it as train_thread.c uses the reconstruction's.
+// recon_gpu's, and the buffers, events and copy gl_stage's (a ReconGpu over the
+// device the reconstruction uses too, with the atlas's pictures and sizes), so
+// atlas_feed.c uses it as train_thread.c uses the reconstruction's.
 #pragma once
 #include <stdint.h>
 

@@ -1,7 +1,8 @@
 // recon_gpu.c: the reconstruction on the GPU to the screen (see recon_gpu.h).
 // First the hand-over between the two threads, which is the same for every
-// device (CUDA-GL here, a host stand-in in tests); then the CUDA-GL device,
-// compiled only when the build has the CUDA backend.
+// device (CUDA-GL, a host stand-in in tests); then the reconstruction's CUDA-GL
+// device (gl_stage.c's, shared with the atlas), compiled only when the build
+// has the CUDA backend.
 #include "recon_gpu.h"
 
 #include <pthread.h>
@@ -111,139 +112,38 @@ ReconGpu *recon_gpu_create(Backend *be, Display *d, int w, int h, TbErr *err) {
 
 #else
 
-#include <GL/glew.h>
-#include <cuda_gl_interop.h>
-#include <cuda_runtime.h>
-
 #include "backend_cuda.h"
-#include "cuda_common.h"
+#include "gl_stage.h"
 
-// The CUDA-GL device: three RGBA8 staging buffers written on the backend's
-// stream, copied into the display's pixel buffer on a stream of the main thread.
+// The reconstruction on the shared CUDA-GL device (gl_stage.h): every picture
+// the training size, drawn by the backend's output op.
 typedef struct {
-    Backend *be;
-    Display *d;
     int w, h;
-    cudaStream_t stream;  // the main thread's copies
-    void *stage[3];       // RGBA8 w*h*4 each, written on the backend's stream
-    cudaEvent_t written[3], copied[3];
-    unsigned pbo;
-    struct cudaGraphicsResource *res;
-} GlDev;
+} ReconSize;
 
-static void gl_write(void *p, int k) {
-    GlDev *g = p;
-    cudaStream_t s = (cudaStream_t)backend_cuda_stream(g->be);
-    // The GPU (not this thread) waits until the main thread's last copy out of k is done.
-    cudaCheck(cudaStreamWaitEvent(s, g->copied[k], 0));
-    backend_cuda_output_rgba(g->be, 0, g->stage[k], (size_t)g->w * 4);
-    cudaCheck(cudaEventRecord(g->written[k], s));
+static void recon_draw(void *p, Backend *be, uint8_t *dst, void *stream, int *w, int *h) {
+    const ReconSize *c = p;
+    backend_cuda_output_rgba(be, 0, dst, (size_t)c->w * 4);  // on the backend's stream
+    *w = c->w, *h = c->h;
 }
 
-static int gl_written(void *p, int k) {
-    GlDev *g = p;
-    cudaError_t e = cudaEventQuery(g->written[k]);
-    if (e == cudaSuccess) return 1;
-    // Not ready is no error: leave nothing behind for the next launch check.
-    (void)cudaGetLastError();
-    return e == cudaErrorNotReady ? 0 : -1;
-}
-
-// One call of a sequence, skipped after the first failure, which it names.
-#define STEP(call)                                                  \
-    do {                                                            \
-        if (e == cudaSuccess && (e = (call)) != cudaSuccess) what = #call; \
-    } while (0)
-
-// The map, the copy and the unmap may each fail where the GL or the driver
-// cannot share the buffer: an environment problem, reported, never fatal.
-static int gl_show(void *p, int k, TbErr *err) {
-    GlDev *g = p;
-    void *dst = NULL;
-    size_t bytes = 0, need = (size_t)g->w * g->h * 4;
-    cudaError_t e = cudaSuccess;
-    const char *what = "";
-    STEP(cudaSetDevice(g->be->device));  // g->stream's; a thunk on this thread may have left another
-    STEP(cudaGraphicsMapResources(1, &g->res, g->stream));
-    if (e == cudaSuccess) {
-        STEP(cudaGraphicsResourceGetMappedPointer(&dst, &bytes, g->res));
-        if (e == cudaSuccess && bytes < need)
-            e = cudaErrorInvalidValue, what = "the mapped pixel buffer is too small";
-        STEP(cudaMemcpyAsync(dst, g->stage[k], need, cudaMemcpyDeviceToDevice, g->stream));
-        STEP(cudaEventRecord(g->copied[k], g->stream));
-        // Unmapping orders the copy before any GL work issued after it.
-        cudaError_t u = cudaGraphicsUnmapResources(1, &g->res, g->stream);
-        if (e == cudaSuccess && u != cudaSuccess) e = u, what = "cudaGraphicsUnmapResources";
-    }
-    if (e != cudaSuccess) {
-        (void)cudaGetLastError();
-        return tb_fail(err, "%s: %s", what, cudaGetErrorString(e));
-    }
-    display_recon_from_pbo(g->d);
-    return 0;
-}
-
-static void gl_destroy(void *p) {
-    GlDev *g = p;
-    if (!g) return;
-    // The backend's stream writes the staging buffers (the last write may still
-    // be queued): done before they are freed, as are this side's copies.
-    cudaStreamSynchronize((cudaStream_t)backend_cuda_stream(g->be));
-    if (g->stream) cudaStreamSynchronize(g->stream);
-    if (g->res) cudaGraphicsUnregisterResource(g->res);
-    for (int i = 0; i < 3; i++) {
-        if (g->stage[i]) cudaFree(g->stage[i]);
-        if (g->written[i]) cudaEventDestroy(g->written[i]);
-        if (g->copied[i]) cudaEventDestroy(g->copied[i]);
-    }
-    if (g->stream) cudaStreamDestroy(g->stream);
-    free(g);
-}
-
-// A failing CUDA call here is an environment problem (driver, GL vendor), not a
-// bug: say it once and let the caller fall back.
-#define TRY(call)                                                                    \
-    do {                                                                             \
-        cudaError_t e_ = (call);                                                     \
-        if (e_ != cudaSuccess) {                                                     \
-            (void)cudaGetLastError();                                                \
-            tb_fail(err, "CUDA-GL interop: %s: %s", #call, cudaGetErrorString(e_));  \
-            goto fail;                                                               \
-        }                                                                            \
-    } while (0)
+static void recon_shown(void *p, Display *d, int w, int h) { display_recon_from_pbo(d); }
 
 ReconGpu *recon_gpu_create(Backend *be, Display *d, int w, int h, TbErr *err) {
-    static const ReconDev ops = {gl_write, gl_written, gl_show, gl_destroy};
+    static const GlStageUser user = {recon_draw, recon_shown, free};
     if (!be || strcmp(be->name, "cuda") != 0) {
         tb_fail(err, "not the CUDA backend");
         return NULL;
     }
-    GlDev *g = tb_calloc(1, sizeof *g);
-    g->be = be;
-    g->d = d;
-    g->w = w;
-    g->h = h;
-    g->pbo = display_recon_pbo(d, w, h);
-    if (!g->pbo) {
+    unsigned pbo = display_recon_pbo(d, w, h);
+    if (!pbo) {
         tb_fail(err, "CUDA-GL interop: no pixel buffer");
-        goto fail;
+        return NULL;
     }
-    // On channel 0's device: making the channels' backends (on this thread)
-    // may have left another one current.
-    TRY(cudaSetDevice(be->device));
-    TRY(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
-    for (int i = 0; i < 3; i++) {
-        TRY(cudaMalloc(&g->stage[i], (size_t)w * h * 4));
-        TRY(cudaEventCreateWithFlags(&g->written[i], cudaEventDisableTiming));
-        TRY(cudaEventCreateWithFlags(&g->copied[i], cudaEventDisableTiming));
-        TRY(cudaEventRecord(g->copied[i], g->stream));  // free at start
-    }
-    // Needs the GL context current and a GL from the same vendor as the GPU.
-    TRY(cudaGraphicsGLRegisterBuffer(&g->res, g->pbo, cudaGraphicsRegisterFlagsWriteDiscard));
-    return recon_gpu_open(&ops, g);
-fail:
-    gl_destroy(g);
-    return NULL;
+    ReconSize *c = tb_malloc(sizeof *c);
+    c->w = w, c->h = h;
+    GlStage *g = gl_stage_open(be, d, pbo, (size_t)w * h * 4, &user, c, err);
+    return g ? recon_gpu_open(&gl_stage_dev, g) : NULL;
 }
 
 #endif

@@ -38,8 +38,9 @@ int recon_gpu_consume(ReconGpu *r);
 // Main thread, after the training thread has stopped.
 void recon_gpu_destroy(ReconGpu *r);
 
-// The device under the three buffers: CUDA-GL in the app (recon_gpu_create),
-// a host stand-in in tests, so the hand-over and the fallback are the same code.
+// The device under the three buffers: CUDA-GL in the app (gl_stage.h, made by
+// recon_gpu_create and atlas_gpu_create), a host stand-in in tests
+// (tests/app/stage_stub.h), so the hand-over and the fallback are the same code.
 typedef struct {
     // Training thread: queue the reconstruction into buffer k (does not wait).
     void (*write)(void *dev, int k);

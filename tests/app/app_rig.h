@@ -56,3 +56,21 @@ static inline void app_rig_close(App *a, ControlQueue *q) {
     pthread_mutex_destroy(&a->mu);
     control_queue_destroy(q);
 }
+
+// The one window of the process (one display per process), hidden, opened at
+// the first call: sw x sh, for the training size tw x th. Under our own Xvfb a
+// window must open: failing to is a failure, not a skip.
+static Display *app_rig_win;
+static inline Display *app_rig_window(int sw, int sh, int tw, int th, DisplayLayout layout) {
+    if (app_rig_win) return app_rig_win;
+    DisplayOpts o = {.width = sw, .height = sh, .hidden = 1};
+    TbErr err = {{0}};
+    app_rig_win = display_open(&o, &err);
+    if (!app_rig_win) {
+        fprintf(stderr, "display_open under Xvfb: %s\n", err.msg);
+        exit(1);
+    }
+    display_set_train_size(app_rig_win, tw, th);
+    display_set_layout(app_rig_win, layout);
+    return app_rig_win;
+}

@@ -99,20 +99,9 @@ TEST_IMPL(default_net_one_tile_per_channel) {
 
 // ---------------------------------------------------------------- the app around it
 
-static Display *g_d;
 static Display *window(void) {
-    if (g_d) return g_d;
     test_ensure_display();
-    DisplayOpts o = {.width = SW, .height = SH, .hidden = 1};
-    TbErr err = {{0}};
-    g_d = display_open(&o, &err);
-    if (!g_d) {
-        fprintf(stderr, "display_open under Xvfb: %s\n", err.msg);
-        exit(1);
-    }
-    display_set_train_size(g_d, TW, TH);
-    display_set_layout(g_d, DISPLAY_ATLAS);
-    return g_d;
+    return app_rig_window(SW, SH, TW, TH, DISPLAY_ATLAS);
 }
 
 // What app_run sets up for the two threads: the CPU backend, a small network

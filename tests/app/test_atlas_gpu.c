@@ -17,37 +17,17 @@
 // Runs itself under xvfb-run when there is no DISPLAY.
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
-#include <time.h>
-
-#include <GL/glew.h>
 
 #include "app_rig.h"
 #include "atlas.h"
 #include "live.h"
+#include "stage_stub.h"
 #include "test.h"
 #include "xvfb.h"
 
 enum { W = 64, H = 64, SW = 960, SH = 540 };
 
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static Display *g_d;
-static Display *window(void) {
-    if (g_d) return g_d;
-    DisplayOpts o = {.width = SW, .height = SH, .hidden = 1};
-    TbErr err = {{0}};
-    g_d = display_open(&o, &err);
-    if (!g_d) {
-        fprintf(stderr, "display_open under Xvfb: %s\n", err.msg);
-        exit(1);
-    }
-    display_set_train_size(g_d, W, H);
-    display_set_layout(g_d, DISPLAY_ATLAS);
-    return g_d;
-}
+static Display *window(void) { return app_rig_window(SW, SH, W, H, DISPLAY_ATLAS); }
 
 static int read_screen(uint8_t *img) {
     TbErr err = {{0}};
@@ -58,51 +38,21 @@ static int read_screen(uint8_t *img) {
 
 // ---------------------------------------------------------------- the stand-in device
 
-// Three RGBA pictures in host memory, drawn (training thread) by the CPU
-// atlas for the app's AtlasWant; each is unfinished at the first look.
-typedef struct {
-    App *a;
-    unsigned pbo;
-    uint8_t *stage[3], *rgb, *shown;  // shown: RGB8 copy of the last picture put on the texture
-    float *acts;
-    int w[3], h[3], shown_w, shown_h;
-    int pending[3];            // atomic
-    long writes, shows, waits;  // atomic
-} Stub;
+// stage_stub.h's, drawing the CPU atlas for the app's AtlasWant from the CPU
+// backend's activations into the display's atlas pixel buffer; each picture is
+// unfinished at the first look.
+static float *g_acts;  // the activations, read at each write (training thread)
 
-static void stub_write(void *p, int k) {
-    Stub *s = p;
+static void atlas_stub_draw(StageStub *s, uint8_t *rgb, int *w, int *h) {
     const Model *m = &s->a->run.t.model;
     const AtlasWant *want = &s->a->ag_want;
     AtlasBlock b[ATLAS_MAX_BLOCKS];
-    atlas_geometry(m, want->focus, want->solo != NULL, b, &s->w[k], &s->h[k]);
-    atlas_read(s->a->run.t.be, m, s->acts);
-    atlas_draw(m, want->focus, s->acts, want->solo, s->rgb);
-    for (int i = 0; i < s->w[k] * s->h[k]; i++) memcpy(&s->stage[k][4 * i], &s->rgb[3 * i], 3), s->stage[k][4 * i + 3] = 255;
-    __atomic_store_n(&s->pending[k], 1, __ATOMIC_RELEASE);
-    __atomic_add_fetch(&s->writes, 1, __ATOMIC_ACQ_REL);
+    atlas_geometry(m, want->focus, want->solo != NULL, b, w, h);
+    atlas_read(s->a->run.t.be, m, g_acts);
+    atlas_draw(m, want->focus, g_acts, want->solo, rgb);
 }
 
-static int stub_written(void *p, int k) {
-    Stub *s = p;
-    if (!__atomic_exchange_n(&s->pending[k], 0, __ATOMIC_ACQ_REL)) return 1;
-    __atomic_add_fetch(&s->waits, 1, __ATOMIC_ACQ_REL);
-    return 0;
-}
-
-static int stub_show(void *p, int k, TbErr *err) {
-    Stub *s = p;
-    glBindBuffer(GL_PIXEL_UNPACK_BUFFER, s->pbo);
-    glBufferSubData(GL_PIXEL_UNPACK_BUFFER, 0, (GLsizeiptr)s->w[k] * s->h[k] * 4, s->stage[k]);
-    glBindBuffer(GL_PIXEL_UNPACK_BUFFER, 0);
-    display_atlas_from_pbo(window(), s->w[k], s->h[k]);
-    for (int i = 0; i < s->w[k] * s->h[k]; i++) memcpy(&s->shown[3 * i], &s->stage[k][4 * i], 3);
-    s->shown_w = s->w[k], s->shown_h = s->h[k];
-    __atomic_add_fetch(&s->shows, 1, __ATOMIC_ACQ_REL);
-    return 0;
-}
-
-static const ReconDev stub_ops = {stub_write, stub_written, stub_show, NULL};
+static void atlas_stub_from_pbo(int w, int h) { display_atlas_from_pbo(window(), w, h); }
 
 // ---------------------------------------------------------------- the app around it
 
@@ -110,8 +60,7 @@ typedef struct {
     Settings s;
     ControlQueue q;
     App a;
-    Stub stub;
-    long frames;
+    StageStub stub;
     uint64_t seen;
     const char *inject;  // TABULA_INJECT_INTEROP_FAIL for the device when it is made
     int make_fails;      // the maker reports that interop is unavailable
@@ -123,7 +72,7 @@ static Rig *g_rig;  // the maker's (App.ag_make has the app's signature)
 // The stand-in's atlas_gpu_create: its buffers are made here, not before.
 static ReconGpu *stub_make(Backend *be, Display *d, const Model *m, const AtlasWant *want, TbErr *err) {
     Rig *r = g_rig;
-    Stub *s = &r->stub;
+    StageStub *s = &r->stub;
     r->makes++;
     EXPECT(be == r->a.run.t.be && d == window() && m == &r->a.run.t.model && want == &r->a.ag_want,
            "the maker got another backend, display, model or want");
@@ -134,13 +83,9 @@ static ReconGpu *stub_make(Backend *be, Display *d, const Model *m, const AtlasW
     size_t most = atlas_max_bytes(m);
     s->pbo = display_atlas_pbo(d, most / 3 * 4);
     EXPECT(s->pbo != 0, "no atlas pixel buffer");
-    for (int k = 0; k < 3; k++) s->stage[k] = tb_malloc(most / 3 * 4);
-    s->rgb = tb_malloc(most), s->shown = tb_malloc(most);
-    s->acts = tb_malloc(m->act_total * sizeof(float));
-    if (r->inject) setenv("TABULA_INJECT_INTEROP_FAIL", r->inject, 1);
-    ReconGpu *g = atlas_gpu_open(&stub_ops, s);
-    unsetenv("TABULA_INJECT_INTEROP_FAIL");
-    return g;
+    stage_stub_alloc(s, most);
+    g_acts = tb_malloc(m->act_total * sizeof(float));
+    return stage_stub_open(s, r->inject, atlas_gpu_open);
 }
 
 // The rig with the training thread running; the window shows the atlas from
@@ -150,7 +95,7 @@ static int rig_open_as(Rig *r, const char *inject, int shown, int make_fails) {
     app_rig_settings(&r->s, W, H, "4,8");  // tiles large enough to see
     App *a = &r->a;
     if (app_rig_open(a, &r->s, &r->q)) return -1;
-    r->stub.a = a;
+    r->stub = (StageStub){.a = a, .draw = atlas_stub_draw, .from_pbo = atlas_stub_from_pbo, .gate = 1, .first_look = 1};
     r->inject = inject, r->make_fails = make_fails;
     g_rig = r;
     a->ag_make = stub_make;  // as app.c on the CUDA backend
@@ -165,21 +110,13 @@ static void rig_close(Rig *r) {
     App *a = &r->a;
     app_stop_training(a);
     recon_gpu_destroy(a->ag);
-    for (int k = 0; k < 3; k++) free(r->stub.stage[k]);
-    free(r->stub.rgb), free(r->stub.shown), free(r->stub.acts);
+    stage_stub_free(&r->stub);
+    free(g_acts), g_acts = NULL;
     app_rig_close(a, &r->q);
 }
 
 // One frame to the training thread (a pattern that moves).
-static void rig_frame(Rig *r) {
-    App *a = &r->a;
-    long f = r->frames++;
-    for (int i = 0; i < W * H * 3; i++) a->in_rgb[i] = (uint8_t)((i % (W * 3)) * 3 + f * 23 + (i / (W * 3)) * 5);
-    a->in_w = W, a->in_h = H;
-    a->in_seq++;
-    a->in_arrival = tb_now();
-    pthread_cond_signal(&a->cond);
-}
+static void rig_frame(Rig *r) { stage_frame(&r->a, W, H, 3, 5); }
 
 // A frame, then the main thread's turns (atlas hidden) until the training
 // thread has published its reconstruction, after its atlas_feed (up to 10 s).

@@ -11,15 +11,11 @@
 // app's own switch, TABULA_INJECT_INTEROP_FAIL. Runs itself under xvfb-run
 // when there is no DISPLAY.
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <GL/glew.h>
 
 #include "app_rig.h"
 #include "live.h"
+#include "stage_stub.h"
 #include "test.h"
 #include "xvfb.h"
 
@@ -27,28 +23,7 @@ enum { W = 32, H = 32 };
 
 // ---------------------------------------------------------------- helpers
 
-
-
-static void sleep_ms(int ms) {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-// The one window of the process (one display per process), hidden.
-static Display *g_d;
-static Display *window(void) {
-    if (g_d) return g_d;
-    DisplayOpts o = {.width = 320, .height = 240, .hidden = 1};
-    TbErr err = {{0}};
-    g_d = display_open(&o, &err);
-    if (!g_d) {
-        fprintf(stderr, "display_open under Xvfb: %s\n", err.msg);
-        exit(1);
-    }
-    display_set_train_size(g_d, W, H);
-    display_set_layout(g_d, DISPLAY_MIRROR);
-    return g_d;
-}
+static Display *window(void) { return app_rig_window(320, 240, W, H, DISPLAY_MIRROR); }
 
 // A sum over the reconstruction pane as drawn: different pictures, different sums.
 static unsigned long pane_sum(Display *d) {
@@ -65,52 +40,15 @@ static unsigned long pane_sum(Display *d) {
 
 // ---------------------------------------------------------------- the stand-in device
 
-// Three RGBA staging buffers in host memory. write (training thread) copies the
-// backend's reconstruction into one; written says whether it is done (held
-// back while `gate` is 0, as a GPU still running the step would); show (main
-// thread) puts one into the display's pixel buffer and draws from it.
-typedef struct {
-    App *a;
-    Display *d;
-    unsigned pbo;
-    uint8_t stage[3][W * H * 4];
-    int gate;                 // 1: writes finish at once (atomic)
-    long writes, shows;       // atomic
-    long shown_under_lock;    // show found the app's lock held by its own thread
-} Stub;
-
-static void stub_write(void *p, int k) {
-    Stub *s = p;
-    uint8_t rgb[W * H * 3];
+// stage_stub.h's, drawing the backend's reconstruction (held back while its
+// `gate` is 0, as a GPU still running the step would) into the display's
+// reconstruction pixel buffer.
+static void recon_draw(StageStub *s, uint8_t *rgb, int *w, int *h) {
     trainer_output(&s->a->run.t, rgb);
-    for (int i = 0; i < W * H; i++) {
-        memcpy(&s->stage[k][4 * i], &rgb[3 * i], 3);
-        s->stage[k][4 * i + 3] = 255;
-    }
-    __atomic_add_fetch(&s->writes, 1, __ATOMIC_ACQ_REL);
+    *w = W, *h = H;
 }
 
-static int stub_written(void *p, int k) {
-    Stub *s = p;
-    return __atomic_load_n(&s->gate, __ATOMIC_ACQUIRE) ? 1 : 0;
-}
-
-static int stub_show(void *p, int k, TbErr *err) {
-    Stub *s = p;
-    // The app's mutex is an error-checking one here: locking it again from the
-    // thread that holds it says so instead of deadlocking.
-    int rc = pthread_mutex_lock(&s->a->mu);
-    if (rc == EDEADLK) s->shown_under_lock++;
-    else if (rc == 0) pthread_mutex_unlock(&s->a->mu);
-    glBindBuffer(GL_PIXEL_UNPACK_BUFFER, s->pbo);
-    glBufferSubData(GL_PIXEL_UNPACK_BUFFER, 0, sizeof s->stage[k], s->stage[k]);
-    glBindBuffer(GL_PIXEL_UNPACK_BUFFER, 0);
-    display_recon_from_pbo(s->d);
-    __atomic_add_fetch(&s->shows, 1, __ATOMIC_ACQ_REL);
-    return 0;
-}
-
-static const ReconDev stub_ops = {stub_write, stub_written, stub_show, NULL};
+static void recon_from_pbo(int w, int h) { display_recon_from_pbo(window()); }
 
 // ---------------------------------------------------------------- the app around it
 
@@ -120,8 +58,7 @@ typedef struct {
     Settings s;
     ControlQueue q;
     App a;
-    Stub stub;
-    long frames;
+    StageStub stub;
 } Rig;
 
 static int rig_open(Rig *r, const char *inject) {
@@ -129,13 +66,11 @@ static int rig_open(Rig *r, const char *inject) {
     app_rig_settings(&r->s, W, H, "8,16");  // small and quick
     App *a = &r->a;
     if (app_rig_open(a, &r->s, &r->q)) return -1;
-    Display *d = window();
-    r->stub = (Stub){.a = a, .d = d, .pbo = display_recon_pbo(d, W, H), .gate = 1};
+    r->stub = (StageStub){.a = a, .pbo = display_recon_pbo(window(), W, H), .draw = recon_draw,
+                          .from_pbo = recon_from_pbo, .gate = 1};
     EXPECT(r->stub.pbo != 0, "no pixel buffer");
-    if (inject) setenv("TABULA_INJECT_INTEROP_FAIL", inject, 1);
-    else unsetenv("TABULA_INJECT_INTEROP_FAIL");
-    a->rg = recon_gpu_open(&stub_ops, &r->stub);
-    unsetenv("TABULA_INJECT_INTEROP_FAIL");
+    stage_stub_alloc(&r->stub, W * H * 3);
+    a->rg = stage_stub_open(&r->stub, inject, recon_gpu_open);
     CHECK(pthread_create(&a->thread, NULL, train_thread_main, a) == 0, "pthread_create");
     return 0;
 }
@@ -144,13 +79,8 @@ static int rig_open(Rig *r, const char *inject) {
 // a pattern that moves with every frame.
 static void rig_frame(Rig *r) {
     App *a = &r->a;
-    long f = r->frames++;
     pthread_mutex_lock(&a->mu);
-    for (int i = 0; i < W * H * 3; i++) a->in_rgb[i] = (uint8_t)((i % (W * 3)) * 5 + f * 23 + (i / (W * 3)) * 3);
-    a->in_w = W, a->in_h = H;
-    a->in_seq++;
-    a->in_arrival = tb_now();
-    pthread_cond_signal(&a->cond);
+    stage_frame(a, W, H, 5, 3);
     pthread_mutex_unlock(&a->mu);
 }
 
@@ -174,6 +104,7 @@ static void rig_close(Rig *r) {
     App *a = &r->a;
     app_stop_training(a);
     recon_gpu_destroy(a->rg);
+    stage_stub_free(&r->stub);
     app_rig_close(a, &r->q);
 }
 
@@ -181,8 +112,8 @@ static void rig_close(Rig *r) {
 
 // The route: interop while it works and output smoothing is off.
 TEST_IMPL(route_needs_interop_and_no_smoothing) {
-    Stub s = {.gate = 1};
-    ReconGpu *rg = recon_gpu_open(&stub_ops, &s);
+    StageStub s = {.gate = 1};
+    ReconGpu *rg = recon_gpu_open(&stage_stub_ops, &s);
     EXPECT(recon_gpu_route(rg, 0) == 1, "interop ok, no smoothing: not the GPU path");
     EXPECT(recon_gpu_route(rg, 0.5f) == 0, "output smoothing (a host pass) on the GPU path");
     EXPECT(recon_gpu_route(NULL, 0) == 0, "no interop, yet the GPU path");
@@ -197,7 +128,7 @@ TEST_IMPL(interop_failure_falls_back_to_host) {
     Rig r;
     if (rig_open(&r, "3")) return;
     App *a = &r.a;
-    Display *d = g_d;
+    Display *d = window();
     uint64_t seen = 0;
     double arrival;
     int host = 0, distinct = 0;
@@ -238,7 +169,7 @@ TEST_IMPL(unwritten_buffer_waits_for_a_later_turn) {
     Rig r;
     if (rig_open(&r, NULL)) return;
     App *a = &r.a;
-    Display *d = g_d;
+    Display *d = window();
     uint64_t seen = 0;
     double arrival;
     __atomic_store_n(&r.stub.gate, 0, __ATOMIC_RELEASE);
@@ -278,6 +209,6 @@ int main(int argc, char **argv) {
         TEST_ENTRY(unwritten_buffer_waits_for_a_later_turn),
     };
     int rc = test_run(cases, sizeof cases / sizeof cases[0], argc, argv);
-    if (g_d) display_close(g_d);
+    if (app_rig_win) display_close(app_rig_win);
     return rc;
 }
