@@ -43,6 +43,8 @@
 
 #include <vector>
 
+#include <cuda_bf16.h>
+
 #include "ops_cuda.h"
 #include "test.h"
 
@@ -1119,6 +1121,32 @@ TEST_IMPL(bottleneck_next) {
 
 // ---------------------------------------------------------------- the host cuDNN in NHWC
 
+// Host floats to a device block of type dt (bfloat16: rounded to nearest even)
+// and back (exact); the cuDNN cases run either type through the same code.
+static void *dev_of(const std::vector<float> &v, cudnnDataType_t dt) {
+    if (dt == CUDNN_DATA_FLOAT) {
+        float *d = dnew<float>(v.size());
+        up(d, v);
+        return d;
+    }
+    std::vector<__nv_bfloat16> b(v.size());
+    for (size_t i = 0; i < v.size(); i++) b[i] = __float2bfloat16(v[i]);
+    __nv_bfloat16 *d = dnew<__nv_bfloat16>(v.size());
+    up(d, b);
+    return d;
+}
+static std::vector<float> host_of(const void *d, size_t n, cudnnDataType_t dt) {
+    if (dt == CUDNN_DATA_FLOAT) return down((const float *)d, n);
+    std::vector<__nv_bfloat16> b = down((const __nv_bfloat16 *)d, n);
+    std::vector<float> v(n);
+    for (size_t i = 0; i < n; i++) v[i] = __bfloat162float(b[i]);
+    return v;
+}
+static std::vector<float> bf16_round(std::vector<float> v) {
+    for (float &x : v) x = __bfloat162float(__float2bfloat16(x));
+    return v;
+}
+
 // One convolution's three calls in format f (CUDNN_TENSOR_NCHW, or NHWC with a
 // KRSC filter) on NCHW/KCRS host data, transposed in and out: y, dx, dw in
 // NCHW/KCRS order, concatenated.
@@ -1127,7 +1155,8 @@ struct ConvShape {
 };
 static std::vector<float> conv3(cudnnHandle_t h, const ConvShape &c, cudnnTensorFormat_t f,
                                 const std::vector<float> &x, const std::vector<float> &w,
-                                const std::vector<float> &dy, int P, int Q) {
+                                const std::vector<float> &dy, int P, int Q,
+                                cudnnDataType_t dt = CUDNN_DATA_FLOAT) {
     int lay_f = f == CUDNN_TENSOR_NHWC ? TB_NHWC : TB_NCHW;
     cudnnTensorDescriptor_t xd, yd;
     cudnnFilterDescriptor_t wd;
@@ -1136,9 +1165,9 @@ static std::vector<float> conv3(cudnnHandle_t h, const ConvShape &c, cudnnTensor
     cudnnCheck(cudnnCreateTensorDescriptor(&yd));
     cudnnCheck(cudnnCreateFilterDescriptor(&wd));
     cudnnCheck(cudnnCreateConvolutionDescriptor(&cd));
-    cudnnCheck(cudnnSetTensor4dDescriptor(xd, f, CUDNN_DATA_FLOAT, c.N, c.C, c.H, c.W));
-    cudnnCheck(cudnnSetTensor4dDescriptor(yd, f, CUDNN_DATA_FLOAT, c.N, c.K, P, Q));
-    cudnnCheck(cudnnSetFilter4dDescriptor(wd, CUDNN_DATA_FLOAT, f, c.K, c.C, c.R, c.R));
+    cudnnCheck(cudnnSetTensor4dDescriptor(xd, f, dt, c.N, c.C, c.H, c.W));
+    cudnnCheck(cudnnSetTensor4dDescriptor(yd, f, dt, c.N, c.K, P, Q));
+    cudnnCheck(cudnnSetFilter4dDescriptor(wd, dt, f, c.K, c.C, c.R, c.R));
     cudnnCheck(cudnnSetConvolution2dDescriptor(cd, c.P, c.P, c.S, c.S, 1, 1, CUDNN_CROSS_CORRELATION,
                                                CUDNN_DATA_FLOAT));
     cudnnCheck(cudnnSetConvolutionMathType(cd, CUDNN_FMA_MATH));
@@ -1146,13 +1175,12 @@ static std::vector<float> conv3(cudnnHandle_t h, const ConvShape &c, cudnnTensor
     cudnnCheck(cudnnGetConvolutionBackwardDataWorkspaceSize(h, wd, yd, cd, xd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, &ws_size));
     cudnnCheck(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, xd, yd, cd, wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, &s1));
     ws_size = s1 > ws_size ? s1 : ws_size;
-    float *dx = dnew<float>(x.size()), *dw = dnew<float>(w.size()), *ddy = dnew<float>(dy.size());
-    float *dxo = dnew<float>(x.size()), *dwo = dnew<float>(w.size()), *dyo = dnew<float>(dy.size());
     char *ws = dnew<char>(ws_size);
     int hw = c.H * c.W, rs = c.R * c.R, pq = P * Q;
-    up(dx, lay(x, c.N, c.C, hw, lay_f));
-    up(dw, lay(w, c.K, c.C, rs, lay_f));  // KCRS -> KRSC: the filter as K samples of C x RS
-    up(ddy, lay(dy, c.N, c.K, pq, lay_f));
+    void *dx = dev_of(lay(x, c.N, c.C, hw, lay_f), dt);
+    void *dw = dev_of(lay(w, c.K, c.C, rs, lay_f), dt);  // KCRS -> KRSC: K samples of C x RS
+    void *ddy = dev_of(lay(dy, c.N, c.K, pq, lay_f), dt);
+    void *dxo = dev_of(x, dt), *dwo = dev_of(w, dt), *dyo = dev_of(dy, dt);
     const float one = 1.0f, zero = 0.0f;
     cudnnCheck(cudnnConvolutionForward(h, &one, xd, dx, wd, dw, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
                                        ws, ws_size, &zero, yd, dyo));
@@ -1161,14 +1189,14 @@ static std::vector<float> conv3(cudnnHandle_t h, const ConvShape &c, cudnnTensor
     cudnnCheck(cudnnConvolutionBackwardFilter(h, &one, xd, dx, yd, ddy, cd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
                                               ws, ws_size, &zero, wd, dwo));
     cudaCheck(cudaDeviceSynchronize());
-    std::vector<float> out = unlay(down(dyo, dy.size()), c.N, c.K, pq, lay_f);
-    std::vector<float> gx = unlay(down(dxo, x.size()), c.N, c.C, hw, lay_f);
-    std::vector<float> gw = unlay(down(dwo, w.size()), c.K, c.C, rs, lay_f);
+    std::vector<float> out = unlay(host_of(dyo, dy.size(), dt), c.N, c.K, pq, lay_f);
+    std::vector<float> gx = unlay(host_of(dxo, x.size(), dt), c.N, c.C, hw, lay_f);
+    std::vector<float> gw = unlay(host_of(dwo, w.size(), dt), c.K, c.C, rs, lay_f);
     out.insert(out.end(), gx.begin(), gx.end());
     out.insert(out.end(), gw.begin(), gw.end());
     // What cuDNN refuses stays refused: a filter in another format than the
     // tensors, and the FFT algorithms in NHWC.
-    if (f == CUDNN_TENSOR_NHWC) {
+    if (f == CUDNN_TENSOR_NHWC && dt == CUDNN_DATA_FLOAT) {
         cudnnFilterDescriptor_t wn;
         cudnnCheck(cudnnCreateFilterDescriptor(&wn));
         cudnnCheck(cudnnSetFilter4dDescriptor(wn, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, c.K, c.C, c.R, c.R));
@@ -1180,9 +1208,32 @@ static std::vector<float> conv3(cudnnHandle_t h, const ConvShape &c, cudnnTensor
         EXPECT(st == CUDNN_STATUS_NOT_SUPPORTED, "FFT in NHWC: status %d", (int)st);
         cudnnDestroyFilterDescriptor(wn);
     }
+    // bfloat16 (PSEUDO_BFLOAT16_CONFIG): a float filter with bfloat16 tensors,
+    // bfloat16 compute, and the FFT and Winograd algorithms are refused.
+    if (dt == CUDNN_DATA_BFLOAT16) {
+        cudnnFilterDescriptor_t wf;
+        cudnnConvolutionDescriptor_t cb;
+        cudnnCheck(cudnnCreateFilterDescriptor(&wf));
+        cudnnCheck(cudnnCreateConvolutionDescriptor(&cb));
+        cudnnCheck(cudnnSetFilter4dDescriptor(wf, CUDNN_DATA_FLOAT, f, c.K, c.C, c.R, c.R));
+        cudnnCheck(cudnnSetConvolution2dDescriptor(cb, c.P, c.P, c.S, c.S, 1, 1,
+                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_BFLOAT16));
+        cudnnStatus_t st = cudnnConvolutionForward(h, &one, xd, dx, wf, dw, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                                   ws, ws_size, &zero, yd, dyo);
+        EXPECT(st == CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE, "bf16 tensors, float filter: status %d", (int)st);
+        st = cudnnConvolutionForward(h, &one, xd, dx, wd, dw, cb, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                     ws, ws_size, &zero, yd, dyo);
+        EXPECT(st == CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE, "bf16 compute: status %d", (int)st);
+        size_t b = 0;
+        st = cudnnGetConvolutionForwardWorkspaceSize(h, xd, wd, cd, yd, CUDNN_CONVOLUTION_FWD_ALGO_FFT, &b);
+        EXPECT(st == CUDNN_STATUS_NOT_SUPPORTED, "FFT in bf16: status %d", (int)st);
+        st = cudnnGetConvolutionBackwardFilterWorkspaceSize(h, xd, yd, cd, wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED, &b);
+        EXPECT(st == CUDNN_STATUS_NOT_SUPPORTED, "Winograd in bf16: status %d", (int)st);
+        cudnnDestroyFilterDescriptor(wf), cudnnDestroyConvolutionDescriptor(cb);
+    }
     cudnnDestroyTensorDescriptor(xd), cudnnDestroyTensorDescriptor(yd);
     cudnnDestroyFilterDescriptor(wd), cudnnDestroyConvolutionDescriptor(cd);
-    for (void *d : {(void *)dx, (void *)dw, (void *)ddy, (void *)dxo, (void *)dwo, (void *)dyo, (void *)ws}) cudaFree(d);
+    for (void *d : {dx, dw, ddy, dxo, dwo, dyo, (void *)ws}) cudaFree(d);
     return out;
 }
 
@@ -1203,6 +1254,32 @@ TEST_IMPL(cudnn_nhwc_matches_nchw) {
         std::vector<float> b = conv3(h, c, CUDNN_TENSOR_NHWC, x, w, dy, P, Q);
         EXPECT(diff_bits(a, b) == 0, "conv %dx%dx%dx%d -> %d k%d s%d: NHWC %zu of %zu values differ",
                c.N, c.C, c.H, c.W, c.K, c.R, c.S, diff_bits(a, b), a.size());
+    }
+    cudnnCheck(cudnnDestroy(h));
+}
+
+// The host cuDNN's PSEUDO_BFLOAT16_CONFIG (conv_cudnn.cu's bf16 plans rest on
+// it), in both formats: bfloat16 inputs are read exactly and summed in float
+// as the float call sums the same (bf16-rounded) values, so each result is
+// the float call's result rounded once to bfloat16: the same bits, not a
+// bound (bf16's own error, 2^-9 relative, is the parity test's business). A
+// result stored in float, or rounded by truncation, or inputs read as float
+// bits, would differ.
+TEST_IMPL(cudnn_bf16_rounds_the_float_sums) {
+    static const ConvShape kConvs[] = {{2, 3, 9, 11, 5, 3, 1, 1}, {1, 8, 16, 12, 6, 4, 2, 1}};
+    cudnnHandle_t h;
+    cudnnCheck(cudnnCreate(&h));
+    for (const ConvShape &c : kConvs) {
+        int P = (c.H + 2 * c.P - c.R) / c.S + 1, Q = (c.W + 2 * c.P - c.R) / c.S + 1;
+        std::vector<float> x = bf16_round(randv((size_t)c.N * c.C * c.H * c.W, -1, 1));
+        std::vector<float> w = bf16_round(randv((size_t)c.K * c.C * c.R * c.R, -1, 1));
+        std::vector<float> dy = bf16_round(randv((size_t)c.N * c.K * P * Q, -1, 1));
+        std::vector<float> want = bf16_round(conv3(h, c, CUDNN_TENSOR_NCHW, x, w, dy, P, Q));
+        for (cudnnTensorFormat_t f : {CUDNN_TENSOR_NCHW, CUDNN_TENSOR_NHWC}) {
+            std::vector<float> got = conv3(h, c, f, x, w, dy, P, Q, CUDNN_DATA_BFLOAT16);
+            EXPECT(diff_bits(got, want) == 0, "conv %dx%dx%dx%d -> %d k%d s%d, format %d: bf16 %zu of %zu values differ",
+                   c.N, c.C, c.H, c.W, c.K, c.R, c.S, (int)f, diff_bits(got, want), want.size());
+        }
     }
     cudnnCheck(cudnnDestroy(h));
 }
@@ -1389,7 +1466,7 @@ TEST_MAIN(TEST_ENTRY(bias_act_forward), TEST_ENTRY(bias_act_forward_nhwc), TEST_
           TEST_ENTRY(frame_to_tensor), TEST_ENTRY(frame_to_tensor_nhwc), TEST_ENTRY(frames_gather), TEST_ENTRY(frames_gather_nhwc), TEST_ENTRY(tensor_to_frame), TEST_ENTRY(tensor_to_frame_nhwc),
           TEST_ENTRY(tensor_to_rgba), TEST_ENTRY(tensor_to_rgba_nhwc), TEST_ENTRY(tiles_draw), TEST_ENTRY(tiles_draw_nhwc), TEST_ENTRY(lerp), TEST_ENTRY(couple),
           TEST_ENTRY(bottleneck_forward), TEST_ENTRY(bottleneck_forward_nhwc), TEST_ENTRY(bottleneck_backward), TEST_ENTRY(bottleneck_backward_nhwc),
-          TEST_ENTRY(bottleneck_next), TEST_ENTRY(cudnn_nhwc_matches_nchw), TEST_ENTRY(bottleneck_wrong_noise_is_caught),
+          TEST_ENTRY(bottleneck_next), TEST_ENTRY(cudnn_nhwc_matches_nchw), TEST_ENTRY(cudnn_bf16_rounds_the_float_sums), TEST_ENTRY(bottleneck_wrong_noise_is_caught),
           TEST_ENTRY(capture_records_failures),
           TEST_ENTRY(missing_block_is_caught), TEST_ENTRY(write_past_end_is_caught),
           TEST_ENTRY(divergent_syncthreads_is_caught), TEST_ENTRY(bad_warp_sum_is_caught),
