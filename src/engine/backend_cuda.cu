@@ -290,7 +290,7 @@ static int grow_workspace(CudaCtx *c, size_t need, TbErr *err) {
 // on its first step or forward: never inside a capture, since a step is
 // captured only at its second run. Grows the workspace when they need more.
 static int plan_batch(CudaCtx *c, int B, size_t ws_floor, TbErr *err) {
-    ConvChoice ch = {c->tf32, c->find, c->deterministic, WS_CAP, c->layout};
+    ConvChoice ch = {c->tf32, c->find, c->deterministic, WS_CAP, c->layout, 0};
     size_t need = ws_floor;
     for (int l = 0; l < c->L; l++) {
         const Layer *L = &c->m->layers[l];
