@@ -25,7 +25,10 @@
 //   - the bottleneck: dropped channels exactly +0, the backward pass and the
 //     forward pass without noise the CPU's bits; with noise the draws go
 //     through logf and cosf, whose last bits differ between the device and
-//     glibc: |error| <= |m| a |g| 2^-20 + 2^-21 |y| (see bn_noise_far).
+//     glibc: |error| <= |m| a |g| 2^-20 + 2^-21 |y| (see bn_noise_far);
+//   - the bfloat16 forms (bf16_* cases): the CPU result on the same
+//     bfloat16 inputs rounded once to bfloat16, bit for bit (derivation at
+//     those cases).
 // Measured (each case prints its worst error as a fraction of its bound): the
 // updates within one ulp (0.12 of the bound), the bias gradients 0.015 of
 // theirs (0.042 in NHWC, whose column sums take more chunks); the losses and the norm gave the CPU's bits on these inputs; the
