@@ -1214,6 +1214,50 @@ TEST_IMPL(slots_match_cpu) {
     free(st0);
 }
 
+// The weights a forward pass uses are the ones the table reports after each
+// way they change outside a step (slot recall, a blend, the coupling inside
+// the backends): the output after each is the output after set_params of
+// the same weights (get_params), bit for bit. With bf16 this holds cuDNN's
+// bfloat16 copy of the weights to the float ones (a copy left stale by any of
+// the three gives another picture).
+TEST_IMPL(weights_in_use_after_changes) {
+    Training *t = training();
+    if (!t) return;
+    size_t n = t->m.n_params;
+    float *p = hnew(n), *host[2] = {hnew(n), hnew(n)};
+    const uint8_t *b1[1] = {t->frames[2]};
+    uint8_t a[48 * 32 * 3], b[48 * 32 * 3];
+    TbErr err = {{0}};  // made as the channels make them, so the two couple inside
+    Backend *g = backend_create("cuda", &t->m, 3, &err), *g2 = backend_create("cuda", &t->m, 3, &err);
+    EXPECT(g && g2, "backend_create cuda: %s", err.msg);
+    if (!g || !g2) return;
+    fill(p, n, -0.5f, 0.5f);
+    g2->set_params(g2, p);
+    static const char *what[3] = {"slot recall", "slot blend", "coupling"};
+    for (int op = 0; op < 3; op++) {
+        g->set_params(g, t->p0);
+        EXPECT(g->slot_save(g, 1, &err) == 0, "slot_save: %s", err.msg);
+        g->set_params(g, t->rc.params);
+        if (op == 0) g->slot_recall(g, 1);
+        else if (op == 1) g->slot_blend(g, 1, 0.5f, 0);
+        else {
+            Backend *pair[2] = {g, g2};
+            EXPECT(backend_couple(pair, 2, 0.5f, host) == 1, "two CUDA nets not coupled inside");
+        }
+        g->load_batch(g, b1, 1);
+        g->forward(g, 1);
+        g->get_output(g, 0, a);
+        g->get_params(g, p);
+        g->set_params(g, p);
+        g->forward(g, 1);
+        g->get_output(g, 0, b);
+        EXPECT(memcmp(a, b, sizeof a) == 0, "after %s: the forward pass used other weights than "
+               "the ones reported", what[op]);
+    }
+    backend_destroy(g), backend_destroy(g2);
+    free(p), free(host[0]), free(host[1]);
+}
+
 // The channels' coupling: three CUDA backends made as the channels make them
 // (backend_create: each entry makes its device current first), coupled on the
 // device (couple_cuda on the first one's stream, the others ordered by
@@ -1629,7 +1673,7 @@ int main(int argc, char **argv) {
         TEST_ENTRY(training_loss_switch_graphs), TEST_ENTRY(training_converges_as_cpu),
         TEST_ENTRY(lerp),
         TEST_ENTRY(slots_match_cpu),
-        TEST_ENTRY(coupling_matches_cpu),
+        TEST_ENTRY(coupling_matches_cpu), TEST_ENTRY(weights_in_use_after_changes),
         TEST_ENTRY(coupling_waits_for_every_step),
         TEST_ENTRY(coupling_repeated_set_changes),
         TEST_ENTRY(bottleneck),
