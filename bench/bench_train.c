@@ -2,8 +2,11 @@
 // momentum and clipping, on each usable backend (or the one named).
 //   bench_train [--backend cpu|cuda|all] [--sizes 128x128,256x256,...]
 //               [--steps N] [--warmup N] [--memory R] [--layout nchw|nhwc]
+//               [--dtype fp32|bf16]
 // --layout: the CUDA backend's device layout (sets TABULA_CUDA_LAYOUT; without
 // it, whatever that says, nchw by default); printed as the CUDA rows' layout.
+// --dtype: the CUDA backend's activation type (sets TABULA_CUDA_DTYPE; without
+// it, whatever that says, fp32 by default); printed as the CUDA rows' dtype.
 // Prints a table and one JSON line per (backend, size). Pair it with
 // bench/torch_bench.py on the same machine, back to back (bench/cpu_vs_torch.sh).
 // Besides wall time it reports the process's CPU time per step: on a machine
@@ -33,6 +36,13 @@ static const char *layout_of(const Backend *be) {
     if (strcmp(be->name, "cuda")) return "-";
     const char *l = getenv("TABULA_CUDA_LAYOUT");
     return l && !strcmp(l, "nhwc") ? "nhwc" : "nchw";
+}
+
+// The CUDA backend's activation type in force (TABULA_CUDA_DTYPE); "-" on the CPU.
+static const char *dtype_of(const Backend *be) {
+    if (strcmp(be->name, "cuda")) return "-";
+    const char *d = getenv("TABULA_CUDA_DTYPE");
+    return d && !strcmp(d, "bf16") ? "bf16" : "fp32";
 }
 
 static int bench_one(const char *backend, int W, int H, int steps, int warmup, int memory) {
@@ -102,14 +112,14 @@ static int bench_one(const char *backend, int W, int H, int steps, int warmup, i
         upload = (double)(total - uploaded0) / steps;
     }
 #endif
-    const char *layout = layout_of(be);
-    printf("%-5s %-4s %-4s %9dx%-5d batch %2d  %9.3f ms/step  %8.1f steps/s  %7.1f GFLOP/s  %8.3f cpu ms/step",
-           be->name, conv, layout, W, H, B, ms, 1e3 / ms, gflops, cpu_ms);
+    const char *layout = layout_of(be), *dtype = dtype_of(be);
+    printf("%-5s %-4s %-4s %-4s %9dx%-5d batch %2d  %9.3f ms/step  %8.1f steps/s  %7.1f GFLOP/s  %8.3f cpu ms/step",
+           be->name, conv, layout, dtype, W, H, B, ms, 1e3 / ms, gflops, cpu_ms);
     if (kernels >= 0) printf("  %d kernels + %d cuDNN/step  %.0f B uploaded/step", kernels, cudnn, upload);
-    printf("\n{\"impl\":\"tabula\",\"backend\":\"%s\",\"conv\":\"%s\",\"layout\":\"%s\",\"size\":\"%dx%d\",\"batch\":%d,"
+    printf("\n{\"impl\":\"tabula\",\"backend\":\"%s\",\"conv\":\"%s\",\"layout\":\"%s\",\"dtype\":\"%s\",\"size\":\"%dx%d\",\"batch\":%d,"
            "\"ms_per_step\":%.4f,\"steps_per_s\":%.2f,\"cpu_ms_per_step\":%.4f,\"kernels_per_step\":%d,"
            "\"cudnn_per_step\":%d,\"upload_bytes_per_step\":%.0f}\n",
-           be->name, conv, layout, W, H, B, ms, 1e3 / ms, cpu_ms, kernels, cudnn, upload);
+           be->name, conv, layout, dtype, W, H, B, ms, 1e3 / ms, cpu_ms, kernels, cudnn, upload);
     fflush(stdout);
     for (int b = 0; b < B; b++) free(frames[b]);
     backend_destroy(be);
@@ -129,9 +139,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--memory")) memory = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--layout") && (!strcmp(argv[i + 1], "nchw") || !strcmp(argv[i + 1], "nhwc")))
             setenv("TABULA_CUDA_LAYOUT", argv[i + 1], 1);
+        else if (!strcmp(argv[i], "--dtype") && (!strcmp(argv[i + 1], "fp32") || !strcmp(argv[i + 1], "bf16")))
+            setenv("TABULA_CUDA_DTYPE", argv[i + 1], 1);
         else {
             fprintf(stderr, "usage: bench_train [--backend cpu|cuda|all] [--sizes WxH,...] [--steps N] "
-                            "[--warmup N] [--memory R] [--layout nchw|nhwc]\n");
+                            "[--warmup N] [--memory R] [--layout nchw|nhwc] [--dtype fp32|bf16]\n");
             return 2;
         }
     }

@@ -4,29 +4,34 @@
 #   1. builds the engine (TABULA_APP=OFF) against cuDNN from the nvidia-cudnn
 #      wheel when there is no system cuDNN;
 #   2. test_cuda_parity with TABULA_REQUIRE_CUDA=1 (a GPU that cannot be used
-#      fails, naming why, instead of skipping), in NCHW and again in NHWC
-#      (TABULA_CUDA_LAYOUT=nhwc);
+#      fails, naming why, instead of skipping), in NCHW, again in NHWC
+#      (TABULA_CUDA_LAYOUT=nhwc), and in NHWC with bfloat16 activations
+#      (TABULA_CUDA_DTYPE=bf16: its bounds are bf16's);
 #   3. the engine suite (ctest);
 #   4. a 300-frame learning run on a real clip at 256x256, CUDA (NCHW, then
 #      NHWC) against the CPU (the PSNR curves must agree: mean of the last 30
-#      frames within 0.5 dB);
+#      frames within 0.5 dB), and CUDA in NHWC with bf16 activations, held to
+#      the same 0.5 dB as bf16's quality rule (reported, never a failure: a
+#      bf16 that misses it just does not become the default);
 #   5. bench_train --backend cuda against PyTorch eager and torch.compile,
 #      back to back, at 256x256, 1280x720 and 1920x1088, tabula again in NHWC
-#      (--layout nhwc), and both layouts with cuDNN held to FMA math (what
-#      TF32 buys);
+#      (--layout nhwc), in NHWC with bf16 activations (--dtype bf16), and
+#      both float layouts with cuDNN held to FMA math (what TF32 buys);
 #   6. the whole headless loop at 1280x720, one step a frame (target 60/s);
 #   7. PyTorch eager in NHWC float32 and NHWC bfloat16: what cuDNN gains from
 #      the layout and the dtype on this net (informs; never fails the run);
 # then prints one markdown table for bench/RESULTS.md (with the layout rule's
 # verdict: NHWC becomes the default if faster at 256x256 and 1920x1088 with
-# its learning curve within 0.5 dB of the CPU's) and exits non-zero if any
-# check failed. Logs and the table go to OUTDIR (default $OUT or ./gpu-out).
+# its learning curve within 0.5 dB of the CPU's; and the bf16 rule's: bf16
+# becomes the default if faster than the faster float layout at both sizes
+# with its curve within 0.5 dB) and exits non-zero if any check failed. Logs and the table go to OUTDIR (default $OUT or ./gpu-out).
 # Data: $TABULA_DATA, else ./gpu-data (bench/gpu_prepare.sh fills it with one
 # clip from ../shared/data; name it in the device tool's carry), else
 # ../shared/data. Each stage has a time limit so the whole stays under 9
 # minutes; the NHWC runs add about 40 s (a parity run, a 300-frame CUDA run,
-# two bench_train runs of 3 x 220 steps), a figure to revisit once a session
-# has timed its stages (each stage's start is in the log).
+# two bench_train runs of 3 x 220 steps) and the bf16 runs about 30 s more (a
+# parity run, a 300-frame run, one bench_train run), figures to revisit once a
+# session has timed its stages (each stage's start is in the log).
 set -u
 export TABULA_REQUIRE_CUDA=1
 cd "$(dirname "$0")/.."
@@ -86,6 +91,12 @@ if (cd "$B" && TABULA_CUDA_LAYOUT=nhwc timeout 120 ./test_cuda_parity) > "$OUTDI
 else
   fail "test_cuda_parity, NHWC (see parity_nhwc.log)"; tail -20 "$OUTDIR/parity_nhwc.log"
 fi
+if (cd "$B" && TABULA_CUDA_LAYOUT=nhwc TABULA_CUDA_DTYPE=bf16 timeout 120 ./test_cuda_parity) \
+    > "$OUTDIR/parity_bf16.log" 2>&1; then
+  pass "test_cuda_parity, NHWC BF16"
+else
+  fail "test_cuda_parity, NHWC BF16 (see parity_bf16.log)"; tail -20 "$OUTDIR/parity_bf16.log"
+fi
 
 # 3. The engine suite. gpu-data holds only the start of each clip: the tests
 # that read whole clips (test_y4m's loop, test_learning) are left to CI.
@@ -104,14 +115,15 @@ CLIP=$DATA/hikers_forest_320x240.y4m
 if [ -z "$CLIP" ]; then
   fail "learning: no clip (run bench/gpu_prepare.sh and carry gpu-data)"
 else
-  # name:backend:layout; cuda_nhwc is the CUDA backend in NHWC.
-  for run in cpu:cpu:nchw cuda:cuda:nchw cuda_nhwc:cuda:nhwc; do
-    IFS=: read -r name be lay <<< "$run"
-    TABULA_CUDA_LAYOUT=$lay timeout 120 "$B/tabula" --headless --backend $be --size 256x256 --frames 300 \
+  # name:backend:layout:dtype; cuda_nhwc is the CUDA backend in NHWC,
+  # cuda_bf16 in NHWC with bfloat16 activations.
+  for run in cpu:cpu:nchw:fp32 cuda:cuda:nchw:fp32 cuda_nhwc:cuda:nhwc:fp32 cuda_bf16:cuda:nhwc:bf16; do
+    IFS=: read -r name be lay dt <<< "$run"
+    TABULA_CUDA_LAYOUT=$lay TABULA_CUDA_DTYPE=$dt timeout 120 "$B/tabula" --headless --backend $be --size 256x256 --frames 300 \
       --source "file:$CLIP" --autosave.minutes 0 --metrics "$OUTDIR/curve_$name.jsonl" \
       > "$OUTDIR/curve_$name.log" 2>&1 || fail "learning run on $name (see curve_$name.log)"
   done
-  for gpu in cuda cuda_nhwc; do
+  for gpu in cuda cuda_nhwc cuda_bf16; do
     if python3 - "$OUTDIR" $gpu > "$OUTDIR/curve_$gpu.txt" 2>&1 <<'EOF'; then
 import json, sys
 d, gpu = sys.argv[1], sys.argv[2]
@@ -124,6 +136,8 @@ print(f"cpu {c0:.2f} -> {c1:.2f} dB, {gpu} {g0:.2f} -> {g1:.2f} dB over {nc}/{ng
 sys.exit(0 if nc == ng == 300 and abs(c1 - g1) <= 0.5 and g1 - g0 > 5 else 1)
 EOF
       pass "learning curves agree: $(cat "$OUTDIR/curve_$gpu.txt")"
+    elif [ $gpu = cuda_bf16 ]; then  # the quality rule: reported, not a failure
+      echo "bf16 fails its quality rule: $(tail -1 "$OUTDIR/curve_$gpu.txt")" | tee -a "$OUTDIR/summary.txt"
     else
       fail "learning curves ($gpu): $(tail -1 "$OUTDIR/curve_$gpu.txt")"
     fi
@@ -137,6 +151,8 @@ timeout 120 "$B/bench_train" --backend cuda --sizes $SIZES > "$OUTDIR/bench_tabu
   fail "bench_train (see bench_tabula.log)"
 timeout 120 "$B/bench_train" --backend cuda --sizes $SIZES --layout nhwc > "$OUTDIR/bench_tabula_nhwc.log" 2>&1 ||
   fail "bench_train in NHWC (see bench_tabula_nhwc.log)"
+timeout 120 "$B/bench_train" --backend cuda --sizes $SIZES --layout nhwc --dtype bf16 \
+  > "$OUTDIR/bench_tabula_bf16.log" 2>&1 || fail "bench_train in NHWC BF16 (see bench_tabula_bf16.log)"
 # The same with cuDNN held to FMA math (no TF32): what TF32 buys, in each layout.
 NVIDIA_TF32_OVERRIDE=0 TABULA_NO_TF32=1 timeout 120 "$B/bench_train" --backend cuda --sizes $SIZES \
   > "$OUTDIR/bench_tabula_fma.log" 2>&1 || fail "bench_train without TF32 (see bench_tabula_fma.log)"
@@ -183,6 +199,7 @@ def rows(f):
 t, e, c = rows("bench_tabula.log"), rows("bench_torch_eager.log"), rows("bench_torch_compile.log")
 fma = rows("bench_tabula_fma.log")
 nt, nfma = rows("bench_tabula_nhwc.log"), rows("bench_tabula_nhwc_fma.log")
+bt = rows("bench_tabula_bf16.log")
 def step_work(f):  # tabula's kernels and cuDNN calls per step, frame bytes uploaded per step
     out = {}
     try:
@@ -194,9 +211,10 @@ def step_work(f):  # tabula's kernels and cuDNN calls per step, frame bytes uplo
         pass
     return out
 work, nwork = step_work("bench_tabula.log"), step_work("bench_tabula_nhwc.log")
+bwork = step_work("bench_tabula_bf16.log")
 print(f"GPU: {gpu}. Train step, batch 1, default net, SGD momentum + clip.\n")
-print("| size | tabula CUDA ms | without TF32 ms | tabula NHWC ms | NHWC without TF32 ms | PyTorch eager ms | torch.compile ms | eager / tabula | compile / tabula | kernels + cuDNN / step | uploaded B / step |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| size | tabula CUDA ms | without TF32 ms | tabula NHWC ms | NHWC without TF32 ms | tabula BF16 ms | PyTorch eager ms | torch.compile ms | eager / tabula | compile / tabula | kernels + cuDNN / step | uploaded B / step |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 ok = True
 for s in ["256x256", "1280x720", "1920x1088"]:
     tm, em, cm = t.get(s), e.get(s), c.get(s)
@@ -205,7 +223,7 @@ for s in ["256x256", "1280x720", "1920x1088"]:
     k, n, u = work.get(s, (None, None, None))
     kw = f"{k} + {n}" if k is not None else "-"
     up = f"{u:.0f}" if u is not None else "-"
-    print(f"| {s} | {f(tm)} | {f(fma.get(s))} | {f(nt.get(s))} | {f(nfma.get(s))} | {f(em)} | {f(cm)} | {r(em, tm)} | {r(cm, tm)} | {kw} | {up} |")
+    print(f"| {s} | {f(tm)} | {f(fma.get(s))} | {f(nt.get(s))} | {f(nfma.get(s))} | {f(bt.get(s))} | {f(em)} | {f(cm)} | {r(em, tm)} | {r(cm, tm)} | {kw} | {up} |")
     if s != "1920x1088" and tm and em and cm and not (em / tm >= 2 and cm / tm >= 1.2):
         print(f"\ntarget missed at {s}: want 2x eager and 1.2x compile", file=sys.stderr)
 try:
@@ -236,13 +254,32 @@ if t and nt:
     verdict = "NHWC" if len(faster) == 2 and curve else "NCHW"
     print(f"layout rule: NHWC faster at {', '.join(faster) or 'neither size'}; its learning curve "
           f"{'within' if curve else 'NOT within'} 0.5 dB of the CPU's: default {verdict}")
+# The bf16 rule (bench/RESULTS.md): BF16 (NHWC) becomes the default if faster
+# than the faster float layout at 256x256 and 1920x1088 with its learning
+# curve within 0.5 dB of the CPU's.
+try:
+    bcurve = any(l.startswith("ok:   learning curves agree") and " cuda_bf16 " in l
+                 for l in open(f"{d}/summary.txt"))
+except OSError:
+    bcurve = False
+if bt and (t or nt):
+    best = {s: min(x for x in (t.get(s), nt.get(s)) if x) for s in bt if t.get(s) or nt.get(s)}
+    bfaster = [s for s in ("256x256", "1920x1088") if s in best and bt.get(s) and bt[s] < best[s]]
+    ratios = ", ".join(f"{s} {bt[s] / best[s]:.2f}x" for s in ["256x256", "1280x720", "1920x1088"]
+                       if s in best and bt.get(s))
+    print(f"\nBF16 ms / best float ms: {ratios}")
+    verdict = "BF16" if len(bfaster) == 2 and bcurve else "FP32"
+    print(f"bf16 rule: BF16 faster at {', '.join(bfaster) or 'neither size'}; its learning curve "
+          f"{'within' if bcurve else 'NOT within'} 0.5 dB of the CPU's: default {verdict}")
 big = t.get("1920x1088")
 if big:
     print(f"\n1920x1088: {1e3 / big:.0f} steps/s (target 200)")
-# Both layouts enqueue the same work per step (the host tests count 18 + 23).
+# Both layouts and both dtypes enqueue the same work per step (the host tests
+# count 18 + 23).
 odd = [s for s in work if s in nwork and work[s][:2] != nwork[s][:2]]
+odd += [s for s in work if s in bwork and work[s][:2] != bwork[s][:2]]
 if odd:
-    print(f"\nFAIL: NHWC enqueues other work per step than NCHW at {', '.join(odd)}")
+    print(f"\nFAIL: NHWC or BF16 enqueues other work per step than NCHW at {', '.join(odd)}")
     sys.exit(1)
 EOF
 stage done

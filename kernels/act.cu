@@ -10,9 +10,15 @@
 // bias gradient is then a column sum: a block takes up to 32 channels side by
 // side over a range of rows and adds its columns in a fixed order, so the
 // partials, the finish and the one launch are as in NCHW.
+// Storage (TABULA_CUDA_DTYPE): every kernel is a template on the activations'
+// type T, float or __nv_bfloat16; biases, their gradients, the loss and all
+// sums are float (or double) either way. A bfloat16 value is loaded to float,
+// the element's steps are the float ones, and what is stored is rounded once;
+// the sums (bias gradient, loss) take the float values before that rounding.
 // Holds: the activation device functions and the kernels (NCHW, then NHWC),
 // then their launchers bias_act_forward_cuda / bias_act_backward_cuda /
-// out_act_loss_cuda and the scratch size.
+// out_act_loss_cuda (float: extern "C"; bfloat16: C++ overloads) and the
+// scratch size.
 #include "ops.h"
 #include "ops_cuda.h"
 
@@ -36,14 +42,15 @@ __device__ __forceinline__ float act_backward(float g, float y, int act, float s
 
 // grid.x covers one (b, c) plane of HW elements, grid.y strides over the B*C planes
 // (so no per-element division to find the channel).
-__global__ void bias_act_forward_kernel(float *y, const float *b, int C, int HW, int planes,
-                                        int act, float slope) {
+template <typename T>
+__global__ void bias_act_forward_kernel(T *y, const float *b, int C, int HW, int planes, int act,
+                                        float slope) {
     int p = blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= HW) return;
     for (int plane = blockIdx.y; plane < planes; plane += gridDim.y) {
         float bias = b ? b[plane % C] : 0.0f;
         size_t i = (size_t)plane * HW + p;
-        y[i] = act_apply(y[i] + bias, act, slope);
+        y[i] = tb_st<T>(act_apply(tb_ld(y[i]) + bias, act, slope));
     }
 }
 
@@ -66,9 +73,9 @@ __device__ void bias_grad_finish(float *db, const T *partial, int C, int chunks)
 // applies act' in place and writes one partial sum to partial[c*chunks + k]
 // (partial may be NULL: no bias gradient). With done, the block that finishes
 // last sums the partials into db.
-__global__ void bias_act_backward_kernel(float *d, float *partial, float *db, unsigned *done,
-                                         const float *y, int B, int C, int HW, int act,
-                                         float slope) {
+template <typename T>
+__global__ void bias_act_backward_kernel(T *d, float *partial, float *db, unsigned *done,
+                                         const T *y, int B, int C, int HW, int act, float slope) {
     int c = blockIdx.y;
     int span = (HW + (int)gridDim.x - 1) / (int)gridDim.x;
     int p0 = (int)blockIdx.x * span, p1 = min(p0 + span, HW);
@@ -76,8 +83,8 @@ __global__ void bias_act_backward_kernel(float *d, float *partial, float *db, un
     for (int b = 0; b < B; b++) {
         size_t base = ((size_t)b * C + c) * (size_t)HW;
         for (int p = p0 + (int)threadIdx.x; p < p1; p += (int)blockDim.x) {
-            float g = act_backward(d[base + p], y[base + p], act, slope);
-            d[base + p] = g;
+            float g = act_backward(tb_ld(d[base + p]), tb_ld(y[base + p]), act, slope);
+            d[base + p] = tb_st<T>(g);
             sum += (double)g;
         }
     }
@@ -96,8 +103,9 @@ __global__ void bias_act_backward_kernel(float *d, float *partial, float *db, un
 // and of the bias gradient (part[k], part[blocks + k]), and the block that
 // finishes last adds them: the loss in block order, the bias a warp per
 // channel. Each element takes the CPU ops' own steps in their order.
-__global__ void out_act_loss_kernel(float *y, float *dy, double *part, float *db, float *loss,
-                                    unsigned *done, const float *b, const float *t, int B, int C,
+template <typename T>
+__global__ void out_act_loss_kernel(T *y, T *dy, double *part, float *db, float *loss,
+                                    unsigned *done, const float *b, const T *t, int B, int C,
                                     int HW, int act, float slope, int l1, float grad_scale,
                                     double n) {
     int c = blockIdx.y;
@@ -109,9 +117,9 @@ __global__ void out_act_loss_kernel(float *y, float *dy, double *part, float *db
         size_t base = ((size_t)s * C + c) * (size_t)HW;
         for (int p = p0 + (int)threadIdx.x; p < p1; p += (int)blockDim.x) {
             size_t i = base + p;
-            float v = act_apply(y[i] + bias, act, slope);
-            y[i] = v;
-            float e = v - t[i], g;
+            float v = act_apply(tb_ld(y[i]) + bias, act, slope);
+            y[i] = tb_st<T>(v);
+            float e = v - tb_ld(t[i]), g;
             if (l1) {
                 g = e > 0.0f ? grad_scale : e < 0.0f ? -grad_scale : 0.0f;
                 ls += fabs((double)e);
@@ -120,7 +128,7 @@ __global__ void out_act_loss_kernel(float *y, float *dy, double *part, float *db
                 ls += (double)e * (double)e;
             }
             g = act_backward(g, v, act, slope);
-            dy[i] = g;
+            dy[i] = tb_st<T>(g);
             bs += (double)g;
         }
     }
@@ -160,18 +168,20 @@ __device__ inline double col_sum(double v, int cw) {
 }
 
 // Grid-stride over the n = R*C elements.
-__global__ void bias_act_forward_nhwc_kernel(float *y, const float *b, int C, size_t n, int act,
+template <typename T>
+__global__ void bias_act_forward_nhwc_kernel(T *y, const float *b, int C, size_t n, int act,
                                              float slope) {
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
-        y[i] = act_apply(y[i] + (b ? b[i % C] : 0.0f), act, slope);
+        y[i] = tb_st<T>(act_apply(tb_ld(y[i]) + (b ? b[i % C] : 0.0f), act, slope));
 }
 
 // grid (chunks, channel tiles of cw): block (k, j) takes the k-th range of
 // the R rows for channels j*cw + lane, applies act' in place and writes one
 // partial per channel to partial[c*chunks + k], then as the NCHW kernel.
-__global__ void bias_act_backward_nhwc_kernel(float *d, float *partial, float *db, unsigned *done,
-                                              const float *y, int R, int C, int act, float slope) {
+template <typename T>
+__global__ void bias_act_backward_nhwc_kernel(T *d, float *partial, float *db, unsigned *done,
+                                              const T *y, int R, int C, int act, float slope) {
     int cw = nhwc_lanes(C), lane = (int)threadIdx.x % cw, row = (int)threadIdx.x / cw;
     int rows = (int)blockDim.x / cw, c = (int)blockIdx.y * cw + lane;
     int span = (R + (int)gridDim.x - 1) / (int)gridDim.x;
@@ -180,8 +190,8 @@ __global__ void bias_act_backward_nhwc_kernel(float *d, float *partial, float *d
     if (row < rows && c < C)
         for (int r = r0 + row; r < r1; r += rows) {
             size_t i = (size_t)r * C + c;
-            float g = act_backward(d[i], y[i], act, slope);
-            d[i] = g;
+            float g = act_backward(tb_ld(d[i]), tb_ld(y[i]), act, slope);
+            d[i] = tb_st<T>(g);
             sum += (double)g;
         }
     if (partial) {  // uniform over the block
@@ -196,9 +206,10 @@ __global__ void bias_act_backward_nhwc_kernel(float *d, float *partial, float *d
 
 // out_act_loss over NHWC, grid as bias_act_backward_nhwc_kernel: the loss
 // partials at part[0 .. blocks), the bias partials at part[blocks + c*chunks + k].
-__global__ void out_act_loss_nhwc_kernel(float *y, float *dy, double *part, float *db, float *loss,
-                                         unsigned *done, const float *b, const float *t, int R,
-                                         int C, int act, float slope, int l1, float grad_scale,
+template <typename T>
+__global__ void out_act_loss_nhwc_kernel(T *y, T *dy, double *part, float *db, float *loss,
+                                         unsigned *done, const float *b, const T *t, int R, int C,
+                                         int act, float slope, int l1, float grad_scale,
                                          double n) {
     int cw = nhwc_lanes(C), lane = (int)threadIdx.x % cw, row = (int)threadIdx.x / cw;
     int rows = (int)blockDim.x / cw, c = (int)blockIdx.y * cw + lane;
@@ -209,9 +220,9 @@ __global__ void out_act_loss_nhwc_kernel(float *y, float *dy, double *part, floa
         float bias = b[c];
         for (int r = r0 + row; r < r1; r += rows) {
             size_t i = (size_t)r * C + c;
-            float v = act_apply(y[i] + bias, act, slope);
-            y[i] = v;
-            float e = v - t[i], g;
+            float v = act_apply(tb_ld(y[i]) + bias, act, slope);
+            y[i] = tb_st<T>(v);
+            float e = v - tb_ld(t[i]), g;
             if (l1) {
                 g = e > 0.0f ? grad_scale : e < 0.0f ? -grad_scale : 0.0f;
                 ls += fabs((double)e);
@@ -220,7 +231,7 @@ __global__ void out_act_loss_nhwc_kernel(float *y, float *dy, double *part, floa
                 ls += (double)e * (double)e;
             }
             g = act_backward(g, v, act, slope);
-            dy[i] = g;
+            dy[i] = tb_st<T>(g);
             bs += (double)g;
         }
     }
@@ -244,17 +255,26 @@ __global__ void out_act_loss_nhwc_kernel(float *y, float *dy, double *part, floa
 
 // ---- launchers
 
-extern "C" void bias_act_forward_cuda(float *y, const float *b, int B, int C, int HW, int act,
-                                      float slope, int layout, cudaStream_t stream) {
+template <typename T>
+static void bias_act_forward_t(T *y, const float *b, int B, int C, int HW, int act, float slope,
+                               int layout, cudaStream_t stream) {
     if (layout == TB_NHWC) {
         size_t n = (size_t)B * C * HW;
-        LAUNCH(bias_act_forward_nhwc_kernel, tb_grid(n, TB_BLOCK, 4096), TB_BLOCK, stream, y, b, C,
-               n, act, slope);
+        LAUNCH(bias_act_forward_nhwc_kernel<T>, tb_grid(n, TB_BLOCK, 4096), TB_BLOCK, stream, y, b,
+               C, n, act, slope);
         return;
     }
     int planes = B * C;
     dim3 grid((unsigned)tb_ceil_div((size_t)HW, TB_BLOCK), (unsigned)(planes < 65535 ? planes : 65535));
-    LAUNCH(bias_act_forward_kernel, grid, TB_BLOCK, stream, y, b, C, HW, planes, act, slope);
+    LAUNCH(bias_act_forward_kernel<T>, grid, TB_BLOCK, stream, y, b, C, HW, planes, act, slope);
+}
+extern "C" void bias_act_forward_cuda(float *y, const float *b, int B, int C, int HW, int act,
+                                      float slope, int layout, cudaStream_t stream) {
+    bias_act_forward_t(y, b, B, C, HW, act, slope, layout, stream);
+}
+void bias_act_forward_cuda(__nv_bfloat16 *y, const float *b, int B, int C, int HW, int act,
+                           float slope, int layout, cudaStream_t stream) {
+    bias_act_forward_t(y, b, B, C, HW, act, slope, layout, stream);
 }
 
 // Chunks per channel for the bias-gradient partials: enough blocks to fill the
@@ -302,9 +322,10 @@ extern "C" size_t bias_act_backward_scratch(int B, int C, int HW, int layout) {
     return chunks > 1 ? (size_t)C * chunks : 0;
 }
 
-extern "C" void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, int HW,
-                                       int act, float slope, float *scratch, unsigned *done,
-                                       int layout, cudaStream_t stream) {
+template <typename T>
+static void bias_act_backward_t(T *d, float *db, const T *y, int B, int C, int HW, int act,
+                                float slope, float *scratch, unsigned *done, int layout,
+                                cudaStream_t stream) {
     int chunks = act_chunks(B, C, HW, layout);
     // With one chunk per channel the block's sum is the gradient itself.
     float *partial = db == NULL ? NULL : (chunks == 1 ? db : scratch);
@@ -315,13 +336,23 @@ extern "C" void bias_act_backward_cuda(float *d, float *db, const float *y, int 
     if (layout == TB_NHWC) {
         CHECK((size_t)B * HW <= 0x7fffffff, "bias_act_backward: %d x %d rows", B, HW);
         dim3 grid((unsigned)chunks, nhwc_tiles(C));
-        LAUNCH(bias_act_backward_nhwc_kernel, grid, TB_BLOCK, stream, d, partial, db, fin, y,
+        LAUNCH(bias_act_backward_nhwc_kernel<T>, grid, TB_BLOCK, stream, d, partial, db, fin, y,
                B * HW, C, act, slope);
         return;
     }
     dim3 grid((unsigned)chunks, (unsigned)C);
-    LAUNCH(bias_act_backward_kernel, grid, TB_BLOCK, stream, d, partial, db, fin, y, B, C, HW, act,
-           slope);
+    LAUNCH(bias_act_backward_kernel<T>, grid, TB_BLOCK, stream, d, partial, db, fin, y, B, C, HW,
+           act, slope);
+}
+extern "C" void bias_act_backward_cuda(float *d, float *db, const float *y, int B, int C, int HW,
+                                       int act, float slope, float *scratch, unsigned *done,
+                                       int layout, cudaStream_t stream) {
+    bias_act_backward_t(d, db, y, B, C, HW, act, slope, scratch, done, layout, stream);
+}
+void bias_act_backward_cuda(__nv_bfloat16 *d, float *db, const __nv_bfloat16 *y, int B, int C,
+                            int HW, int act, float slope, float *scratch, unsigned *done,
+                            int layout, cudaStream_t stream) {
+    bias_act_backward_t(d, db, y, B, C, HW, act, slope, scratch, done, layout, stream);
 }
 
 // The loss partials (one a block), then the bias partials (C a chunk).
@@ -331,10 +362,10 @@ extern "C" size_t out_act_loss_scratch(int B, int C, int HW, int layout) {
     return chunks * tiles + (size_t)C * chunks;
 }
 
-extern "C" void out_act_loss_cuda(float *y, float *dy, float *db, float *loss, const float *b,
-                                  const float *t, int B, int C, int HW, int act, float slope,
-                                  int loss_kind, double *scratch, unsigned *done, int layout,
-                                  cudaStream_t stream) {
+template <typename T>
+static void out_act_loss_t(T *y, T *dy, float *db, float *loss, const float *b, const T *t, int B,
+                           int C, int HW, int act, float slope, int loss_kind, double *scratch,
+                           unsigned *done, int layout, cudaStream_t stream) {
     int chunks = loss_chunks(B, C, HW, layout);
     size_t n = (size_t)B * C * HW;
     CHECK(n > 0 && C <= 65535, "out_act_loss: %dx%dx%d", B, C, HW);
@@ -346,11 +377,25 @@ extern "C" void out_act_loss_cuda(float *y, float *dy, float *db, float *loss, c
     if (layout == TB_NHWC) {
         CHECK((size_t)B * HW <= 0x7fffffff, "out_act_loss: %d x %d rows", B, HW);
         dim3 grid((unsigned)chunks, nhwc_tiles(C));
-        LAUNCH(out_act_loss_nhwc_kernel, grid, TB_BLOCK, stream, y, dy, scratch, db, loss, done, b,
-               t, B * HW, C, act, slope, l1, grad_scale, (double)n);
+        LAUNCH(out_act_loss_nhwc_kernel<T>, grid, TB_BLOCK, stream, y, dy, scratch, db, loss, done,
+               b, t, B * HW, C, act, slope, l1, grad_scale, (double)n);
         return;
     }
     dim3 grid((unsigned)chunks, (unsigned)C);
-    LAUNCH(out_act_loss_kernel, grid, TB_BLOCK, stream, y, dy, scratch, db, loss, done, b, t, B, C,
-           HW, act, slope, l1, grad_scale, (double)n);
+    LAUNCH(out_act_loss_kernel<T>, grid, TB_BLOCK, stream, y, dy, scratch, db, loss, done, b, t, B,
+           C, HW, act, slope, l1, grad_scale, (double)n);
+}
+extern "C" void out_act_loss_cuda(float *y, float *dy, float *db, float *loss, const float *b,
+                                  const float *t, int B, int C, int HW, int act, float slope,
+                                  int loss_kind, double *scratch, unsigned *done, int layout,
+                                  cudaStream_t stream) {
+    out_act_loss_t(y, dy, db, loss, b, t, B, C, HW, act, slope, loss_kind, scratch, done, layout,
+                   stream);
+}
+void out_act_loss_cuda(__nv_bfloat16 *y, __nv_bfloat16 *dy, float *db, float *loss, const float *b,
+                       const __nv_bfloat16 *t, int B, int C, int HW, int act, float slope,
+                       int loss_kind, double *scratch, unsigned *done, int layout,
+                       cudaStream_t stream) {
+    out_act_loss_t(y, dy, db, loss, b, t, B, C, HW, act, slope, loss_kind, scratch, done, layout,
+                   stream);
 }

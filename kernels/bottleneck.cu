@@ -36,25 +36,27 @@ __device__ __forceinline__ size_t nchw_index(size_t i, int C, int HW, int nhwc) 
     return b * per + (r % C) * HW + r / C;
 }
 
-__global__ void bottleneck_forward_kernel(float *y, const float *x, const float *mask,
+template <typename T>
+__global__ void bottleneck_forward_kernel(T *y, const T *x, const float *mask,
                                           const float *noise, const unsigned long long *pass,
                                           int C, int HW, size_t n, int nhwc) {
     float a = *noise;
     uint64_t p = *pass;
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        float m = mask[chan_of(i, C, HW, nhwc)], v = x[i];
+        float m = mask[chan_of(i, C, HW, nhwc)], v = tb_ld(x[i]);
         if (a > 0) v = __fmaf_rn(a, gauss(p, nchw_index(i, C, HW, nhwc)), v);
-        y[i] = m != 0 ? __fmul_rn(m, v) : 0.0f;
+        y[i] = tb_st<T>(m != 0 ? __fmul_rn(m, v) : 0.0f);
     }
 }
 
-__global__ void bottleneck_backward_kernel(float *dx, const float *dy, const float *mask, int C,
-                                           int HW, size_t n, int nhwc) {
+template <typename T>
+__global__ void bottleneck_backward_kernel(T *dx, const T *dy, const float *mask, int C, int HW,
+                                           size_t n, int nhwc) {
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         float m = mask[chan_of(i, C, HW, nhwc)];
-        dx[i] = m != 0 ? __fmul_rn(m, dy[i]) : 0.0f;
+        dx[i] = tb_st<T>(m != 0 ? __fmul_rn(m, tb_ld(dy[i])) : 0.0f);
     }
 }
 
@@ -62,19 +64,41 @@ __global__ void bottleneck_next_kernel(unsigned long long *pass) { *pass += 1; }
 
 // ---- launchers
 
+// The tensors float or bfloat16 (T): loaded to float, one rounding on store.
+template <typename T>
+static void bottleneck_forward_t(T *y, const T *x, const float *mask, const float *noise,
+                                 const unsigned long long *pass, int B, int C, int HW, int layout,
+                                 cudaStream_t stream) {
+    size_t n = (size_t)B * C * HW;
+    LAUNCH(bottleneck_forward_kernel<T>, tb_grid(n, TB_BLOCK, 4096), TB_BLOCK, stream, y, x, mask,
+           noise, pass, C, HW, n, layout == TB_NHWC);
+}
+template <typename T>
+static void bottleneck_backward_t(T *dx, const T *dy, const float *mask, int B, int C, int HW,
+                                  int layout, cudaStream_t stream) {
+    size_t n = (size_t)B * C * HW;
+    LAUNCH(bottleneck_backward_kernel<T>, tb_grid(n, TB_BLOCK, 4096), TB_BLOCK, stream, dx, dy,
+           mask, C, HW, n, layout == TB_NHWC);
+}
+
 extern "C" void bottleneck_forward_cuda(float *y, const float *x, const float *mask,
                                         const float *noise, const unsigned long long *pass, int B,
                                         int C, int HW, int layout, cudaStream_t stream) {
-    size_t n = (size_t)B * C * HW;
-    LAUNCH(bottleneck_forward_kernel, tb_grid(n, TB_BLOCK, 4096), TB_BLOCK, stream, y, x, mask,
-           noise, pass, C, HW, n, layout == TB_NHWC);
+    bottleneck_forward_t(y, x, mask, noise, pass, B, C, HW, layout, stream);
+}
+void bottleneck_forward_cuda(__nv_bfloat16 *y, const __nv_bfloat16 *x, const float *mask,
+                             const float *noise, const unsigned long long *pass, int B, int C,
+                             int HW, int layout, cudaStream_t stream) {
+    bottleneck_forward_t(y, x, mask, noise, pass, B, C, HW, layout, stream);
 }
 
 extern "C" void bottleneck_backward_cuda(float *dx, const float *dy, const float *mask, int B,
                                          int C, int HW, int layout, cudaStream_t stream) {
-    size_t n = (size_t)B * C * HW;
-    LAUNCH(bottleneck_backward_kernel, tb_grid(n, TB_BLOCK, 4096), TB_BLOCK, stream, dx, dy, mask,
-           C, HW, n, layout == TB_NHWC);
+    bottleneck_backward_t(dx, dy, mask, B, C, HW, layout, stream);
+}
+void bottleneck_backward_cuda(__nv_bfloat16 *dx, const __nv_bfloat16 *dy, const float *mask, int B,
+                              int C, int HW, int layout, cudaStream_t stream) {
+    bottleneck_backward_t(dx, dy, mask, B, C, HW, layout, stream);
 }
 
 extern "C" void bottleneck_next_cuda(unsigned long long *pass, cudaStream_t stream) {

@@ -7,6 +7,12 @@
 // with PyTorch's (C, OC, K, K) weight used unchanged as that conv's filter.
 // ConvChoice.layout picks NCHW tensors with OIHW filters, or NHWC tensors with
 // OHWI filters (CUDNN_TENSOR_NHWC for all three descriptors: never mixed).
+// ConvChoice.bf16 makes the tensors and the filter CUDNN_DATA_BFLOAT16 with a
+// FLOAT compute type (cuDNN's PSEUDO_BFLOAT16_CONFIG, which its forward,
+// backward-data and backward-filter calls support in NCHW and NHWC, from
+// compute capability 8.0; not with the FFT or Winograd algorithms, which the
+// search then leaves out). The math type is then cuDNN's default (tensor
+// cores allowed: bfloat16 inputs need no TF32 switch); the sums are float.
 // Holds: no kernels of its own (cuDNN brings them); the plans (descriptors and
 // the choice of the three algorithms), then the four conv launchers.
 #include <stdlib.h>
@@ -35,6 +41,13 @@ extern "C" int cuda_layout_env(TbErr *err) {
 }
 
 extern "C" const char *cuda_layout_name(int layout) { return layout == TB_NHWC ? "NHWC" : "NCHW"; }
+
+extern "C" int cuda_dtype_env(TbErr *err) {
+    const char *v = getenv("TABULA_CUDA_DTYPE");
+    if (!v || strcmp(v, "fp32") == 0) return 0;
+    if (strcmp(v, "bf16") == 0) return 1;
+    return tb_fail(err, "cuda backend: TABULA_CUDA_DTYPE=%s: not an activation type (fp32 or bf16)", v);
+}
 
 // Status-returning check for plan building (bad shapes or an algorithm search
 // that fails are reported in err, not fatal): returns -1 from the caller.
@@ -86,11 +99,11 @@ static int pick_algo(const PerfT *perf, int n, cudnnHandle_t h, const ConvPlan *
         const PerfT *r = &perf[i];
         if (r->status != CUDNN_STATUS_SUCCESS) continue;
         if (r->mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;
-        if (!ch->tf32 && is_tensor_math(r->mathType)) continue;
+        if (!ch->tf32 && !ch->bf16 && is_tensor_math(r->mathType)) continue;
         // Some algorithms (e.g. backward-filter ALGO_0 and ALGO_3) sum with atomics.
         if (ch->deterministic && r->determinism != CUDNN_DETERMINISTIC) continue;
         if (ch->find && r->memory > ch->ws_limit) continue;
-        cudnnMathType_t mt = ch->tf32 ? r->mathType : CUDNN_FMA_MATH;
+        cudnnMathType_t mt = ch->tf32 || ch->bf16 ? r->mathType : CUDNN_FMA_MATH;
         CUDNN_TRY(err, cudnnSetConvolutionMathType(cd, mt));
         size_t ws = 0;
         if (algo_workspace(h, p, cd, r->algo, &ws) != CUDNN_STATUS_SUCCESS || ws > ch->ws_limit)
@@ -105,14 +118,17 @@ static int pick_algo(const PerfT *perf, int n, cudnnHandle_t h, const ConvPlan *
                    p->P);
 }
 
-// The math type every search starts from: cuDNN's default, or FMA without TF32.
-static cudnnMathType_t base_math(int tf32) { return tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH; }
+// The math type every search starts from: cuDNN's default, or FMA for float
+// without TF32.
+static cudnnMathType_t base_math(const ConvChoice *ch) {
+    return ch->tf32 || ch->bf16 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+}
 
 // in -> out. find = 1 times the candidates (cudnnFind*), 0 asks the heuristics.
 static int plan_fwd_algo(ConvPlan *p, cudnnHandle_t h, const ConvChoice *ch, TbErr *err) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int n = 0;
-    CUDNN_TRY(err, cudnnSetConvolutionMathType(p->cd_fwd, base_math(ch->tf32)));
+    CUDNN_TRY(err, cudnnSetConvolutionMathType(p->cd_fwd, base_math(ch)));
     if (ch->find)
         CUDNN_TRY(err, cudnnFindConvolutionForwardAlgorithm(h, p->in_desc, p->w_desc, p->cd_fwd,
                                                             p->out_desc, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
@@ -128,7 +144,7 @@ static int plan_fwd_algo(ConvPlan *p, cudnnHandle_t h, const ConvChoice *ch, TbE
 static int plan_bwd_data_algo(ConvPlan *p, cudnnHandle_t h, const ConvChoice *ch, TbErr *err) {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int n = 0;
-    CUDNN_TRY(err, cudnnSetConvolutionMathType(p->cd_bwd_data, base_math(ch->tf32)));
+    CUDNN_TRY(err, cudnnSetConvolutionMathType(p->cd_bwd_data, base_math(ch)));
     if (ch->find)
         CUDNN_TRY(err, cudnnFindConvolutionBackwardDataAlgorithm(h, p->w_desc, p->out_desc, p->cd_bwd_data,
                                                                  p->in_desc, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
@@ -146,7 +162,7 @@ static int plan_bwd_filter_algo(ConvPlan *p, cudnnHandle_t h, const ConvChoice *
                                 TbErr *err) {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     int n = 0;
-    CUDNN_TRY(err, cudnnSetConvolutionMathType(p->cd_bwd_filter, base_math(ch->tf32)));
+    CUDNN_TRY(err, cudnnSetConvolutionMathType(p->cd_bwd_filter, base_math(ch)));
     if (ch->find)
         CUDNN_TRY(err, cudnnFindConvolutionBackwardFilterAlgorithm(h, p->in_desc, p->out_desc, p->cd_bwd_filter,
                                                                    p->w_desc, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
@@ -166,6 +182,7 @@ static int plan_algos(ConvPlan *p, cudnnHandle_t h, const ConvChoice *ch, TbErr 
 }
 
 static int plan_descriptors(ConvPlan *p, int layout, TbErr *err) {
+    cudnnDataType_t dt = p->bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
     // cuDNN-conv shapes: in (N, Ci, Hi, Wi) -> out (N, Ko, Ho', Wo'), filter (Ko, Ci, K, K).
     int ci = p->transposed ? p->OC : p->C, hi = p->transposed ? p->Ho : p->H,
         wi = p->transposed ? p->Wo : p->W;
@@ -176,13 +193,14 @@ static int plan_descriptors(ConvPlan *p, int layout, TbErr *err) {
     CUDNN_TRY(err, cudnnCreateFilterDescriptor(&p->w_desc));
     // The dimensions are given in NCHW order whatever the format.
     cudnnTensorFormat_t f = layout == TB_NHWC ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
-    CUDNN_TRY(err, cudnnSetTensor4dDescriptor(p->in_desc, f, CUDNN_DATA_FLOAT, p->B, ci, hi, wi));
-    CUDNN_TRY(err, cudnnSetTensor4dDescriptor(p->out_desc, f, CUDNN_DATA_FLOAT, p->B, ko, ho, wo));
-    CUDNN_TRY(err, cudnnSetFilter4dDescriptor(p->w_desc, CUDNN_DATA_FLOAT, f, ko, ci, p->K, p->K));
+    CUDNN_TRY(err, cudnnSetTensor4dDescriptor(p->in_desc, f, dt, p->B, ci, hi, wi));
+    CUDNN_TRY(err, cudnnSetTensor4dDescriptor(p->out_desc, f, dt, p->B, ko, ho, wo));
+    CUDNN_TRY(err, cudnnSetFilter4dDescriptor(p->w_desc, dt, f, ko, ci, p->K, p->K));
     cudnnConvolutionDescriptor_t *cds[3] = {&p->cd_fwd, &p->cd_bwd_data, &p->cd_bwd_filter};
     for (int i = 0; i < 3; i++) {
         CUDNN_TRY(err, cudnnCreateConvolutionDescriptor(cds[i]));
-        // PyTorch's convolutions are cross-correlations.
+        // PyTorch's convolutions are cross-correlations; the compute type is
+        // float for either data type.
         CUDNN_TRY(err, cudnnSetConvolution2dDescriptor(*cds[i], p->P, p->P, p->S, p->S, 1, 1,
                                                        CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     }
@@ -201,6 +219,7 @@ extern "C" int conv_plan_init(ConvPlan *p, cudnnHandle_t h, int transposed, int 
                               TbErr *err) {
     memset(p, 0, sizeof *p);
     p->transposed = transposed;
+    p->bf16 = ch->bf16;
     p->B = B, p->C = C, p->H = H, p->W = W, p->OC = OC, p->K = K, p->S = S, p->P = P;
     p->Ho = transposed ? convt_out(H, K, S, P) : conv_out(H, K, S, P);
     p->Wo = transposed ? convt_out(W, K, S, P) : conv_out(W, K, S, P);
@@ -237,8 +256,8 @@ extern "C" size_t conv_plan_workspace(const ConvPlan *p) {
 static const float kOne = 1.0f, kZero = 0.0f;  // beta = 0: outputs are overwritten, never read
 
 // in -> out
-static void run_fwd(const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size, const float *in,
-                    const float *w, float *out, cudaStream_t stream) {
+static void run_fwd(const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size, const void *in,
+                    const void *w, void *out, cudaStream_t stream) {
     CHECK(ws_size >= p->ws_fwd, "workspace %zu < %zu", ws_size, p->ws_fwd);
     cudnnCheck(cudnnSetStream(h, stream));
     cudnnCheck(cudnnConvolutionForward(h, &kOne, p->in_desc, in, p->w_desc, w, p->cd_fwd,
@@ -247,7 +266,7 @@ static void run_fwd(const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size
 
 // d(out) -> d(in)
 static void run_bwd_data(const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
-                         const float *dout, const float *w, float *din, cudaStream_t stream) {
+                         const void *dout, const void *w, void *din, cudaStream_t stream) {
     CHECK(ws_size >= p->ws_bwd_data, "workspace %zu < %zu", ws_size, p->ws_bwd_data);
     cudnnCheck(cudnnSetStream(h, stream));
     cudnnCheck(cudnnConvolutionBackwardData(h, &kOne, p->w_desc, w, p->out_desc, dout,
@@ -257,7 +276,7 @@ static void run_bwd_data(const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws
 
 // (in, d(out)) -> d(filter)
 static void run_bwd_filter(const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
-                           const float *in, const float *dout, float *dw, cudaStream_t stream) {
+                           const void *in, const void *dout, void *dw, cudaStream_t stream) {
     CHECK(ws_size >= p->ws_bwd_filter, "workspace %zu < %zu", ws_size, p->ws_bwd_filter);
     cudnnCheck(cudnnSetStream(h, stream));
     cudnnCheck(cudnnConvolutionBackwardFilter(h, &kOne, p->in_desc, in, p->out_desc, dout,
@@ -265,32 +284,83 @@ static void run_bwd_filter(const ConvPlan *p, cudnnHandle_t h, void *ws, size_t 
                                               &kZero, p->w_desc, dw));
 }
 
-extern "C" void conv2d_forward_cuda(float *y, const float *x, const float *w, const ConvPlan *p,
-                                    cudnnHandle_t h, void *ws, size_t ws_size,
-                                    cudaStream_t stream) {
+// The four ops on either type; the plan's (float or bfloat16) must be the data's.
+static void conv2d_forward_v(void *y, const void *x, const void *w, const ConvPlan *p,
+                             cudnnHandle_t h, void *ws, size_t ws_size, cudaStream_t stream) {
     CHECK(!p->transposed, "conv2d with a convT plan");
     run_fwd(p, h, ws, ws_size, x, w, y, stream);
 }
 
-extern "C" void conv2d_backward_cuda(float *dx, float *dw, const float *dy, const float *x,
-                                     const float *w, const ConvPlan *p, cudnnHandle_t h, void *ws,
-                                     size_t ws_size, cudaStream_t stream) {
+static void conv2d_backward_v(void *dx, void *dw, const void *dy, const void *x, const void *w,
+                              const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
+                              cudaStream_t stream) {
     CHECK(!p->transposed, "conv2d with a convT plan");
     if (dx) run_bwd_data(p, h, ws, ws_size, dy, w, dx, stream);
     run_bwd_filter(p, h, ws, ws_size, x, dy, dw, stream);
 }
 
+static void convt2d_forward_v(void *y, const void *x, const void *w, const ConvPlan *p,
+                              cudnnHandle_t h, void *ws, size_t ws_size, cudaStream_t stream) {
+    CHECK(p->transposed, "convt2d with a conv plan");
+    run_bwd_data(p, h, ws, ws_size, x, w, y, stream);
+}
+
+static void convt2d_backward_v(void *dx, void *dw, const void *dy, const void *x, const void *w,
+                               const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
+                               cudaStream_t stream) {
+    CHECK(p->transposed, "convt2d with a conv plan");
+    if (dx) run_fwd(p, h, ws, ws_size, dy, w, dx, stream);
+    run_bwd_filter(p, h, ws, ws_size, dy, x, dw, stream);
+}
+
+extern "C" void conv2d_forward_cuda(float *y, const float *x, const float *w, const ConvPlan *p,
+                                    cudnnHandle_t h, void *ws, size_t ws_size,
+                                    cudaStream_t stream) {
+    CHECK(!p->bf16, "conv2d on float data with a bf16 plan");
+    conv2d_forward_v(y, x, w, p, h, ws, ws_size, stream);
+}
+void conv2d_forward_cuda(__nv_bfloat16 *y, const __nv_bfloat16 *x, const __nv_bfloat16 *w,
+                         const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
+                         cudaStream_t stream) {
+    CHECK(p->bf16, "conv2d on bf16 data with a float plan");
+    conv2d_forward_v(y, x, w, p, h, ws, ws_size, stream);
+}
+
+extern "C" void conv2d_backward_cuda(float *dx, float *dw, const float *dy, const float *x,
+                                     const float *w, const ConvPlan *p, cudnnHandle_t h, void *ws,
+                                     size_t ws_size, cudaStream_t stream) {
+    CHECK(!p->bf16, "conv2d on float data with a bf16 plan");
+    conv2d_backward_v(dx, dw, dy, x, w, p, h, ws, ws_size, stream);
+}
+void conv2d_backward_cuda(__nv_bfloat16 *dx, __nv_bfloat16 *dw, const __nv_bfloat16 *dy,
+                          const __nv_bfloat16 *x, const __nv_bfloat16 *w, const ConvPlan *p,
+                          cudnnHandle_t h, void *ws, size_t ws_size, cudaStream_t stream) {
+    CHECK(p->bf16, "conv2d on bf16 data with a float plan");
+    conv2d_backward_v(dx, dw, dy, x, w, p, h, ws, ws_size, stream);
+}
+
 extern "C" void convt2d_forward_cuda(float *y, const float *x, const float *w, const ConvPlan *p,
                                      cudnnHandle_t h, void *ws, size_t ws_size,
                                      cudaStream_t stream) {
-    CHECK(p->transposed, "convt2d with a conv plan");
-    run_bwd_data(p, h, ws, ws_size, x, w, y, stream);
+    CHECK(!p->bf16, "convt2d on float data with a bf16 plan");
+    convt2d_forward_v(y, x, w, p, h, ws, ws_size, stream);
+}
+void convt2d_forward_cuda(__nv_bfloat16 *y, const __nv_bfloat16 *x, const __nv_bfloat16 *w,
+                          const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
+                          cudaStream_t stream) {
+    CHECK(p->bf16, "convt2d on bf16 data with a float plan");
+    convt2d_forward_v(y, x, w, p, h, ws, ws_size, stream);
 }
 
 extern "C" void convt2d_backward_cuda(float *dx, float *dw, const float *dy, const float *x,
                                       const float *w, const ConvPlan *p, cudnnHandle_t h, void *ws,
                                       size_t ws_size, cudaStream_t stream) {
-    CHECK(p->transposed, "convt2d with a conv plan");
-    if (dx) run_fwd(p, h, ws, ws_size, dy, w, dx, stream);
-    run_bwd_filter(p, h, ws, ws_size, dy, x, dw, stream);
+    CHECK(!p->bf16, "convt2d on float data with a bf16 plan");
+    convt2d_backward_v(dx, dw, dy, x, w, p, h, ws, ws_size, stream);
+}
+void convt2d_backward_cuda(__nv_bfloat16 *dx, __nv_bfloat16 *dw, const __nv_bfloat16 *dy,
+                           const __nv_bfloat16 *x, const __nv_bfloat16 *w, const ConvPlan *p,
+                           cudnnHandle_t h, void *ws, size_t ws_size, cudaStream_t stream) {
+    CHECK(p->bf16, "convt2d on bf16 data with a float plan");
+    convt2d_backward_v(dx, dw, dy, x, w, p, h, ws, ws_size, stream);
 }

@@ -129,6 +129,20 @@ static inline unsigned tb_grid(size_t n, unsigned block, unsigned cap) {
 // tests/kernel_host (TB_KERNEL_HOST), which runs the kernels without a GPU and
 // defines its own LAUNCH.
 #if defined(__CUDACC__) || defined(TB_KERNEL_HOST)
+#include <cuda_bf16.h>
+
+// Activation storage (TABULA_CUDA_DTYPE): float, or bfloat16 (__nv_bfloat16)
+// with the arithmetic in float. A kernel templated on the storage type T
+// loads with tb_ld (exact) and stores with tb_st<T> (bfloat16: rounded to
+// nearest even, once per value written).
+__device__ __forceinline__ float tb_ld(float v) { return v; }
+__device__ __forceinline__ float tb_ld(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T>
+__device__ __forceinline__ T tb_st(float v);
+template <>
+__device__ __forceinline__ float tb_st<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __nv_bfloat16 tb_st<__nv_bfloat16>(float v) { return __float2bfloat16(v); }
 
 // Sum over a warp; every lane of the warp must call it. Lane 0 holds the result.
 template <typename T>

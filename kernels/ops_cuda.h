@@ -29,6 +29,13 @@
 // tensor-core friendly formats, CUDNN_TENSOR_NHWC). Every kernel that cares
 // takes `layout` (TB_NCHW or TB_NHWC) before its stream; shapes are named as
 // in NCHW either way (B, C, HW).
+// Activation type: float, or with TABULA_CUDA_DTYPE=bf16 bfloat16
+// (__nv_bfloat16) for the activations, their gradients, the gathered frames
+// and the copies of the conv weights and weight gradients cuDNN works on,
+// with every kernel computing in float and the master weights, their
+// gradients, the optimizer state, biases, losses and norms float. Each op
+// that touches activations has a bfloat16 twin with the same name (C++
+// overloads, at the end of this header; the float ones stay C).
 // Device-only helpers with no CPU twin: sum_partials_cuda (second stage of the
 // reductions), stats_record_cuda (the CPU backend writes its stats ring
 // directly), tensor_to_rgba_cuda (GL interop), step_params_fill, conv_plan_*,
@@ -182,6 +189,7 @@ void bottleneck_next_cuda(unsigned long long *pass, cudaStream_t stream);
 // as (d0, K, K, d1) (the backend transposes at its boundary).
 typedef struct {
     int transposed;
+    int bf16;  // tensors and filter CUDNN_DATA_BFLOAT16 (float compute), else float
     int B, C, H, W, OC, K, S, P, Ho, Wo;  // the layer's own shapes (x -> y)
     cudnnTensorDescriptor_t in_desc, out_desc;
     cudnnFilterDescriptor_t w_desc;
@@ -200,6 +208,9 @@ int cuda_tf32_enabled(void);
 // any other value -1 with err naming it and the two allowed.
 int cuda_layout_env(TbErr *err);
 const char *cuda_layout_name(int layout);  // "NCHW" or "NHWC"
+// The activation type TABULA_CUDA_DTYPE asks for: unset or "fp32" 0, "bf16" 1;
+// any other value -1 with err naming it and the two allowed.
+int cuda_dtype_env(TbErr *err);
 // How a plan chooses its three algorithms.
 typedef struct {
     int tf32;           // 0: FMA math only
@@ -209,6 +220,8 @@ typedef struct {
     size_t ws_limit;    // most workspace an algorithm may need (bytes)
     int layout;         // TB_NCHW: tensors NCHW, filters OIHW; TB_NHWC: tensors NHWC,
                         // filters OHWI (all three descriptors CUDNN_TENSOR_NHWC)
+    int bf16;           // 1: bfloat16 tensors and filters, float compute
+                        // (PSEUDO_BFLOAT16_CONFIG; tensor-core math whatever tf32 says)
 } ConvChoice;
 // Build descriptors and choose the three algorithms for a layer's shapes.
 // Returns 0, or -1 with err filled.
@@ -233,4 +246,61 @@ void convt2d_backward_cuda(float *dx, float *dw, const float *dy, const float *x
 
 #ifdef __cplusplus
 }
+
+// ---- the bfloat16 twins (C++): the same ops on __nv_bfloat16 activations.
+#include <cuda_bf16.h>
+
+void bias_act_forward_cuda(__nv_bfloat16 *y, const float *b, int B, int C, int HW, int act,
+                           float slope, int layout, cudaStream_t stream);
+void bias_act_backward_cuda(__nv_bfloat16 *d, float *db, const __nv_bfloat16 *y, int B, int C,
+                            int HW, int act, float slope, float *scratch, unsigned *done,
+                            int layout, cudaStream_t stream);
+void out_act_loss_cuda(__nv_bfloat16 *y, __nv_bfloat16 *dy, float *db, float *loss, const float *b,
+                       const __nv_bfloat16 *t, int B, int C, int HW, int act, float slope,
+                       int loss_kind, double *scratch, unsigned *done, int layout,
+                       cudaStream_t stream);
+void frame_to_tensor_cuda(__nv_bfloat16 *x, const uint8_t *rgb, int B, int H, int W, int layout,
+                          cudaStream_t stream);
+void frames_gather_cuda(__nv_bfloat16 *x, __nv_bfloat16 *t, const uint8_t *store,
+                        const int *slots, int B, int H, int W, int layout, cudaStream_t stream);
+void tensor_to_frame_cuda(uint8_t *rgb, const __nv_bfloat16 *x, int H, int W, int layout,
+                          cudaStream_t stream);
+void tensor_to_rgba_cuda(uint8_t *rgba, size_t pitch, const __nv_bfloat16 *x, int H, int W,
+                         int layout, cudaStream_t stream);
+void tiles_draw_cuda(uint8_t *rgba, size_t pitch, const __nv_bfloat16 *act, const TileGeom *g,
+                     const uint8_t *lut, int layout, cudaStream_t stream);
+void bottleneck_forward_cuda(__nv_bfloat16 *y, const __nv_bfloat16 *x, const float *mask,
+                             const float *noise, const unsigned long long *pass, int B, int C,
+                             int HW, int layout, cudaStream_t stream);
+void bottleneck_backward_cuda(__nv_bfloat16 *dx, const __nv_bfloat16 *dy, const float *mask, int B,
+                              int C, int HW, int layout, cudaStream_t stream);
+// The convolutions with a bf16 plan (ConvChoice.bf16): w the bfloat16 copy of
+// the weights, dw the bfloat16 weight gradient.
+void conv2d_forward_cuda(__nv_bfloat16 *y, const __nv_bfloat16 *x, const __nv_bfloat16 *w,
+                         const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
+                         cudaStream_t stream);
+void conv2d_backward_cuda(__nv_bfloat16 *dx, __nv_bfloat16 *dw, const __nv_bfloat16 *dy,
+                          const __nv_bfloat16 *x, const __nv_bfloat16 *w, const ConvPlan *p,
+                          cudnnHandle_t h, void *ws, size_t ws_size, cudaStream_t stream);
+void convt2d_forward_cuda(__nv_bfloat16 *y, const __nv_bfloat16 *x, const __nv_bfloat16 *w,
+                          const ConvPlan *p, cudnnHandle_t h, void *ws, size_t ws_size,
+                          cudaStream_t stream);
+void convt2d_backward_cuda(__nv_bfloat16 *dx, __nv_bfloat16 *dw, const __nv_bfloat16 *dy,
+                           const __nv_bfloat16 *x, const __nv_bfloat16 *w, const ConvPlan *p,
+                           cudnnHandle_t h, void *ws, size_t ws_size, cudaStream_t stream);
+// The step's norm with the weight gradients taken from g16 first: g[i] =
+// g16[i] (exact) where wmask[i] = 1 (a conv weight; biases' gradients are
+// float already), then as the float grad_norm_stats_cuda. g16 and wmask both
+// NULL: the float op.
+void grad_norm_stats_cuda(float *norm, StepStats *ring, const float *loss, const StepParams *p,
+                          float *g, const __nv_bfloat16 *g16, const uint8_t *wmask, size_t n,
+                          double *scratch, unsigned *done, cudaStream_t stream);
+// The updates writing w16 = bfloat16(w) with each new weight (w16 NULL: the float op).
+void sgd_update_cuda(float *w, __nv_bfloat16 *w16, float *buf, const float *g, size_t n,
+                     const float *norm, const StepParams *p, cudaStream_t stream);
+void adam_update_cuda(float *w, __nv_bfloat16 *w16, float *m, float *v, const float *g, size_t n,
+                      const float *norm, const StepParams *p, cudaStream_t stream);
+// w16 = bfloat16(w) over n floats (round to nearest even): after the weights
+// change outside a step.
+void params_to_bf16_cuda(__nv_bfloat16 *w16, const float *w, size_t n, cudaStream_t stream);
 #endif

@@ -5,9 +5,17 @@
 // A step measures the norm and records its stats in one launch
 // (grad_norm_stats_cuda: the block that finishes last adds the partials);
 // grad_norm_cuda and stats_record_cuda do the same in three, for the tests.
+// BF16 activations (TABULA_CUDA_DTYPE=bf16): the master weights, gradients and
+// optimizer state stay float; cuDNN reads a bfloat16 copy of the weights
+// (w16) and writes the weight gradients in bfloat16 (g16). The step's own
+// launches carry both conversions, so bf16 adds none: norm_stats_kernel
+// takes each weight's gradient from g16 (wmask[i] = 1: element i is a conv
+// weight) into the float block before it is measured, and the update kernels
+// write the new w16 with the new weights. params_to_bf16_cuda makes w16
+// after the weights change outside a step (set_params, slots, coupling).
 // Holds: the sum-of-squares, SGD, Adam and stats kernels, then the host side:
 // step_params_fill and the launchers grad_norm_cuda, grad_norm_stats_cuda,
-// sgd_update_cuda, adam_update_cuda and stats_record_cuda.
+// sgd_update_cuda, adam_update_cuda, stats_record_cuda and params_to_bf16_cuda.
 #include <math.h>
 
 #include "ops.h"
@@ -28,13 +36,17 @@ __global__ void sumsq_kernel(double *partial, const float *g, size_t n) {
 
 // sumsq_kernel, then the block that finishes last adds the partials in block
 // order: *norm = sqrt(sum), and ring[p->slot] = {*loss, *norm}.
+// g16, wmask: NULL, or the bfloat16 weight gradients and which elements are
+// weights: those are converted into g first (exactly).
 __global__ void norm_stats_kernel(float *norm, StepStats *ring, const float *loss,
-                                  const StepParams *p, double *partial, unsigned *done,
-                                  const float *g, size_t n) {
+                                  const StepParams *p, double *partial, unsigned *done, float *g,
+                                  const __nv_bfloat16 *g16, const uint8_t *wmask, size_t n) {
     double s = 0.0;
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-        float v = g[i];
+        float v;
+        if (g16 && wmask[i]) g[i] = v = __bfloat162float(g16[i]);
+        else v = g[i];
         s += (double)v * (double)v;
     }
     s = block_sum(s);
@@ -63,8 +75,9 @@ __device__ __forceinline__ float clip_factor(float norm, float clip) {
     return s > 1.0f ? 1.0f : s;
 }
 
-__global__ void sgd_kernel(float *w, float *buf, const float *g, size_t n, const float *norm,
-                           const StepParams *p) {
+// w16: NULL, or the bfloat16 copy of w, written with it.
+__global__ void sgd_kernel(float *w, __nv_bfloat16 *w16, float *buf, const float *g, size_t n,
+                           const float *norm, const StepParams *p) {
     float scale = clip_factor(*norm, p->clip);
     float lr = p->lr, mu = p->momentum, wd = p->weight_decay;
     size_t stride = (size_t)gridDim.x * blockDim.x;
@@ -73,14 +86,16 @@ __global__ void sgd_kernel(float *w, float *buf, const float *g, size_t n, const
         float gi = scale * g[i] + wd * wi;
         float bi = mu * buf[i] + gi;
         buf[i] = bi;
-        w[i] = wi - lr * bi;
+        float wn = wi - lr * bi;
+        w[i] = wn;
+        if (w16) w16[i] = __float2bfloat16(wn);
     }
 }
 
 // torch.optim.Adam (no amsgrad): g' = scale*g + wd*w; m = b1*m + (1-b1)g';
 // v = b2*v + (1-b2)g'^2; w -= (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps).
-__global__ void adam_kernel(float *w, float *m, float *v, const float *g, size_t n,
-                            const float *norm, const StepParams *p) {
+__global__ void adam_kernel(float *w, __nv_bfloat16 *w16, float *m, float *v, const float *g,
+                            size_t n, const float *norm, const StepParams *p) {
     float scale = clip_factor(*norm, p->clip);
     float wd = p->weight_decay, b1 = p->beta1, b2 = p->beta2, eps = p->eps;
     float step = p->adam_step, bc2_sqrt = p->adam_bc2_sqrt;
@@ -93,8 +108,16 @@ __global__ void adam_kernel(float *w, float *m, float *v, const float *g, size_t
         m[i] = mi;
         v[i] = vi;
         float denom = __fdiv_rn(__fsqrt_rn(vi), bc2_sqrt) + eps;
-        w[i] = wi - step * __fdiv_rn(mi, denom);  // as the CPU: step * (m / denom)
+        float wn = wi - step * __fdiv_rn(mi, denom);  // as the CPU: step * (m / denom)
+        w[i] = wn;
+        if (w16) w16[i] = __float2bfloat16(wn);
     }
+}
+
+__global__ void to_bf16_kernel(__nv_bfloat16 *w16, const float *w, size_t n) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        w16[i] = __float2bfloat16(w[i]);
 }
 
 __global__ void stats_record_kernel(StepStats *ring, const float *loss, const float *norm,
@@ -135,24 +158,45 @@ extern "C" void grad_norm_cuda(float *norm, const float *g, size_t n, double *sc
     sum_partials_cuda(norm, scratch, (int)blocks, 1.0, 1, stream);
 }
 
+void grad_norm_stats_cuda(float *norm, StepStats *ring, const float *loss, const StepParams *p,
+                          float *g, const __nv_bfloat16 *g16, const uint8_t *wmask, size_t n,
+                          double *scratch, unsigned *done, cudaStream_t stream) {
+    CHECK(n > 0, "grad_norm over 0 elements");
+    CHECK(!g16 == !wmask, "grad_norm_stats: bf16 gradients without their mask, or the reverse");
+    unsigned blocks = tb_grid(n, TB_BLOCK, TB_REDUCE_BLOCKS);
+    LAUNCH(norm_stats_kernel, blocks, TB_BLOCK, stream, norm, ring, loss, p, scratch, done, g, g16,
+           wmask, n);
+}
+// Float: g is only read (g16 NULL), so the const goes.
 extern "C" void grad_norm_stats_cuda(float *norm, StepStats *ring, const float *loss,
                                      const StepParams *p, const float *g, size_t n, double *scratch,
                                      unsigned *done, cudaStream_t stream) {
-    CHECK(n > 0, "grad_norm over 0 elements");
-    unsigned blocks = tb_grid(n, TB_BLOCK, TB_REDUCE_BLOCKS);
-    LAUNCH(norm_stats_kernel, blocks, TB_BLOCK, stream, norm, ring, loss, p, scratch, done, g, n);
+    grad_norm_stats_cuda(norm, ring, loss, p, (float *)g, (const __nv_bfloat16 *)NULL,
+                         (const uint8_t *)NULL, n, scratch, done, stream);
 }
 
+void sgd_update_cuda(float *w, __nv_bfloat16 *w16, float *buf, const float *g, size_t n,
+                     const float *norm, const StepParams *p, cudaStream_t stream) {
+    unsigned blocks = tb_grid(n, TB_BLOCK, 65535);
+    LAUNCH(sgd_kernel, blocks, TB_BLOCK, stream, w, w16, buf, g, n, norm, p);
+}
 extern "C" void sgd_update_cuda(float *w, float *buf, const float *g, size_t n, const float *norm,
                                 const StepParams *p, cudaStream_t stream) {
-    unsigned blocks = tb_grid(n, TB_BLOCK, 65535);
-    LAUNCH(sgd_kernel, blocks, TB_BLOCK, stream, w, buf, g, n, norm, p);
+    sgd_update_cuda(w, (__nv_bfloat16 *)NULL, buf, g, n, norm, p, stream);
 }
 
+void adam_update_cuda(float *w, __nv_bfloat16 *w16, float *m, float *v, const float *g, size_t n,
+                      const float *norm, const StepParams *p, cudaStream_t stream) {
+    unsigned blocks = tb_grid(n, TB_BLOCK, 65535);
+    LAUNCH(adam_kernel, blocks, TB_BLOCK, stream, w, w16, m, v, g, n, norm, p);
+}
 extern "C" void adam_update_cuda(float *w, float *m, float *v, const float *g, size_t n,
                                  const float *norm, const StepParams *p, cudaStream_t stream) {
-    unsigned blocks = tb_grid(n, TB_BLOCK, 65535);
-    LAUNCH(adam_kernel, blocks, TB_BLOCK, stream, w, m, v, g, n, norm, p);
+    adam_update_cuda(w, (__nv_bfloat16 *)NULL, m, v, g, n, norm, p, stream);
+}
+
+void params_to_bf16_cuda(__nv_bfloat16 *w16, const float *w, size_t n, cudaStream_t stream) {
+    LAUNCH(to_bf16_kernel, tb_grid(n, TB_BLOCK, 65535), TB_BLOCK, stream, w16, w, n);
 }
 
 extern "C" void stats_record_cuda(StepStats *ring, const float *loss, const float *norm,

@@ -49,7 +49,8 @@ __device__ inline void block_minmax(float *lo, float *hi) {
 // grid (cols * rows): block c is grid cell c: channel c's min and max, then its
 // tile and the gaps right of and below it (clipped at the block's edges), or,
 // past the last channel, background. Every pixel of the block is one cell's.
-__global__ void tiles_kernel(uint8_t *rgba, size_t pitch, const float *act, TileGeom g,
+template <typename T>
+__global__ void tiles_kernel(uint8_t *rgba, size_t pitch, const T *act, TileGeom g,
                              const uint8_t *lut, int nhwc) {
     __shared__ uint8_t s_lut[256 * 3];
     for (int i = threadIdx.x; i < 256 * 3; i += blockDim.x) s_lut[i] = lut[i];
@@ -59,11 +60,11 @@ __global__ void tiles_kernel(uint8_t *rgba, size_t pitch, const float *act, Tile
     int used = g.ch - (rows - 1) * g.cols, bg_x = used * (g.tw + 1) - 1;  // the last row's unused cells
     size_t hw = (size_t)g.sw * g.sh;
     size_t ps = nhwc ? (size_t)g.ch : 1;  // one value to the next
-    const float *x = act + (size_t)(c < g.ch ? c : 0) * (nhwc ? 1 : hw);
+    const T *x = act + (size_t)(c < g.ch ? c : 0) * (nhwc ? 1 : hw);
     float lo = INFINITY, hi = -INFINITY;
     if (c < g.ch)  // uniform over the block: every thread reaches the barriers below
         for (size_t i = threadIdx.x; i < hw; i += blockDim.x) {
-            float v = x[i * ps];
+            float v = tb_ld(x[i * ps]);
             lo = v < lo ? v : lo, hi = v > hi ? v : hi;
         }
     block_minmax(&lo, &hi);  // its barriers also publish s_lut
@@ -74,7 +75,7 @@ __global__ void tiles_kernel(uint8_t *rgba, size_t pitch, const float *act, Tile
         int iu = p % cw, iv = p / cw, u = u0 + iu, v = v0 + iv, col;
         if (cy == rows - 1 && used < g.cols && u >= bg_x) col = -2;
         else if (iu == g.tw || iv == g.th) col = -1;
-        else col = tile_index(x[((size_t)(iv * g.sh / g.th) * g.sw + iu * g.sw / g.tw) * ps], lo, k);
+        else col = tile_index(tb_ld(x[((size_t)(iv * g.sh / g.th) * g.sw + iu * g.sw / g.tw) * ps]), lo, k);
         uchar4 out;
         if (col >= 0) out = make_uchar4(s_lut[3 * col], s_lut[3 * col + 1], s_lut[3 * col + 2], 255);
         else if (col == -1) out = make_uchar4(g.gap, g.gap, g.gap, 255);
@@ -84,21 +85,24 @@ __global__ void tiles_kernel(uint8_t *rgba, size_t pitch, const float *act, Tile
 }
 
 // 2D grid over (tw, th): each thread one pixel of the picture of the 3 planes.
-__global__ void tiles_image_kernel(uint8_t *rgba, size_t pitch, const float *x, TileGeom g,
-                                   int nhwc) {
+template <typename T>
+__global__ void tiles_image_kernel(uint8_t *rgba, size_t pitch, const T *x, TileGeom g, int nhwc) {
     int u = blockIdx.x * blockDim.x + threadIdx.x;
     int v = blockIdx.y * blockDim.y + threadIdx.y;
     if (u >= g.tw || v >= g.th) return;
     size_t n = nhwc ? 1 : (size_t)g.sw * g.sh, i = (size_t)(v * g.sh / g.th) * g.sw + u * g.sw / g.tw;
-    const float *xp = x + i * (nhwc ? 3 : 1);
-    uchar4 out = make_uchar4(image_byte(xp[0]), image_byte(xp[n]), image_byte(xp[2 * n]), 255);
+    const T *xp = x + i * (nhwc ? 3 : 1);
+    uchar4 out = make_uchar4(image_byte(tb_ld(xp[0])), image_byte(tb_ld(xp[n])),
+                             image_byte(tb_ld(xp[2 * n])), 255);
     *(uchar4 *)(rgba + (size_t)(g.y + v) * pitch + 4 * (size_t)(g.x + u)) = out;
 }
 
 // ---- launcher
 
-extern "C" void tiles_draw_cuda(uint8_t *rgba, size_t pitch, const float *act, const TileGeom *g,
-                                const uint8_t *lut, int layout, cudaStream_t stream) {
+// The activations float or bfloat16 (T): read exactly, drawn from those values.
+template <typename T>
+static void tiles_draw_t(uint8_t *rgba, size_t pitch, const T *act, const TileGeom *g,
+                         const uint8_t *lut, int layout, cudaStream_t stream) {
     // uchar4 stores need 4-byte aligned rows.
     CHECK(pitch % 4 == 0 && ((uintptr_t)rgba & 3) == 0, "tiles: rgba pitch %zu", pitch);
     CHECK(g->ch >= 1 && g->cols >= 1 && g->tw >= 1 && g->th >= 1 && g->sw >= 1 && g->sh >= 1,
@@ -107,11 +111,20 @@ extern "C" void tiles_draw_cuda(uint8_t *rgba, size_t pitch, const float *act, c
         CHECK(g->ch == 3, "tiles: an image of %d planes", g->ch);
         dim3 block(32, 8);
         dim3 grid((unsigned)tb_ceil_div((size_t)g->tw, 32), (unsigned)tb_ceil_div((size_t)g->th, 8));
-        LAUNCH(tiles_image_kernel, grid, block, stream, rgba, pitch, act, *g,
+        LAUNCH(tiles_image_kernel<T>, grid, block, stream, rgba, pitch, act, *g,
                layout == TB_NHWC);
         return;
     }
     int rows = (g->ch + g->cols - 1) / g->cols;
-    LAUNCH(tiles_kernel, (unsigned)(rows * g->cols), TB_BLOCK, stream, rgba, pitch, act, *g, lut,
-           layout == TB_NHWC);
+    LAUNCH(tiles_kernel<T>, (unsigned)(rows * g->cols), TB_BLOCK, stream, rgba, pitch, act, *g,
+           lut, layout == TB_NHWC);
+}
+
+extern "C" void tiles_draw_cuda(uint8_t *rgba, size_t pitch, const float *act, const TileGeom *g,
+                                const uint8_t *lut, int layout, cudaStream_t stream) {
+    tiles_draw_t(rgba, pitch, act, g, lut, layout, stream);
+}
+void tiles_draw_cuda(uint8_t *rgba, size_t pitch, const __nv_bfloat16 *act, const TileGeom *g,
+                     const uint8_t *lut, int layout, cudaStream_t stream) {
+    tiles_draw_t(rgba, pitch, act, g, lut, layout, stream);
 }

@@ -51,6 +51,19 @@
 // (optimizer, norm, slots, lerp, coupling between two CUDA nets: one process,
 // one layout) is the same in both, and so is the work of a step.
 //
+// Activation type (TABULA_CUDA_DTYPE=fp32|bf16, read at creation, default
+// fp32): with bf16 the activations, their gradients, the gathered batch, the
+// bottleneck's buffers and decode's block are bfloat16 (every kernel computes
+// in float: ops_cuda.h), and cuDNN runs in PSEUDO_BFLOAT16_CONFIG on a
+// bfloat16 copy of the weights (w16) into bfloat16 weight gradients (g16).
+// The master weights, their gradients, the optimizer state, the biases, the
+// loss and the norm stay float. The step launches the same kernels as in
+// fp32: the norm kernel takes the weights' gradients from g16 into the float
+// block (wmask says which elements are conv weights), and the update kernel
+// writes w16 with the new weights; set_params, slot recall and blend and the
+// coupling make w16 again (one more launch each, outside the step). What
+// crosses the table is as in fp32 (floats, RGB8), converted at the boundary.
+//
 // Environment: NVIDIA_TF32_OVERRIDE=0 or TABULA_NO_TF32=1 keep cuDNN on FMA math;
 // TABULA_NO_GRAPH=1 launches every step eagerly; TABULA_CUDNN_FIND=0 takes
 // cuDNN's heuristic algorithm choices instead of timing them;
@@ -80,13 +93,20 @@ typedef struct {
     size_t frame_bytes;  // H*W*3
     int tf32, use_graphs, find, deterministic;
     int layout;               // TB_NCHW or TB_NHWC (TABULA_CUDA_LAYOUT)
+    int bf16;                 // bfloat16 activations (TABULA_CUDA_DTYPE=bf16)
+    size_t esz;               // bytes an activation: 4, or 2 in bf16
     int inject_capture_fail;  // TABULA_INJECT_CAPTURE_FAIL=1: the first capture fails (test hook)
     long graph_launches;      // steps replayed from a graph
     cudaStream_t stream;
     cudnnHandle_t cudnn;
 
     float *pblock, *params, *grads, *mom, *var;  // params | grads | m | v
-    float *ablock, *acts, *dacts;                // activations | their gradients
+    void *ablock, *acts, *dacts;                 // activations | their gradients (float or bf16)
+    // bf16 only (else NULL): the weights' bfloat16 copy and cuDNN's bfloat16
+    // weight gradients (n each, parameter-block offsets; bias elements unused),
+    // and wmask[i] = 1 where element i is a conv weight.
+    __nv_bfloat16 *w16, *g16;
+    uint8_t *wmask;
     void *ws;
     size_t ws_size;
     float *bias_scratch;
@@ -144,13 +164,14 @@ typedef struct {
     // output (the decoder's input while on), the held code, noise | mask on the
     // device and its pinned staging ring, the pass counter; host flags.
     int nb, bn_c, bn_on, bn_freeze, fwd_batch;
-    float *d_bnout, *d_held, *d_bn;
+    void *d_bnout, *d_held;  // activation-typed
+    float *d_bn;
     unsigned long long *d_pass;
     float *h_bn;  // pinned, PIN_RING * (1 + C)
     cudaEvent_t bn_ev[PIN_RING];
     int bn_ev_used[PIN_RING];
     unsigned bn_count;
-    float *d_dec;  // decode's own activations (one sample), NULL until used
+    void *d_dec;  // decode's own activations (one sample, activation-typed), NULL until used
     // cuda_couple's pointer array (this backend coupling as bs[0]), NULL until
     // the first coupling: the set last sent (cw_n pointers), its pinned source
     // and the event after that copy.
@@ -167,8 +188,25 @@ typedef struct {
     long long uploaded;  // bytes of frames sent to the device, in all
 } CudaCtx;
 
-static float *act_at(const CudaCtx *c, float *base, int i, int B) {
-    return base + (size_t)B * c->m->act_off[i];
+// Activation i of a block of batch B, as the activation type T (float or
+// __nv_bfloat16: the one c->bf16 says; the templates below are instantiated
+// for both and dispatched on it).
+template <typename T>
+static T *act_at(const CudaCtx *c, void *base, int i, int B) {
+    return (T *)base + (size_t)B * c->m->act_off[i];
+}
+static void *act_ptr(const CudaCtx *c, void *base, int i, int B) {
+    return (char *)base + c->esz * (size_t)B * c->m->act_off[i];
+}
+// The weights and weight gradients cuDNN works on: the float block, or the
+// bfloat16 copies.
+static const float *conv_w(const CudaCtx *c, float *) { return c->params; }
+static const __nv_bfloat16 *conv_w(const CudaCtx *c, __nv_bfloat16 *) { return c->w16; }
+static float *conv_dw(const CudaCtx *c, float *) { return c->grads; }
+static __nv_bfloat16 *conv_dw(const CudaCtx *c, __nv_bfloat16 *) { return c->g16; }
+// bf16: the weights changed outside a step: their copy again (stream-ordered).
+static void refresh_w16(CudaCtx *c, cudaStream_t s) {
+    if (c->bf16) params_to_bf16_cuda(c->w16, c->params, c->m->n_params, s);
 }
 
 static ConvPlan *plan_at(CudaCtx *c, int B, int l) { return &c->plans[(size_t)B * c->L + l]; }
@@ -290,7 +328,7 @@ static int grow_workspace(CudaCtx *c, size_t need, TbErr *err) {
 // on its first step or forward: never inside a capture, since a step is
 // captured only at its second run. Grows the workspace when they need more.
 static int plan_batch(CudaCtx *c, int B, size_t ws_floor, TbErr *err) {
-    ConvChoice ch = {c->tf32, c->find, c->deterministic, WS_CAP, c->layout};
+    ConvChoice ch = {c->tf32, c->find, c->deterministic, WS_CAP, c->layout, c->bf16};
     size_t need = ws_floor;
     for (int l = 0; l < c->L; l++) {
         const Layer *L = &c->m->layers[l];
@@ -319,28 +357,31 @@ static void ensure_plans(CudaCtx *c, int B) {
 
 // Layer l's input: the bottleneck op's output for the decoder's first layer
 // while the op is on, else the activation before it.
-static const float *layer_in(CudaCtx *c, int l, int B) {
-    return c->bn_on && l == c->nb ? c->d_bnout : act_at(c, c->acts, l, B);
+template <typename T>
+static T *layer_in(CudaCtx *c, int l, int B) {
+    return c->bn_on && l == c->nb ? (T *)c->d_bnout : act_at<T>(c, c->acts, l, B);
 }
 
 // The op on the encoder's output (frozen: on the held code, copied into every
 // sample), then the counter moves on so the next pass draws new noise.
+template <typename T>
 static void enqueue_bottleneck(CudaCtx *c, int B) {
     size_t per = c->m->act_n[c->nb];
-    float *x = act_at(c, c->acts, c->nb, B);
+    T *x = act_at<T>(c, c->acts, c->nb, B);
     if (c->bn_freeze)
         for (int i = 0; i < B; i++)
-            cudaCheck(cudaMemcpyAsync(x + (size_t)i * per, c->d_held, per * sizeof(float),
+            cudaCheck(cudaMemcpyAsync(x + (size_t)i * per, c->d_held, per * sizeof(T),
                                       cudaMemcpyDeviceToDevice, c->stream));
-    bottleneck_forward_cuda(c->d_bnout, x, c->d_bn + 1, c->d_bn, c->d_pass, B, c->bn_c,
+    bottleneck_forward_cuda((T *)c->d_bnout, x, c->d_bn + 1, c->d_bn, c->d_pass, B, c->bn_c,
                             (int)(per / c->bn_c), c->layout, c->stream);
     bottleneck_next_cuda(c->d_pass, c->stream);
 }
 
 // Layer l's convolution (one cuDNN call, counted) x -> y with the plans of B.
-static void conv_forward(CudaCtx *c, int l, int B, float *y, const float *x) {
+template <typename T>
+static void conv_forward(CudaCtx *c, int l, int B, T *y, const T *x) {
     const Layer *L = &c->m->layers[l];
-    const float *w = c->params + L->w_off;
+    const T *w = conv_w(c, (T *)NULL) + L->w_off;
     if (L->kind == LAYER_CONV)
         conv2d_forward_cuda(y, x, w, plan_at(c, B, l), c->cudnn, c->ws, c->ws_size, c->stream);
     else
@@ -350,34 +391,43 @@ static void conv_forward(CudaCtx *c, int l, int B, float *y, const float *x) {
 
 // Layer l's weight gradient from d, and its input gradient into dx unless NULL:
 // one cuDNN call each (counted).
-static void conv_backward(CudaCtx *c, int l, int B, float *dx, const float *d, const float *x) {
+template <typename T>
+static void conv_backward(CudaCtx *c, int l, int B, T *dx, const T *d, const T *x) {
     const Layer *L = &c->m->layers[l];
-    const float *w = c->params + L->w_off;
+    const T *w = conv_w(c, (T *)NULL) + L->w_off;
+    T *dw = conv_dw(c, (T *)NULL) + L->w_off;
     if (L->kind == LAYER_CONV)
-        conv2d_backward_cuda(dx, c->grads + L->w_off, d, x, w, plan_at(c, B, l), c->cudnn, c->ws,
-                             c->ws_size, c->stream);
+        conv2d_backward_cuda(dx, dw, d, x, w, plan_at(c, B, l), c->cudnn, c->ws, c->ws_size,
+                             c->stream);
     else
-        convt2d_backward_cuda(dx, c->grads + L->w_off, d, x, w, plan_at(c, B, l), c->cudnn, c->ws,
-                              c->ws_size, c->stream);
+        convt2d_backward_cuda(dx, dw, d, x, w, plan_at(c, B, l), c->cudnn, c->ws, c->ws_size,
+                              c->stream);
     c->cudnn_calls += dx ? 2 : 1;
 }
 
 // The forward pass up to layer `last` (exclusive): a step leaves the last
 // layer's bias and activation to the fused loss kernel.
+template <typename T>
 static void enqueue_forward_to(CudaCtx *c, int B, int last) {
     const Model *m = c->m;
     for (int l = c->bn_freeze ? c->nb : 0; l < c->L; l++) {
         const Layer *L = &m->layers[l];
-        if (c->bn_on && l == c->nb) enqueue_bottleneck(c, B);
-        float *y = act_at(c, c->acts, l + 1, B);
-        conv_forward(c, l, B, y, layer_in(c, l, B));
+        if (c->bn_on && l == c->nb) enqueue_bottleneck<T>(c, B);
+        T *y = act_at<T>(c, c->acts, l + 1, B);
+        conv_forward(c, l, B, y, (const T *)layer_in<T>(c, l, B));
         if (l < last)
             bias_act_forward_cuda(y, c->params + L->b_off, B, L->cout, L->hout * L->wout, L->act,
                                   m->spec.slope, c->layout, c->stream);
     }
 }
 
-static void enqueue_forward(CudaCtx *c, int B) { enqueue_forward_to(c, B, c->L); }
+// The batch from the frame store, then the forward pass (cuda_forward).
+template <typename T>
+static void enqueue_gather_forward(CudaCtx *c, int B) {
+    frames_gather_cuda(act_at<T>(c, c->acts, 0, B), act_at<T>(c, c->dacts, 0, B), c->d_store,
+                       c->d_slots, B, c->H, c->W, c->layout, c->stream);
+    enqueue_forward_to<T>(c, B, c->L);
+}
 
 // Which kernels a step launches (and which graph replays it): Adam else SGD,
 // L1 else MSE, the bottleneck op or none, the encoder frozen or not.
@@ -388,37 +438,38 @@ static int step_kind(const CudaCtx *c, const Hyper *h) {
 }
 
 // Everything of one step, in stream order; this is what the graph captures.
+template <typename T>
 static void enqueue_step(CudaCtx *c, int B, int kind) {
     const Model *m = c->m;
     int nl = c->L;
     float *d_loss = c->d_scalars, *d_norm = c->d_scalars + 1;
     // The batch from the frame store, by the slots this op pushed: the input,
     // and the target (dacts[0]: the input itself, or the clean frames).
-    frames_gather_cuda(act_at(c, c->acts, 0, B), act_at(c, c->dacts, 0, B), c->d_store, c->d_slots,
-                       B, c->H, c->W, c->layout, c->stream);
-    enqueue_forward_to(c, B, nl - 1);
+    frames_gather_cuda(act_at<T>(c, c->acts, 0, B), act_at<T>(c, c->dacts, 0, B), c->d_store,
+                       c->d_slots, B, c->H, c->W, c->layout, c->stream);
+    enqueue_forward_to<T>(c, B, nl - 1);
     // The output layer's bias and activation, the loss (MSE or L1) against the
     // target in dacts[0] (the input itself, or the clean frames of a
     // transformed input), its gradient back through the activation and the
     // bias gradient: one kernel, which seeds the backward pass.
     const Layer *Lo = &m->layers[nl - 1];
-    out_act_loss_cuda(act_at(c, c->acts, nl, B), act_at(c, c->dacts, nl, B),
+    out_act_loss_cuda(act_at<T>(c, c->acts, nl, B), act_at<T>(c, c->dacts, nl, B),
                       c->grads + Lo->b_off, d_loss, c->params + Lo->b_off,
-                      act_at(c, c->dacts, 0, B), B, Lo->cout, Lo->hout * Lo->wout, Lo->act,
+                      (const T *)act_at<T>(c, c->dacts, 0, B), B, Lo->cout, Lo->hout * Lo->wout, Lo->act,
                       m->spec.slope, (kind & STEP_L1) ? LOSS_L1 : LOSS_MSE, c->reduce_scratch,
                       c->d_done, c->layout, c->stream);
     // Frozen, the backward pass ends at the decoder's first layer.
     int l_end = (kind & STEP_FROZEN) ? c->nb : 0;
     for (int l = nl - 1; l >= l_end; l--) {
         const Layer *L = &m->layers[l];
-        float *d = act_at(c, c->dacts, l + 1, B);
-        const float *y = act_at(c, c->acts, l + 1, B);
-        const float *x = layer_in(c, l, B);
+        T *d = act_at<T>(c, c->dacts, l + 1, B);
+        const T *y = act_at<T>(c, c->acts, l + 1, B);
+        const T *x = layer_in<T>(c, l, B);
         if ((kind & STEP_BN) && l + 1 == c->nb)  // back through the op
             bottleneck_backward_cuda(d, d, c->d_bn + 1, B, c->bn_c,
                                      (int)(m->act_n[c->nb] / c->bn_c), c->layout, c->stream);
         // No gradient for the image, nor for the held code.
-        float *dx = l > l_end ? act_at(c, c->dacts, l, B) : NULL;
+        T *dx = l > l_end ? act_at<T>(c, c->dacts, l, B) : NULL;
         if (l < nl - 1)  // the output layer's is done
             bias_act_backward_cuda(d, c->grads + L->b_off, y, B, L->cout, L->hout * L->wout,
                                    L->act, m->spec.slope, c->bias_scratch, c->d_done, c->layout,
@@ -427,13 +478,17 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
     }
     // Frozen, only the decoder's block [off, n) is measured, clipped and updated.
     size_t off = (kind & STEP_FROZEN) ? model_decoder_off(m) : 0, n = m->n_params - off;
-    grad_norm_stats_cuda(d_norm, c->d_ring, d_loss, c->d_step, c->grads + off, n, c->reduce_scratch,
-                         c->d_done, c->stream);
+    // bf16: the norm kernel brings the weights' gradients over from g16 and
+    // the update writes w16: no launch more than in fp32.
+    __nv_bfloat16 *g16 = c->bf16 ? c->g16 + off : NULL, *w16 = c->bf16 ? c->w16 + off : NULL;
+    const uint8_t *wmask = c->bf16 ? c->wmask + off : NULL;
+    grad_norm_stats_cuda(d_norm, c->d_ring, d_loss, c->d_step, c->grads + off, g16, wmask, n,
+                         c->reduce_scratch, c->d_done, c->stream);
     if (kind & STEP_ADAM)
-        adam_update_cuda(c->params + off, c->mom + off, c->var + off, c->grads + off, n, d_norm,
-                         c->d_step, c->stream);
+        adam_update_cuda(c->params + off, w16, c->mom + off, c->var + off, c->grads + off, n,
+                         d_norm, c->d_step, c->stream);
     else
-        sgd_update_cuda(c->params + off, c->mom + off, c->grads + off, n, d_norm, c->d_step,
+        sgd_update_cuda(c->params + off, w16, c->mom + off, c->grads + off, n, d_norm, c->d_step,
                         c->stream);
 }
 
@@ -442,7 +497,8 @@ static void enqueue_step(CudaCtx *c, int B, int kind) {
 static void enqueue_counted(CudaCtx *c, int B, int kind) {
     unsigned long k0 = cuda_launch_count();
     long d0 = c->cudnn_calls;
-    enqueue_step(c, B, kind);
+    if (c->bf16) enqueue_step<__nv_bfloat16>(c, B, kind);
+    else enqueue_step<float>(c, B, kind);
     CudaStepWork *w = &c->key_work[B * STEP_KINDS + kind];
     w->kernels = (int)(cuda_launch_count() - k0);
     w->cudnn = (int)(c->cudnn_calls - d0);
@@ -557,7 +613,7 @@ static void cuda_destroy(Backend *b) {
             if (c->bn_ev[j]) (void)cudaEventDestroy(c->bn_ev[j]);
         void *dev[] = {c->pblock, c->ablock, c->ws, c->bias_scratch, c->reduce_scratch, c->d_done,
                        c->d_scalars, c->d_op, c->d_ring, c->d_store, c->d_rgb,
-                       c->d_bnout, c->d_held, c->d_bn, c->d_pass};
+                       c->d_bnout, c->d_held, c->d_bn, c->d_pass, c->w16, c->g16, c->wmask};
         for (size_t k = 0; k < sizeof dev / sizeof dev[0]; k++)
             if (dev[k]) (void)cudaFree(dev[k]);
         for (int i = 0; i <= TB_SLOTS; i++)
@@ -647,6 +703,7 @@ static void blocks_from_device(CudaCtx *c, float *h, const float *dev, int k) {
 static void cuda_set_params(Backend *b, const float *p) {
     CudaCtx *c = (CudaCtx *)b->ctx;
     blocks_to_device(c, c->params, p, 1);
+    refresh_w16(c, c->stream);
 }
 
 static void cuda_get_params(Backend *b, float *p) {
@@ -774,9 +831,8 @@ static void cuda_forward(Backend *b, int B) {
     CHECK(B == c->batch, "forward on %d samples, %d loaded", B, c->batch);
     ensure_plans(c, B);
     int j = push_op(c, NULL, 0, B);
-    frames_gather_cuda(act_at(c, c->acts, 0, B), act_at(c, c->dacts, 0, B), c->d_store, c->d_slots,
-                       B, c->H, c->W, c->layout, c->stream);
-    enqueue_forward(c, B);
+    if (c->bf16) enqueue_gather_forward<__nv_bfloat16>(c, B);
+    else enqueue_gather_forward<float>(c, B);
     end_op(c, j);
     c->fwd_batch = B;
 }
@@ -800,9 +856,9 @@ static void cuda_bottleneck(Backend *b, const float *mask, float noise, int free
     size_t per = c->m->act_n[c->nb];
     if (freeze && !c->bn_freeze) {
         if (c->fwd_batch)
-            cudaCheck(cudaMemcpyAsync(c->d_held, act_at(c, c->acts, c->nb, c->fwd_batch),
-                                      per * sizeof(float), cudaMemcpyDeviceToDevice, c->stream));
-        else cudaCheck(cudaMemsetAsync(c->d_held, 0, per * sizeof(float), c->stream));
+            cudaCheck(cudaMemcpyAsync(c->d_held, act_ptr(c, c->acts, c->nb, c->fwd_batch),
+                                      per * c->esz, cudaMemcpyDeviceToDevice, c->stream));
+        else cudaCheck(cudaMemsetAsync(c->d_held, 0, per * c->esz, c->stream));
     }
     c->bn_freeze = freeze != 0;
     c->bn_on = !all || h[0] > 0 || c->bn_freeze;
@@ -816,9 +872,15 @@ static void cuda_read_stats(Backend *b, StepStats *out, int n) {
     memcpy(out, c->h_stats, (size_t)n * sizeof(StepStats));
 }
 
-static const float *output_sample(CudaCtx *c, int i) {
+static const void *output_sample(CudaCtx *c, int i) {
     CHECK(i >= 0 && i < c->batch, "output %d of a batch of %d", i, c->batch);
-    return act_at(c, c->acts, c->L, c->batch) + (size_t)i * c->m->act_n[c->L];
+    return (const char *)act_ptr(c, c->acts, c->L, c->batch) + c->esz * i * c->m->act_n[c->L];
+}
+
+// One sample's RGB8 from the activation type's tensor x.
+static void to_frame(CudaCtx *c, uint8_t *rgb, const void *x) {
+    if (c->bf16) tensor_to_frame_cuda(rgb, (const __nv_bfloat16 *)x, c->H, c->W, c->layout, c->stream);
+    else tensor_to_frame_cuda(rgb, (const float *)x, c->H, c->W, c->layout, c->stream);
 }
 
 // Collects the read-back in flight if it has arrived, asks for the current
@@ -838,7 +900,7 @@ static int cuda_output_recent(Backend *b, uint8_t *rgb) {
     }
     if (c->rb_busy < 0 && c->batch > 0) {
         int k = c->rb_newest == 0 ? 1 : 0;
-        tensor_to_frame_cuda(c->d_rb[k], output_sample(c, 0), c->H, c->W, c->layout, c->stream);
+        to_frame(c, c->d_rb[k], output_sample(c, 0));
         cudaCheck(cudaEventRecord(c->rb_conv[k], c->stream));
         cudaCheck(cudaStreamWaitEvent(c->readback, c->rb_conv[k], 0));
         cudaCheck(cudaMemcpyAsync(c->h_rb[k], c->d_rb[k], c->frame_bytes, cudaMemcpyDeviceToHost,
@@ -854,7 +916,7 @@ static int cuda_output_recent(Backend *b, uint8_t *rgb) {
 
 static void cuda_get_output(Backend *b, int i, uint8_t *rgb) {
     CudaCtx *c = (CudaCtx *)b->ctx;
-    tensor_to_frame_cuda(c->d_rgb, output_sample(c, i), c->H, c->W, c->layout, c->stream);
+    to_frame(c, c->d_rgb, output_sample(c, i));
     copy_sync(c, c->h_rgb, c->d_rgb, c->frame_bytes, cudaMemcpyDeviceToHost);
     memcpy(rgb, c->h_rgb, c->frame_bytes);
 }
@@ -890,6 +952,7 @@ static void cuda_slot_recall(Backend *b, int i) {
                               c->stream));
     cudaCheck(cudaMemcpyAsync(c->mom, c->slots[i] + n, 2 * n * sizeof(float),
                               cudaMemcpyDeviceToDevice, c->stream));
+    refresh_w16(c, c->stream);
 }
 
 static void cuda_slot_blend(Backend *b, int i, float a, int with_state) {
@@ -898,6 +961,7 @@ static void cuda_slot_blend(Backend *b, int i, float a, int with_state) {
     size_t n = c->m->n_params;
     lerp_cuda(c->params, c->slots[i], n, a, c->stream);
     if (with_state) lerp_cuda(c->mom, c->slots[i] + n, 2 * n, a, c->stream);
+    refresh_w16(c, c->stream);
 }
 
 // `waiter` runs nothing more until what `done` has queued so far is done.
@@ -955,6 +1019,7 @@ static int cuda_couple(Backend *const *bs, int k, float c) {
     if (couple_ptrs(c0, w, k)) return -1;
     for (int j = 1; j < k; j++) stream_after(c0->stream, ((CudaCtx *)bs[j]->ctx)->stream);
     couple_cuda(c0->cw_dev, k, c0->m->n_params, c, c0->stream);
+    for (int j = 0; j < k; j++) refresh_w16((CudaCtx *)bs[j]->ctx, c0->stream);  // same device
     for (int j = 1; j < k; j++) stream_after(((CudaCtx *)bs[j]->ctx)->stream, c0->stream);
     return 0;
 }
@@ -964,8 +1029,13 @@ extern "C" void backend_cuda_output_rgba(Backend *b, int i, void *dev_rgba, size
           b && b->name ? b->name : "null");
     CudaCtx *c = (CudaCtx *)b->ctx;
     cudaCheck(cudaSetDevice(b->device));  // not a table entry: no thunk sets it (interop extras)
-    tensor_to_rgba_cuda((uint8_t *)dev_rgba, pitch_bytes, output_sample(c, i), c->H, c->W,
-                        c->layout, c->stream);
+    const void *x = output_sample(c, i);
+    if (c->bf16)
+        tensor_to_rgba_cuda((uint8_t *)dev_rgba, pitch_bytes, (const __nv_bfloat16 *)x, c->H, c->W,
+                            c->layout, c->stream);
+    else
+        tensor_to_rgba_cuda((uint8_t *)dev_rgba, pitch_bytes, (const float *)x, c->H, c->W,
+                            c->layout, c->stream);
 }
 
 // The atlas's tiles of activation `act` straight from the activation block (the
@@ -979,8 +1049,12 @@ extern "C" void backend_cuda_atlas_rgba(Backend *b, int act, const TileGeom *g, 
     CHECK(act >= 0 && act <= c->L && c->batch > 0, "atlas: activation %d (batch %d)", act, c->batch);
     CHECK((size_t)g->ch * g->sw * g->sh == c->m->act_n[act], "atlas: %d x %dx%d values for activation %d",
           g->ch, g->sw, g->sh, act);
-    tiles_draw_cuda((uint8_t *)dev_rgba, pitch_bytes, act_at(c, c->acts, act, c->batch), g, dev_lut,
-                    c->layout, c->stream);
+    if (c->bf16)
+        tiles_draw_cuda((uint8_t *)dev_rgba, pitch_bytes, act_at<__nv_bfloat16>(c, c->acts, act, c->batch),
+                        g, dev_lut, c->layout, c->stream);
+    else
+        tiles_draw_cuda((uint8_t *)dev_rgba, pitch_bytes, act_at<float>(c, c->acts, act, c->batch), g,
+                        dev_lut, c->layout, c->stream);
 }
 
 extern "C" long backend_cuda_graph_launches(Backend *b) {
@@ -1038,19 +1112,58 @@ static void sample_layout(float *dst, const float *src, int C, size_t HW, int to
         }
 }
 
+// n values of the activation type at dev into floats at out (bf16: through a
+// host copy, each widened exactly); waits.
+static void acts_to_host(CudaCtx *c, float *out, const void *dev, size_t n) {
+    if (!c->bf16) {
+        copy_sync(c, out, dev, n * sizeof(float), cudaMemcpyDeviceToHost);
+        return;
+    }
+    __nv_bfloat16 *h = (__nv_bfloat16 *)tb_malloc(n * sizeof *h);
+    copy_sync(c, h, dev, n * sizeof *h, cudaMemcpyDeviceToHost);
+    for (size_t k = 0; k < n; k++) out[k] = __bfloat162float(h[k]);
+    free(h);
+}
+
+// n floats at src to the activation type at dev (bf16: rounded to nearest
+// even on the host); waits.
+static void acts_to_device(CudaCtx *c, void *dev, const float *src, size_t n) {
+    if (!c->bf16) {
+        copy_sync(c, dev, src, n * sizeof(float), cudaMemcpyHostToDevice);
+        return;
+    }
+    __nv_bfloat16 *h = (__nv_bfloat16 *)tb_malloc(n * sizeof *h);
+    for (size_t k = 0; k < n; k++) h[k] = __float2bfloat16(src[k]);
+    copy_sync(c, dev, h, n * sizeof *h, cudaMemcpyHostToDevice);
+    free(h);
+}
+
 static void cuda_get_activation(Backend *b, int i, float *out) {
     CudaCtx *c = (CudaCtx *)b->ctx;
     CHECK(i >= 0 && i <= c->L && c->batch > 0, "activation %d (batch %d)", i, c->batch);
     size_t n = c->m->act_n[i];
     if (c->layout == TB_NCHW) {
-        copy_sync(c, out, act_at(c, c->acts, i, c->batch), n * sizeof(float), cudaMemcpyDeviceToHost);
+        acts_to_host(c, out, act_ptr(c, c->acts, i, c->batch), n);
         return;
     }
     float *t = (float *)tb_malloc(n * sizeof(float));
-    copy_sync(c, t, act_at(c, c->acts, i, c->batch), n * sizeof(float), cudaMemcpyDeviceToHost);
+    acts_to_host(c, t, act_ptr(c, c->acts, i, c->batch), n);
     int C = act_channels(c, i);
     sample_layout(out, t, C, n / C, 0);
     free(t);
+}
+
+// decode's layers from activation nb on, in its own block.
+template <typename T>
+static void decode_layers(CudaCtx *c, int nb) {
+    const Model *m = c->m;
+    for (int l = nb; l < c->L; l++) {
+        const Layer *L = &m->layers[l];
+        T *y = act_at<T>(c, c->d_dec, l + 1, 1);
+        conv_forward(c, l, 1, y, (const T *)act_at<T>(c, c->d_dec, l, 1));
+        bias_act_forward_cuda(y, c->params + L->b_off, 1, L->cout, L->hout * L->wout, L->act,
+                              m->spec.slope, c->layout, c->stream);
+    }
 }
 
 // The decoder at batch 1 (its plans are made at creation) on a block of its own.
@@ -1058,27 +1171,23 @@ static void cuda_decode(Backend *b, const float *code, uint8_t *rgb) {
     CudaCtx *c = (CudaCtx *)b->ctx;
     const Model *m = c->m;
     int nb = model_bottleneck_act(m);
-    if (!c->d_dec) cudaCheck(cudaMalloc(&c->d_dec, m->act_total * sizeof(float)));
+    if (!c->d_dec) cudaCheck(cudaMalloc(&c->d_dec, m->act_total * c->esz));
     ensure_plans(c, 1);
-    if (c->layout == TB_NCHW) {
-        cudaCheck(cudaMemcpyAsync(act_at(c, c->d_dec, nb, 1), code, m->act_n[nb] * sizeof(float),
+    if (c->layout == TB_NCHW && !c->bf16) {
+        cudaCheck(cudaMemcpyAsync(act_ptr(c, c->d_dec, nb, 1), code, m->act_n[nb] * sizeof(float),
                                   cudaMemcpyHostToDevice, c->stream));
     } else {  // waits: the host copy is freed next
         size_t n = m->act_n[nb];
         float *t = (float *)tb_malloc(n * sizeof(float));
         int C = act_channels(c, nb);
-        sample_layout(t, code, C, n / C, 1);
-        copy_sync(c, act_at(c, c->d_dec, nb, 1), t, n * sizeof(float), cudaMemcpyHostToDevice);
+        if (c->layout == TB_NHWC) sample_layout(t, code, C, n / C, 1);
+        else memcpy(t, code, n * sizeof(float));
+        acts_to_device(c, act_ptr(c, c->d_dec, nb, 1), t, n);
         free(t);
     }
-    for (int l = nb; l < c->L; l++) {
-        const Layer *L = &m->layers[l];
-        float *y = act_at(c, c->d_dec, l + 1, 1);
-        conv_forward(c, l, 1, y, act_at(c, c->d_dec, l, 1));
-        bias_act_forward_cuda(y, c->params + L->b_off, 1, L->cout, L->hout * L->wout, L->act,
-                              m->spec.slope, c->layout, c->stream);
-    }
-    tensor_to_frame_cuda(c->d_rgb, act_at(c, c->d_dec, c->L, 1), c->H, c->W, c->layout, c->stream);
+    if (c->bf16) decode_layers<__nv_bfloat16>(c, nb);
+    else decode_layers<float>(c, nb);
+    to_frame(c, c->d_rgb, act_ptr(c, c->d_dec, c->L, 1));
     copy_sync(c, c->h_rgb, c->d_rgb, c->frame_bytes, cudaMemcpyDeviceToHost);
     memcpy(rgb, c->h_rgb, c->frame_bytes);
 }
@@ -1122,7 +1231,8 @@ static Backend *backend_table_new(const Model *m, int max_batch, CudaCtx *c) {
 
 // Shapes, the environment's switches, and the host tables of plans and graphs
 // (filled on first use of a batch size); no device work.
-static void ctx_init(CudaCtx *c, const Model *m, int max_batch, const BackendOpts *o, int layout) {
+static void ctx_init(CudaCtx *c, const Model *m, int max_batch, const BackendOpts *o, int layout,
+                     int bf16) {
     int nl = m->n_layers;
     c->m = m;
     c->max_batch = max_batch;
@@ -1134,6 +1244,8 @@ static void ctx_init(CudaCtx *c, const Model *m, int max_batch, const BackendOpt
     c->bn_c = model_bottleneck_channels(m);
     c->tf32 = cuda_tf32_enabled();
     c->layout = layout;
+    c->bf16 = bf16;
+    c->esz = bf16 ? sizeof(__nv_bfloat16) : sizeof(float);
     // Escape hatches for debugging on a new machine: eager launches, and
     // cuDNN's heuristics instead of timing the algorithms at init.
     const char *g = getenv("TABULA_NO_GRAPH"), *f = getenv("TABULA_CUDNN_FIND");
@@ -1154,7 +1266,7 @@ static void ctx_init(CudaCtx *c, const Model *m, int max_batch, const BackendOpt
                                             sizeof(CudaStepWork));
 }
 
-// Floats of the activation block's each half (activations, their gradients).
+// Values of the activation block's each half (activations, their gradients).
 static size_t acts_floats(const CudaCtx *c) { return (size_t)c->max_batch * c->m->act_total; }
 
 // Largest scratch bias_act_backward_cuda needs over every batch size and layer (floats).
@@ -1212,9 +1324,9 @@ static int alloc_device_blocks(CudaCtx *c, TbErr *err) {
     c->grads = c->pblock + n;
     c->mom = c->pblock + 2 * n;
     c->var = c->pblock + 3 * n;
-    CU_TRY(err, cudaMalloc((void **)&c->ablock, 2 * acts_n * sizeof(float)));
+    CU_TRY(err, cudaMalloc((void **)&c->ablock, 2 * acts_n * c->esz));
     c->acts = c->ablock;
-    c->dacts = c->ablock + acts_n;
+    c->dacts = (char *)c->ablock + acts_n * c->esz;
     if (bias_n) CU_TRY(err, cudaMalloc((void **)&c->bias_scratch, bias_n * sizeof(float)));
     CU_TRY(err, cudaMalloc((void **)&c->reduce_scratch, TB_REDUCE_BLOCKS * sizeof(double)));
     CU_TRY(err, cudaMalloc((void **)&c->d_scalars, 2 * sizeof(float)));
@@ -1229,19 +1341,40 @@ static int alloc_device_blocks(CudaCtx *c, TbErr *err) {
     CU_TRY(err, cudaMalloc((void **)&c->d_store, (size_t)c->n_store * c->frame_bytes));
     CU_TRY(err, cudaMalloc((void **)&c->d_rgb, c->frame_bytes));
     size_t bn_n = c->m->act_n[c->nb];
-    CU_TRY(err, cudaMalloc((void **)&c->d_bnout, (size_t)c->max_batch * bn_n * sizeof(float)));
-    CU_TRY(err, cudaMalloc((void **)&c->d_held, bn_n * sizeof(float)));
+    CU_TRY(err, cudaMalloc((void **)&c->d_bnout, (size_t)c->max_batch * bn_n * c->esz));
+    CU_TRY(err, cudaMalloc((void **)&c->d_held, bn_n * c->esz));
     CU_TRY(err, cudaMalloc((void **)&c->d_bn, (1 + (size_t)c->bn_c) * sizeof(float)));
     CU_TRY(err, cudaMalloc((void **)&c->d_pass, sizeof(unsigned long long)));
-    CU_TRY(err, cudaMemsetAsync(c->d_held, 0, bn_n * sizeof(float), c->stream));
+    CU_TRY(err, cudaMemsetAsync(c->d_held, 0, bn_n * c->esz, c->stream));
     CU_TRY(err, cudaMemsetAsync(c->d_bn, 0, sizeof(float), c->stream));  // noise 0
     CU_TRY(err, cudaMemsetAsync(c->d_pass, 0, sizeof(unsigned long long), c->stream));
     // Zeroed like the CPU backend: parameters until set_params, optimizer state,
     // activations (so an output read before any step is black, not garbage).
     CU_TRY(err, cudaMemsetAsync(c->pblock, 0, 4 * n * sizeof(float), c->stream));
-    CU_TRY(err, cudaMemsetAsync(c->ablock, 0, 2 * acts_n * sizeof(float), c->stream));
+    CU_TRY(err, cudaMemsetAsync(c->ablock, 0, 2 * acts_n * c->esz, c->stream));
     CU_TRY(err, cudaMemsetAsync(c->d_ring, 0, TB_STATS_RING * sizeof(StepStats), c->stream));
     CU_TRY(err, cudaMemsetAsync(c->d_scalars, 0, 2 * sizeof(float), c->stream));
+    return 0;
+}
+
+// bf16: the weights' bfloat16 copy (zero, as the weights), cuDNN's bfloat16
+// weight gradients (zero) and the mask of conv weights, made on the host.
+static int alloc_bf16_blocks(CudaCtx *c, TbErr *err) {
+    if (!c->bf16) return 0;
+    size_t n = c->m->n_params;
+    CU_TRY(err, cudaMalloc((void **)&c->w16, n * sizeof(__nv_bfloat16)));
+    CU_TRY(err, cudaMalloc((void **)&c->g16, n * sizeof(__nv_bfloat16)));
+    CU_TRY(err, cudaMalloc((void **)&c->wmask, n));
+    CU_TRY(err, cudaMemsetAsync(c->w16, 0, n * sizeof(__nv_bfloat16), c->stream));
+    CU_TRY(err, cudaMemsetAsync(c->g16, 0, n * sizeof(__nv_bfloat16), c->stream));
+    uint8_t *mask = (uint8_t *)tb_calloc(n, 1);
+    for (int l = 0; l < c->L; l++) {
+        const Layer *L = &c->m->layers[l];
+        memset(mask + L->w_off, 1, L->w_n);
+    }
+    cudaError_t e = cudaMemcpy(c->wmask, mask, n, cudaMemcpyHostToDevice);
+    free(mask);
+    CU_TRY(err, e);
     return 0;
 }
 
@@ -1289,13 +1422,15 @@ static int log_device(const CudaCtx *c, TbErr *err) {
     CU_TRY(err, cudaGetDevice(&dev));
     CU_TRY(err, cudaGetDeviceProperties(&prop, dev));
     size_t n = c->m->n_params;
-    double mib = (double)(4 * n * sizeof(float) + 2 * acts_floats(c) * sizeof(float) + c->ws_size) /
+    double mib = (double)(4 * n * sizeof(float) + 2 * acts_floats(c) * c->esz + c->ws_size +
+                          (c->bf16 ? n * (2 * sizeof(__nv_bfloat16) + 1) : 0)) /
                  (1024.0 * 1024.0);
     mib += (double)c->n_store * c->frame_bytes / (1024.0 * 1024.0);
-    tb_log("cuda: %s (sm_%d%d), cuDNN %zu, TF32 %s, layout %s, algorithms %s%s, CUDA graphs %s, "
-           "%.0f MiB (workspace %.0f MiB, grows with the batch sizes used; %d frames kept)",
+    tb_log("cuda: %s (sm_%d%d), cuDNN %zu, TF32 %s, layout %s, activations %s, algorithms %s%s, "
+           "CUDA graphs %s, %.0f MiB (workspace %.0f MiB, grows with the batch sizes used; %d "
+           "frames kept)",
            prop.name, prop.major, prop.minor, cudnnGetVersion(), c->tf32 ? "on" : "off",
-           cuda_layout_name(c->layout),
+           cuda_layout_name(c->layout), c->bf16 ? "BF16 (FP32 master weights)" : "FP32",
            c->find ? "timed per batch size" : "by heuristics",
            c->deterministic ? ", deterministic only" : "", c->use_graphs ? "on" : "off", mib,
            (double)c->ws_size / (1024.0 * 1024.0), c->n_cache);
@@ -1312,6 +1447,8 @@ extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, const Bac
     }
     int layout = cuda_layout_env(err);  // a bad value fails here, GPU or not
     if (layout < 0) return NULL;
+    int bf16 = cuda_dtype_env(err);  // likewise
+    if (bf16 < 0) return NULL;
     if (device_check(err)) return NULL;  // cuDNN is checked by making the handle
     int nl = m->n_layers;
     CHECK(nl >= 1 && m->layers[0].cin == 3 && m->layers[nl - 1].cout == 3 &&
@@ -1320,9 +1457,9 @@ extern "C" Backend *backend_cuda_create(const Model *m, int max_batch, const Bac
 
     CudaCtx *c = (CudaCtx *)tb_calloc(1, sizeof *c);
     Backend *b = backend_table_new(m, max_batch, c);
-    ctx_init(c, m, max_batch, o, layout);
+    ctx_init(c, m, max_batch, o, layout, bf16);
     if (create_stream_and_handle(c, err) || size_frame_store(c, err) || alloc_device_blocks(c, err) ||
-        alloc_host_rings(c, err) || plan_first_batch(c, err) || wait_for_init(c, err) ||
+        alloc_bf16_blocks(c, err) || alloc_host_rings(c, err) || plan_first_batch(c, err) || wait_for_init(c, err) ||
         log_device(c, err)) {
         cuda_destroy(b);
         return NULL;

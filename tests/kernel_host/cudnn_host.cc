@@ -24,6 +24,16 @@
 // with fused multiply-adds: out = alpha * op + beta * out, and beta = 0 does
 // not read out (it may hold NaN). Work goes on the handle's stream
 // (kh_enqueue): run at once, or recorded when the stream is capturing.
+//
+// Data types: FLOAT_CONFIG (float tensors, filter and compute) and cuDNN's
+// PSEUDO_BFLOAT16_CONFIG (CUDNN_DATA_BFLOAT16 tensors and filter, FLOAT
+// compute type; alpha and beta stay float): each bfloat16 is read exactly as
+// a float, the sums are the float ones above (no TF32 rounding: the inputs
+// already have 8 bits), and the result is rounded to nearest even into
+// bfloat16 on store (beta reads the stored bfloat16). Anything else (a mix of
+// types, BFLOAT16 compute) is CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE. cuDNN's
+// tables list the FFT and Winograd algorithms for the float and half configs
+// only: with bfloat16 they are NOT_SUPPORTED here; NCHW and NHWC both run.
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +42,7 @@
 #include <set>
 #include <vector>
 
+#include "cuda_bf16.h"
 #include "cuda_host_internal.h"
 #include "cudnn.h"
 
@@ -101,6 +112,7 @@ struct Geo {
     int N, C, H, W, K, Cg, R, S, P, Q;
     int ph, pw, u, v, dh, dw, groups, flip;
     int nhwc;  // tensors NHWC and the filter KRSC (else NCHW and KCRS)
+    int bf16;  // PSEUDO_BFLOAT16_CONFIG: tensors and filter bfloat16 (else all float)
     size_t nx() const { return (size_t)N * C * H * W; }
     size_t nw() const { return (size_t)K * Cg * R * S; }
     size_t ny() const { return (size_t)N * K * P * Q; }
@@ -110,9 +122,12 @@ cudnnStatus_t geometry(const cudnnTensorStruct *x, const cudnnFilterStruct *w,
                        const cudnnConvolutionStruct *cd, const cudnnTensorStruct *y, Geo *g) {
     if (!usable(x) || !usable(w) || !usable(cd) || (y && !usable(y)))
         return fail(CUDNN_STATUS_BAD_PARAM, "a descriptor is null, destroyed or never set");
-    if (x->type != CUDNN_DATA_FLOAT || w->type != CUDNN_DATA_FLOAT ||
-        (y && y->type != CUDNN_DATA_FLOAT) || cd->compute != CUDNN_DATA_FLOAT)
-        return fail(CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE, "only float data and compute here");
+    if ((x->type != CUDNN_DATA_FLOAT && x->type != CUDNN_DATA_BFLOAT16) || w->type != x->type ||
+        (y && y->type != x->type) || cd->compute != CUDNN_DATA_FLOAT)
+        return fail(CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE,
+                    "data types x %d, filter %d, y %d, compute %d: float or bfloat16 data, all "
+                    "three the same, float compute here",
+                    (int)x->type, (int)w->type, y ? (int)y->type : (int)x->type, (int)cd->compute);
     if ((x->format != CUDNN_TENSOR_NCHW && x->format != CUDNN_TENSOR_NHWC) ||
         w->format != x->format || (y && y->format != x->format))
         return fail(CUDNN_STATUS_NOT_SUPPORTED_LAYOUT,
@@ -124,7 +139,7 @@ cudnnStatus_t geometry(const cudnnTensorStruct *x, const cudnnFilterStruct *w,
                     cd->groups);
     Geo q = {x->n, x->c, x->h, x->w, w->k, w->c, w->h, w->w, 0, 0,
              cd->ph, cd->pw, cd->u, cd->v, cd->dh, cd->dw, cd->groups, cd->mode == CUDNN_CONVOLUTION,
-             x->format == CUDNN_TENSOR_NHWC};
+             x->format == CUDNN_TENSOR_NHWC, x->type == CUDNN_DATA_BFLOAT16};
     int eh = (q.R - 1) * q.dh + 1, ew = (q.S - 1) * q.dw + 1;
     q.P = q.H + 2 * q.ph < eh ? 0 : (q.H + 2 * q.ph - eh) / q.u + 1;
     q.Q = q.W + 2 * q.pw < ew ? 0 : (q.W + 2 * q.pw - ew) / q.v + 1;
@@ -148,34 +163,35 @@ struct Algo {
     int unsupported;  // listed, never usable
     size_t fixed, per_sample;  // workspace: fixed + N * per_sample bytes
     int nchw_only;    // FFT: NCHW tensors only
+    int no_bf16;      // FFT and Winograd: float (and half) configs only
 };
 const size_t kMiB = 1u << 20;
 const Algo kFwd[] = {
-    {CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING, 0.010f, 0, 0, 0, 0, 300 * kMiB, 0, 1},
-    {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, 0.020f, 0, 1, 0, 0, 4096, 16 * kMiB, 0},
-    {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, 0.030f, 0, 0, 0, 0, 0, 0, 0},
-    {CUDNN_CONVOLUTION_FWD_ALGO_GEMM, 0.040f, 0, 0, 0, 0, 0, 64 * 1024, 0},
-    {CUDNN_CONVOLUTION_FWD_ALGO_FFT, 0.050f, 0, 0, 0, 0, 1 * kMiB, 1 * kMiB, 1},
-    {CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED, 0.060f, 0, 0, 1, 0, 256 * 1024, 0, 0},
-    {CUDNN_CONVOLUTION_FWD_ALGO_DIRECT, -1, 0, 0, 0, 1, 0, 0, 0},
-    {CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD, -1, 0, 0, 0, 1, 0, 0, 0},
+    {CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING, 0.010f, 0, 0, 0, 0, 300 * kMiB, 0, 1, 1},
+    {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, 0.020f, 0, 1, 0, 0, 4096, 16 * kMiB, 0, 0},
+    {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, 0.030f, 0, 0, 0, 0, 0, 0, 0, 0},
+    {CUDNN_CONVOLUTION_FWD_ALGO_GEMM, 0.040f, 0, 0, 0, 0, 0, 64 * 1024, 0, 0},
+    {CUDNN_CONVOLUTION_FWD_ALGO_FFT, 0.050f, 0, 0, 0, 0, 1 * kMiB, 1 * kMiB, 1, 1},
+    {CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED, 0.060f, 0, 0, 1, 0, 256 * 1024, 0, 0, 1},
+    {CUDNN_CONVOLUTION_FWD_ALGO_DIRECT, -1, 0, 0, 0, 1, 0, 0, 0, 0},
+    {CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD, -1, 0, 0, 0, 1, 0, 0, 0, 1},
 };
 const Algo kBwdData[] = {
-    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING, 0.010f, 0, 0, 0, 0, 300 * kMiB, 0, 1},
-    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, 0.015f, 1, 0, 0, 0, 0, 0, 0},
-    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, 0.020f, 0, 1, 0, 0, 4096, 8 * kMiB, 0},
-    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT, 0.050f, 0, 0, 0, 0, 1 * kMiB, 1 * kMiB, 1},
-    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED, 0.060f, 0, 0, 1, 0, 256 * 1024, 0, 0},
-    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD, -1, 0, 0, 0, 1, 0, 0, 0},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING, 0.010f, 0, 0, 0, 0, 300 * kMiB, 0, 1, 1},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, 0.015f, 1, 0, 0, 0, 0, 0, 0, 0},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, 0.020f, 0, 1, 0, 0, 4096, 8 * kMiB, 0, 0},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT, 0.050f, 0, 0, 0, 0, 1 * kMiB, 1 * kMiB, 1, 1},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED, 0.060f, 0, 0, 1, 0, 256 * 1024, 0, 0, 1},
+    {CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD, -1, 0, 0, 0, 1, 0, 0, 0, 1},
 };
 const Algo kBwdFilter[] = {
-    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING, 0.010f, 0, 0, 0, 0, 300 * kMiB, 0, 1},
-    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3, 0.012f, 1, 0, 0, 0, 64 * 1024, 0, 0},
-    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, 0.015f, 1, 0, 0, 0, 0, 0, 0},
-    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, 0.020f, 0, 1, 0, 0, 4096, 8 * kMiB, 0},
-    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT, 0.050f, 0, 0, 0, 0, 1 * kMiB, 1 * kMiB, 1},
-    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED, 0.060f, 0, 0, 1, 0, 256 * 1024, 0, 0},
-    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD, -1, 0, 0, 0, 1, 0, 0, 0},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING, 0.010f, 0, 0, 0, 0, 300 * kMiB, 0, 1, 1},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3, 0.012f, 1, 0, 0, 0, 64 * 1024, 0, 0, 0},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, 0.015f, 1, 0, 0, 0, 0, 0, 0, 0},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, 0.020f, 0, 1, 0, 0, 4096, 8 * kMiB, 0, 0},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT, 0.050f, 0, 0, 0, 0, 1 * kMiB, 1 * kMiB, 1, 1},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED, 0.060f, 0, 0, 1, 0, 256 * 1024, 0, 0, 1},
+    {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD, -1, 0, 0, 0, 1, 0, 0, 0, 1},
 };
 struct AlgoList {
     const Algo *a;
@@ -193,7 +209,7 @@ const Algo *find_algo(int dir, int algo) {
     return NULL;
 }
 int supports(const Algo *a, const Geo &g) {
-    if (a->unsupported || (a->nchw_only && g.nhwc)) return 0;
+    if (a->unsupported || (a->nchw_only && g.nhwc) || (a->no_bf16 && g.bf16)) return 0;
     if (a->k3s1_only) return g.R == 3 && g.S == 3 && g.u == 1 && g.v == 1 && g.groups == 1;
     return 1;
 }
@@ -254,16 +270,22 @@ struct Run {
     Geo g;
     int dir, nondet, round_tf32;
     float alpha, beta;
-    const float *a, *b;  // fwd: x, w; bwd data: w, dy; bwd filter: x, dy
-    float *out;
+    const void *a, *b;  // fwd: x, w; bwd data: w, dy; bwd filter: x, dy (float or bfloat16)
+    void *out;
     void *ws;
     size_t ws_need;
 };
 
-float in(const Run &r, const float *p, size_t i) { return r.round_tf32 ? tf32(p[i]) : p[i]; }
+float in(const Run &r, const void *p, size_t i) {
+    if (r.g.bf16) return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    float f = ((const float *)p)[i];
+    return r.round_tf32 ? tf32(f) : f;
+}
 
 void store(const Run &r, size_t i, float acc) {
-    r.out[i] = r.beta != 0.0f ? r.alpha * acc + r.beta * r.out[i] : r.alpha * acc;
+    float v = r.beta != 0.0f ? r.alpha * acc + r.beta * in(r, r.out, i) : r.alpha * acc;
+    if (r.g.bf16) ((__nv_bfloat16 *)r.out)[i] = __float2bfloat16(v);
+    else ((float *)r.out)[i] = v;
 }
 
 // Filter tap (r, s) as the mode reads it (CUDNN_CONVOLUTION flips the filter).
@@ -369,7 +391,7 @@ const char *kDir[3] = {"cudnnConvolutionForward", "cudnnConvolutionBackwardData"
                        "cudnnConvolutionBackwardFilter"};
 
 // Checks one convolution call as cuDNN would and enqueues it on the handle's
-// stream. sizes of a, b, out in floats from the geometry.
+// stream. sizes of a, b, out in elements (float or bfloat16) from the geometry.
 cudnnStatus_t convolve(cudnnHandle_t h, int dir, int algo, const Geo &g,
                        const cudnnConvolutionStruct *cd, const void *alpha, const void *beta,
                        const void *a, size_t na, const void *b, size_t nb, void *out, size_t nout,
@@ -387,15 +409,16 @@ cudnnStatus_t convolve(cudnnHandle_t h, int dir, int algo, const Geo &g,
                     call, ws_size, algo, need);
     char what[96];
     snprintf(what, sizeof what, "%s (%s)", call, "inputs, output or workspace");
-    if (!kh_device_ok(a, na * 4, what) || !kh_device_ok(b, nb * 4, what) ||
-        !kh_device_ok(out, nout * 4, what) || (need && !kh_device_ok(ws, ws_size, what)))
+    size_t es = g.bf16 ? 2 : 4;  // bytes an element
+    na *= es, nb *= es, nout *= es;
+    if (!kh_device_ok(a, na, what) || !kh_device_ok(b, nb, what) ||
+        !kh_device_ok(out, nout, what) || (need && !kh_device_ok(ws, ws_size, what)))
         return fail(CUDNN_STATUS_BAD_PARAM, "%s: a pointer is not device memory of its size", call);
     Run r = {g, dir, al->nondet, al->tensor_op && cd->math != CUDNN_FMA_MATH && tf32_allowed(),
-             *(const float *)alpha, *(const float *)beta, (const float *)a, (const float *)b,
-             (float *)out, ws, need};
+             *(const float *)alpha, *(const float *)beta, a, b, out, ws, need};
     cudaError_t e = kh_enqueue(h->stream, KH_OP_CUDNN, [r, na, nb, nout, call] {
-        if (!kh_device_ok(r.a, na * 4, call) || !kh_device_ok(r.b, nb * 4, call) ||
-            !kh_device_ok(r.out, nout * 4, call) ||
+        if (!kh_device_ok(r.a, na, call) || !kh_device_ok(r.b, nb, call) ||
+            !kh_device_ok(r.out, nout, call) ||
             (r.ws_need && !kh_device_ok(r.ws, r.ws_need, call)))
             return;  // reported: a graph replayed after its buffers were freed
         if (r.ws_need) {  // the workspace is scratch: nothing may rely on what it held

@@ -9,7 +9,8 @@
 #                          conv_cudnn.cu on the host cuDNN) and the CPU backend;
 #   test_cuda_steps_host   the work of one training step (kernels and cuDNN
 #                          calls counted) and graphs across workspace growth.
-# The last two run again as *_nhwc with TABULA_CUDA_LAYOUT=nhwc.
+# The last two run again as *_nhwc with TABULA_CUDA_LAYOUT=nhwc, and the
+# parity run as test_cuda_parity_host_bf16 with TABULA_CUDA_DTYPE=bf16.
 set(KH_DIR ${CMAKE_CURRENT_LIST_DIR})
 
 # The shim: runtime (launches, memory, streams, events, graphs) and cuDNN.
@@ -103,6 +104,11 @@ set_tests_properties(test_cuda_parity_host_nhwc PROPERTIES SKIP_RETURN_CODE 77 T
 add_test(NAME test_cuda_steps_host_nhwc COMMAND test_cuda_steps_host)
 set_tests_properties(test_cuda_steps_host_nhwc PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
                      ENVIRONMENT "${TEST_ENV};TABULA_CUDA_LAYOUT=nhwc")
+# The parity run once more with bfloat16 activations (TABULA_CUDA_DTYPE=bf16):
+# every case, the comparisons with the float CPU at the bf16 bounds (~30 s).
+add_test(NAME test_cuda_parity_host_bf16 COMMAND test_cuda_parity_host)
+set_tests_properties(test_cuda_parity_host_bf16 PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                     ENVIRONMENT "${TEST_ENV};KH_DEVICES=2;TABULA_CUDA_DTYPE=bf16")
 
 # In a CUDA build the toolkit's headers are here: every value the stand-ins
 # give (cuda_host_api.h, include/cudnn.h) must be the toolkit's, or the build

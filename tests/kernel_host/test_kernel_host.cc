@@ -25,7 +25,10 @@
 //   - the bottleneck: dropped channels exactly +0, the backward pass and the
 //     forward pass without noise the CPU's bits; with noise the draws go
 //     through logf and cosf, whose last bits differ between the device and
-//     glibc: |error| <= |m| a |g| 2^-20 + 2^-21 |y| (see bn_noise_far).
+//     glibc: |error| <= |m| a |g| 2^-20 + 2^-21 |y| (see bn_noise_far);
+//   - the bfloat16 forms (bf16_* cases): the CPU result on the same
+//     bfloat16 inputs rounded once to bfloat16, bit for bit (derivation at
+//     those cases).
 // Measured (each case prints its worst error as a fraction of its bound): the
 // updates within one ulp (0.12 of the bound), the bias gradients 0.015 of
 // theirs (0.042 in NHWC, whose column sums take more chunks); the losses and the norm gave the CPU's bits on these inputs; the
@@ -43,11 +46,14 @@
 
 #include <vector>
 
+#include <cuda_bf16.h>
+
 #include "ops_cuda.h"
 #include "test.h"
 
 // Kernels of kernels/*.cu the negative checks launch wrongly on purpose.
-__global__ void tensor_to_frame_kernel(uint8_t *rgb, const float *x, int HW, size_t cs, int ps);
+template <typename T>
+__global__ void tensor_to_frame_kernel(uint8_t *rgb, const T *x, int HW, size_t cs, int ps);
 __global__ void lerp_kernel(float *w, const float *s, size_t n, float a);
 
 // One seeded generator; the cases draw from it in list order.
@@ -1119,6 +1125,32 @@ TEST_IMPL(bottleneck_next) {
 
 // ---------------------------------------------------------------- the host cuDNN in NHWC
 
+// Host floats to a device block of type dt (bfloat16: rounded to nearest even)
+// and back (exact); the cuDNN cases run either type through the same code.
+static void *dev_of(const std::vector<float> &v, cudnnDataType_t dt) {
+    if (dt == CUDNN_DATA_FLOAT) {
+        float *d = dnew<float>(v.size());
+        up(d, v);
+        return d;
+    }
+    std::vector<__nv_bfloat16> b(v.size());
+    for (size_t i = 0; i < v.size(); i++) b[i] = __float2bfloat16(v[i]);
+    __nv_bfloat16 *d = dnew<__nv_bfloat16>(v.size());
+    up(d, b);
+    return d;
+}
+static std::vector<float> host_of(const void *d, size_t n, cudnnDataType_t dt) {
+    if (dt == CUDNN_DATA_FLOAT) return down((const float *)d, n);
+    std::vector<__nv_bfloat16> b = down((const __nv_bfloat16 *)d, n);
+    std::vector<float> v(n);
+    for (size_t i = 0; i < n; i++) v[i] = __bfloat162float(b[i]);
+    return v;
+}
+static std::vector<float> bf16_round(std::vector<float> v) {
+    for (float &x : v) x = __bfloat162float(__float2bfloat16(x));
+    return v;
+}
+
 // One convolution's three calls in format f (CUDNN_TENSOR_NCHW, or NHWC with a
 // KRSC filter) on NCHW/KCRS host data, transposed in and out: y, dx, dw in
 // NCHW/KCRS order, concatenated.
@@ -1127,7 +1159,8 @@ struct ConvShape {
 };
 static std::vector<float> conv3(cudnnHandle_t h, const ConvShape &c, cudnnTensorFormat_t f,
                                 const std::vector<float> &x, const std::vector<float> &w,
-                                const std::vector<float> &dy, int P, int Q) {
+                                const std::vector<float> &dy, int P, int Q,
+                                cudnnDataType_t dt = CUDNN_DATA_FLOAT) {
     int lay_f = f == CUDNN_TENSOR_NHWC ? TB_NHWC : TB_NCHW;
     cudnnTensorDescriptor_t xd, yd;
     cudnnFilterDescriptor_t wd;
@@ -1136,9 +1169,9 @@ static std::vector<float> conv3(cudnnHandle_t h, const ConvShape &c, cudnnTensor
     cudnnCheck(cudnnCreateTensorDescriptor(&yd));
     cudnnCheck(cudnnCreateFilterDescriptor(&wd));
     cudnnCheck(cudnnCreateConvolutionDescriptor(&cd));
-    cudnnCheck(cudnnSetTensor4dDescriptor(xd, f, CUDNN_DATA_FLOAT, c.N, c.C, c.H, c.W));
-    cudnnCheck(cudnnSetTensor4dDescriptor(yd, f, CUDNN_DATA_FLOAT, c.N, c.K, P, Q));
-    cudnnCheck(cudnnSetFilter4dDescriptor(wd, CUDNN_DATA_FLOAT, f, c.K, c.C, c.R, c.R));
+    cudnnCheck(cudnnSetTensor4dDescriptor(xd, f, dt, c.N, c.C, c.H, c.W));
+    cudnnCheck(cudnnSetTensor4dDescriptor(yd, f, dt, c.N, c.K, P, Q));
+    cudnnCheck(cudnnSetFilter4dDescriptor(wd, dt, f, c.K, c.C, c.R, c.R));
     cudnnCheck(cudnnSetConvolution2dDescriptor(cd, c.P, c.P, c.S, c.S, 1, 1, CUDNN_CROSS_CORRELATION,
                                                CUDNN_DATA_FLOAT));
     cudnnCheck(cudnnSetConvolutionMathType(cd, CUDNN_FMA_MATH));
@@ -1146,13 +1179,12 @@ static std::vector<float> conv3(cudnnHandle_t h, const ConvShape &c, cudnnTensor
     cudnnCheck(cudnnGetConvolutionBackwardDataWorkspaceSize(h, wd, yd, cd, xd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, &ws_size));
     cudnnCheck(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, xd, yd, cd, wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, &s1));
     ws_size = s1 > ws_size ? s1 : ws_size;
-    float *dx = dnew<float>(x.size()), *dw = dnew<float>(w.size()), *ddy = dnew<float>(dy.size());
-    float *dxo = dnew<float>(x.size()), *dwo = dnew<float>(w.size()), *dyo = dnew<float>(dy.size());
     char *ws = dnew<char>(ws_size);
     int hw = c.H * c.W, rs = c.R * c.R, pq = P * Q;
-    up(dx, lay(x, c.N, c.C, hw, lay_f));
-    up(dw, lay(w, c.K, c.C, rs, lay_f));  // KCRS -> KRSC: the filter as K samples of C x RS
-    up(ddy, lay(dy, c.N, c.K, pq, lay_f));
+    void *dx = dev_of(lay(x, c.N, c.C, hw, lay_f), dt);
+    void *dw = dev_of(lay(w, c.K, c.C, rs, lay_f), dt);  // KCRS -> KRSC: K samples of C x RS
+    void *ddy = dev_of(lay(dy, c.N, c.K, pq, lay_f), dt);
+    void *dxo = dev_of(x, dt), *dwo = dev_of(w, dt), *dyo = dev_of(dy, dt);
     const float one = 1.0f, zero = 0.0f;
     cudnnCheck(cudnnConvolutionForward(h, &one, xd, dx, wd, dw, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
                                        ws, ws_size, &zero, yd, dyo));
@@ -1161,14 +1193,14 @@ static std::vector<float> conv3(cudnnHandle_t h, const ConvShape &c, cudnnTensor
     cudnnCheck(cudnnConvolutionBackwardFilter(h, &one, xd, dx, yd, ddy, cd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
                                               ws, ws_size, &zero, wd, dwo));
     cudaCheck(cudaDeviceSynchronize());
-    std::vector<float> out = unlay(down(dyo, dy.size()), c.N, c.K, pq, lay_f);
-    std::vector<float> gx = unlay(down(dxo, x.size()), c.N, c.C, hw, lay_f);
-    std::vector<float> gw = unlay(down(dwo, w.size()), c.K, c.C, rs, lay_f);
+    std::vector<float> out = unlay(host_of(dyo, dy.size(), dt), c.N, c.K, pq, lay_f);
+    std::vector<float> gx = unlay(host_of(dxo, x.size(), dt), c.N, c.C, hw, lay_f);
+    std::vector<float> gw = unlay(host_of(dwo, w.size(), dt), c.K, c.C, rs, lay_f);
     out.insert(out.end(), gx.begin(), gx.end());
     out.insert(out.end(), gw.begin(), gw.end());
     // What cuDNN refuses stays refused: a filter in another format than the
     // tensors, and the FFT algorithms in NHWC.
-    if (f == CUDNN_TENSOR_NHWC) {
+    if (f == CUDNN_TENSOR_NHWC && dt == CUDNN_DATA_FLOAT) {
         cudnnFilterDescriptor_t wn;
         cudnnCheck(cudnnCreateFilterDescriptor(&wn));
         cudnnCheck(cudnnSetFilter4dDescriptor(wn, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, c.K, c.C, c.R, c.R));
@@ -1180,9 +1212,32 @@ static std::vector<float> conv3(cudnnHandle_t h, const ConvShape &c, cudnnTensor
         EXPECT(st == CUDNN_STATUS_NOT_SUPPORTED, "FFT in NHWC: status %d", (int)st);
         cudnnDestroyFilterDescriptor(wn);
     }
+    // bfloat16 (PSEUDO_BFLOAT16_CONFIG): a float filter with bfloat16 tensors,
+    // bfloat16 compute, and the FFT and Winograd algorithms are refused.
+    if (dt == CUDNN_DATA_BFLOAT16) {
+        cudnnFilterDescriptor_t wf;
+        cudnnConvolutionDescriptor_t cb;
+        cudnnCheck(cudnnCreateFilterDescriptor(&wf));
+        cudnnCheck(cudnnCreateConvolutionDescriptor(&cb));
+        cudnnCheck(cudnnSetFilter4dDescriptor(wf, CUDNN_DATA_FLOAT, f, c.K, c.C, c.R, c.R));
+        cudnnCheck(cudnnSetConvolution2dDescriptor(cb, c.P, c.P, c.S, c.S, 1, 1,
+                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_BFLOAT16));
+        cudnnStatus_t st = cudnnConvolutionForward(h, &one, xd, dx, wf, dw, cd, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                                   ws, ws_size, &zero, yd, dyo);
+        EXPECT(st == CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE, "bf16 tensors, float filter: status %d", (int)st);
+        st = cudnnConvolutionForward(h, &one, xd, dx, wd, dw, cb, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                     ws, ws_size, &zero, yd, dyo);
+        EXPECT(st == CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE, "bf16 compute: status %d", (int)st);
+        size_t b = 0;
+        st = cudnnGetConvolutionForwardWorkspaceSize(h, xd, wd, cd, yd, CUDNN_CONVOLUTION_FWD_ALGO_FFT, &b);
+        EXPECT(st == CUDNN_STATUS_NOT_SUPPORTED, "FFT in bf16: status %d", (int)st);
+        st = cudnnGetConvolutionBackwardFilterWorkspaceSize(h, xd, yd, cd, wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED, &b);
+        EXPECT(st == CUDNN_STATUS_NOT_SUPPORTED, "Winograd in bf16: status %d", (int)st);
+        cudnnDestroyFilterDescriptor(wf), cudnnDestroyConvolutionDescriptor(cb);
+    }
     cudnnDestroyTensorDescriptor(xd), cudnnDestroyTensorDescriptor(yd);
     cudnnDestroyFilterDescriptor(wd), cudnnDestroyConvolutionDescriptor(cd);
-    for (void *d : {(void *)dx, (void *)dw, (void *)ddy, (void *)dxo, (void *)dwo, (void *)dyo, (void *)ws}) cudaFree(d);
+    for (void *d : {dx, dw, ddy, dxo, dwo, dyo, (void *)ws}) cudaFree(d);
     return out;
 }
 
@@ -1205,6 +1260,336 @@ TEST_IMPL(cudnn_nhwc_matches_nchw) {
                c.N, c.C, c.H, c.W, c.K, c.R, c.S, diff_bits(a, b), a.size());
     }
     cudnnCheck(cudnnDestroy(h));
+}
+
+// The host cuDNN's PSEUDO_BFLOAT16_CONFIG (conv_cudnn.cu's bf16 plans rest on
+// it), in both formats: bfloat16 inputs are read exactly and summed in float
+// as the float call sums the same (bf16-rounded) values, so each result is
+// the float call's result rounded once to bfloat16: the same bits, not a
+// bound (bf16's own error, 2^-9 relative, is the parity test's business). A
+// result stored in float, or rounded by truncation, or inputs read as float
+// bits, would differ.
+TEST_IMPL(cudnn_bf16_rounds_the_float_sums) {
+    static const ConvShape kConvs[] = {{2, 3, 9, 11, 5, 3, 1, 1}, {1, 8, 16, 12, 6, 4, 2, 1}};
+    cudnnHandle_t h;
+    cudnnCheck(cudnnCreate(&h));
+    for (const ConvShape &c : kConvs) {
+        int P = (c.H + 2 * c.P - c.R) / c.S + 1, Q = (c.W + 2 * c.P - c.R) / c.S + 1;
+        std::vector<float> x = bf16_round(randv((size_t)c.N * c.C * c.H * c.W, -1, 1));
+        std::vector<float> w = bf16_round(randv((size_t)c.K * c.C * c.R * c.R, -1, 1));
+        std::vector<float> dy = bf16_round(randv((size_t)c.N * c.K * P * Q, -1, 1));
+        std::vector<float> want = bf16_round(conv3(h, c, CUDNN_TENSOR_NCHW, x, w, dy, P, Q));
+        for (cudnnTensorFormat_t f : {CUDNN_TENSOR_NCHW, CUDNN_TENSOR_NHWC}) {
+            std::vector<float> got = conv3(h, c, f, x, w, dy, P, Q, CUDNN_DATA_BFLOAT16);
+            EXPECT(diff_bits(got, want) == 0, "conv %dx%dx%dx%d -> %d k%d s%d, format %d: bf16 %zu of %zu values differ",
+                   c.N, c.C, c.H, c.W, c.K, c.R, c.S, (int)f, diff_bits(got, want), want.size());
+        }
+    }
+    cudnnCheck(cudnnDestroy(h));
+}
+
+// ---------------------------------------------------------------- bfloat16 forms (TABULA_CUDA_DTYPE=bf16)
+//
+// Each kernel's bfloat16 form on bfloat16 inputs (random floats rounded to
+// bfloat16, which is what such a kernel is ever given) against the CPU op on
+// the same values as floats. The kernel loads them exactly and does the float
+// op's steps, so what it stores is the CPU result rounded once to bfloat16:
+// the same bits as bf16(CPU), not a bound. Against the float result that is
+// |got - cpu| <= 2^-8 |cpu| (bf16 keeps 8 significant bits: the relative
+// error of one round-to-nearest is at most 2^-8), also asserted. The float
+// results of a bfloat16 form (bias gradients, loss, norm: sums of the float
+// values before the store's rounding) have the bits of the float kernel on
+// the same inputs, which the cases above hold to the CPU. A kernel that
+// stored a float, truncated instead of rounding, read a bfloat16 as a float,
+// or summed the rounded values would fail these.
+
+static std::vector<float> bf16_rt(const void *d, size_t n) { return host_of(d, n, CUDNN_DATA_BFLOAT16); }
+static void *bf16_dev(const std::vector<float> &v) { return dev_of(v, CUDNN_DATA_BFLOAT16); }
+
+// got == bf16(want) bit for bit, and within 2^-8 of want (NaN to NaN).
+static void expect_bf16_of(const std::vector<float> &got, const std::vector<float> &want, const char *what) {
+    std::vector<float> r = bf16_round(want);
+    EXPECT(diff_bits(got, r) == 0, "%s: %zu of %zu are not the float result rounded to bf16", what,
+           diff_bits(got, r), r.size());
+    size_t far = 0;
+    for (size_t i = 0; i < got.size(); i++)
+        if (!(fabsf(got[i] - want[i]) <= ldexpf(1.0f, -8) * fabsf(want[i])) && !(isnan(got[i]) && isnan(want[i])) &&
+            got[i] != want[i])
+            far++;
+    EXPECT(far == 0, "%s: %zu beyond 2^-8 relative", what, far);
+}
+
+static const Shape kBfShapes[] = {{2, 3, 255}, {1, 4, 1000}, {2, 64, 129}, {2, 40, 2100}};
+
+TEST_IMPL(bf16_bias_act) {
+    for (int layout : {TB_NCHW, TB_NHWC})
+        for (const Shape &s : kBfShapes)
+            for (int act = ACT_NONE; act <= ACT_SIGMOID; act++) {
+                size_t n = (size_t)s.B * s.C * s.HW, ns = bias_act_backward_scratch(s.B, s.C, s.HW, layout);
+                std::vector<float> y = bf16_round(randv(n, -4, 4)), d = bf16_round(randv(n, -1, 1));
+                std::vector<float> b = randv((size_t)s.C, -1, 1), want_y = y, want_d = d, want_db((size_t)s.C);
+                bias_act_forward(want_y.data(), b.data(), s.B, s.C, s.HW, act, 0.2f);
+                bias_act_backward(want_d.data(), want_db.data(), y.data(), s.B, s.C, s.HW, act, 0.2f);
+                float *db = dnew<float>((size_t)s.C), *dgb = dnew<float>((size_t)s.C), *fgb = dnew<float>((size_t)s.C);
+                float *scratch = dnew<float>(ns ? ns : 1), *fd = dnew<float>(n), *fy = dnew<float>(n);
+                unsigned *done = dnew<unsigned>(1);
+                cudaMemset(done, 0, sizeof(unsigned));
+                up(db, b);
+                char what[96];
+                snprintf(what, sizeof what, "bf16 bias_act %dx%dx%d act %d layout %d", s.B, s.C, s.HW, act, layout);
+                void *hy = bf16_dev(lay(y, s.B, s.C, s.HW, layout));
+                void *hy2 = bf16_dev(lay(y, s.B, s.C, s.HW, layout)), *hd = bf16_dev(lay(d, s.B, s.C, s.HW, layout));
+                auto got = both_orders(what, [&] {
+                    cudaMemcpy(hy, hy2, n * 2, cudaMemcpyDeviceToDevice);
+                    bias_act_forward_cuda((__nv_bfloat16 *)hy, db, s.B, s.C, s.HW, act, 0.2f, layout, NULL);
+                    return unlay(bf16_rt(hy, n), s.B, s.C, s.HW, layout);
+                });
+                expect_bf16_of(got, want_y, what);
+                void *hd2 = bf16_dev(lay(d, s.B, s.C, s.HW, layout));
+                auto gotd = both_orders(what, [&] {
+                    cudaMemcpy(hd, hd2, n * 2, cudaMemcpyDeviceToDevice);
+                    bias_act_backward_cuda((__nv_bfloat16 *)hd, dgb, (const __nv_bfloat16 *)hy2, s.B, s.C, s.HW, act,
+                                           0.2f, scratch, done, layout, NULL);
+                    std::vector<float> out = unlay(bf16_rt(hd, n), s.B, s.C, s.HW, layout), g = down(dgb, (size_t)s.C);
+                    out.insert(out.end(), g.begin(), g.end());
+                    return out;
+                });
+                expect_bf16_of(std::vector<float>(gotd.begin(), gotd.begin() + (long)n), want_d, what);
+                up(fd, lay(d, s.B, s.C, s.HW, layout));
+                up(fy, lay(y, s.B, s.C, s.HW, layout));
+                bias_act_backward_cuda(fd, fgb, fy, s.B, s.C, s.HW, act, 0.2f, scratch, done, layout, NULL);
+                std::vector<float> fdb = down(fgb, (size_t)s.C);
+                EXPECT(diff_bits(std::vector<float>(gotd.begin() + (long)n, gotd.end()), fdb) == 0,
+                       "%s: bias gradient not the float kernel's bits", what);
+                for (void *p : {(void *)db, (void *)dgb, (void *)fgb, (void *)scratch, (void *)fd, (void *)fy,
+                                (void *)done, hy, hy2, hd, hd2})
+                    cudaFree(p);
+            }
+}
+
+// out_act_loss: y and dy as bf16(CPU), the loss and the bias gradient the
+// float kernel's bits on the same inputs.
+TEST_IMPL(bf16_out_act_loss) {
+    double *scratch = dnew<double>(TB_REDUCE_BLOCKS);
+    unsigned *done = dnew<unsigned>(1);
+    float *dloss = dnew<float>(1);
+    cudaMemset(done, 0, sizeof(unsigned));
+    static const Shape shapes[] = {{2, 3, 255}, {3, 3, 5000}, {2, 40, 300}};
+    for (int layout : {TB_NCHW, TB_NHWC})
+        for (const Shape &s : shapes)
+            for (int act = ACT_NONE; act <= ACT_SIGMOID; act++)
+                for (int loss = LOSS_MSE; loss <= LOSS_L1; loss++) {
+                    size_t n = (size_t)s.B * s.C * s.HW;
+                    std::vector<float> y = bf16_round(randv(n, -3, 3)), t = bf16_round(randv(n, 0, 1));
+                    std::vector<float> b = randv((size_t)s.C, -1, 1), want_y = y, want_dy(n), want_db((size_t)s.C);
+                    bias_act_forward(want_y.data(), b.data(), s.B, s.C, s.HW, act, 0.2f);
+                    if (loss == LOSS_L1) l1_forward_backward_ref(want_dy.data(), want_y.data(), t.data(), n);
+                    else mse_forward_backward(want_dy.data(), want_y.data(), t.data(), n);
+                    bias_act_backward(want_dy.data(), want_db.data(), want_y.data(), s.B, s.C, s.HW, act, 0.2f);
+                    float *db = dnew<float>((size_t)s.C), *ddb = dnew<float>((size_t)s.C);
+                    float *fy = dnew<float>(n), *fdy = dnew<float>(n), *ft = dnew<float>(n);
+                    up(db, b);
+                    up(fy, lay(y, s.B, s.C, s.HW, layout));
+                    up(ft, lay(t, s.B, s.C, s.HW, layout));
+                    out_act_loss_cuda(fy, fdy, ddb, dloss, db, ft, s.B, s.C, s.HW, act, 0.2f, loss, scratch, done,
+                                      layout, NULL);
+                    std::vector<float> fref = down(ddb, (size_t)s.C);
+                    fref.push_back(down(dloss, 1)[0]);
+                    void *hy = bf16_dev(lay(y, s.B, s.C, s.HW, layout)), *hy0 = bf16_dev(lay(y, s.B, s.C, s.HW, layout));
+                    void *hdy = bf16_dev(y), *ht = bf16_dev(lay(t, s.B, s.C, s.HW, layout));
+                    char what[96];
+                    snprintf(what, sizeof what, "bf16 out_act_loss %dx%dx%d act %d loss %d layout %d", s.B, s.C,
+                             s.HW, act, loss, layout);
+                    auto got = both_orders(what, [&] {
+                        cudaMemcpy(hy, hy0, n * 2, cudaMemcpyDeviceToDevice);
+                        out_act_loss_cuda((__nv_bfloat16 *)hy, (__nv_bfloat16 *)hdy, ddb, dloss, db,
+                                          (const __nv_bfloat16 *)ht, s.B, s.C, s.HW, act, 0.2f, loss, scratch,
+                                          done, layout, NULL);
+                        std::vector<float> out = unlay(bf16_rt(hy, n), s.B, s.C, s.HW, layout),
+                                           g = unlay(bf16_rt(hdy, n), s.B, s.C, s.HW, layout), gb = down(ddb, (size_t)s.C);
+                        out.insert(out.end(), g.begin(), g.end());
+                        out.insert(out.end(), gb.begin(), gb.end());
+                        out.push_back(down(dloss, 1)[0]);
+                        return out;
+                    });
+                    expect_bf16_of(std::vector<float>(got.begin(), got.begin() + (long)n), want_y, what);
+                    expect_bf16_of(std::vector<float>(got.begin() + (long)n, got.begin() + 2 * (long)n), want_dy, what);
+                    EXPECT(diff_bits(std::vector<float>(got.begin() + 2 * (long)n, got.end()), fref) == 0,
+                           "%s: bias gradient or loss not the float kernel's bits", what);
+                    for (void *p : {(void *)db, (void *)ddb, (void *)fy, (void *)fdy, (void *)ft, hy, hy0, hdy, ht})
+                        cudaFree(p);
+                }
+    cudaFree(scratch);
+    cudaFree(done);
+    cudaFree(dloss);
+}
+
+// Frames in (bf16 of the CPU's v/255), reconstructions out (a bf16 value
+// gives the CPU's byte of that value; RGBA and the atlas's tiles the float
+// kernels' bytes on the same values).
+TEST_IMPL(bf16_frames_and_tiles) {
+    const int B = 2;
+    for (int layout : {TB_NCHW, TB_NHWC})
+        for (const Size2 &f : kFrames) {
+            size_t hw = (size_t)f.H * f.W, fb = hw * 3;
+            std::vector<uint8_t> store(2 * fb);
+            for (uint8_t &c : store) c = (uint8_t)(tb_rng_u32(&rng) & 255);
+            std::vector<float> want(2 * B * 3 * hw);
+            const int sl[2 * B] = {1, 0, 0, 0};
+            for (int b = 0; b < 2 * B; b++) frame_to_tensor(want.data() + b * 3 * hw, store.data() + sl[b] * fb, f.H, f.W);
+            uint8_t *dstore = dnew<uint8_t>(store.size());
+            int *dslots = dnew<int>(2 * B);
+            up(dstore, store);
+            up(dslots, std::vector<int>(sl, sl + 2 * B));
+            void *hx = bf16_dev(std::vector<float>(B * 3 * hw)), *ht = bf16_dev(std::vector<float>(B * 3 * hw));
+            auto got = both_orders("bf16 frames_gather", [&] {
+                frames_gather_cuda((__nv_bfloat16 *)hx, (__nv_bfloat16 *)ht, dstore, dslots, B, f.H, f.W, layout, NULL);
+                std::vector<float> out = unlay(bf16_rt(hx, B * 3 * hw), B, 3, (int)hw, layout),
+                                   t = unlay(bf16_rt(ht, B * 3 * hw), B, 3, (int)hw, layout);
+                out.insert(out.end(), t.begin(), t.end());
+                return out;
+            });
+            expect_bf16_of(got, want, "bf16 frames_gather");
+            frame_to_tensor_cuda((__nv_bfloat16 *)hx, dstore, B, f.H, f.W, layout, NULL);
+            std::vector<float> ft = unlay(bf16_rt(hx, B * 3 * hw), B, 3, (int)hw, layout);
+            std::vector<float> want_ft(B * 3 * hw);  // frames 0 and 1 of the store, in order
+            for (int k = 0; k < B; k++) frame_to_tensor(want_ft.data() + k * 3 * hw, store.data() + k * fb, f.H, f.W);
+            expect_bf16_of(ft, want_ft, "bf16 frame_to_tensor");
+            std::vector<float> x = bf16_round(recon(3 * hw));
+            std::vector<uint8_t> want_rgb(fb);
+            tensor_to_frame(want_rgb.data(), x.data(), f.H, f.W);
+            void *hr = bf16_dev(lay(x, 1, 3, (int)hw, layout));
+            float *fx = dnew<float>(3 * hw);
+            up(fx, lay(x, 1, 3, (int)hw, layout));
+            uint8_t *drgb = dnew<uint8_t>(fb), *da = dnew<uint8_t>(4 * hw), *fa = dnew<uint8_t>(4 * hw);
+            auto rgb = both_orders("bf16 tensor_to_frame", [&] {
+                tensor_to_frame_cuda(drgb, (const __nv_bfloat16 *)hr, f.H, f.W, layout, NULL);
+                return down(drgb, fb);
+            });
+            EXPECT(diff_bits(rgb, want_rgb) == 0, "bf16 tensor_to_frame %dx%d: %zu bytes differ", f.W, f.H,
+                   diff_bits(rgb, want_rgb));
+            tensor_to_rgba_cuda(da, 4 * (size_t)f.W, (const __nv_bfloat16 *)hr, f.H, f.W, layout, NULL);
+            tensor_to_rgba_cuda(fa, 4 * (size_t)f.W, fx, f.H, f.W, layout, NULL);
+            EXPECT(diff_bits(down(da, 4 * hw), down(fa, 4 * hw)) == 0, "bf16 tensor_to_rgba %dx%d differs", f.W, f.H);
+            for (void *p : {(void *)dstore, (void *)dslots, hx, ht, hr, (void *)fx, (void *)drgb, (void *)da, (void *)fa})
+                cudaFree(p);
+        }
+    std::vector<uint8_t> lut = tile_lut();
+    uint8_t *dlut = dnew<uint8_t>(lut.size());
+    up(dlut, lut);
+    static const TileGeom kGeoms[] = {{19, 5, 8, 5, 16, 10, 0, 0, 0, 90, 24}, {3, 1, 37, 23, 37, 23, 3, 2, 1, 0, 0}};
+    for (int layout : {TB_NCHW, TB_NHWC})
+        for (const TileGeom &g : kGeoms) {
+            int bw, bh;
+            tiles_size(&g, &bw, &bh);
+            size_t pitch = 4 * (size_t)(g.x + bw), bytes = pitch * (size_t)(g.y + bh);
+            std::vector<float> x = bf16_round(tile_acts(g, 1));
+            std::vector<uint8_t> want(bytes, 0x5A);
+            tiles_draw(want.data(), pitch, 4, x.data(), &g, (const uint8_t(*)[3])lut.data());
+            void *hx = bf16_dev(lay(x, 1, g.ch, g.sw * g.sh, layout));
+            uint8_t *dpic = dnew<uint8_t>(bytes);
+            auto got = both_orders("bf16 tiles", [&] {
+                cudaMemset(dpic, 0x5A, bytes);
+                tiles_draw_cuda(dpic, pitch, (const __nv_bfloat16 *)hx, &g, dlut, layout, NULL);
+                return down(dpic, bytes);
+            });
+            EXPECT(diff_bits(got, want) == 0, "bf16 tiles %d ch: %zu bytes differ from tiles_draw", g.ch,
+                   diff_bits(got, want));
+            cudaFree(hx);
+            cudaFree(dpic);
+        }
+    cudaFree(dlut);
+}
+
+// The bottleneck op on bf16: bf16 of the float kernel's result on the same
+// values (which the cases above hold to the CPU), noise on and off.
+TEST_IMPL(bf16_bottleneck) {
+    for (int layout : {TB_NCHW, TB_NHWC})
+        for (const Shape &s : kBfShapes)
+            for (float a : {0.0f, 0.5f}) {
+                size_t n = (size_t)s.B * s.C * s.HW;
+                std::vector<float> x = bf16_round(randv(n, -2, 2)), mask = bn_mask(s.C, 3);
+                float *dmask = dnew<float>((size_t)s.C), *dn = dnew<float>(1), *fx = dnew<float>(n), *fy = dnew<float>(n);
+                unsigned long long *dpass = dnew<unsigned long long>(1);
+                up(dmask, mask);
+                up(dn, std::vector<float>{a});
+                up(dpass, std::vector<unsigned long long>{7});
+                up(fx, x);
+                void *hx = bf16_dev(x), *hy = bf16_dev(x);
+                bottleneck_forward_cuda(fy, fx, dmask, dn, dpass, s.B, s.C, s.HW, layout, NULL);
+                std::vector<float> want = down(fy, n);
+                auto got = both_orders("bf16 bottleneck_forward", [&] {
+                    bottleneck_forward_cuda((__nv_bfloat16 *)hy, (const __nv_bfloat16 *)hx, dmask, dn, dpass, s.B,
+                                            s.C, s.HW, layout, NULL);
+                    return bf16_rt(hy, n);
+                });
+                expect_bf16_of(got, want, "bf16 bottleneck_forward");
+                bottleneck_backward_cuda(fy, fx, dmask, s.B, s.C, s.HW, layout, NULL);
+                bottleneck_backward_cuda((__nv_bfloat16 *)hy, (const __nv_bfloat16 *)hx, dmask, s.B, s.C, s.HW, layout, NULL);
+                expect_bf16_of(bf16_rt(hy, n), down(fy, n), "bf16 bottleneck_backward");
+                for (void *p : {(void *)dmask, (void *)dn, (void *)fx, (void *)fy, (void *)dpass, hx, hy}) cudaFree(p);
+            }
+}
+
+// The optimizer side: the norm takes the weights' gradients from the bf16
+// block (mask 1) and writes them into the float block, exactly; the updates
+// write the float weights with the float kernel's bits and their bf16 copy
+// as bf16(w); params_to_bf16 rounds each weight.
+TEST_IMPL(bf16_optimizer) {
+    double *scratch = dnew<double>(TB_REDUCE_BLOCKS);
+    float *dnorm = dnew<float>(1), *dloss = dnew<float>(1);
+    unsigned *done = dnew<unsigned>(1);
+    StepStats *ring = dnew<StepStats>(TB_STATS_RING);
+    StepParams *dp = dnew<StepParams>(1);
+    cudaMemset(done, 0, sizeof(unsigned));
+    up(dloss, std::vector<float>{0.5f});
+    for (size_t n : {(size_t)1, (size_t)257, (size_t)70001}) {
+        std::vector<float> g = randv(n, -2, 2), g16 = bf16_round(randv(n, -2, 2)), merged = g;
+        std::vector<uint8_t> mask(n);
+        for (size_t i = 0; i < n; i++) mask[i] = (i / 7) % 3 != 0, merged[i] = mask[i] ? g16[i] : g[i];
+        float *dg = dnew<float>(n), *fg = dnew<float>(n);
+        uint8_t *dmask = dnew<uint8_t>(n);
+        void *hg = bf16_dev(g16);
+        up(dmask, mask);
+        up(fg, merged);
+        for (int opt : {OPT_SGD, OPT_ADAM}) {
+            Hyper h = {};
+            h.optimizer = opt, h.lr = 0.01f, h.momentum = 0.9f, h.weight_decay = 1e-4f, h.beta1 = 0.9f;
+            h.beta2 = 0.999f, h.eps = 1e-8f, h.t = 1, h.clip = 1.0f;
+            StepParams p;
+            step_params_fill(&p, &h, 2);
+            cudaMemcpy(dp, &p, sizeof p, cudaMemcpyHostToDevice);
+            grad_norm_stats_cuda(dnorm, ring, dloss, dp, fg, n, scratch, done, NULL);
+            float want_norm = down(dnorm, 1)[0];
+            up(dg, g);
+            grad_norm_stats_cuda(dnorm, ring, dloss, dp, dg, (const __nv_bfloat16 *)hg, dmask, n, scratch, done, NULL);
+            EXPECT(down(dnorm, 1)[0] == want_norm, "bf16 norm n %zu: %.9g vs %.9g", n, down(dnorm, 1)[0], want_norm);
+            EXPECT(diff_bits(down(dg, n), merged) == 0, "bf16 norm n %zu: %zu gradients not converted", n,
+                   diff_bits(down(dg, n), merged));
+            std::vector<float> w = randv(n, -1, 1);
+            float *fw = dnew<float>(n), *dw = dnew<float>(n), *st = dnew<float>(2 * n), *st2 = dnew<float>(2 * n);
+            void *hw16 = bf16_dev(std::vector<float>(n));
+            up(fw, w), up(dw, w);
+            cudaMemset(st, 0, 2 * n * sizeof(float)), cudaMemset(st2, 0, 2 * n * sizeof(float));
+            if (opt == OPT_ADAM) {
+                adam_update_cuda(fw, st, st + n, fg, n, dnorm, dp, NULL);
+                adam_update_cuda(dw, (__nv_bfloat16 *)hw16, st2, st2 + n, dg, n, dnorm, dp, NULL);
+            } else {
+                sgd_update_cuda(fw, st, fg, n, dnorm, dp, NULL);
+                sgd_update_cuda(dw, (__nv_bfloat16 *)hw16, st2, dg, n, dnorm, dp, NULL);
+            }
+            std::vector<float> wf = down(fw, n);
+            EXPECT(diff_bits(down(dw, n), wf) == 0, "bf16 update opt %d n %zu: weights differ", opt, n);
+            expect_bf16_of(bf16_rt(hw16, n), wf, "bf16 update's copy");
+            params_to_bf16_cuda((__nv_bfloat16 *)hw16, fg, n, NULL);
+            expect_bf16_of(bf16_rt(hw16, n), merged, "params_to_bf16");
+            for (void *q : {(void *)fw, (void *)dw, (void *)st, (void *)st2, hw16}) cudaFree(q);
+        }
+        EXPECT(down(done, 1)[0] == 0, "bf16 norm: counter left at %u", down(done, 1)[0]);
+        for (void *q : {(void *)dg, (void *)fg, (void *)dmask, hg}) cudaFree(q);
+    }
+    EXPECT(kh_errors() == 0, "%s", kh_first_error());
+    for (void *q : {(void *)scratch, (void *)dnorm, (void *)dloss, (void *)done, (void *)ring, (void *)dp}) cudaFree(q);
 }
 
 // The noise bound is tight enough to see a wrong draw or a wrong formula:
@@ -1273,7 +1658,7 @@ TEST_IMPL(missing_block_is_caught) {
     float *dx = dnew<float>(x.size());
     uint8_t *drgb = dnew<uint8_t>(want.size());
     up(dx, x);
-    LAUNCH(tensor_to_frame_kernel, (unsigned)tb_ceil_div((size_t)HW, TB_BLOCK) - 1, TB_BLOCK, NULL,
+    LAUNCH(tensor_to_frame_kernel<float>, (unsigned)tb_ceil_div((size_t)HW, TB_BLOCK) - 1, TB_BLOCK, NULL,
            drgb, dx, HW, (size_t)HW, 1);
     size_t bad = diff_bits(down(drgb, want.size()), want);
     EXPECT(bad > 0, "a launch one block short matched the CPU");
@@ -1389,7 +1774,8 @@ TEST_MAIN(TEST_ENTRY(bias_act_forward), TEST_ENTRY(bias_act_forward_nhwc), TEST_
           TEST_ENTRY(frame_to_tensor), TEST_ENTRY(frame_to_tensor_nhwc), TEST_ENTRY(frames_gather), TEST_ENTRY(frames_gather_nhwc), TEST_ENTRY(tensor_to_frame), TEST_ENTRY(tensor_to_frame_nhwc),
           TEST_ENTRY(tensor_to_rgba), TEST_ENTRY(tensor_to_rgba_nhwc), TEST_ENTRY(tiles_draw), TEST_ENTRY(tiles_draw_nhwc), TEST_ENTRY(lerp), TEST_ENTRY(couple),
           TEST_ENTRY(bottleneck_forward), TEST_ENTRY(bottleneck_forward_nhwc), TEST_ENTRY(bottleneck_backward), TEST_ENTRY(bottleneck_backward_nhwc),
-          TEST_ENTRY(bottleneck_next), TEST_ENTRY(cudnn_nhwc_matches_nchw), TEST_ENTRY(bottleneck_wrong_noise_is_caught),
+          TEST_ENTRY(bottleneck_next), TEST_ENTRY(cudnn_nhwc_matches_nchw), TEST_ENTRY(cudnn_bf16_rounds_the_float_sums), TEST_ENTRY(bf16_bias_act), TEST_ENTRY(bf16_out_act_loss),
+          TEST_ENTRY(bf16_frames_and_tiles), TEST_ENTRY(bf16_bottleneck), TEST_ENTRY(bf16_optimizer), TEST_ENTRY(bottleneck_wrong_noise_is_caught),
           TEST_ENTRY(capture_records_failures),
           TEST_ENTRY(missing_block_is_caught), TEST_ENTRY(write_past_end_is_caught),
           TEST_ENTRY(divergent_syncthreads_is_caught), TEST_ENTRY(bad_warp_sum_is_caught),

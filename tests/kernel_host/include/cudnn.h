@@ -42,6 +42,7 @@ typedef enum {
     CUDNN_DATA_FLOAT = 0,
     CUDNN_DATA_DOUBLE = 1,
     CUDNN_DATA_HALF = 2,
+    CUDNN_DATA_BFLOAT16 = 9,
 } cudnnDataType_t;
 typedef enum {
     CUDNN_DEFAULT_MATH = 0,
