@@ -1,37 +1,39 @@
 #!/usr/bin/env bash
 # gpu_session.sh [OUTDIR]: everything only a GPU can show, in one command, on a
 # machine with nvcc, CMake and PyTorch but none of the desktop libraries.
-#   1. builds the engine (TABULA_APP=OFF) against cuDNN from the nvidia-cudnn
-#      wheel when there is no system cuDNN;
-#   2. test_cuda_parity with TABULA_REQUIRE_CUDA=1 (a GPU that cannot be used
-#      fails, naming why, instead of skipping), in NCHW, again in NHWC
-#      (TABULA_CUDA_LAYOUT=nhwc), and in NHWC with bfloat16 activations
-#      (TABULA_CUDA_DTYPE=bf16: its bounds are bf16's);
-#   3. the engine suite (ctest);
-#   4. a 300-frame learning run on a real clip at 256x256, CUDA (NCHW, then
-#      NHWC) against the CPU (the PSNR curves must agree: mean of the last 30
-#      frames within 0.5 dB), and CUDA in NHWC with bf16 activations, held to
-#      the same 0.5 dB as bf16's quality rule (reported, never a failure: a
-#      bf16 that misses it just does not become the default);
-#   5. bench_train --backend cuda against PyTorch eager and torch.compile,
-#      back to back, at 256x256, 1280x720 and 1920x1088, tabula again in NHWC
-#      (--layout nhwc), in NHWC with bf16 activations (--dtype bf16), and
-#      both float layouts with cuDNN held to FMA math (what TF32 buys);
-#   6. the whole headless loop at 1280x720, one step a frame (target 60/s);
-#   7. PyTorch eager in NHWC float32 and NHWC bfloat16: what cuDNN gains from
-#      the layout and the dtype on this net (informs; never fails the run);
-# then prints one markdown table for bench/RESULTS.md (with the layout rule's
-# verdict: NHWC becomes the default if faster at 256x256 and 1920x1088 with
-# its learning curve within 0.5 dB of the CPU's; and the bf16 rule's: bf16
-# becomes the default if faster than the faster float layout at both sizes
-# with its curve within 0.5 dB) and exits non-zero if any check failed. Logs and the table go to OUTDIR (default $OUT or ./gpu-out).
+# First it builds the engine (TABULA_APP=OFF) against cuDNN from the
+# nvidia-cudnn wheel when there is no system cuDNN; then the stages, in order
+# of what matters most, each only while the time budget (GPU_BUDGET_S, 560 s:
+# the device tool stops a command at 600 s) still holds the least it needs; a
+# stage that no longer fits is listed as NOT RUN, and the table comes anyway:
+#   parity    test_cuda_parity with TABULA_REQUIRE_CUDA=1 (a GPU that cannot
+#             be used fails, naming why, instead of skipping), NCHW float;
+#   bench     bench_train --backend cuda against PyTorch eager and
+#             torch.compile, back to back, at 256x256, 1280x720, 1920x1088;
+#   learning  a 300-frame learning run on a real clip at 256x256, CUDA against
+#             the CPU (mean PSNR of the last 30 frames within 0.5 dB);
+#   nhwc      parity, bench_train and the learning curve in NHWC
+#             (TABULA_CUDA_LAYOUT=nhwc);
+#   bf16      the same in NHWC with bfloat16 activations (TABULA_CUDA_DTYPE=
+#             bf16; parity to bf16's bounds; a curve that misses 0.5 dB is
+#             reported, not a failure: bf16 then just does not become the
+#             default);
+#   live      the whole headless loop at 1280x720, one step a frame (target
+#             60/s);
+#   fma       bench_train with cuDNN held to FMA math in each layout (what
+#             TF32 buys);
+#   ctest     the engine suite;
+#   torch_layouts  PyTorch eager in NHWC float32 and bfloat16 (informs).
+# Then one markdown table for bench/RESULTS.md, with the layout rule's verdict
+# (NHWC becomes the default if faster at 256x256 and 1920x1088 with its curve
+# within 0.5 dB of the CPU's) and the bf16 rule's (bf16 becomes the default if
+# faster than the faster float layout at both sizes with its curve within
+# 0.5 dB), and a non-zero exit if any check failed. Logs and the table go to
+# OUTDIR (default $OUT or ./gpu-out); each stage's start time is in the log
+# ("== name (N s)"), for the least times in the stage list.
 # Data: $TABULA_DATA, else ./gpu-data (bench/gpu_prepare.sh fills it with one
 # clip from ../shared/data; name it in the device tool's carry), else
-# ../shared/data. Each stage has a time limit so the whole stays under 9
-# minutes; the NHWC runs add about 40 s (a parity run, a 300-frame CUDA run,
-# two bench_train runs of 3 x 220 steps) and the bf16 runs about 30 s more (a
-# parity run, a 300-frame run, one bench_train run), figures to revisit once a
-# session has timed its stages (each stage's start is in the log).
+# ../shared/data.
 set -u
 export TABULA_REQUIRE_CUDA=1
 cd "$(dirname "$0")/.."
@@ -39,12 +41,21 @@ ROOT=$PWD
 OUTDIR=${1:-${OUT:-gpu-out}}
 mkdir -p "$OUTDIR"
 OUTDIR=$(cd "$OUTDIR" && pwd)
-FAIL=0
+FAIL=0 NOTRUN=0
 fail() { echo "FAIL: $*" | tee -a "$OUTDIR/summary.txt"; FAIL=1; }
 pass() { echo "ok:   $*" | tee -a "$OUTDIR/summary.txt"; }
 : > "$OUTDIR/summary.txt"
 T0=$(date +%s)
 stage() { echo "== $1 ($(($(date +%s) - T0)) s)"; }
+# The time budget: the device tool stops a command at 600 s. cap N gives N
+# seconds, or what is left of the budget less 20 s for the table (at least 1:
+# `timeout 0` would mean no limit at all).
+BUDGET=${GPU_BUDGET_S:-560}
+cap() {
+  local l=$((BUDGET - 20 - ($(date +%s) - T0)))
+  [ "$l" -lt 1 ] && l=1
+  [ "$l" -lt "$1" ] && echo "$l" || echo "$1"
+}
 
 nvidia-smi > "$OUTDIR/nvidia-smi.txt" 2>&1 || true
 GPU=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)
@@ -78,53 +89,41 @@ fi
 pass "build (${ARCH:-default} arch, cuDNN ${CUDNN_ROOT:-system})"
 B=$ROOT/build-gpu
 
-# 2. Parity of every CUDA op with the CPU reference, and of the whole backend
-# in each device layout.
-stage parity
-if (cd "$B" && timeout 120 ./test_cuda_parity) > "$OUTDIR/parity.log" 2>&1; then
-  pass "test_cuda_parity"
-else
-  fail "test_cuda_parity (see parity.log)"; tail -20 "$OUTDIR/parity.log"
-fi
-if (cd "$B" && TABULA_CUDA_LAYOUT=nhwc timeout 120 ./test_cuda_parity) > "$OUTDIR/parity_nhwc.log" 2>&1; then
-  pass "test_cuda_parity, NHWC"
-else
-  fail "test_cuda_parity, NHWC (see parity_nhwc.log)"; tail -20 "$OUTDIR/parity_nhwc.log"
-fi
-if (cd "$B" && TABULA_CUDA_LAYOUT=nhwc TABULA_CUDA_DTYPE=bf16 timeout 120 ./test_cuda_parity) \
-    > "$OUTDIR/parity_bf16.log" 2>&1; then
-  pass "test_cuda_parity, NHWC BF16"
-else
-  fail "test_cuda_parity, NHWC BF16 (see parity_bf16.log)"; tail -20 "$OUTDIR/parity_bf16.log"
-fi
-
-# 3. The engine suite. gpu-data holds only the start of each clip: the tests
-# that read whole clips (test_y4m's loop, test_learning) are left to CI.
-stage ctest
-if (cd "$B" && timeout 240 ctest --output-on-failure -j8 -E 'test_learning|test_y4m') > "$OUTDIR/ctest.log" 2>&1; then
-  pass "ctest: $(grep -E 'tests passed' "$OUTDIR/ctest.log")"
-else
-  fail "ctest: $(grep -E 'tests passed|tests failed' "$OUTDIR/ctest.log")"
-  grep -E "\*\*\*Failed|Failed  " "$OUTDIR/ctest.log" | head
-fi
-
-# 4. Learning: the same 300 frames on both backends.
-stage learning
+# The stages, as functions; they run below in order of what matters most, each
+# only if the time budget still holds it (the device tool stops a command at
+# 600 s: a session cut short still gets its table, and says what did not run).
+SIZES=256x256,1280x720,1920x1088
 CLIP=$DATA/hikers_forest_320x240.y4m
 [ -f "$CLIP" ] || CLIP=
-if [ -z "$CLIP" ]; then
-  fail "learning: no clip (run bench/gpu_prepare.sh and carry gpu-data)"
-else
-  # name:backend:layout:dtype; cuda_nhwc is the CUDA backend in NHWC,
-  # cuda_bf16 in NHWC with bfloat16 activations.
-  for run in cpu:cpu:nchw:fp32 cuda:cuda:nchw:fp32 cuda_nhwc:cuda:nhwc:fp32 cuda_bf16:cuda:nhwc:bf16; do
-    IFS=: read -r name be lay dt <<< "$run"
-    TABULA_CUDA_LAYOUT=$lay TABULA_CUDA_DTYPE=$dt timeout 120 "$B/tabula" --headless --backend $be --size 256x256 --frames 300 \
-      --source "file:$CLIP" --autosave.minutes 0 --metrics "$OUTDIR/curve_$name.jsonl" \
-      > "$OUTDIR/curve_$name.log" 2>&1 || fail "learning run on $name (see curve_$name.log)"
-  done
-  for gpu in cuda cuda_nhwc cuda_bf16; do
-    if python3 - "$OUTDIR" $gpu > "$OUTDIR/curve_$gpu.txt" 2>&1 <<'EOF'; then
+
+# test_cuda_parity in one configuration: NAME, then its environment.
+parity() {
+  local name=$1 log=$OUTDIR/parity${2:+_$2}.log; shift 2
+  if (cd "$B" && env "$@" timeout "$(cap 120)" ./test_cuda_parity) > "$log" 2>&1; then
+    pass "test_cuda_parity$name"
+  else
+    fail "test_cuda_parity$name (see $(basename "$log"))"; tail -20 "$log"
+  fi
+}
+
+# bench_train on the GPU: LOG, then its flags (and environment before them).
+bench() {
+  local log=$1; shift
+  env "$@" > "$OUTDIR/$log" 2>&1 || fail "$* (see $log)"
+}
+
+# A 300-frame learning run at 256x256 on the clip: NAME BACKEND LAYOUT DTYPE.
+curve_run() {
+  TABULA_CUDA_LAYOUT=$3 TABULA_CUDA_DTYPE=$4 timeout "$(cap 120)" "$B/tabula" --headless --backend "$2" \
+    --size 256x256 --frames 300 --source "file:$CLIP" --autosave.minutes 0 --metrics "$OUTDIR/curve_$1.jsonl" \
+    > "$OUTDIR/curve_$1.log" 2>&1 || fail "learning run on $1 (see curve_$1.log)"
+}
+
+# Compares run NAME's curve with the CPU's: the mean PSNR of the last 30
+# frames within 0.5 dB, and a real rise. bf16 only reports a miss (its rule).
+curve_check() {
+  local gpu=$1
+  if python3 - "$OUTDIR" "$gpu" > "$OUTDIR/curve_$gpu.txt" 2>&1 <<'EOF'; then
 import json, sys
 d, gpu = sys.argv[1], sys.argv[2]
 def psnr(be):
@@ -135,51 +134,95 @@ c0, c1, nc = psnr("cpu"); g0, g1, ng = psnr(gpu)
 print(f"cpu {c0:.2f} -> {c1:.2f} dB, {gpu} {g0:.2f} -> {g1:.2f} dB over {nc}/{ng} frames")
 sys.exit(0 if nc == ng == 300 and abs(c1 - g1) <= 0.5 and g1 - g0 > 5 else 1)
 EOF
-      pass "learning curves agree: $(cat "$OUTDIR/curve_$gpu.txt")"
-    elif [ $gpu = cuda_bf16 ]; then  # the quality rule: reported, not a failure
-      echo "bf16 fails its quality rule: $(tail -1 "$OUTDIR/curve_$gpu.txt")" | tee -a "$OUTDIR/summary.txt"
-    else
-      fail "learning curves ($gpu): $(tail -1 "$OUTDIR/curve_$gpu.txt")"
-    fi
-  done
-fi
+    pass "learning curves agree: $(cat "$OUTDIR/curve_$gpu.txt")"
+  elif [ "$gpu" = cuda_bf16 ]; then
+    echo "bf16 fails its quality rule: $(tail -1 "$OUTDIR/curve_$gpu.txt")" | tee -a "$OUTDIR/summary.txt"
+  else
+    fail "learning curves ($gpu): $(tail -1 "$OUTDIR/curve_$gpu.txt")"
+  fi
+}
 
-# 5. Speed, back to back.
-stage bench
-SIZES=256x256,1280x720,1920x1088
-timeout 120 "$B/bench_train" --backend cuda --sizes $SIZES > "$OUTDIR/bench_tabula.log" 2>&1 ||
-  fail "bench_train (see bench_tabula.log)"
-timeout 120 "$B/bench_train" --backend cuda --sizes $SIZES --layout nhwc > "$OUTDIR/bench_tabula_nhwc.log" 2>&1 ||
-  fail "bench_train in NHWC (see bench_tabula_nhwc.log)"
-timeout 120 "$B/bench_train" --backend cuda --sizes $SIZES --layout nhwc --dtype bf16 \
-  > "$OUTDIR/bench_tabula_bf16.log" 2>&1 || fail "bench_train in NHWC BF16 (see bench_tabula_bf16.log)"
-# The same with cuDNN held to FMA math (no TF32): what TF32 buys, in each layout.
-NVIDIA_TF32_OVERRIDE=0 TABULA_NO_TF32=1 timeout 120 "$B/bench_train" --backend cuda --sizes $SIZES \
-  > "$OUTDIR/bench_tabula_fma.log" 2>&1 || fail "bench_train without TF32 (see bench_tabula_fma.log)"
-NVIDIA_TF32_OVERRIDE=0 TABULA_NO_TF32=1 timeout 120 "$B/bench_train" --backend cuda --sizes $SIZES --layout nhwc \
-  > "$OUTDIR/bench_tabula_nhwc_fma.log" 2>&1 || fail "bench_train in NHWC without TF32 (see bench_tabula_nhwc_fma.log)"
-timeout 90 python3 bench/torch_bench.py --device cuda --mode eager --sizes $SIZES \
-  > "$OUTDIR/bench_torch_eager.log" 2>&1 || fail "torch eager bench"
-timeout 200 python3 bench/torch_bench.py --device cuda --mode compile --sizes $SIZES \
-  > "$OUTDIR/bench_torch_compile.log" 2>&1 || fail "torch compile bench"
+# 2. Parity of every CUDA op with the CPU reference (NCHW float).
+stage_parity() { parity "" "" TABULA_CUDA_LAYOUT=nchw; }
+
+# 3. Speed, back to back: tabula against PyTorch eager and torch.compile.
+stage_bench() {
+  bench bench_tabula.log timeout "$(cap 120)" "$B/bench_train" --backend cuda --sizes $SIZES
+  bench bench_torch_eager.log timeout "$(cap 90)" python3 bench/torch_bench.py --device cuda --mode eager --sizes $SIZES
+  bench bench_torch_compile.log timeout "$(cap 200)" python3 bench/torch_bench.py --device cuda --mode compile --sizes $SIZES
+}
+
+# 4. Learning: the same 300 frames on the CPU and on CUDA (NCHW float).
+stage_learning() {
+  if [ -z "$CLIP" ]; then fail "learning: no clip (run bench/gpu_prepare.sh and carry gpu-data)"; return; fi
+  curve_run cpu cpu nchw fp32
+  curve_run cuda cuda nchw fp32
+  curve_check cuda
+}
+
+# 5. The options the rules choose between: parity, speed and the learning
+# curve in NHWC (TABULA_CUDA_LAYOUT=nhwc) and in NHWC with bfloat16
+# activations (TABULA_CUDA_DTYPE=bf16: its parity bounds are bf16's).
+stage_nhwc() {
+  parity ", NHWC" nhwc TABULA_CUDA_LAYOUT=nhwc
+  bench bench_tabula_nhwc.log timeout "$(cap 120)" "$B/bench_train" --backend cuda --sizes $SIZES --layout nhwc
+  [ -n "$CLIP" ] && curve_run cuda_nhwc cuda nhwc fp32 && curve_check cuda_nhwc
+}
+stage_bf16() {
+  parity ", NHWC BF16" bf16 TABULA_CUDA_LAYOUT=nhwc TABULA_CUDA_DTYPE=bf16
+  bench bench_tabula_bf16.log timeout "$(cap 120)" "$B/bench_train" --backend cuda --sizes $SIZES --layout nhwc --dtype bf16
+  [ -n "$CLIP" ] && curve_run cuda_bf16 cuda nhwc bf16 && curve_check cuda_bf16
+}
 
 # 6. The whole loop (source, fit, step, read-back) at 1280x720, one step a
 # frame, headless: the live app trains on every frame of a 60 fps stream if
 # this keeps above 60 frames/s (the window adds its own thread).
-stage live
-if [ -n "$CLIP" ]; then
-  timeout 120 "$B/tabula" --headless --backend cuda --size 1280x720 --frames 600 --source "file:$CLIP" \
+stage_live() {
+  [ -n "$CLIP" ] || return 0
+  timeout "$(cap 120)" "$B/tabula" --headless --backend cuda --size 1280x720 --frames 600 --source "file:$CLIP" \
     --autosave.minutes 0 > "$OUTDIR/live_1280x720.log" 2>&1 || fail "headless 1280x720 run (see live_1280x720.log)"
-fi
+}
 
-# 7. What cuDNN gains on this net from channels-last (NHWC) and bfloat16
-# activations, measured through PyTorch eager (tabula is NCHW float32): the
-# evidence for or against that rework. Last, as it only informs.
-stage layouts
-for v in "nhwc fp32" "nhwc bf16"; do
-  set -- $v
-  timeout 90 python3 bench/torch_bench.py --device cuda --mode eager --sizes $SIZES --layout $1 --dtype $2 \
-    > "$OUTDIR/bench_torch_$1_$2.log" 2>&1 || echo "torch eager $1 $2 did not finish" >> "$OUTDIR/summary.txt"
+# 7. The same with cuDNN held to FMA math (no TF32): what TF32 buys, in each layout.
+stage_fma() {
+  bench bench_tabula_fma.log NVIDIA_TF32_OVERRIDE=0 TABULA_NO_TF32=1 timeout "$(cap 120)" \
+    "$B/bench_train" --backend cuda --sizes $SIZES
+  bench bench_tabula_nhwc_fma.log NVIDIA_TF32_OVERRIDE=0 TABULA_NO_TF32=1 timeout "$(cap 120)" \
+    "$B/bench_train" --backend cuda --sizes $SIZES --layout nhwc
+}
+
+# 8. The engine suite. gpu-data holds only the start of each clip: the tests
+# that read whole clips (test_y4m's loop, test_learning) are left to CI.
+stage_ctest() {
+  if (cd "$B" && timeout "$(cap 240)" ctest --output-on-failure -j8 -E 'test_learning|test_y4m') > "$OUTDIR/ctest.log" 2>&1; then
+    pass "ctest: $(grep -E 'tests passed' "$OUTDIR/ctest.log")"
+  else
+    fail "ctest: $(grep -E 'tests passed|tests failed' "$OUTDIR/ctest.log")"
+    grep -E "\*\*\*Failed|Failed  " "$OUTDIR/ctest.log" | head
+  fi
+}
+
+# 9. What cuDNN gains on this net from channels-last (NHWC) and bfloat16,
+# measured through PyTorch eager beside tabula's own. Only informs.
+stage_torch_layouts() {
+  for v in "nhwc fp32" "nhwc bf16"; do
+    set -- $v
+    timeout "$(cap 90)" python3 bench/torch_bench.py --device cuda --mode eager --sizes $SIZES --layout $1 --dtype $2 \
+      > "$OUTDIR/bench_torch_$1_$2.log" 2>&1 || echo "torch eager $1 $2 did not finish" >> "$OUTDIR/summary.txt"
+  done
+}
+
+# In order of what matters most: the seconds each needs at least (measured
+# stage times belong here once a session has run: see the log's "==" lines).
+for s in parity:40 bench:120 learning:60 nhwc:60 bf16:60 live:30 fma:50 ctest:120 torch_layouts:60; do
+  name=${s%%:*} need=${s#*:}
+  if [ "$(cap "$need")" -lt "$need" ]; then  # not even its least: listed, not run
+    echo "NOT RUN (time budget): $name" | tee -a "$OUTDIR/summary.txt"
+    NOTRUN=1
+    continue
+  fi
+  stage "$name"
+  "stage_$name"
 done
 
 # The table for bench/RESULTS.md, and the issue's targets: 2x eager and 1.2x
@@ -286,5 +329,7 @@ stage done
 cat "$OUTDIR/table.md"
 echo
 cat "$OUTDIR/summary.txt"
-[ $FAIL = 0 ] && echo "ALL CHECKS PASSED" || echo "SOME CHECKS FAILED"
-exit $FAIL
+# 0: all ran and passed; 1: a check failed; 3: what ran passed, not all ran.
+if [ $FAIL != 0 ]; then echo "SOME CHECKS FAILED"; exit 1; fi
+if [ $NOTRUN != 0 ]; then echo "CHECKS PASSED, BUT NOT ALL RAN (time budget): run again for the rest"; exit 3; fi
+echo "ALL CHECKS PASSED"
