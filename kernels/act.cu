@@ -96,6 +96,27 @@ __global__ void bias_act_backward_kernel(T *d, float *partial, float *db, unsign
     }
 }
 
+// out_act_loss's step for element i, in either layout: the activation in
+// place, the loss's gradient through it into dy, the loss and the bias
+// gradient added to *ls and *bs, in the CPU ops' own order.
+template <typename T>
+__device__ inline void out_act_loss_at(T *y, T *dy, const T *t, size_t i, float bias, int act,
+                                       float slope, int l1, float grad_scale, double *ls, double *bs) {
+    float v = act_apply(tb_ld(y[i]) + bias, act, slope);
+    y[i] = tb_st<T>(v);
+    float e = v - tb_ld(t[i]), g;
+    if (l1) {
+        g = e > 0.0f ? grad_scale : e < 0.0f ? -grad_scale : 0.0f;
+        *ls += fabs((double)e);
+    } else {
+        g = grad_scale * e;
+        *ls += (double)e * (double)e;
+    }
+    g = act_backward(g, v, act, slope);
+    dy[i] = tb_st<T>(g);
+    *bs += (double)g;
+}
+
 // The output layer from its convolution's result y (B,C,HW) on: y = act(y +
 // b[c]) in place, the loss against t (MSE, or L1 when l1), dy = the loss's
 // gradient through the activation, and the bias gradient. grid (chunks, C) as
@@ -115,22 +136,8 @@ __global__ void out_act_loss_kernel(T *y, T *dy, double *part, float *db, float 
     double ls = 0.0, bs = 0.0;
     for (int s = 0; s < B; s++) {
         size_t base = ((size_t)s * C + c) * (size_t)HW;
-        for (int p = p0 + (int)threadIdx.x; p < p1; p += (int)blockDim.x) {
-            size_t i = base + p;
-            float v = act_apply(tb_ld(y[i]) + bias, act, slope);
-            y[i] = tb_st<T>(v);
-            float e = v - tb_ld(t[i]), g;
-            if (l1) {
-                g = e > 0.0f ? grad_scale : e < 0.0f ? -grad_scale : 0.0f;
-                ls += fabs((double)e);
-            } else {
-                g = grad_scale * e;
-                ls += (double)e * (double)e;
-            }
-            g = act_backward(g, v, act, slope);
-            dy[i] = tb_st<T>(g);
-            bs += (double)g;
-        }
+        for (int p = p0 + (int)threadIdx.x; p < p1; p += (int)blockDim.x)
+            out_act_loss_at(y, dy, t, base + p, bias, act, slope, l1, grad_scale, &ls, &bs);
     }
     ls = block_sum(ls);
     __syncthreads();  // block_sum's shared array, again
@@ -218,22 +225,8 @@ __global__ void out_act_loss_nhwc_kernel(T *y, T *dy, double *part, float *db, f
     double ls = 0.0, bs = 0.0;
     if (row < rows && c < C) {
         float bias = b[c];
-        for (int r = r0 + row; r < r1; r += rows) {
-            size_t i = (size_t)r * C + c;
-            float v = act_apply(tb_ld(y[i]) + bias, act, slope);
-            y[i] = tb_st<T>(v);
-            float e = v - tb_ld(t[i]), g;
-            if (l1) {
-                g = e > 0.0f ? grad_scale : e < 0.0f ? -grad_scale : 0.0f;
-                ls += fabs((double)e);
-            } else {
-                g = grad_scale * e;
-                ls += (double)e * (double)e;
-            }
-            g = act_backward(g, v, act, slope);
-            dy[i] = tb_st<T>(g);
-            bs += (double)g;
-        }
+        for (int r = r0 + row; r < r1; r += rows)
+            out_act_loss_at(y, dy, t, (size_t)r * C + c, bias, act, slope, l1, grad_scale, &ls, &bs);
     }
     ls = block_sum(ls);
     __syncthreads();
