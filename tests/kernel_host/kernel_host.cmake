@@ -92,23 +92,20 @@ foreach(t test_kernel_host test_cuda_shim_host test_cuda_parity_host test_cuda_s
 endforeach()
 # Two devices for the parity run: a case puts a net on the second one.
 set_tests_properties(test_cuda_parity_host PROPERTIES ENVIRONMENT "${TEST_ENV};KH_DEVICES=2")
+# A program run again under other settings: NAME PROGRAM ENVIRONMENT...
+function(kernel_host_variant name program)
+  add_test(NAME ${name} COMMAND ${program})
+  set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 ENVIRONMENT "${TEST_ENV};${ARGN}")
+endfunction()
 # The steps once more with the streams' queued work run oldest first (3 s).
-add_test(NAME test_cuda_steps_host_oldest COMMAND test_cuda_steps_host)
-set_tests_properties(test_cuda_steps_host_oldest PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
-                     ENVIRONMENT "${TEST_ENV};KH_STREAM_ORDER=oldest")
+kernel_host_variant(test_cuda_steps_host_oldest test_cuda_steps_host KH_STREAM_ORDER=oldest)
 # The same two programs again with the backend in NHWC (TABULA_CUDA_LAYOUT):
 # every parity case, and the same work per step as in NCHW.
-add_test(NAME test_cuda_parity_host_nhwc COMMAND test_cuda_parity_host)
-set_tests_properties(test_cuda_parity_host_nhwc PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
-                     ENVIRONMENT "${TEST_ENV};KH_DEVICES=2;TABULA_CUDA_LAYOUT=nhwc")
-add_test(NAME test_cuda_steps_host_nhwc COMMAND test_cuda_steps_host)
-set_tests_properties(test_cuda_steps_host_nhwc PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
-                     ENVIRONMENT "${TEST_ENV};TABULA_CUDA_LAYOUT=nhwc")
+kernel_host_variant(test_cuda_parity_host_nhwc test_cuda_parity_host KH_DEVICES=2 TABULA_CUDA_LAYOUT=nhwc)
+kernel_host_variant(test_cuda_steps_host_nhwc test_cuda_steps_host TABULA_CUDA_LAYOUT=nhwc)
 # The parity run once more with bfloat16 activations (TABULA_CUDA_DTYPE=bf16):
 # every case, the comparisons with the float CPU at the bf16 bounds (~30 s).
-add_test(NAME test_cuda_parity_host_bf16 COMMAND test_cuda_parity_host)
-set_tests_properties(test_cuda_parity_host_bf16 PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
-                     ENVIRONMENT "${TEST_ENV};KH_DEVICES=2;TABULA_CUDA_DTYPE=bf16")
+kernel_host_variant(test_cuda_parity_host_bf16 test_cuda_parity_host KH_DEVICES=2 TABULA_CUDA_DTYPE=bf16)
 
 # In a CUDA build the toolkit's headers are here: every value the stand-ins
 # give (cuda_host_api.h, include/cudnn.h) must be the toolkit's, or the build
