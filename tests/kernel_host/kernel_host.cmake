@@ -103,9 +103,11 @@ kernel_host_variant(test_cuda_steps_host_oldest test_cuda_steps_host KH_STREAM_O
 # every parity case, and the same work per step as in NCHW.
 kernel_host_variant(test_cuda_parity_host_nhwc test_cuda_parity_host KH_DEVICES=2 TABULA_CUDA_LAYOUT=nhwc)
 kernel_host_variant(test_cuda_steps_host_nhwc test_cuda_steps_host TABULA_CUDA_LAYOUT=nhwc)
-# The parity run once more with bfloat16 activations (TABULA_CUDA_DTYPE=bf16):
-# every case, the comparisons with the float CPU at the bf16 bounds (~30 s).
+# The parity run and the steps once more with bfloat16 activations
+# (TABULA_CUDA_DTYPE=bf16): every case, the comparisons with the float CPU at
+# the bf16 bounds (~30 s and ~2 s).
 kernel_host_variant(test_cuda_parity_host_bf16 test_cuda_parity_host KH_DEVICES=2 TABULA_CUDA_DTYPE=bf16)
+kernel_host_variant(test_cuda_steps_host_bf16 test_cuda_steps_host TABULA_CUDA_DTYPE=bf16)
 
 # In a CUDA build the toolkit's headers are here: every value the stand-ins
 # give (cuda_host_api.h, include/cudnn.h) must be the toolkit's, or the build

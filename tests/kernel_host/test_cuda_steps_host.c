@@ -19,6 +19,19 @@
 
 static uint8_t *frames[4];
 
+// The bounds against the float CPU backend: 1e-5 of the largest value in
+// float. With bfloat16 activations (TABULA_CUDA_DTYPE=bf16) each stored value
+// is rounded to 8 bits (2^-9 relative), once per layer it passes, so
+// activation i is held to (2i+1) 2^-8 of its largest value, the weights after
+// a run to 2^-9 and the output to 2 bytes, as in test_cuda_parity.c (measured:
+// 0.002 to 0.0063 for the activations, 2.5e-4 for the weights).
+static int bf16(void) {
+    const char *v = getenv("TABULA_CUDA_DTYPE");
+    return v && strcmp(v, "bf16") == 0;
+}
+static double act_bound(int i) { return bf16() ? (2 * i + 1) / 256.0 : 1e-5; }
+static double weight_bound(void) { return bf16() ? 1 / 512.0 : 1e-5; }
+
 static void make_frames(int W, int H, uint64_t seed) {
     TbRng r;
     tb_rng_seed(&r, seed);
@@ -150,7 +163,7 @@ TEST_IMPL(graphs_dropped_when_the_workspace_grows) {
     printf("workspace growth: %ld of %d steps replayed; params rel. error %.2g\n",
            backend_cuda_graph_launches(gpu), n, e);
     EXPECT(kh_errors() == errors0, "the emulator reported: %s", kh_first_error());
-    EXPECT(e <= 1e-5, "params after the run: relative error %.3g", e);
+    EXPECT(e <= weight_bound(), "params after the run: relative error %.3g", e);
     // batch 2: 2 replays, then 3 from its capture anew; batch 3: 1
     EXPECT(backend_cuda_graph_launches(gpu) == 6, "%ld graph launches, want 6",
            backend_cuda_graph_launches(gpu));
@@ -191,7 +204,7 @@ TEST_IMPL(activations_decode_and_mem_info) {
     }
     for (int i = 0; i <= m.n_layers; i++) {
         double e = max_rel_err(act[1] + m.act_off[i], act[0] + m.act_off[i], m.act_n[i], 1e-6);
-        EXPECT(e <= 1e-5, "activation %d: relative error %.3g", i, e);
+        EXPECT(e <= act_bound(i), "activation %d: relative error %.3g", i, e);
     }
     int nb = model_bottleneck_act(&m), maxd = 0;
     gpu->decode(gpu, act[1] + m.act_off[nb], dec);
@@ -200,7 +213,7 @@ TEST_IMPL(activations_decode_and_mem_info) {
         int d = abs((int)dec[k] - (int)out[0][k]);
         if (d > maxd) maxd = d;
     }
-    EXPECT(maxd <= 1, "decode against the CPU's output: max byte difference %d", maxd);
+    EXPECT(maxd <= (bf16() ? 2 : 1), "decode against the CPU's output: max byte difference %d", maxd);
     size_t used = 0, total = 0;
     EXPECT(gpu->mem_info(gpu, &used, &total) == 0 && used > 0 && used < total,
            "mem_info: used %zu of %zu", used, total);
