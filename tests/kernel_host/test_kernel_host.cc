@@ -93,23 +93,24 @@ static std::vector<float> randv(size_t n, float lo, float hi) {
 // B samples of C channels x HW between NCHW and the kernels' layout (NHWC:
 // channels last); lay takes NCHW to it, unlay back. The cases hold the
 // kernels to the CPU ops in NCHW order either way.
-static std::vector<float> lay(const std::vector<float> &v, int B, int C, int HW, int layout) {
+static std::vector<float> relay(const std::vector<float> &v, int B, int C, int HW, int layout,
+                                int to_kernel) {
     if (layout == TB_NCHW) return v;
     std::vector<float> o(v.size());
     for (size_t b = 0; b < (size_t)B; b++)
         for (size_t c = 0; c < (size_t)C; c++)
-            for (size_t p = 0; p < (size_t)HW; p++)
-                o[(b * HW + p) * C + c] = v[(b * C + c) * HW + p];
+            for (size_t p = 0; p < (size_t)HW; p++) {
+                size_t nchw = (b * C + c) * HW + p, nhwc = (b * HW + p) * C + c;
+                if (to_kernel) o[nhwc] = v[nchw];
+                else o[nchw] = v[nhwc];
+            }
     return o;
 }
+static std::vector<float> lay(const std::vector<float> &v, int B, int C, int HW, int layout) {
+    return relay(v, B, C, HW, layout, 1);
+}
 static std::vector<float> unlay(const std::vector<float> &v, int B, int C, int HW, int layout) {
-    if (layout == TB_NCHW) return v;
-    std::vector<float> o(v.size());
-    for (size_t b = 0; b < (size_t)B; b++)
-        for (size_t c = 0; c < (size_t)C; c++)
-            for (size_t p = 0; p < (size_t)HW; p++)
-                o[(b * C + c) * HW + p] = v[(b * HW + p) * C + c];
-    return o;
+    return relay(v, B, C, HW, layout, 0);
 }
 
 // Elements whose bits differ.
