@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# gpu_prepare.sh: run here before a GPU session. The device machine gets this
-# checkout but not ../shared, and the checkout travels with at most 64 MiB, so
-# the start of each real clip and the photos are copied into gpu-data/ (kept
-# out of git through .git/info/exclude): hikers 300 frames (the learning-curve
-# check), asl and flower 60 frames (the tests' few frames). Name "gpu-data" in
-# the device tool's carry and run bench/gpu_session.sh there.
+# gpu_prepare.sh: run here before a GPU session on another machine that gets a
+# copy of this checkout (at most 64 MiB) but not ../shared: the start of each
+# real clip and the photos are copied into gpu-data/ (kept out of git through
+# .git/info/exclude): hikers 300 frames (the learning-curve check), asl and
+# flower 60 frames (the tests' few frames). Copy gpu-data/ along with the
+# checkout and run bench/gpu_session.sh there.
 set -eu
 cd "$(dirname "$0")/.."
 SRC=${TABULA_DATA:-../shared/data}

@@ -4,7 +4,7 @@
 # First it builds the engine (TABULA_APP=OFF) against cuDNN from the
 # nvidia-cudnn wheel when there is no system cuDNN; then the stages, in order
 # of what matters most, each only while the time budget (GPU_BUDGET_S, 560 s:
-# the device tool stops a command at 600 s) still holds the least it needs; a
+# a remote run may be stopped at 600 s) still holds the least it needs; a
 # stage that no longer fits is listed as NOT RUN, and the table comes anyway:
 #   parity    test_cuda_parity with TABULA_REQUIRE_CUDA=1 (a GPU that cannot
 #             be used fails, naming why, instead of skipping), NCHW float;
@@ -32,7 +32,7 @@
 # OUTDIR (default $OUT or ./gpu-out); each stage's start time is in the log
 # ("== name (N s)"), for the least times in the stage list.
 # Data: $TABULA_DATA, else ./gpu-data (bench/gpu_prepare.sh fills it with one
-# clip from ../shared/data; name it in the device tool's carry), else
+# clip from ../shared/data; copy it along with the checkout), else
 # ../shared/data.
 set -u
 export TABULA_REQUIRE_CUDA=1
@@ -47,7 +47,7 @@ pass() { echo "ok:   $*" | tee -a "$OUTDIR/summary.txt"; }
 : > "$OUTDIR/summary.txt"
 T0=$(date +%s)
 stage() { echo "== $1 ($(($(date +%s) - T0)) s)"; }
-# The time budget: the device tool stops a command at 600 s. cap N gives N
+# The time budget: a remote run may be stopped at 600 s. cap N gives N
 # seconds, or what is left of the budget less 20 s for the table (at least 1:
 # `timeout 0` would mean no limit at all).
 BUDGET=${GPU_BUDGET_S:-560}
@@ -90,7 +90,7 @@ pass "build (${ARCH:-default} arch, cuDNN ${CUDNN_ROOT:-system})"
 B=$ROOT/build-gpu
 
 # The stages, as functions; they run below in order of what matters most, each
-# only if the time budget still holds it (the device tool stops a command at
+# only if the time budget still holds it (a remote run may be stopped at
 # 600 s: a session cut short still gets its table, and says what did not run).
 SIZES=256x256,1280x720,1920x1088
 CLIP=$DATA/hikers_forest_320x240.y4m
@@ -154,7 +154,7 @@ stage_bench() {
 
 # 4. Learning: the same 300 frames on the CPU and on CUDA (NCHW float).
 stage_learning() {
-  if [ -z "$CLIP" ]; then fail "learning: no clip (run bench/gpu_prepare.sh and carry gpu-data)"; return; fi
+  if [ -z "$CLIP" ]; then fail "learning: no clip (run bench/gpu_prepare.sh and copy gpu-data along)"; return; fi
   curve_run cpu cpu nchw fp32
   curve_run cuda cuda nchw fp32
   curve_check cuda
