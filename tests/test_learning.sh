@@ -8,7 +8,8 @@
 # (14.0 -> 21.1), flower +11.3..11.9 (13.3 -> 25.1). The margins below leave room
 # for rounding differences between machines, not for a network that stopped learning:
 # a flat picture of the mean colour only reaches about 14 dB.
-# TABULA_TEST_BACKEND=cuda runs the same cases on the GPU (bench/gpu_session.sh).
+# TABULA_TEST_BACKEND=cuda runs the same cases on a GPU, by hand with the whole
+# clips (bench/gpu_session.sh runs its own 300-frame CUDA-against-CPU check).
 set -u
 . "$(dirname "$0")/lib.sh"
 BIN=${TABULA_BIN:?set by CTest}
