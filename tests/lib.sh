@@ -64,6 +64,17 @@ _tmp_and_pids_cleanup() {
   rm -rf "$T"
 }
 
+# need_dummy_xorg_tools: skips the whole test, saying why, without what the
+# monitor tests use: Xorg with the dummy driver, xrandr, xwininfo, xdotool,
+# python3, and ffmpeg able to photograph the screen (x11grab).
+need_dummy_xorg_tools() {
+  local p
+  for p in Xorg xrandr xwininfo xdotool ffmpeg python3; do
+    command -v "$p" >/dev/null || skip_all "no $p (an X server with the dummy driver: install xserver-xorg-core, xserver-xorg-video-dummy, x11-xserver-utils, x11-utils, xdotool, ffmpeg)"
+  done
+  ffmpeg -hide_banner -devices 2>/dev/null | grep -q x11grab || skip_all "ffmpeg has no x11grab (to photograph the screen)"
+}
+
 # dummy_xorg: an X server with two monitors that can be plugged and unplugged
 # (Xorg's dummy driver: outputs DUMMY0, DUMMY1 of 640x360 on a screen of at
 # most 1280x360; xrandr --output DUMMY1 --off is a cable pulled). Xvfb gives

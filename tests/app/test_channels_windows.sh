@@ -21,10 +21,7 @@ set -u
 BIN=${TABULA_BIN:?set by CTest}
 DATA=${TABULA_DATA:?set by CTest}
 . "$(dirname "$0")/../lib.sh"
-for p in Xorg xrandr xwininfo xdotool ffmpeg python3; do
-  command -v "$p" >/dev/null || skip_all "no $p (an X server with the dummy driver: install xserver-xorg-core, xserver-xorg-video-dummy, x11-xserver-utils, x11-utils, xdotool, ffmpeg)"
-done
-ffmpeg -hide_banner -devices 2>/dev/null | grep -q x11grab || skip_all "ffmpeg has no x11grab (to photograph the screen)"
+need_dummy_xorg_tools
 tmp_and_pids
 CLIP="file:$DATA/hikers_forest_320x240.y4m"
 RUN=(--backend cpu --size 32x32 --channels 8,16 --source "$CLIP" --osc.port 0 --midi 0 --autosave.minutes 0
